@@ -1,0 +1,65 @@
+//! kernelyard-core: operators, devices, capabilities, the kernel registry and selection.
+//!
+//! # Who is responsible for what
+//! - **Core** (this crate) knows the operator catalog ([`ops`]), validates arguments into
+//!   problems before any backend sees a call, describes devices as data ([`Capabilities`]),
+//!   holds the registry of kernels and chooses among them ([`Selector`], [`Runtime`]). It has no
+//!   GPU dependency.
+//! - **Backends** (`kernelyard-reference`, later `kernelyard-cuda`, `kernelyard-rocm`) probe
+//!   their devices, move memory, and register kernels with `inventory::submit!`. Kernels may
+//!   assume valid arguments and report only device faults and data-dependent errors.
+//! - **Callers** name a device and a [`Policy`] on every call; nothing falls back silently to
+//!   another kernel, backend or device. A kernel that cannot run says why ([`Reason`]).
+//!
+//! # Example
+//! ```
+//! use kernelyard_core::{DeviceId, DType, OpKind, Params, Policy, Problem, Runtime};
+//!
+//! let rt = Runtime::builder().no_probe().build().unwrap();
+//! let problem = Problem::from_params(
+//!     OpKind::RmsNorm,
+//!     &Params::parse(OpKind::RmsNorm, "rows=4,hidden=64").unwrap(),
+//!     DType::BF16,
+//! )
+//! .unwrap();
+//! // No device was probed, so selection says why instead of guessing.
+//! let err = rt.select(DeviceId::cuda(0), &problem, &Policy::auto()).unwrap_err();
+//! assert!(err.to_string().contains("cuda"));
+//! ```
+#![deny(missing_docs)]
+
+pub mod backend;
+pub mod caps;
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod kernel;
+pub mod ops;
+pub mod reason;
+pub mod registry;
+pub mod runtime;
+pub mod select;
+pub mod stream;
+pub mod tensor;
+
+pub use backend::{Backend, BackendEntry, DeviceBuffer, KnownBackend, KNOWN_BACKENDS};
+pub use caps::{Arch, ArchReq, Capabilities, Feature, Gfx, Sm, Version};
+pub use device::{DeviceId, DeviceKind};
+pub use dtype::{DType, Element};
+pub use error::{Error, SelectError, ValidationError};
+pub use kernel::{Kernel, KernelEntry, KernelMeta};
+pub use ops::params::Params;
+pub use ops::{Args, OpKind, Problem};
+pub use reason::Reason;
+pub use registry::Registry;
+pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder};
+pub use select::{
+    Candidate, Choice, Pins, Plan, Policy, SelectionReport, Selector, Verdict, PIN_ENV,
+};
+pub use stream::Stream;
+pub use tensor::{TensorView, TensorViewMut, MAX_RANK};
+
+/// Re-exported so backends and callers use the same `half` version.
+pub use half;
+/// Re-exported so backends can register with the same `inventory` version.
+pub use inventory;

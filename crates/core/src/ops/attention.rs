@@ -1,0 +1,277 @@
+//! `attention` forward (prefill): `out = softmax(scale * q k^T + mask) v` per batch and head.
+//!
+//! `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]`, one float dtype,
+//! contiguous; `Hq % Hkv == 0` and query head `h` uses key/value head `h / (Hq / Hkv)` (GQA;
+//! MQA when `Hkv == 1`). `scale` defaults to `1 / sqrt(D)`. Causal masking is bottom-right
+//! aligned: query `i` sees keys `j <= i + Skv - Sq`. A query that sees no key (causal with
+//! `Sq > Skv`) gets `out = 0` and `lse = -inf`. The optional `lse [B, Hq, Sq]` (f32) is the
+//! natural-log log-sum-exp of the scaled, masked scores. Outputs must not overlap inputs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceId;
+use crate::dtype::DType;
+use crate::error::{Error, ValidationError};
+use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::params::{ParamKey, Params};
+use crate::ops::OpKind;
+use crate::tensor::{TensorView, TensorViewMut};
+
+/// An `attention` problem.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttentionProblem {
+    /// Batch.
+    pub batch: usize,
+    /// Query length.
+    pub seq_q: usize,
+    /// Key/value length.
+    pub seq_kv: usize,
+    /// Query heads.
+    pub heads_q: usize,
+    /// Key/value heads (divides `heads_q`).
+    pub heads_kv: usize,
+    /// Head dimension.
+    pub head_dim: usize,
+    /// dtype of q, k, v and out.
+    pub dtype: DType,
+    /// Bottom-right aligned causal mask.
+    pub causal: bool,
+    /// The log-sum-exp output is requested.
+    pub lse: bool,
+    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    pub align: usize,
+}
+
+impl AttentionProblem {
+    /// Floating-point operations of the two matmuls (halved when causal with `Sq == Skv`,
+    /// counting only visible scores otherwise).
+    pub fn flops(&self) -> f64 {
+        let (sq, skv) = (self.seq_q as f64, self.seq_kv as f64);
+        let pairs = if self.causal {
+            // Query i sees min(Skv, max(0, i + Skv - Sq + 1)) keys.
+            (0..self.seq_q)
+                .map(|i| ((i + self.seq_kv) as f64 - sq + 1.0).clamp(0.0, skv))
+                .sum::<f64>()
+        } else {
+            sq * skv
+        };
+        4.0 * self.batch as f64 * self.heads_q as f64 * pairs * self.head_dim as f64
+    }
+
+    /// A problem from `--problem` keys.
+    pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
+        let r = params.reader(OpKind::Attention);
+        r.check_keys()?;
+        let seq_q = r.usize("seq_q")?;
+        let heads_q = r.usize("heads_q")?;
+        let p = AttentionProblem {
+            batch: r.usize("batch")?,
+            seq_q,
+            seq_kv: match params.get("seq_kv") {
+                None => seq_q,
+                Some(_) => r.usize("seq_kv")?,
+            },
+            heads_q,
+            heads_kv: match params.get("heads_kv") {
+                None => heads_q,
+                Some(_) => r.usize("heads_kv")?,
+            },
+            head_dim: r.usize("head_dim")?,
+            dtype,
+            causal: r.flag("causal")?,
+            lse: r.flag("lse")?,
+            align: r.usize("align")?.min(MAX_ALIGN),
+        };
+        let dims = [
+            p.batch, p.seq_q, p.seq_kv, p.heads_q, p.heads_kv, p.head_dim,
+        ];
+        if dims.contains(&0) {
+            return Err(ValidationError::ZeroSized {
+                arg: "problem",
+                shape: dims.to_vec(),
+            }
+            .into());
+        }
+        check_heads(p.heads_q, p.heads_kv)?;
+        if !DType::FLOATS.contains(&dtype) {
+            return Err(ValidationError::DtypeNotAllowed {
+                arg: "q",
+                got: dtype,
+                allowed: DType::FLOATS,
+            }
+            .into());
+        }
+        Ok(p)
+    }
+}
+
+fn check_heads(heads_q: usize, heads_kv: usize) -> Result<(), ValidationError> {
+    if heads_q % heads_kv != 0 {
+        return Err(ValidationError::Relation {
+            rule: "heads_q % heads_kv == 0",
+            detail: format!("heads_q = {heads_q}, heads_kv = {heads_kv}"),
+        });
+    }
+    Ok(())
+}
+
+/// Keys of `--problem` for `attention`.
+pub const PARAMS: &[ParamKey] = &[
+    ParamKey {
+        key: "batch",
+        default: Some("1"),
+        help: "batch",
+    },
+    ParamKey {
+        key: "seq_q",
+        default: None,
+        help: "query length",
+    },
+    ParamKey {
+        key: "seq_kv",
+        default: Some("seq_q"),
+        help: "key/value length",
+    },
+    ParamKey {
+        key: "heads_q",
+        default: None,
+        help: "query heads",
+    },
+    ParamKey {
+        key: "heads_kv",
+        default: Some("heads_q"),
+        help: "key/value heads",
+    },
+    ParamKey {
+        key: "head_dim",
+        default: None,
+        help: "head dimension",
+    },
+    ParamKey {
+        key: "causal",
+        default: Some("0"),
+        help: "bottom-right causal mask",
+    },
+    ParamKey {
+        key: "lse",
+        default: Some("0"),
+        help: "also write log-sum-exp",
+    },
+    ParamKey {
+        key: "align",
+        default: Some("16"),
+        help: "pointer alignment in bytes",
+    },
+];
+
+/// Arguments of `attention`.
+#[derive(Debug)]
+pub struct AttentionArgs<'a> {
+    /// Queries `[B, Sq, Hq, D]`.
+    pub q: TensorView<'a>,
+    /// Keys `[B, Skv, Hkv, D]`.
+    pub k: TensorView<'a>,
+    /// Values `[B, Skv, Hkv, D]`.
+    pub v: TensorView<'a>,
+    /// Output `[B, Sq, Hq, D]`.
+    pub out: TensorViewMut<'a>,
+    /// Optional log-sum-exp `[B, Hq, Sq]`, f32.
+    pub lse: Option<TensorViewMut<'a>>,
+    /// Bottom-right aligned causal mask.
+    pub causal: bool,
+    /// Score scale; `None` means `1 / sqrt(D)`.
+    pub scale: Option<f32>,
+}
+
+impl<'a> AttentionArgs<'a> {
+    /// Non-causal attention with the default scale and no LSE output.
+    pub fn new(
+        q: TensorView<'a>,
+        k: TensorView<'a>,
+        v: TensorView<'a>,
+        out: TensorViewMut<'a>,
+    ) -> Self {
+        AttentionArgs {
+            q,
+            k,
+            v,
+            out,
+            lse: None,
+            causal: false,
+            scale: None,
+        }
+    }
+
+    /// The scale in effect.
+    pub fn effective_scale(&self) -> f32 {
+        let d = self.q.shape().last().copied().unwrap_or(1).max(1);
+        self.scale.unwrap_or(1.0 / (d as f32).sqrt())
+    }
+
+    /// Validates the arguments into a problem and their device.
+    pub fn validate(&self) -> Result<(AttentionProblem, DeviceId), ValidationError> {
+        let mut ck = Checker::new();
+        let layout = "[batch, seq, heads, head_dim]";
+        let q = ck.contiguous("q", &self.q, 4, layout, DType::FLOATS)?;
+        let dtype = self.q.dtype();
+        let (batch, seq_q, heads_q, head_dim) = (q[0], q[1], q[2], q[3]);
+        let k = ck.contiguous("k", &self.k, 4, layout, DType::FLOATS)?;
+        same_dtype("k", &self.k, dtype)?;
+        dim("k", "batch", k[0], batch, "k has q's batch")?;
+        dim("k", "head_dim", k[3], head_dim, "k has q's head_dim")?;
+        let (seq_kv, heads_kv) = (k[1], k[2]);
+        let v = ck.contiguous("v", &self.v, 4, layout, DType::FLOATS)?;
+        same_dtype("v", &self.v, dtype)?;
+        for (i, name) in ["batch", "seq_kv", "heads_kv", "head_dim"]
+            .into_iter()
+            .enumerate()
+        {
+            dim("v", name, v[i], k[i], "v has k's shape")?;
+        }
+        check_heads(heads_q, heads_kv)?;
+        let o = ck.contiguous("out", &self.out, 4, layout, DType::FLOATS)?;
+        same_dtype("out", &self.out, dtype)?;
+        for (i, name) in ["batch", "seq_q", "heads_q", "head_dim"]
+            .into_iter()
+            .enumerate()
+        {
+            dim("out", name, o[i], q[i], "out has q's shape")?;
+        }
+        let inputs: [(&'static str, &dyn ViewMeta); 3] =
+            [("q", &self.q), ("k", &self.k), ("v", &self.v)];
+        for (name, input) in inputs {
+            no_alias("out", &self.out, name, input)?;
+        }
+        if let Some(lse) = &self.lse {
+            let l = ck.contiguous("lse", lse, 3, "[batch, heads_q, seq_q]", &[DType::F32])?;
+            for (i, (name, want)) in [("batch", batch), ("heads_q", heads_q), ("seq_q", seq_q)]
+                .into_iter()
+                .enumerate()
+            {
+                dim("lse", name, l[i], want, "lse is [batch, heads_q, seq_q]")?;
+            }
+            for (name, input) in inputs {
+                no_alias("lse", lse, name, input)?;
+            }
+            no_alias("lse", lse, "out", &self.out)?;
+        }
+        if let Some(s) = self.scale {
+            finite("scale", s, false)?;
+        }
+        Ok((
+            AttentionProblem {
+                batch,
+                seq_q,
+                seq_kv,
+                heads_q,
+                heads_kv,
+                head_dim,
+                dtype,
+                causal: self.causal,
+                lse: self.lse.is_some(),
+                align: ck.align(),
+            },
+            ck.device(),
+        ))
+    }
+}

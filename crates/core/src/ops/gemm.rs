@@ -1,0 +1,347 @@
+//! `gemm`: `C = alpha * op(A) @ op(B) + beta * C`, optionally batched.
+//!
+//! `op(X)` is `X` or `X^T`. A and B are f32, f16 or bf16 (the same dtype); C is that dtype or
+//! f32; accumulation is in f32 (or better). Matrices are row-major with a unit inner stride and
+//! a row stride (`ld`) of at least their column count. A batch dimension comes first; an
+//! operand of rank 2 next to a rank-3 C is broadcast over the batch (batch stride 0). With
+//! `beta == 0`, C is not read (NaN in C does not propagate).
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceId;
+use crate::dtype::DType;
+use crate::error::{Error, ValidationError};
+use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::params::{ParamKey, Params};
+use crate::ops::OpKind;
+use crate::tensor::{TensorView, TensorViewMut};
+
+/// The dtypes allowed for A and B.
+pub const AB_DTYPES: &[DType] = DType::FLOATS;
+
+/// A `gemm` problem.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GemmProblem {
+    /// Batch count (1 when unbatched).
+    pub batch: usize,
+    /// Rows of C and of op(A).
+    pub m: usize,
+    /// Columns of C and of op(B).
+    pub n: usize,
+    /// The reduction dimension.
+    pub k: usize,
+    /// A is stored `[k, m]` and used transposed.
+    pub trans_a: bool,
+    /// B is stored `[n, k]` and used transposed.
+    pub trans_b: bool,
+    /// dtype of A and B.
+    pub dtype: DType,
+    /// dtype of C (A's dtype or f32).
+    pub c_dtype: DType,
+    /// Row stride of A, elements.
+    pub lda: usize,
+    /// Row stride of B, elements.
+    pub ldb: usize,
+    /// Row stride of C, elements.
+    pub ldc: usize,
+    /// Batch stride of A, elements (0 = broadcast).
+    pub batch_stride_a: usize,
+    /// Batch stride of B, elements (0 = broadcast).
+    pub batch_stride_b: usize,
+    /// Batch stride of C, elements.
+    pub batch_stride_c: usize,
+    /// `beta != 0`: C is read and accumulated into.
+    pub accumulate: bool,
+    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    pub align: usize,
+}
+
+impl GemmProblem {
+    /// Stored shape of A (without batch): `[m, k]`, or `[k, m]` when transposed.
+    pub fn a_dims(&self) -> [usize; 2] {
+        if self.trans_a {
+            [self.k, self.m]
+        } else {
+            [self.m, self.k]
+        }
+    }
+
+    /// Stored shape of B (without batch): `[k, n]`, or `[n, k]` when transposed.
+    pub fn b_dims(&self) -> [usize; 2] {
+        if self.trans_b {
+            [self.n, self.k]
+        } else {
+            [self.k, self.n]
+        }
+    }
+
+    /// Floating-point operations: `2 * batch * m * n * k`.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+
+    /// A contiguous problem from `--problem` keys.
+    pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
+        let r = params.reader(OpKind::Gemm);
+        r.check_keys()?;
+        let (m, n, k, batch) = (
+            r.usize("m")?,
+            r.usize("n")?,
+            r.usize("k")?,
+            r.usize("batch")?,
+        );
+        let (trans_a, trans_b) = (r.flag("trans_a")?, r.flag("trans_b")?);
+        let mut p = GemmProblem {
+            batch,
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            dtype,
+            c_dtype: r.dtype("c_dtype", dtype)?,
+            lda: 0,
+            ldb: 0,
+            ldc: n,
+            batch_stride_a: 0,
+            batch_stride_b: 0,
+            batch_stride_c: if batch > 1 { m * n } else { 0 },
+            accumulate: r.flag("accumulate")?,
+            align: r.usize("align")?.min(MAX_ALIGN),
+        };
+        p.lda = p.a_dims()[1];
+        p.ldb = p.b_dims()[1];
+        if batch > 1 {
+            p.batch_stride_a = m * k;
+            p.batch_stride_b = k * n;
+        }
+        if [m, n, k, batch].contains(&0) {
+            return Err(ValidationError::ZeroSized {
+                arg: "problem",
+                shape: vec![batch, m, n, k],
+            }
+            .into());
+        }
+        if !AB_DTYPES.contains(&dtype) {
+            return Err(ValidationError::DtypeNotAllowed {
+                arg: "a",
+                got: dtype,
+                allowed: AB_DTYPES,
+            }
+            .into());
+        }
+        Ok(p)
+    }
+}
+
+/// Keys of `--problem` for `gemm`.
+pub const PARAMS: &[ParamKey] = &[
+    ParamKey {
+        key: "m",
+        default: None,
+        help: "rows of C",
+    },
+    ParamKey {
+        key: "n",
+        default: None,
+        help: "columns of C",
+    },
+    ParamKey {
+        key: "k",
+        default: None,
+        help: "reduction length",
+    },
+    ParamKey {
+        key: "batch",
+        default: Some("1"),
+        help: "batch count",
+    },
+    ParamKey {
+        key: "trans_a",
+        default: Some("0"),
+        help: "A stored [k, m]",
+    },
+    ParamKey {
+        key: "trans_b",
+        default: Some("0"),
+        help: "B stored [n, k]",
+    },
+    ParamKey {
+        key: "c_dtype",
+        default: Some("same"),
+        help: "dtype of C: same or f32",
+    },
+    ParamKey {
+        key: "accumulate",
+        default: Some("0"),
+        help: "beta != 0",
+    },
+    ParamKey {
+        key: "align",
+        default: Some("16"),
+        help: "pointer alignment in bytes",
+    },
+];
+
+/// Arguments of `gemm`.
+#[derive(Debug)]
+pub struct GemmArgs<'a> {
+    /// A: `[m, k]` (`[k, m]` if `trans_a`), optionally with a leading batch dimension.
+    pub a: TensorView<'a>,
+    /// B: `[k, n]` (`[n, k]` if `trans_b`), optionally with a leading batch dimension.
+    pub b: TensorView<'a>,
+    /// C: `[m, n]` or `[batch, m, n]`; read when `beta != 0`, written.
+    pub c: TensorViewMut<'a>,
+    /// Use A transposed.
+    pub trans_a: bool,
+    /// Use B transposed.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the existing C (0 means C is not read).
+    pub beta: f32,
+}
+
+impl<'a> GemmArgs<'a> {
+    /// `C = A @ B` with no transposes, `alpha = 1`, `beta = 0`.
+    pub fn new(a: TensorView<'a>, b: TensorView<'a>, c: TensorViewMut<'a>) -> Self {
+        GemmArgs {
+            a,
+            b,
+            c,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+}
+
+/// A matrix operand's layout: optional batch, rows, cols, row stride, batch stride.
+struct Matrix {
+    batch: Option<usize>,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    batch_stride: usize,
+}
+
+fn matrix(
+    ck: &mut Checker,
+    arg: &'static str,
+    v: &dyn ViewMeta,
+    allowed: &'static [DType],
+) -> Result<Matrix, ValidationError> {
+    let rank = if v.shape().len() == 3 { 3 } else { 2 };
+    let layout = if rank == 3 {
+        "[batch, rows, cols]"
+    } else {
+        "[rows, cols] or [batch, rows, cols]"
+    };
+    let shape = ck.tensor(arg, v, rank, layout, allowed)?;
+    let s = v.strides();
+    let (rows, cols) = (shape[rank - 2], shape[rank - 1]);
+    let (ld, inner) = (s[rank - 2] as usize, s[rank - 1]);
+    let strides_error = |need| ValidationError::Strides {
+        arg,
+        shape: shape.to_vec(),
+        strides: s.to_vec(),
+        need,
+    };
+    if inner != 1 && cols > 1 {
+        return Err(strides_error("the innermost stride must be 1"));
+    }
+    let ld = if rows == 1 { cols } else { ld };
+    if ld < cols {
+        return Err(strides_error(
+            "the row stride must be at least the column count",
+        ));
+    }
+    Ok(Matrix {
+        batch: (rank == 3).then(|| shape[0]),
+        rows,
+        cols,
+        ld,
+        batch_stride: if rank == 3 && shape[0] > 1 {
+            s[0] as usize
+        } else {
+            0
+        },
+    })
+}
+
+impl GemmArgs<'_> {
+    /// Validates the arguments into a problem and their device.
+    pub fn validate(&self) -> Result<(GemmProblem, DeviceId), ValidationError> {
+        let mut ck = Checker::new();
+        let a = matrix(&mut ck, "a", &self.a, AB_DTYPES)?;
+        let dtype = self.a.dtype();
+        same_dtype("b", &self.b, dtype)?;
+        let b = matrix(&mut ck, "b", &self.b, AB_DTYPES)?;
+        let c_allowed: &'static [DType] = match dtype {
+            DType::F16 => &[DType::F16, DType::F32],
+            DType::BF16 => &[DType::BF16, DType::F32],
+            _ => &[DType::F32],
+        };
+        let c = matrix(&mut ck, "c", &self.c, c_allowed)?;
+        let (m, k) = if self.trans_a {
+            (a.cols, a.rows)
+        } else {
+            (a.rows, a.cols)
+        };
+        let (kb, n) = if self.trans_b {
+            (b.cols, b.rows)
+        } else {
+            (b.rows, b.cols)
+        };
+        dim(
+            "b",
+            "k",
+            kb,
+            k,
+            "op(B) must have k rows, the columns of op(A)",
+        )?;
+        dim("c", "m", c.rows, m, "C must have the rows of op(A)")?;
+        dim("c", "n", c.cols, n, "C must have the columns of op(B)")?;
+        let batch = c.batch.unwrap_or(1);
+        for (arg, x) in [("a", &a), ("b", &b)] {
+            match (x.batch, c.batch) {
+                (Some(bx), _) => dim(arg, "batch", bx, batch, "operands' batch must match C's")?,
+                (None, _) => {}
+            }
+        }
+        if batch > 1 && c.batch_stride < m * c.ld {
+            return Err(ValidationError::Strides {
+                arg: "c",
+                shape: self.c.shape().to_vec(),
+                strides: self.c.strides().to_vec(),
+                need: "C's batches must not overlap (batch stride at least m * ldc)",
+            });
+        }
+        no_alias("c", &self.c, "a", &self.a)?;
+        no_alias("c", &self.c, "b", &self.b)?;
+        finite("alpha", self.alpha, false)?;
+        finite("beta", self.beta, false)?;
+        Ok((
+            GemmProblem {
+                batch,
+                m,
+                n,
+                k,
+                trans_a: self.trans_a,
+                trans_b: self.trans_b,
+                dtype,
+                c_dtype: self.c.dtype(),
+                lda: a.ld,
+                ldb: b.ld,
+                ldc: c.ld,
+                batch_stride_a: if a.batch.is_some() { a.batch_stride } else { 0 },
+                batch_stride_b: if b.batch.is_some() { b.batch_stride } else { 0 },
+                batch_stride_c: c.batch_stride,
+                accumulate: self.beta != 0.0,
+                align: ck.align(),
+            },
+            ck.device(),
+        ))
+    }
+}

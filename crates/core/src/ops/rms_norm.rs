@@ -1,0 +1,190 @@
+//! `rms_norm`: `y = x / sqrt(mean(x^2) + eps) * weight`, row by row, with an optional fused
+//! residual add.
+//!
+//! `x [rows, hidden]`, `weight [hidden]`, `out [rows, hidden]`, one float dtype, contiguous.
+//! With a residual, `x' = x + residual` is computed first, rounded to the dtype and written to
+//! `residual_out`, and `y` is the norm of that stored `x'` (so `y` and `residual_out` agree).
+//! Outputs must not overlap inputs or each other.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceId;
+use crate::dtype::DType;
+use crate::error::{Error, ValidationError};
+use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, MAX_ALIGN};
+use crate::ops::params::{ParamKey, Params};
+use crate::ops::OpKind;
+use crate::tensor::{TensorView, TensorViewMut};
+
+/// An `rms_norm` problem.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RmsNormProblem {
+    /// Rows.
+    pub rows: usize,
+    /// Hidden size (the normalised dimension).
+    pub hidden: usize,
+    /// dtype of every tensor.
+    pub dtype: DType,
+    /// The fused residual variant: `x + residual` is normalised and written out.
+    pub residual: bool,
+    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    pub align: usize,
+}
+
+/// Keys of `--problem` for `rms_norm`.
+pub const PARAMS: &[ParamKey] = &[
+    ParamKey {
+        key: "rows",
+        default: None,
+        help: "rows",
+    },
+    ParamKey {
+        key: "hidden",
+        default: None,
+        help: "hidden size",
+    },
+    ParamKey {
+        key: "residual",
+        default: Some("0"),
+        help: "fused residual add",
+    },
+    ParamKey {
+        key: "align",
+        default: Some("16"),
+        help: "pointer alignment in bytes",
+    },
+];
+
+impl RmsNormProblem {
+    /// A problem from `--problem` keys.
+    pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
+        let r = params.reader(OpKind::RmsNorm);
+        r.check_keys()?;
+        let p = RmsNormProblem {
+            rows: r.usize("rows")?,
+            hidden: r.usize("hidden")?,
+            dtype,
+            residual: r.flag("residual")?,
+            align: r.usize("align")?.min(MAX_ALIGN),
+        };
+        if p.rows == 0 || p.hidden == 0 {
+            return Err(ValidationError::ZeroSized {
+                arg: "problem",
+                shape: vec![p.rows, p.hidden],
+            }
+            .into());
+        }
+        if !DType::FLOATS.contains(&dtype) {
+            return Err(ValidationError::DtypeNotAllowed {
+                arg: "x",
+                got: dtype,
+                allowed: DType::FLOATS,
+            }
+            .into());
+        }
+        Ok(p)
+    }
+}
+
+/// Arguments of `rms_norm`.
+#[derive(Debug)]
+pub struct RmsNormArgs<'a> {
+    /// Input `[rows, hidden]`.
+    pub x: TensorView<'a>,
+    /// Scale `[hidden]`, same dtype.
+    pub weight: TensorView<'a>,
+    /// Optional residual `[rows, hidden]` added to `x` first; needs `residual_out`.
+    pub residual: Option<TensorView<'a>>,
+    /// Output `[rows, hidden]`.
+    pub out: TensorViewMut<'a>,
+    /// Where `x + residual` is written, `[rows, hidden]`; needs `residual`.
+    pub residual_out: Option<TensorViewMut<'a>>,
+    /// Added to the mean square; finite and non-negative.
+    pub eps: f32,
+}
+
+impl<'a> RmsNormArgs<'a> {
+    /// Plain RMSNorm arguments.
+    pub fn new(
+        x: TensorView<'a>,
+        weight: TensorView<'a>,
+        out: TensorViewMut<'a>,
+        eps: f32,
+    ) -> Self {
+        RmsNormArgs {
+            x,
+            weight,
+            residual: None,
+            out,
+            residual_out: None,
+            eps,
+        }
+    }
+
+    /// Validates the arguments into a problem and their device.
+    pub fn validate(&self) -> Result<(RmsNormProblem, DeviceId), ValidationError> {
+        let mut ck = Checker::new();
+        let s = ck.contiguous("x", &self.x, 2, "[rows, hidden]", DType::FLOATS)?;
+        let (rows, hidden) = (s[0], s[1]);
+        let dtype = self.x.dtype();
+        let w = ck.contiguous("weight", &self.weight, 1, "[hidden]", DType::FLOATS)?;
+        same_dtype("weight", &self.weight, dtype)?;
+        dim(
+            "weight",
+            "hidden",
+            w[0],
+            hidden,
+            "weight has one entry per column of x",
+        )?;
+        let o = ck.contiguous("out", &self.out, 2, "[rows, hidden]", DType::FLOATS)?;
+        same_dtype("out", &self.out, dtype)?;
+        dim("out", "rows", o[0], rows, "out has the shape of x")?;
+        dim("out", "hidden", o[1], hidden, "out has the shape of x")?;
+        no_alias("out", &self.out, "x", &self.x)?;
+        no_alias("out", &self.out, "weight", &self.weight)?;
+        match (&self.residual, &self.residual_out) {
+            (None, None) => {}
+            (Some(res), Some(res_out)) => {
+                for (arg, v) in [
+                    ("residual", res as &dyn crate::ops::check::ViewMeta),
+                    ("residual_out", res_out),
+                ] {
+                    let rs = ck.contiguous(arg, v, 2, "[rows, hidden]", DType::FLOATS)?;
+                    same_dtype(arg, v, dtype)?;
+                    dim(arg, "rows", rs[0], rows, "it has the shape of x")?;
+                    dim(arg, "hidden", rs[1], hidden, "it has the shape of x")?;
+                }
+                no_alias("out", &self.out, "residual", res)?;
+                no_alias("residual_out", res_out, "x", &self.x)?;
+                no_alias("residual_out", res_out, "residual", res)?;
+                no_alias("residual_out", res_out, "weight", &self.weight)?;
+                no_alias("residual_out", res_out, "out", &self.out)?;
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ValidationError::Param {
+                    param: "residual",
+                    value: "one of residual / residual_out".into(),
+                    why: "the fused residual variant needs both `residual` and `residual_out`",
+                })
+            }
+        }
+        finite("eps", self.eps, false)?;
+        if self.eps < 0.0 {
+            return Err(ValidationError::Param {
+                param: "eps",
+                value: self.eps.to_string(),
+                why: "must be non-negative",
+            });
+        }
+        Ok((
+            RmsNormProblem {
+                rows,
+                hidden,
+                dtype,
+                residual: self.residual.is_some(),
+                align: ck.align(),
+            },
+            ck.device(),
+        ))
+    }
+}

@@ -1,0 +1,359 @@
+//! `selective_state_update`: one Mamba decode step, with `mamba_ssm` semantics.
+//!
+//! For batch `b`, head `h`, channel `p`, state index `n`, with group `g = h / (H / G)`:
+//!
+//! ```text
+//! d = dt[b,h,p] + dt_bias[h,p]            (dt_bias optional)
+//! if dt_softplus: d = softplus(d)         (softplus(x) = log(1 + exp(x)))
+//! a = A[h,p,n]  (or A[h] when A is [H])
+//! state[b,h,p,n] = state[b,h,p,n] * exp(a * d) + Bm[b,g,n] * d * x[b,h,p]
+//! y = sum_n state[b,h,p,n] * Cm[b,g,n] + D[h,p] * x[b,h,p]      (D optional)
+//! if z: y *= z[b,h,p] * sigmoid(z[b,h,p])                        (z optional)
+//! out[b,h,p] = y
+//! ```
+//!
+//! `state [B, H, P, N]` (any float dtype) is updated in place. `x, dt, z, out [B, H, P]` and
+//! `Bm, Cm [B, G, N]` share one float dtype; `A`, `D` and `dt_bias` are f32. All contiguous;
+//! `out` must not overlap any input or the state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceId;
+use crate::dtype::DType;
+use crate::error::{Error, ValidationError};
+use crate::ops::check::{dim, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::params::{ParamKey, Params};
+use crate::ops::OpKind;
+use crate::tensor::{TensorView, TensorViewMut};
+
+/// A `selective_state_update` problem.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SelectiveStateUpdateProblem {
+    /// Batch.
+    pub batch: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Channels per head (P).
+    pub head_dim: usize,
+    /// State size per channel (N).
+    pub state_dim: usize,
+    /// Groups of B/C (divides `heads`).
+    pub groups: usize,
+    /// dtype of x, dt, z, out, Bm and Cm.
+    pub dtype: DType,
+    /// dtype of the state.
+    pub state_dtype: DType,
+    /// A is `[H]` (one value per head) rather than `[H, P, N]`.
+    pub a_per_head: bool,
+    /// `dt_bias [H, P]` is given.
+    pub dt_bias: bool,
+    /// `D [H, P]` is given.
+    pub d: bool,
+    /// `z [B, H, P]` is given.
+    pub z: bool,
+    /// softplus is applied to `dt + dt_bias`.
+    pub dt_softplus: bool,
+    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    pub align: usize,
+}
+
+/// Keys of `--problem` for `selective_state_update`.
+pub const PARAMS: &[ParamKey] = &[
+    ParamKey {
+        key: "batch",
+        default: None,
+        help: "batch",
+    },
+    ParamKey {
+        key: "heads",
+        default: None,
+        help: "heads (H)",
+    },
+    ParamKey {
+        key: "head_dim",
+        default: None,
+        help: "channels per head (P)",
+    },
+    ParamKey {
+        key: "state_dim",
+        default: None,
+        help: "state size (N)",
+    },
+    ParamKey {
+        key: "groups",
+        default: Some("1"),
+        help: "B/C groups (G), divides heads",
+    },
+    ParamKey {
+        key: "state_dtype",
+        default: Some("same"),
+        help: "dtype of the state",
+    },
+    ParamKey {
+        key: "a_per_head",
+        default: Some("0"),
+        help: "A is [H]",
+    },
+    ParamKey {
+        key: "dt_bias",
+        default: Some("1"),
+        help: "dt_bias given",
+    },
+    ParamKey {
+        key: "d",
+        default: Some("1"),
+        help: "D given",
+    },
+    ParamKey {
+        key: "z",
+        default: Some("1"),
+        help: "z given",
+    },
+    ParamKey {
+        key: "dt_softplus",
+        default: Some("1"),
+        help: "softplus on dt",
+    },
+    ParamKey {
+        key: "align",
+        default: Some("16"),
+        help: "pointer alignment in bytes",
+    },
+];
+
+fn check_groups(heads: usize, groups: usize) -> Result<(), ValidationError> {
+    if heads % groups != 0 {
+        return Err(ValidationError::Relation {
+            rule: "heads % groups == 0",
+            detail: format!("heads = {heads}, groups = {groups}"),
+        });
+    }
+    Ok(())
+}
+
+impl SelectiveStateUpdateProblem {
+    /// A problem from `--problem` keys.
+    pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
+        let r = params.reader(OpKind::SelectiveStateUpdate);
+        r.check_keys()?;
+        let p = SelectiveStateUpdateProblem {
+            batch: r.usize("batch")?,
+            heads: r.usize("heads")?,
+            head_dim: r.usize("head_dim")?,
+            state_dim: r.usize("state_dim")?,
+            groups: r.usize("groups")?,
+            dtype,
+            state_dtype: r.dtype("state_dtype", dtype)?,
+            a_per_head: r.flag("a_per_head")?,
+            dt_bias: r.flag("dt_bias")?,
+            d: r.flag("d")?,
+            z: r.flag("z")?,
+            dt_softplus: r.flag("dt_softplus")?,
+            align: r.usize("align")?.min(MAX_ALIGN),
+        };
+        let dims = [p.batch, p.heads, p.head_dim, p.state_dim, p.groups];
+        if dims.contains(&0) {
+            return Err(ValidationError::ZeroSized {
+                arg: "problem",
+                shape: dims.to_vec(),
+            }
+            .into());
+        }
+        check_groups(p.heads, p.groups)?;
+        for (arg, got) in [("x", dtype), ("state", p.state_dtype)] {
+            if !DType::FLOATS.contains(&got) {
+                return Err(ValidationError::DtypeNotAllowed {
+                    arg,
+                    got,
+                    allowed: DType::FLOATS,
+                }
+                .into());
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Arguments of `selective_state_update`.
+#[derive(Debug)]
+pub struct SelectiveStateUpdateArgs<'a> {
+    /// State `[B, H, P, N]`, updated in place.
+    pub state: TensorViewMut<'a>,
+    /// Input `[B, H, P]`.
+    pub x: TensorView<'a>,
+    /// Time step `[B, H, P]`.
+    pub dt: TensorView<'a>,
+    /// Optional time-step bias `[H, P]`, f32.
+    pub dt_bias: Option<TensorView<'a>>,
+    /// Decay `[H, P, N]` or `[H]`, f32.
+    pub a: TensorView<'a>,
+    /// Input projection `[B, G, N]`.
+    pub bm: TensorView<'a>,
+    /// Output projection `[B, G, N]`.
+    pub cm: TensorView<'a>,
+    /// Optional skip `[H, P]`, f32.
+    pub d: Option<TensorView<'a>>,
+    /// Optional gate `[B, H, P]`.
+    pub z: Option<TensorView<'a>>,
+    /// Output `[B, H, P]`.
+    pub out: TensorViewMut<'a>,
+    /// Apply softplus to `dt + dt_bias`.
+    pub dt_softplus: bool,
+}
+
+impl SelectiveStateUpdateArgs<'_> {
+    /// Validates the arguments into a problem and their device.
+    pub fn validate(&self) -> Result<(SelectiveStateUpdateProblem, DeviceId), ValidationError> {
+        let mut ck = Checker::new();
+        let st = ck.contiguous(
+            "state",
+            &self.state,
+            4,
+            "[batch, heads, head_dim, state_dim]",
+            DType::FLOATS,
+        )?;
+        let (batch, heads, head_dim, state_dim) = (st[0], st[1], st[2], st[3]);
+        let bhp = "[batch, heads, head_dim]";
+        let xs = ck.contiguous("x", &self.x, 3, bhp, DType::FLOATS)?;
+        let dtype = self.x.dtype();
+        let rule_bhp = "it is [batch, heads, head_dim] like the state's first three";
+        for (i, name) in ["batch", "heads", "head_dim"].into_iter().enumerate() {
+            dim("x", name, xs[i], st[i], rule_bhp)?;
+        }
+        let same_bhp = |ck: &mut Checker, arg: &'static str, v: &dyn ViewMeta| {
+            let s = ck.contiguous(arg, v, 3, bhp, DType::FLOATS)?;
+            same_dtype(arg, v, dtype)?;
+            for (i, name) in ["batch", "heads", "head_dim"].into_iter().enumerate() {
+                dim(arg, name, s[i], st[i], rule_bhp)?;
+            }
+            Ok::<(), ValidationError>(())
+        };
+        same_bhp(&mut ck, "dt", &self.dt)?;
+        if let Some(z) = &self.z {
+            same_bhp(&mut ck, "z", z)?;
+        }
+        same_bhp(&mut ck, "out", &self.out)?;
+        let hp = |ck: &mut Checker, arg: &'static str, v: &dyn ViewMeta| {
+            let s = ck.contiguous(arg, v, 2, "[heads, head_dim]", &[DType::F32])?;
+            dim(arg, "heads", s[0], heads, "it is [heads, head_dim]")?;
+            dim(arg, "head_dim", s[1], head_dim, "it is [heads, head_dim]")
+        };
+        if let Some(b) = &self.dt_bias {
+            hp(&mut ck, "dt_bias", b)?;
+        }
+        if let Some(d) = &self.d {
+            hp(&mut ck, "d", d)?;
+        }
+        let a_per_head = self.a.shape().len() == 1;
+        if a_per_head {
+            let s = ck.contiguous(
+                "a",
+                &self.a,
+                1,
+                "[heads] or [heads, head_dim, state_dim]",
+                &[DType::F32],
+            )?;
+            dim(
+                "a",
+                "heads",
+                s[0],
+                heads,
+                "A is [heads] or [heads, head_dim, state_dim]",
+            )?;
+        } else {
+            let s = ck.contiguous(
+                "a",
+                &self.a,
+                3,
+                "[heads] or [heads, head_dim, state_dim]",
+                &[DType::F32],
+            )?;
+            for (i, (name, want)) in [
+                ("heads", heads),
+                ("head_dim", head_dim),
+                ("state_dim", state_dim),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                dim(
+                    "a",
+                    name,
+                    s[i],
+                    want,
+                    "A is [heads] or [heads, head_dim, state_dim]",
+                )?;
+            }
+        }
+        let bs = ck.contiguous(
+            "bm",
+            &self.bm,
+            3,
+            "[batch, groups, state_dim]",
+            DType::FLOATS,
+        )?;
+        same_dtype("bm", &self.bm, dtype)?;
+        let groups = bs[1];
+        dim(
+            "bm",
+            "batch",
+            bs[0],
+            batch,
+            "Bm is [batch, groups, state_dim]",
+        )?;
+        dim(
+            "bm",
+            "state_dim",
+            bs[2],
+            state_dim,
+            "Bm is [batch, groups, state_dim]",
+        )?;
+        let cs = ck.contiguous(
+            "cm",
+            &self.cm,
+            3,
+            "[batch, groups, state_dim]",
+            DType::FLOATS,
+        )?;
+        same_dtype("cm", &self.cm, dtype)?;
+        for (i, name) in ["batch", "groups", "state_dim"].into_iter().enumerate() {
+            dim("cm", name, cs[i], bs[i], "Cm has Bm's shape")?;
+        }
+        check_groups(heads, groups)?;
+        let mut inputs: Vec<(&'static str, &dyn ViewMeta)> = vec![
+            ("x", &self.x),
+            ("dt", &self.dt),
+            ("a", &self.a),
+            ("bm", &self.bm),
+            ("cm", &self.cm),
+        ];
+        for (name, v) in [("dt_bias", &self.dt_bias), ("d", &self.d), ("z", &self.z)] {
+            if let Some(v) = v {
+                inputs.push((name, v));
+            }
+        }
+        for (name, v) in &inputs {
+            no_alias("out", &self.out, name, *v)?;
+            no_alias("state", &self.state, name, *v)?;
+        }
+        no_alias("out", &self.out, "state", &self.state)?;
+        Ok((
+            SelectiveStateUpdateProblem {
+                batch,
+                heads,
+                head_dim,
+                state_dim,
+                groups,
+                dtype,
+                state_dtype: self.state.dtype(),
+                a_per_head,
+                dt_bias: self.dt_bias.is_some(),
+                d: self.d.is_some(),
+                z: self.z.is_some(),
+                dt_softplus: self.dt_softplus,
+                align: ck.align(),
+            },
+            ck.device(),
+        ))
+    }
+}

@@ -1,0 +1,127 @@
+//! `softmax`: `y[r, :] = exp(x[r, :] - max) / sum(exp(x[r, :] - max))` over the last dimension.
+//!
+//! `x` and `y` are `[rows, cols]`, contiguous, of one float dtype; math in f32 (or better).
+//! `y` must not overlap `x`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceId;
+use crate::dtype::DType;
+use crate::error::{Error, ValidationError};
+use crate::ops::check::{dim, no_alias, same_dtype, Checker, MAX_ALIGN};
+use crate::ops::params::{ParamKey, Params};
+use crate::ops::OpKind;
+use crate::tensor::{TensorView, TensorViewMut};
+
+/// The shape of a row-wise problem: `[rows, cols]` of one float dtype.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RowsProblem {
+    /// Rows (independent reductions).
+    pub rows: usize,
+    /// Columns (the reduced dimension).
+    pub cols: usize,
+    /// dtype of input and output.
+    pub dtype: DType,
+    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    pub align: usize,
+}
+
+/// A `softmax` problem.
+pub type SoftmaxProblem = RowsProblem;
+
+/// Keys of `--problem` for row-wise operators.
+pub const PARAMS: &[ParamKey] = &[
+    ParamKey {
+        key: "rows",
+        default: None,
+        help: "rows",
+    },
+    ParamKey {
+        key: "cols",
+        default: None,
+        help: "columns (the reduced dimension)",
+    },
+    ParamKey {
+        key: "align",
+        default: Some("16"),
+        help: "pointer alignment in bytes",
+    },
+];
+
+impl RowsProblem {
+    /// A problem from `--problem rows=..,cols=..`.
+    pub fn from_params_for(op: OpKind, params: &Params, dtype: DType) -> Result<Self, Error> {
+        let r = params.reader(op);
+        r.check_keys()?;
+        let p = RowsProblem {
+            rows: r.usize("rows")?,
+            cols: r.usize("cols")?,
+            dtype,
+            align: r.usize("align")?.min(MAX_ALIGN),
+        };
+        p.check_static()?;
+        Ok(p)
+    }
+
+    /// A problem from `--problem rows=..,cols=..` (for `softmax`).
+    pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
+        Self::from_params_for(OpKind::Softmax, params, dtype)
+    }
+
+    fn check_static(&self) -> Result<(), ValidationError> {
+        if self.rows == 0 || self.cols == 0 {
+            return Err(ValidationError::ZeroSized {
+                arg: "problem",
+                shape: vec![self.rows, self.cols],
+            });
+        }
+        if !DType::FLOATS.contains(&self.dtype) {
+            return Err(ValidationError::DtypeNotAllowed {
+                arg: "x",
+                got: self.dtype,
+                allowed: DType::FLOATS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates `x [rows, cols]` and `y` of the same shape and dtype.
+    pub fn validate_rows(
+        x: &TensorView<'_>,
+        y: &TensorViewMut<'_>,
+    ) -> Result<(RowsProblem, DeviceId), ValidationError> {
+        let mut ck = Checker::new();
+        let s = ck.contiguous("x", x, 2, "[rows, cols]", DType::FLOATS)?;
+        let (rows, cols) = (s[0], s[1]);
+        let ys = ck.contiguous("out", y, 2, "[rows, cols]", DType::FLOATS)?;
+        same_dtype("out", y, x.dtype())?;
+        dim("out", "rows", ys[0], rows, "out must have the shape of x")?;
+        dim("out", "cols", ys[1], cols, "out must have the shape of x")?;
+        no_alias("out", y, "x", x)?;
+        Ok((
+            RowsProblem {
+                rows,
+                cols,
+                dtype: x.dtype(),
+                align: ck.align(),
+            },
+            ck.device(),
+        ))
+    }
+}
+
+/// Arguments of `softmax`.
+#[derive(Debug)]
+pub struct SoftmaxArgs<'a> {
+    /// Input `[rows, cols]`.
+    pub x: TensorView<'a>,
+    /// Output `[rows, cols]`, same dtype.
+    pub out: TensorViewMut<'a>,
+}
+
+impl SoftmaxArgs<'_> {
+    /// Validates the arguments into a problem and their device.
+    pub fn validate(&self) -> Result<(SoftmaxProblem, DeviceId), ValidationError> {
+        RowsProblem::validate_rows(&self.x, &self.out)
+    }
+}

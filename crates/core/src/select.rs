@@ -1,0 +1,595 @@
+//! Selection: from (device, problem, policy) to a [`Plan`] with a report, or a typed error.
+//!
+//! All checks live here, in one place: the kernel's static requirements and problem checks,
+//! the policy's constraints (determinism, batch invariance, backend restriction) and the
+//! `KERNELYARD_KERNELS` pins. A named kernel (by the policy or a pin) that cannot run is an
+//! error with its reasons, never replaced by another. Plans are cached per (device, problem,
+//! policy); a cached lookup takes a read lock and hashes the key once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
+use rustc_hash::FxHasher;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::KNOWN_BACKENDS;
+use crate::caps::Capabilities;
+use crate::device::{DeviceId, DeviceKind};
+use crate::error::{Error, SelectError};
+use crate::kernel::Kernel;
+use crate::ops::{Args, OpKind, Problem};
+use crate::reason::Reason;
+use crate::registry::Registry;
+use crate::stream::Stream;
+
+/// The environment variable that pins kernels per op: `op=kernel,op=kernel`.
+pub const PIN_ENV: &str = "KERNELYARD_KERNELS";
+
+/// Which kernels a selection may consider.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Choice {
+    /// Every suitable kernel, best first (priority, then the kernel's heuristic score).
+    Auto,
+    /// Exactly this kernel, or an error.
+    Kernel(String),
+    /// Only kernels of this backend.
+    Backend(String),
+}
+
+/// What the caller asks of a selection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Policy {
+    /// Which kernels may be considered.
+    pub choice: Choice,
+    /// Only kernels that declare bitwise run-to-run determinism.
+    pub deterministic: bool,
+    /// Only kernels that declare batch invariance (and determinism).
+    pub batch_invariant: bool,
+}
+
+impl Policy {
+    /// Any suitable kernel, no constraints.
+    pub fn auto() -> Self {
+        Policy {
+            choice: Choice::Auto,
+            deterministic: false,
+            batch_invariant: false,
+        }
+    }
+
+    /// Exactly the kernel `name`.
+    pub fn kernel(name: impl Into<String>) -> Self {
+        Policy {
+            choice: Choice::Kernel(name.into()),
+            ..Policy::auto()
+        }
+    }
+
+    /// Only kernels of backend `name`.
+    pub fn backend(name: impl Into<String>) -> Self {
+        Policy {
+            choice: Choice::Backend(name.into()),
+            ..Policy::auto()
+        }
+    }
+
+    /// Also require determinism.
+    pub fn deterministic(mut self) -> Self {
+        self.deterministic = true;
+        self
+    }
+
+    /// Also require batch invariance (which implies determinism).
+    pub fn batch_invariant(mut self) -> Self {
+        self.batch_invariant = true;
+        self
+    }
+
+    fn constraint_reasons(&self, k: &dyn Kernel, reasons: &mut Vec<Reason>) {
+        let m = k.meta();
+        if (self.deterministic || self.batch_invariant) && !m.deterministic {
+            reasons.push(Reason::NotDeterministic);
+        }
+        if self.batch_invariant && !m.batch_invariant {
+            reasons.push(Reason::NotBatchInvariant);
+        }
+        if let Choice::Backend(b) = &self.choice {
+            if m.backend != b {
+                reasons.push(Reason::ExcludedByPolicy {
+                    backend: m.backend,
+                    allowed: b.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::auto()
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.choice {
+            Choice::Auto => f.write_str("auto")?,
+            Choice::Kernel(k) => write!(f, "kernel={k}")?,
+            Choice::Backend(b) => write!(f, "backend={b}")?,
+        }
+        if self.deterministic {
+            f.write_str(" +deterministic")?;
+        }
+        if self.batch_invariant {
+            f.write_str(" +batch_invariant")?;
+        }
+        Ok(())
+    }
+}
+
+/// What selection decided about one candidate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Chosen.
+    Selected,
+    /// Could run, ranked below the chosen one.
+    Runnable,
+    /// Cannot run, for these reasons.
+    Rejected {
+        /// Every reason.
+        reasons: Vec<Reason>,
+    },
+    /// Not considered: another kernel was named by the policy or a pin.
+    NotConsidered,
+}
+
+/// One candidate in a selection report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// Its backend.
+    pub backend: &'static str,
+    /// Its priority.
+    pub priority: i32,
+    /// Its heuristic score for this problem (0 unless runnable).
+    pub score: i32,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Why a plan was chosen: every candidate with its verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelectionReport {
+    /// The operator.
+    pub op: OpKind,
+    /// The device.
+    pub device: DeviceId,
+    /// The problem.
+    pub problem: Problem,
+    /// The policy asked for.
+    pub policy: Policy,
+    /// The kernel named by `KERNELYARD_KERNELS`, if a pin applied.
+    pub pinned_by_env: Option<&'static str>,
+    /// The chosen kernel, if any.
+    pub selected: Option<&'static str>,
+    /// Every candidate, in preference order.
+    pub candidates: Vec<Candidate>,
+}
+
+impl fmt::Display for SelectionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  op {} on {}, policy {}",
+            self.op, self.device, self.policy
+        )?;
+        writeln!(f, "  problem {}", self.problem)?;
+        if let Some(pin) = self.pinned_by_env {
+            writeln!(f, "  pinned by {PIN_ENV}: {pin}")?;
+        }
+        for c in &self.candidates {
+            match &c.verdict {
+                Verdict::Selected => writeln!(
+                    f,
+                    "  * {} (priority {}, score {}): selected",
+                    c.kernel, c.priority, c.score
+                )?,
+                Verdict::Runnable => writeln!(
+                    f,
+                    "  + {} (priority {}, score {}): runnable, ranked lower",
+                    c.kernel, c.priority, c.score
+                )?,
+                Verdict::NotConsidered => writeln!(
+                    f,
+                    "  . {}: not considered (another kernel was named)",
+                    c.kernel
+                )?,
+                Verdict::Rejected { reasons } => {
+                    writeln!(f, "  - {}: rejected", c.kernel)?;
+                    for r in reasons {
+                        writeln!(f, "      {r}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A selected kernel for one (device, problem, policy), with its report.
+pub struct Plan {
+    kernel: &'static dyn Kernel,
+    device: DeviceId,
+    problem: Problem,
+    report: SelectionReport,
+}
+
+impl Plan {
+    /// The chosen kernel.
+    pub fn kernel(&self) -> &'static dyn Kernel {
+        self.kernel
+    }
+
+    /// The chosen kernel's name.
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.meta().name
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+
+    /// The problem it was selected for.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// Why it was chosen.
+    pub fn report(&self) -> &SelectionReport {
+        &self.report
+    }
+
+    /// Validates `args` against the plan's problem and device, then launches on `stream`.
+    pub fn launch(&self, stream: &Stream, args: &mut Args<'_>) -> Result<(), Error> {
+        let (problem, device) = args.validate()?;
+        if device != self.device {
+            return Err(Error::WrongDevice {
+                what: "arguments",
+                have: device,
+                need: self.device,
+            });
+        }
+        if stream.device() != self.device {
+            return Err(Error::WrongDevice {
+                what: "stream",
+                have: stream.device(),
+                need: self.device,
+            });
+        }
+        if problem != self.problem {
+            return Err(Error::ProblemMismatch {
+                plan: Box::new(self.problem.clone()),
+                args: Box::new(problem),
+            });
+        }
+        self.kernel.launch(stream, args, &self.problem)
+    }
+}
+
+impl fmt::Debug for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("kernel", &self.kernel_name())
+            .field("device", &self.device)
+            .field("problem", &self.problem)
+            .finish()
+    }
+}
+
+/// Kernels pinned per (op, device kind) by `KERNELYARD_KERNELS`.
+#[derive(Default)]
+pub struct Pins {
+    map: HashMap<(OpKind, DeviceKind), &'static dyn Kernel>,
+}
+
+impl Pins {
+    /// Parses `op=kernel,op=kernel`. An unknown op or kernel, a kernel of another op, or two
+    /// pins for one op on one device kind is an error. A pin applies on devices of its
+    /// kernel's kind only.
+    pub fn parse(spec: &str, registry: &Registry) -> Result<Pins, Error> {
+        let mut map = HashMap::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = |why: String| Error::EnvOverride {
+                entry: entry.to_string(),
+                why,
+            };
+            let (op, name) = entry
+                .split_once('=')
+                .ok_or_else(|| bad("expected `op=kernel`".into()))?;
+            let op: OpKind = op.trim().parse().map_err(|_| {
+                bad(format!(
+                    "unknown op `{}`; ops: {}",
+                    op.trim(),
+                    OpKind::names().join(", ")
+                ))
+            })?;
+            let kernel = registry.get(name.trim()).ok_or_else(|| {
+                bad(format!(
+                    "unknown kernel `{}`; kernels for {op}: {}",
+                    name.trim(),
+                    registry.names_for(op).join(", ")
+                ))
+            })?;
+            if kernel.meta().op != op {
+                return Err(bad(format!(
+                    "kernel `{}` implements {}, not {op}",
+                    kernel.meta().name,
+                    kernel.meta().op
+                )));
+            }
+            if map.insert((op, kernel.meta().device), kernel).is_some() {
+                return Err(bad(format!(
+                    "{op} is pinned twice for {} devices",
+                    kernel.meta().device
+                )));
+            }
+        }
+        Ok(Pins { map })
+    }
+
+    /// Reads [`PIN_ENV`]; unset or empty means no pins.
+    pub fn from_env(registry: &Registry) -> Result<Pins, Error> {
+        match std::env::var(PIN_ENV) {
+            Ok(spec) => Pins::parse(&spec, registry),
+            Err(std::env::VarError::NotPresent) => Ok(Pins::default()),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::EnvOverride {
+                entry: PIN_ENV.into(),
+                why: "the value is not valid UTF-8".into(),
+            }),
+        }
+    }
+
+    /// The pinned kernel for an op on a device kind.
+    pub fn get(&self, op: OpKind, kind: DeviceKind) -> Option<&'static dyn Kernel> {
+        self.map.get(&(op, kind)).copied()
+    }
+}
+
+/// Plans kept at most; past this the cache is cleared (problems are usually few per process).
+const CACHE_LIMIT: usize = 4096;
+
+type CacheEntry = (DeviceId, Problem, Policy, Arc<Plan>);
+
+/// Chooses kernels and caches the plans. Thread-safe.
+pub struct Selector {
+    registry: &'static Registry,
+    pins: Pins,
+    cache: RwLock<HashMap<u64, Vec<CacheEntry>>>,
+    cached: std::sync::atomic::AtomicUsize,
+}
+
+fn key_hash(device: DeviceId, problem: &Problem, policy: &Policy) -> u64 {
+    let mut h = FxHasher::default();
+    device.hash(&mut h);
+    problem.hash(&mut h);
+    policy.hash(&mut h);
+    h.finish()
+}
+
+impl Selector {
+    /// A selector over `registry` with `pins`.
+    pub fn new(registry: &'static Registry, pins: Pins) -> Self {
+        Selector {
+            registry,
+            pins,
+            cache: RwLock::new(HashMap::new()),
+            cached: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &'static Registry {
+        self.registry
+    }
+
+    /// Selects (or returns the cached plan) for `problem` on the device `caps` describes.
+    pub fn select(
+        &self,
+        caps: &Capabilities,
+        problem: &Problem,
+        policy: &Policy,
+    ) -> Result<Arc<Plan>, SelectError> {
+        let device = caps.device;
+        let h = key_hash(device, problem, policy);
+        if let Ok(cache) = self.cache.read() {
+            if let Some(list) = cache.get(&h) {
+                for (d, p, pol, plan) in list {
+                    if *d == device && p == problem && pol == policy {
+                        return Ok(Arc::clone(plan));
+                    }
+                }
+            }
+        }
+        let plan = Arc::new(self.select_uncached(caps, problem, policy)?);
+        if let Ok(mut cache) = self.cache.write() {
+            use std::sync::atomic::Ordering;
+            if self.cached.load(Ordering::Relaxed) >= CACHE_LIMIT {
+                cache.clear();
+                self.cached.store(0, Ordering::Relaxed);
+            }
+            cache.entry(h).or_default().push((
+                device,
+                problem.clone(),
+                policy.clone(),
+                Arc::clone(&plan),
+            ));
+            self.cached.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(plan)
+    }
+
+    /// Runs selection without the cache.
+    pub fn select_uncached(
+        &self,
+        caps: &Capabilities,
+        problem: &Problem,
+        policy: &Policy,
+    ) -> Result<Plan, SelectError> {
+        let op = problem.op();
+        let kind = caps.device.kind;
+        if let Choice::Backend(b) = &policy.choice {
+            if !KNOWN_BACKENDS.iter().any(|k| k.name == b)
+                && !self.registry.all().iter().any(|k| k.meta().backend == b)
+            {
+                return Err(SelectError::UnknownBackend {
+                    name: b.clone(),
+                    known: KNOWN_BACKENDS.iter().map(|k| k.name).collect(),
+                });
+            }
+        }
+        let pinned = match &policy.choice {
+            Choice::Kernel(_) => None,
+            _ => self.pins.get(op, kind),
+        };
+        let named: Option<&'static dyn Kernel> = match (&policy.choice, pinned) {
+            (Choice::Kernel(name), _) => {
+                let k = self
+                    .registry
+                    .get(name)
+                    .ok_or_else(|| SelectError::UnknownKernel {
+                        name: name.clone(),
+                        op,
+                        known: self.registry.names_for(op),
+                    })?;
+                if k.meta().op != op {
+                    return Err(SelectError::KernelForOtherOp {
+                        name: k.meta().name,
+                        kernel_op: k.meta().op,
+                        op,
+                    });
+                }
+                Some(k)
+            }
+            (_, Some(k)) => Some(k),
+            _ => None,
+        };
+        let candidates = self.registry.candidates(kind, op);
+        if named.is_none() && candidates.is_empty() {
+            return Err(SelectError::NoKernelForDevice {
+                op,
+                kind,
+                available_on: self.registry.kinds_for(op),
+            });
+        }
+        let mut report = SelectionReport {
+            op,
+            device: caps.device,
+            problem: problem.clone(),
+            policy: policy.clone(),
+            pinned_by_env: pinned.map(|k| k.meta().name),
+            selected: None,
+            candidates: Vec::new(),
+        };
+        let evaluate = |k: &'static dyn Kernel| {
+            let mut reasons = k.check(caps, problem).err().unwrap_or_default();
+            policy.constraint_reasons(k, &mut reasons);
+            reasons
+        };
+        if let Some(k) = named {
+            let reasons = evaluate(k);
+            let ok = reasons.is_empty();
+            report.candidates.push(Candidate {
+                kernel: k.meta().name,
+                backend: k.meta().backend,
+                priority: k.meta().priority,
+                score: if ok { k.score(caps, problem) } else { 0 },
+                verdict: if ok {
+                    Verdict::Selected
+                } else {
+                    Verdict::Rejected { reasons }
+                },
+            });
+            for other in candidates.iter().filter(|c| c.meta().name != k.meta().name) {
+                report.candidates.push(Candidate {
+                    kernel: other.meta().name,
+                    backend: other.meta().backend,
+                    priority: other.meta().priority,
+                    score: 0,
+                    verdict: Verdict::NotConsidered,
+                });
+            }
+            if !ok {
+                return Err(SelectError::KernelRejected {
+                    name: k.meta().name,
+                    report: Box::new(report),
+                });
+            }
+            report.selected = Some(k.meta().name);
+            return Ok(Plan {
+                kernel: k,
+                device: caps.device,
+                problem: problem.clone(),
+                report,
+            });
+        }
+        let mut runnable: Vec<(&'static dyn Kernel, i32)> = Vec::new();
+        let mut rejected = Vec::new();
+        for &k in candidates {
+            let reasons = evaluate(k);
+            if reasons.is_empty() {
+                runnable.push((k, k.score(caps, problem)));
+            } else {
+                rejected.push((k, reasons));
+            }
+        }
+        runnable.sort_by(|(a, sa), (b, sb)| {
+            let (ma, mb) = (a.meta(), b.meta());
+            mb.priority
+                .cmp(&ma.priority)
+                .then(sb.cmp(sa))
+                .then(ma.name.cmp(mb.name))
+        });
+        for (i, (k, score)) in runnable.iter().enumerate() {
+            report.candidates.push(Candidate {
+                kernel: k.meta().name,
+                backend: k.meta().backend,
+                priority: k.meta().priority,
+                score: *score,
+                verdict: if i == 0 {
+                    Verdict::Selected
+                } else {
+                    Verdict::Runnable
+                },
+            });
+        }
+        for (k, reasons) in rejected {
+            report.candidates.push(Candidate {
+                kernel: k.meta().name,
+                backend: k.meta().backend,
+                priority: k.meta().priority,
+                score: 0,
+                verdict: Verdict::Rejected { reasons },
+            });
+        }
+        match runnable.first() {
+            Some(&(k, _)) => {
+                report.selected = Some(k.meta().name);
+                Ok(Plan {
+                    kernel: k,
+                    device: caps.device,
+                    problem: problem.clone(),
+                    report,
+                })
+            }
+            None => Err(SelectError::AllRejected {
+                report: Box::new(report),
+            }),
+        }
+    }
+}

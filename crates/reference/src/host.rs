@@ -1,0 +1,130 @@
+//! Host tensors as dense `f64`: gathering views in logical (row-major) order and scattering
+//! results back with one rounding to the view's dtype.
+
+use half::{bf16, f16};
+use kernelyard_core::{DType, DeviceId, Element, TensorView, TensorViewMut, ValidationError};
+
+/// Element offsets (in elements, from the base pointer) of every logical index, row-major.
+fn offsets(shape: &[usize], strides: &[isize]) -> Vec<isize> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        out.push(idx.iter().zip(strides).map(|(&i, &s)| i as isize * s).sum());
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+fn require_host(arg: &'static str, dtype: DType, device: DeviceId) -> Result<(), ValidationError> {
+    if device != DeviceId::CPU {
+        return Err(ValidationError::NotHostSlice {
+            arg,
+            have: dtype,
+            device,
+            want: dtype,
+        });
+    }
+    Ok(())
+}
+
+/// Reads every element of a host view, in logical order, as `f64` (exact for every dtype).
+pub fn gather(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<f64>, ValidationError> {
+    require_host(arg, v.dtype(), v.device())?;
+    fn read<T: Element>(v: &TensorView<'_>) -> Vec<f64> {
+        let base = v.as_ptr().cast::<T>();
+        offsets(v.shape(), v.strides())
+            .into_iter()
+            // SAFETY: core validated the view (non-null, aligned, non-negative strides) and the
+            // view's constructor promised every addressed element is live host memory of `T`.
+            .map(|o| unsafe { base.offset(o).read() }.to_f64())
+            .collect()
+    }
+    Ok(match v.dtype() {
+        DType::F32 => read::<f32>(v),
+        DType::F16 => read::<f16>(v),
+        DType::BF16 => read::<bf16>(v),
+        DType::I32 => read::<i32>(v),
+        DType::I64 => read::<i64>(v),
+    })
+}
+
+/// Reads an index tensor (i32/i64) as `i64`.
+pub fn gather_indices(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<i64>, ValidationError> {
+    Ok(gather(arg, v)?.into_iter().map(|x| x as i64).collect())
+}
+
+/// Writes `values` (logical order) into a host view, rounding once to its dtype.
+pub fn scatter(
+    arg: &'static str,
+    v: &mut TensorViewMut<'_>,
+    values: &[f64],
+) -> Result<(), ValidationError> {
+    require_host(arg, v.dtype(), v.device())?;
+    fn write<T: Element>(v: &mut TensorViewMut<'_>, values: &[f64]) {
+        let offs = offsets(v.shape(), v.strides());
+        let base = v.as_mut_ptr().cast::<T>();
+        for (o, &x) in offs.into_iter().zip(values) {
+            // SAFETY: as in `gather`, and the view is an exclusive borrow whose elements
+            // do not overlap any input (core checked aliasing).
+            unsafe { base.offset(o).write(T::from_f64(x)) }
+        }
+    }
+    match v.dtype() {
+        DType::F32 => write::<f32>(v, values),
+        DType::F16 => write::<f16>(v, values),
+        DType::BF16 => write::<bf16>(v, values),
+        DType::I32 => write::<i32>(v, values),
+        DType::I64 => write::<i64>(v, values),
+    }
+    Ok(())
+}
+
+/// `x` rounded to `dtype` and widened back: what storing it in a `dtype` tensor keeps.
+pub fn round_to(dtype: DType, x: f64) -> f64 {
+    match dtype {
+        DType::F32 => x as f32 as f64,
+        DType::F16 => f16::from_f64(x).to_f64(),
+        DType::BF16 => bf16::from_f64(x).to_f64(),
+        DType::I32 => x as i32 as f64,
+        DType::I64 => x as i64 as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_follows_strides() {
+        let data = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        // A [3, 2] view of a [2, 3] matrix, transposed (strides [1, 3]).
+        // SAFETY: the addressed elements 0..6 lie in `data`, which outlives the view.
+        let v = unsafe {
+            TensorView::from_raw_parts(
+                data.as_ptr().cast(),
+                DType::F32,
+                &[3, 2],
+                Some(&[1, 3]),
+                DeviceId::CPU,
+            )
+        }
+        .unwrap();
+        assert_eq!(gather("x", &v).unwrap(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn scatter_rounds_once() {
+        let mut out = [bf16::ZERO; 2];
+        let mut v = TensorViewMut::from_slice(&mut out, &[2]).unwrap();
+        scatter("out", &mut v, &[1.0 + 1.0 / 512.0, -3.0]).unwrap();
+        assert_eq!(out[0], bf16::from_f64(1.0 + 1.0 / 512.0));
+        assert_eq!(out[1].to_f64(), -3.0);
+    }
+}

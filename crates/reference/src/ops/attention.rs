@@ -1,0 +1,1 @@
+//! `attention` oracle and the `reference.attention` kernel (being written).

@@ -1,0 +1,1 @@
+//! `gemm` oracle and the `reference.gemm` kernel (being written).

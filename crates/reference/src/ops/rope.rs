@@ -1,0 +1,1 @@
+//! `rope` oracle and the `reference.rope` kernel (being written).

@@ -1,0 +1,1 @@
+//! `token_logprobs` oracle and the `reference.token_logprobs` kernel (being written).
