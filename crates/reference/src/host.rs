@@ -55,9 +55,26 @@ pub fn gather(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<f64>, Validat
     })
 }
 
-/// Reads an index tensor (i32/i64) as `i64`.
+/// Reads an index tensor (i32/i64) as `i64`, exactly (not through `f64`).
 pub fn gather_indices(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<i64>, ValidationError> {
-    Ok(gather(arg, v)?.into_iter().map(|x| x as i64).collect())
+    require_host(arg, v.dtype(), v.device())?;
+    fn read<T: Copy + Into<i64>>(v: &TensorView<'_>) -> Vec<i64> {
+        let base = v.as_ptr().cast::<T>();
+        offsets(v.shape(), v.strides())
+            .into_iter()
+            // SAFETY: as in `gather`.
+            .map(|o| unsafe { base.offset(o).read() }.into())
+            .collect()
+    }
+    match v.dtype() {
+        DType::I32 => Ok(read::<i32>(v)),
+        DType::I64 => Ok(read::<i64>(v)),
+        other => Err(ValidationError::DtypeNotAllowed {
+            arg,
+            got: other,
+            allowed: DType::INDICES,
+        }),
+    }
 }
 
 /// Writes `values` (logical order) into a host view, rounding once to its dtype.

@@ -305,9 +305,8 @@ impl GemmArgs<'_> {
         dim("c", "n", c.cols, n, "C must have the columns of op(B)")?;
         let batch = c.batch.unwrap_or(1);
         for (arg, x) in [("a", &a), ("b", &b)] {
-            match (x.batch, c.batch) {
-                (Some(bx), _) => dim(arg, "batch", bx, batch, "operands' batch must match C's")?,
-                (None, _) => {}
+            if let Some(bx) = x.batch {
+                dim(arg, "batch", bx, batch, "operands' batch must match C's")?;
             }
         }
         if batch > 1 && c.batch_stride < m * c.ld {
