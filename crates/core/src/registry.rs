@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::caps::ArchReq;
 use crate::device::DeviceKind;
 use crate::error::Error;
 use crate::kernel::{Kernel, KernelEntry};
@@ -30,6 +31,17 @@ impl Registry {
                 return Err(Error::BadKernelMeta {
                     name: m.name,
                     why: "the name must start with `<backend>.`",
+                });
+            }
+            let arch_kind = match m.arch {
+                ArchReq::Any => m.device,
+                ArchReq::Cuda { .. } => DeviceKind::Cuda,
+                ArchReq::Rocm { .. } => DeviceKind::Rocm,
+            };
+            if arch_kind != m.device {
+                return Err(Error::BadKernelMeta {
+                    name: m.name,
+                    why: "its arch range is for another device kind than the kernel's",
                 });
             }
             if let Some(prev) = by_name.insert(m.name, k) {

@@ -11,7 +11,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::KNOWN_BACKENDS;
@@ -370,7 +370,9 @@ type CacheEntry = (DeviceId, Problem, Policy, Arc<Plan>);
 pub struct Selector {
     registry: &'static Registry,
     pins: Pins,
-    cache: RwLock<HashMap<u64, Vec<CacheEntry>>>,
+    // Keyed by the key's Fx hash; hashing that `u64` again with SipHash would cost more than the
+    // rest of a cached lookup, so the map uses Fx too.
+    cache: RwLock<FxHashMap<u64, Vec<CacheEntry>>>,
     cached: std::sync::atomic::AtomicUsize,
 }
 
@@ -388,7 +390,7 @@ impl Selector {
         Selector {
             registry,
             pins,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(FxHashMap::default()),
             cached: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -419,6 +421,15 @@ impl Selector {
         let plan = Arc::new(self.select_uncached(caps, problem, policy)?);
         if let Ok(mut cache) = self.cache.write() {
             use std::sync::atomic::Ordering;
+            // Another thread may have selected this key since the read: keep its plan, so one
+            // key has one plan and the cache holds no duplicates.
+            if let Some(list) = cache.get(&h) {
+                for (d, p, pol, cached) in list {
+                    if *d == device && p == problem && pol == policy {
+                        return Ok(Arc::clone(cached));
+                    }
+                }
+            }
             if self.cached.load(Ordering::Relaxed) >= CACHE_LIMIT {
                 cache.clear();
                 self.cached.store(0, Ordering::Relaxed);

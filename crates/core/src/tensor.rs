@@ -91,7 +91,7 @@ fn span(ptr: usize, dtype: DType, l: &Layout) -> Option<(usize, usize)> {
         if d == 0 {
             return Some((ptr, ptr));
         }
-        let reach = s.checked_mul(d as isize - 1)?;
+        let reach = s.checked_mul(isize::try_from(d - 1).ok()?)?;
         if reach < 0 {
             lo = lo.checked_add(reach)?;
         } else {
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn transposed_is_not_contiguous() {
-        let data = vec![0.5f32; 6];
+        let data = [0.5f32; 6];
         // SAFETY: the strides address elements 0..6 of `data`, which outlives the view.
         let v = unsafe {
             TensorView::from_raw_parts(

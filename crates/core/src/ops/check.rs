@@ -166,9 +166,13 @@ impl Checker {
             });
         }
         self.align = self.align.min(align_of(v.addr()));
-        // Row strides (all but the innermost) also bound vector widths.
-        for &s in &v.strides()[..rank.saturating_sub(1)] {
-            self.align = self.align.min(align_of(s as usize * size));
+        // Row strides (all but the innermost) also bound vector widths. A dimension of size 1
+        // never steps by its stride (frameworks give such strides arbitrary values), so it is
+        // ignored; for the others the span check above bounds `s * size` by `isize::MAX`.
+        for (&d, &s) in shape.iter().zip(v.strides()).take(rank.saturating_sub(1)) {
+            if d > 1 {
+                self.align = self.align.min(align_of(s as usize * size));
+            }
         }
         Ok(shape)
     }
