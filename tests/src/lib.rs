@@ -1,1 +1,50 @@
+//! kernelyard-tests: the cross-backend equivalence suite. Every registered kernel, on every
+//! present device, against the reference backend's `f64` oracle.
+//!
+//! # Who is responsible for what
+//! - **The case files** (`tests/cases/<op>.json`, compiled in with `include_str!`) say what to
+//!   run: shapes in the CLI's `--problem` format, dtypes and the op's scalars ([`cases`]).
+//! - **The drivers** (one per op, private) generate fresh random inputs from a seed, build the
+//!   call's arguments over device buffers, and ask the oracle (`kernelyard_reference::ops`).
+//! - **The runner** ([`run_suite`]) selects each kernel by name, runs it with NaN-poisoned
+//!   outputs, compares with the oracle under the [tolerance contract](mod@tolerance) (mirrored in
+//!   `docs/TOLERANCES.md`), and checks the determinism and batch invariance the kernel
+//!   declares. A kernel that cannot run a case is a skip with its reasons, never a pass; a
+//!   listed known difference ([`known`]) is a skip with its comment.
+//! - **The report** ([`SuiteReport`]) counts, prints ([`summary_table`]) and serializes.
+//!
+//! The library never panics on a kernel's behalf: launch and allocation errors, and kernels
+//! that panic, are failures of their case.
+//!
+//! # Example
+//! ```
+//! use kernelyard::{OpKind, Runtime};
+//! use kernelyard_tests::{run_suite, SuiteOptions, DEFAULT_SEED};
+//!
+//! kernelyard_reference::link();
+//! let rt = Runtime::builder().pins("").build().unwrap();
+//! let opts = SuiteOptions { op: Some(OpKind::SelectiveStateUpdate), device: None, seed: DEFAULT_SEED };
+//! let report = run_suite(&rt, &opts, &mut |_| {});
+//! assert_eq!(report.failed(), 0, "{report}");
+//! assert!(report.passed() > 0);
+//! ```
+#![deny(missing_docs)]
 
+pub mod cases;
+mod compare;
+mod data;
+mod exec;
+pub mod known;
+mod ops;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod tolerance;
+
+pub use cases::{cases_for, Case};
+pub use known::{KnownDifference, KNOWN_DIFFERENCES};
+pub use report::{summary_table, CaseResult, Outcome, SuiteReport, Tally};
+pub use runner::{
+    kernels_without_pass, run_suite, seed_from_env, SuiteOptions, DEFAULT_SEED, SEED_ENV,
+};
+pub use tolerance::{markdown_table, tolerance, Tolerance, TOLERANCES};

@@ -273,6 +273,29 @@ pub enum Feature {
     Neon,
 }
 
+impl Feature {
+    /// The snake_case name, as in JSON (`tensor_cores`, `wgmma`, `avx2`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Feature::TensorCores => "tensor_cores",
+            Feature::Bf16 => "bf16",
+            Feature::Fp8 => "fp8",
+            Feature::Wgmma => "wgmma",
+            Feature::Tma => "tma",
+            Feature::Avx2 => "avx2",
+            Feature::Fma => "fma",
+            Feature::Avx512f => "avx512f",
+            Feature::Neon => "neon",
+        }
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A version number (driver, compiler, runtime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Version {

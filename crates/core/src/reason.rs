@@ -152,7 +152,7 @@ impl fmt::Display for Reason {
                 "needs {need} bytes of shared memory per block, the device allows {have}"
             ),
             Reason::MissingFeature { feature } => {
-                write!(f, "the device lacks the {feature:?} feature")
+                write!(f, "the device lacks the `{feature}` feature")
             }
             Reason::NotDeterministic => f.write_str(
                 "determinism was required and the kernel is not deterministic",

@@ -201,8 +201,8 @@ fn report_lists_every_candidate_with_its_reasons() {
         "`input` dtype f16 is unsupported (supported: bf16)",
         "must be 16-byte aligned",
         "needs 102400 bytes of shared memory per block, the device allows 65536",
-        "the device lacks the Wgmma feature",
-        "the device lacks the Tma feature",
+        "the device lacks the `wgmma` feature",
+        "the device lacks the `tma` feature",
     ] {
         assert!(text.contains(needle), "report lacks `{needle}`:\n{text}");
     }
@@ -860,7 +860,13 @@ fn arch_range_must_match_the_device_kind() {
         .err()
         .unwrap_or_else(|| panic!("a CUDA kernel with a ROCm arch range is accepted"));
     assert!(
-        matches!(e, Error::BadKernelMeta { name: "cuda.gemm.rocm_arch", .. }),
+        matches!(
+            e,
+            Error::BadKernelMeta {
+                name: "cuda.gemm.rocm_arch",
+                ..
+            }
+        ),
         "{e:?}"
     );
     assert!(e.to_string().contains("arch range"), "{e}");

@@ -1,1 +1,77 @@
+//! kernelyard: a registry of GPU operator kernels that fails fast instead of falling back
+//! silently.
+//!
+//! This is the facade crate: it re-exports [`kernelyard_core`] (the operator catalog, devices
+//! and capabilities, the kernel registry and selection) and links in the backends chosen with
+//! cargo features. Applications depend on this crate; backend crates depend on
+//! `kernelyard-core` only.
+//!
+//! # Who is responsible for what
+//! - **This crate** decides which backends are compiled into a binary, and nothing else. It
+//!   adds no behaviour of its own.
+//! - **Core** validates arguments, describes devices as data and selects kernels; see
+//!   [`kernelyard_core`].
+//! - **Backends** probe their devices and register kernels. A backend that is not compiled in
+//!   is still known to the [`Runtime`]: [`Runtime::backends`] reports it as "not compiled in"
+//!   with the feature that enables it, and selecting on its devices is an error that says so.
+//!
+//! # Cargo features
+//! - `reference` (default): the pure-Rust reference backend, every operator on the host CPU,
+//!   and the oracle the equivalence suite compares every other backend with. Available as
+//!   `kernelyard::reference`; call [`link_backends`] once so its registrations are linked in.
+//! - `cuda`, `rocm`: the NVIDIA and AMD GPU backends. They are not part of this build yet;
+//!   `kernelyard doctor` reports them as "not compiled in".
+//!
+//! # Example
+//! ```
+//! use kernelyard::{DType, DeviceId, OpKind, Params, Policy, Problem, Runtime};
+//!
+//! # #[cfg(feature = "reference")]
+//! # {
+//! kernelyard::link_backends();
+//! let rt = Runtime::new().unwrap();
+//! let problem = Problem::from_params(
+//!     OpKind::Softmax,
+//!     &Params::parse(OpKind::Softmax, "rows=4,cols=64").unwrap(),
+//!     DType::F32,
+//! )
+//! .unwrap();
+//! let plan = rt.select(DeviceId::CPU, &problem, &Policy::auto()).unwrap();
+//! assert_eq!(plan.kernel_name(), "reference.softmax");
+//! # }
+//! ```
+#![deny(missing_docs)]
 
+pub use kernelyard_core::{
+    backend, caps, device, dtype, error, half, inventory, kernel, ops, reason, registry, runtime,
+    select, stream, tensor,
+};
+
+pub use kernelyard_core::{
+    Arch, ArchReq, Args, Backend, BackendEntry, BackendState, BackendStatus, Candidate,
+    Capabilities, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element, Error, Feature, Gfx,
+    Kernel, KernelEntry, KernelMeta, KnownBackend, OpKind, Params, Pins, Plan, Policy, Problem,
+    Reason, Registry, Runtime, RuntimeBuilder, SelectError, SelectionReport, Selector, Sm, Stream,
+    TensorView, TensorViewMut, ValidationError, Verdict, Version, KNOWN_BACKENDS, MAX_RANK,
+    PIN_ENV,
+};
+
+/// The reference backend (pure Rust, host CPU, every operator): the oracle for all others.
+#[cfg(feature = "reference")]
+pub use kernelyard_reference as reference;
+
+/// Makes sure every compiled-in backend is linked into the final binary, so its
+/// `inventory` registrations (backends and kernels) are present when a [`Runtime`] is built.
+///
+/// A binary that names nothing else from a backend crate may otherwise drop it at link time;
+/// call this once (e.g. at the start of `main`) before [`Runtime::new`]. It does nothing else
+/// and is cheap to call more than once.
+#[cfg(feature = "reference")]
+pub fn link_backends() {
+    kernelyard_reference::link();
+}
+
+/// Makes sure every compiled-in backend is linked into the final binary. No backend is
+/// compiled into this build (the `reference` feature is off), so it does nothing.
+#[cfg(not(feature = "reference"))]
+pub fn link_backends() {}

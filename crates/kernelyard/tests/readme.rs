@@ -11,5 +11,8 @@ fn readme_example_is_the_embed_example() {
         .split_once("\n\n")
         .map(|(_, body)| body)
         .expect("the example has a header");
-    assert_eq!(block, body, "README.md and examples/embed.rs differ: update one from the other");
+    assert_eq!(
+        block, body,
+        "README.md and examples/embed.rs differ: update one from the other"
+    );
 }

@@ -10,6 +10,10 @@
 //!   reduction order is fixed, so every kernel is deterministic and batch-invariant, and
 //!   declares so.
 //!
+//! Cargo feature `register` (default): registers the backend and its kernels with `inventory`.
+//! The equivalence suite depends on this crate without it, for the oracles alone, so that a
+//! `kernelyard` build without its `reference` feature really has no reference backend.
+//!
 //! Responsibility: core has validated every argument before a kernel runs; the kernels here
 //! report only data-dependent errors (checked out-of-range targets).
 
@@ -19,10 +23,7 @@ pub mod host;
 pub mod ops;
 
 use kernelyard_core::backend::host_memory;
-use kernelyard_core::inventory;
-use kernelyard_core::{
-    Backend, BackendEntry, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, Stream,
-};
+use kernelyard_core::{Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, Stream};
 
 /// The backend's name: kernels are called `reference.<op>`.
 pub const BACKEND: &str = "reference";
@@ -33,7 +34,27 @@ pub struct ReferenceBackend;
 /// The one instance, registered with `inventory`.
 pub static REFERENCE: ReferenceBackend = ReferenceBackend;
 
-inventory::submit! { BackendEntry(&REFERENCE) }
+#[cfg(feature = "register")]
+kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&REFERENCE) }
+
+/// Registers a kernel static with `inventory` when the `register` feature is on (the default);
+/// without it the crate is only the oracle library, and nothing is registered.
+#[cfg(feature = "register")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! register_kernel {
+    ($kernel:ident) => {
+        ::kernelyard_core::inventory::submit! { ::kernelyard_core::KernelEntry(&$kernel) }
+    };
+}
+
+/// Without the `register` feature, kernels are not registered.
+#[cfg(not(feature = "register"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! register_kernel {
+    ($kernel:ident) => {};
+}
 
 impl Backend for ReferenceBackend {
     fn name(&self) -> &'static str {

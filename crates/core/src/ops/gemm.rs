@@ -115,6 +115,11 @@ impl GemmProblem {
             p.batch_stride_a = m * k;
             p.batch_stride_b = k * n;
         }
+        match r.choice("broadcast", &["none", "a", "b"])? {
+            "a" => p.batch_stride_a = 0,
+            "b" => p.batch_stride_b = 0,
+            _ => {}
+        }
         if [m, n, k, batch].contains(&0) {
             return Err(ValidationError::ZeroSized {
                 arg: "problem",
@@ -165,6 +170,11 @@ pub const PARAMS: &[ParamKey] = &[
         key: "trans_b",
         default: Some("0"),
         help: "B stored [n, k]",
+    },
+    ParamKey {
+        key: "broadcast",
+        default: Some("none"),
+        help: "none, a or b: that operand is one matrix for every batch",
     },
     ParamKey {
         key: "c_dtype",

@@ -4,12 +4,9 @@
 //! it sees, a max-subtracted softmax over them, and the weighted sum of values, all in `f64`
 //! and in key order, so results are deterministic and batch-invariant.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::attention::AttentionProblem;
 use kernelyard_core::tensor::checked_numel;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
@@ -107,7 +104,7 @@ pub struct ReferenceAttention;
 
 /// Its registration.
 pub static ATTENTION: ReferenceAttention = ReferenceAttention;
-inventory::submit! { KernelEntry(&ATTENTION) }
+crate::register_kernel!(ATTENTION);
 
 const META: KernelMeta = meta(
     "reference.attention",

@@ -6,12 +6,9 @@
 //! rows are computed in parallel and independently, so results are deterministic and
 //! batch-invariant.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::gemm::GemmProblem;
 use kernelyard_core::tensor::checked_numel;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
@@ -95,7 +92,7 @@ pub struct ReferenceGemm;
 
 /// Its registration.
 pub static GEMM: ReferenceGemm = ReferenceGemm;
-inventory::submit! { KernelEntry(&GEMM) }
+crate::register_kernel!(GEMM);
 
 const META: KernelMeta = meta(
     "reference.gemm",

@@ -1,10 +1,7 @@
 //! `log_softmax` oracle and the `reference.log_softmax` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::softmax::RowsProblem;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
@@ -31,7 +28,7 @@ pub struct ReferenceLogSoftmax;
 
 /// Its registration.
 pub static LOG_SOFTMAX: ReferenceLogSoftmax = ReferenceLogSoftmax;
-inventory::submit! { KernelEntry(&LOG_SOFTMAX) }
+crate::register_kernel!(LOG_SOFTMAX);
 
 const META: KernelMeta = meta(
     "reference.log_softmax",

@@ -1,10 +1,7 @@
 //! `rms_norm` oracle and the `reference.rms_norm` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::rms_norm::RmsNormProblem;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, round_to, scatter};
@@ -52,7 +49,7 @@ pub struct ReferenceRmsNorm;
 
 /// Its registration.
 pub static RMS_NORM: ReferenceRmsNorm = ReferenceRmsNorm;
-inventory::submit! { KernelEntry(&RMS_NORM) }
+crate::register_kernel!(RMS_NORM);
 
 const META: KernelMeta = meta(
     "reference.rms_norm",

@@ -1,10 +1,7 @@
 //! `rope` oracle and the `reference.rope` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::rope::{RopeProblem, RopeStyle};
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, gather_indices, scatter};
@@ -59,7 +56,7 @@ pub struct ReferenceRope;
 
 /// Its registration.
 pub static ROPE: ReferenceRope = ReferenceRope;
-inventory::submit! { KernelEntry(&ROPE) }
+crate::register_kernel!(ROPE);
 
 const META: KernelMeta = meta(
     "reference.rope",

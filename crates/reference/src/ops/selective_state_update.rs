@@ -1,10 +1,7 @@
 //! `selective_state_update` oracle and the `reference.selective_state_update` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateProblem;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
@@ -104,7 +101,7 @@ pub struct ReferenceSelectiveStateUpdate;
 
 /// Its registration.
 pub static SELECTIVE_STATE_UPDATE: ReferenceSelectiveStateUpdate = ReferenceSelectiveStateUpdate;
-inventory::submit! { KernelEntry(&SELECTIVE_STATE_UPDATE) }
+crate::register_kernel!(SELECTIVE_STATE_UPDATE);
 
 const META: KernelMeta = meta(
     "reference.selective_state_update",

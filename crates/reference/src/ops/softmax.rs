@@ -1,10 +1,7 @@
 //! `softmax` oracle and the `reference.softmax` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::softmax::RowsProblem;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
@@ -30,7 +27,7 @@ pub struct ReferenceSoftmax;
 
 /// Its registration.
 pub static SOFTMAX: ReferenceSoftmax = ReferenceSoftmax;
-inventory::submit! { KernelEntry(&SOFTMAX) }
+crate::register_kernel!(SOFTMAX);
 
 const META: KernelMeta = meta(
     "reference.softmax",

@@ -1,10 +1,7 @@
 //! `token_logprobs` oracle and the `reference.token_logprobs` kernel.
 
-use kernelyard_core::inventory;
 use kernelyard_core::ops::token_logprobs::TokenLogprobsProblem;
-use kernelyard_core::{
-    Args, DType, Error, Kernel, KernelEntry, KernelMeta, OpKind, Problem, Stream,
-};
+use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
 use rayon::prelude::*;
 
 use crate::host::{gather, gather_indices, scatter};
@@ -84,7 +81,7 @@ pub struct ReferenceTokenLogprobs;
 
 /// Its registration.
 pub static TOKEN_LOGPROBS: ReferenceTokenLogprobs = ReferenceTokenLogprobs;
-inventory::submit! { KernelEntry(&TOKEN_LOGPROBS) }
+crate::register_kernel!(TOKEN_LOGPROBS);
 
 const META: KernelMeta = meta(
     "reference.token_logprobs",

@@ -1,0 +1,327 @@
+//! `kernelyard doctor`: what this build and this machine can do, and why not.
+//!
+//! Doctor reports; it does not decide. Devices and backend states come from the runtime's
+//! probe, kernel suitability from each kernel's own `check` against a representative problem
+//! per operator (the table below). It never panics on a machine without GPU libraries: a
+//! backend that cannot be used is reported with the reason its probe gave.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::Args;
+use kernelyard::{
+    BackendStatus, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, OpKind, Params,
+    Problem, Reason, Runtime, PIN_ENV,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::EXIT_USAGE;
+
+/// Arguments of `kernelyard doctor`.
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object (version, devices, backends, pins, ops) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The problem each operator's kernels are checked against: a common, mid-sized shape.
+fn representative(op: OpKind) -> (&'static str, DType) {
+    match op {
+        OpKind::Gemm => ("m=128,n=128,k=128", DType::BF16),
+        OpKind::RmsNorm => ("rows=128,hidden=4096", DType::BF16),
+        OpKind::Softmax => ("rows=128,cols=4096", DType::BF16),
+        OpKind::LogSoftmax => ("rows=128,cols=4096", DType::BF16),
+        OpKind::TokenLogprobs => ("tokens=128,vocab=32000", DType::BF16),
+        OpKind::Rope => ("tokens=128,heads=32,head_dim=128", DType::BF16),
+        OpKind::Attention => (
+            "batch=1,seq_q=1024,heads_q=32,heads_kv=8,head_dim=128,causal=1",
+            DType::BF16,
+        ),
+        OpKind::SelectiveStateUpdate => ("batch=8,heads=32,head_dim=64,state_dim=128", DType::BF16),
+    }
+}
+
+#[derive(Serialize)]
+struct DoctorJson<'a> {
+    version: &'static str,
+    devices: Vec<&'a Capabilities>,
+    backends: Vec<BackendJson<'a>>,
+    pins: PinsJson,
+    ops: Vec<OpJson>,
+}
+
+#[derive(Serialize)]
+struct BackendJson<'a> {
+    #[serde(flatten)]
+    status: &'a BackendStatus,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct PinsJson {
+    variable: &'static str,
+    value: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct OpJson {
+    op: OpKind,
+    params: &'static str,
+    dtype: DType,
+    problem: Option<Problem>,
+    problem_error: Option<String>,
+    kernels: Vec<KernelJson>,
+}
+
+#[derive(Serialize)]
+struct KernelJson {
+    name: &'static str,
+    backend: &'static str,
+    device: DeviceKind,
+    /// One entry per present device of the kernel's kind (none if no such device is present).
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    device: DeviceId,
+    runnable: bool,
+    /// Each reason as typed data plus its `message`.
+    reasons: Vec<Value>,
+}
+
+/// Runs `kernelyard doctor`.
+pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+    let (rt, pins) = runtime()?;
+    let ops: Vec<OpJson> = OpKind::ALL
+        .into_iter()
+        .map(|op| check_op(&rt, op))
+        .collect();
+    let code = if pins.error.is_some() {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::SUCCESS
+    };
+    let report = DoctorJson {
+        version: env!("CARGO_PKG_VERSION"),
+        devices: rt.devices().collect(),
+        backends: rt
+            .backends()
+            .iter()
+            .map(|status| BackendJson {
+                status,
+                message: status.to_string(),
+            })
+            .collect(),
+        pins,
+        ops,
+    };
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        crate::output::print(&text(&report)?)?;
+    }
+    Ok(code)
+}
+
+/// The runtime, and the state of `KERNELYARD_KERNELS`. A bad pin is a finding of doctor, not
+/// a reason to stop: it is reported, and the rest is checked without pins.
+fn runtime() -> anyhow::Result<(Runtime, PinsJson)> {
+    let value = std::env::var_os(PIN_ENV).map(|v| v.to_string_lossy().into_owned());
+    match Runtime::new() {
+        Ok(rt) => Ok((
+            rt,
+            PinsJson {
+                variable: PIN_ENV,
+                value,
+                error: None,
+            },
+        )),
+        Err(err @ Error::EnvOverride { .. }) => {
+            let rt = Runtime::builder().pins("").build()?;
+            Ok((
+                rt,
+                PinsJson {
+                    variable: PIN_ENV,
+                    value,
+                    error: Some(err.to_string()),
+                },
+            ))
+        }
+        Err(err) => Err(anyhow::Error::new(err).context("cannot start the kernelyard runtime")),
+    }
+}
+
+fn check_op(rt: &Runtime, op: OpKind) -> OpJson {
+    let (params, dtype) = representative(op);
+    let problem = Params::parse(op, params).and_then(|p| Problem::from_params(op, &p, dtype));
+    let (problem, problem_error) = match problem {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let kernels = rt
+        .registry()
+        .all()
+        .iter()
+        .filter(|k| k.meta().op == op)
+        .map(|&k| KernelJson {
+            name: k.meta().name,
+            backend: k.meta().backend,
+            device: k.meta().device,
+            checks: match &problem {
+                Some(problem) => rt
+                    .devices()
+                    .filter(|caps| caps.device.kind == k.meta().device)
+                    .map(|caps| check(k, caps, problem))
+                    .collect(),
+                None => Vec::new(),
+            },
+        })
+        .collect();
+    OpJson {
+        op,
+        params,
+        dtype,
+        problem,
+        problem_error,
+        kernels,
+    }
+}
+
+fn check(kernel: &dyn Kernel, caps: &Capabilities, problem: &Problem) -> CheckJson {
+    let reasons = kernel.check(caps, problem).err().unwrap_or_default();
+    CheckJson {
+        device: caps.device,
+        runnable: reasons.is_empty(),
+        reasons: reasons.iter().map(reason_json).collect(),
+    }
+}
+
+fn reason_json(reason: &Reason) -> Value {
+    let mut value = serde_json::to_value(reason).unwrap_or(Value::Null);
+    match &mut value {
+        Value::Object(map) => {
+            map.insert("message".into(), Value::String(reason.to_string()));
+            value
+        }
+        _ => serde_json::json!({ "message": reason.to_string() }),
+    }
+}
+
+fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
+    let mut t = String::new();
+    writeln!(t, "kernelyard {}", r.version)?;
+
+    writeln!(t, "\ndevices:")?;
+    if r.devices.is_empty() {
+        writeln!(t, "  none found (see backends below)")?;
+    }
+    for caps in &r.devices {
+        device(&mut t, caps)?;
+    }
+
+    writeln!(t, "\nbackends:")?;
+    for b in &r.backends {
+        writeln!(t, "  {}", b.message)?;
+    }
+
+    writeln!(t, "\npins ({}):", r.pins.variable)?;
+    match (&r.pins.value, &r.pins.error) {
+        (_, Some(err)) => {
+            writeln!(t, "  error: {err}")?;
+            writeln!(t, "  (kernels below are checked without pins; every other command fails until this is fixed)")?;
+        }
+        (Some(v), None) if !v.trim().is_empty() => writeln!(t, "  {v}")?,
+        _ => writeln!(t, "  none")?,
+    }
+
+    writeln!(
+        t,
+        "\nkernels (each checked on every present device of its kind against the problem shown):"
+    )?;
+    for op in &r.ops {
+        writeln!(t, "  {} [{} {}]", op.op, op.params, op.dtype)?;
+        if let Some(err) = &op.problem_error {
+            writeln!(t, "    cannot build the representative problem: {err}")?;
+        }
+        if op.kernels.is_empty() {
+            writeln!(t, "    no kernel registered in this build")?;
+        }
+        for k in &op.kernels {
+            writeln!(t, "    {} ({}, {})", k.name, k.backend, k.device)?;
+            if k.checks.is_empty() && op.problem.is_some() {
+                writeln!(t, "      no {} device present", k.device)?;
+            }
+            for c in &k.checks {
+                if c.runnable {
+                    writeln!(t, "      {}: yes", c.device)?;
+                    continue;
+                }
+                writeln!(t, "      {}: no", c.device)?;
+                for reason in &c.reasons {
+                    let msg = reason.get("message").and_then(Value::as_str).unwrap_or("?");
+                    writeln!(t, "        {msg}")?;
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+fn device(t: &mut String, caps: &Capabilities) -> std::fmt::Result {
+    let units = match caps.device.kind {
+        DeviceKind::Cpu => "threads",
+        DeviceKind::Cuda => "SMs",
+        DeviceKind::Rocm => "CUs",
+    };
+    writeln!(t, "  {}: {}", caps.device, caps.name)?;
+    write!(
+        t,
+        "    arch {}, {} {}, memory {}",
+        caps.arch,
+        caps.multiprocessors,
+        units,
+        bytes(caps.memory_bytes)
+    )?;
+    if caps.shared_mem_per_block > 0 {
+        write!(
+            t,
+            ", shared memory per block {} (opt-in {})",
+            bytes(caps.shared_mem_per_block),
+            bytes(caps.shared_mem_per_block_optin)
+        )?;
+    } else {
+        write!(t, ", no shared memory")?;
+    }
+    writeln!(t)?;
+    if let Some(v) = caps.driver_version {
+        writeln!(t, "    driver {v}")?;
+    }
+    if let Some(v) = caps.compiler_version {
+        writeln!(t, "    run-time compiler {v}")?;
+    }
+    let features: Vec<String> = caps.features.iter().map(|f| f.to_string()).collect();
+    writeln!(
+        t,
+        "    features: {}",
+        if features.is_empty() {
+            "none".to_string()
+        } else {
+            features.join(", ")
+        }
+    )
+}
+
+fn bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    match n {
+        0 => "unknown".to_string(),
+        n if n >= KIB * KIB * KIB => format!("{:.1} GiB", n as f64 / (KIB * KIB * KIB) as f64),
+        n if n >= KIB * KIB => format!("{:.1} MiB", n as f64 / (KIB * KIB) as f64),
+        n if n >= KIB => format!("{:.1} KiB", n as f64 / KIB as f64),
+        n => format!("{n} B"),
+    }
+}

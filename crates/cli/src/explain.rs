@@ -1,0 +1,149 @@
+//! `kernelyard explain`: which kernel is selected for a problem on a device, and why.
+//!
+//! The problem is built from `--problem k=v,...` by core (`Params::parse`,
+//! `Problem::from_params`), which rejects unknown and malformed keys with the operator's key
+//! list; selection is `Runtime::select`, the same call applications make, so the report is
+//! the one they would get.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::Args;
+use kernelyard::ops::params::ParamKey;
+use kernelyard::{
+    DType, DeviceId, OpKind, Params, Policy, Problem, SelectError, SelectionReport, PIN_ENV,
+};
+use serde::Serialize;
+
+use crate::EXIT_USAGE;
+
+/// Arguments of `kernelyard explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// The operator (gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention,
+    /// selective_state_update).
+    #[arg(value_name = "OP")]
+    op: OpKind,
+    /// The device to select for: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
+    #[arg(long, value_name = "DEV")]
+    device: DeviceId,
+    /// The problem's shape and flags as `key=value,...`; the keys per operator are listed
+    /// below (`--help`). Keys with a default may be left out.
+    #[arg(long, value_name = "K=V,...")]
+    problem: String,
+    /// The primary dtype (of the main input): f32, f16, bf16, i32 or i64.
+    #[arg(long, value_name = "T")]
+    dtype: DType,
+    /// Select exactly this kernel (e.g. `reference.gemm`); if it cannot run, the answer is an
+    /// error with its reasons, never another kernel.
+    #[arg(long, value_name = "NAME", conflicts_with = "backend")]
+    kernel: Option<String>,
+    /// Consider only kernels of this backend (reference, cuda, rocm).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Require a kernel that declares bitwise run-to-run determinism.
+    #[arg(long)]
+    deterministic: bool,
+    /// Require a kernel that declares batch invariance (a row's result does not depend on the
+    /// batch it rides in); implies --deterministic.
+    #[arg(long)]
+    batch_invariant: bool,
+    /// Print one JSON object `{"selected", "error", "report"}` instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ExplainJson<'a> {
+    selected: Option<&'static str>,
+    error: Option<String>,
+    report: Option<&'a SelectionReport>,
+}
+
+/// Runs `kernelyard explain`.
+pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let params = Params::parse(args.op, &args.problem)?;
+    let problem = Problem::from_params(args.op, &params, args.dtype)?;
+    let policy = policy(args);
+    let rt = crate::runtime()?;
+    match rt.select(args.device, &problem, &policy) {
+        Ok(plan) => {
+            let report = plan.report();
+            if args.json {
+                crate::output::print_json(&ExplainJson {
+                    selected: Some(plan.kernel_name()),
+                    error: None,
+                    report: Some(report),
+                })?;
+            } else {
+                crate::output::print(&format!("selected {}\n{report}", plan.kernel_name()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) if args.json => {
+            crate::output::print_json(&ExplainJson {
+                selected: None,
+                error: Some(err.to_string()),
+                report: report_of(&err),
+            })?;
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn policy(args: &ExplainArgs) -> Policy {
+    let mut policy = match (&args.kernel, &args.backend) {
+        (Some(kernel), _) => Policy::kernel(kernel.as_str()),
+        (None, Some(backend)) => Policy::backend(backend.as_str()),
+        (None, None) => Policy::auto(),
+    };
+    if args.deterministic {
+        policy = policy.deterministic();
+    }
+    if args.batch_invariant {
+        policy = policy.batch_invariant();
+    }
+    policy
+}
+
+/// The selection report a [`SelectError`] carries, if any.
+fn report_of(err: &SelectError) -> Option<&SelectionReport> {
+    match err {
+        SelectError::AllRejected { report } | SelectError::KernelRejected { report, .. } => {
+            Some(report)
+        }
+        _ => None,
+    }
+}
+
+/// The `explain --help` text after the options: every operator's problem keys, generated
+/// from the catalog so it cannot drift from what `--problem` accepts.
+pub fn keys_help() -> String {
+    let mut text = String::from("Problem keys (--problem key=value,...), per operator:\n");
+    for op in OpKind::ALL {
+        let _ = writeln!(text, "\n  {op}");
+        write_keys(&mut text, op.params());
+    }
+    let _ = write!(
+        text,
+        "\nExamples:\n  \
+         kernelyard explain rms_norm --device cpu --problem rows=4,hidden=4096 --dtype bf16\n  \
+         kernelyard explain gemm --device cuda:0 --problem m=128,n=256,k=64 --dtype bf16 --deterministic\n  \
+         kernelyard explain softmax --device cpu --problem rows=8,cols=1000 --dtype f32 --kernel reference.softmax --json\n\n\
+         {PIN_ENV}=op=kernel,... pins a kernel per operator (and device kind); explain shows the pin.\n"
+    );
+    text
+}
+
+fn write_keys(text: &mut String, keys: &[ParamKey]) {
+    let width = keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
+    for k in keys {
+        let default = match k.default {
+            Some(d) => format!("default {d}"),
+            None => "required".to_string(),
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(text, "    {:width$}  {:16}  {}", k.key, default, k.help);
+    }
+}

@@ -1,0 +1,109 @@
+//! `kernelyard list`: the registered kernels and their metadata, read without running
+//! anything (no device is probed).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::Args;
+use kernelyard::{KernelMeta, OpKind, Registry};
+use serde::Serialize;
+
+/// Arguments of `kernelyard list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only kernels of this operator (gemm, rms_norm, softmax, log_softmax, token_logprobs,
+    /// rope, attention, selective_state_update).
+    #[arg(long, value_name = "OP")]
+    op: Option<OpKind>,
+    /// Print one JSON object `{"kernels": [...]}` instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ListJson<'a> {
+    op: Option<OpKind>,
+    kernels: Vec<&'a KernelMeta>,
+}
+
+/// Runs `kernelyard list`.
+pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let registry = Registry::global()?;
+    let kernels: Vec<&KernelMeta> = registry
+        .all()
+        .iter()
+        .map(|k| k.meta())
+        .filter(|m| args.op.map_or(true, |op| m.op == op))
+        .collect();
+    if args.json {
+        crate::output::print_json(&ListJson {
+            op: args.op,
+            kernels,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    if kernels.is_empty() {
+        match args.op {
+            Some(op) => writeln!(
+                text,
+                "no kernel is registered for {op} in this build (see `kernelyard doctor`)"
+            )?,
+            None => writeln!(
+                text,
+                "no kernel is registered in this build (see `kernelyard doctor`)"
+            )?,
+        }
+    }
+    for (i, m) in kernels.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        describe(&mut text, m)?;
+    }
+    crate::output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(text: &mut String, m: &KernelMeta) -> std::fmt::Result {
+    writeln!(text, "{}  ({})", m.name, m.summary)?;
+    writeln!(
+        text,
+        "  op {}, backend {}, device {}, version {}, priority {}",
+        m.op, m.backend, m.device, m.version, m.priority
+    )?;
+    writeln!(
+        text,
+        "  deterministic {}, batch-invariant {}",
+        yes_no(m.deterministic),
+        yes_no(m.batch_invariant)
+    )?;
+    let features: Vec<String> = m.features.iter().map(|f| f.to_string()).collect();
+    writeln!(
+        text,
+        "  dtypes {}; arch {}; features {}; alignment {} B",
+        join(m.dtypes),
+        m.arch,
+        join(&features),
+        m.align
+    )
+}

@@ -1,0 +1,274 @@
+//! Running one instance on a device: allocate, upload, poison the outputs, validate the
+//! arguments, select the named kernel, launch, synchronize and download.
+//!
+//! Everything that can go wrong is a value ([`RunError`]); a kernel that panics is reported as
+//! a failure of that case, not of the suite.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use kernelyard::half::{bf16, f16};
+use kernelyard::{
+    DType, DeviceBuffer, DeviceId, Error, Policy, Problem, Runtime, SelectError, TensorView,
+    TensorViewMut, Verdict,
+};
+
+use crate::data::{Init, Instance};
+use crate::ops::Driver;
+
+/// A tensor in device memory with its logical description.
+pub(crate) struct DeviceTensor {
+    pub name: &'static str,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub buf: DeviceBuffer,
+}
+
+/// An output read back: values widened to `f64`, and the raw bits for bitwise comparisons.
+#[derive(Clone, Debug)]
+pub(crate) struct Downloaded {
+    pub values: Vec<f64>,
+    pub bits: Vec<u64>,
+}
+
+/// Why a run produced no outputs.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// Selection rejected the kernel for this problem on this device: its reasons.
+    Rejected(Vec<String>),
+    /// The harness could not set the run up, or the kernel panicked.
+    Failed(String),
+    /// The launch (or synchronization) returned an error.
+    Launch(Error),
+}
+
+/// Allocates a tensor on `device` and uploads `values` (logical order) in `dtype`.
+fn upload(
+    rt: &Runtime,
+    device: DeviceId,
+    name: &'static str,
+    dtype: DType,
+    shape: &[usize],
+    values: &[f64],
+) -> Result<DeviceTensor, Error> {
+    let bytes = (values.len() * dtype.size()).max(dtype.size());
+    let mut buf = rt.alloc(device, bytes)?;
+    match dtype {
+        DType::F32 => buf.upload(&values.iter().map(|&v| v as f32).collect::<Vec<_>>())?,
+        DType::F16 => buf.upload(&values.iter().map(|&v| f16::from_f64(v)).collect::<Vec<_>>())?,
+        DType::BF16 => buf.upload(
+            &values
+                .iter()
+                .map(|&v| bf16::from_f64(v))
+                .collect::<Vec<_>>(),
+        )?,
+        DType::I32 => buf.upload(&values.iter().map(|&v| v as i32).collect::<Vec<_>>())?,
+        DType::I64 => buf.upload(&values.iter().map(|&v| v as i64).collect::<Vec<_>>())?,
+    }
+    Ok(DeviceTensor {
+        name,
+        dtype,
+        shape: shape.to_vec(),
+        buf,
+    })
+}
+
+/// Reads a tensor back.
+fn download(t: &DeviceTensor) -> Result<Downloaded, Error> {
+    let n: usize = t.shape.iter().product();
+    let (values, bits): (Vec<f64>, Vec<u64>) = match t.dtype {
+        DType::F32 => t
+            .buf
+            .download::<f32>(n)?
+            .into_iter()
+            .map(|v| (f64::from(v), u64::from(v.to_bits())))
+            .unzip(),
+        DType::F16 => t
+            .buf
+            .download::<f16>(n)?
+            .into_iter()
+            .map(|v| (v.to_f64(), u64::from(v.to_bits())))
+            .unzip(),
+        DType::BF16 => t
+            .buf
+            .download::<bf16>(n)?
+            .into_iter()
+            .map(|v| (v.to_f64(), u64::from(v.to_bits())))
+            .unzip(),
+        DType::I32 => t
+            .buf
+            .download::<i32>(n)?
+            .into_iter()
+            .map(|v| (f64::from(v), v as u32 as u64))
+            .unzip(),
+        DType::I64 => t
+            .buf
+            .download::<i64>(n)?
+            .into_iter()
+            .map(|v| (v as f64, v as u64))
+            .unzip(),
+    };
+    Ok(Downloaded { values, bits })
+}
+
+/// A read-only view of the input called `name`.
+pub(crate) fn input<'a>(ins: &'a [DeviceTensor], name: &str) -> Result<TensorView<'a>, String> {
+    optional_input(ins, name)?.ok_or_else(|| format!("harness bug: no input `{name}`"))
+}
+
+/// A read-only view of the input called `name`, if there is one.
+pub(crate) fn optional_input<'a>(
+    ins: &'a [DeviceTensor],
+    name: &str,
+) -> Result<Option<TensorView<'a>>, String> {
+    match ins.iter().find(|t| t.name == name) {
+        None => Ok(None),
+        Some(t) => t
+            .buf
+            .view(t.dtype, &t.shape)
+            .map(Some)
+            .map_err(|e| format!("harness bug: view of `{name}`: {e}")),
+    }
+}
+
+/// Writable views of the outputs called `names`, in that order (`None` for absent ones).
+pub(crate) fn outputs_mut<'a, const N: usize>(
+    outs: &'a mut [DeviceTensor],
+    names: [&str; N],
+) -> Result<[Option<TensorViewMut<'a>>; N], String> {
+    let mut views: [Option<TensorViewMut<'a>>; N] = std::array::from_fn(|_| None);
+    for t in outs.iter_mut() {
+        let Some(slot) = names.iter().position(|n| *n == t.name) else {
+            return Err(format!("harness bug: unexpected output `{}`", t.name));
+        };
+        let view = t
+            .buf
+            .view_mut(t.dtype, &t.shape)
+            .map_err(|e| format!("harness bug: view of `{}`: {e}", t.name))?;
+        views[slot] = Some(view);
+    }
+    Ok(views)
+}
+
+/// The output called `name`, which must be there.
+pub(crate) fn required<'a>(
+    v: Option<TensorViewMut<'a>>,
+    name: &str,
+) -> Result<TensorViewMut<'a>, String> {
+    v.ok_or_else(|| format!("harness bug: no output `{name}`"))
+}
+
+/// The problem with its alignment cleared, to compare a case's problem with the launch's
+/// (the case cannot know the row strides' alignment; validation computes it).
+pub(crate) fn without_align(p: &Problem) -> Problem {
+    let mut p = p.clone();
+    match &mut p {
+        Problem::Gemm(q) => q.align = 0,
+        Problem::RmsNorm(q) => q.align = 0,
+        Problem::Softmax(q) | Problem::LogSoftmax(q) => q.align = 0,
+        Problem::TokenLogprobs(q) => q.align = 0,
+        Problem::Rope(q) => q.align = 0,
+        Problem::Attention(q) => q.align = 0,
+        Problem::SelectiveStateUpdate(q) => q.align = 0,
+    }
+    p
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
+        .to_string()
+}
+
+/// The reasons a selection rejected `kernel`, as text.
+fn rejection_reasons(err: &SelectError, kernel: &str) -> Option<Vec<String>> {
+    let SelectError::KernelRejected { report, .. } = err else {
+        return None;
+    };
+    let reasons = report
+        .candidates
+        .iter()
+        .find(|c| c.kernel == kernel)
+        .and_then(|c| match &c.verdict {
+            Verdict::Rejected { reasons } => Some(reasons.iter().map(|r| r.to_string()).collect()),
+            _ => None,
+        })
+        .unwrap_or_else(|| vec![err.to_string()]);
+    Some(reasons)
+}
+
+/// Runs `inst` with the kernel `kernel` on `device` and reads every output back.
+pub(crate) fn execute(
+    rt: &Runtime,
+    device: DeviceId,
+    kernel: &'static str,
+    driver: &dyn Driver,
+    inst: &Instance,
+) -> Result<Vec<Downloaded>, RunError> {
+    let failed = |what: &str, e: Error| RunError::Failed(format!("{what}: {e}"));
+    let stream = rt.default_stream(device).map_err(|e| failed("stream", e))?;
+    let mut ins = Vec::with_capacity(inst.inputs.len());
+    for t in &inst.inputs {
+        ins.push(
+            upload(rt, device, t.name, t.dtype, &t.shape, &t.data)
+                .map_err(|e| failed(&format!("upload of `{}`", t.name), e))?,
+        );
+    }
+    let mut outs = Vec::with_capacity(inst.outputs.len());
+    for o in &inst.outputs {
+        let n: usize = o.shape.iter().product();
+        let init = match o.init {
+            Init::Poison => vec![f64::NAN; n],
+            Init::FromInput(i) => match inst.inputs.get(i) {
+                Some(t) if t.data.len() == n => t.data.clone(),
+                _ => {
+                    return Err(RunError::Failed(format!(
+                        "harness bug: output `{}` starts from a missing input",
+                        o.name
+                    )))
+                }
+            },
+        };
+        outs.push(
+            upload(rt, device, o.name, o.dtype, &o.shape, &init)
+                .map_err(|e| failed(&format!("upload of `{}`", o.name), e))?,
+        );
+    }
+    {
+        let mut args = driver
+            .args(inst, &ins, &mut outs)
+            .map_err(RunError::Failed)?;
+        let (problem, _) = args.validate().map_err(|e| {
+            RunError::Failed(format!("harness bug: the arguments do not validate: {e}"))
+        })?;
+        if without_align(&problem) != without_align(&inst.problem) {
+            return Err(RunError::Failed(format!(
+                "harness bug: the arguments describe {problem}, the case {}",
+                inst.problem
+            )));
+        }
+        let plan = rt
+            .select(device, &problem, &Policy::kernel(kernel))
+            .map_err(|e| match rejection_reasons(&e, kernel) {
+                Some(reasons) => RunError::Rejected(reasons),
+                None => RunError::Failed(format!("selection: {e}")),
+            })?;
+        match catch_unwind(AssertUnwindSafe(|| plan.launch(&stream, &mut args))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RunError::Launch(e)),
+            Err(panic) => {
+                return Err(RunError::Failed(format!(
+                    "the kernel panicked: {}",
+                    panic_text(panic.as_ref())
+                )))
+            }
+        }
+    }
+    rt.synchronize(&stream).map_err(RunError::Launch)?;
+    outs.iter()
+        .map(|t| download(t).map_err(|e| failed(&format!("download of `{}`", t.name), e)))
+        .collect()
+}

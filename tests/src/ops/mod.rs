@@ -1,0 +1,244 @@
+//! One driver per operator, mirroring `kernelyard_core::ops`: how to generate a problem's
+//! inputs, which outputs it writes, what the oracle says, how to build its arguments from
+//! device buffers, and which axis holds its independent rows (for batch invariance).
+//!
+//! Drivers know nothing of kernels or devices; [`crate::runner`] does the rest for every op
+//! alike.
+
+pub(crate) mod attention;
+pub(crate) mod gemm;
+pub(crate) mod rms_norm;
+pub(crate) mod rope;
+pub(crate) mod rows;
+pub(crate) mod selective_state_update;
+pub(crate) mod token_logprobs;
+
+use kernelyard::{Args, Error, OpKind, Problem};
+
+use crate::cases::Scalars;
+use crate::data::{concat_rows, select_rows, with_axis, HostTensor, Instance, OutputSpec};
+use crate::exec::DeviceTensor;
+use crate::rng::Rng;
+
+/// Extracts an op's problem from a [`Problem`], or returns a harness-bug error.
+macro_rules! expect_problem {
+    ($p:expr, $variant:ident) => {
+        match $p {
+            kernelyard::Problem::$variant(q) => q,
+            other => {
+                return Err(format!(
+                    "harness bug: a {} problem was given to the {} driver",
+                    other.op(),
+                    stringify!($variant)
+                ))
+            }
+        }
+    };
+}
+pub(crate) use expect_problem;
+
+/// What the suite needs to know about one operator.
+pub(crate) trait Driver: Sync {
+    /// The number of independent rows (the unit of batch invariance).
+    fn rows(&self, p: &Problem) -> Result<usize, String>;
+
+    /// The same problem with `rows` rows.
+    fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String>;
+
+    /// Random inputs for `p`, each rounded to its dtype.
+    fn generate(&self, p: &Problem, s: &Scalars, rng: &mut Rng) -> Result<Vec<HostTensor>, String>;
+
+    /// The outputs `p` writes (`inputs` are the ones [`Driver::generate`] made, for in/out
+    /// tensors).
+    fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String>;
+
+    /// The oracle's values for every output, in the order of [`Driver::outputs`].
+    fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String>;
+
+    /// The call's arguments over device tensors named as the instance's inputs and outputs.
+    fn args<'a>(
+        &self,
+        inst: &Instance,
+        ins: &'a [DeviceTensor],
+        outs: &'a mut [DeviceTensor],
+    ) -> Result<Args<'a>, String>;
+
+    /// The launch error the instance must produce instead of outputs, if any.
+    fn expected_error(&self, inst: &Instance) -> Result<Option<ExpectedError>, String> {
+        let _ = inst;
+        Ok(None)
+    }
+}
+
+/// A launch error a case expects (data-dependent errors, e.g. checked targets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ExpectedError {
+    /// `token_logprobs` in the checked mode with a target outside `[0, vocab)`.
+    TargetOutOfRange {
+        /// The first such row.
+        row: usize,
+        /// Its target.
+        target: i64,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+}
+
+impl ExpectedError {
+    /// `Ok` if `err` is the expected error.
+    pub(crate) fn check(&self, err: &Error) -> Result<(), String> {
+        match (self, err) {
+            (
+                ExpectedError::TargetOutOfRange { row, target, vocab },
+                Error::TargetOutOfRange {
+                    row: r,
+                    target: t,
+                    vocab: v,
+                },
+            ) if (row, target, vocab) == (r, t, v) => Ok(()),
+            _ => Err(format!("expected {}, got: {err}", self.describe())),
+        }
+    }
+
+    /// The expected error in words.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            ExpectedError::TargetOutOfRange { row, target, vocab } => {
+                format!("Error::TargetOutOfRange for row {row} (target {target}, vocab {vocab})")
+            }
+        }
+    }
+}
+
+static GEMM: gemm::GemmDriver = gemm::GemmDriver;
+static RMS_NORM: rms_norm::RmsNormDriver = rms_norm::RmsNormDriver;
+static SOFTMAX: rows::RowsDriver = rows::RowsDriver { log: false };
+static LOG_SOFTMAX: rows::RowsDriver = rows::RowsDriver { log: true };
+static TOKEN_LOGPROBS: token_logprobs::TokenLogprobsDriver = token_logprobs::TokenLogprobsDriver;
+static ROPE: rope::RopeDriver = rope::RopeDriver;
+static ATTENTION: attention::AttentionDriver = attention::AttentionDriver;
+static SSU: selective_state_update::SsuDriver = selective_state_update::SsuDriver;
+
+/// The driver of an operator.
+pub(crate) fn driver(op: OpKind) -> &'static dyn Driver {
+    match op {
+        OpKind::Gemm => &GEMM,
+        OpKind::RmsNorm => &RMS_NORM,
+        OpKind::Softmax => &SOFTMAX,
+        OpKind::LogSoftmax => &LOG_SOFTMAX,
+        OpKind::TokenLogprobs => &TOKEN_LOGPROBS,
+        OpKind::Rope => &ROPE,
+        OpKind::Attention => &ATTENTION,
+        OpKind::SelectiveStateUpdate => &SSU,
+    }
+}
+
+/// A fresh instance of `problem` with random inputs.
+pub(crate) fn instance(
+    driver: &dyn Driver,
+    problem: Problem,
+    scalars: Scalars,
+    rng: &mut Rng,
+) -> Result<Instance, String> {
+    let inputs = driver.generate(&problem, &scalars, rng)?;
+    let outputs = driver.outputs(&problem, &inputs)?;
+    Ok(Instance {
+        problem,
+        scalars,
+        inputs,
+        outputs,
+    })
+}
+
+/// The instance restricted to `rows` (in that order); shared tensors are kept whole.
+pub(crate) fn subset(
+    driver: &dyn Driver,
+    inst: &Instance,
+    rows: &[usize],
+) -> Result<Instance, String> {
+    let problem = driver.with_rows(&inst.problem, rows.len())?;
+    let inputs: Vec<HostTensor> = inst
+        .inputs
+        .iter()
+        .map(|t| match t.batch_axis {
+            Some(axis) => HostTensor::of(
+                t.name,
+                t.dtype,
+                with_axis(&t.shape, axis, rows.len()),
+                t.batch_axis,
+                select_rows(&t.data, &t.shape, axis, rows),
+            ),
+            None => t.clone(),
+        })
+        .collect();
+    let outputs = driver.outputs(&problem, &inputs)?;
+    Ok(Instance {
+        problem,
+        scalars: inst.scalars.clone(),
+        inputs,
+        outputs,
+    })
+}
+
+/// The instance with `extra` random rows appended; shared tensors are kept.
+pub(crate) fn padded(
+    driver: &dyn Driver,
+    inst: &Instance,
+    extra: usize,
+    rng: &mut Rng,
+) -> Result<Instance, String> {
+    let n = driver.rows(&inst.problem)?;
+    let more = driver.generate(&driver.with_rows(&inst.problem, extra)?, &inst.scalars, rng)?;
+    let problem = driver.with_rows(&inst.problem, n + extra)?;
+    let mut inputs = Vec::with_capacity(inst.inputs.len());
+    for t in &inst.inputs {
+        match t.batch_axis {
+            Some(axis) => {
+                let m = more
+                    .iter()
+                    .find(|x| x.name == t.name)
+                    .ok_or_else(|| format!("harness bug: no extra rows for `{}`", t.name))?;
+                inputs.push(HostTensor::of(
+                    t.name,
+                    t.dtype,
+                    with_axis(&t.shape, axis, n + extra),
+                    t.batch_axis,
+                    concat_rows(&t.data, &t.shape, &m.data, &m.shape, axis),
+                ));
+            }
+            None => inputs.push(t.clone()),
+        }
+    }
+    let outputs = driver.outputs(&problem, &inputs)?;
+    Ok(Instance {
+        problem,
+        scalars: inst.scalars.clone(),
+        inputs,
+        outputs,
+    })
+}
+
+/// Per-row shifts and spreads for logits-like rows: row `r` is `shift + spread * u` with `u`
+/// uniform in `[-1, 1)`, shifts up to 100 (so a kernel that does not subtract the row max
+/// overflows `exp` in f32) and spreads from 0.4 to 40 (nearly flat to very peaked rows).
+pub(crate) fn logit_rows(
+    rng: &mut Rng,
+    dtype: kernelyard::DType,
+    rows: usize,
+    cols: usize,
+) -> Vec<f64> {
+    let mut data = Vec::with_capacity(rows * cols);
+    for _ in 0..rows {
+        let shift = rng.uniform(-30.0, 100.0);
+        let spread = 4.0 * 10f64.powf(rng.uniform(-1.0, 1.0));
+        for _ in 0..cols {
+            data.push(crate::data::nonzero(
+                rng,
+                dtype,
+                shift - spread,
+                shift + spread,
+            ));
+        }
+    }
+    data
+}
