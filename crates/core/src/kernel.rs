@@ -91,6 +91,10 @@ pub trait Kernel: Send + Sync + 'static {
 
     /// Problem-specific requirements beyond the metadata (shapes, shared memory per problem):
     /// push a reason for each one not met. The default has none.
+    ///
+    /// Called whenever the device is of the kernel's kind, even if a static requirement (arch,
+    /// dtype, alignment) already failed, so that every reason is reported: it must not assume
+    /// the problem's dtype is one the kernel supports.
     fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
         let _ = (caps, problem, reasons);
     }
@@ -99,7 +103,7 @@ pub trait Kernel: Send + Sync + 'static {
     fn check(&self, caps: &Capabilities, problem: &Problem) -> Result<(), Vec<Reason>> {
         let mut reasons = Vec::new();
         self.meta().check_static(caps, problem, &mut reasons);
-        if reasons.is_empty() {
+        if caps.arch.kind() == self.meta().device {
             self.check_problem(caps, problem, &mut reasons);
         }
         if reasons.is_empty() {

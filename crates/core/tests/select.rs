@@ -871,3 +871,21 @@ fn arch_range_must_match_the_device_kind() {
     );
     assert!(e.to_string().contains("arch range"), "{e}");
 }
+
+#[test]
+fn check_reports_static_and_problem_reasons_together() {
+    let k = Fake::new(KernelMeta {
+        arch: fakes::cuda_range((8, 0), Some((9, 0))),
+        ..cuda_gemm("cuda.gemm.old_and_big")
+    })
+    .smem(100 * 1024)
+    .leak();
+    let caps = cuda(0, 7, 5);
+    let p = gemm_problem();
+    let reasons = k.check(&caps, &p).unwrap_err();
+    assert!(
+        reasons.iter().any(|r| matches!(r, Reason::ArchTooOld { .. }))
+            && reasons.iter().any(|r| matches!(r, Reason::SharedMemory { .. })),
+        "{reasons:?}"
+    );
+}
