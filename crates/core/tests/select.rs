@@ -884,8 +884,12 @@ fn check_reports_static_and_problem_reasons_together() {
     let p = gemm_problem();
     let reasons = k.check(&caps, &p).unwrap_err();
     assert!(
-        reasons.iter().any(|r| matches!(r, Reason::ArchTooOld { .. }))
-            && reasons.iter().any(|r| matches!(r, Reason::SharedMemory { .. })),
+        reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ArchTooOld { .. }))
+            && reasons
+                .iter()
+                .any(|r| matches!(r, Reason::SharedMemory { .. })),
         "{reasons:?}"
     );
 }

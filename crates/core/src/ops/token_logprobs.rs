@@ -7,7 +7,7 @@
 //! Targets equal to `ignore_index` (default -100) give `out[t] = 0`; the entropy is still
 //! computed for those rows. Targets outside `[0, V)` that are not `ignore_index` give NaN in
 //! the unchecked mode; in the checked mode (`checked = true`) the launch fails with
-//! [`Error::TargetOutOfRange`](crate::Error::TargetOutOfRange) naming the first such row.
+//! [`crate::Error::TargetOutOfRange`] naming the first such row.
 //! Outputs must not overlap inputs.
 
 use serde::{Deserialize, Serialize};
