@@ -19,6 +19,21 @@ fn run(args: &[&str]) -> Output {
     run_with(None, args)
 }
 
+/// `kernelyard explain softmax --device cpu --problem rows=2,cols=8 --dtype f32` plus `extra`.
+fn explain_softmax_on_cpu(extra: &[&str]) -> Output {
+    let base = [
+        "explain",
+        "softmax",
+        "--device",
+        "cpu",
+        "--problem",
+        "rows=2,cols=8",
+        "--dtype",
+        "f32",
+    ];
+    run(&[&base[..], extra].concat())
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -180,18 +195,7 @@ fn explain_on_cuda_says_not_compiled_in() {
 
 #[test]
 fn explain_rejects_a_kernel_of_another_op() {
-    let o = run(&[
-        "explain",
-        "softmax",
-        "--device",
-        "cpu",
-        "--problem",
-        "rows=2,cols=8",
-        "--dtype",
-        "f32",
-        "--kernel",
-        "reference.gemm",
-    ]);
+    let o = explain_softmax_on_cpu(&["--kernel", "reference.gemm"]);
     assert_eq!(code(&o), 2, "{}", all(&o));
     assert!(
         stderr(&o).contains("implements `gemm`, not `softmax`"),
@@ -202,18 +206,7 @@ fn explain_rejects_a_kernel_of_another_op() {
 
 #[test]
 fn explain_unknown_kernel_lists_known_ones() {
-    let o = run(&[
-        "explain",
-        "softmax",
-        "--device",
-        "cpu",
-        "--problem",
-        "rows=2,cols=8",
-        "--dtype",
-        "f32",
-        "--kernel",
-        "reference.nope",
-    ]);
+    let o = explain_softmax_on_cpu(&["--kernel", "reference.nope"]);
     assert_eq!(code(&o), 2, "{}", all(&o));
     assert!(
         stderr(&o).contains("unknown kernel `reference.nope`"),
@@ -225,19 +218,7 @@ fn explain_unknown_kernel_lists_known_ones() {
 
 #[test]
 fn explain_with_a_constraint_no_kernel_meets_reports_every_reason() {
-    let o = run(&[
-        "explain",
-        "softmax",
-        "--device",
-        "cpu",
-        "--problem",
-        "rows=2,cols=8",
-        "--dtype",
-        "f32",
-        "--backend",
-        "cuda",
-        "--json",
-    ]);
+    let o = explain_softmax_on_cpu(&["--backend", "cuda", "--json"]);
     assert_eq!(code(&o), 2, "{}", all(&o));
     let v = json(&o);
     assert!(v["selected"].is_null());

@@ -286,7 +286,7 @@ impl Runtime {
     ) -> Result<Arc<Plan>, Error> {
         let (problem, device) = args.validate()?;
         let plan = self.select(device, &problem, policy)?;
-        plan.launch(stream, args)?;
+        plan.launch_validated(stream, args, problem, device)?;
         Ok(plan)
     }
 

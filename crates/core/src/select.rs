@@ -258,6 +258,17 @@ impl Plan {
     /// Validates `args` against the plan's problem and device, then launches on `stream`.
     pub fn launch(&self, stream: &Stream, args: &mut Args<'_>) -> Result<(), Error> {
         let (problem, device) = args.validate()?;
+        self.launch_validated(stream, args, problem, device)
+    }
+
+    /// [`Plan::launch`] for arguments already validated into `problem` on `device`.
+    pub(crate) fn launch_validated(
+        &self,
+        stream: &Stream,
+        args: &mut Args<'_>,
+        problem: Problem,
+        device: DeviceId,
+    ) -> Result<(), Error> {
         if device != self.device {
             return Err(Error::WrongDevice {
                 what: "arguments",
