@@ -121,7 +121,7 @@ pub fn cases_for(op: OpKind) -> Result<Vec<Case>, String> {
 }
 
 /// The scalar fields each op takes; any other one given is an error.
-fn allowed_scalars(op: OpKind) -> &'static [&'static str] {
+pub(crate) fn allowed_scalars(op: OpKind) -> &'static [&'static str] {
     match op {
         OpKind::Gemm => &["alpha", "beta"],
         OpKind::RmsNorm => &["eps"],

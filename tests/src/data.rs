@@ -33,7 +33,19 @@ impl HostTensor {
         hi: f64,
     ) -> Self {
         let n = shape.iter().product();
-        let data = (0..n).map(|_| nonzero(rng, dtype, lo, hi)).collect();
+        let data = if n >= PARALLEL_MIN {
+            let base = rng.next_u64();
+            let mut data = vec![0.0; n];
+            par_chunks(&mut data, CHUNK, |i, chunk| {
+                let mut rng = Rng::stream(base, i as u64);
+                for v in chunk {
+                    *v = nonzero(&mut rng, dtype, lo, hi);
+                }
+            });
+            data
+        } else {
+            (0..n).map(|_| nonzero(rng, dtype, lo, hi)).collect()
+        };
         HostTensor {
             name,
             dtype,
@@ -59,6 +71,56 @@ impl HostTensor {
             batch_axis,
         }
     }
+}
+
+/// Tensors of at least this many elements are generated (and converted to their dtype) on
+/// every core, in chunks of [`CHUNK`] elements each with its own [`Rng::stream`], so their values
+/// do not depend on the number of cores. Smaller ones (every case of the suite) come from one
+/// sequential stream. Benchmarks need the large ones: 4096 x 151936 logits are 622M values.
+pub(crate) const PARALLEL_MIN: usize = 1 << 22;
+
+/// Elements per chunk of a parallel fill.
+pub(crate) const CHUNK: usize = 1 << 16;
+
+/// Runs `f(i, chunk)` for every `chunk_len`-element chunk of `out` (the `i`-th), spread over
+/// the available cores.
+pub(crate) fn par_chunks<T: Send>(
+    out: &mut [T],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let mut chunks: Vec<(usize, &mut [T])> = out.chunks_mut(chunk_len.max(1)).enumerate().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, chunks.len().max(1));
+    let per_thread = chunks.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        for group in chunks.chunks_mut(per_thread) {
+            s.spawn(move || {
+                for (i, chunk) in group.iter_mut() {
+                    f(*i, chunk);
+                }
+            });
+        }
+    });
+}
+
+/// `values` mapped through `f`, in parallel when there are at least [`PARALLEL_MIN`].
+pub(crate) fn par_map<T: Copy + Default + Send>(
+    values: &[f64],
+    f: impl Fn(f64) -> T + Sync,
+) -> Vec<T> {
+    if values.len() < PARALLEL_MIN {
+        return values.iter().map(|&v| f(v)).collect();
+    }
+    let mut out = vec![T::default(); values.len()];
+    par_chunks(&mut out, CHUNK, |i, chunk| {
+        for (o, &v) in chunk.iter_mut().zip(&values[i * CHUNK..]) {
+            *o = f(v);
+        }
+    });
+    out
 }
 
 /// One value uniform in `[lo, hi)` rounded to `dtype`, redrawn while it rounds to zero (a zero
@@ -223,6 +285,22 @@ mod tests {
         );
         assert_eq!(unravel(7, &[2, 3, 2]), vec![1, 0, 1]);
         assert_eq!(with_axis(&[2, 3, 2], 1, 5), vec![2, 5, 2]);
+    }
+
+    #[test]
+    fn parallel_fills_do_not_depend_on_the_cores() {
+        let n = PARALLEL_MIN + 3;
+        let a = HostTensor::uniform("a", DType::BF16, vec![n], None, &mut Rng::new(5), -1.0, 1.0);
+        let b = HostTensor::uniform("b", DType::BF16, vec![n], None, &mut Rng::new(5), -1.0, 1.0);
+        assert_eq!(a.data, b.data);
+        assert!(a
+            .data
+            .iter()
+            .all(|&v| v != 0.0 && round_to(DType::BF16, v) == v));
+        // Chunks get distinct streams.
+        assert_ne!(a.data[..CHUNK], a.data[CHUNK..2 * CHUNK]);
+        let doubled = par_map(&a.data, |v| 2.0 * v);
+        assert!(doubled.iter().zip(&a.data).all(|(d, v)| *d == 2.0 * v));
     }
 
     #[test]

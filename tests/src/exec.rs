@@ -12,7 +12,7 @@ use kernelyard::{
     TensorViewMut, Verdict,
 };
 
-use crate::data::{Init, Instance};
+use crate::data::{par_map, Init, Instance};
 use crate::ops::Driver;
 
 /// A tensor in device memory with its logical description.
@@ -41,6 +41,39 @@ pub(crate) enum RunError {
     Launch(Error),
 }
 
+/// Host values converted to a dtype's storage, ready to upload (once or many times).
+pub(crate) enum Encoded {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+}
+
+impl Encoded {
+    /// `values` (already representable in `dtype`) in `dtype`'s storage.
+    pub(crate) fn new(dtype: DType, values: &[f64]) -> Self {
+        match dtype {
+            DType::F32 => Encoded::F32(par_map(values, |v| v as f32)),
+            DType::F16 => Encoded::F16(par_map(values, f16::from_f64)),
+            DType::BF16 => Encoded::BF16(par_map(values, bf16::from_f64)),
+            DType::I32 => Encoded::I32(par_map(values, |v| v as i32)),
+            DType::I64 => Encoded::I64(par_map(values, |v| v as i64)),
+        }
+    }
+
+    /// Copies the values into the start of `buf`.
+    pub(crate) fn upload(&self, buf: &mut DeviceBuffer) -> Result<(), Error> {
+        match self {
+            Encoded::F32(v) => buf.upload(v),
+            Encoded::F16(v) => buf.upload(v),
+            Encoded::BF16(v) => buf.upload(v),
+            Encoded::I32(v) => buf.upload(v),
+            Encoded::I64(v) => buf.upload(v),
+        }
+    }
+}
+
 /// Allocates a tensor on `device` and uploads `values` (logical order) in `dtype`.
 fn upload(
     rt: &Runtime,
@@ -50,20 +83,21 @@ fn upload(
     shape: &[usize],
     values: &[f64],
 ) -> Result<DeviceTensor, Error> {
-    let bytes = (values.len() * dtype.size()).max(dtype.size());
-    let mut buf = rt.alloc(device, bytes)?;
-    match dtype {
-        DType::F32 => buf.upload(&values.iter().map(|&v| v as f32).collect::<Vec<_>>())?,
-        DType::F16 => buf.upload(&values.iter().map(|&v| f16::from_f64(v)).collect::<Vec<_>>())?,
-        DType::BF16 => buf.upload(
-            &values
-                .iter()
-                .map(|&v| bf16::from_f64(v))
-                .collect::<Vec<_>>(),
-        )?,
-        DType::I32 => buf.upload(&values.iter().map(|&v| v as i32).collect::<Vec<_>>())?,
-        DType::I64 => buf.upload(&values.iter().map(|&v| v as i64).collect::<Vec<_>>())?,
-    }
+    upload_encoded(rt, device, name, dtype, shape, &Encoded::new(dtype, values))
+}
+
+/// Allocates a tensor of `shape` on `device` and uploads `data` into it.
+pub(crate) fn upload_encoded(
+    rt: &Runtime,
+    device: DeviceId,
+    name: &'static str,
+    dtype: DType,
+    shape: &[usize],
+    data: &Encoded,
+) -> Result<DeviceTensor, Error> {
+    let n: usize = shape.iter().product();
+    let mut buf = rt.alloc(device, (n * dtype.size()).max(dtype.size()))?;
+    data.upload(&mut buf)?;
     Ok(DeviceTensor {
         name,
         dtype,

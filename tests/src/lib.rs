@@ -12,6 +12,8 @@
 //!   declares. A kernel that cannot run a case is a skip with its reasons, never a pass; a
 //!   listed known difference ([`known`]) is a skip with its comment.
 //! - **The report** ([`SuiteReport`]) counts, prints ([`summary_table`]) and serializes.
+//! - **The benchmark** ([`bench()`], `kernelyard bench`) reuses the drivers to time one problem
+//!   per kernel on one device, in the JSON-lines shape of the torch peer ([`mod@bench`]).
 //!
 //! The library never panics on a kernel's behalf: launch and allocation errors, and kernels
 //! that panic, are failures of their case.
@@ -30,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cases;
 mod compare;
 mod data;
@@ -41,6 +44,10 @@ pub mod rng;
 pub mod runner;
 pub mod tolerance;
 
+pub use bench::{
+    bench, BenchError, BenchOptions, BenchReport, BenchRow, BenchScalars, KernelChoice, Skipped,
+    Work,
+};
 pub use cases::{cases_for, Case};
 pub use known::{KnownDifference, KNOWN_DIFFERENCES};
 pub use report::{summary_table, CaseResult, Outcome, SuiteReport, Tally};

@@ -43,6 +43,12 @@ impl Rng {
         Rng::new(derive_seed(seed, parts))
     }
 
+    /// The generator of chunk `index` of a tensor filled in parallel from `base` (one draw of
+    /// the tensor's generator): distinct, reproducible streams whatever the number of threads.
+    pub fn stream(base: u64, index: u64) -> Self {
+        Rng::new(mix(base ^ mix(index.wrapping_add(1))))
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -1,11 +1,13 @@
 //! `kernelyard`: the command line of the kernel registry.
 //!
 //! Each subcommand lives in its own module and returns the process's exit code:
-//! 0 when all is well, 1 when `verify` found a failing case, 2 for usage and selection errors
+//! 0 when all is well, 1 when `verify` found a failing case or a `bench` run failed (a launch,
+//! an allocation), 2 for usage and selection errors
 //! (unknown op, dtype, device or problem key; no kernel can be selected; a bad
 //! `KERNELYARD_KERNELS`). Errors are printed with everything the library says about them,
 //! never replaced by a shorter message.
 
+mod bench;
 mod doctor;
 mod explain;
 mod list;
@@ -20,7 +22,7 @@ use kernelyard::Runtime;
 
 /// Exit code: a usage or selection error.
 const EXIT_USAGE: u8 = 2;
-/// Exit code: `verify` found at least one failing case.
+/// Exit code: `verify` found at least one failing case, or a `bench` run failed.
 const EXIT_FAILURES: u8 = 1;
 
 /// kernelyard: a registry of GPU operator kernels that never falls back silently.
@@ -28,7 +30,8 @@ const EXIT_FAILURES: u8 = 1;
 /// Every kernel that could run a problem, and every reason one cannot, is shown; nothing is
 /// replaced by another kernel, backend or device behind your back.
 ///
-/// Exit codes: 0 ok, 1 `verify` found failures, 2 usage or selection error.
+/// Exit codes: 0 ok, 1 `verify` found failures or a `bench` run failed, 2 usage or selection
+/// error.
 #[derive(Parser)]
 #[command(name = "kernelyard", version, propagate_version = true)]
 struct Cli {
@@ -62,6 +65,20 @@ enum Command {
     /// Progress (one line per case) goes to stderr, the summary to stdout. A case a kernel
     /// cannot run is counted as a skip, with its reasons. Exits 1 if any case fails.
     Verify(verify::VerifyArgs),
+    /// Time a problem on a device: per kernel the median ms, TFLOP/s or TB/s, and the fraction
+    /// of the device's measured copy bandwidth.
+    ///
+    /// Inputs are generated once and uploaded in enough copies to exceed four 50 MiB L2
+    /// caches, rotated from run to run; each kernel gets warm-up runs, then every timed run is
+    /// measured on its own (CUDA events on GPUs, the host clock on the CPU). Progress goes to
+    /// stderr; the table, or with --json the JSON lines of `peers/torch_ops.py`'s shape, to
+    /// stdout. Exits 2 if the kernel asked for cannot run the problem (with its reasons), 1
+    /// if a run fails.
+    #[command(
+        after_help = "Example: kernelyard bench rms_norm --device cuda:0 --problem rows=16384,hidden=4096 --dtype bf16 --all --json\n\
+                      Run `kernelyard explain --help` for every operator's problem keys."
+    )]
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +89,7 @@ fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

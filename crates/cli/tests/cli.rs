@@ -62,11 +62,16 @@ fn doctor_reports_backends() {
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{}", all(&o));
     assert!(out.contains("reference: available"), "{out}");
+    // The CLI builds the CUDA backend by default: here it is either available (a GPU machine)
+    // or unavailable with its reason (CI), never missing.
     assert!(
-        out.contains("cuda: not compiled in (rebuild with `--features cuda`)"),
+        out.contains("cuda: available") || out.contains("cuda: unavailable: "),
         "{out}"
     );
-    assert!(out.contains("rocm: not compiled in"), "{out}");
+    assert!(
+        out.contains("rocm: not compiled in (rebuild with `--features rocm`)"),
+        "{out}"
+    );
     assert!(out.contains("reference.gemm"), "{out}");
     assert!(out.contains("cpu: yes"), "{out}");
 }
@@ -81,7 +86,16 @@ fn doctor_json_parses() {
         .iter()
         .find(|b| b["name"] == "cuda")
         .expect("cuda is listed");
-    assert_eq!(cuda["state"]["state"], "not_compiled_in");
+    match cuda["state"]["state"].as_str() {
+        Some("available") => assert!(!cuda["state"]["devices"].as_array().unwrap().is_empty()),
+        Some("unavailable") => assert!(!cuda["state"]["why"].as_str().unwrap().is_empty()),
+        other => panic!("cuda state {other:?}"),
+    }
+    let rocm = backends
+        .iter()
+        .find(|b| b["name"] == "rocm")
+        .expect("rocm is listed");
+    assert_eq!(rocm["state"]["state"], "not_compiled_in");
     assert!(v["devices"]
         .as_array()
         .expect("devices is an array")
@@ -167,12 +181,12 @@ fn explain_selects_reference_rms_norm_on_cpu() {
 }
 
 #[test]
-fn explain_on_cuda_says_not_compiled_in() {
+fn explain_on_rocm_says_not_compiled_in() {
     let args = [
         "explain",
         "gemm",
         "--device",
-        "cuda:0",
+        "rocm:0",
         "--problem",
         "m=128,n=128,k=64",
         "--dtype",
@@ -181,7 +195,7 @@ fn explain_on_cuda_says_not_compiled_in() {
     let o = run(&args);
     assert_eq!(code(&o), 2, "{}", all(&o));
     assert!(stderr(&o).contains("not compiled in"), "{}", all(&o));
-    assert!(stderr(&o).contains("--features cuda"), "{}", all(&o));
+    assert!(stderr(&o).contains("--features rocm"), "{}", all(&o));
 
     let o = run(&[&args[..], &["--json"]].concat());
     assert_eq!(code(&o), 2, "{}", all(&o));
@@ -342,9 +356,9 @@ fn pin_env_shows_in_explain() {
 
 #[test]
 fn verify_on_an_absent_device_exits_2() {
-    let o = run(&["verify", "--device", "cuda:3"]);
+    let o = run(&["verify", "--device", "rocm:3"]);
     assert_eq!(code(&o), 2, "{}", all(&o));
-    assert!(stderr(&o).contains("cuda:3"), "{}", all(&o));
+    assert!(stderr(&o).contains("rocm:3"), "{}", all(&o));
     assert!(stderr(&o).contains("not compiled in"), "{}", all(&o));
 }
 
@@ -354,4 +368,189 @@ fn verify_softmax_passes() {
     assert_eq!(code(&o), 0, "{}", all(&o));
     assert!(stdout(&o).contains("passed"), "{}", all(&o));
     assert!(stderr(&o).contains("reference.softmax"), "{}", all(&o));
+}
+
+/// `kernelyard bench OP --device cpu --problem PARAMS --dtype T --iters 3 --warmup 1` plus
+/// `extra`.
+fn bench_on_cpu(op: &str, params: &str, dtype: &str, extra: &[&str]) -> Output {
+    let base = [
+        "bench",
+        op,
+        "--device",
+        "cpu",
+        "--problem",
+        params,
+        "--dtype",
+        dtype,
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+    ];
+    run(&[&base[..], extra].concat())
+}
+
+/// Every stdout line parsed as JSON.
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("`{l}` is not JSON ({e}):\n{}", all(o)))
+        })
+        .collect()
+}
+
+#[test]
+fn bench_json_lines_have_the_torch_peer_shape() {
+    let o = bench_on_cpu("rms_norm", "rows=4,hidden=64", "bf16", &["--json"]);
+    assert_eq!(code(&o), 0, "{}", all(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2, "{}", all(&o));
+    let header = &lines[0];
+    assert_eq!(header["peer"], "kernelyard");
+    assert!(header["version"].is_string());
+    assert!(header["device"].is_string());
+    assert!(header["copy_tbps"].as_f64().unwrap() > 0.0, "{header}");
+    let row = &lines[1];
+    assert_eq!(row["peer"], "kernelyard");
+    assert_eq!(row["op"], "rms_norm");
+    assert_eq!(row["shape"], serde_json::json!([4, 64]));
+    assert_eq!(row["dtype"], "bf16");
+    assert_eq!(row["impl"], "reference.rms_norm");
+    assert_eq!(row["device"], header["device"]);
+    assert_eq!(row["iters"], 3);
+    let ms = row["ms"].as_f64().expect("ms is a number");
+    assert!(ms > 0.0, "{row}");
+    assert!(row["min_ms"].as_f64().unwrap() <= ms && ms <= row["max_ms"].as_f64().unwrap());
+    assert!(row["tbps"].is_number(), "{row}");
+    assert!(row["copy_fraction"].is_number(), "{row}");
+    assert!(row.get("tflops").is_none(), "{row}");
+    // Progress goes to stderr, never into the JSON.
+    assert!(
+        stderr(&o).contains("timing reference.rms_norm"),
+        "{}",
+        all(&o)
+    );
+    assert!(stderr(&o).contains("copy bandwidth"), "{}", all(&o));
+}
+
+#[test]
+fn bench_gemm_reports_tflops() {
+    let o = bench_on_cpu("gemm", "m=8,n=16,k=8", "f32", &["--json"]);
+    assert_eq!(code(&o), 0, "{}", all(&o));
+    let lines = json_lines(&o);
+    let row = &lines[1];
+    assert_eq!(row["shape"], serde_json::json!([8, 16, 8]));
+    assert_eq!(row["dtype"], "f32");
+    assert!(row["tflops"].is_number(), "{row}");
+    assert!(
+        row.get("tbps").is_none() && row.get("copy_fraction").is_none(),
+        "{row}"
+    );
+}
+
+#[test]
+fn bench_prints_a_table() {
+    let o = bench_on_cpu("softmax", "rows=2,cols=8", "f32", &[]);
+    assert_eq!(code(&o), 0, "{}", all(&o));
+    let out = stdout(&o);
+    assert!(out.contains("copy bandwidth"), "{out}");
+    assert!(out.contains("% copy"), "{out}");
+    assert!(out.contains("reference.softmax"), "{out}");
+}
+
+#[test]
+fn bench_all_times_every_kernel_for_the_device() {
+    let list = run(&["list", "--op", "softmax", "--json"]);
+    let cpu_kernels: Vec<String> = json(&list)["kernels"]
+        .as_array()
+        .expect("kernels is an array")
+        .iter()
+        .filter(|k| k["device"] == "cpu")
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!cpu_kernels.is_empty());
+    let o = bench_on_cpu("softmax", "rows=2,cols=8", "f32", &["--all", "--json"]);
+    assert_eq!(code(&o), 0, "{}", all(&o));
+    let mut timed: Vec<String> = json_lines(&o)[1..]
+        .iter()
+        .map(|r| r["impl"].as_str().unwrap().to_string())
+        .collect();
+    timed.sort();
+    let mut want = cpu_kernels.clone();
+    want.sort();
+    assert_eq!(timed, want, "{}", all(&o));
+}
+
+#[test]
+fn bench_unknown_kernel_exits_2_and_lists_known_ones() {
+    let o = bench_on_cpu(
+        "softmax",
+        "rows=2,cols=8",
+        "f32",
+        &["--kernel", "reference.nope"],
+    );
+    assert_eq!(code(&o), 2, "{}", all(&o));
+    let err = stderr(&o);
+    assert!(err.contains("unknown kernel `reference.nope`"), "{err}");
+    assert!(err.contains("reference.softmax"), "{err}");
+    assert!(stdout(&o).is_empty(), "{}", all(&o));
+    // Selection fails before any work: no inputs were generated.
+    assert!(!err.contains("generating"), "{err}");
+}
+
+#[test]
+fn bench_kernel_of_another_op_exits_2() {
+    let o = bench_on_cpu(
+        "softmax",
+        "rows=2,cols=8",
+        "f32",
+        &["--kernel", "reference.gemm"],
+    );
+    assert_eq!(code(&o), 2, "{}", all(&o));
+    assert!(stderr(&o).contains("not `softmax`"), "{}", all(&o));
+}
+
+#[test]
+fn bench_usage_errors_exit_2() {
+    let both = bench_on_cpu(
+        "softmax",
+        "rows=2,cols=8",
+        "f32",
+        &["--all", "--kernel", "reference.softmax"],
+    );
+    assert_eq!(code(&both), 2, "{}", all(&both));
+    let o = run(&[
+        "bench",
+        "softmax",
+        "--device",
+        "cuda:3",
+        "--problem",
+        "rows=2,cols=8",
+        "--dtype",
+        "f32",
+    ]);
+    assert_eq!(code(&o), 2, "{}", all(&o));
+    assert!(stderr(&o).contains("cuda:3"), "{}", all(&o));
+    let scalars = bench_on_cpu("softmax", "rows=2,cols=8", "f32", &["--scalars", "eps=1"]);
+    assert_eq!(code(&scalars), 2, "{}", all(&scalars));
+    assert!(
+        stderr(&scalars).contains("not a scalar of softmax"),
+        "{}",
+        all(&scalars)
+    );
+    let iters = run(&[
+        "bench",
+        "softmax",
+        "--device",
+        "cpu",
+        "--problem",
+        "rows=2,cols=8",
+        "--dtype",
+        "f32",
+        "--iters",
+        "0",
+    ]);
+    assert_eq!(code(&iters), 2, "{}", all(&iters));
 }

@@ -40,6 +40,50 @@ pub trait Backend: Send + Sync + 'static {
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<(), Error>;
     /// Waits for all work queued on `stream`.
     fn synchronize(&self, stream: &Stream) -> Result<(), Error>;
+
+    /// Queues a copy of `bytes` bytes from the start of `src` to the start of `dst` on
+    /// `stream` (both buffers of this backend, on the stream's device).
+    fn copy(
+        &self,
+        stream: &Stream,
+        dst: &mut DeviceBuffer,
+        src: &DeviceBuffer,
+        bytes: usize,
+    ) -> Result<(), Error>;
+
+    /// Creates a stream on `device`, owned by the caller, who destroys it with
+    /// [`Backend::destroy_stream`] (see [`OwnedStream`](crate::stream::OwnedStream)). CPU
+    /// backends return the host stream.
+    fn create_stream(&self, device: DeviceId) -> Result<Stream, Error> {
+        let _ = device;
+        Ok(Stream::host())
+    }
+
+    /// Destroys a stream from [`Backend::create_stream`]; work already queued on it still
+    /// runs.
+    ///
+    /// # Safety
+    /// `stream` must come from this backend's `create_stream`, not yet destroyed, and must not
+    /// be used afterwards.
+    unsafe fn destroy_stream(&self, stream: Stream) {
+        let _ = stream;
+    }
+
+    /// Runs `f`, which queues work on `stream`, and returns the device time it took in
+    /// milliseconds: between events recorded on the stream just before and just after `f` on
+    /// GPUs. The default synchronizes and reads the host clock (right for CPU backends, whose
+    /// work runs inside `f`).
+    fn time(
+        &self,
+        stream: &Stream,
+        f: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<f64, Error> {
+        self.synchronize(stream)?;
+        let start = std::time::Instant::now();
+        f()?;
+        self.synchronize(stream)?;
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    }
 }
 
 /// The registration a backend crate submits with `inventory::submit!`.
@@ -281,6 +325,22 @@ pub mod host_memory {
         let n = src.len().min(dst.len());
         // SAFETY: `dst` owns at least `n` bytes; `src` is a distinct host slice.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), n) };
+        Ok(())
+    }
+
+    /// Copies the first `bytes` bytes of `src` to the start of `dst`.
+    pub fn copy(dst: &mut DeviceBuffer, src: &DeviceBuffer, bytes: usize) -> Result<(), Error> {
+        if bytes > dst.len() || bytes > src.len() {
+            return Err(ValidationError::Length {
+                len: dst.len().min(src.len()),
+                shape: vec![bytes],
+                expected: bytes,
+            }
+            .into());
+        }
+        // SAFETY: both buffers own at least `bytes` bytes (checked) and are distinct
+        // allocations (`dst` is borrowed mutably while `src` is borrowed).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), bytes) };
         Ok(())
     }
 

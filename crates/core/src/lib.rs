@@ -56,7 +56,7 @@ pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder};
 pub use select::{
     Candidate, Choice, Pins, Plan, Policy, SelectionReport, Selector, Verdict, PIN_ENV,
 };
-pub use stream::Stream;
+pub use stream::{OwnedStream, Stream};
 pub use tensor::{TensorView, TensorViewMut, MAX_RANK};
 
 /// Re-exported so backends and callers use the same `half` version.

@@ -17,7 +17,7 @@ use crate::error::{Error, SelectError};
 use crate::ops::{Args, Problem};
 use crate::registry::Registry;
 use crate::select::{Pins, Plan, Policy, Selector};
-use crate::stream::Stream;
+use crate::stream::{OwnedStream, Stream};
 
 /// Whether a backend can be used in this process.
 #[derive(Clone, Debug, Serialize)]
@@ -316,5 +316,46 @@ impl Runtime {
     /// Waits for all work on `stream`.
     pub fn synchronize(&self, stream: &Stream) -> Result<(), Error> {
         self.backend_for(stream.device())?.synchronize(stream)
+    }
+
+    /// Creates a stream on `device`, destroyed when the returned value drops (the host stream
+    /// for the CPU). Copies of its [`Stream`] handle must not be used after that.
+    pub fn create_stream(&self, device: DeviceId) -> Result<OwnedStream, Error> {
+        OwnedStream::new(self.backend_for(device)?, device)
+    }
+
+    /// Runs `f`, which queues work on `stream`, and returns the device time it took in
+    /// milliseconds (CUDA events on GPUs; the host clock on the CPU).
+    pub fn time(
+        &self,
+        stream: &Stream,
+        f: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<f64, Error> {
+        self.backend_for(stream.device())?.time(stream, f)
+    }
+
+    /// Measures `device`'s copy bandwidth in bytes per second, counting bytes read plus bytes
+    /// written: the median of `runs` device-to-device copies of `bytes` bytes, after one
+    /// warm-up copy.
+    pub fn copy_bandwidth(
+        &self,
+        device: DeviceId,
+        bytes: usize,
+        runs: usize,
+    ) -> Result<f64, Error> {
+        let backend = self.backend_for(device)?;
+        let stream = self.default_stream(device)?;
+        let src = backend.alloc(device, bytes)?;
+        let mut dst = backend.alloc(device, bytes)?;
+        backend.copy(&stream, &mut dst, &src, bytes)?;
+        let mut times = Vec::with_capacity(runs.max(1));
+        for _ in 0..runs.max(1) {
+            times.push(backend.time(&stream, &mut || {
+                backend.copy(&stream, &mut dst, &src, bytes)
+            })?);
+        }
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        Ok(2.0 * bytes as f64 / (ms.max(1e-9) * 1e-3))
     }
 }

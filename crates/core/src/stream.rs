@@ -2,7 +2,9 @@
 
 use std::ffi::c_void;
 
+use crate::backend::Backend;
 use crate::device::DeviceId;
+use crate::error::Error;
 
 /// A queue of work on one device.
 ///
@@ -50,5 +52,52 @@ impl Stream {
     /// The raw handle (null for the default stream and for the host).
     pub fn raw(&self) -> *mut c_void {
         self.handle as *mut c_void
+    }
+}
+
+/// A stream kernelyard created (see [`Runtime::create_stream`](crate::Runtime::create_stream))
+/// and destroys on drop. Dereferences to the [`Stream`] handle that launches take.
+pub struct OwnedStream {
+    stream: Stream,
+    backend: &'static dyn Backend,
+}
+
+impl OwnedStream {
+    /// Creates a stream on `device` through `backend`.
+    pub fn new(backend: &'static dyn Backend, device: DeviceId) -> Result<Self, Error> {
+        let stream = backend.create_stream(device)?;
+        Ok(OwnedStream { stream, backend })
+    }
+
+    /// The stream handle.
+    pub fn stream(&self) -> Stream {
+        self.stream
+    }
+}
+
+impl std::ops::Deref for OwnedStream {
+    type Target = Stream;
+    fn deref(&self) -> &Stream {
+        &self.stream
+    }
+}
+
+impl Drop for OwnedStream {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from this backend's `create_stream` and is destroyed once,
+        // here; the `Stream` copies handed out must not outlive `self` (documented on
+        // `Runtime::create_stream`).
+        unsafe { self.backend.destroy_stream(self.stream) }
+    }
+}
+
+impl std::fmt::Debug for OwnedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OwnedStream({:?} via {})",
+            self.stream,
+            self.backend.name()
+        )
     }
 }

@@ -19,8 +19,11 @@
 //! - `reference` (default): the pure-Rust reference backend, every operator on the host CPU,
 //!   and the oracle the equivalence suite compares every other backend with. Available as
 //!   `kernelyard::reference`; call [`link_backends`] once so its registrations are linked in.
-//! - `cuda`, `rocm`: the NVIDIA and AMD GPU backends. They are not part of this build yet;
-//!   `kernelyard doctor` reports them as "not compiled in".
+//! - `cuda`: the NVIDIA GPU backend (`kernelyard::cuda`): cudarc with dynamic loading, so a
+//!   build needs no CUDA toolkit; at run time it needs the driver (libcuda), NVRTC
+//!   (libnvrtc.so.13) and cuBLASLt, and reports what is missing instead of panicking.
+//! - `rocm`: the AMD GPU backend. It is not part of this build yet; `kernelyard doctor`
+//!   reports it as "not compiled in".
 //!
 //! # Example
 //! ```
@@ -50,9 +53,9 @@ pub use kernelyard_core::{
 pub use kernelyard_core::{
     Arch, ArchReq, Args, Backend, BackendEntry, BackendState, BackendStatus, Candidate,
     Capabilities, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element, Error, Feature, Gfx,
-    Kernel, KernelEntry, KernelMeta, KnownBackend, OpKind, Params, Pins, Plan, Policy, Problem,
-    Reason, Registry, Runtime, RuntimeBuilder, SelectError, SelectionReport, Selector, Sm, Stream,
-    TensorView, TensorViewMut, ValidationError, Verdict, Version, KNOWN_BACKENDS, MAX_RANK,
+    Kernel, KernelEntry, KernelMeta, KnownBackend, OpKind, OwnedStream, Params, Pins, Plan, Policy,
+    Problem, Reason, Registry, Runtime, RuntimeBuilder, SelectError, SelectionReport, Selector, Sm,
+    Stream, TensorView, TensorViewMut, ValidationError, Verdict, Version, KNOWN_BACKENDS, MAX_RANK,
     PIN_ENV,
 };
 
@@ -60,18 +63,19 @@ pub use kernelyard_core::{
 #[cfg(feature = "reference")]
 pub use kernelyard_reference as reference;
 
+/// The CUDA backend (NVIDIA GPUs): kernels compiled at run time by NVRTC, cuBLASLt GEMM.
+#[cfg(feature = "cuda")]
+pub use kernelyard_cuda as cuda;
+
 /// Makes sure every compiled-in backend is linked into the final binary, so its
 /// `inventory` registrations (backends and kernels) are present when a [`Runtime`] is built.
 ///
 /// A binary that names nothing else from a backend crate may otherwise drop it at link time;
 /// call this once (e.g. at the start of `main`) before [`Runtime::new`]. It does nothing else
 /// and is cheap to call more than once.
-#[cfg(feature = "reference")]
 pub fn link_backends() {
+    #[cfg(feature = "reference")]
     kernelyard_reference::link();
+    #[cfg(feature = "cuda")]
+    kernelyard_cuda::link();
 }
-
-/// Makes sure every compiled-in backend is linked into the final binary. No backend is
-/// compiled into this build (the `reference` feature is off), so it does nothing.
-#[cfg(not(feature = "reference"))]
-pub fn link_backends() {}

@@ -95,6 +95,16 @@ impl Backend for ReferenceBackend {
     fn synchronize(&self, _stream: &Stream) -> Result<(), Error> {
         Ok(())
     }
+
+    fn copy(
+        &self,
+        _stream: &Stream,
+        dst: &mut DeviceBuffer,
+        src: &DeviceBuffer,
+        bytes: usize,
+    ) -> Result<(), Error> {
+        host_memory::copy(dst, src, bytes)
+    }
 }
 
 /// Ensures this crate is linked (so its `inventory` registrations are present). Call it from

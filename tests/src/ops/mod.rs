@@ -221,12 +221,26 @@ pub(crate) fn padded(
 /// Per-row shifts and spreads for logits-like rows: row `r` is `shift + spread * u` with `u`
 /// uniform in `[-1, 1)`, shifts up to 100 (so a kernel that does not subtract the row max
 /// overflows `exp` in f32) and spreads from 0.4 to 40 (nearly flat to very peaked rows).
+/// Large tensors are generated on every core (see [`crate::data::PARALLEL_MIN`]).
 pub(crate) fn logit_rows(
     rng: &mut Rng,
     dtype: kernelyard::DType,
     rows: usize,
     cols: usize,
 ) -> Vec<f64> {
+    if rows * cols >= crate::data::PARALLEL_MIN {
+        // Whole rows per chunk, each chunk with its own stream (see `PARALLEL_MIN`).
+        let base = rng.next_u64();
+        let rows_per_chunk = (crate::data::CHUNK / cols).max(1);
+        let mut data = vec![0.0; rows * cols];
+        crate::data::par_chunks(&mut data, rows_per_chunk * cols, |i, chunk| {
+            let mut rng = Rng::stream(base, i as u64);
+            for row in chunk.chunks_mut(cols) {
+                logit_row(&mut rng, dtype, row);
+            }
+        });
+        return data;
+    }
     let mut data = Vec::with_capacity(rows * cols);
     for _ in 0..rows {
         let shift = rng.uniform(-30.0, 100.0);
@@ -241,4 +255,13 @@ pub(crate) fn logit_rows(
         }
     }
     data
+}
+
+/// One row of [`logit_rows`] (its shift, its spread, its values), written in place.
+fn logit_row(rng: &mut Rng, dtype: kernelyard::DType, row: &mut [f64]) {
+    let shift = rng.uniform(-30.0, 100.0);
+    let spread = 4.0 * 10f64.powf(rng.uniform(-1.0, 1.0));
+    for v in row {
+        *v = crate::data::nonzero(rng, dtype, shift - spread, shift + spread);
+    }
 }

@@ -1,0 +1,118 @@
+//! `kernelyard bench`: time one problem on one device, for the auto-selected kernel, a named
+//! one, or every kernel registered for the device.
+//!
+//! The benchmark is `kernelyard_tests::bench` (inputs from the equivalence suite's drivers,
+//! rotated across enough copies to defeat the L2 cache, per-run device timings, the medians
+//! and the device's copy bandwidth); this module parses the arguments, prints progress to
+//! stderr and the table or the JSON lines to stdout, and picks the exit code.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use kernelyard::{DType, DeviceId, OpKind, Params, Problem};
+use kernelyard_tests::bench::{DEFAULT_ITERS, DEFAULT_WARMUP};
+use kernelyard_tests::{bench, BenchError, BenchOptions, BenchScalars, KernelChoice};
+
+use crate::{EXIT_FAILURES, EXIT_USAGE};
+
+/// Arguments of `kernelyard bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The operator (gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention,
+    /// selective_state_update).
+    #[arg(value_name = "OP")]
+    op: OpKind,
+    /// The device to time on: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
+    #[arg(long, value_name = "DEV")]
+    device: DeviceId,
+    /// The problem's shape and flags as `key=value,...` (the keys per operator are listed by
+    /// `kernelyard explain --help`).
+    #[arg(long, value_name = "K=V,...")]
+    problem: String,
+    /// The primary dtype (of the main input): f32, f16 or bf16.
+    #[arg(long, value_name = "T")]
+    dtype: DType,
+    /// Time exactly this kernel; if it cannot run the problem, exit 2 with its reasons.
+    /// Default: the kernel `explain` would select.
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    kernel: Option<String>,
+    /// Time every kernel registered for the device's kind; one that cannot run the problem
+    /// is listed as skipped with its reasons.
+    #[arg(long)]
+    all: bool,
+    /// Timed runs per kernel; the median is reported, with the fastest and slowest.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ITERS,
+          value_parser = at_least_one)]
+    iters: usize,
+    /// Untimed warm-up runs per kernel.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP)]
+    warmup: usize,
+    /// The op's scalars as `key=value,...` (alpha, beta, eps, temperature, ignore_index,
+    /// theta, scale); defaults as in the equivalence suite.
+    #[arg(long, value_name = "K=V,...")]
+    scalars: Option<String>,
+    /// Print JSON lines instead of a table: first `{"peer": "kernelyard", "version",
+    /// "device", "copy_tbps"}`, then one row per kernel in the shape of
+    /// `peers/torch_ops.py`'s (`op`, `shape`, `dtype`, `impl`, `ms`, `tflops` or `tbps` and
+    /// `copy_fraction`, ...). Progress still goes to stderr.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `kernelyard bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let params = Params::parse(args.op, &args.problem)?;
+    let problem = Problem::from_params(args.op, &params, args.dtype)?;
+    let scalars = BenchScalars::parse(args.scalars.as_deref().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("bad --scalars: {e}"))?;
+    let rt = crate::runtime()?;
+    let opts = BenchOptions {
+        kernels: match (&args.kernel, args.all) {
+            (Some(name), _) => KernelChoice::Named(name.clone()),
+            (None, true) => KernelChoice::All,
+            (None, false) => KernelChoice::Auto,
+        },
+        warmup: args.warmup,
+        iters: args.iters,
+        scalars,
+        ..BenchOptions::new(args.device, problem)
+    };
+    let report = match bench(&rt, &opts, &mut |line| crate::output::error(line)) {
+        Ok(report) => report,
+        Err(err) => {
+            crate::output::error(format!("error: {err}").trim_end());
+            return Ok(ExitCode::from(exit_code(&err)));
+        }
+    };
+    if args.json {
+        let mut text = String::new();
+        for line in report.json_lines() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        crate::output::print(&text)?;
+    } else {
+        crate::output::print(&report.to_string())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 2 for what the caller asked for and cannot have (no such device or kernel, a kernel that
+/// cannot run the problem, bad scalars); 1 when the benchmark itself failed (a launch, an
+/// allocation, a panic).
+fn exit_code(err: &BenchError) -> u8 {
+    match err {
+        BenchError::Select(_)
+        | BenchError::Scalars(_)
+        | BenchError::Options(_)
+        | BenchError::NoneRunnable { .. } => EXIT_USAGE,
+        _ => EXIT_FAILURES,
+    }
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}

@@ -1,0 +1,259 @@
+//! Probing the driver and the devices, once per process, and binding a device's context.
+//!
+//! cudarc loads libcuda, libnvrtc and libcublasLt on first use and panics when one is
+//! missing, so the probe checks each library with `is_culib_present()` before any call into
+//! it. Every way the backend can be unusable (no driver, a driver older than the CUDA version
+//! the backend is built for, no device, no NVRTC) becomes the `Err(why)` of
+//! `platform()`, which core reports as `BackendUnavailable` in `doctor` and in selection
+//! reports. cuBLASLt is optional: without it only the GEMM kernel is unavailable, with its
+//! reason.
+//!
+//! Each device's primary context is retained once and kept for the life of the process (as the
+//! runtime API does); `bind` makes it current on the calling thread before any call that
+//! needs a context.
+
+use std::collections::BTreeSet;
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+use cudarc::driver::{result, sys};
+use kernelyard_core::{Arch, Capabilities, DeviceId, DeviceKind, Error, Feature, Sm, Version};
+
+use crate::error::{drv, CudaError};
+use crate::module::ModuleCache;
+
+/// The oldest driver the backend runs on: the CUDA version its bindings are generated for
+/// (cudarc's `cuda-13000` feature) and of the NVRTC whose output the driver must load.
+pub const MIN_DRIVER: Version = Version::new(13, 0, 0);
+
+/// The NVRTC library the backend loads (the CUDA 13 toolkit's, or PyPI's
+/// `nvidia-cuda-nvrtc`).
+pub const NVRTC_LIB: &str = "libnvrtc.so.13";
+
+/// One device the driver reported.
+pub(crate) struct Device {
+    /// Its primary context (retained for the life of the process).
+    ctx: sys::CUcontext,
+    /// What it can do.
+    pub(crate) caps: Capabilities,
+    /// Its compiled modules.
+    pub(crate) modules: ModuleCache,
+}
+
+// SAFETY: `CUcontext` is a handle the driver allows to be used from
+// any thread (made current with `cuCtxSetCurrent`); the module cache synchronises itself.
+unsafe impl Send for Device {}
+// SAFETY: as above; nothing in `Device` is mutated without the cache's lock.
+unsafe impl Sync for Device {}
+
+/// The driver, NVRTC and the devices, as probed.
+pub(crate) struct Platform {
+    /// The driver's CUDA version.
+    pub(crate) driver: Version,
+    /// NVRTC's version.
+    pub(crate) nvrtc: Version,
+    /// Why cuBLASLt cannot be used, if it cannot.
+    pub(crate) cublaslt: Result<(), String>,
+    /// The devices, by ordinal.
+    pub(crate) devices: Vec<Device>,
+}
+
+static PLATFORM: OnceLock<Result<Platform, String>> = OnceLock::new();
+
+/// The probed platform, or why the backend cannot be used on this machine. Probes once.
+pub(crate) fn platform() -> Result<&'static Platform, &'static str> {
+    PLATFORM
+        .get_or_init(|| probe().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+/// The capabilities of every device, or why there are none (the backend's `probe`).
+pub(crate) fn capabilities() -> Result<Vec<Capabilities>, String> {
+    platform()
+        .map(|p| p.devices.iter().map(|d| d.caps.clone()).collect())
+        .map_err(str::to_owned)
+}
+
+/// The device behind `id`, if the probe found it.
+pub(crate) fn device(id: DeviceId) -> Result<&'static Device, Error> {
+    if id.kind != DeviceKind::Cuda {
+        return Err(CudaError::Misuse {
+            what: format!("{id} is not a CUDA device"),
+        }
+        .into());
+    }
+    let p = platform().map_err(|why| Error::NoBackendForDevice {
+        device: id,
+        why: why.to_owned(),
+    })?;
+    p.devices.get(id.index as usize).ok_or_else(|| {
+        CudaError::NoSuchDevice {
+            ordinal: id.index as usize,
+            count: p.devices.len(),
+        }
+        .into()
+    })
+}
+
+/// Makes `id`'s primary context current on this thread and returns the device.
+pub(crate) fn bind(id: DeviceId) -> Result<&'static Device, Error> {
+    let d = device(id)?;
+    let mut current: sys::CUcontext = std::ptr::null_mut();
+    // SAFETY: the driver is loaded and initialised (the probe succeeded); `current` is a valid
+    // out-pointer.
+    unsafe { sys::cuCtxGetCurrent(&mut current) }
+        .result()
+        .map_err(|e| CudaError::Driver {
+            call: "cuCtxGetCurrent",
+            code: crate::error::driver_code(e),
+        })?;
+    if current != d.ctx {
+        // SAFETY: `d.ctx` is a primary context retained for the life of the process.
+        drv("cuCtxSetCurrent", unsafe {
+            result::ctx::set_current(d.ctx)
+        })?;
+    }
+    Ok(d)
+}
+
+/// The capabilities of `device`, for launch heuristics (SM count, shared memory).
+pub fn caps(device: DeviceId) -> Result<&'static Capabilities, Error> {
+    Ok(&self::device(device)?.caps)
+}
+
+fn probe() -> Result<Platform, String> {
+    // SAFETY: `is_culib_present` only tries to open the library.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(
+            "libcuda.so.1 not found: no NVIDIA driver is installed on this machine".to_owned(),
+        );
+    }
+    drv("cuInit", result::init()).map_err(|e| match &e {
+        CudaError::Driver { code, .. } if code.contains("NO_DEVICE") => {
+            "the NVIDIA driver found no CUDA device (cuInit: CUDA_ERROR_NO_DEVICE)".to_owned()
+        }
+        _ => e.to_string(),
+    })?;
+    let driver = driver_version().map_err(|e| e.to_string())?;
+    if driver < MIN_DRIVER {
+        return Err(format!(
+            "the NVIDIA driver supports CUDA {driver}, older than the CUDA {MIN_DRIVER} this \
+             backend is built for: update the driver"
+        ));
+    }
+    // SAFETY: only tries to open the library.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(format!(
+            "{NVRTC_LIB} not found: install the CUDA 13 toolkit or `pip install \
+             nvidia-cuda-nvrtc==13.0.88`, and put its lib directory on LD_LIBRARY_PATH"
+        ));
+    }
+    let nvrtc = crate::module::nvrtc_version().map_err(|e| e.to_string())?;
+    // SAFETY: only tries to open the library.
+    let cublaslt = if unsafe { cudarc::cublaslt::sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(
+            "libcublasLt.so.13 not found: install the CUDA 13 toolkit (or PyPI's \
+             nvidia-cublas) and put its lib directory on LD_LIBRARY_PATH"
+                .to_owned(),
+        )
+    };
+    let count = drv("cuDeviceGetCount", result::device::get_count()).map_err(|e| e.to_string())?;
+    if count <= 0 {
+        return Err("the NVIDIA driver reports no CUDA device".to_owned());
+    }
+    let mut devices = Vec::new();
+    for ordinal in 0..count {
+        devices.push(probe_device(ordinal, driver, nvrtc).map_err(|e| e.to_string())?);
+    }
+    Ok(Platform {
+        driver,
+        nvrtc,
+        cublaslt,
+        devices,
+    })
+}
+
+fn driver_version() -> Result<Version, CudaError> {
+    let mut v: c_int = 0;
+    // SAFETY: the driver library is present; `v` is a valid out-pointer.
+    drv("cuDriverGetVersion", unsafe {
+        sys::cuDriverGetVersion(&mut v).result()
+    })?;
+    Ok(Version::new((v / 1000) as u32, ((v % 1000) / 10) as u32, 0))
+}
+
+fn probe_device(ordinal: c_int, driver: Version, nvrtc: Version) -> Result<Device, CudaError> {
+    use sys::CUdevice_attribute as A;
+    let cu = drv("cuDeviceGet", result::device::get(ordinal))?;
+    // SAFETY: `cu` is a valid device handle from `cuDeviceGet`.
+    let attr = |a: A| -> Result<i64, CudaError> {
+        drv("cuDeviceGetAttribute", unsafe {
+            result::device::get_attribute(cu, a)
+        })
+        .map(i64::from)
+    };
+    let major = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = attr(A::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let sm = Sm::new(major as u8, minor as u8);
+    let name = drv("cuDeviceGetName", result::device::get_name(cu))?;
+    // SAFETY: as above.
+    let memory = drv("cuDeviceTotalMem", unsafe { result::device::total_mem(cu) })?;
+    // SAFETY: `cu` is valid; the primary context is retained once and never released.
+    let ctx = drv("cuDevicePrimaryCtxRetain", unsafe {
+        result::primary_ctx::retain(cu)
+    })?;
+    let caps = Capabilities {
+        device: DeviceId::cuda(ordinal as u32),
+        name,
+        arch: Arch::Cuda { sm },
+        multiprocessors: attr(A::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32,
+        shared_mem_per_block: attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK)? as u64,
+        shared_mem_per_block_optin: attr(A::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
+            as u64,
+        memory_bytes: memory as u64,
+        driver_version: Some(driver),
+        compiler_version: Some(nvrtc),
+        features: features_of(sm),
+    };
+    Ok(Device {
+        ctx,
+        caps,
+        modules: ModuleCache::default(),
+    })
+}
+
+/// The optional features a compute capability has.
+pub fn features_of(sm: Sm) -> BTreeSet<Feature> {
+    let mut f = BTreeSet::new();
+    if sm >= Sm::new(7, 0) {
+        f.insert(Feature::TensorCores);
+    }
+    if sm >= Sm::new(8, 0) {
+        f.insert(Feature::Bf16);
+    }
+    if sm >= Sm::new(8, 9) {
+        f.insert(Feature::Fp8);
+    }
+    if sm.major == 9 {
+        f.insert(Feature::Wgmma);
+        f.insert(Feature::Tma);
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_follow_the_capability() {
+        assert!(!features_of(Sm::new(7, 5)).contains(&Feature::Bf16));
+        assert!(features_of(Sm::new(8, 0)).contains(&Feature::Bf16));
+        assert!(features_of(Sm::new(9, 0)).contains(&Feature::Wgmma));
+        assert!(!features_of(Sm::new(10, 0)).contains(&Feature::Wgmma));
+        assert!(features_of(Sm::new(12, 0)).contains(&Feature::Fp8));
+    }
+}

@@ -1,0 +1,85 @@
+//! Launching an entry point of a kernel source on a stream.
+//!
+//! Responsibility: core has validated the arguments (devices, bounds, aliasing) and the plan
+//! has checked the kernel can run the problem on the stream's device; the op file chooses the
+//! entry point and the launch shape and passes parameters matching the entry point's
+//! signature; this module binds the device's context, gets the function (compiling and
+//! loading its module on first use), raises its dynamic shared-memory limit when needed, and
+//! turns launch failures into errors.
+
+use std::ffi::c_void;
+
+use cudarc::driver::sys;
+use kernelyard_core::{Error, Stream};
+
+use crate::device::bind;
+use crate::error::{driver_code, CudaError};
+use crate::source::KernelSource;
+
+/// A launch shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Blocks in x, y, z.
+    pub grid: (u32, u32, u32),
+    /// Threads per block in x, y, z.
+    pub block: (u32, u32, u32),
+    /// Dynamic shared memory per block, bytes.
+    pub shared_bytes: u32,
+}
+
+/// Pointers to kernel parameters for [`launch`]: `params![a, b, c]` is `[*mut c_void; 3]`
+/// pointing at `a`, `b` and `c`, which must live until the launch returns (locals, or
+/// expressions of the same statement) and have exactly the types of the entry point's
+/// parameters (`i64` for `long long`, `f32` for `float`, `*const c_void` for pointers).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! params {
+    ($($arg:expr),* $(,)?) => {
+        [$((&$arg) as *const _ as *mut ::std::ffi::c_void),*]
+    };
+}
+
+/// Launches `symbol` of `source` on `stream` with `dims`.
+///
+/// # Safety
+/// `params` must point at values whose number and types match the entry point's parameters,
+/// and every device pointer among them must be valid for what the kernel reads and writes for
+/// these parameters, on the stream's device, until the work completes.
+pub unsafe fn launch(
+    stream: &Stream,
+    source: &'static KernelSource,
+    symbol: &'static str,
+    dims: Dims,
+    params: &mut [*mut c_void],
+) -> Result<(), Error> {
+    let device = bind(stream.device())?;
+    let f = device
+        .modules
+        .function(&device.caps, source, symbol, dims.shared_bytes)?;
+    // SAFETY: `f` is a live function in the current context; `params` match its signature
+    // (the caller's contract); the stream is a live stream of this device (the plan checked
+    // its device; `Stream::from_raw`'s contract covers borrowed handles).
+    unsafe {
+        sys::cuLaunchKernel(
+            f,
+            dims.grid.0,
+            dims.grid.1,
+            dims.grid.2,
+            dims.block.0,
+            dims.block.1,
+            dims.block.2,
+            dims.shared_bytes,
+            stream.raw() as sys::CUstream,
+            params.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+    }
+    .result()
+    .map_err(|e| {
+        CudaError::Driver {
+            call: "cuLaunchKernel",
+            code: format!("{symbol} with {dims:?}: {}", driver_code(e)),
+        }
+        .into()
+    })
+}

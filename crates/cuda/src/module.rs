@@ -1,0 +1,489 @@
+//! The kernel pipeline: NVRTC compiles a source of `kernels/` for a device's exact
+//! architecture; the cubin is cached on disk and the loaded module in memory.
+//!
+//! - **Target.** `sm_XY` for the device's compute capability, with the arch-specific suffix
+//!   (`sm_90a`, `sm_100a`) on the families that have one, so Hopper code may use wgmma and TMA.
+//!   The cubin runs only on that capability, which is the device it was compiled for.
+//! - **Options.** [`OPTIONS`]: C++17 and line info (for compute-sanitizer reports); no
+//!   fast-math flag, so results do not depend on a global switch.
+//! - **Disk cache.** Keyed by a hash of the spliced source, the target, the options, the NVRTC
+//!   version and a format version; the file name also carries the source name and the target
+//!   (`rms_norm-sm_90a-<hash>.cubin`). The directory is `KERNELYARD_CACHE_DIR`, else
+//!   `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`; `KERNELYARD_CACHE_DIR=off`
+//!   disables it. Files are written to a temporary name and renamed, so a crash never leaves a
+//!   torn file; a cached file the driver rejects is deleted and recompiled. A cache that cannot
+//!   be written costs a recompile next time, never a failure.
+//! - **Memory cache.** Per device, one loaded module per source and one function handle per
+//!   entry point, behind a mutex (a first compile holds it, so a source compiles once).
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void, CString};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cudarc::driver::{result, sys};
+use cudarc::nvrtc::sys as nvrtc;
+use kernelyard_core::{DeviceId, Error, Sm, Version};
+
+use crate::device::{bind, platform, NVRTC_LIB};
+use crate::error::{driver_code, CudaError};
+use crate::source::KernelSource;
+
+/// NVRTC options besides the target.
+pub const OPTIONS: &[&str] = &["-std=c++17", "-lineinfo"];
+
+/// Bump when the cache's file format or key changes.
+const CACHE_FORMAT: &str = "kernelyard-cubin-1";
+
+/// The NVRTC target for a compute capability: `sm_90a` / `sm_100a` on the families with
+/// arch-specific instructions, `sm_XY` otherwise.
+pub fn target_for(sm: Sm) -> String {
+    let suffix = if sm.major == 9 || sm.major == 10 {
+        "a"
+    } else {
+        ""
+    };
+    format!("sm_{}{}{suffix}", sm.major, sm.minor)
+}
+
+/// What NVRTC produced for one source and target.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The cubin (what the driver loads).
+    pub cubin: Vec<u8>,
+    /// The PTX (for inspection: entry points, vector widths).
+    pub ptx: String,
+    /// The compiler log (warnings), usually empty.
+    pub log: String,
+}
+
+impl Compiled {
+    /// The `.entry` names in the PTX.
+    pub fn entries(&self) -> Vec<&str> {
+        self.ptx
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let rest = l
+                    .strip_prefix(".visible .entry ")
+                    .or_else(|| l.strip_prefix(".entry "))?;
+                Some(rest.split(['(', ' ']).next().unwrap_or(rest))
+            })
+            .collect()
+    }
+}
+
+fn nvrtc_present() -> Result<(), CudaError> {
+    // SAFETY: only tries to open the library.
+    if unsafe { nvrtc::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(CudaError::LibraryMissing {
+            lib: NVRTC_LIB,
+            hint: "install the CUDA 13 toolkit or `pip install nvidia-cuda-nvrtc==13.0.88` and \
+                   put its lib directory on LD_LIBRARY_PATH",
+        })
+    }
+}
+
+fn nvrtc_call(call: &'static str, r: nvrtc::nvrtcResult) -> Result<(), CudaError> {
+    r.result().map_err(|e| CudaError::Nvrtc {
+        call,
+        code: format!("{:?}", e.0),
+    })
+}
+
+/// NVRTC's version.
+pub fn nvrtc_version() -> Result<Version, CudaError> {
+    nvrtc_present()?;
+    let (mut major, mut minor): (c_int, c_int) = (0, 0);
+    // SAFETY: the library is present; both are valid out-pointers.
+    nvrtc_call("nvrtcVersion", unsafe {
+        nvrtc::nvrtcVersion(&mut major, &mut minor)
+    })?;
+    Ok(Version::new(major as u32, minor as u32, 0))
+}
+
+/// Compiles `source` for `target` (`sm_90a`) with [`OPTIONS`]. Needs libnvrtc, not a GPU.
+pub fn compile(source: &KernelSource, target: &str) -> Result<Compiled, CudaError> {
+    let version = nvrtc_version()?;
+    let text = CString::new(source.spliced()).map_err(|_| CudaError::Misuse {
+        what: format!("kernels/{} contains a NUL byte", source.file),
+    })?;
+    let name = CString::new(source.file).unwrap_or_default();
+    let prog = cudarc::nvrtc::result::create_program(&text, Some(&name)).map_err(|e| {
+        CudaError::Nvrtc {
+            call: "nvrtcCreateProgram",
+            code: format!("{:?}", e.0),
+        }
+    })?;
+    let out = compile_program(prog, source.file, target, version);
+    // SAFETY: `prog` came from `create_program` and is destroyed once.
+    let _ = unsafe { cudarc::nvrtc::result::destroy_program(prog) };
+    out
+}
+
+fn compile_program(
+    prog: nvrtc::nvrtcProgram,
+    file: &'static str,
+    target: &str,
+    nvrtc_version: Version,
+) -> Result<Compiled, CudaError> {
+    let mut options = vec![format!("--gpu-architecture={target}")];
+    options.extend(OPTIONS.iter().map(|s| s.to_string()));
+    // SAFETY: `prog` is a live program from `create_program`.
+    let compiled = unsafe { cudarc::nvrtc::result::compile_program(prog, &options) };
+    // SAFETY: as above.
+    let log = unsafe { cudarc::nvrtc::result::get_program_log(prog) }
+        .map(|chars| c_chars_to_string(&chars))
+        .unwrap_or_default();
+    if compiled.is_err() {
+        return Err(CudaError::Compile {
+            file,
+            arch: target.to_owned(),
+            nvrtc: nvrtc_version,
+            log,
+        });
+    }
+    // SAFETY: as above; the program compiled.
+    let ptx = unsafe { cudarc::nvrtc::result::get_ptx(prog) }
+        .map(|chars| c_chars_to_string(&chars))
+        .map_err(|e| CudaError::Nvrtc {
+            call: "nvrtcGetPTX",
+            code: format!("{:?}", e.0),
+        })?;
+    let mut size = 0usize;
+    // SAFETY: as above; `size` is a valid out-pointer.
+    nvrtc_call("nvrtcGetCUBINSize", unsafe {
+        nvrtc::nvrtcGetCUBINSize(prog, &mut size)
+    })?;
+    let mut cubin = vec![0u8; size];
+    // SAFETY: `cubin` has the size NVRTC reported.
+    nvrtc_call("nvrtcGetCUBIN", unsafe {
+        nvrtc::nvrtcGetCUBIN(prog, cubin.as_mut_ptr().cast())
+    })?;
+    Ok(Compiled { cubin, ptx, log })
+}
+
+fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+}
+
+/// FNV-1a, 64 bits: a stable hash for cache keys (std's hasher may change between Rust
+/// releases).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in *part {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // Separate the parts so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The disk cache's file name for a source compiled for `target` by NVRTC `nvrtc`.
+pub fn cache_file_name(source: &KernelSource, target: &str, nvrtc: Version) -> String {
+    let spliced = source.spliced();
+    let nvrtc = nvrtc.to_string();
+    let options = OPTIONS.join(" ");
+    let key = fnv1a(&[
+        CACHE_FORMAT.as_bytes(),
+        source.file.as_bytes(),
+        spliced.as_bytes(),
+        target.as_bytes(),
+        options.as_bytes(),
+        nvrtc.as_bytes(),
+    ]);
+    let stem = source.file.trim_end_matches(".cu");
+    format!("{stem}-{target}-{key:016x}.cubin")
+}
+
+/// The disk cache directory, or `None` when disabled or no home directory is known.
+pub fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("KERNELYARD_CACHE_DIR") {
+        Some(v) if v == "off" => None,
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(|v| PathBuf::from(v).join("kernelyard"))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kernelyard"))
+            }),
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Where a module came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Already loaded in this process.
+    Memory,
+    /// Read from the disk cache.
+    Disk,
+    /// Compiled by NVRTC (and written to the disk cache).
+    Compiled,
+}
+
+/// How a module was obtained, and how long it took.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadReport {
+    /// Where it came from.
+    pub origin: Origin,
+    /// Milliseconds to get it loaded.
+    pub ms: f64,
+}
+
+/// A module loaded in one device's context.
+pub(crate) struct Loaded {
+    module: sys::CUmodule,
+    file: &'static str,
+    target: String,
+    /// Entry point -> (function, dynamic shared memory limit set so far).
+    functions: Mutex<HashMap<&'static str, (usize, u32)>>,
+}
+
+// SAFETY: module and function handles may be used from any thread while their context is
+// current; the function map is behind a mutex.
+unsafe impl Send for Loaded {}
+// SAFETY: as above.
+unsafe impl Sync for Loaded {}
+
+/// One device's loaded modules, by source file.
+#[derive(Default)]
+pub(crate) struct ModuleCache {
+    loaded: Mutex<HashMap<&'static str, Arc<Loaded>>>,
+}
+
+/// Loads `source` for `device` bypassing the memory cache (disk cache, else NVRTC), and
+/// unloads it again: how long a first launch in a fresh process waits for this source.
+pub fn load_report(device: DeviceId, source: &'static KernelSource) -> Result<LoadReport, Error> {
+    let d = bind(device)?;
+    let start = Instant::now();
+    let (loaded, origin) = load(&d.caps, source)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    // SAFETY: the module was just loaded in the current context and nothing else uses it.
+    unsafe { result::module::unload(loaded.module) }.map_err(|e| CudaError::Driver {
+        call: "cuModuleUnload",
+        code: driver_code(e),
+    })?;
+    Ok(LoadReport { origin, ms })
+}
+
+/// Loads `source` on `device` (through the caches, as a launch would) and looks up every entry
+/// point it lists: an error names the first one missing.
+pub fn load_symbols(device: DeviceId, source: &'static KernelSource) -> Result<(), Error> {
+    let d = bind(device)?;
+    for &symbol in source.symbols {
+        d.modules.function(&d.caps, source, symbol, 0)?;
+    }
+    Ok(())
+}
+
+fn load(
+    caps: &kernelyard_core::Capabilities,
+    source: &'static KernelSource,
+) -> Result<(Loaded, Origin), Error> {
+    let kernelyard_core::Arch::Cuda { sm } = caps.arch else {
+        return Err(CudaError::Misuse {
+            what: format!("{} is not a CUDA device", caps.device),
+        }
+        .into());
+    };
+    let p = platform().map_err(|why| Error::NoBackendForDevice {
+        device: caps.device,
+        why: why.to_owned(),
+    })?;
+    let target = target_for(sm);
+    let path = cache_dir().map(|d| d.join(cache_file_name(source, &target, p.nvrtc)));
+    if let Some(path) = &path {
+        if let Ok(bytes) = std::fs::read(path) {
+            match load_image(&bytes) {
+                Ok(module) => return Ok((loaded(module, source, &target), Origin::Disk)),
+                // A torn or foreign file: recompile and replace it.
+                Err(_) => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+    let compiled = compile(source, &target)?;
+    let module = load_image(&compiled.cubin).map_err(|code| CudaError::ModuleLoad {
+        file: source.file,
+        arch: target.clone(),
+        driver: p.driver,
+        nvrtc: p.nvrtc,
+        code,
+    })?;
+    if let Some(path) = &path {
+        // A cache that cannot be written only costs a compile next time.
+        let _ = write_atomically(path, &compiled.cubin);
+    }
+    Ok((loaded(module, source, &target), Origin::Compiled))
+}
+
+fn loaded(module: sys::CUmodule, source: &'static KernelSource, target: &str) -> Loaded {
+    Loaded {
+        module,
+        file: source.file,
+        target: target.to_owned(),
+        functions: Mutex::new(HashMap::new()),
+    }
+}
+
+fn load_image(bytes: &[u8]) -> Result<sys::CUmodule, String> {
+    // The driver reads the image as an ELF whose sections must be aligned: copy it into
+    // 8-byte aligned storage.
+    let mut words = vec![0u64; bytes.len().div_ceil(8)];
+    // SAFETY: `words` has at least `bytes.len()` bytes; the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr().cast(), bytes.len())
+    };
+    // SAFETY: a context is current (the caller bound the device) and the image is a complete
+    // cubin buffer that outlives the call (the driver copies it).
+    unsafe { result::module::load_data(words.as_ptr().cast::<c_void>()) }.map_err(driver_code)
+}
+
+impl ModuleCache {
+    /// The function `symbol` of `source` on the device whose capabilities are `caps` (whose
+    /// context the caller made current), with its dynamic shared memory limit raised to at
+    /// least `shared_bytes`.
+    pub(crate) fn function(
+        &self,
+        caps: &kernelyard_core::Capabilities,
+        source: &'static KernelSource,
+        symbol: &'static str,
+        shared_bytes: u32,
+    ) -> Result<sys::CUfunction, Error> {
+        if !source.lists(symbol) {
+            return Err(CudaError::UnlistedSymbol {
+                file: source.file,
+                symbol,
+            }
+            .into());
+        }
+        let module = {
+            let mut map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(source.file) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let (m, _) = load(caps, source)?;
+                    let m = Arc::new(m);
+                    map.insert(source.file, Arc::clone(&m));
+                    m
+                }
+            }
+        };
+        module.function(symbol, shared_bytes)
+    }
+}
+
+impl Loaded {
+    fn function(&self, symbol: &'static str, shared_bytes: u32) -> Result<sys::CUfunction, Error> {
+        let mut fns = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match fns.get(symbol) {
+            Some(&e) => e,
+            None => {
+                let name = CString::new(symbol).unwrap_or_default();
+                // SAFETY: the module is loaded in the current context.
+                let f =
+                    unsafe { result::module::get_function(self.module, name) }.map_err(|_| {
+                        CudaError::MissingSymbol {
+                            file: self.file,
+                            arch: self.target.clone(),
+                            symbol,
+                        }
+                    })?;
+                fns.insert(symbol, (f as usize, 48 * 1024));
+                (f as usize, 48 * 1024)
+            }
+        };
+        let f = entry.0 as sys::CUfunction;
+        if shared_bytes > entry.1 {
+            // SAFETY: `f` is a live function of a loaded module; the value is a byte count the
+            // caller checked against the device's opt-in limit.
+            unsafe {
+                result::function::set_function_attribute(
+                    f,
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    shared_bytes as c_int,
+                )
+            }
+            .map_err(|e| CudaError::Driver {
+                call: "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)",
+                code: driver_code(e),
+            })?;
+            fns.insert(symbol, (entry.0, shared_bytes));
+        }
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_use_the_arch_specific_suffix_on_hopper_and_blackwell() {
+        assert_eq!(target_for(Sm::new(7, 5)), "sm_75");
+        assert_eq!(target_for(Sm::new(8, 9)), "sm_89");
+        assert_eq!(target_for(Sm::new(9, 0)), "sm_90a");
+        assert_eq!(target_for(Sm::new(10, 0)), "sm_100a");
+        assert_eq!(target_for(Sm::new(12, 0)), "sm_120");
+    }
+
+    #[test]
+    fn cache_names_change_with_every_part_of_the_key() {
+        static A: KernelSource = KernelSource {
+            file: "a.cu",
+            code: "extern \"C\" __global__ void a() {}",
+            symbols: &["a"],
+        };
+        static B: KernelSource = KernelSource {
+            file: "a.cu",
+            code: "extern \"C\" __global__ void a() { }",
+            symbols: &["a"],
+        };
+        let v13 = Version::new(13, 0, 0);
+        let base = cache_file_name(&A, "sm_90a", v13);
+        assert!(base.starts_with("a-sm_90a-") && base.ends_with(".cubin"));
+        assert_eq!(base, cache_file_name(&A, "sm_90a", v13));
+        assert_ne!(base, cache_file_name(&B, "sm_90a", v13));
+        assert_ne!(base, cache_file_name(&A, "sm_89", v13));
+        assert_ne!(base, cache_file_name(&A, "sm_90a", Version::new(13, 1, 0)));
+    }
+
+    #[test]
+    fn fnv_separates_parts() {
+        assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn ptx_entries_are_parsed() {
+        let c = Compiled {
+            cubin: vec![],
+            ptx: ".visible .entry rms_norm_f32(\n.param .u64 x\n)\n.entry other (\n".into(),
+            log: String::new(),
+        };
+        assert_eq!(c.entries(), vec!["rms_norm_f32", "other"]);
+    }
+}

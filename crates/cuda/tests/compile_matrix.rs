@@ -1,0 +1,202 @@
+//! CI's compile matrix: every kernel source compiles with NVRTC for every architecture in its
+//! kernels' declared range, and every entry point the Rust side names is in the result; an
+//! architecture outside a kernel's range is rejected by selection with `ArchTooOld` /
+//! `ArchTooNew`.
+//!
+//! The NVRTC tests need `libnvrtc.so.13` (no GPU): `.ci/run` installs PyPI's
+//! `nvidia-cuda-nvrtc==13.0.88` and runs them with `--include-ignored`; the GPU machine runs
+//! them with the toolkit's NVRTC.
+
+use kernelyard_core::{
+    Arch, Capabilities, DeviceId, Kernel, OpKind, Params, Policy, Problem, Reason, Runtime,
+    SelectError, Sm, Verdict, Version,
+};
+use kernelyard_cuda::module::{self, target_for};
+use kernelyard_cuda::source::{self, KernelSource};
+use kernelyard_cuda::CudaError;
+
+/// The architectures CI compiles for (sm_90a and sm_100a with arch-specific instructions).
+const MATRIX: &[Sm] = &[
+    Sm::new(7, 5),
+    Sm::new(8, 0),
+    Sm::new(8, 6),
+    Sm::new(8, 9),
+    Sm::new(9, 0),
+    Sm::new(10, 0),
+    Sm::new(12, 0),
+];
+
+#[test]
+#[ignore = "requires libnvrtc.so.13 (CI installs it from PyPI; see .ci/run)"]
+fn every_source_compiles_for_every_arch_in_its_range() {
+    let mut failures = Vec::new();
+    let mut compiled = 0;
+    assert!(
+        !source::all().is_empty(),
+        "no kernel sources are registered"
+    );
+    for entry in source::all() {
+        for &sm in MATRIX {
+            if !entry.targets(sm) {
+                continue;
+            }
+            let target = target_for(sm);
+            match module::compile(entry.source, &target) {
+                Ok(c) => {
+                    compiled += 1;
+                    let entries = c.entries();
+                    for sym in entry.source.symbols {
+                        if !entries.contains(sym) {
+                            failures.push(format!(
+                                "kernels/{} for {target}: no entry point `{sym}` (found {entries:?})",
+                                entry.source.file
+                            ));
+                        }
+                    }
+                    if c.ptx.contains("ld.local") || c.ptx.contains("st.local") {
+                        println!(
+                            "note: kernels/{} for {target} uses local memory",
+                            entry.source.file
+                        );
+                    }
+                    println!(
+                        "ok   kernels/{} {target}: {} entry points, cubin {} bytes",
+                        entry.source.file,
+                        entries.len(),
+                        c.cubin.len()
+                    );
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    println!(
+        "{compiled} (source, arch) compiles, {} failures",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+#[ignore = "requires libnvrtc.so.13 (CI installs it from PyPI; see .ci/run)"]
+fn a_compile_error_is_typed_and_carries_the_log() {
+    static BAD: KernelSource = KernelSource {
+        file: "bad.cu",
+        code:
+            "#include \"common.cuh\"\nextern \"C\" __global__ void bad() { undeclared_thing(); }\n",
+        symbols: &["bad"],
+    };
+    match module::compile(&BAD, "sm_90a") {
+        Err(CudaError::Compile {
+            file,
+            arch,
+            nvrtc,
+            log,
+        }) => {
+            assert_eq!(file, "bad.cu");
+            assert_eq!(arch, "sm_90a");
+            assert!(nvrtc >= Version::new(12, 0, 0), "{nvrtc}");
+            assert!(log.contains("undeclared_thing"), "{log}");
+        }
+        other => panic!("expected a compile error, got {other:?}"),
+    }
+}
+
+/// A simulated CUDA device of capability `sm`.
+fn simulated(sm: Sm) -> Capabilities {
+    Capabilities {
+        device: DeviceId::cuda(0),
+        name: format!("simulated sm_{}{}", sm.major, sm.minor),
+        arch: Arch::Cuda { sm },
+        multiprocessors: 100,
+        shared_mem_per_block: 48 << 10,
+        shared_mem_per_block_optin: 227 << 10,
+        memory_bytes: 80 << 30,
+        driver_version: Some(Version::new(13, 0, 0)),
+        compiler_version: Some(Version::new(13, 0, 0)),
+        features: kernelyard_cuda::device::features_of(sm),
+    }
+}
+
+fn small_problem(op: OpKind) -> Problem {
+    let params = match op {
+        OpKind::Gemm => "m=64,n=64,k=64",
+        OpKind::RmsNorm => "rows=4,hidden=64",
+        OpKind::Softmax | OpKind::LogSoftmax => "rows=4,cols=64",
+        OpKind::TokenLogprobs => "tokens=4,vocab=64",
+        OpKind::Rope => "tokens=4,heads=2,head_dim=64,rotary_dim=64",
+        OpKind::Attention => "batch=1,seq_q=16,seq_kv=16,heads_q=2,heads_kv=2,head_dim=64",
+        OpKind::SelectiveStateUpdate => "batch=1,heads=2,head_dim=16,state_dim=16,groups=1",
+    };
+    let dtype = if op == OpKind::Gemm {
+        kernelyard_core::DType::F16
+    } else {
+        kernelyard_core::DType::F32
+    };
+    Problem::from_params(op, &Params::parse(op, params).expect("params"), dtype).expect("problem")
+}
+
+fn cuda_kernels() -> Vec<&'static dyn Kernel> {
+    kernelyard_cuda::link();
+    kernelyard_core::inventory::iter::<kernelyard_core::KernelEntry>
+        .into_iter()
+        .map(|e| e.0)
+        .filter(|k| k.meta().backend == "cuda")
+        .collect()
+}
+
+#[test]
+fn archs_outside_a_kernels_range_are_rejected_by_selection() {
+    let kernels = cuda_kernels();
+    assert!(!kernels.is_empty());
+    let mut archs = vec![Sm::new(6, 0), Sm::new(7, 0)];
+    archs.extend_from_slice(MATRIX);
+    let mut rejected = 0;
+    for &sm in &archs {
+        let rt = Runtime::builder()
+            .no_probe()
+            .simulated_device(simulated(sm))
+            .build()
+            .expect("runtime");
+        for k in &kernels {
+            let meta = k.meta();
+            let mut arch_reasons = Vec::new();
+            meta.arch.check(&Arch::Cuda { sm }, &mut arch_reasons);
+            let problem = small_problem(meta.op);
+            let got = rt.select(DeviceId::cuda(0), &problem, &Policy::kernel(meta.name));
+            if arch_reasons.is_empty() {
+                continue;
+            }
+            rejected += 1;
+            let reasons = match got {
+                Err(SelectError::KernelRejected { report, .. }) => report
+                    .candidates
+                    .into_iter()
+                    .find(|c| c.kernel == meta.name)
+                    .and_then(|c| match c.verdict {
+                        Verdict::Rejected { reasons } => Some(reasons),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+                other => panic!(
+                    "{} on sm_{}{}: expected a rejection, got {other:?}",
+                    meta.name, sm.major, sm.minor
+                ),
+            };
+            assert!(
+                reasons.iter().any(|r| matches!(
+                    r,
+                    Reason::ArchTooOld { .. }
+                        | Reason::ArchTooNew { .. }
+                        | Reason::ArchFamily { .. }
+                )),
+                "{} on sm_{}{}: {reasons:?}",
+                meta.name,
+                sm.major,
+                sm.minor
+            );
+        }
+    }
+    // Every kernel declares sm_75 as its floor, so sm_60 and sm_70 are rejected for each.
+    assert!(rejected >= 2 * kernels.len(), "{rejected} rejections");
+}

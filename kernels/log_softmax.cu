@@ -1,0 +1,356 @@
+// kernels/log_softmax.cu: y[r, :] = x[r, :] - max - log(sum(exp(x[r, :] - max))), row by row.
+//
+// x and y are contiguous [rows, cols] of one dtype (float, ky_f16, ky_bf16); math in f32.
+// The same structure, launch configurations and reduction order as kernels/softmax.cu (read
+// its header): the launcher (crates/cuda/src/ops/log_softmax.rs) picks them from `cols` alone.
+//
+// - Register path, `log_softmax_<dtype>_{v,s}<C>`: a group of `tpr` threads per row, C chunks
+//   of V = 16 / sizeof(dtype) elements per thread held in registers as f32; x read once, y
+//   written once. `v`: 16-byte accesses; `s`: scalar accesses, same mapping and bits.
+// - Two-pass paths, `log_softmax_<dtype>_{smem,long}_{v,s}`: one row per block, an online
+//   (max, sum of exp) pass, a block merge, then a second read that writes y, from dynamic
+//   shared memory (`smem`) or from global memory / L2 (`long`); the same bits. Any cols.
+//
+// The output is (x - max) - log(s) with s = sum(exp2f((x - max) * log2(e))) and an accurate
+// logf: for f32 the error is a few ulps of the result.
+#include "common.cuh"
+
+#define KY_LOG2E 1.4426950408889634f
+#define KY_NEG_INF (-__int_as_float(0x7f800000))
+// Chunks per thread in flight per step of the two-pass paths.
+#define KY_U 4
+
+// ---- row helpers (the same in softmax.cu, log_softmax.cu and rms_norm.cu) ------------------
+
+// Sum over the `tpr` threads that share a row. tpr <= 32: a xor butterfly inside the group's
+// aligned lanes (every lane of the warp must call it). tpr > 32 (== blockDim.x): then across
+// the warps through `scratch` (32 floats, used once per kernel run; one __syncthreads, so every
+// thread of the block must call it).
+__device__ __forceinline__ float ky_group_sum(float v, int tpr, float* scratch) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        if (o < tpr) v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    if (tpr <= 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return ky_warp_sum(lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0.0f);
+}
+
+// C chunks of a row held as raw storage: chunk i is elements [(first + i * stride) * V, +V),
+// V = 16 / sizeof(T). `load` issues every access before anything uses one (several loads in
+// flight); `unpack` converts to f32. VEC: one 16-byte access per chunk, for whole chunks only
+// (cols % V == 0, 16-byte aligned row); else one access per element, any cols and alignment.
+// Elements at or past `cols`, and all of them when `!active`, are not read and unpack as
+// `fill`. NC: read-only path without L1 allocation (data the kernel never writes).
+template <typename T, int C, bool VEC>
+struct KyChunks {
+    typedef typename Elem<T>::storage S;
+    static constexpr int V = Vec16<T>::n;
+    ky_vec16 vec[VEC ? C : 1];
+    S sc[VEC ? 1 : C][V];
+
+    template <bool NC>
+    __device__ __forceinline__ void load(const S* p, int first, int stride, int cols,
+                                         bool active) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) {
+                    vec[i] = NC ? ky_load16_stream(p + e0) : ky_load16(p + e0);
+                }
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) sc[i][k] = p[e0 + k];
+                }
+            }
+        }
+    }
+
+    __device__ __forceinline__ void unpack(int first, int stride, int cols, bool active,
+                                           float fill, float (&v)[C][V]) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            unpack_chunk(i, (first + i * stride) * V, cols, active, fill, v[i]);
+        }
+    }
+
+    // Converts chunk i (whose first element is e0) to f32; see `unpack`.
+    __device__ __forceinline__ void unpack_chunk(int i, int e0, int cols, bool active,
+                                                 float fill, float (&v)[V]) const {
+        if constexpr (VEC) {
+            if (active && e0 < cols) {
+                Vec16<T>::unpack(vec[i], v);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) v[k] = fill;
+            }
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                v[k] = (active && e0 + k < cols) ? Elem<T>::to_f32(sc[i][k]) : fill;
+            }
+        }
+    }
+
+    // Rounds chunk i from f32 into the raw registers (elements inside the row only).
+    __device__ __forceinline__ void pack_chunk(int i, int e0, int cols, bool active,
+                                               const float (&v)[V]) {
+        if constexpr (VEC) {
+            if (active && e0 < cols) vec[i] = Vec16<T>::pack(v);
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                if (active && e0 + k < cols) sc[i][k] = Elem<T>::from_f32(v[k]);
+            }
+        }
+    }
+
+    // Rounds the chunks inside the row from f32 into the raw registers.
+    __device__ __forceinline__ void pack(int first, int stride, int cols, bool active,
+                                         const float (&v)[C][V]) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            pack_chunk(i, (first + i * stride) * V, cols, active, v[i]);
+        }
+    }
+
+    // Stores the chunks inside the row (the mirror of `load`).
+    __device__ __forceinline__ void store(S* p, int first, int stride, int cols,
+                                          bool active) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) ky_store16(p + e0, vec[i]);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) p[e0 + k] = sc[i][k];
+                }
+            }
+        }
+    }
+};
+
+// Loads and converts in one call (see KyChunks).
+template <typename T, int C, bool VEC, bool NC>
+__device__ __forceinline__ void ky_load_chunks(const typename Elem<T>::storage* p, int first,
+                                               int stride, int cols, bool active, float fill,
+                                               float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.template load<NC>(p, first, stride, cols, active);
+    raw.unpack(first, stride, cols, active, fill, v);
+}
+
+// Rounds and stores the chunks that lie inside the row.
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void ky_store_chunks(typename Elem<T>::storage* p, int first,
+                                                int stride, int cols, bool active,
+                                                const float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.pack(first, stride, cols, active, v);
+    raw.store(p, first, stride, cols, active);
+}
+
+__device__ __forceinline__ float ky_group_max(float v, int tpr, float* scratch) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        if (o < tpr) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    if (tpr <= 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return ky_warp_max(lane < (int)(blockDim.x >> 5) ? scratch[lane] : KY_NEG_INF);
+}
+
+// Online softmax state (max m, sum s of exp(x - m)) merge. The products are rounded separately
+// (no FMA contraction), so merge(a, b) and merge(b, a) give the same bits: every lane of a
+// butterfly ends with the same state.
+__device__ __forceinline__ void ky_lse_combine(float& m, float& s, float m2, float s2) {
+    const float mn = fmaxf(m, m2);
+    if (mn == KY_NEG_INF) return;  // both empty
+    s = __fadd_rn(__fmul_rn(s, exp2f((m - mn) * KY_LOG2E)),
+                  __fmul_rn(s2, exp2f((m2 - mn) * KY_LOG2E)));
+    m = mn;
+}
+
+// Merges the online states of the whole block (every thread gets the result). Two scratch
+// arrays of 32 floats, used once; one __syncthreads.
+__device__ __forceinline__ void ky_block_lse(float& m, float& s, float* sm, float* ss) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
+                       __shfl_xor_sync(0xffffffffu, s, o));
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sm[warp] = m; ss[warp] = s; }
+    __syncthreads();
+    const bool have = lane < (int)(blockDim.x >> 5);
+    m = have ? sm[lane] : KY_NEG_INF;
+    s = have ? ss[lane] : 0.0f;
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
+                       __shfl_xor_sync(0xffffffffu, s, o));
+    }
+}
+
+// ---- register path ---------------------------------------------------------------------------
+
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64 rows,
+                                                ky_i64 cols64, ky_i64 tpr64) {
+    typedef typename Elem<T>::storage S;
+    constexpr int V = Vec16<T>::n;
+    __shared__ float red[2][32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
+    const bool active = row < rows;
+    const ky_i64 off = (active ? row : 0) * cols64;
+
+    float v[C][V];
+    ky_load_chunks<T, C, VEC, true>((const S*)xv + off, lane, tpr, cols, active, KY_NEG_INF, v);
+
+    float m = KY_NEG_INF;
+    #pragma unroll
+    for (int i = 0; i < C; ++i) {
+        #pragma unroll
+        for (int k = 0; k < V; ++k) m = fmaxf(m, v[i][k]);
+    }
+    m = ky_group_max(m, tpr, red[0]);
+
+    // Padding reads as -inf: exp2f(-inf) = 0. A row of -inf (or with +inf or NaN) gives NaN,
+    // as the f64 oracle does.
+    float s = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < C; ++i) {
+        #pragma unroll
+        for (int k = 0; k < V; ++k) {
+            v[i][k] -= m;
+            s += exp2f(v[i][k] * KY_LOG2E);
+        }
+    }
+    s = ky_group_sum(s, tpr, red[1]);
+    const float ls = logf(s);
+    #pragma unroll
+    for (int i = 0; i < C; ++i) {
+        #pragma unroll
+        for (int k = 0; k < V; ++k) v[i][k] -= ls;
+    }
+    ky_store_chunks<T, C, VEC>((S*)yv + off, lane, tpr, cols, active, v);
+}
+
+// ---- two-pass paths --------------------------------------------------------------------------
+// One row per block. Pass 1 reads the row, KY_U chunks per thread in flight per step, and keeps
+// an online (max, sum) per thread; the block merges them. Pass 2 reads the row again and
+// writes y: from dynamic shared memory where pass 1 stored it (SMEM: each thread re-reads only
+// what it stored, so no barrier), or from global memory, last step first (the most recently
+// read part of the row is the likeliest to be in L2). Both read and reduce in the same order.
+
+template <typename T, bool VEC, bool SMEM>
+__device__ __forceinline__ void log_softmax_two_pass(const void* xv, void* yv,
+                                                     ky_i64 cols64) {
+    typedef typename Elem<T>::storage S;
+    constexpr int V = Vec16<T>::n;
+    extern __shared__ ky_vec16 ky_row[];
+    __shared__ float red[2][32];
+    const int cols = (int)cols64, nt = (int)blockDim.x, tid = (int)threadIdx.x;
+    const ky_i64 off = (ky_i64)blockIdx.x * cols64;
+    const S* x = (const S*)xv + off;
+    S* y = (S*)yv + off;
+    S* kept = reinterpret_cast<S*>(ky_row);
+    const int nv = (cols + V - 1) / V;  // chunks in the row
+    const int step = KY_U * nt;         // chunks per step of the block
+
+    float m = KY_NEG_INF, s = 0.0f;
+    for (int c0 = 0; c0 < nv; c0 += step) {
+        KyChunks<T, KY_U, VEC> raw;
+        raw.template load<true>(x, c0 + tid, nt, cols, true);
+        if constexpr (SMEM) raw.store(kept, c0 + tid, nt, cols, true);
+        float v[KY_U][V];
+        raw.unpack(c0 + tid, nt, cols, true, KY_NEG_INF, v);
+        float mx = m;
+        #pragma unroll
+        for (int i = 0; i < KY_U; ++i) {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) mx = fmaxf(mx, v[i][k]);
+        }
+        if (mx != KY_NEG_INF) {  // else nothing but -inf so far: the state stays empty
+            s *= exp2f((m - mx) * KY_LOG2E);
+            #pragma unroll
+            for (int i = 0; i < KY_U; ++i) {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) s += exp2f((v[i][k] - mx) * KY_LOG2E);
+            }
+            m = mx;
+        }
+    }
+    ky_block_lse(m, s, red[0], red[1]);
+    const float ls = logf(s);
+
+    for (int c0 = (nv - 1) / step * step; c0 >= 0; c0 -= step) {
+        KyChunks<T, KY_U, VEC> raw;
+        if constexpr (SMEM) {
+            raw.template load<false>(kept, c0 + tid, nt, cols, true);
+        } else {
+            raw.template load<false>(x, c0 + tid, nt, cols, true);
+        }
+        #pragma unroll
+        for (int i = 0; i < KY_U; ++i) {
+            const int e0 = (c0 + tid + i * nt) * V;
+            float v[V];
+            raw.unpack_chunk(i, e0, cols, true, KY_NEG_INF, v);
+            #pragma unroll
+            for (int k = 0; k < V; ++k) v[k] = (v[k] - m) - ls;
+            raw.pack_chunk(i, e0, cols, true, v);
+        }
+        raw.store(y, c0 + tid, nt, cols, true);
+    }
+}
+
+// ---- entry points ----------------------------------------------------------------------------
+// Every entry point: (x, y, rows, cols, tpr).
+// Register path (`_v<C>`, `_s<C>`): a block of any multiple of 32 threads (at most the bound
+// below) that tpr divides; grid = ceil(rows / (blockDim.x / tpr)).
+// Two-pass paths (`_smem_*`, `_long_*`): tpr == blockDim.x, a multiple of 32 up to 512; one row
+// per block: grid = rows. `_smem_*` need ceil(cols * sizeof(dtype) / 16) * 16 bytes of dynamic
+// shared memory.
+
+#define KY_LOG_SOFTMAX_REG(NAME, T, C, VEC, MAXT)                                                  \
+    extern "C" __global__ void __launch_bounds__(MAXT)                                             \
+        NAME(const void* x, void* y, long long rows, long long cols, long long tpr) {              \
+        log_softmax_reg<T, C, VEC>(x, y, rows, cols, tpr);                                         \
+    }
+
+#define KY_LOG_SOFTMAX_TWO_PASS(NAME, T, VEC, SMEM)                                                \
+    extern "C" __global__ void __launch_bounds__(512)                                              \
+        NAME(const void* x, void* y, long long rows, long long cols, long long tpr) {              \
+        (void)rows;                                                                                \
+        (void)tpr;                                                                                 \
+        log_softmax_two_pass<T, VEC, SMEM>(x, y, cols);                                            \
+    }
+
+#define KY_LOG_SOFTMAX_DTYPE(D, T)                                                                 \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_v1, T, 1, true, 1024)                                     \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_v2, T, 2, true, 1024)                                     \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_v4, T, 4, true, 512)                                      \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_s1, T, 1, false, 1024)                                    \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_s2, T, 2, false, 1024)                                    \
+    KY_LOG_SOFTMAX_REG(log_softmax_##D##_s4, T, 4, false, 512)                                     \
+    KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_smem_v, T, true, true)                               \
+    KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_smem_s, T, false, true)                              \
+    KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_long_v, T, true, false)                              \
+    KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_long_s, T, false, false)
+
+KY_LOG_SOFTMAX_DTYPE(f32, float)
+KY_LOG_SOFTMAX_DTYPE(f16, ky_f16)
+KY_LOG_SOFTMAX_DTYPE(bf16, ky_bf16)
+// f32 chunks hold 4 elements: 8 chunks keep 32 values per thread, as 4 chunks of a 16-bit type.
+KY_LOG_SOFTMAX_REG(log_softmax_f32_v8, float, 8, true, 512)
+KY_LOG_SOFTMAX_REG(log_softmax_f32_s8, float, 8, false, 512)

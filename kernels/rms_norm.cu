@@ -1,0 +1,358 @@
+// kernels/rms_norm.cu: y = x / sqrt(mean(x^2) + eps) * weight, row by row, with an optional
+// fused residual add.
+//
+// x, y (and residual, residual_out) are contiguous [rows, cols]; weight is [cols]; one dtype
+// (float, ky_f16, ky_bf16); math in f32. With a residual (a non-null `residual` pointer, and
+// then `residual_out` too), x' = x + residual is rounded to the dtype, written to
+// residual_out, and y is the norm of that stored x' (so y and residual_out agree).
+//
+// The launch configuration is chosen by crates/cuda/src/ops/rms_norm.rs from `cols` alone
+// (and the dtype): see that file for the table. Two families of entry points:
+//
+// - Register path, `rms_norm_<dtype>_{v,s}<C>[_res]`: each row is owned by a group of `tpr`
+//   threads (tpr a power of two <= 32, several rows per block; or tpr == blockDim.x, a multiple
+//   of 32, one row per block). Thread `lane` of a group holds C chunks of V = 16 / sizeof(dtype)
+//   consecutive elements, chunk i starting at element (i * tpr + lane) * V, and the weight
+//   chunks it needs, in registers as raw storage (converted to f32 where used). x (and the
+//   residual) read once, y (and residual_out) written once; the weight is read by every row,
+//   from L1/L2. `v` variants use one 16-byte access per chunk (16-byte aligned pointers and
+//   cols % V == 0); `s` variants scalar accesses (any alignment and cols), with the same
+//   mapping and reduction order, so the bits do not depend on the path. `_res`: the fused add.
+// - Long-row path, `rms_norm_<dtype>_long_{v,s}[_res]`: one row per block (a multiple of 32
+//   threads, at most 512). Pass 1 streams the row (KY_U chunks per thread in flight), writes
+//   residual_out and sums the squares; pass 2 reads x' again (residual_out, or x; from L2 while
+//   the rows in flight fit) with the weight and writes y. Each thread re-reads only what it
+//   wrote. Any cols.
+//
+// Reductions: per thread in chunk order, then a xor butterfly over the group's lanes, then (one
+// row per block) a butterfly over the warps' results. The order depends on (cols, tpr, C, block
+// size) only, and the launcher picks those from cols alone: deterministic and batch-invariant.
+#include "common.cuh"
+
+// Chunks per thread in flight per step of the long-row path.
+#define KY_U 4
+
+// ---- row helpers (the same in softmax.cu, log_softmax.cu and rms_norm.cu) ------------------
+
+// Sum over the `tpr` threads that share a row. tpr <= 32: a xor butterfly inside the group's
+// aligned lanes (every lane of the warp must call it). tpr > 32 (== blockDim.x): then across
+// the warps through `scratch` (32 floats, used once per kernel run; one __syncthreads, so every
+// thread of the block must call it).
+__device__ __forceinline__ float ky_group_sum(float v, int tpr, float* scratch) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        if (o < tpr) v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    if (tpr <= 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return ky_warp_sum(lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0.0f);
+}
+
+// C chunks of a row held as raw storage: chunk i is elements [(first + i * stride) * V, +V),
+// V = 16 / sizeof(T). `load` issues every access before anything uses one (several loads in
+// flight); `unpack` converts to f32. VEC: one 16-byte access per chunk, for whole chunks only
+// (cols % V == 0, 16-byte aligned row); else one access per element, any cols and alignment.
+// Elements at or past `cols`, and all of them when `!active`, are not read and unpack as
+// `fill`. NC: read-only path without L1 allocation (data the kernel never writes).
+template <typename T, int C, bool VEC>
+struct KyChunks {
+    typedef typename Elem<T>::storage S;
+    static constexpr int V = Vec16<T>::n;
+    ky_vec16 vec[VEC ? C : 1];
+    S sc[VEC ? 1 : C][V];
+
+    template <bool NC>
+    __device__ __forceinline__ void load(const S* p, int first, int stride, int cols,
+                                         bool active) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) {
+                    vec[i] = NC ? ky_load16_stream(p + e0) : ky_load16(p + e0);
+                }
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) sc[i][k] = p[e0 + k];
+                }
+            }
+        }
+    }
+
+    __device__ __forceinline__ void unpack(int first, int stride, int cols, bool active,
+                                           float fill, float (&v)[C][V]) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            unpack_chunk(i, (first + i * stride) * V, cols, active, fill, v[i]);
+        }
+    }
+
+    // Converts chunk i (whose first element is e0) to f32; see `unpack`.
+    __device__ __forceinline__ void unpack_chunk(int i, int e0, int cols, bool active,
+                                                 float fill, float (&v)[V]) const {
+        if constexpr (VEC) {
+            if (active && e0 < cols) {
+                Vec16<T>::unpack(vec[i], v);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) v[k] = fill;
+            }
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                v[k] = (active && e0 + k < cols) ? Elem<T>::to_f32(sc[i][k]) : fill;
+            }
+        }
+    }
+
+    // Rounds chunk i from f32 into the raw registers (elements inside the row only).
+    __device__ __forceinline__ void pack_chunk(int i, int e0, int cols, bool active,
+                                               const float (&v)[V]) {
+        if constexpr (VEC) {
+            if (active && e0 < cols) vec[i] = Vec16<T>::pack(v);
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                if (active && e0 + k < cols) sc[i][k] = Elem<T>::from_f32(v[k]);
+            }
+        }
+    }
+
+    // Rounds the chunks inside the row from f32 into the raw registers.
+    __device__ __forceinline__ void pack(int first, int stride, int cols, bool active,
+                                         const float (&v)[C][V]) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            pack_chunk(i, (first + i * stride) * V, cols, active, v[i]);
+        }
+    }
+
+    // Stores the chunks inside the row (the mirror of `load`).
+    __device__ __forceinline__ void store(S* p, int first, int stride, int cols,
+                                          bool active) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) ky_store16(p + e0, vec[i]);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) p[e0 + k] = sc[i][k];
+                }
+            }
+        }
+    }
+};
+
+// Loads and converts in one call (see KyChunks).
+template <typename T, int C, bool VEC, bool NC>
+__device__ __forceinline__ void ky_load_chunks(const typename Elem<T>::storage* p, int first,
+                                               int stride, int cols, bool active, float fill,
+                                               float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.template load<NC>(p, first, stride, cols, active);
+    raw.unpack(first, stride, cols, active, fill, v);
+}
+
+// Rounds and stores the chunks that lie inside the row.
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void ky_store_chunks(typename Elem<T>::storage* p, int first,
+                                                int stride, int cols, bool active,
+                                                const float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.pack(first, stride, cols, active, v);
+    raw.store(p, first, stride, cols, active);
+}
+
+// x' = round(x + r) to the dtype, as f32 (exact).
+template <typename T>
+__device__ __forceinline__ float ky_add_round(float x, float r) {
+    return Elem<T>::to_f32(Elem<T>::from_f32(x + r));
+}
+
+// ---- register path ---------------------------------------------------------------------------
+// x' and the weight stay in registers as raw storage (half the registers of f32 for 16-bit
+// types) and are converted where used; RES (the fused residual add) is a template parameter so
+// the plain kernel holds no residual registers.
+
+template <typename T, int C, bool VEC, bool RES>
+__device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, const void* wv,
+                                             void* yv, void* rov, ky_i64 rows, ky_i64 cols64,
+                                             ky_i64 tpr64, float eps) {
+    typedef typename Elem<T>::storage S;
+    constexpr int V = Vec16<T>::n;
+    __shared__ float red[32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
+    const bool active = row < rows;
+    const ky_i64 off = (active ? row : 0) * cols64;
+
+    // Every load of the row (x and the residual, or x and the weight) is in flight before the
+    // first use; with a residual, the weight loads follow the add (fewer live registers) and
+    // overlap the sum of squares and the reduction.
+    KyChunks<T, C, VEC> xr, wr;
+    xr.template load<true>((const S*)xv + off, lane, tpr, cols, active);
+    if constexpr (RES) {
+        KyChunks<T, C, VEC> rr;
+        rr.template load<true>((const S*)rv + off, lane, tpr, cols, active);
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (i * tpr + lane) * V;
+            float a[V], b[V];
+            xr.unpack_chunk(i, e0, cols, active, 0.0f, a);
+            rr.unpack_chunk(i, e0, cols, active, 0.0f, b);
+            #pragma unroll
+            for (int k = 0; k < V; ++k) a[k] = ky_add_round<T>(a[k], b[k]);
+            xr.pack_chunk(i, e0, cols, active, a);
+        }
+        xr.store((S*)rov + off, lane, tpr, cols, active);
+    }
+    wr.template load<false>((const S*)wv, lane, tpr, cols, active);
+
+    float ss = 0.0f;
+    #pragma unroll
+    for (int i = 0; i < C; ++i) {
+        float a[V];
+        xr.unpack_chunk(i, (i * tpr + lane) * V, cols, active, 0.0f, a);
+        #pragma unroll
+        for (int k = 0; k < V; ++k) ss = fmaf(a[k], a[k], ss);
+    }
+    ss = ky_group_sum(ss, tpr, red);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + eps);
+
+    #pragma unroll
+    for (int i = 0; i < C; ++i) {
+        const int e0 = (i * tpr + lane) * V;
+        float a[V], w[V];
+        xr.unpack_chunk(i, e0, cols, active, 0.0f, a);
+        wr.unpack_chunk(i, e0, cols, active, 0.0f, w);
+        #pragma unroll
+        for (int k = 0; k < V; ++k) a[k] = a[k] * inv * w[k];
+        xr.pack_chunk(i, e0, cols, active, a);
+    }
+    xr.store((S*)yv + off, lane, tpr, cols, active);
+}
+
+// ---- long-row path ---------------------------------------------------------------------------
+// One row per block. Pass 1 reads x (and the residual), KY_U chunks per thread in flight per
+// step, writes residual_out and sums the squares; pass 2 reads x' again (residual_out, written
+// by this same thread, so plain loads and no barrier; or x) with the weight, last step first
+// (the most recently touched part of the row is the likeliest to be in L2), and writes y.
+
+template <typename T, bool VEC, bool RES>
+__device__ __forceinline__ void rms_norm_long(const void* xv, const void* rv, const void* wv,
+                                              void* yv, void* rov, ky_i64 cols64, float eps) {
+    typedef typename Elem<T>::storage S;
+    constexpr int V = Vec16<T>::n;
+    __shared__ float red[32];
+    const int cols = (int)cols64, nt = (int)blockDim.x, tid = (int)threadIdx.x;
+    const ky_i64 off = (ky_i64)blockIdx.x * cols64;
+    const S* x = (const S*)xv + off;
+    const int nv = (cols + V - 1) / V;  // chunks in the row
+    const int step = KY_U * nt;         // chunks per step of the block
+
+    float ss = 0.0f;
+    for (int c0 = 0; c0 < nv; c0 += step) {
+        KyChunks<T, KY_U, VEC> xr;
+        xr.template load<true>(x, c0 + tid, nt, cols, true);
+        if constexpr (RES) {
+            KyChunks<T, KY_U, VEC> rr;
+            rr.template load<true>((const S*)rv + off, c0 + tid, nt, cols, true);
+            #pragma unroll
+            for (int i = 0; i < KY_U; ++i) {
+                const int e0 = (c0 + tid + i * nt) * V;
+                float a[V], b[V];
+                xr.unpack_chunk(i, e0, cols, true, 0.0f, a);
+                rr.unpack_chunk(i, e0, cols, true, 0.0f, b);
+                #pragma unroll
+                for (int k = 0; k < V; ++k) a[k] = ky_add_round<T>(a[k], b[k]);
+                xr.pack_chunk(i, e0, cols, true, a);
+            }
+            xr.store((S*)rov + off, c0 + tid, nt, cols, true);
+        }
+        #pragma unroll
+        for (int i = 0; i < KY_U; ++i) {
+            float a[V];
+            xr.unpack_chunk(i, (c0 + tid + i * nt) * V, cols, true, 0.0f, a);
+            #pragma unroll
+            for (int k = 0; k < V; ++k) ss = fmaf(a[k], a[k], ss);
+        }
+    }
+    ss = ky_group_sum(ss, nt, red);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + eps);
+
+    const S* xs = RES ? (const S*)rov + off : x;
+    for (int c0 = (nv - 1) / step * step; c0 >= 0; c0 -= step) {
+        KyChunks<T, KY_U, VEC> xr, wr;
+        xr.template load<false>(xs, c0 + tid, nt, cols, true);
+        wr.template load<false>((const S*)wv, c0 + tid, nt, cols, true);
+        #pragma unroll
+        for (int i = 0; i < KY_U; ++i) {
+            const int e0 = (c0 + tid + i * nt) * V;
+            float a[V], w[V];
+            xr.unpack_chunk(i, e0, cols, true, 0.0f, a);
+            wr.unpack_chunk(i, e0, cols, true, 0.0f, w);
+            #pragma unroll
+            for (int k = 0; k < V; ++k) a[k] = a[k] * inv * w[k];
+            xr.pack_chunk(i, e0, cols, true, a);
+        }
+        xr.store((S*)yv + off, c0 + tid, nt, cols, true);
+    }
+}
+
+// ---- entry points ----------------------------------------------------------------------------
+// Every entry point: (x, residual, weight, y, residual_out, rows, cols, tpr, eps). The `_res`
+// entry points do the fused add (residual and residual_out set); the others ignore both
+// pointers (pass null).
+// Register path (`_v<C>`, `_s<C>`): a block of any multiple of 32 threads (at most the bound
+// below) that tpr divides; grid = ceil(rows / (blockDim.x / tpr)).
+// Long path (`_long_*`): tpr == blockDim.x, a multiple of 32 up to 512; one row per block:
+// grid = rows.
+
+#define KY_RMS_ARGS                                                                                \
+    const void *x, const void *residual, const void *weight, void *y, void *residual_out,          \
+        long long rows, long long cols, long long tpr, float eps
+
+#define KY_RMS_REG(NAME, T, C, VEC, MAXT)                                                          \
+    extern "C" __global__ void __launch_bounds__(MAXT) NAME(KY_RMS_ARGS) {                         \
+        rms_norm_reg<T, C, VEC, false>(x, residual, weight, y, residual_out, rows, cols, tpr,      \
+                                       eps);                                                       \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(MAXT) NAME##_res(KY_RMS_ARGS) {                   \
+        rms_norm_reg<T, C, VEC, true>(x, residual, weight, y, residual_out, rows, cols, tpr,       \
+                                      eps);                                                        \
+    }
+
+#define KY_RMS_LONG(NAME, T, VEC)                                                                  \
+    extern "C" __global__ void __launch_bounds__(512) NAME(KY_RMS_ARGS) {                          \
+        (void)rows;                                                                                \
+        (void)tpr;                                                                                 \
+        rms_norm_long<T, VEC, false>(x, residual, weight, y, residual_out, cols, eps);             \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(512) NAME##_res(KY_RMS_ARGS) {                    \
+        (void)rows;                                                                                \
+        (void)tpr;                                                                                 \
+        rms_norm_long<T, VEC, true>(x, residual, weight, y, residual_out, cols, eps);              \
+    }
+
+#define KY_RMS_DTYPE(D, T)                                                                         \
+    KY_RMS_REG(rms_norm_##D##_v1, T, 1, true, 1024)                                                \
+    KY_RMS_REG(rms_norm_##D##_v2, T, 2, true, 1024)                                                \
+    KY_RMS_REG(rms_norm_##D##_v4, T, 4, true, 512)                                                 \
+    KY_RMS_REG(rms_norm_##D##_s1, T, 1, false, 1024)                                               \
+    KY_RMS_REG(rms_norm_##D##_s2, T, 2, false, 1024)                                               \
+    KY_RMS_REG(rms_norm_##D##_s4, T, 4, false, 512)                                                \
+    KY_RMS_LONG(rms_norm_##D##_long_v, T, true)                                                    \
+    KY_RMS_LONG(rms_norm_##D##_long_s, T, false)
+
+KY_RMS_DTYPE(f32, float)
+KY_RMS_DTYPE(f16, ky_f16)
+KY_RMS_DTYPE(bf16, ky_bf16)
+// f32 chunks hold 4 elements: 8 chunks keep 32 values per thread, as 4 chunks of a 16-bit type.
+KY_RMS_REG(rms_norm_f32_v8, float, 8, true, 512)
+KY_RMS_REG(rms_norm_f32_s8, float, 8, false, 512)

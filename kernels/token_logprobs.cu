@@ -1,0 +1,256 @@
+// kernels/token_logprobs.cu: out[t] = log_softmax(logits[t] / T)[targets[t]] and, optionally,
+// the entropy of softmax(logits[t] / T), in one pass over each row of logits.
+//
+// One CTA per row (blockDim.x a multiple of 32, at most 256, chosen from the vocabulary size
+// and dtype alone). The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16 elements); thread
+// `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so each load instruction
+// of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in flight per thread.
+//
+// Every thread keeps an online state in the base-2 domain, with y = x * k and
+// k = log2(e) / temperature (computed in f64 on the host):
+//   m  the running maximum of y (never below -FLT_MAX, so that differences stay finite),
+//   s  = sum 2^(y - m),
+//   w  = sum 2^(y - m) * (y - m)       (<= 0; rescaled when m grows: w' = a (w + (m - m') s),
+//                                       a = 2^(m - m')).
+// Then log2-sum-exp = m + log2(s), and in nats:
+//   logprob = (x_t k - m - log2 s) ln 2,      entropy = (log2 s - w / s) ln 2,
+// the entropy as a sum of two non-negative terms (no cancellation). 2^d is `ex2.approx.ftz`
+// (relative error about 2^-22); d = fma(x, k, -m) is rounded once.
+//
+// Special values match the f64 oracle: a -inf logit contributes nothing (its w term is
+// clamped: 0 * -FLT_MAX = 0, not 0 * -inf = NaN); a NaN logit makes s NaN; a +inf logit gives
+// NaN; a row of -inf gives NaN log-probabilities and entropy.
+//
+// Batch invariance and determinism: a chunk's position in the row fixes the thread and the
+// order in which its elements are folded, so the bits depend only on (vocab, blockDim.x). The
+// 16-byte path (`_v16`, taken when the problem is 16-byte aligned) and the any-alignment path
+// load the same chunks (the latter element by element) and run the same arithmetic, so a row
+// gives the same bits whichever path its batch's alignment selects.
+//
+// Checked mode: `token_logprobs_check` atomicMin's the index of every bad row (a target outside
+// [0, vocab) that is not ignore_index) into `bad` (initialised to ~0 by the host); the main
+// kernel, launched after it on the same stream, writes nothing when `*bad != ~0`.
+#include "common.cuh"
+
+#define KY_TL_FLT_MAX 3.402823466e+38f
+#define KY_TL_LN2 0.693147180559945309f
+#define KY_TL_UNROLL 2
+
+__device__ __forceinline__ float ky_tl_ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+struct ky_tl_state {
+    float m;
+    float s;
+    float w;
+};
+
+__device__ __forceinline__ ky_tl_state ky_tl_empty() {
+    ky_tl_state r;
+    r.m = -KY_TL_FLT_MAX;
+    r.s = 0.0f;
+    r.w = 0.0f;
+    return r;
+}
+
+// Folds `n` values (padding is -inf, which leaves the state's bits unchanged).
+template <int N>
+__device__ __forceinline__ void ky_tl_fold(ky_tl_state& st, const float* x, int chunk, float k) {
+    float cm = x[0];
+    #pragma unroll
+    for (int i = 1; i < N; ++i) cm = fmaxf(cm, x[i]);
+    const float cmk = __fmul_rn(cm, k);
+    if (cmk > st.m) {
+        const float d = fmaxf(__fsub_rn(st.m, cmk), -KY_TL_FLT_MAX);
+        const float a = ky_tl_ex2(d);
+        st.w = __fmul_rn(a, fmaf(d, st.s, st.w));
+        st.s = __fmul_rn(st.s, a);
+        st.m = cmk;
+    }
+    // One chain per chunk (independent chains across chunks), then added to the state.
+    #pragma unroll
+    for (int c = 0; c < N; c += chunk) {
+        float cs = 0.0f, cw = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < chunk; ++i) {
+            const float d = fmaf(x[c + i], k, -st.m);
+            const float e = ky_tl_ex2(d);
+            cs = __fadd_rn(cs, e);
+            cw = fmaf(e, fmaxf(d, -KY_TL_FLT_MAX), cw);
+        }
+        st.s = __fadd_rn(st.s, cs);
+        st.w = __fadd_rn(st.w, cw);
+    }
+}
+
+__device__ __forceinline__ ky_tl_state ky_tl_merge(ky_tl_state a, ky_tl_state b) {
+    const float m = fmaxf(a.m, b.m);
+    const float da = fmaxf(__fsub_rn(a.m, m), -KY_TL_FLT_MAX);
+    const float db = fmaxf(__fsub_rn(b.m, m), -KY_TL_FLT_MAX);
+    const float ea = ky_tl_ex2(da), eb = ky_tl_ex2(db);
+    ky_tl_state r;
+    r.m = m;
+    r.s = fmaf(a.s, ea, __fmul_rn(b.s, eb));
+    r.w = fmaf(ea, fmaf(da, a.s, a.w), __fmul_rn(eb, fmaf(db, b.s, b.w)));
+    return r;
+}
+
+__device__ __forceinline__ ky_tl_state ky_tl_warp_merge(ky_tl_state v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        ky_tl_state u;
+        u.m = __shfl_xor_sync(0xffffffffu, v.m, o);
+        u.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+        u.w = __shfl_xor_sync(0xffffffffu, v.w, o);
+        v = ky_tl_merge(v, u);
+    }
+    return v;
+}
+
+__device__ __forceinline__ ky_i64 ky_tl_target(const void* targets, ky_i64 target_size, ky_i64 row) {
+    return target_size == 8 ? static_cast<const ky_i64*>(targets)[row]
+                            : (ky_i64) static_cast<const int*>(targets)[row];
+}
+
+// Loads chunk `c` (elements [c * n, c * n + n)) as floats; `full` chunks lie wholly in the
+// row, others are padded with -inf. VEC: one 16-byte streaming load for full chunks.
+template <typename T, bool VEC>
+__device__ __forceinline__ void ky_tl_load_chunk(const typename Elem<T>::storage* row, ky_i64 c,
+                                                 ky_i64 vocab, bool full, float* out) {
+    const int n = Vec16<T>::n;
+    if (VEC && full) {
+        Vec16<T>::unpack(ky_load16_stream(row + c * n), out);
+    } else if (full) {
+        #pragma unroll
+        for (int i = 0; i < n; ++i) out[i] = Elem<T>::load(row, c * n + i);
+    } else {
+        #pragma unroll
+        for (int i = 0; i < n; ++i) {
+            const ky_i64 j = c * n + i;
+            out[i] = j < vocab ? Elem<T>::load(row, j) : -__int_as_float(0x7f800000);
+        }
+    }
+}
+
+template <typename T, bool VEC>
+__device__ __forceinline__ void token_logprobs_impl(
+    const void* logits_, const void* targets, float* out, float* entropy,
+    const unsigned long long* bad, ky_i64 vocab, ky_i64 target_size, ky_i64 ignore_index,
+    float k) {
+    typedef typename Elem<T>::storage S;
+    const int n = Vec16<T>::n;
+    const ky_i64 row_idx = blockIdx.x;
+    const S* row = static_cast<const S*>(logits_) + row_idx * vocab;
+    const int tid = threadIdx.x;
+    const ky_i64 nt = blockDim.x;
+
+    // Thread 0 fetches the target and its logit first; the loads overlap the pass.
+    ky_i64 target = 0;
+    float xt = 0.0f;
+    if (tid == 0) {
+        target = ky_tl_target(targets, target_size, row_idx);
+        if (target != ignore_index && target >= 0 && target < vocab) {
+            xt = Elem<T>::load(row, target);
+        }
+    }
+
+    const ky_i64 nchunks = (vocab + n - 1) / n;
+    const ky_i64 nfull = vocab / n;
+    const ky_i64 step = nt * KY_TL_UNROLL;
+    ky_tl_state st = ky_tl_empty();
+    float x[KY_TL_UNROLL * n];
+    ky_i64 base = 0;
+    // Groups whose chunks all lie wholly in the row (the same for every thread).
+    for (; base + step <= nfull; base += step) {
+        #pragma unroll
+        for (int u = 0; u < KY_TL_UNROLL; ++u) {
+            ky_tl_load_chunk<T, VEC>(row, base + u * nt + tid, vocab, true, x + u * n);
+        }
+        ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
+    }
+    // The last group, if any: chunks past the end are all -inf.
+    if (base < nchunks) {
+        #pragma unroll
+        for (int u = 0; u < KY_TL_UNROLL; ++u) {
+            const ky_i64 c = base + u * nt + tid;
+            if (c < nchunks) {
+                ky_tl_load_chunk<T, VEC>(row, c, vocab, c < nfull, x + u * n);
+            } else {
+                #pragma unroll
+                for (int i = 0; i < n; ++i) x[u * n + i] = -__int_as_float(0x7f800000);
+            }
+        }
+        ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
+    }
+
+    // Block merge in a fixed order: butterfly in each warp, then over the warps in warp 0.
+    __shared__ float sm_m[32], sm_s[32], sm_w[32];
+    const int lane = tid & 31, warp = tid >> 5;
+    st = ky_tl_warp_merge(st);
+    if (lane == 0) {
+        sm_m[warp] = st.m;
+        sm_s[warp] = st.s;
+        sm_w[warp] = st.w;
+    }
+    __syncthreads();
+    if (warp != 0) return;
+    st = ky_tl_empty();
+    if (lane < (int)(nt >> 5)) {
+        st.m = sm_m[lane];
+        st.s = sm_s[lane];
+        st.w = sm_w[lane];
+    }
+    st = ky_tl_warp_merge(st);
+    if (tid != 0) return;
+    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
+
+    const float l2s = log2f(st.s);
+    float lp;
+    if (target == ignore_index) {
+        lp = 0.0f;
+    } else if (target >= 0 && target < vocab) {
+        lp = __fmul_rn(__fsub_rn(fmaf(xt, k, -st.m), l2s), KY_TL_LN2);
+    } else {
+        lp = __int_as_float(0x7fc00000);
+    }
+    out[row_idx] = lp;
+    if (entropy != nullptr) {
+        entropy[row_idx] = __fmul_rn(__fsub_rn(l2s, __fdiv_rn(st.w, st.s)), KY_TL_LN2);
+    }
+}
+
+// Entry points: one CTA per row, grid (tokens, 1, 1). `k` = log2(e) / temperature.
+// `target_size` is 4 (i32 targets) or 8 (i64). `entropy` and `bad` may be null.
+#define KY_TL_ENTRY(NAME, T, VEC)                                                              \
+    extern "C" __global__ void __launch_bounds__(256, 4) NAME(                                  \
+        const void* logits, const void* targets, void* out, void* entropy, const void* bad,   \
+        long long vocab, long long target_size, long long ignore_index, float k) {            \
+        token_logprobs_impl<T, VEC>(logits, targets, static_cast<float*>(out),                \
+                                    static_cast<float*>(entropy),                             \
+                                    static_cast<const unsigned long long*>(bad), vocab,       \
+                                    target_size, ignore_index, k);                            \
+    }
+
+KY_TL_ENTRY(token_logprobs_f32, float, false)
+KY_TL_ENTRY(token_logprobs_f16, ky_f16, false)
+KY_TL_ENTRY(token_logprobs_bf16, ky_bf16, false)
+KY_TL_ENTRY(token_logprobs_f32_v16, float, true)
+KY_TL_ENTRY(token_logprobs_f16_v16, ky_f16, true)
+KY_TL_ENTRY(token_logprobs_bf16_v16, ky_bf16, true)
+
+// Checked mode, before the main kernel: the least bad row index into `*bad` (left at ~0 when
+// every target is in range or ignore_index). Grid-stride over the rows.
+extern "C" __global__ void token_logprobs_check(const void* targets, long long tokens,
+                                                long long vocab, long long target_size,
+                                                long long ignore_index, void* bad) {
+    const ky_i64 stride = (ky_i64)gridDim.x * blockDim.x;
+    for (ky_i64 r = (ky_i64)blockIdx.x * blockDim.x + threadIdx.x; r < tokens; r += stride) {
+        const ky_i64 t = ky_tl_target(targets, target_size, r);
+        if (t != ignore_index && (t < 0 || t >= vocab)) {
+            atomicMin(static_cast<unsigned long long*>(bad), (unsigned long long)r);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Stages everything scripts/gpu_proof.sh needs in .gpu/ (git-ignored): release test binaries
+# (via ../shared/device/pack.sh), the CLI as .gpu/kernelyard, and torch_ops.py.
+# Then: device `run` with carry [".gpu"] and `bash scripts/gpu_proof.sh`.
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+shared=${KERNELYARD_SHARED:-$root/../shared}
+cargo build --release -q -p kernelyard-cli
+"$shared/device/pack.sh" >/dev/null
+# Not GPU tests: the CUDA compile matrix runs in CI (NVRTC only); the CLI tests need the build
+# tree's binary path; `select` is a criterion benchmark.
+rm -f .gpu/bin/compile_matrix .gpu/bin/cli .gpu/bin/select
+cp target/release/kernelyard .gpu/kernelyard
+strip .gpu/kernelyard 2>/dev/null || true
+cp "$shared/peers/torch_ops.py" .gpu/
+du -sh .gpu | awk '{print "gpu_pack: staged " $1 " in .gpu/"}'
+ls .gpu/bin

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Compile kernels/*.cu with libnvrtc (no GPU, no toolkit needed) for a quick check while editing.
+
+  LD_LIBRARY_PATH=/path/to/nvidia/cu13/lib python3 scripts/nvrtc_check.py kernels/rms_norm.cu [--arch sm_90a ...]
+
+Splices kernels/common.cuh in place of `#include "common.cuh"` (as the Rust pipeline does),
+compiles to PTX for each arch, prints the log and the `.entry` names. Exits 1 on any error.
+The authoritative check is the Rust test `compile_matrix` in crates/cuda (run by CI).
+"""
+import ctypes, os, re, sys, argparse
+
+ap = argparse.ArgumentParser()
+ap.add_argument("files", nargs="+")
+ap.add_argument("--arch", action="append")
+ap.add_argument("--ptx", action="store_true", help="print the PTX of the last arch")
+a = ap.parse_args()
+archs = a.arch or ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90a", "sm_100a", "sm_120"]
+lib = ctypes.CDLL("libnvrtc.so.13")
+here = os.path.dirname(os.path.abspath(__file__))
+common = open(os.path.join(here, "..", "kernels", "common.cuh")).read()
+ok = True
+for f in a.files:
+    src = open(f).read().replace('#include "common.cuh"', common)
+    for arch in archs:
+        prog = ctypes.c_void_p()
+        assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), os.path.basename(f).encode(), 0, None, None) == 0
+        opts = [f"--gpu-architecture={arch}".encode(), b"-std=c++17"]
+        arr = (ctypes.c_char_p * len(opts))(*opts)
+        rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
+        n = ctypes.c_size_t(); lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+        log = ctypes.create_string_buffer(n.value); lib.nvrtcGetProgramLog(prog, log)
+        if rc != 0:
+            ok = False
+            print(f"FAIL {f} {arch}:\n{log.value.decode()}")
+            continue
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(n)); ptx = ctypes.create_string_buffer(n.value); lib.nvrtcGetPTX(prog, ptx)
+        entries = re.findall(r"\.entry\s+(\w+)", ptx.value.decode())
+        warn = log.value.decode().strip()
+        print(f"ok   {f} {arch}: {len(entries)} entries {entries}" + (f"\n{warn}" if warn else ""))
+        if a.ptx and arch == archs[-1]:
+            print(ptx.value.decode())
+sys.exit(0 if ok else 1)

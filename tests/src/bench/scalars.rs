@@ -1,0 +1,177 @@
+//! The scalars of a benchmarked call (`--scalars k=v,...`), checked as the suite checks a
+//! case's.
+
+use kernelyard::ops::token_logprobs::DEFAULT_IGNORE_INDEX;
+use kernelyard::Problem;
+use serde::Serialize;
+
+use crate::cases::{allowed_scalars, Scalars};
+
+/// The op's scalars; `None` takes the equivalence suite's default (alpha 1, beta 0 or 1 when
+/// the gemm accumulates, eps 1e-6, temperature 1, ignore_index -100, theta 10000, scale
+/// `1/sqrt(head_dim)`). Setting one the op does not take is an error.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BenchScalars {
+    /// gemm: scale of the product.
+    pub alpha: Option<f64>,
+    /// gemm: scale of C; non-zero exactly when the problem says `accumulate=1`.
+    pub beta: Option<f64>,
+    /// rms_norm: added to the mean square.
+    pub eps: Option<f64>,
+    /// token_logprobs: softmax temperature.
+    pub temperature: Option<f64>,
+    /// token_logprobs: the ignored target value (no target is ignored in a bench).
+    pub ignore_index: Option<i64>,
+    /// rope: base of the frequencies.
+    pub theta: Option<f64>,
+    /// attention: score scale.
+    pub scale: Option<f64>,
+}
+
+impl BenchScalars {
+    /// Parses `key=value,...` (keys: alpha, beta, eps, temperature, ignore_index, theta,
+    /// scale). An empty string sets none.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut s = BenchScalars::default();
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("`{item}` is not key=value"))?;
+            let (key, value) = (key.trim(), value.trim());
+            let float = || {
+                value
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{key}={value}` is not a number"))
+            };
+            let slot = match key {
+                "alpha" => &mut s.alpha,
+                "beta" => &mut s.beta,
+                "eps" => &mut s.eps,
+                "temperature" => &mut s.temperature,
+                "theta" => &mut s.theta,
+                "scale" => &mut s.scale,
+                "ignore_index" => {
+                    let v = value
+                        .parse::<i64>()
+                        .map_err(|_| format!("`{key}={value}` is not an integer"))?;
+                    if s.ignore_index.replace(v).is_some() {
+                        return Err(format!("`{key}` is given twice"));
+                    }
+                    continue;
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown scalar `{key}`; the scalars are alpha, beta, eps, temperature, \
+                         ignore_index, theta, scale"
+                    ))
+                }
+            };
+            if slot.replace(float()?).is_some() {
+                return Err(format!("`{key}` is given twice"));
+            }
+        }
+        Ok(s)
+    }
+
+    /// The names of the scalars set.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("alpha", self.alpha.is_some()),
+            ("beta", self.beta.is_some()),
+            ("eps", self.eps.is_some()),
+            ("temperature", self.temperature.is_some()),
+            ("ignore_index", self.ignore_index.is_some()),
+            ("theta", self.theta.is_some()),
+            ("scale", self.scale.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| n)
+        .collect()
+    }
+
+    /// The scalars for `problem` with defaults applied, checked as the suite checks a case's.
+    pub(crate) fn resolve(&self, problem: &Problem) -> Result<Scalars, String> {
+        let op = problem.op();
+        let allowed = allowed_scalars(op);
+        for s in self.given() {
+            if !allowed.contains(&s) {
+                let takes = if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed
+                        .iter()
+                        .filter(|a| !a.ends_with("_fraction"))
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(format!("`{s}` is not a scalar of {op} (it takes: {takes})"));
+            }
+        }
+        for (name, v) in [
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("eps", self.eps),
+            ("temperature", self.temperature),
+            ("theta", self.theta),
+            ("scale", self.scale),
+        ] {
+            match v {
+                Some(x) if !x.is_finite() => return Err(format!("`{name}` must be finite")),
+                Some(x) if name == "eps" && x < 0.0 => {
+                    return Err("`eps` must not be negative".into())
+                }
+                Some(x) if matches!(name, "temperature" | "theta") && x <= 0.0 => {
+                    return Err(format!("`{name}` must be greater than zero"))
+                }
+                _ => {}
+            }
+        }
+        let accumulate = matches!(problem, Problem::Gemm(g) if g.accumulate);
+        let beta = self.beta.unwrap_or(if accumulate { 1.0 } else { 0.0 }) as f32;
+        if accumulate != (beta != 0.0) {
+            return Err(
+                "`accumulate=1` in the problem needs a non-zero `beta`, and a non-zero `beta` \
+                 needs `accumulate=1`"
+                    .into(),
+            );
+        }
+        Ok(Scalars {
+            alpha: self.alpha.unwrap_or(1.0) as f32,
+            beta,
+            eps: self.eps.unwrap_or(1e-6) as f32,
+            temperature: self.temperature.unwrap_or(1.0) as f32,
+            ignore_fraction: 0.0,
+            ignore_index: self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX),
+            out_of_range_fraction: 0.0,
+            theta: self
+                .theta
+                .unwrap_or(f64::from(kernelyard::ops::rope::DEFAULT_THETA))
+                as f32,
+            scale: self.scale.map(|s| s as f32),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_takes_each_scalar_once() {
+        let s = BenchScalars::parse("eps=1e-5, temperature=0.5,ignore_index=-1").unwrap();
+        assert_eq!(s.eps, Some(1e-5));
+        assert_eq!(s.temperature, Some(0.5));
+        assert_eq!(s.ignore_index, Some(-1));
+        assert_eq!(BenchScalars::parse("").unwrap(), BenchScalars::default());
+        assert!(BenchScalars::parse("eps=1,eps=2")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(BenchScalars::parse("epsilon=1")
+            .unwrap_err()
+            .contains("unknown scalar"));
+        assert!(BenchScalars::parse("eps").is_err());
+        assert!(BenchScalars::parse("ignore_index=0.5").is_err());
+    }
+}
