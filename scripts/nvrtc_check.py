@@ -3,7 +3,7 @@
 
   LD_LIBRARY_PATH=/path/to/nvidia/cu13/lib python3 scripts/nvrtc_check.py kernels/rms_norm.cu [--arch sm_90a ...]
 
-Splices kernels/common.cuh in place of `#include "common.cuh"` (as the Rust pipeline does),
+Splices each kernels/*.cuh in place of its `#include "name.cuh"` line (as the Rust pipeline does),
 compiles to PTX for each arch, prints the log and the `.entry` names. Exits 1 on any error.
 The authoritative check is the Rust test `compile_matrix` in crates/cuda (run by CI).
 """
@@ -17,10 +17,13 @@ a = ap.parse_args()
 archs = a.arch or ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90a", "sm_100a", "sm_120"]
 lib = ctypes.CDLL("libnvrtc.so.13")
 here = os.path.dirname(os.path.abspath(__file__))
-common = open(os.path.join(here, "..", "kernels", "common.cuh")).read()
+kdir = os.path.join(here, "..", "kernels")
+headers = {h: open(os.path.join(kdir, h)).read() for h in os.listdir(kdir) if h.endswith(".cuh")}
 ok = True
 for f in a.files:
-    src = open(f).read().replace('#include "common.cuh"', common)
+    src = open(f).read()
+    for name, text in headers.items():
+        src = src.replace(f'#include "{name}"', text)
     for arch in archs:
         prog = ctypes.c_void_p()
         assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), os.path.basename(f).encode(), 0, None, None) == 0

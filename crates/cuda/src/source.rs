@@ -20,7 +20,10 @@ pub struct KernelSource {
 
 /// Shared headers: spliced in place of `#include "<name>"` before compiling, so NVRTC needs no
 /// include path and no toolkit headers.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../../kernels/common.cuh"))];
+pub const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../../kernels/common.cuh")),
+    ("rows.cuh", include_str!("../../../kernels/rows.cuh")),
+];
 
 /// A kernel source and the registered kernels that launch it (whose arch ranges say which
 /// targets it must compile for).

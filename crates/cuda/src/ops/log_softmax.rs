@@ -23,8 +23,8 @@ use kernelyard_core::{
     Args, Capabilities, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
-use crate::ops::softmax::{check_rows, launch_rows, row_meta};
-use crate::ops::wrong_op;
+use crate::ops::softmax::{check_rows, launch_rows};
+use crate::ops::{nvrtc_meta, wrong_op};
 use crate::source::KernelSource;
 
 pub(crate) static SOURCE: KernelSource = KernelSource {
@@ -73,7 +73,7 @@ pub struct CudaLogSoftmax;
 pub static LOG_SOFTMAX: CudaLogSoftmax = CudaLogSoftmax;
 crate::register!(LOG_SOFTMAX);
 
-const META: KernelMeta = row_meta(
+const META: KernelMeta = nvrtc_meta(
     "cuda.log_softmax",
     OpKind::LogSoftmax,
     module_path!(),

@@ -1,7 +1,7 @@
 //! The CUDA kernels, one file per operator (mirroring `kernelyard_core::ops`), each with its
 //! kernel static(s) and, for NVRTC kernels, its source of `kernels/`.
 
-use kernelyard_core::{Error, OpKind};
+use kernelyard_core::{ArchReq, DType, DeviceKind, Error, KernelMeta, OpKind, Sm};
 
 use crate::source::SourceEntry;
 
@@ -39,4 +39,34 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
 /// The error for a launch given another op's arguments or problem (a core bug).
 pub(crate) fn wrong_op(kernel: &'static str, op: OpKind, got: OpKind) -> Error {
     Error::WrongOp { kernel, op, got }
+}
+
+/// The metadata every NVRTC kernel of this backend shares (f32/f16/bf16, sm_75 and newer,
+/// deterministic and batch-invariant), with its name, op, declaration site and summary.
+pub(crate) const fn nvrtc_meta(
+    name: &'static str,
+    op: OpKind,
+    source: &'static str,
+    summary: &'static str,
+) -> KernelMeta {
+    KernelMeta {
+        name,
+        op,
+        backend: crate::BACKEND,
+        device: DeviceKind::Cuda,
+        version: 1,
+        deterministic: true,
+        batch_invariant: true,
+        dtypes: DType::FLOATS,
+        arch: ArchReq::Cuda {
+            min: Sm::new(7, 5),
+            max: None,
+            arch_specific: false,
+        },
+        features: &[],
+        align: 1,
+        priority: 10,
+        source,
+        summary,
+    }
 }

@@ -37,8 +37,8 @@ use kernelyard_core::{
 };
 
 use crate::launch::launch;
-use crate::ops::softmax::{check_rows, row_meta, symbol, RowPlan};
-use crate::ops::wrong_op;
+use crate::ops::softmax::{check_rows, symbol, RowPlan};
+use crate::ops::{nvrtc_meta, wrong_op};
 use crate::source::KernelSource;
 
 pub(crate) static SOURCE: KernelSource = KernelSource {
@@ -107,7 +107,7 @@ pub struct CudaRmsNorm;
 pub static RMS_NORM: CudaRmsNorm = CudaRmsNorm;
 crate::register!(RMS_NORM);
 
-const META: KernelMeta = row_meta(
+const META: KernelMeta = nvrtc_meta(
     "cuda.rms_norm",
     OpKind::RmsNorm,
     module_path!(),

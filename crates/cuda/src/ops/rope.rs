@@ -28,14 +28,13 @@
 
 use kernelyard_core::ops::rope::{RopeArgs, RopeProblem, RopeStyle};
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Kernel, KernelMeta, OpKind, Problem,
-    Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::device::caps;
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{nvrtc_meta, wrong_op};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points: `rope_<dtype>_<style>`, one pair per thread, and
@@ -78,26 +77,12 @@ pub struct CudaRope;
 pub static ROPE: CudaRope = CudaRope;
 crate::register!(ROPE);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.rope",
-    op: OpKind::Rope,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: DType::FLOATS,
-    arch: ArchReq::Cuda {
-        min: Sm::new(7, 5),
-        max: None,
-        arch_specific: false,
-    },
-    features: &[],
-    align: 1,
-    priority: 10,
-    source: module_path!(),
-    summary: "rotary embedding with f64-reduced angles, cos/sin shared across heads, 16-byte I/O",
-};
+const META: KernelMeta = nvrtc_meta(
+    "cuda.rope",
+    OpKind::Rope,
+    module_path!(),
+    "rotary embedding with f64-reduced angles, cos/sin shared across heads, 16-byte I/O",
+);
 
 /// How a problem is launched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

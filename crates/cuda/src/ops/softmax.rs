@@ -43,13 +43,12 @@ use std::ffi::c_void;
 
 use kernelyard_core::ops::softmax::RowsProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Kernel, KernelMeta, OpKind, Problem,
-    Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{nvrtc_meta, wrong_op};
 use crate::source::KernelSource;
 
 pub(crate) static SOURCE: KernelSource = KernelSource {
@@ -289,35 +288,6 @@ pub(crate) fn symbol(
         })
 }
 
-/// The metadata every row-wise CUDA kernel shares, with its name, op and summary.
-pub(crate) const fn row_meta(
-    name: &'static str,
-    op: OpKind,
-    source: &'static str,
-    summary: &'static str,
-) -> KernelMeta {
-    KernelMeta {
-        name,
-        op,
-        backend: crate::BACKEND,
-        device: DeviceKind::Cuda,
-        version: 1,
-        deterministic: true,
-        batch_invariant: true,
-        dtypes: DType::FLOATS,
-        arch: ArchReq::Cuda {
-            min: Sm::new(7, 5),
-            max: None,
-            arch_specific: false,
-        },
-        features: &[],
-        align: 1,
-        priority: 10,
-        source,
-        summary,
-    }
-}
-
 /// Launches a `(x, y, rows, cols, tpr)` row-wise entry point of `source` (softmax and
 /// log-softmax share the signature, the plan and the shared-memory path).
 pub(crate) fn launch_rows(
@@ -361,7 +331,7 @@ pub struct CudaSoftmax;
 pub static SOFTMAX: CudaSoftmax = CudaSoftmax;
 crate::register!(SOFTMAX);
 
-const META: KernelMeta = row_meta(
+const META: KernelMeta = nvrtc_meta(
     "cuda.softmax",
     OpKind::Softmax,
     module_path!(),

@@ -30,14 +30,13 @@ use std::ffi::c_void;
 use cudarc::driver::{result, sys};
 use kernelyard_core::ops::token_logprobs::TokenLogprobsProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Sm, Stream,
+    Args, Capabilities, DType, DeviceId, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::device::bind;
 use crate::error::{drv, CudaError};
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{nvrtc_meta, wrong_op};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points: the main kernel per logits dtype, element-wise
@@ -81,26 +80,12 @@ pub struct CudaTokenLogprobs;
 pub static TOKEN_LOGPROBS: CudaTokenLogprobs = CudaTokenLogprobs;
 crate::register!(TOKEN_LOGPROBS);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.token_logprobs",
-    op: OpKind::TokenLogprobs,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: DType::FLOATS,
-    arch: ArchReq::Cuda {
-        min: Sm::new(7, 5),
-        max: None,
-        arch_specific: false,
-    },
-    features: &[],
-    align: 1,
-    priority: 10,
-    source: module_path!(),
-    summary: "one-pass online log-sum-exp with entropy, one CTA per row, 16-byte streaming loads",
-};
+const META: KernelMeta = nvrtc_meta(
+    "cuda.token_logprobs",
+    OpKind::TokenLogprobs,
+    module_path!(),
+    "one-pass online log-sum-exp with entropy, one CTA per row, 16-byte streaming loads",
+);
 
 /// Elements of a 16-byte chunk of `dtype`.
 fn chunk_elems(dtype: DType) -> usize {

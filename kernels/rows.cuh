@@ -1,0 +1,193 @@
+// kernels/rows.cuh: row-wise helpers shared by softmax.cu, log_softmax.cu and rms_norm.cu.
+//
+// Spliced after common.cuh by the pipeline (crates/cuda/src/source.rs, HEADERS): chunk loads
+// and stores with the fixed element-to-thread mapping (16-byte or scalar, same bits), group
+// and block reductions in a fixed butterfly order, and a commutative online log-sum-exp merge.
+// Every function here reduces in an order that depends only on (cols, threads per row, chunks
+// per thread), which the launchers pick from cols alone.
+#pragma once
+
+#define KY_LOG2E 1.4426950408889634f
+#define KY_NEG_INF (-__int_as_float(0x7f800000))
+// Chunks per thread in flight per step of the two-pass paths.
+#define KY_U 4
+
+// ---- row helpers (the same in softmax.cu, log_softmax.cu and rms_norm.cu) ------------------
+
+// Sum over the `tpr` threads that share a row. tpr <= 32: a xor butterfly inside the group's
+// aligned lanes (every lane of the warp must call it). tpr > 32 (== blockDim.x): then across
+// the warps through `scratch` (32 floats, used once per kernel run; one __syncthreads, so every
+// thread of the block must call it).
+__device__ __forceinline__ float ky_group_sum(float v, int tpr, float* scratch) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        if (o < tpr) v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    if (tpr <= 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return ky_warp_sum(lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0.0f);
+}
+
+// C chunks of a row held as raw storage: chunk i is elements [(first + i * stride) * V, +V),
+// V = 16 / sizeof(T). `load` issues every access before anything uses one (several loads in
+// flight); `unpack` converts to f32. VEC: one 16-byte access per chunk, for whole chunks only
+// (cols % V == 0, 16-byte aligned row); else one access per element, any cols and alignment.
+// Elements at or past `cols`, and all of them when `!active`, are not read and unpack as
+// `fill`. NC: read-only path without L1 allocation (data the kernel never writes).
+template <typename T, int C, bool VEC>
+struct KyChunks {
+    typedef typename Elem<T>::storage S;
+    static constexpr int V = Vec16<T>::n;
+    ky_vec16 vec[VEC ? C : 1];
+    S sc[VEC ? 1 : C][V];
+
+    template <bool NC>
+    __device__ __forceinline__ void load(const S* p, int first, int stride, int cols,
+                                         bool active) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) {
+                    vec[i] = NC ? ky_load16_stream(p + e0) : ky_load16(p + e0);
+                }
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) sc[i][k] = p[e0 + k];
+                }
+            }
+        }
+    }
+
+    __device__ __forceinline__ void unpack(int first, int stride, int cols, bool active,
+                                           float fill, float (&v)[C][V]) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            unpack_chunk(i, (first + i * stride) * V, cols, active, fill, v[i]);
+        }
+    }
+
+    // Converts chunk i (whose first element is e0) to f32; see `unpack`.
+    __device__ __forceinline__ void unpack_chunk(int i, int e0, int cols, bool active,
+                                                 float fill, float (&v)[V]) const {
+        if constexpr (VEC) {
+            if (active && e0 < cols) {
+                Vec16<T>::unpack(vec[i], v);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) v[k] = fill;
+            }
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                v[k] = (active && e0 + k < cols) ? Elem<T>::to_f32(sc[i][k]) : fill;
+            }
+        }
+    }
+
+    // Rounds chunk i from f32 into the raw registers (elements inside the row only).
+    __device__ __forceinline__ void pack_chunk(int i, int e0, int cols, bool active,
+                                               const float (&v)[V]) {
+        if constexpr (VEC) {
+            if (active && e0 < cols) vec[i] = Vec16<T>::pack(v);
+        } else {
+            #pragma unroll
+            for (int k = 0; k < V; ++k) {
+                if (active && e0 + k < cols) sc[i][k] = Elem<T>::from_f32(v[k]);
+            }
+        }
+    }
+
+    // Rounds the chunks inside the row from f32 into the raw registers.
+    __device__ __forceinline__ void pack(int first, int stride, int cols, bool active,
+                                         const float (&v)[C][V]) {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            pack_chunk(i, (first + i * stride) * V, cols, active, v[i]);
+        }
+    }
+
+    // Stores the chunks inside the row (the mirror of `load`).
+    __device__ __forceinline__ void store(S* p, int first, int stride, int cols,
+                                          bool active) const {
+        #pragma unroll
+        for (int i = 0; i < C; ++i) {
+            const int e0 = (first + i * stride) * V;
+            if constexpr (VEC) {
+                if (active && e0 < cols) ky_store16(p + e0, vec[i]);
+            } else {
+                #pragma unroll
+                for (int k = 0; k < V; ++k) {
+                    if (active && e0 + k < cols) p[e0 + k] = sc[i][k];
+                }
+            }
+        }
+    }
+};
+
+// Loads and converts in one call (see KyChunks).
+template <typename T, int C, bool VEC, bool NC>
+__device__ __forceinline__ void ky_load_chunks(const typename Elem<T>::storage* p, int first,
+                                               int stride, int cols, bool active, float fill,
+                                               float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.template load<NC>(p, first, stride, cols, active);
+    raw.unpack(first, stride, cols, active, fill, v);
+}
+
+// Rounds and stores the chunks that lie inside the row.
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void ky_store_chunks(typename Elem<T>::storage* p, int first,
+                                                int stride, int cols, bool active,
+                                                const float (&v)[C][Vec16<T>::n]) {
+    KyChunks<T, C, VEC> raw;
+    raw.pack(first, stride, cols, active, v);
+    raw.store(p, first, stride, cols, active);
+}
+
+__device__ __forceinline__ float ky_group_max(float v, int tpr, float* scratch) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        if (o < tpr) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    if (tpr <= 32) return v;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return ky_warp_max(lane < (int)(blockDim.x >> 5) ? scratch[lane] : KY_NEG_INF);
+}
+
+// Online softmax state (max m, sum s of exp(x - m)) merge. The products are rounded separately
+// (no FMA contraction), so merge(a, b) and merge(b, a) give the same bits: every lane of a
+// butterfly ends with the same state.
+__device__ __forceinline__ void ky_lse_combine(float& m, float& s, float m2, float s2) {
+    const float mn = fmaxf(m, m2);
+    if (mn == KY_NEG_INF) return;  // both empty
+    s = __fadd_rn(__fmul_rn(s, exp2f((m - mn) * KY_LOG2E)),
+                  __fmul_rn(s2, exp2f((m2 - mn) * KY_LOG2E)));
+    m = mn;
+}
+
+// Merges the online states of the whole block (every thread gets the result). Two scratch
+// arrays of 32 floats, used once; one __syncthreads.
+__device__ __forceinline__ void ky_block_lse(float& m, float& s, float* sm, float* ss) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
+                       __shfl_xor_sync(0xffffffffu, s, o));
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sm[warp] = m; ss[warp] = s; }
+    __syncthreads();
+    const bool have = lane < (int)(blockDim.x >> 5);
+    m = have ? sm[lane] : KY_NEG_INF;
+    s = have ? ss[lane] : 0.0f;
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
+                       __shfl_xor_sync(0xffffffffu, s, o));
+    }
+}
