@@ -251,19 +251,42 @@ impl Case {
     /// The scalars with defaults applied, rounded to `f32`.
     pub(crate) fn scalars(&self) -> Scalars {
         Scalars {
-            alpha: self.alpha.unwrap_or(1.0) as f32,
-            beta: self.beta.unwrap_or(0.0) as f32,
-            eps: self.eps.unwrap_or(1e-6) as f32,
-            temperature: self.temperature.unwrap_or(1.0) as f32,
             ignore_fraction: self.ignore_fraction.unwrap_or(0.0),
-            ignore_index: self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX),
             out_of_range_fraction: self.out_of_range_fraction.unwrap_or(0.0),
-            theta: self
-                .theta
-                .unwrap_or(f64::from(kernelyard::ops::rope::DEFAULT_THETA))
-                as f32,
-            scale: self.scale.map(|s| s as f32),
+            ..defaulted(
+                self.alpha,
+                self.beta,
+                self.eps,
+                self.temperature,
+                self.ignore_index,
+                self.theta,
+                self.scale,
+            )
         }
+    }
+}
+
+/// Scalars with the suite's default for each one not given (no ignored or out-of-range
+/// targets), rounded to `f32`: shared by cases and `bench`.
+pub(crate) fn defaulted(
+    alpha: Option<f64>,
+    beta: Option<f64>,
+    eps: Option<f64>,
+    temperature: Option<f64>,
+    ignore_index: Option<i64>,
+    theta: Option<f64>,
+    scale: Option<f64>,
+) -> Scalars {
+    Scalars {
+        alpha: alpha.unwrap_or(1.0) as f32,
+        beta: beta.unwrap_or(0.0) as f32,
+        eps: eps.unwrap_or(1e-6) as f32,
+        temperature: temperature.unwrap_or(1.0) as f32,
+        ignore_fraction: 0.0,
+        ignore_index: ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX),
+        out_of_range_fraction: 0.0,
+        theta: theta.unwrap_or(f64::from(kernelyard::ops::rope::DEFAULT_THETA)) as f32,
+        scale: scale.map(|s| s as f32),
     }
 }
 

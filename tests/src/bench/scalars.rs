@@ -1,11 +1,10 @@
 //! The scalars of a benchmarked call (`--scalars k=v,...`), checked as the suite checks a
 //! case's.
 
-use kernelyard::ops::token_logprobs::DEFAULT_IGNORE_INDEX;
 use kernelyard::Problem;
 use serde::Serialize;
 
-use crate::cases::{allowed_scalars, Scalars};
+use crate::cases::{allowed_scalars, defaulted, Scalars};
 
 /// The op's scalars; `None` takes the equivalence suite's default (alpha 1, beta 0 or 1 when
 /// the gemm accumulates, eps 1e-6, temperature 1, ignore_index -100, theta 10000, scale
@@ -138,18 +137,16 @@ impl BenchScalars {
             );
         }
         Ok(Scalars {
-            alpha: self.alpha.unwrap_or(1.0) as f32,
             beta,
-            eps: self.eps.unwrap_or(1e-6) as f32,
-            temperature: self.temperature.unwrap_or(1.0) as f32,
-            ignore_fraction: 0.0,
-            ignore_index: self.ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX),
-            out_of_range_fraction: 0.0,
-            theta: self
-                .theta
-                .unwrap_or(f64::from(kernelyard::ops::rope::DEFAULT_THETA))
-                as f32,
-            scale: self.scale.map(|s| s as f32),
+            ..defaulted(
+                self.alpha,
+                None,
+                self.eps,
+                self.temperature,
+                self.ignore_index,
+                self.theta,
+                self.scale,
+            )
         })
     }
 }
