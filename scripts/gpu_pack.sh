@@ -11,6 +11,10 @@ cargo build --release -q -p kernelyard-cli
 # Not GPU tests: the CUDA compile matrix runs in CI (NVRTC only); the CLI tests need the build
 # tree's binary path; `select` is a criterion benchmark.
 rm -f .gpu/bin/compile_matrix .gpu/bin/cli .gpu/bin/select
+# The GPU test binaries gpu_proof.sh relies on (its gemm_bi stage runs the gemm_* ones by name).
+for t in gpu gemm_batch_invariance gemm_bi_selection; do
+  [ -x ".gpu/bin/$t" ] || { echo "gpu_pack: .gpu/bin/$t was not built" >&2; exit 1; }
+done
 cp target/release/kernelyard .gpu/kernelyard
 strip .gpu/kernelyard 2>/dev/null || true
 cp "$shared/peers/torch_ops.py" .gpu/

@@ -8,7 +8,9 @@
 Reads every file given (JSON lines; one file may hold both peers; "-" is stdin). Rows are
 {"peer": "kernelyard" | "torch", "op", "shape", "dtype", "impl", "ms", ...}; a line without "op"
 is a header ({"peer", "version", "device", ...}) and names the device of the rows after it in
-that file. When a row appears more than once, the fastest (least ms) is kept.
+that file. A gemm row's "layout" ("nn", "nt", "tn", "tt": A's then B's, "t" stored transposed)
+is part of its key, "nn" when absent (torch_ops.py's `a @ b`), so only like layouts are
+compared. When a row appears more than once, the fastest (least ms) is kept.
 
 Prints one markdown table per op, one row per (shape, dtype, our kernel): our ms, our TFLOP/s or
 TB/s, our fraction of the device's copy bandwidth (memory-bound ops), and per torch impl
@@ -20,6 +22,11 @@ shown unless --missing is given.
 fast as torch's IMPL on every (shape, dtype) of OP where both were measured. OP may be "*" (every
 op) and IMPL "best" (torch's fastest impl for that shape). A target with nothing to compare
 fails: a missing measurement is not a pass.
+
+For gemm, a second table puts each of our other gemm kernels (the batch-invariant ones) next to
+`cuda.gemm.cublaslt` timed in the same run on the same device: ms, TFLOP/s, the speed relative
+to cuBLASLt (cuBLASLt ms / ours: above 1 ours is faster) and to torch.matmul where torch measured
+the same shape and layout.
 
 Exit status: 0 ok, 1 a target failed or had nothing to compare, 2 bad input.
 """
@@ -65,7 +72,15 @@ def read_rows(paths):
 
 
 def key_of(row):
-    return (row["op"], tuple(row["shape"]), row["dtype"])
+    """(op, shape, dtype, layout); layout is None except for gemm ("nn" when absent)."""
+    layout = row.get("layout") or ("nn" if row["op"] == "gemm" else None)
+    return (row["op"], tuple(row["shape"]), row["dtype"], layout)
+
+
+def shape_label(key):
+    """The shape cell: `[m,n,k]`, with the gemm layout after it."""
+    label = str(list(key[1])).replace(" ", "")
+    return f"{label} {key[3]}" if key[3] else label
 
 
 def fastest(rows):
@@ -114,10 +129,10 @@ def tables(ours, torch, show_missing):
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join("---" for _ in head) + "|")
         for k in op_keys:
-            shape, dtype = list(k[1]), k[2]
+            dtype = k[2]
             our_rows = list(ours.get(k, {}).values()) or [None]
             for r in our_rows:
-                cells = [str(shape).replace(" ", ""), dtype]
+                cells = [shape_label(k), dtype]
                 if r is None:
                     cells += ["(not measured)", "", "", ""]
                 else:
@@ -134,6 +149,53 @@ def tables(ours, torch, show_missing):
                         cells += [fmt_ms(t["ms"]), f"{ratio(t['ms'], r['ms']):.2f}x"]
                 lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+BASELINE = "cuda.gemm.cublaslt"
+
+
+def tflops_of(row):
+    """TFLOP/s of a row: its own, or 2*m*n*k(*batch) / ms for a gemm row without one."""
+    if "tflops" in row:
+        return row["tflops"]
+    m, n, k, *batch = row["shape"]
+    return 2 * m * n * k * (batch[0] if batch else 1) / row["ms"] / 1e9
+
+
+def gemm_vs_baseline(ours, torch):
+    """Lines of the gemm table: each of our gemm kernels but BASELINE against BASELINE (same
+    run, same device) and torch.matmul (same shape, dtype and layout); empty when no such
+    kernel was measured."""
+    keys = [k for k in ours if k[0] == "gemm" and any(i != BASELINE for i in ours[k])]
+    if not keys:
+        return []
+    head = ["shape", "dtype", "kernel", "ms", "TFLOP/s", "cuBLASLt ms", "cuBLASLt TFLOP/s",
+            "speed vs cuBLASLt", "torch.matmul ms", "speed vs torch.matmul"]
+    lines = [f"### gemm: ours vs {BASELINE} (same run) and torch.matmul", "",
+             "speed = their ms / our ms: above 1 ours is faster", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for k in keys:
+        base = ours[k].get(BASELINE)
+        t = torch.get(k, {}).get("torch.matmul")
+        for impl, r in ours[k].items():
+            if impl == BASELINE:
+                continue
+            cells = [shape_label(k), k[2], impl, fmt_ms(r["ms"]), f"{tflops_of(r):.1f}"]
+            if base is None:
+                cells += ["(not measured)", "", ""]
+            elif base["device"] != r["device"]:
+                cells += [fmt_ms(base["ms"]), f"{tflops_of(base):.1f}",
+                          f"(other device: {base['device']})"]
+            else:
+                cells += [fmt_ms(base["ms"]), f"{tflops_of(base):.1f}",
+                          f"{ratio(base['ms'], r['ms']):.2f}x"]
+            if t is None:
+                cells += ["", ""]
+            else:
+                cells += [fmt_ms(t["ms"]), f"{ratio(t['ms'], r['ms']):.2f}x"]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     return lines
 
 
@@ -169,7 +231,7 @@ def check_targets(targets, ours, torch):
             passed = got >= want
             ok &= passed
             lines.append(
-                f"- {'PASS' if passed else 'FAIL'} {k[0]} {list(k[1])} {k[2]}: "
+                f"- {'PASS' if passed else 'FAIL'} {k[0]} {shape_label(k)} {k[2]}: "
                 f"{best_ours['impl']} {fmt_ms(best_ours['ms'])} ms vs {t['impl']} "
                 f"{fmt_ms(t['ms'])} ms = {got:.2f}x (target {want:g}x)")
         if checked == 0:
@@ -209,6 +271,7 @@ def main():
     out.append("- ratio = torch ms / kernelyard ms: above 1 kernelyard is faster")
     out.append("")
     out += tables(ours, torch, args.missing)
+    out += gemm_vs_baseline(ours, torch)
     ok = True
     if targets:
         lines, ok = check_targets(targets, ours, torch)

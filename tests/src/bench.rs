@@ -41,7 +41,7 @@ mod scalars;
 
 use inputs::HostSet;
 
-pub use report::{human_bytes, shape, work, BenchReport, BenchRow, Skipped, Work};
+pub use report::{human_bytes, layout, shape, work, BenchReport, BenchRow, Skipped, Work};
 pub use scalars::BenchScalars;
 
 /// Warm-up runs before timing, unless told otherwise.

@@ -443,6 +443,7 @@ fn bench_gemm_reports_tflops() {
     let row = &lines[1];
     assert_eq!(row["shape"], serde_json::json!([8, 16, 8]));
     assert_eq!(row["dtype"], "f32");
+    assert_eq!(row["layout"], "nn", "{row}");
     assert!(row["tflops"].is_number(), "{row}");
     assert!(
         row.get("tbps").is_none() && row.get("copy_fraction").is_none(),

@@ -87,6 +87,23 @@ pub fn shape(p: &Problem) -> Vec<usize> {
     }
 }
 
+/// The operand layout of a `gemm` problem, for its JSON rows (`"layout"`): `nn`, `nt`, `tn`
+/// or `tt`, the first letter A's and the second B's (`t`: stored transposed, e.g. `nt` is
+/// `x @ W^T` with W stored `[n, k]`, a linear layer's forward). `None` for other ops. The
+/// [`shape`] is `[m, n, k]` whatever the layout, so the layout tells NN rows (the layout of
+/// `torch_ops.py`'s `a @ b`, which prints no layout) from the others.
+pub fn layout(p: &Problem) -> Option<&'static str> {
+    match p {
+        Problem::Gemm(q) => Some(match (q.trans_a, q.trans_b) {
+            (false, false) => "nn",
+            (false, true) => "nt",
+            (true, false) => "tn",
+            (true, true) => "tt",
+        }),
+        _ => None,
+    }
+}
+
 /// One kernel's timing.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenchRow {
@@ -182,8 +199,8 @@ impl BenchReport {
     /// The JSON lines (without newlines), in the shape `torch_ops.py` prints: first
     /// `{"peer": "kernelyard", "version", "device", "copy_tbps"}`, then per row `{"peer",
     /// "op", "shape", "dtype", "impl", "ms", "tflops" | "tbps", "copy_fraction" (memory-bound
-    /// ops), "min_ms", "max_ms", "iters", "device"}`. `ms` has 5 decimals, `tflops` 1, `tbps`
-    /// and `copy_fraction` 3, as torch's.
+    /// ops), "min_ms", "max_ms", "iters", "device", "layout" (gemm only: [`layout`])}`. `ms`
+    /// has 5 decimals, `tflops` 1, `tbps` and `copy_fraction` 3, as torch's.
     pub fn json_lines(&self) -> Vec<String> {
         let header = JsonHeader {
             peer: PEER,
@@ -207,6 +224,7 @@ impl BenchReport {
                 max_ms: round(r.max_ms, 5),
                 iters: r.iters,
                 device: &self.device_name,
+                layout: layout(&self.problem),
             }));
         }
         lines
@@ -242,6 +260,8 @@ struct JsonRow<'a> {
     max_ms: f64,
     iters: usize,
     device: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layout: Option<&'static str>,
 }
 
 /// One line of JSON (serializing these plain structs cannot fail).
@@ -394,6 +414,50 @@ mod tests {
             work(&s),
             Work::Bytes(2.0 * 64.0 * 64.0 * 64.0 * 128.0 * 2.0)
         );
+    }
+
+    #[test]
+    fn gemm_rows_name_their_layout() {
+        let nt = problem(OpKind::Gemm, "m=1,n=4096,k=4096,trans_b=1", DType::BF16);
+        assert_eq!(layout(&nt), Some("nt"));
+        assert_eq!(
+            shape(&nt),
+            vec![1, 4096, 4096],
+            "the shape is [m, n, k] in any layout"
+        );
+        let nn = problem(OpKind::Gemm, "m=8,n=8,k=8", DType::BF16);
+        assert_eq!(layout(&nn), Some("nn"));
+        let tn = problem(OpKind::Gemm, "m=8,n=8,k=8,trans_a=1", DType::BF16);
+        assert_eq!(layout(&tn), Some("tn"));
+        let rows = problem(OpKind::Softmax, "rows=2,cols=8", DType::F32);
+        assert_eq!(layout(&rows), None);
+        let report = |problem: Problem| BenchReport {
+            device: DeviceId::CPU,
+            device_name: "cpu".into(),
+            rows: vec![BenchRow {
+                op: problem.op(),
+                shape: shape(&problem),
+                dtype: problem.dtype(),
+                kernel: "k",
+                ms: 1.0,
+                min_ms: 1.0,
+                max_ms: 1.0,
+                iters: 1,
+                warmup: 0,
+                sets: 1,
+                work: work(&problem),
+            }],
+            problem,
+            copy_bytes_per_s: 1e9,
+            copy_bytes: 1,
+            set_bytes: 1,
+            skipped: Vec::new(),
+        };
+        let row = |r: BenchReport| -> serde_json::Value {
+            serde_json::from_str(&r.json_lines()[1]).unwrap()
+        };
+        assert_eq!(row(report(nt))["layout"], "nt");
+        assert!(row(report(rows)).get("layout").is_none());
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub struct AttentionProblem {
     pub causal: bool,
     /// The log-sum-exp output is requested.
     pub lse: bool,
-    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    /// Least alignment of the pointers and row strides of q, k, v and out, bytes (capped at
+    /// 16). The lse output does not count: kernels write it one f32 at a time.
     pub align: usize,
 }
 
@@ -242,6 +243,9 @@ impl<'a> AttentionArgs<'a> {
         for (name, input) in inputs {
             no_alias("out", &self.out, name, input)?;
         }
+        // The problem's alignment is that of q, k, v and out: every kernel writes lse one f32
+        // at a time, and its rows (Sq floats) would otherwise make most problems unaligned.
+        let align = ck.align();
         if let Some(lse) = &self.lse {
             let l = ck.contiguous("lse", lse, 3, "[batch, heads_q, seq_q]", &[DType::F32])?;
             for (i, (name, want)) in [("batch", batch), ("heads_q", heads_q), ("seq_q", seq_q)]
@@ -269,7 +273,7 @@ impl<'a> AttentionArgs<'a> {
                 dtype,
                 causal: self.causal,
                 lse: self.lse.is_some(),
-                align: ck.align(),
+                align,
             },
             ck.device(),
         ))

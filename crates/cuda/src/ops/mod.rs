@@ -5,7 +5,10 @@ use kernelyard_core::{ArchReq, DType, DeviceKind, Error, KernelMeta, OpKind, Sm}
 
 use crate::source::SourceEntry;
 
+pub mod attention;
 pub mod gemm;
+pub mod gemm_bi;
+pub mod gemm_bi_sm90;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
@@ -14,6 +17,10 @@ pub mod token_logprobs;
 
 /// Every NVRTC kernel source, with the kernels that launch it.
 pub(crate) static SOURCES: &[SourceEntry] = &[
+    SourceEntry {
+        source: &attention::SOURCE,
+        kernels: &[&attention::ATTENTION],
+    },
     SourceEntry {
         source: &rms_norm::SOURCE,
         kernels: &[&rms_norm::RMS_NORM],
@@ -33,6 +40,14 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &rope::SOURCE,
         kernels: &[&rope::ROPE],
+    },
+    SourceEntry {
+        source: &gemm_bi::SOURCE,
+        kernels: &[&gemm_bi::GEMM_BATCH_INVARIANT],
+    },
+    SourceEntry {
+        source: &gemm_bi_sm90::SOURCE,
+        kernels: &[&gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90],
     },
 ];
 

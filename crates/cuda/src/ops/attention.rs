@@ -1,0 +1,541 @@
+//! `cuda.attention`: fused attention forward (FlashAttention-2 style) on tensor cores
+//! (`mma.sync.m16n8k16`, sm_80 and newer), from `kernels/attention.cu`.
+//!
+//! - **What it computes.** `out = softmax(scale * q k^T + mask) v` for f16 or bf16 `q [B, Sq,
+//!   Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims 64 and 128,
+//!   GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), any `Sq` and `Skv` (equal
+//!   or not), bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), and
+//!   the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets `out = 0`
+//!   and `lse = -inf`.
+//! - **Design.** One configuration for every problem: a block of [`THREADS`] = 128 threads (4
+//!   warps) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
+//!   `(ceil(Sq / 128), Hq, B)`. Warp `w` owns query rows `32 w .. 32 w + 31` of the block (two
+//!   m16 tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of
+//!   lanes). The Q tile is copied once to shared memory; key tiles of [`BLOCK_N`] = 64 keys
+//!   are visited in increasing order, K and V double-buffered with `cp.async` (tile `j + 1`
+//!   lands while tile `j` is used; one barrier per tile). Per tile and warp: `S = Q K^T` by
+//!   `mma.sync` (Q and K fragments by `ldmatrix` from `[row][d]` shared rows), scaling by
+//!   `scale * log2(e)` and masking (`-inf`) in f32, the online softmax in base 2 (the row max
+//!   over the quad by shuffles, `alpha = exp2(m_old - m_new)`, exactly 1 when the max did not
+//!   move, and a guarded max so a row that has seen no key computes `exp2(-inf - 0) = 0`, never
+//!   `(-inf) - (-inf)`), then `P` rounded to the dtype straight from the S accumulator
+//!   registers as the A fragment of `O += P V` (V fragments by `ldmatrix.trans`). At the end
+//!   `out = O / l` in the dtype and `lse = m ln 2 + ln l`. Shared rows hold `D` elements with
+//!   their 16-byte chunks XOR-swizzled by `row % 8`, so every `ldmatrix` phase and every
+//!   `cp.async` store touches 8 distinct bank groups without padding.
+//! - **Registers and shared memory.** Each thread holds 64 f32 of S and `D` of O (two m16
+//!   tiles of `D / 8` n8 tiles); at 4 warps and at most 255 registers (no spills, NVRTC 13.0,
+//!   sm_80 .. sm_120), two blocks share an SM where shared memory allows (H100). The
+//!   per-thread partial row sums live in shared memory (the accumulators fill the registers).
+//!   [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for `D = 128`
+//!   (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block still
+//!   hold it), 50 KiB for `D = 64`. A device whose opt-in limit is smaller gets
+//!   `Reason::SharedMemory`, not a launch.
+//! - **Causal.** Key tiles past the last key any row of the query block sees are not visited
+//!   (for causal square problems about half of them); tiles past the first row's last key are
+//!   masked element by element. A key tile a row sees nothing of changes no bit of that row:
+//!   its max stays (`alpha = 1` exactly), its `p` are `exp2(-inf) = 0`, and adding exact zeros
+//!   leaves the sums as they were. Query blocks are launched heaviest first (scheduling only).
+//! - **Tails.** Query rows past `Sq` and keys past `Skv` are zero-filled in shared memory
+//!   (`cp.async` with source size 0: nothing is read) and the keys are masked; rows past `Sq`
+//!   are not stored.
+//! - **Why it is deterministic and batch-invariant.** Every output element (and every `lse`
+//!   value) is computed by one thread (with its quad for the row max and the final row sum, in
+//!   a fixed xor-butterfly order) in an order fixed by `(Sq, Skv, D)` and the row's position:
+//!   key tiles in increasing order, each tile's `mma.sync` steps in a fixed order, the row sum
+//!   in a fixed tree. The tiling depends on the head dim only, never on `B`, `Sq`, `Skv` or
+//!   the heads; there is no split over keys, no atomic and no choice among configurations; a
+//!   block reads only its own batch entry and heads. A batch entry therefore gets the same bits
+//!   whatever batch it rides in, and every run the same bits.
+//!
+//! Responsibility: core validated the views into the [`AttentionProblem`] (shapes, one dtype,
+//! contiguous, `Hq % Hkv == 0`, outputs disjoint from inputs, a finite scale) and the static
+//! requirements (sm_80+, f16/bf16, 16-byte alignment for `cp.async`); [`Kernel::check_problem`]
+//! rejects what the launch cannot do (another head dim, more than 65535 heads or batch entries
+//! for the grid, sequences past 2^30, a device with too little shared memory per block); the
+//! kernel assumes valid inputs.
+
+use std::ffi::c_void;
+
+use kernelyard_core::ops::attention::AttentionProblem;
+use kernelyard_core::{
+    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
+    Problem, Reason, Sm, Stream,
+};
+
+use crate::error::CudaError;
+use crate::launch::{launch, Dims};
+use crate::ops::wrong_op;
+use crate::source::KernelSource;
+
+/// The kernel source and its entry points, `attention_<dtype>_d<head dim>`, in the order
+/// [`symbol`] indexes.
+pub(crate) static SOURCE: KernelSource = KernelSource {
+    file: "attention.cu",
+    code: include_str!("../../../../kernels/attention.cu"),
+    symbols: &[
+        "attention_f16_d64",
+        "attention_f16_d128",
+        "attention_bf16_d64",
+        "attention_bf16_d128",
+    ],
+};
+
+/// Query rows per block (`attn::BM` in the kernel).
+pub const BLOCK_M: usize = 128;
+/// Keys per tile (`attn::BN`).
+pub const BLOCK_N: usize = 64;
+/// Threads per block (`attn::THREADS`): 4 warps of 32 query rows.
+pub const THREADS: u32 = 128;
+/// The head dims with an entry point.
+pub const HEAD_DIMS: [usize; 2] = [64, 128];
+/// Longest `Sq` and `Skv`: the kernel's in-sequence indices (and `Sq + Skv`) are 32-bit.
+pub const MAX_SEQ: usize = 1 << 30;
+/// Most heads (grid y) and batch entries (grid z) a launch holds.
+pub const MAX_GRID_YZ: usize = 65535;
+
+/// Bytes of each thread's partial row sums in shared memory (2 m16 tiles x 2 rows, f32).
+const ROW_SUM_BYTES: usize = 2 * 2 * 4;
+
+/// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn::Smem<D>::BYTES`):
+/// the Q tile ([`BLOCK_M`] rows), two stages of a K and a V tile ([`BLOCK_N`] rows each), rows
+/// of `head_dim` 16-bit elements, then the threads' partial row sums.
+pub const fn shared_bytes(head_dim: usize) -> u64 {
+    ((BLOCK_M + 2 * 2 * BLOCK_N) * head_dim * 2 + THREADS as usize * ROW_SUM_BYTES) as u64
+}
+
+/// The `cuda.attention` kernel.
+pub struct CudaAttention;
+
+/// Its registration.
+pub static ATTENTION: CudaAttention = CudaAttention;
+crate::register!(ATTENTION);
+
+const META: KernelMeta = KernelMeta {
+    name: "cuda.attention",
+    op: OpKind::Attention,
+    backend: crate::BACKEND,
+    device: DeviceKind::Cuda,
+    version: 1,
+    deterministic: true,
+    batch_invariant: true,
+    dtypes: &[DType::F16, DType::BF16],
+    arch: ArchReq::Cuda {
+        min: Sm::new(8, 0),
+        max: None,
+        arch_specific: false,
+    },
+    features: &[Feature::TensorCores],
+    // 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
+    // suffice).
+    align: 16,
+    priority: 10,
+    source: module_path!(),
+    summary: "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 \
+              and 128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+};
+
+/// The entry point for `dtype` and `head_dim`, if the source has one.
+pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
+    let d = match dtype {
+        DType::F16 => 0,
+        DType::BF16 => 1,
+        _ => return None,
+    };
+    let h = HEAD_DIMS.iter().position(|&x| x == head_dim)?;
+    Some(SOURCE.symbols[d * HEAD_DIMS.len() + h])
+}
+
+/// The launch shape of `p`: grid `(ceil(Sq / BLOCK_M), Hq, B)`, [`THREADS`] threads,
+/// [`shared_bytes`] of dynamic shared memory (the caller has checked the grid fits:
+/// [`check_shape`]).
+pub fn dims(p: &AttentionProblem) -> Dims {
+    let clamp = |x: usize, max: usize| x.min(max) as u32;
+    Dims {
+        grid: (
+            clamp(p.seq_q.div_ceil(BLOCK_M), i32::MAX as usize),
+            clamp(p.heads_q, MAX_GRID_YZ),
+            clamp(p.batch, MAX_GRID_YZ),
+        ),
+        block: (THREADS, 1, 1),
+        shared_bytes: shared_bytes(p.head_dim) as u32,
+    }
+}
+
+/// Pushes a reason for each part of `p` the launch cannot pass, whatever the device: a head
+/// dim without an entry point, a sequence past [`MAX_SEQ`], more heads or batch entries than a
+/// grid holds.
+pub fn check_shape(p: &AttentionProblem, reasons: &mut Vec<Reason>) {
+    if !HEAD_DIMS.contains(&p.head_dim) {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!(
+                "head_dim {} (cuda.attention has head dims {HEAD_DIMS:?})",
+                p.head_dim
+            ),
+        });
+    }
+    for (name, len) in [("seq_q", p.seq_q), ("seq_kv", p.seq_kv)] {
+        if len > MAX_SEQ {
+            reasons.push(Reason::ShapeUnsupported {
+                what: format!("{name} = {len} (at most 2^30: 32-bit positions in the kernel)"),
+            });
+        }
+    }
+    for (name, n, axis) in [("heads_q", p.heads_q, 'y'), ("batch", p.batch, 'z')] {
+        if n > MAX_GRID_YZ {
+            reasons.push(Reason::ShapeUnsupported {
+                what: format!("{name} = {n} (one grid {axis} block each: at most {MAX_GRID_YZ})"),
+            });
+        }
+    }
+}
+
+impl Kernel for CudaAttention {
+    fn meta(&self) -> &KernelMeta {
+        &META
+    }
+
+    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
+        let Problem::Attention(p) = problem else {
+            return;
+        };
+        check_shape(p, reasons);
+        // The need depends on the head dim alone (not the dtype, which the static check owns).
+        if HEAD_DIMS.contains(&p.head_dim) {
+            let need = shared_bytes(p.head_dim);
+            if need > caps.shared_mem_per_block_optin {
+                reasons.push(Reason::SharedMemory {
+                    need,
+                    have: caps.shared_mem_per_block_optin,
+                });
+            }
+        }
+    }
+
+    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
+        let (Args::Attention(a), Problem::Attention(p)) = (args, problem) else {
+            return Err(wrong_op(META.name, META.op, problem.op()));
+        };
+        let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
+            what: format!(
+                "{} launched for {} with head_dim {}",
+                META.name, p.dtype, p.head_dim
+            ),
+        })?;
+        let scale = a.effective_scale();
+        let q = a.q.as_ptr();
+        let k = a.k.as_ptr();
+        let v = a.v.as_ptr();
+        let out = a.out.as_mut_ptr();
+        let lse: *mut c_void = match a.lse.as_mut() {
+            Some(l) => l.as_mut_ptr(),
+            None => std::ptr::null_mut(),
+        };
+        let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
+        let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+        let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+        // SAFETY: the parameters match `attention_<dtype>_d<D>(const void* q, const void* k,
+        // const void* v, void* out, void* lse, long long seq_q, long long seq_kv, long long
+        // heads_q, long long heads_kv, float scale, int flags)`; core validated the views into
+        // `p` (q and out `[B, Sq, Hq, D]`, k and v `[B, Skv, Hkv, D]`, contiguous, one dtype and
+        // device, 16-byte aligned, `Hq % Hkv == 0`, lse `[B, Hq, Sq]` f32 when present, outputs
+        // disjoint from the inputs and each other), and the kernel touches only elements inside
+        // them (lse only when flag bit 1 is set, i.e. the pointer is not null); `check_problem`
+        // checked the grid fits and the device's opt-in shared memory holds `shared_bytes`
+        // (`launch` raises the function's limit).
+        unsafe {
+            launch(
+                stream,
+                &SOURCE,
+                symbol,
+                dims(p),
+                &mut crate::params![
+                    q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+                ],
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelyard_core::{Arch, DeviceId, Version};
+
+    #[allow(clippy::too_many_arguments)]
+    fn problem(
+        batch: usize,
+        seq_q: usize,
+        seq_kv: usize,
+        heads_q: usize,
+        heads_kv: usize,
+        head_dim: usize,
+        causal: bool,
+        dtype: DType,
+    ) -> AttentionProblem {
+        AttentionProblem {
+            batch,
+            seq_q,
+            seq_kv,
+            heads_q,
+            heads_kv,
+            head_dim,
+            dtype,
+            causal,
+            lse: true,
+            align: 16,
+        }
+    }
+
+    fn caps(sm: Sm, optin: u64) -> Capabilities {
+        Capabilities {
+            device: DeviceId::cuda(0),
+            name: format!("simulated {sm}"),
+            arch: Arch::Cuda { sm },
+            multiprocessors: 132,
+            shared_mem_per_block: 48 << 10,
+            shared_mem_per_block_optin: optin,
+            memory_bytes: 80 << 30,
+            driver_version: Some(Version::new(13, 0, 0)),
+            compiler_version: Some(Version::new(13, 0, 0)),
+            features: crate::device::features_of(sm),
+        }
+    }
+
+    fn h100() -> Capabilities {
+        caps(Sm::new(9, 0), 227 << 10)
+    }
+
+    fn reasons(caps: &Capabilities, p: AttentionProblem) -> Vec<Reason> {
+        let mut r = Vec::new();
+        ATTENTION.check_problem(caps, &Problem::Attention(p), &mut r);
+        r
+    }
+
+    #[test]
+    fn the_entry_point_follows_dtype_and_head_dim() {
+        for dtype in [DType::F16, DType::BF16] {
+            for d in HEAD_DIMS {
+                let s = symbol(dtype, d).unwrap();
+                assert_eq!(s, format!("attention_{}_d{d}", dtype.name()));
+                assert!(SOURCE.lists(s));
+            }
+            for d in [1, 16, 32, 80, 96, 127, 256] {
+                assert_eq!(symbol(dtype, d), None, "{d}");
+            }
+        }
+        assert_eq!(symbol(DType::F32, 64), None);
+        assert_eq!(symbol(DType::F32, 128), None);
+    }
+
+    #[test]
+    fn shared_memory_per_head_dim_is_the_kernels() {
+        // Q 32 KiB + 2 x (K 16 KiB + V 16 KiB) + 2 KiB of row sums; half the tiles at D = 64.
+        assert_eq!(shared_bytes(128), 100_352);
+        assert_eq!(shared_bytes(64), 51_200);
+        for d in HEAD_DIMS {
+            let line = format!("static_assert(Smem<{d}>::BYTES == {},", shared_bytes(d));
+            assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
+        }
+    }
+
+    #[test]
+    fn the_constants_are_the_kernels() {
+        for (name, value) in [
+            ("BM", BLOCK_M),
+            ("BN", BLOCK_N),
+            ("THREADS", THREADS as usize),
+        ] {
+            let line = format!("constexpr int {name} = {value};");
+            assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
+        }
+    }
+
+    #[test]
+    fn every_listed_entry_point_is_in_the_source() {
+        for s in SOURCE.symbols {
+            let (dtype, variant) = s
+                .strip_prefix("attention_")
+                .and_then(|r| r.split_once('_'))
+                .unwrap();
+            let d: usize = variant.strip_prefix('d').unwrap().parse().unwrap();
+            assert!(
+                SOURCE
+                    .code
+                    .contains(&format!("ATTN_ENTRY(attention_##D##_{variant}, T, {d})")),
+                "{s}"
+            );
+            let t = if dtype == "bf16" { "ky_bf16" } else { "ky_f16" };
+            assert!(
+                SOURCE.code.contains(&format!("ATTN_DTYPE({dtype}, {t})")),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_block_per_query_block_head_and_batch_entry() {
+        // The benchmark shapes.
+        let d = dims(&problem(4, 4096, 4096, 32, 32, 128, true, DType::BF16));
+        assert_eq!(
+            d,
+            Dims {
+                grid: (32, 32, 4),
+                block: (128, 1, 1),
+                shared_bytes: 100_352,
+            }
+        );
+        let d = dims(&problem(1, 16384, 16384, 32, 8, 128, true, DType::BF16));
+        assert_eq!(d.grid, (128, 32, 1));
+        let d = dims(&problem(8, 2048, 2048, 16, 16, 64, true, DType::BF16));
+        assert_eq!((d.grid, d.shared_bytes), ((16, 16, 8), 51_200));
+        // Tails: one block for 1 .. 128 queries, two for 129; the key length never matters.
+        for (sq, blocks) in [(1, 1), (17, 1), (128, 1), (129, 2), (200, 2), (257, 3)] {
+            for skv in [1, 9, 64, 65, 1025] {
+                let d = dims(&problem(2, sq, skv, 3, 1, 64, false, DType::F16));
+                assert_eq!(d.grid, (blocks, 3, 2), "{sq} {skv}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_tiling_depends_on_the_head_dim_alone() {
+        // Block shape and shared memory are the same for every batch, length, head count,
+        // causality and dtype: a row's arithmetic never depends on the batch it rides in.
+        for d in HEAD_DIMS {
+            let want = dims(&problem(1, 1, 1, 1, 1, d, false, DType::F16));
+            for (b, sq, skv, hq, hkv, causal) in [
+                (7, 1000, 3, 8, 8, true),
+                (1, 3, 1000, 32, 4, false),
+                (65535, 64, 64, 1, 1, true),
+            ] {
+                for dtype in [DType::F16, DType::BF16] {
+                    let got = dims(&problem(b, sq, skv, hq, hkv, d, causal, dtype));
+                    assert_eq!(
+                        (got.block, got.shared_bytes),
+                        (want.block, want.shared_bytes)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn devices_with_enough_shared_memory_per_block_run_it() {
+        // H100 (227 KiB), A100 (163 KiB), sm_86 / sm_89 / sm_120 (99 KiB).
+        for (sm, optin) in [
+            (Sm::new(9, 0), 227 << 10),
+            (Sm::new(8, 0), 163 << 10),
+            (Sm::new(8, 6), 99 << 10),
+            (Sm::new(8, 9), 99 << 10),
+            (Sm::new(12, 0), 99 << 10),
+        ] {
+            for d in HEAD_DIMS {
+                let p = problem(2, 300, 500, 8, 2, d, true, DType::BF16);
+                assert_eq!(reasons(&caps(sm, optin), p), vec![], "{sm} d{d}");
+            }
+        }
+        // 64 KiB per block: D = 64 (50 KiB) fits, D = 128 (98 KiB) does not.
+        let small = caps(Sm::new(8, 0), 64 << 10);
+        assert_eq!(
+            reasons(&small, problem(1, 64, 64, 1, 1, 64, false, DType::F16)),
+            vec![]
+        );
+        assert_eq!(
+            reasons(&small, problem(1, 64, 64, 1, 1, 128, false, DType::F16)),
+            vec![Reason::SharedMemory {
+                need: 100_352,
+                have: 64 << 10
+            }]
+        );
+    }
+
+    #[test]
+    fn what_the_launch_cannot_pass_is_a_reason() {
+        let h100 = h100();
+        for d in [1, 32, 80, 96, 256] {
+            let r = reasons(&h100, problem(1, 16, 16, 2, 2, d, false, DType::BF16));
+            assert!(
+                matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim")),
+                "{d}: {r:?}"
+            );
+        }
+        // Grid y and z: one block per query head and per batch entry.
+        assert_eq!(
+            reasons(&h100, problem(1, 1, 1, 65535, 1, 64, false, DType::F16)),
+            vec![]
+        );
+        assert_eq!(
+            reasons(&h100, problem(65535, 1, 1, 1, 1, 64, false, DType::F16)),
+            vec![]
+        );
+        let r = reasons(&h100, problem(1, 1, 1, 65536, 1, 64, false, DType::F16));
+        assert!(matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("heads_q")));
+        let r = reasons(&h100, problem(65536, 1, 1, 1, 1, 64, false, DType::F16));
+        assert!(matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("batch")));
+        // 32-bit positions.
+        assert_eq!(
+            reasons(
+                &h100,
+                problem(1, MAX_SEQ, MAX_SEQ, 1, 1, 64, true, DType::F16)
+            ),
+            vec![]
+        );
+        let r = reasons(
+            &h100,
+            problem(1, MAX_SEQ + 1, MAX_SEQ + 1, 1, 1, 64, true, DType::F16),
+        );
+        assert_eq!(r.len(), 2, "{r:?}");
+        // Everything at once: each is reported.
+        let r = reasons(
+            &caps(Sm::new(8, 6), 48 << 10),
+            problem(1 << 20, 1, MAX_SEQ + 1, 1 << 20, 1, 128, false, DType::BF16),
+        );
+        assert_eq!(r.len(), 4, "{r:?}");
+    }
+
+    #[test]
+    fn dtypes_and_archs_without_an_entry_point_are_static_reasons() {
+        // f32 is the static check's reason, and check_problem neither panics nor adds one.
+        let p = problem(1, 16, 16, 2, 2, 64, false, DType::F32);
+        assert_eq!(reasons(&h100(), p.clone()), vec![]);
+        let all = ATTENTION
+            .check(&h100(), &Problem::Attention(p))
+            .unwrap_err();
+        assert!(
+            matches!(&all[..], [Reason::DtypeUnsupported { .. }]),
+            "{all:?}"
+        );
+        // sm_75 has no bf16 mma.sync nor cp.async.
+        let p = problem(1, 16, 16, 2, 2, 64, false, DType::F16);
+        let all = ATTENTION
+            .check(
+                &caps(Sm::new(7, 5), 64 << 10),
+                &Problem::Attention(p.clone()),
+            )
+            .unwrap_err();
+        assert!(
+            all.iter().any(|r| matches!(r, Reason::ArchTooOld { .. })),
+            "{all:?}"
+        );
+        // A pointer alignment below 16 bytes is refused (16-byte cp.async).
+        let mut q = p;
+        q.align = 8;
+        let all = ATTENTION
+            .check(&h100(), &Problem::Attention(q))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &all[..],
+                [Reason::Alignment {
+                    need: 16,
+                    have: 8,
+                    ..
+                }]
+            ),
+            "{all:?}"
+        );
+        let ok = problem(1, 16, 16, 2, 2, 128, true, DType::BF16);
+        assert_eq!(ATTENTION.check(&h100(), &Problem::Attention(ok)), Ok(()));
+    }
+}

@@ -1,0 +1,442 @@
+//! `cuda.gemm.batch_invariant.sm90`: the batch-invariant, deterministic GEMM for Hopper
+//! (`sm_90a`): TMA copies into a four-stage shared-memory ring, `wgmma` into f32 accumulators.
+//!
+//! - **What it computes.** `C = alpha * op(A) @ op(B) + beta * C` for f16/bf16 A and B, C in
+//!   A's dtype or f32, B transposed or not, a batch (broadcast operands included). A
+//!   transposed is rejected (see below).
+//! - **Why it is batch-invariant.** Every element of C is reduced over K in one order that
+//!   depends only on K: k-tiles of 64 in increasing order, four k16 `wgmma` steps each, into
+//!   one f32 accumulator started at zero. The block tile (128 x 256), the stage count and the
+//!   entry point depend only on the dtypes and transposes, never on M or the batch; there is no
+//!   split-K and no atomic. Tails are zero-filled by TMA (exact zeros in the sum) and stores are
+//!   predicated, so a row's bits do not depend on which rows ride with it
+//!   (`kernels/gemm_bi_sm90.cu` has the layout details).
+//! - **What it needs.** Compute capability 9.0 exactly (`wgmma` and TMA are `sm_90a`
+//!   instructions), 16-byte alignment of every pointer, row stride and batch stride (TMA's rule
+//!   for global addresses and strides), and 193 KiB of shared memory per block. Anything else is
+//!   rejected with a typed reason, never launched; selection then falls to the `mma.sync`
+//!   kernel (`cuda.gemm.batch_invariant`). None of these facts depends on M, so a problem's
+//!   kernel never changes with M: with A not transposed its row stride is K, and its batch
+//!   stride a multiple of it. That is why A transposed is not taken: its row stride is M (the
+//!   layout of `dB = A^T dC`), so its alignment, and with it the selected kernel (and its
+//!   bits), would change with M.
+//! - **Tensor maps** are encoded on the host for each launch (`cuTensorMapEncodeTiled`, a few
+//!   microseconds of CPU) and passed by value as `__grid_constant__` parameters.
+
+use std::ffi::c_void;
+
+use cudarc::driver::sys;
+use kernelyard_core::ops::gemm::GemmProblem;
+use kernelyard_core::{
+    ArchReq, Args, Capabilities, DType, Error, Feature, Kernel, KernelMeta, OpKind, Problem,
+    Reason, Sm, Stream,
+};
+
+use crate::error::CudaError;
+use crate::launch::{launch, Dims};
+use crate::ops::wrong_op;
+use crate::source::KernelSource;
+
+/// The kernel source.
+pub(crate) static SOURCE: KernelSource = KernelSource {
+    file: "gemm_bi_sm90.cu",
+    code: include_str!("../../../../kernels/gemm_bi_sm90.cu"),
+    symbols: &[
+        "gemm_bi_sm90_bf16_nn",
+        "gemm_bi_sm90_bf16_nt",
+        "gemm_bi_sm90_f16_nn",
+        "gemm_bi_sm90_f16_nt",
+    ],
+};
+
+/// Rows of C per block.
+const BM: usize = 128;
+/// Columns of C per block.
+const BN: usize = 256;
+/// K per pipeline stage (one 128-byte swizzle row of 16-bit elements).
+const BK: usize = 64;
+/// Pipeline stages.
+const STAGES: usize = 4;
+/// Threads per block: one producer and two consumer warpgroups.
+const THREADS: u32 = 384;
+/// Dynamic shared memory: the stages, 1 KiB of slack for the 1024-byte alignment the swizzle
+/// needs, and the full/empty barriers.
+pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 * 8) as u64;
+
+/// The `cuda.gemm.batch_invariant.sm90` kernel.
+pub struct CudaGemmBatchInvariantSm90;
+
+/// Its registration.
+pub static GEMM_BATCH_INVARIANT_SM90: CudaGemmBatchInvariantSm90 = CudaGemmBatchInvariantSm90;
+crate::register!(GEMM_BATCH_INVARIANT_SM90);
+
+const META: KernelMeta = KernelMeta {
+    name: "cuda.gemm.batch_invariant.sm90",
+    op: OpKind::Gemm,
+    backend: crate::BACKEND,
+    device: kernelyard_core::DeviceKind::Cuda,
+    version: 1,
+    deterministic: true,
+    batch_invariant: true,
+    dtypes: &[DType::F16, DType::BF16],
+    arch: ArchReq::Cuda {
+        min: Sm::new(9, 0),
+        max: Some(Sm::new(9, 0)),
+        arch_specific: true,
+    },
+    features: &[Feature::Wgmma, Feature::Tma],
+    align: 16,
+    priority: 6,
+    source: module_path!(),
+    summary: "TMA + wgmma tensor-core GEMM (sm_90a); batch-invariant, deterministic",
+};
+
+impl Kernel for CudaGemmBatchInvariantSm90 {
+    fn meta(&self) -> &KernelMeta {
+        &META
+    }
+
+    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
+        let Problem::Gemm(p) = problem else {
+            return;
+        };
+        if p.trans_a {
+            reasons.push(Reason::ShapeUnsupported {
+                what: "A transposed (its row stride is M, so TMA's 16-byte rule would make the \
+                       choice of kernel depend on M)"
+                    .to_owned(),
+            });
+        }
+        if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
+            reasons.push(Reason::ShapeUnsupported {
+                what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
+            });
+        }
+        if !strides_aligned(p) {
+            reasons.push(Reason::ShapeUnsupported {
+                what: "a row or batch stride that is not a multiple of 16 bytes (TMA)".to_owned(),
+            });
+        }
+        // TMA coordinates and the tile index are i32.
+        if [p.m, p.n, p.k, tiles(p)]
+            .iter()
+            .any(|&d| d > i32::MAX as usize)
+        {
+            reasons.push(Reason::ShapeUnsupported {
+                what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
+            });
+        }
+        if SHARED_BYTES > caps.shared_mem_per_block_optin {
+            reasons.push(Reason::SharedMemory {
+                need: SHARED_BYTES,
+                have: caps.shared_mem_per_block_optin,
+            });
+        }
+    }
+
+    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
+        let (Args::Gemm(a), Problem::Gemm(p)) = (args, problem) else {
+            return Err(wrong_op(META.name, META.op, problem.op()));
+        };
+        let symbol = symbol(p)?;
+        let map_a = tensor_map(p.dtype, a.a.as_ptr(), operand_a(p))?;
+        let map_b = tensor_map(p.dtype, a.b.as_ptr(), operand_b(p))?;
+        let c = a.c.as_mut_ptr();
+        let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
+        let (ldc, batch_stride_c) = (p.ldc as i64, p.batch_stride_c as i64);
+        let batches = p.batch as i32;
+        let a_bcast = i32::from(p.batch_stride_a == 0);
+        let b_bcast = i32::from(p.batch_stride_b == 0);
+        let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
+        let accumulate = i32::from(p.accumulate);
+        let c_f32 = i32::from(p.c_dtype == DType::F32);
+        let dims = Dims {
+            grid: (
+                grid_x(p, crate::device::caps(stream.device())?.multiprocessors),
+                1,
+                1,
+            ),
+            block: (THREADS, 1, 1),
+            shared_bytes: SHARED_BYTES as u32,
+        };
+        // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap, KyTensorMap, void*, long
+        // long x5, int x3, float, float, int, int)`: the maps are 128-byte values copied into
+        // the parameter space, describing A and B exactly as core validated them (shape,
+        // strides, dtype, device); C is written only inside [m, n] of each batch, within
+        // bounds core checked, and read only when `accumulate`.
+        unsafe {
+            launch(
+                stream,
+                &SOURCE,
+                symbol,
+                dims,
+                &mut crate::params![
+                    map_a,
+                    map_b,
+                    c,
+                    m,
+                    n,
+                    k,
+                    ldc,
+                    batch_stride_c,
+                    batches,
+                    a_bcast,
+                    b_bcast,
+                    alpha,
+                    beta,
+                    accumulate,
+                    c_f32
+                ],
+            )
+        }
+    }
+}
+
+/// The entry point for the problem's dtype and B's layout.
+fn symbol(p: &GemmProblem) -> Result<&'static str, Error> {
+    let dtype = match (p.dtype, p.trans_a) {
+        (DType::BF16, false) => 0,
+        (DType::F16, false) => 2,
+        (other, trans_a) => {
+            return Err(CudaError::Misuse {
+                what: format!("{} on {other} with trans_a={trans_a}", META.name),
+            }
+            .into())
+        }
+    };
+    Ok(SOURCE.symbols[dtype + usize::from(p.trans_b)])
+}
+
+/// Tiles of C over every batch.
+fn tiles(p: &GemmProblem) -> usize {
+    p.m.div_ceil(BM) * p.n.div_ceil(BN) * p.batch
+}
+
+/// The persistent grid: one block per SM (the shared memory allows no more), or one per tile
+/// when there are fewer tiles. Which block computes a tile does not change its arithmetic.
+fn grid_x(p: &GemmProblem, multiprocessors: u32) -> u32 {
+    tiles(p).min(multiprocessors.max(1) as usize) as u32
+}
+
+/// Row strides of A, B and C and the batch strides of A and B are multiples of 16 bytes,
+/// whatever M is. Core's `align` ignores the row stride of a one-row matrix, so with M = 1 it
+/// would accept a K that is not a multiple of 8 and then refuse the same K at M = 2: checking
+/// the strides themselves keeps the kernel's choice independent of M.
+fn strides_aligned(p: &GemmProblem) -> bool {
+    let c_size = p.c_dtype.size();
+    let batched = |s: usize| p.batch == 1 || s % 8 == 0;
+    p.lda % 8 == 0
+        && p.ldb % 8 == 0
+        && (p.ldc * c_size) % 16 == 0
+        && batched(p.batch_stride_a)
+        && batched(p.batch_stride_b)
+}
+
+/// One operand as TMA sees it: `[inner, outer, batch]` extents, the row and batch strides in
+/// elements, and the box (inner, outer) a copy moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Operand {
+    dims: [usize; 3],
+    row_stride: usize,
+    batch_stride: usize,
+    box_dims: [u32; 2],
+}
+
+/// A: stored `[m, k]` (K-major, one box of 64 k by 128 rows).
+fn operand_a(p: &GemmProblem) -> Operand {
+    operand(
+        p,
+        [p.k, p.m],
+        p.lda,
+        p.batch_stride_a,
+        [BK as u32, BM as u32],
+    )
+}
+
+/// B: stored `[n, k]` when transposed (K-major, one box of 64 k by 256 rows) or `[k, n]`
+/// (N-major, boxes of 64 n by 64 k rows).
+fn operand_b(p: &GemmProblem) -> Operand {
+    let [rows, cols] = p.b_dims();
+    let box_dims = if p.trans_b {
+        [BK as u32, BN as u32]
+    } else {
+        [64, BK as u32]
+    };
+    operand(p, [cols, rows], p.ldb, p.batch_stride_b, box_dims)
+}
+
+fn operand(
+    p: &GemmProblem,
+    [inner, outer]: [usize; 2],
+    row_stride: usize,
+    batch_stride: usize,
+    box_dims: [u32; 2],
+) -> Operand {
+    // A broadcast (or unbatched) operand is one matrix; the kernel reads batch coordinate 0.
+    let (batches, batch_stride) = if p.batch > 1 && batch_stride != 0 {
+        (p.batch, batch_stride)
+    } else {
+        (1, outer * row_stride)
+    };
+    Operand {
+        dims: [inner, outer, batches],
+        row_stride,
+        batch_stride,
+        box_dims,
+    }
+}
+
+/// The byte stride of a dimension for the tensor map. A dimension of extent 1 is never
+/// stepped over, so its stride (which core's alignment ignores, and which may be anything, even
+/// smaller than the row) is replaced by the smallest valid one: a multiple of 16 bytes that
+/// covers the elements before it.
+fn stride_bytes(stride: usize, extent: usize, inner: usize) -> u64 {
+    if extent == 1 {
+        (stride.max(inner) as u64 * 2).next_multiple_of(16)
+    } else {
+        stride as u64 * 2
+    }
+}
+
+/// Encodes a 3-D tiled tensor map with the 128-byte swizzle and zero fill out of bounds.
+fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUtensorMap, Error> {
+    let ty = match dtype {
+        DType::BF16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    };
+    let dims = o.dims.map(|d| d as u64);
+    // Byte strides of dimensions 1 and 2 (dimension 0 is contiguous).
+    let strides = [
+        stride_bytes(o.row_stride, o.dims[1], o.dims[0]),
+        stride_bytes(o.batch_stride, o.dims[2], o.dims[0] * o.dims[1]),
+    ];
+    let box_dims = [o.box_dims[0], o.box_dims[1], 1];
+    let element_strides = [1u32; 3];
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::uninit();
+    // SAFETY: every array has the rank's length (3 dims, 3 box extents and element strides,
+    // 2 strides); `ptr` is the operand's device address, 16-byte aligned (the kernel declares
+    // `align: 16`); the call only writes `map`, which is used only if it succeeded.
+    let rc = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            ty,
+            3,
+            ptr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            box_dims.as_ptr(),
+            element_strides.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    crate::error::drv("cuTensorMapEncodeTiled", rc.result())?;
+    // SAFETY: the call succeeded, so it initialized the map.
+    Ok(unsafe { map.assume_init() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> GemmProblem {
+        GemmProblem {
+            batch: 1,
+            m,
+            n,
+            k,
+            trans_a: ta,
+            trans_b: tb,
+            dtype: DType::BF16,
+            c_dtype: DType::BF16,
+            lda: if ta { m } else { k },
+            ldb: if tb { k } else { n },
+            ldc: n,
+            batch_stride_a: 0,
+            batch_stride_b: 0,
+            batch_stride_c: 0,
+            accumulate: false,
+            align: 16,
+        }
+    }
+
+    #[test]
+    fn symbols_follow_dtype_and_transposes() {
+        let mut p = problem(8, 8, 8, false, true);
+        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_bf16_nt");
+        p.dtype = DType::F16;
+        p.trans_b = false;
+        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_nn");
+        p.trans_a = true;
+        assert!(symbol(&p).is_err());
+        p.trans_a = false;
+        p.dtype = DType::F32;
+        assert!(symbol(&p).is_err());
+    }
+
+    #[test]
+    fn strides_of_unit_dimensions_are_made_valid() {
+        // m = k = 1: one element per row, row stride 1 (2 bytes): never stepped, so 16.
+        assert_eq!(stride_bytes(1, 1, 1), 16);
+        // One row of 521 elements with any stride: the row's bytes rounded up to 16.
+        assert_eq!(stride_bytes(3, 1, 521), 1056);
+        // Real strides are kept (the kernel's alignment rule made them multiples of 16).
+        assert_eq!(stride_bytes(72, 5, 72), 144);
+    }
+
+    #[test]
+    fn operands_put_the_contiguous_dimension_first() {
+        let p = problem(100, 300, 72, false, false);
+        // A [100, 72] K-major: one box of 64 k x 128 rows.
+        assert_eq!(
+            operand_a(&p),
+            Operand {
+                dims: [72, 100, 1],
+                row_stride: 72,
+                batch_stride: 7200,
+                box_dims: [64, 128]
+            }
+        );
+        // B [72, 300] N-major: boxes of 64 n x 64 k.
+        assert_eq!(operand_b(&p).dims, [300, 72, 1]);
+        assert_eq!(operand_b(&p).box_dims, [64, 64]);
+        let t = problem(100, 300, 72, false, true);
+        assert_eq!(operand_b(&t).dims, [72, 300, 1]);
+        assert_eq!(operand_b(&t).box_dims, [64, 256]);
+    }
+
+    #[test]
+    fn grid_and_shared_memory_do_not_depend_on_anything_but_tiles() {
+        assert_eq!(grid_x(&problem(1, 4096, 4096, false, false), 132), 16);
+        assert_eq!(grid_x(&problem(129, 257, 64, false, false), 132), 4);
+        assert_eq!(grid_x(&problem(4096, 4096, 4096, false, false), 132), 132);
+        // 4 stages of (128 + 256) x 64 bf16, alignment slack and 8 barriers: fits an H100's
+        // 227 KiB opt-in, not an sm_86's 99 KiB.
+        assert_eq!(SHARED_BYTES, 197_696);
+    }
+
+    #[test]
+    fn checks_give_typed_reasons() {
+        let mut caps = Capabilities::host();
+        caps.shared_mem_per_block_optin = 101_376;
+        let mut p = problem(64, 64, 64, true, false);
+        p.c_dtype = DType::F16;
+        let mut reasons = Vec::new();
+        GEMM_BATCH_INVARIANT_SM90.check_problem(&caps, &Problem::Gemm(p), &mut reasons);
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        // K = 9 with one row: core calls it aligned, the strides do not.
+        let mut one = problem(1, 64, 9, false, false);
+        assert!(!strides_aligned(&one));
+        one.k = 64;
+        one.lda = 64;
+        assert!(strides_aligned(&one));
+        assert!(reasons
+            .iter()
+            .any(|r| matches!(r, Reason::SharedMemory { need: 197_696, .. })));
+        assert!(reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ShapeUnsupported { .. })));
+    }
+}

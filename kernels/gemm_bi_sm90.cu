@@ -1,0 +1,388 @@
+// kernels/gemm_bi_sm90.cu: the batch-invariant GEMM for Hopper (sm_90a): TMA loads into a
+// four-stage shared-memory ring, wgmma (m64n256k16, f32 accumulators) by two consumer
+// warpgroups, one producer warpgroup, mbarrier handshakes. `cuda.gemm.batch_invariant.sm90`
+// (crates/cuda/src/ops/gemm_bi_sm90.rs) launches it.
+//
+// C = alpha * op(A) @ op(B) + beta * C, A/B f16 or bf16, C in A's dtype or f32, A not transposed.
+//
+// Batch invariance (the reason this kernel exists): every output element is reduced over K in
+// one order that depends on nothing but K: k-tiles of 64 in increasing order, each as four
+// k16 wgmma steps into the same f32 accumulator, started from zero. The block tile (128 x 256)
+// and the stage count are fixed; nothing depends on M or the batch, there is no split-K and no
+// atomic. Rows past M, columns past N and k past K are zero-filled by TMA and contribute exact
+// zeros; stores are predicated. The epilogue computes every element with the same explicit
+// arithmetic (`alpha * acc`, then `fma(beta, c, .)`), whatever path stores it.
+//
+// Layouts (row-major storage; see crates/cuda/src/ops/gemm.rs for the problem's conventions):
+// - A not transposed ([m, k], K-major): one TMA box of 64 k x 128 rows per stage, 128-byte
+//   swizzle; wgmma reads it K-major (descriptor SBO = 1024 bytes, k16 step = +32 bytes).
+// - A transposed is not supported: its row stride is M, so its 16-byte alignment (TMA's
+//   rule) would change with M, and with it the kernel selection picks; such problems go to
+//   the mma.sync kernel (gemm_bi.cu) for every M.
+// - B transposed ([n, k], K-major): one box of 64 k x 256 rows, read like A.
+// - B not transposed ([k, n], N-major): four boxes of 64 n x 64 k rows (8 KiB each), read with
+//   wgmma's transpose flag; descriptor LBO = 8192 bytes (the next 64-wide N block), SBO = 1024
+//   bytes (the next 8 k rows), k16 step = +2048 bytes (16 rows of 128 bytes).
+// Every box is 128 bytes wide (64 elements) so the 128-byte swizzle atom is the whole row;
+// stage buffers are 1024-byte aligned, as the swizzle needs.
+#include "common.cuh"
+
+typedef unsigned long long ky_u64;
+
+// CUtensorMap as the driver encodes it (cuTensorMapEncodeTiled), passed by value.
+struct __align__(64) KyTensorMap {
+    ky_u64 opaque[16];
+};
+
+namespace sm90 {
+
+constexpr int BM = 128;            // rows of C per block (two consumer warpgroups of 64)
+constexpr int BN = 256;            // columns of C per block (one m64n256 wgmma per k16)
+constexpr int BK = 64;             // k per stage: one 128-byte swizzle row of 16-bit elements
+constexpr int STAGES = 4;
+constexpr int A_BYTES = BM * BK * 2;    // 16 KiB
+constexpr int B_BYTES = BN * BK * 2;    // 32 KiB
+constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
+constexpr int THREADS = 384;       // warpgroup 0 produces, 1 and 2 consume
+constexpr int GROUP_M = 8;         // tile rasterization: 8 row-blocks share a band of B in L2
+
+__device__ __forceinline__ ky_u32 smem_addr(const void* p) {
+    return (ky_u32)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void mbar_init(ky_u64* bar, ky_u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
+}
+
+__device__ __forceinline__ void mbar_expect_tx(ky_u64* bar, ky_u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(ky_u64* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(ky_u64* bar, ky_u32 parity) {
+    asm volatile(
+        "{\n"
+        ".reg .pred done;\n"
+        "WAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n"
+        "}\n" ::"r"(smem_addr(bar)),
+        "r"(parity)
+        : "memory");
+}
+
+// One 3-D TMA box (inner, outer, batch coordinates) into shared memory, completing on `bar`.
+__device__ __forceinline__ void tma_load(void* dst, const KyTensorMap* map, int c0, int c1, int c2,
+                                         ky_u64* bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4}], [%5];" ::"r"(smem_addr(dst)),
+        "l"((ky_u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+        : "memory");
+}
+
+// A wgmma shared-memory descriptor, 128-byte swizzle (PTX ISA "Matrix Descriptor Format"):
+// start address, leading and stride byte offsets, all >> 4.
+__device__ __forceinline__ ky_u64 desc(const void* p, ky_u32 lbo, ky_u32 sbo) {
+    ky_u64 d = 0;
+    d |= (ky_u64)((smem_addr(p) & 0x3FFFF) >> 4);
+    d |= (ky_u64)((lbo & 0x3FFFF) >> 4) << 16;
+    d |= (ky_u64)((sbo & 0x3FFFF) >> 4) << 32;
+    d |= 1ull << 62;
+    return d;
+}
+
+template <typename T, int TB> struct KyWgmma;
+
+template <int TB> struct KyWgmma<ky_bf16, TB> {
+  static __device__ __forceinline__ void run(float (&d)[128], ky_u64 da, ky_u64 db) {
+    asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "%128, %129, p, 1, 1, 0, %130;\n}\n"
+      :
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+      "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+      "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+      "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+      "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+      "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+      "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+      "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+      "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(da), "l"(db), "n"(TB));
+  }
+};
+
+template <int TB> struct KyWgmma<ky_f16, TB> {
+  static __device__ __forceinline__ void run(float (&d)[128], ky_u64 da, ky_u64 db) {
+    asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+      "%128, %129, p, 1, 1, 0, %130;\n}\n"
+      :
+      "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+      "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+      "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+      "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+      "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+      "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+      "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+      "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+      "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(da), "l"(db), "n"(TB));
+  }
+};
+
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_wait0() {
+    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_wait1() {
+    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
+}
+
+// Keeps the accumulators in registers across the asynchronous wgmma (the compiler must not
+// move reads or writes of them across the wait).
+__device__ __forceinline__ void keep(float (&d)[128]) {
+#pragma unroll
+    for (int i = 0; i < 128; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+template <typename T> struct Out;
+template <> struct Out<ky_bf16> {
+    static __device__ __forceinline__ float load(const void* p) {
+        return ky_bf16_to_f32(*(const ky_u16*)p);
+    }
+    static __device__ __forceinline__ void store(void* p, float v) {
+        *(ky_u16*)p = ky_f32_to_bf16(v);
+    }
+    static __device__ __forceinline__ void store2(void* p, float v0, float v1) {
+        *(ky_u32*)p = (ky_u32)ky_f32_to_bf16(v0) | ((ky_u32)ky_f32_to_bf16(v1) << 16);
+    }
+};
+template <> struct Out<ky_f16> {
+    static __device__ __forceinline__ float load(const void* p) {
+        return ky_f16_to_f32(*(const ky_u16*)p);
+    }
+    static __device__ __forceinline__ void store(void* p, float v) {
+        *(ky_u16*)p = ky_f32_to_f16(v);
+    }
+    static __device__ __forceinline__ void store2(void* p, float v0, float v1) {
+        *(ky_u32*)p = (ky_u32)ky_f32_to_f16(v0) | ((ky_u32)ky_f32_to_f16(v1) << 16);
+    }
+};
+template <> struct Out<float> {
+    static __device__ __forceinline__ float load(const void* p) { return *(const float*)p; }
+    static __device__ __forceinline__ void store(void* p, float v) { *(float*)p = v; }
+    static __device__ __forceinline__ void store2(void* p, float v0, float v1) {
+        *(float2*)p = make_float2(v0, v1);
+    }
+};
+
+// The value of one element of C: the same arithmetic for every element, whichever store
+// writes it.
+template <typename C>
+__device__ __forceinline__ float value(const C* c, float acc, float alpha, float beta,
+                                       int accumulate) {
+    float v = __fmul_rn(alpha, acc);
+    if (accumulate) v = __fmaf_rn(beta, Out<C>::load(c), v);
+    return v;
+}
+
+// Stores one consumer thread's fragment: wgmma's m64n256 f32 layout gives warp w rows
+// 16w + lane/4 (+8) and, per 8-column block i, columns 8i + 2 (lane % 4) (+1). Pairs are
+// stored as one 4- or 8-byte word (ldc is even and C 16-byte aligned: the kernel's checks).
+template <typename C>
+__device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_i64 ldc,
+                                         ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
+                                         float alpha, float beta, int accumulate) {
+    C* c = (C*)c_ptr;
+    const int lane = threadIdx.x & 31;
+    const ky_i64 r = row0 + (lane >> 2);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const ky_i64 col = col0 + i * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const ky_i64 row = r + h * 8;
+            if (row < m && col < n) {
+                C* p = c + row * ldc + col;
+                const float v0 = value(p, d[i * 4 + h * 2], alpha, beta, accumulate);
+                if (col + 1 < n) {
+                    const float v1 = value(p + 1, d[i * 4 + h * 2 + 1], alpha, beta, accumulate);
+                    Out<C>::store2(p, v0, v1);
+                } else {
+                    Out<C>::store(p, v0);
+                }
+            }
+        }
+    }
+}
+
+// The tile `t` of a persistent block: (batch, row block, column block), rasterized in groups
+// of GROUP_M row blocks so that blocks running together share a band of B in L2.
+struct Tile {
+    int batch, m0, n0;
+};
+__device__ __forceinline__ Tile tile_of(int t, int tiles_m, int tiles_n) {
+    const int per_batch = tiles_m * tiles_n;
+    const int batch = t / per_batch;
+    const int pid = t % per_batch;
+    const int per_group = GROUP_M * tiles_n;
+    const int first_m = (pid / per_group) * GROUP_M;
+    const int group_rows = min(tiles_m - first_m, GROUP_M);
+    const int tile_m = first_m + (pid % per_group) % group_rows;
+    const int tile_n = (pid % per_group) / group_rows;
+    return Tile{batch, tile_m * BM, tile_n * BN};
+}
+
+// The kernel: a persistent grid (at most one block per SM) walks the tiles of every batch,
+// block b taking tiles b, b + gridDim.x, ... The producer runs ahead across tiles through the
+// ring (a global k-iteration count `it` gives each stage's barrier phase), so the next tile's
+// loads overlap this tile's epilogue. Which block computes a tile changes nothing in its
+// arithmetic. Coordinates of the tensor maps are (inner, outer, batch); a broadcast operand
+// (`a_bcast`, `b_bcast`) is read at batch coordinate 0. TB: B is transposed (stored [n, k]).
+template <typename T, int TB>
+__device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap* map_b,
+                                     void* c, ky_i64 m, ky_i64 n, ky_i64 k, ky_i64 ldc,
+                                     ky_i64 batch_stride_c, int batches, int a_bcast,
+                                     int b_bcast, float alpha, float beta, int accumulate,
+                                     int c_f32) {
+    extern __shared__ unsigned char ky_smem_raw[];
+    // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
+    unsigned char* smem =
+        (unsigned char*)(((ky_u64)ky_smem_raw + 1023) & ~(ky_u64)1023);
+    ky_u64* full = (ky_u64*)(smem + STAGES * STAGE_BYTES);
+    ky_u64* empty = full + STAGES;
+
+    const int tiles_m = (int)((m + BM - 1) / BM);
+    const int tiles_n = (int)((n + BN - 1) / BN);
+    const int tiles = tiles_m * tiles_n * batches;
+    const int ktiles = (int)((k + BK - 1) / BK);
+
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        // Producer: one thread issues every copy; its warpgroup gives registers back.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (threadIdx.x == 0) {
+            int it = 0;
+            for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+                const Tile tile = tile_of(t, tiles_m, tiles_n);
+                const int ab = a_bcast ? 0 : tile.batch;
+                const int bb = b_bcast ? 0 : tile.batch;
+                for (int kt = 0; kt < ktiles; ++kt, ++it) {
+                    const int s = it % STAGES;
+                    if (it >= STAGES) mbar_wait(&empty[s], ((it / STAGES) - 1) & 1);
+                    unsigned char* sa = smem + s * STAGE_BYTES;
+                    unsigned char* sb = sa + A_BYTES;
+                    mbar_expect_tx(&full[s], STAGE_BYTES);
+                    const int k0 = kt * BK;
+                    tma_load(sa, map_a, k0, tile.m0, ab, &full[s]);
+                    if (TB) {
+                        tma_load(sb, map_b, k0, tile.n0, bb, &full[s]);
+                    } else {
+                        for (int j = 0; j < BN / 64; ++j)
+                            tma_load(sb + j * 8192, map_b, tile.n0 + j * 64, k0, bb, &full[s]);
+                    }
+                }
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+        const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the tile
+        const int warp = (threadIdx.x / 32) & 3;
+        // Descriptor offsets (bytes): K-major (transpose flag 0) steps 32 bytes per k16 inside
+        // the swizzle row (LBO unused, 16); N-major (flag 1) steps 16 rows of 128 bytes.
+        const ky_u32 b_lbo = TB ? 16 : 8192;
+        const int b_step = TB ? 32 : 2048;
+        float d[128];
+        int it = 0;
+        for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+            const Tile tile = tile_of(t, tiles_m, tiles_n);
+#pragma unroll
+            for (int i = 0; i < 128; ++i) d[i] = 0.0f;
+            // One wgmma group stays in flight: after issuing stage s, wait for the group
+            // before it and release that group's stage.
+            int prev = -1;
+            for (int kt = 0; kt < ktiles; ++kt, ++it) {
+                const int s = it % STAGES;
+                mbar_wait(&full[s], (it / STAGES) & 1);
+                const unsigned char* sa = smem + s * STAGE_BYTES + cw * 8192;
+                const unsigned char* sb = smem + s * STAGE_BYTES + A_BYTES;
+                wgmma_fence();
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; ++kk) {
+                    KyWgmma<T, TB ? 0 : 1>::run(d, desc(sa + kk * 32, 16, 1024),
+                                                desc(sb + kk * b_step, b_lbo, 1024));
+                }
+                wgmma_commit();
+                wgmma_wait1();
+                if (prev >= 0) mbar_arrive(&empty[prev]);
+                prev = s;
+            }
+            wgmma_wait0();
+            keep(d);
+            if (prev >= 0) mbar_arrive(&empty[prev]);
+            const ky_i64 row0 = (ky_i64)tile.m0 + cw * 64 + warp * 16;
+            void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
+                             : (void*)((T*)c + tile.batch * batch_stride_c);
+            if (c_f32)
+                epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate);
+            else
+                epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate);
+        }
+    }
+}
+
+}  // namespace sm90
+
+#define KY_GEMM_SM90(NAME, T, TB)                                                               \
+    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1) NAME(                        \
+        const __grid_constant__ KyTensorMap map_a, const __grid_constant__ KyTensorMap map_b,   \
+        void* c, long long m, long long n, long long k, long long ldc, long long batch_stride_c, \
+        int batches, int a_bcast, int b_bcast, float alpha, float beta, int accumulate,          \
+        int c_f32) {                                                                             \
+        sm90::gemm<T, TB>(&map_a, &map_b, c, m, n, k, ldc, batch_stride_c, batches, a_bcast,     \
+                          b_bcast, alpha, beta, accumulate, c_f32);                              \
+    }
+
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 1)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 1)
