@@ -26,13 +26,7 @@
 // Every box is 128 bytes wide (64 elements) so the 128-byte swizzle atom is the whole row;
 // stage buffers are 1024-byte aligned, as the swizzle needs.
 #include "common.cuh"
-
-typedef unsigned long long ky_u64;
-
-// CUtensorMap as the driver encodes it (cuTensorMapEncodeTiled), passed by value.
-struct __align__(64) KyTensorMap {
-    ky_u64 opaque[16];
-};
+#include "hopper.cuh"
 
 namespace sm90 {
 
@@ -46,35 +40,7 @@ constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
 constexpr int THREADS = 384;       // warpgroup 0 produces, 1 and 2 consume
 constexpr int GROUP_M = 8;         // tile rasterization: 8 row-blocks share a band of B in L2
 
-__device__ __forceinline__ ky_u32 smem_addr(const void* p) {
-    return (ky_u32)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void mbar_init(ky_u64* bar, ky_u32 count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
-}
-
-__device__ __forceinline__ void mbar_expect_tx(ky_u64* bar, ky_u32 bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)),
-                 "r"(bytes)
-                 : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(ky_u64* bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
-}
-
-__device__ __forceinline__ void mbar_wait(ky_u64* bar, ky_u32 parity) {
-    asm volatile(
-        "{\n"
-        ".reg .pred done;\n"
-        "WAIT_%=:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n"
-        "}\n" ::"r"(smem_addr(bar)),
-        "r"(parity)
-        : "memory");
-}
+using namespace ky_hopper;
 
 // One 3-D TMA box (inner, outer, batch coordinates) into shared memory, completing on `bar`.
 __device__ __forceinline__ void tma_load(void* dst, const KyTensorMap* map, int c0, int c1, int c2,
@@ -84,17 +50,6 @@ __device__ __forceinline__ void tma_load(void* dst, const KyTensorMap* map, int 
         " [%0], [%1, {%2, %3, %4}], [%5];" ::"r"(smem_addr(dst)),
         "l"((ky_u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
         : "memory");
-}
-
-// A wgmma shared-memory descriptor, 128-byte swizzle (PTX ISA "Matrix Descriptor Format"):
-// start address, leading and stride byte offsets, all >> 4.
-__device__ __forceinline__ ky_u64 desc(const void* p, ky_u32 lbo, ky_u32 sbo) {
-    ky_u64 d = 0;
-    d |= (ky_u64)((smem_addr(p) & 0x3FFFF) >> 4);
-    d |= (ky_u64)((lbo & 0x3FFFF) >> 4) << 16;
-    d |= (ky_u64)((sbo & 0x3FFFF) >> 4) << 32;
-    d |= 1ull << 62;
-    return d;
 }
 
 template <typename T, int TB> struct KyWgmma;
@@ -154,26 +109,6 @@ template <int TB> struct KyWgmma<ky_f16, TB> {
       : "l"(da), "l"(db), "n"(TB));
   }
 };
-
-__device__ __forceinline__ void wgmma_fence() {
-    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_commit() {
-    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_wait0() {
-    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-}
-__device__ __forceinline__ void wgmma_wait1() {
-    asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-}
-
-// Keeps the accumulators in registers across the asynchronous wgmma (the compiler must not
-// move reads or writes of them across the wait).
-__device__ __forceinline__ void keep(float (&d)[128]) {
-#pragma unroll
-    for (int i = 0; i < 128; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
 
 template <typename T> struct Out;
 template <> struct Out<ky_bf16> {

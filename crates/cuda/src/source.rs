@@ -24,6 +24,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("rows.cuh", include_str!("../../../kernels/rows.cuh")),
     ("mma.cuh", include_str!("../../../kernels/mma.cuh")),
+    ("hopper.cuh", include_str!("../../../kernels/hopper.cuh")),
 ];
 
 /// A kernel source and the registered kernels that launch it (whose arch ranges say which

@@ -169,7 +169,7 @@ pub fn check_shape(p: &AttentionProblem, reasons: &mut Vec<Reason>) {
     if !HEAD_DIMS.contains(&p.head_dim) {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
-                "head_dim {} (cuda.attention has head dims {HEAD_DIMS:?})",
+                "head_dim {} (the CUDA attention kernels have head dims {HEAD_DIMS:?})",
                 p.head_dim
             ),
         });

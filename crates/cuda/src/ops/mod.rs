@@ -6,6 +6,7 @@ use kernelyard_core::{ArchReq, DType, DeviceKind, Error, KernelMeta, OpKind, Sm}
 use crate::source::SourceEntry;
 
 pub mod attention;
+pub mod attention_sm90;
 pub mod gemm;
 pub mod gemm_bi;
 pub mod gemm_bi_sm90;
@@ -20,6 +21,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &attention::SOURCE,
         kernels: &[&attention::ATTENTION],
+    },
+    SourceEntry {
+        source: &attention_sm90::SOURCE,
+        kernels: &[&attention_sm90::ATTENTION_SM90],
     },
     SourceEntry {
         source: &rms_norm::SOURCE,

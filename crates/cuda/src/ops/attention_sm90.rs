@@ -1,0 +1,510 @@
+//! `cuda.attention.sm90`: fused attention forward for Hopper (`sm_90a`), FlashAttention-3
+//! style: TMA copies, `wgmma` tensor-core multiplies and mbarrier handshakes between a producer
+//! warpgroup and two consumer warpgroups, from `kernels/attention_sm90.cu`.
+//!
+//! - **What it computes.** Exactly the contract of `cuda.attention`
+//!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
+//!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
+//!   64 and 128, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
+//!   aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
+//!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
+//!   gets `out = 0` and `lse = -inf`.
+//! - **Design.** One configuration per head dim: a block of [`THREADS`] = 384 threads (three
+//!   warpgroups) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
+//!   `(ceil(Sq / 128), Hq, B)`. Warpgroup 0 produces: one thread issues every TMA copy (the Q
+//!   tile once, then K and V tiles of [`BLOCK_N`] = 128 keys into a two-stage ring with
+//!   full/empty mbarriers). Warpgroups 1 and 2 consume 64 query rows each: `S = Q K^T` by
+//!   `wgmma.m64n128k16` (both operands from shared memory, K-major), the online softmax in the
+//!   accumulator registers (scale `* log2(e)`, `-inf` masking per element for causality and the
+//!   key tail, a guarded max, `alpha` exactly 1 when the max did not move), `P` rounded to the
+//!   dtype in registers and used as the register A operand of `O += P V` (`wgmma.m64nDk16`, V
+//!   N-major from shared memory), then `out = O / l` and `lse = m ln 2 + ln l`. The tensor maps
+//!   are 4-D over the `[B, S, H, D]` memory, dims `(D, H, S, B)`, 128-byte swizzle, boxes 64
+//!   elements wide, so positions past `S` are zero-filled within each batch entry; they are
+//!   encoded on the host for each launch (`cuTensorMapEncodeTiled`) and passed by value as
+//!   `__grid_constant__` parameters. Key tiles past the last key any row of the block sees are
+//!   not loaded.
+//! - **Why it is deterministic and batch-invariant.** Every output element (and `lse` value) is
+//!   computed by one thread (with its quad for the row max and the final row sum, in a fixed
+//!   xor-butterfly order) in an order fixed by `(Sq, Skv, D)` and the row's position: key tiles
+//!   from 0 in increasing order, the `wgmma` k16 steps in a fixed order, fixed reduction trees.
+//!   The tiling depends on the head dim only, never on `B`, `Sq`, `Skv` or the heads; there is
+//!   no split over keys, no atomic, no choice among configurations; a block reads only its own
+//!   batch entry and heads (the 4-D maps never reach into another batch entry). A masked key
+//!   contributes an exact zero and a tile a row sees nothing of changes no bit of that row.
+//! - **What it needs.** Compute capability 9.0 exactly (`wgmma`, TMA and `setmaxnreg` are
+//!   `sm_90a` instructions), 16-byte aligned pointers (TMA; row strides are `H * D` elements,
+//!   multiples of 16 bytes for `D` = 64 or 128), and [`shared_bytes`] of shared memory per block
+//!   (161 KiB at `D = 128`, 81 KiB at `D = 64`). Anything else is a typed reason, never a
+//!   launch, and selection falls to `cuda.attention`.
+//!
+//! Responsibility: core validated the views into the [`AttentionProblem`]; `check_problem`
+//! rejects what this launch cannot do (another head dim, grids past their limits, sequences
+//! past 2^30, too little shared memory); the kernel assumes valid inputs.
+
+use std::ffi::c_void;
+
+use cudarc::driver::sys;
+use kernelyard_core::ops::attention::AttentionProblem;
+use kernelyard_core::{
+    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
+    Problem, Reason, Sm, Stream,
+};
+
+use crate::error::CudaError;
+use crate::launch::{launch, Dims};
+use crate::ops::attention::{check_shape, HEAD_DIMS, MAX_GRID_YZ};
+use crate::ops::wrong_op;
+use crate::source::KernelSource;
+
+/// The kernel source and its entry points, `attention_sm90_<dtype>_d<head dim>`, in the order
+/// [`symbol`] indexes.
+pub(crate) static SOURCE: KernelSource = KernelSource {
+    file: "attention_sm90.cu",
+    code: include_str!("../../../../kernels/attention_sm90.cu"),
+    symbols: &[
+        "attention_sm90_f16_d64",
+        "attention_sm90_f16_d128",
+        "attention_sm90_bf16_d64",
+        "attention_sm90_bf16_d128",
+    ],
+};
+
+/// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
+pub const BLOCK_M: usize = 128;
+/// Keys per tile (`attn90::BN`).
+pub const BLOCK_N: usize = 128;
+/// Threads per block (`attn90::THREADS`): one producer and two consumer warpgroups.
+pub const THREADS: u32 = 384;
+/// Rows of a V box: V tiles are copied in two halves of 64 keys, so the N-major descriptor
+/// of `O += P V` steps 8 KiB per 64-wide d block, as in the sm90 GEMM.
+const V_BOX_ROWS: u32 = 64;
+/// Bytes of one TMA box row: 64 16-bit elements, the 128-byte swizzle span.
+const BOX_ROW_BYTES: usize = 128;
+/// The mbarriers after the tiles: Q full, K full x 2, V full x 2, empty x 2.
+const BARRIERS: usize = 7;
+
+/// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn90::Smem<D>::BYTES`):
+/// the Q tile, two stages of a K and a V tile, the barriers, and 1 KiB of slack for the
+/// 1024-byte alignment the 128-byte swizzle needs.
+pub const fn shared_bytes(head_dim: usize) -> u64 {
+    let blocks = head_dim / 64;
+    let q = blocks * BLOCK_M * BOX_ROW_BYTES;
+    let kv = 2 * blocks * BLOCK_N * BOX_ROW_BYTES;
+    (q + 2 * kv + BARRIERS * 8 + 1024) as u64
+}
+
+/// The `cuda.attention.sm90` kernel.
+pub struct CudaAttentionSm90;
+
+/// Its registration.
+pub static ATTENTION_SM90: CudaAttentionSm90 = CudaAttentionSm90;
+crate::register!(ATTENTION_SM90);
+
+const META: KernelMeta = KernelMeta {
+    name: "cuda.attention.sm90",
+    op: OpKind::Attention,
+    backend: crate::BACKEND,
+    device: DeviceKind::Cuda,
+    version: 1,
+    deterministic: true,
+    batch_invariant: true,
+    dtypes: &[DType::F16, DType::BF16],
+    arch: ArchReq::Cuda {
+        min: Sm::new(9, 0),
+        max: Some(Sm::new(9, 0)),
+        arch_specific: true,
+    },
+    features: &[Feature::Wgmma, Feature::Tma],
+    // TMA: 16-byte aligned global addresses (row strides are multiples of 16 bytes).
+    align: 16,
+    priority: 11,
+    source: module_path!(),
+    summary: "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims \
+              64 and 128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+};
+
+/// The entry point for `dtype` and `head_dim`, if the source has one.
+pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
+    let d = match dtype {
+        DType::F16 => 0,
+        DType::BF16 => 1,
+        _ => return None,
+    };
+    let h = HEAD_DIMS.iter().position(|&x| x == head_dim)?;
+    Some(SOURCE.symbols[d * HEAD_DIMS.len() + h])
+}
+
+/// The launch shape of `p`: grid `(ceil(Sq / BLOCK_M), Hq, B)`, [`THREADS`] threads,
+/// [`shared_bytes`] of dynamic shared memory (the caller has checked the grid fits).
+pub fn dims(p: &AttentionProblem) -> Dims {
+    let clamp = |x: usize, max: usize| x.min(max) as u32;
+    Dims {
+        grid: (
+            clamp(p.seq_q.div_ceil(BLOCK_M), i32::MAX as usize),
+            clamp(p.heads_q, MAX_GRID_YZ),
+            clamp(p.batch, MAX_GRID_YZ),
+        ),
+        block: (THREADS, 1, 1),
+        shared_bytes: shared_bytes(p.head_dim) as u32,
+    }
+}
+
+/// One tensor as TMA sees it: `[B, S, H, D]` memory as dims `(D, H, S, B)` (innermost
+/// first), byte strides of dims 1 to 3, and the box `(64, 1, rows, 1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Operand {
+    dims: [u64; 4],
+    strides: [u64; 3],
+    box_dims: [u32; 4],
+}
+
+/// The operand of a `[batch, seq, heads, head_dim]` 16-bit tensor with boxes of `rows`
+/// positions. An empty dimension (`Skv = 0`: no block loads a key) is encoded with extent 1,
+/// as a tensor map needs; its strides stay the contiguous ones.
+fn operand(batch: usize, seq: usize, heads: usize, head_dim: usize, rows: u32) -> Operand {
+    let row = heads * head_dim * 2;
+    Operand {
+        dims: [head_dim, heads, seq, batch].map(|d| d.max(1) as u64),
+        strides: [head_dim * 2, row, seq.max(1) * row].map(|s| s as u64),
+        box_dims: [64, 1, rows, 1],
+    }
+}
+
+/// Q (boxes of 128 rows), K (boxes of 128 keys) and V (boxes of 64 keys).
+fn operands(p: &AttentionProblem) -> [Operand; 3] {
+    let kv = |rows| operand(p.batch, p.seq_kv, p.heads_kv, p.head_dim, rows);
+    [
+        operand(p.batch, p.seq_q, p.heads_q, p.head_dim, BLOCK_M as u32),
+        kv(BLOCK_N as u32),
+        kv(V_BOX_ROWS),
+    ]
+}
+
+/// Encodes a 4-D tiled tensor map with the 128-byte swizzle and zero fill out of bounds.
+fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUtensorMap, Error> {
+    let ty = match dtype {
+        DType::BF16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+    };
+    let element_strides = [1u32; 4];
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::uninit();
+    // SAFETY: every array has the rank's length (4 dims, 4 box extents and element strides,
+    // 3 strides); `ptr` is the tensor's device address, 16-byte aligned (the kernel declares
+    // `align: 16`); the call only writes `map`, which is used only if it succeeded.
+    let rc = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            ty,
+            4,
+            ptr as *mut c_void,
+            o.dims.as_ptr(),
+            o.strides.as_ptr(),
+            o.box_dims.as_ptr(),
+            element_strides.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    crate::error::drv("cuTensorMapEncodeTiled", rc.result())?;
+    // SAFETY: the call succeeded, so it initialized the map.
+    Ok(unsafe { map.assume_init() })
+}
+
+impl Kernel for CudaAttentionSm90 {
+    fn meta(&self) -> &KernelMeta {
+        &META
+    }
+
+    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
+        let Problem::Attention(p) = problem else {
+            return;
+        };
+        // Head dims, 2^30 positions, grid y and z: the same limits as cuda.attention.
+        check_shape(p, reasons);
+        // The need depends on the head dim alone (not the dtype, which the static check owns).
+        if HEAD_DIMS.contains(&p.head_dim) {
+            let need = shared_bytes(p.head_dim);
+            if need > caps.shared_mem_per_block_optin {
+                reasons.push(Reason::SharedMemory {
+                    need,
+                    have: caps.shared_mem_per_block_optin,
+                });
+            }
+        }
+    }
+
+    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
+        let (Args::Attention(a), Problem::Attention(p)) = (args, problem) else {
+            return Err(wrong_op(META.name, META.op, problem.op()));
+        };
+        let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
+            what: format!(
+                "{} launched for {} with head_dim {}",
+                META.name, p.dtype, p.head_dim
+            ),
+        })?;
+        let dims = dims(p);
+        if dims.grid.0 == 0 || dims.grid.1 == 0 || dims.grid.2 == 0 {
+            // No query row: nothing to write.
+            return Ok(());
+        }
+        let [oq, ok, ov] = operands(p);
+        let map_q = tensor_map(p.dtype, a.q.as_ptr(), oq)?;
+        // With no key (Skv = 0) the kernel loads nothing from k or v, whose (empty) views
+        // may have any address: their maps are encoded over q's, never read.
+        let (k_ptr, v_ptr) = if p.seq_kv == 0 {
+            (a.q.as_ptr(), a.q.as_ptr())
+        } else {
+            (a.k.as_ptr(), a.v.as_ptr())
+        };
+        let map_k = tensor_map(p.dtype, k_ptr, ok)?;
+        let map_v = tensor_map(p.dtype, v_ptr, ov)?;
+        let scale = a.effective_scale();
+        let out = a.out.as_mut_ptr();
+        let lse: *mut c_void = match a.lse.as_mut() {
+            Some(l) => l.as_mut_ptr(),
+            None => std::ptr::null_mut(),
+        };
+        let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
+        let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+        let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+        // SAFETY: the parameters match `attention_sm90_<dtype>_d<D>(KyTensorMap x3, void*
+        // out, void* lse, long long seq_q, long long seq_kv, long long heads_q, long long
+        // heads_kv, float scale, int flags)`: the maps are 128-byte values copied into the
+        // parameter space, describing q, k and v exactly as core validated them (`[B, S, H, D]`,
+        // contiguous, one dtype and device, 16-byte aligned); the kernel reads k and v only
+        // inside the maps' bounds, writes out only for rows below Sq and lse only when flag bit
+        // 1 is set (the pointer is not null); `check_problem` checked the grid fits and the
+        // device's opt-in shared memory holds `shared_bytes` (`launch` raises the limit).
+        unsafe {
+            launch(
+                stream,
+                &SOURCE,
+                symbol,
+                dims,
+                &mut crate::params![
+                    map_q, map_k, map_v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+                ],
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelyard_core::{Arch, DeviceId, Version};
+
+    fn problem(
+        batch: usize,
+        seq_q: usize,
+        seq_kv: usize,
+        heads: (usize, usize),
+        head_dim: usize,
+        dtype: DType,
+    ) -> AttentionProblem {
+        AttentionProblem {
+            batch,
+            seq_q,
+            seq_kv,
+            heads_q: heads.0,
+            heads_kv: heads.1,
+            head_dim,
+            dtype,
+            causal: true,
+            lse: true,
+            align: 16,
+        }
+    }
+
+    fn caps(sm: Sm, optin: u64) -> Capabilities {
+        Capabilities {
+            device: DeviceId::cuda(0),
+            name: format!("simulated {sm}"),
+            arch: Arch::Cuda { sm },
+            multiprocessors: 132,
+            shared_mem_per_block: 48 << 10,
+            shared_mem_per_block_optin: optin,
+            memory_bytes: 80 << 30,
+            driver_version: Some(Version::new(13, 0, 0)),
+            compiler_version: Some(Version::new(13, 0, 0)),
+            features: crate::device::features_of(sm),
+        }
+    }
+
+    fn h100() -> Capabilities {
+        caps(Sm::new(9, 0), 227 << 10)
+    }
+
+    fn reasons(caps: &Capabilities, p: AttentionProblem) -> Vec<Reason> {
+        let mut r = Vec::new();
+        ATTENTION_SM90.check_problem(caps, &Problem::Attention(p), &mut r);
+        r
+    }
+
+    #[test]
+    fn the_entry_point_follows_dtype_and_head_dim() {
+        for dtype in [DType::F16, DType::BF16] {
+            for d in HEAD_DIMS {
+                let s = symbol(dtype, d).unwrap();
+                assert_eq!(s, format!("attention_sm90_{}_d{d}", dtype.name()));
+                assert!(SOURCE.lists(s));
+                let variant = format!("ATTN90_ENTRY(attention_sm90_##D##_d{d}, T, {d})");
+                assert!(SOURCE.code.contains(&variant), "{variant}");
+            }
+            for d in [1, 16, 32, 80, 96, 256] {
+                assert_eq!(symbol(dtype, d), None, "{d}");
+            }
+        }
+        assert_eq!(symbol(DType::F32, 64), None);
+        assert!(SOURCE.code.contains("ATTN90_DTYPE(bf16, ky_bf16)"));
+        assert!(SOURCE.code.contains("ATTN90_DTYPE(f16, ky_f16)"));
+    }
+
+    #[test]
+    fn shared_memory_and_constants_are_the_kernels() {
+        // Q 32 KiB + 2 x (K 32 KiB + V 32 KiB) + barriers + alignment slack; half at D = 64.
+        assert_eq!(shared_bytes(128), 164_920);
+        assert_eq!(shared_bytes(64), 83_000);
+        for d in HEAD_DIMS {
+            let line = format!("static_assert(Smem<{d}>::BYTES == {},", shared_bytes(d));
+            assert!(
+                SOURCE.code.contains(&line),
+                "`{line}` not in attention_sm90.cu"
+            );
+        }
+        for (name, value) in [
+            ("BM", BLOCK_M),
+            ("BN", BLOCK_N),
+            ("THREADS", THREADS as usize),
+        ] {
+            let line = format!("constexpr int {name} = {value};");
+            assert!(
+                SOURCE.code.contains(&line),
+                "`{line}` not in attention_sm90.cu"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tiling_depends_on_the_head_dim_alone() {
+        let d = dims(&problem(4, 4096, 4096, (32, 32), 128, DType::BF16));
+        assert_eq!(
+            d,
+            Dims {
+                grid: (32, 32, 4),
+                block: (384, 1, 1),
+                shared_bytes: 164_920,
+            }
+        );
+        for hd in HEAD_DIMS {
+            let want = dims(&problem(1, 1, 1, (1, 1), hd, DType::F16));
+            for (b, sq, skv, h) in [
+                (7, 1000, 3, (8, 8)),
+                (1, 3, 1000, (32, 4)),
+                (9, 129, 1, (2, 1)),
+            ] {
+                for dtype in [DType::F16, DType::BF16] {
+                    let got = dims(&problem(b, sq, skv, h, hd, dtype));
+                    assert_eq!(
+                        (got.block, got.shared_bytes),
+                        (want.block, want.shared_bytes)
+                    );
+                    assert_eq!(got.grid, (sq.div_ceil(128) as u32, h.0 as u32, b as u32));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tensor_maps_are_four_dimensional_per_batch_entry() {
+        let p = problem(3, 200, 77, (8, 2), 128, DType::BF16);
+        let [q, k, v] = operands(&p);
+        assert_eq!(
+            q,
+            Operand {
+                dims: [128, 8, 200, 3],
+                strides: [256, 8 * 256, 200 * 8 * 256],
+                box_dims: [64, 1, 128, 1],
+            }
+        );
+        assert_eq!(k.dims, [128, 2, 77, 3]);
+        assert_eq!(k.strides, [256, 512, 77 * 512]);
+        assert_eq!(k.box_dims, [64, 1, 128, 1]);
+        assert_eq!(v.box_dims, [64, 1, 64, 1]);
+        // Every stride is a multiple of 16 bytes (TMA), and every box 128 bytes wide (the
+        // 128-byte swizzle span).
+        for o in [q, k, v] {
+            assert!(o.strides.iter().all(|s| s % 16 == 0), "{o:?}");
+            assert_eq!(o.box_dims[0] as usize * 2, BOX_ROW_BYTES);
+        }
+        // No key at all: extents of 1 (nothing is loaded), valid strides.
+        let e = operands(&problem(2, 5, 0, (4, 4), 64, DType::F16))[1];
+        assert_eq!(e.dims, [64, 4, 1, 2]);
+        assert_eq!(e.strides, [128, 512, 512]);
+    }
+
+    #[test]
+    fn an_h100_runs_it_and_the_limits_are_reasons() {
+        let h100 = h100();
+        for d in HEAD_DIMS {
+            assert_eq!(
+                reasons(&h100, problem(2, 300, 500, (8, 2), d, DType::BF16)),
+                vec![]
+            );
+        }
+        for d in [32, 80, 256] {
+            let r = reasons(&h100, problem(1, 16, 16, (2, 2), d, DType::BF16));
+            assert!(
+                matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim")),
+                "{d}: {r:?}"
+            );
+        }
+        let r = reasons(&h100, problem(65536, 1, 1, (1, 1), 64, DType::F16));
+        assert!(matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("batch")));
+        // 99 KiB per block: D = 64 (81 KiB) fits, D = 128 (161 KiB) does not.
+        let small = caps(Sm::new(9, 0), 99 << 10);
+        assert_eq!(
+            reasons(&small, problem(1, 64, 64, (1, 1), 64, DType::F16)),
+            vec![]
+        );
+        assert_eq!(
+            reasons(&small, problem(1, 64, 64, (1, 1), 128, DType::F16)),
+            vec![Reason::SharedMemory {
+                need: 164_920,
+                have: 99 << 10
+            }]
+        );
+    }
+
+    #[test]
+    fn dtypes_and_archs_without_an_entry_point_are_static_reasons() {
+        // f32: the static check's reason; check_problem neither panics nor adds one.
+        let p = problem(1, 16, 16, (2, 2), 64, DType::F32);
+        assert_eq!(reasons(&h100(), p.clone()), vec![]);
+        let all = ATTENTION_SM90
+            .check(&h100(), &Problem::Attention(p))
+            .unwrap_err();
+        assert!(
+            matches!(&all[..], [Reason::DtypeUnsupported { .. }]),
+            "{all:?}"
+        );
+        // Only sm_90 (sm_90a instructions): an A100 and a Blackwell are refused.
+        let p = problem(1, 16, 16, (2, 2), 128, DType::BF16);
+        for sm in [Sm::new(8, 0), Sm::new(10, 0), Sm::new(12, 0)] {
+            assert!(
+                ATTENTION_SM90
+                    .check(&caps(sm, 227 << 10), &Problem::Attention(p.clone()))
+                    .is_err(),
+                "{sm}"
+            );
+        }
+        assert_eq!(
+            ATTENTION_SM90.check(&h100(), &Problem::Attention(p)),
+            Ok(())
+        );
+    }
+}

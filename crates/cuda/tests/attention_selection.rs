@@ -1,0 +1,138 @@
+//! Selection between the two CUDA attention kernels on simulated devices (no GPU needed):
+//! `cuda.attention.sm90` (TMA + wgmma, priority 11) wherever it can run, since it measured
+//! faster on the H100 (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other
+//! sm_80+ devices, and typed reasons where neither runs.
+
+use kernelyard_core::{
+    Arch, Capabilities, DType, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime,
+    SelectError, Sm, Verdict, Version,
+};
+
+/// The reasons `kernel` was rejected for, from a `KernelRejected` error.
+fn rejection(err: SelectError, kernel: &str) -> Vec<Reason> {
+    let SelectError::KernelRejected { name, report } = err else {
+        panic!("expected {kernel} to be rejected, got {err}");
+    };
+    assert_eq!(name, kernel);
+    let candidate = report.candidates.iter().find(|c| c.kernel == kernel);
+    match candidate.map(|c| &c.verdict) {
+        Some(Verdict::Rejected { reasons }) => reasons.clone(),
+        other => panic!("{kernel}: expected a rejection, got {other:?}:\n{report}"),
+    }
+}
+
+const MMA: &str = "cuda.attention";
+const SM90: &str = "cuda.attention.sm90";
+
+fn runtime(sm: Sm, optin: u64) -> Runtime {
+    kernelyard_cuda::link();
+    Runtime::builder()
+        .no_probe()
+        .pins("")
+        .simulated_device(Capabilities {
+            device: DeviceId::cuda(0),
+            name: format!("simulated {sm}"),
+            arch: Arch::Cuda { sm },
+            multiprocessors: 132,
+            shared_mem_per_block: 48 << 10,
+            shared_mem_per_block_optin: optin,
+            memory_bytes: 80 << 30,
+            driver_version: Some(Version::new(13, 0, 0)),
+            compiler_version: Some(Version::new(13, 0, 0)),
+            features: kernelyard_cuda::device::features_of(sm),
+        })
+        .build()
+        .expect("runtime")
+}
+
+fn attention(params: &str, dtype: DType) -> Problem {
+    let params = Params::parse(OpKind::Attention, params).expect("params");
+    Problem::from_params(OpKind::Attention, &params, dtype).expect("problem")
+}
+
+const SHAPES: &[&str] = &[
+    "batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0",
+    "batch=1,seq_q=16384,heads_q=32,heads_kv=8,head_dim=128,causal=1",
+    "batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1,lse=1",
+    "batch=2,seq_q=1,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
+];
+
+#[test]
+fn the_hopper_kernel_is_preferred_where_it_runs() {
+    let rt = runtime(Sm::new(9, 0), 227 << 10);
+    for s in SHAPES {
+        for dtype in [DType::BF16, DType::F16] {
+            let p = attention(s, dtype);
+            for policy in [Policy::auto(), Policy::auto().batch_invariant()] {
+                let plan = rt
+                    .select(DeviceId::cuda(0), &p, &policy)
+                    .unwrap_or_else(|e| panic!("{s} {dtype}: {e}"));
+                assert_eq!(plan.kernel_name(), SM90, "{s} {dtype}:\n{}", plan.report());
+            }
+        }
+    }
+}
+
+#[test]
+fn other_devices_get_the_mma_kernel() {
+    // sm_80 (A100: 163 KiB), sm_89 and sm_120 (99 KiB): the mma.sync kernel fits all of them.
+    for (sm, optin) in [
+        (Sm::new(8, 0), 163 << 10),
+        (Sm::new(8, 9), 99 << 10),
+        (Sm::new(12, 0), 99 << 10),
+    ] {
+        let rt = runtime(sm, optin);
+        for s in SHAPES {
+            let p = attention(s, DType::BF16);
+            let plan = rt
+                .select(DeviceId::cuda(0), &p, &Policy::auto())
+                .unwrap_or_else(|e| panic!("{sm} {s}: {e}"));
+            assert_eq!(plan.kernel_name(), MMA, "{sm} {s}:\n{}", plan.report());
+        }
+    }
+}
+
+#[test]
+fn a_small_shared_memory_limit_is_a_typed_reason_not_a_launch() {
+    // An sm_90 part with only 99 KiB per block: the Hopper kernel (161 KiB at head dim 128)
+    // is rejected with SharedMemory, the mma.sync kernel (98 KiB) runs.
+    let rt = runtime(Sm::new(9, 0), 99 << 10);
+    let p = attention(SHAPES[0], DType::BF16);
+    let plan = rt.select(DeviceId::cuda(0), &p, &Policy::auto()).unwrap();
+    assert_eq!(plan.kernel_name(), MMA, "{}", plan.report());
+    let err = rt
+        .select(DeviceId::cuda(0), &p, &Policy::kernel(SM90))
+        .unwrap_err();
+    let reasons = rejection(err, SM90);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, Reason::SharedMemory { have, .. } if *have == 99 << 10)),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn unsupported_head_dims_and_dtypes_are_typed_reasons() {
+    let rt = runtime(Sm::new(9, 0), 227 << 10);
+    for (s, dtype) in [
+        ("seq_q=64,heads_q=2,head_dim=80", DType::BF16),
+        ("seq_q=64,heads_q=2,head_dim=128", DType::F32),
+    ] {
+        let p = attention(s, dtype);
+        for name in [MMA, SM90] {
+            let err = rt
+                .select(DeviceId::cuda(0), &p, &Policy::kernel(name))
+                .err()
+                .unwrap_or_else(|| panic!("{name} {s} {dtype}: selected"));
+            let reasons = rejection(err, name);
+            assert!(
+                reasons.iter().any(|r| matches!(
+                    r,
+                    Reason::ShapeUnsupported { .. } | Reason::DtypeUnsupported { .. }
+                )),
+                "{name} {s} {dtype}: {reasons:?}"
+            );
+        }
+    }
+}

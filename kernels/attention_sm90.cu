@@ -1,0 +1,509 @@
+// kernels/attention_sm90.cu: fused attention forward for Hopper (sm_90a), FlashAttention-3
+// style but simple: TMA loads, wgmma on tensor cores, mbarrier handshakes between one producer
+// warpgroup and two consumer warpgroups. `cuda.attention.sm90`
+// (crates/cuda/src/ops/attention_sm90.rs) launches it; `cuda.attention` (attention.cu, mma.sync)
+// defines the contract, which this kernel keeps:
+//
+//   out[b, i, h, :] = sum_j softmax_j(scale * q[b, i, h, :] . k[b, j, hk, :] + mask) v[b, j, hk, :]
+//   lse[b, h, i]    = ln sum_j exp(scale * q . k_j + mask)               (natural log, f32)
+//
+// q [B, Sq, Hq, D], k and v [B, Skv, Hkv, D], out [B, Sq, Hq, D], contiguous, f16 or bf16;
+// hk = h / (Hq / Hkv); D = 64 or 128. Causal masking is bottom-right aligned: query i sees keys
+// j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
+//
+// One configuration per head dim (never per Sq, Skv, B or H):
+// - one block of THREADS = 384 (3 warpgroups) per (query block of BM = 128 rows, q head,
+//   batch entry). Warpgroup 0 is the producer (one thread issues every TMA copy; the group
+//   gives registers back with setmaxnreg), warpgroups 1 and 2 consume: consumer c owns query
+//   rows 64 c .. 64 c + 63 of the block, whole rows, so a row's softmax stays in one warp
+//   (warp w of the warpgroup: rows 16 w + lane / 4 and + 8; each row in one quad of lanes).
+// - TMA tensor maps are 4-D over the [B, S, H, D] memory: dims (D, H, S, B), so a box is
+//   (64 d, 1 head, rows, 1 batch entry) and rows past S are zero-filled per batch entry (never
+//   the next entry's data). Every box is 128 bytes wide (64 elements) with the 128-byte swizzle
+//   (buffers 1024-byte aligned), exactly as in gemm_bi_sm90.cu.
+// - Q: D / 64 boxes of 64 d x 128 rows (16 KiB each), loaded once. K: per stage D / 64 boxes of
+//   64 d x 128 keys. V: per stage 2 x D / 64 boxes of 64 d x 64 keys (8 KiB each; layout
+//   [key half][d block][64 keys][64 d]) so the N-major V descriptor is exactly the GEMM's
+//   (LBO 8192 = next 64-wide d block, SBO 1024 = next 8 keys, k16 step +2048 bytes).
+// - key tiles of BN = 128 keys in increasing order, in a 2-stage ring (full barriers for K
+//   and for V with expected transaction bytes; an empty barrier of 256 consumer arrivals).
+// - S = Q K^T: 64 x 128 per consumer, wgmma m64n128k16, A = Q (K-major over d, descriptor
+//   SBO 1024, k16 step +32 bytes inside a 128-byte row, the next 64 d in the next box), B = K
+//   tile (K-major over d, likewise). Then, in the accumulator registers: scale * log2(e), mask
+//   (-inf) per element by key position (causal and the key tail past Skv), online softmax in
+//   base 2 with a guarded max (a row that has seen no key uses 0, so exp2(-inf - 0) = 0, never
+//   (-inf) - (-inf); alpha = 1 exactly when the max did not move: a tile a row sees nothing of
+//   leaves it exactly unchanged), P rounded to the dtype in registers.
+// - O += P V: wgmma m64nDk16 with A = P from registers and B = V from shared memory (N-major:
+//   transpose flag 1), 8 k16 steps per tile.
+// - out = O / l (stores predicated on Sq), lse = m ln 2 + ln l.
+//
+// Every output element (and lse value) is computed by one thread (with its quad for the row
+// max and the final row sum, in a fixed xor-butterfly order) in an order fixed by (Sq, Skv, D)
+// and the row's position: key tiles from 0 in increasing order, fixed wgmma k16 order, fixed
+// trees. No split over keys, no atomics, no choice of configuration by size: deterministic
+// and batch-invariant.
+#include "common.cuh"
+#include "hopper.cuh"
+
+namespace attn90 {
+
+constexpr int BM = 128;       // query rows per block (two consumer warpgroups of 64)
+constexpr int BN = 128;       // keys per tile
+constexpr int THREADS = 384;  // warpgroup 0 produces, 1 and 2 consume
+constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 KiB)
+constexpr int VBOX = 64 * 128;     // one V box of 64 keys x 64 elements (8 KiB)
+
+// Dynamic shared memory (after aligning the base to 1024 bytes): Q, then 2 stages of
+// (K tile, V tile), then the barriers.
+template <int D>
+struct Smem {
+    static constexpr int Q_BYTES = (D / 64) * BOX;
+    static constexpr int K_BYTES = (D / 64) * BOX;
+    static constexpr int V_BYTES = 2 * (D / 64) * VBOX;
+    static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
+    static constexpr int BAR_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
+    static constexpr int BARS = 7;  // q_full, k_full[2], v_full[2], empty[2]
+    // With 1 KiB of slack for the alignment.
+    static constexpr int BYTES = BAR_OFFSET + BARS * 8 + 1024;
+};
+// The Rust side (`shared_bytes` in attention_sm90.rs) launches with these.
+static_assert(Smem<64>::BYTES == 83000, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+static_assert(Smem<128>::BYTES == 164920, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+
+// ---- PTX -----------------------------------------------------------------------------------
+
+using namespace ky_hopper;
+
+// One 4-D TMA box (d, head, position, batch coordinates) into shared memory, completing on
+// `bar`.
+__device__ __forceinline__ void tma_load4(void* dst, const KyTensorMap* map, int c0, int c1,
+                                          int c2, int c3, ky_u64* bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4, %5}], [%6];" ::"r"(smem_addr(dst)),
+        "l"((ky_u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_addr(bar))
+        : "memory");
+}
+
+// S += Q K^T for one k16 step: m64n128k16, A and B from shared memory, both K-major
+// (transpose flags 0, 0).
+template <typename T> struct WgQK;
+template <> struct WgQK<ky_bf16> {
+  static __device__ __forceinline__ void run(float (&d)[64], ky_u64 da, ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db));
+  }
+};
+template <> struct WgQK<ky_f16> {
+  static __device__ __forceinline__ void run(float (&d)[64], ky_u64 da, ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db));
+  }
+};
+
+// O += P V for one k16 step: m64nDk16, A = P from registers, B = V from shared memory,
+// N-major (imm-trans-b = 1; the register-A form takes no imm-trans-a).
+template <typename T, int N> struct WgPV;
+template <> struct WgPV<ky_bf16, 64> {
+  static __device__ __forceinline__ void run(float (&d)[32], const ky_u32 (&a)[4], ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+  }
+};
+template <> struct WgPV<ky_f16, 64> {
+  static __device__ __forceinline__ void run(float (&d)[32], const ky_u32 (&a)[4], ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+  }
+};
+template <> struct WgPV<ky_bf16, 128> {
+  static __device__ __forceinline__ void run(float (&d)[64], const ky_u32 (&a)[4], ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+  }
+};
+template <> struct WgPV<ky_f16, 128> {
+  static __device__ __forceinline__ void run(float (&d)[64], const ky_u32 (&a)[4], ky_u64 db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+  }
+};
+
+// The P fragments likewise: they are wgmma's inputs until the wait.
+__device__ __forceinline__ void keep_u(ky_u32 (&a)[8][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(a[i][j])::"memory");
+}
+
+// 2^x (MUFU.EX2): exp2(-inf) = +0, exp2(0) = 1.
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two f32 rounded to the dtype (nearest even) in one register, `lo` in the low half.
+template <typename T> struct Pack;
+template <> struct Pack<ky_bf16> {
+    static __device__ __forceinline__ ky_u32 run(float lo, float hi) {
+        ky_u32 r;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
+};
+template <> struct Pack<ky_f16> {
+    static __device__ __forceinline__ ky_u32 run(float lo, float hi) {
+        ky_u32 r;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+        return r;
+    }
+};
+
+// ---- end of PTX ----------------------------------------------------------------------
+
+#define ATTN90_NEG_INF (-__int_as_float(0x7f800000))
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float LN2 = 0.6931471805599453f;
+
+template <typename T, int D>
+__device__ __forceinline__ void attention(const KyTensorMap* map_q,
+                                          const KyTensorMap* map_k,
+                                          const KyTensorMap* map_v, ky_u16* __restrict__ out,
+                                          float* __restrict__ lse, ky_i64 seq_q, ky_i64 seq_kv,
+                                          ky_i64 heads_q, ky_i64 heads_kv, float scale,
+                                          int flags) {
+    typedef Smem<D> S;
+    constexpr int DB = D / 64;   // 64-wide d blocks (boxes)
+    constexpr int NB = BN / 8;   // n8 blocks of the S accumulator (16)
+    constexpr int OR = D / 2;    // O accumulator registers per thread (D / 8 blocks x 4)
+
+    extern __shared__ unsigned char ky_attn90_smem_raw[];
+    // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
+    unsigned char* smem =
+        (unsigned char*)(((ky_u64)ky_attn90_smem_raw + 1023) & ~(ky_u64)1023);
+    unsigned char* s_q = smem;
+    ky_u64* q_full = (ky_u64*)(smem + S::BAR_OFFSET);
+    ky_u64* k_full = q_full + 1;
+    ky_u64* v_full = q_full + 3;
+    ky_u64* empty = q_full + 5;
+
+    const bool causal = (flags & 1) != 0;
+    const bool want_lse = (flags & 2) != 0;
+    const int Sq = (int)seq_q, Skv = (int)seq_kv;
+
+    const int nqb = (Sq + BM - 1) / BM;
+    // Causal: the heaviest query blocks first (scheduling only; no effect on any bits).
+    const int qb = causal ? nqb - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int q0 = qb * BM;
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int hk = (int)(h / (heads_q / heads_kv));  // the key/value head (GQA)
+
+    // Keys seen by query row `row` (bottom-right causal): min(Skv, max(0, row + Skv - Sq + 1)).
+    // The Rust side keeps Sq and Skv below 2^30, so these sums fit an int.
+    const int shift = Skv - Sq + 1;
+    auto seen = [&](int row) -> int { return causal ? min(max(row + shift, 0), Skv) : Skv; };
+    const int seen_lo = seen(q0);                      // the block's first row: the fewest
+    const int seen_hi = seen(min(q0 + BM, Sq) - 1);    // its last real row: the most
+    // Key tiles past seen_hi are masked for every row of the block: not visited.
+    const int ntiles = (seen_hi + BN - 1) / BN;
+
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        mbar_init(q_full, 1);
+        for (int s = 0; s < 2; ++s) {
+            mbar_init(&k_full[s], 1);
+            mbar_init(&v_full[s], 1);
+            mbar_init(&empty[s], 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        // Producer: one thread issues every copy; its warpgroup gives registers back.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (threadIdx.x == 0 && ntiles > 0) {
+            mbar_expect_tx(q_full, S::Q_BYTES);
+#pragma unroll
+            for (int j = 0; j < DB; ++j) tma_load4(s_q + j * BOX, map_q, j * 64, h, q0, b, q_full);
+            for (int t = 0; t < ntiles; ++t) {
+                const int s = t & 1;
+                if (t >= 2) mbar_wait(&empty[s], ((t >> 1) - 1) & 1);
+                unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
+                unsigned char* sv = sk + S::K_BYTES;
+                const int kv0 = t * BN;
+                mbar_expect_tx(&k_full[s], S::K_BYTES);
+#pragma unroll
+                for (int j = 0; j < DB; ++j)
+                    tma_load4(sk + j * BOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
+                mbar_expect_tx(&v_full[s], S::V_BYTES);
+#pragma unroll
+                for (int half = 0; half < 2; ++half)
+#pragma unroll
+                    for (int j = 0; j < DB; ++j)
+                        tma_load4(sv + (half * DB + j) * VBOX, map_v, j * 64, hk,
+                                  kv0 + half * 64, b, &v_full[s]);
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+        const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the block
+        const int lane = threadIdx.x & 31;
+        const int warp = (threadIdx.x >> 5) & 3;
+        const int t4 = lane & 3;
+        // This thread's rows: row0 and row0 + 8.
+        const int row0 = q0 + cw * 64 + warp * 16 + (lane >> 2);
+        const int seen_row[2] = {seen(row0), seen(row0 + 8)};
+
+        float o[OR];
+#pragma unroll
+        for (int i = 0; i < OR; ++i) o[i] = 0.0f;
+        // Running max of row row0 + 8 hh (base-2 units of scaled scores) and this thread's
+        // part of its sum.
+        float m[2] = {ATTN90_NEG_INF, ATTN90_NEG_INF};
+        float l[2] = {0.0f, 0.0f};
+        const float scale_log2 = scale * LOG2E;
+
+        if (ntiles > 0) mbar_wait(q_full, 0);
+        for (int t = 0; t < ntiles; ++t) {
+            const int s = t & 1;
+            const ky_u32 ph = (t >> 1) & 1;
+            const int kv0 = t * BN;
+            const unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
+            const unsigned char* sv = sk + S::K_BYTES;
+
+            // S = Q K^T. k16 step kk reads d 16 kk .. + 15: box kk / 4, +32 bytes per step
+            // inside its 128-byte swizzled rows; this warpgroup's Q rows start 64 rows (8 KiB)
+            // into each Q box.
+            float sc[NB * 4];
+#pragma unroll
+            for (int i = 0; i < NB * 4; ++i) sc[i] = 0.0f;
+            mbar_wait(&k_full[s], ph);
+            // Pin the register writes before the fence (wgmma reads its registers only after
+            // wgmma.fence orders them).
+            keep(sc);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                WgQK<T>::run(sc, desc(s_q + (kk >> 2) * BOX + cw * 8192 + (kk & 3) * 32, 16, 1024),
+                             desc(sk + (kk >> 2) * BOX + (kk & 3) * 32, 16, 1024));
+            }
+            wgmma_commit();
+            wgmma_wait0();
+            keep(sc);
+
+            // Scale to base 2, mask, and each row's max over this thread's elements (a fixed
+            // tree), then over the quad. Element sc[4 i + 2 hh + e] is row row0 + 8 hh, key
+            // kv0 + 8 i + 2 t4 + e (wgmma's f32 accumulator layout). Only tiles past the
+            // block's first row's last key need the mask.
+            const bool mask = kv0 + BN > seen_lo;
+            float mx[2];
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                const int rel = seen_row[hh] - kv0 - 2 * t4;
+                float v[2 * NB];
+#pragma unroll
+                for (int i = 0; i < NB; ++i) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        float x = sc[4 * i + 2 * hh + e] * scale_log2;
+                        if (mask && 8 * i + e >= rel) x = ATTN90_NEG_INF;
+                        sc[4 * i + 2 * hh + e] = x;
+                        v[2 * i + e] = x;
+                    }
+                }
+#pragma unroll
+                for (int w = 1; w < 2 * NB; w *= 2)
+#pragma unroll
+                    for (int i = 0; i + w < 2 * NB; i += 2 * w) v[i] = fmaxf(v[i], v[i + w]);
+                mx[hh] = v[0];
+            }
+            float alpha[2], m_use[2];
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                float x = mx[hh];
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+                const float m_old = m[hh];
+                const float m_new = fmaxf(m_old, x);
+                // Guarded max: a row that has seen no key yet uses 0, so exp2(-inf - 0) = 0.
+                m_use[hh] = m_new == ATTN90_NEG_INF ? 0.0f : m_new;
+                const float a = ex2(m_old - m_use[hh]);
+                // Exactly 1 when the max did not move (a fully masked tile changes nothing).
+                alpha[hh] = m_old == m_new ? 1.0f : a;
+                m[hh] = m_new;
+            }
+            // Rescale O only when some row's max moved (multiplying by 1 changes no bit).
+            if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+                for (int i = 0; i < OR; ++i) o[i] *= alpha[(i >> 1) & 1];
+            }
+            // P = exp2(x - m), this thread's row sums (a fixed pairwise tree), P in the dtype.
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                float part[NB];
+#pragma unroll
+                for (int i = 0; i < NB; ++i) {
+                    const float p0 = ex2(sc[4 * i + 2 * hh] - m_use[hh]);
+                    const float p1 = ex2(sc[4 * i + 2 * hh + 1] - m_use[hh]);
+                    sc[4 * i + 2 * hh] = p0;
+                    sc[4 * i + 2 * hh + 1] = p1;
+                    part[i] = p0 + p1;
+                }
+#pragma unroll
+                for (int w = 1; w < NB; w *= 2)
+#pragma unroll
+                    for (int i = 0; i + w < NB; i += 2 * w) part[i] += part[i + w];
+                l[hh] = l[hh] * alpha[hh] + part[0];
+            }
+            // The A fragment of k16 step j (keys 16 j .. 16 j + 15 of the tile), PTX ISA
+            // "Register Fragments: matrix A" of wgmma .m64nNk16 with 16-bit A (the same as
+            // mma.sync m16n8k16's A): a[0] = (row r, k 2 t4, +1), a[1] = (row r + 8, same k),
+            // a[2] = (row r, k 8 + 2 t4, +1), a[3] = (row r + 8, same k), r = 16 warp + lane / 4.
+            // The accumulator's n8 block i holds (row r, cols 8 i + 2 t4, +1) in sc[4 i + 0, 1]
+            // and (row r + 8, same cols) in sc[4 i + 2, 3]: so a[0], a[1] come from block 2 j
+            // and a[2], a[3] from block 2 j + 1.
+            ky_u32 pf[8][4];
+#pragma unroll
+            for (int j = 0; j < BN / 16; ++j) {
+                pf[j][0] = Pack<T>::run(sc[8 * j + 0], sc[8 * j + 1]);
+                pf[j][1] = Pack<T>::run(sc[8 * j + 2], sc[8 * j + 3]);
+                pf[j][2] = Pack<T>::run(sc[8 * j + 4], sc[8 * j + 5]);
+                pf[j][3] = Pack<T>::run(sc[8 * j + 6], sc[8 * j + 7]);
+            }
+
+            // O += P V. V's k16 step j: keys 16 j .. + 15 = key half j / 4, +2048 bytes (16
+            // rows of 128 bytes) per step; N-major descriptor: LBO 8192 (the next 64-wide d
+            // block), SBO 1024 (the next 8 keys).
+            mbar_wait(&v_full[s], ph);
+            keep(o);
+            keep_u(pf);
+            wgmma_fence();
+#pragma unroll
+            for (int j = 0; j < BN / 16; ++j) {
+                WgPV<T, D>::run(o, pf[j],
+                                desc(sv + (j >> 2) * DB * VBOX + (j & 3) * 2048, VBOX, 1024));
+            }
+            wgmma_commit();
+            wgmma_wait0();
+            keep(o);
+            keep_u(pf);
+            // This warpgroup is done with the stage.
+            mbar_arrive(&empty[s]);
+        }
+
+        // Epilogue: the row sum over the quad (xor butterfly: the four lanes get the same
+        // bits), O / l in the dtype (o[4 i + 2 hh + e] is row row0 + 8 hh, column
+        // 8 i + 2 t4 + e), lse = ln(2^m l) = m ln 2 + ln l.
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+            float sum = l[hh];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const int row = row0 + 8 * hh;
+            if (row >= Sq) continue;
+            // A row that saw no key: sum = 0, O = 0, out = 0.
+            const float inv = sum > 0.0f ? __frcp_rn(sum) : 0.0f;
+            ky_u16* o_row = out + (((ky_i64)b * seq_q + row) * heads_q + h) * D + 2 * t4;
+#pragma unroll
+            for (int i = 0; i < D / 8; ++i) {
+                *(ky_u32*)(o_row + 8 * i) =
+                    Pack<T>::run(o[4 * i + 2 * hh] * inv, o[4 * i + 2 * hh + 1] * inv);
+            }
+            if (want_lse && t4 == 0) {
+                lse[((ky_i64)b * heads_q + h) * seq_q + row] =
+                    sum > 0.0f ? m[hh] * LN2 + logf(sum) : ATTN90_NEG_INF;
+            }
+        }
+    }
+}
+
+}  // namespace attn90
+
+// Entry points: attention_sm90_<dtype>_d<head dim>. flags: bit 0 causal, bit 1 write lse.
+// Grid (ceil(Sq / 128), Hq, B), 384 threads, attn90::Smem<D>::BYTES of dynamic shared memory.
+#define ATTN90_ENTRY(NAME, T, D)                                                               \
+    extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1)                            \
+        NAME(const __grid_constant__ KyTensorMap map_q,                                    \
+             const __grid_constant__ KyTensorMap map_k,                                    \
+             const __grid_constant__ KyTensorMap map_v, void* out, void* lse,              \
+             long long seq_q, long long seq_kv, long long heads_q, long long heads_kv,         \
+             float scale, int flags) {                                                         \
+        attn90::attention<T, D>(&map_q, &map_k, &map_v, (ky_u16*)out, (float*)lse, seq_q,      \
+                                seq_kv, heads_q, heads_kv, scale, flags);                      \
+    }
+
+#define ATTN90_DTYPE(D, T)                                \
+    ATTN90_ENTRY(attention_sm90_##D##_d64, T, 64)         \
+    ATTN90_ENTRY(attention_sm90_##D##_d128, T, 128)
+
+ATTN90_DTYPE(bf16, ky_bf16)
+ATTN90_DTYPE(f16, ky_f16)
