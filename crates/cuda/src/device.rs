@@ -225,6 +225,26 @@ fn probe_device(ordinal: c_int, driver: Version, nvrtc: Version) -> Result<Devic
     })
 }
 
+/// The capabilities of an H100-like device of compute capability `sm` with
+/// `shared_mem_per_block_optin` bytes of opt-in shared memory per block, for
+/// [`RuntimeBuilder::simulated_device`](kernelyard_core::RuntimeBuilder::simulated_device):
+/// selection against a device this machine does not have (132 SMs, 80 GiB, CUDA 13.0; the
+/// features follow `sm`).
+pub fn simulated_caps(sm: Sm, shared_mem_per_block_optin: u64) -> Capabilities {
+    Capabilities {
+        device: DeviceId::cuda(0),
+        name: format!("simulated {sm}"),
+        arch: Arch::Cuda { sm },
+        multiprocessors: 132,
+        shared_mem_per_block: 48 << 10,
+        shared_mem_per_block_optin,
+        memory_bytes: 80 << 30,
+        driver_version: Some(Version::new(13, 0, 0)),
+        compiler_version: Some(Version::new(13, 0, 0)),
+        features: features_of(sm),
+    }
+}
+
 /// The optional features a compute capability has.
 pub fn features_of(sm: Sm) -> BTreeSet<Feature> {
     let mut f = BTreeSet::new();

@@ -4,8 +4,7 @@
 //! sm_80+ devices, and typed reasons where neither runs.
 
 use kernelyard_core::{
-    Arch, Capabilities, DType, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime,
-    SelectError, Sm, Verdict, Version,
+    DType, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime, SelectError, Sm, Verdict,
 };
 
 /// The reasons `kernel` was rejected for, from a `KernelRejected` error.
@@ -29,18 +28,7 @@ fn runtime(sm: Sm, optin: u64) -> Runtime {
     Runtime::builder()
         .no_probe()
         .pins("")
-        .simulated_device(Capabilities {
-            device: DeviceId::cuda(0),
-            name: format!("simulated {sm}"),
-            arch: Arch::Cuda { sm },
-            multiprocessors: 132,
-            shared_mem_per_block: 48 << 10,
-            shared_mem_per_block_optin: optin,
-            memory_bytes: 80 << 30,
-            driver_version: Some(Version::new(13, 0, 0)),
-            compiler_version: Some(Version::new(13, 0, 0)),
-            features: kernelyard_cuda::device::features_of(sm),
-        })
+        .simulated_device(kernelyard_cuda::device::simulated_caps(sm, optin))
         .build()
         .expect("runtime")
 }

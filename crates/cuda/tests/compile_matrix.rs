@@ -104,18 +104,7 @@ fn a_compile_error_is_typed_and_carries_the_log() {
 
 /// A simulated CUDA device of capability `sm`.
 fn simulated(sm: Sm) -> Capabilities {
-    Capabilities {
-        device: DeviceId::cuda(0),
-        name: format!("simulated sm_{}{}", sm.major, sm.minor),
-        arch: Arch::Cuda { sm },
-        multiprocessors: 100,
-        shared_mem_per_block: 48 << 10,
-        shared_mem_per_block_optin: 227 << 10,
-        memory_bytes: 80 << 30,
-        driver_version: Some(Version::new(13, 0, 0)),
-        compiler_version: Some(Version::new(13, 0, 0)),
-        features: kernelyard_cuda::device::features_of(sm),
-    }
+    kernelyard_cuda::device::simulated_caps(sm, 227 << 10)
 }
 
 fn small_problem(op: OpKind) -> Problem {

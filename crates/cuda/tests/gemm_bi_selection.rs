@@ -17,8 +17,8 @@
 use std::collections::BTreeSet;
 
 use kernelyard_core::{
-    Arch, Capabilities, DType, DeviceId, Feature, Kernel, OpKind, Params, Policy, Problem, Reason,
-    Runtime, SelectError, SelectionReport, Sm, Verdict, Version,
+    Capabilities, DType, DeviceId, Feature, Kernel, OpKind, Params, Policy, Problem, Reason,
+    Runtime, SelectError, SelectionReport, Sm, Verdict,
 };
 
 const BI: &str = "cuda.gemm.batch_invariant";
@@ -28,18 +28,7 @@ const CUBLASLT: &str = "cuda.gemm.cublaslt";
 /// A simulated CUDA device of capability `sm` (an H100-like one; only the architecture and
 /// its features differ between them).
 fn simulated(sm: Sm) -> Capabilities {
-    Capabilities {
-        device: DeviceId::cuda(0),
-        name: format!("simulated {sm}"),
-        arch: Arch::Cuda { sm },
-        multiprocessors: 132,
-        shared_mem_per_block: 48 << 10,
-        shared_mem_per_block_optin: 227 << 10,
-        memory_bytes: 80 << 30,
-        driver_version: Some(Version::new(13, 0, 0)),
-        compiler_version: Some(Version::new(13, 0, 0)),
-        features: kernelyard_cuda::device::features_of(sm),
-    }
+    kernelyard_cuda::device::simulated_caps(sm, 227 << 10)
 }
 
 /// A runtime with one simulated device of capability `sm` and no pins (whatever

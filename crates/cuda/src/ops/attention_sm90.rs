@@ -296,7 +296,6 @@ impl Kernel for CudaAttentionSm90 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kernelyard_core::{Arch, DeviceId, Version};
 
     fn problem(
         batch: usize,
@@ -321,18 +320,7 @@ mod tests {
     }
 
     fn caps(sm: Sm, optin: u64) -> Capabilities {
-        Capabilities {
-            device: DeviceId::cuda(0),
-            name: format!("simulated {sm}"),
-            arch: Arch::Cuda { sm },
-            multiprocessors: 132,
-            shared_mem_per_block: 48 << 10,
-            shared_mem_per_block_optin: optin,
-            memory_bytes: 80 << 30,
-            driver_version: Some(Version::new(13, 0, 0)),
-            compiler_version: Some(Version::new(13, 0, 0)),
-            features: crate::device::features_of(sm),
-        }
+        crate::device::simulated_caps(sm, optin)
     }
 
     fn h100() -> Capabilities {
