@@ -59,13 +59,12 @@ use std::ffi::c_void;
 
 use kernelyard_core::ops::attention::AttentionProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `attention_<dtype>_d<head dim>`, in the order
@@ -111,29 +110,18 @@ pub struct CudaAttention;
 pub static ATTENTION: CudaAttention = CudaAttention;
 crate::register!(ATTENTION);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.attention",
-    op: OpKind::Attention,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: &[DType::F16, DType::BF16],
-    arch: ArchReq::Cuda {
-        min: Sm::new(8, 0),
-        max: None,
-        arch_specific: false,
-    },
-    features: &[Feature::TensorCores],
-    // 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
-    // suffice).
-    align: 16,
-    priority: 10,
-    source: module_path!(),
-    summary: "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 \
-              and 128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
-};
+// Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
+// suffice).
+const META: KernelMeta = tensor_core_meta(
+    "cuda.attention",
+    OpKind::Attention,
+    module_path!(),
+    "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 and 128, \
+     causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+    TensorCores::MmaSync,
+    16,
+    10,
+);
 
 /// The entry point for `dtype` and `head_dim`, if the source has one.
 pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
@@ -260,6 +248,7 @@ impl Kernel for CudaAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::Sm;
 
     #[allow(clippy::too_many_arguments)]
     fn problem(

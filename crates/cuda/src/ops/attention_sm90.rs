@@ -47,14 +47,13 @@ use std::ffi::c_void;
 use cudarc::driver::sys;
 use kernelyard_core::ops::attention::AttentionProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
 use crate::ops::attention::{check_shape, HEAD_DIMS, MAX_GRID_YZ};
-use crate::ops::wrong_op;
+use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `attention_sm90_<dtype>_d<head dim>`, in the order
@@ -101,28 +100,17 @@ pub struct CudaAttentionSm90;
 pub static ATTENTION_SM90: CudaAttentionSm90 = CudaAttentionSm90;
 crate::register!(ATTENTION_SM90);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.attention.sm90",
-    op: OpKind::Attention,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: &[DType::F16, DType::BF16],
-    arch: ArchReq::Cuda {
-        min: Sm::new(9, 0),
-        max: Some(Sm::new(9, 0)),
-        arch_specific: true,
-    },
-    features: &[Feature::Wgmma, Feature::Tma],
-    // TMA: 16-byte aligned global addresses (row strides are multiples of 16 bytes).
-    align: 16,
-    priority: 11,
-    source: module_path!(),
-    summary: "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims \
-              64 and 128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
-};
+// Align 16: TMA needs 16-byte aligned global addresses (row strides are multiples of 16 bytes).
+const META: KernelMeta = tensor_core_meta(
+    "cuda.attention.sm90",
+    OpKind::Attention,
+    module_path!(),
+    "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims 64 and \
+     128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+    TensorCores::Hopper,
+    16,
+    11,
+);
 
 /// The entry point for `dtype` and `head_dim`, if the source has one.
 pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
@@ -296,6 +284,7 @@ impl Kernel for CudaAttentionSm90 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::Sm;
 
     fn problem(
         batch: usize,

@@ -36,13 +36,12 @@
 
 use kernelyard_core::ops::gemm::GemmProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `gemm_bi_<dtype>_<op(A)><op(B)>_<path>`: `n` for an
@@ -105,27 +104,15 @@ pub struct CudaGemmBatchInvariant;
 pub static GEMM_BATCH_INVARIANT: CudaGemmBatchInvariant = CudaGemmBatchInvariant;
 crate::register!(GEMM_BATCH_INVARIANT);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.gemm.batch_invariant",
-    op: OpKind::Gemm,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: &[DType::F16, DType::BF16],
-    arch: ArchReq::Cuda {
-        min: Sm::new(8, 0),
-        max: None,
-        arch_specific: false,
-    },
-    features: &[Feature::TensorCores],
-    align: 1,
-    priority: 5,
-    source: module_path!(),
-    summary:
-        "mma.sync tensor-core GEMM (sm_80+), one fixed K order; batch-invariant, deterministic",
-};
+const META: KernelMeta = tensor_core_meta(
+    "cuda.gemm.batch_invariant",
+    OpKind::Gemm,
+    module_path!(),
+    "mma.sync tensor-core GEMM (sm_80+), one fixed K order; batch-invariant, deterministic",
+    TensorCores::MmaSync,
+    1,
+    5,
+);
 
 /// How [`GEMM_BATCH_INVARIANT`] launches one problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,6 +266,7 @@ impl Kernel for CudaGemmBatchInvariant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::Sm;
     use kernelyard_core::{Arch, DeviceId, Version};
 
     fn problem(m: usize, n: usize, k: usize, ta: bool, tb: bool, dtype: DType) -> GemmProblem {

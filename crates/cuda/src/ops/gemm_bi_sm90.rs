@@ -28,13 +28,12 @@ use std::ffi::c_void;
 use cudarc::driver::sys;
 use kernelyard_core::ops::gemm::GemmProblem;
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, Error, Feature, Kernel, KernelMeta, OpKind, Problem,
-    Reason, Sm, Stream,
+    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
 };
 
 use crate::error::CudaError;
 use crate::launch::{launch, Dims};
-use crate::ops::wrong_op;
+use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source.
@@ -70,26 +69,15 @@ pub struct CudaGemmBatchInvariantSm90;
 pub static GEMM_BATCH_INVARIANT_SM90: CudaGemmBatchInvariantSm90 = CudaGemmBatchInvariantSm90;
 crate::register!(GEMM_BATCH_INVARIANT_SM90);
 
-const META: KernelMeta = KernelMeta {
-    name: "cuda.gemm.batch_invariant.sm90",
-    op: OpKind::Gemm,
-    backend: crate::BACKEND,
-    device: kernelyard_core::DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: &[DType::F16, DType::BF16],
-    arch: ArchReq::Cuda {
-        min: Sm::new(9, 0),
-        max: Some(Sm::new(9, 0)),
-        arch_specific: true,
-    },
-    features: &[Feature::Wgmma, Feature::Tma],
-    align: 16,
-    priority: 6,
-    source: module_path!(),
-    summary: "TMA + wgmma tensor-core GEMM (sm_90a); batch-invariant, deterministic",
-};
+const META: KernelMeta = tensor_core_meta(
+    "cuda.gemm.batch_invariant.sm90",
+    OpKind::Gemm,
+    module_path!(),
+    "TMA + wgmma tensor-core GEMM (sm_90a); batch-invariant, deterministic",
+    TensorCores::Hopper,
+    16,
+    6,
+);
 
 impl Kernel for CudaGemmBatchInvariantSm90 {
     fn meta(&self) -> &KernelMeta {

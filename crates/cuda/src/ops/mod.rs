@@ -1,7 +1,7 @@
 //! The CUDA kernels, one file per operator (mirroring `kernelyard_core::ops`), each with its
 //! kernel static(s) and, for NVRTC kernels, its source of `kernels/`.
 
-use kernelyard_core::{ArchReq, DType, DeviceKind, Error, KernelMeta, OpKind, Sm};
+use kernelyard_core::{ArchReq, DType, DeviceKind, Error, Feature, KernelMeta, OpKind, Sm};
 
 use crate::source::SourceEntry;
 
@@ -88,5 +88,53 @@ pub(crate) const fn nvrtc_meta(
         priority: 10,
         source,
         summary,
+    }
+}
+
+/// Which tensor-core instructions a kernel uses, and so its arch range and features.
+#[derive(Clone, Copy)]
+pub(crate) enum TensorCores {
+    /// `mma.sync`: sm_80 and newer.
+    MmaSync,
+    /// TMA + `wgmma`: sm_90a only (arch-specific).
+    Hopper,
+}
+
+/// The metadata of a tensor-core kernel: [`nvrtc_meta`]'s (deterministic, batch-invariant)
+/// with f16/bf16 only, the arch range and features of `cores`, `align` and `priority`.
+pub(crate) const fn tensor_core_meta(
+    name: &'static str,
+    op: OpKind,
+    source: &'static str,
+    summary: &'static str,
+    cores: TensorCores,
+    align: usize,
+    priority: i32,
+) -> KernelMeta {
+    let (arch, features): (ArchReq, &'static [Feature]) = match cores {
+        TensorCores::MmaSync => (
+            ArchReq::Cuda {
+                min: Sm::new(8, 0),
+                max: None,
+                arch_specific: false,
+            },
+            &[Feature::TensorCores],
+        ),
+        TensorCores::Hopper => (
+            ArchReq::Cuda {
+                min: Sm::new(9, 0),
+                max: Some(Sm::new(9, 0)),
+                arch_specific: true,
+            },
+            &[Feature::Wgmma, Feature::Tma],
+        ),
+    };
+    KernelMeta {
+        dtypes: &[DType::F16, DType::BF16],
+        arch,
+        features,
+        align,
+        priority,
+        ..nvrtc_meta(name, op, source, summary)
     }
 }
