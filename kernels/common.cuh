@@ -1,9 +1,10 @@
 // kernels/common.cuh: helpers shared by every kernel source in kernels/.
 //
-// Needs no toolkit header: NVRTC compiles it alone (f16 and bf16 are handled as raw 16-bit
-// patterns and converted with PTX or integer arithmetic), so CI can compile every kernel with
-// PyPI's libnvrtc and nothing else. The pipeline (crates/cuda/src/module.rs) splices this file
-// in place of the line `#include "common.cuh"`.
+// Needs no toolkit header: NVRTC or hiprtc compiles it alone (f16 and bf16 are handled as raw
+// 16-bit patterns, converted by port.cuh or with integer arithmetic), so CI can compile every
+// kernel with PyPI's libnvrtc and nothing else. What differs between CUDA and HIP is in
+// port.cuh, spliced first; the code below is written once. The pipeline
+// (crates/kernels/src/source.rs) splices this file in place of the line `#include "common.cuh"`.
 //
 // Conventions for every kernel source:
 // - entry points are `extern "C" __global__`, one per dtype, named `<op>_<dtype>` (or with a
@@ -13,8 +14,12 @@
 // - sizes arrive as `long long` (i64) and strides in elements;
 // - every reduction runs in a fixed order that depends only on the row length and the block
 //   shape (which depends only on the row length), never on the number of rows: the kernels are
-//   deterministic and batch-invariant.
+//   deterministic and batch-invariant;
+// - a warp is the logical 32-lane warp of port.cuh (KY_LANES) on every device: shuffles go
+//   through `ky_shfl_xor`, lanes are `threadIdx.x & 31`, warps `threadIdx.x >> 5`.
 #pragma once
+
+#include "port.cuh"
 
 typedef unsigned short ky_u16;
 typedef unsigned int ky_u32;
@@ -41,17 +46,7 @@ __device__ __forceinline__ ky_u16 ky_f32_to_bf16(float f) {
     return (ky_u16)(u >> 16);
 }
 
-__device__ __forceinline__ float ky_f16_to_f32(ky_u16 h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-}
-
-__device__ __forceinline__ ky_u16 ky_f32_to_f16(float f) {
-    ky_u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-}
+// ky_f16_to_f32 / ky_f32_to_f16 (exact / round to nearest even): in port.cuh.
 
 // Element traits: `Elem<T>::load(p, i)` reads element i as float, `store(p, i, v)` rounds and
 // writes. `T` is the storage type (float, ky_bf16, ky_f16).
@@ -140,22 +135,17 @@ __device__ __forceinline__ ky_vec16 ky_load16(const void* p) {
     return *reinterpret_cast<const ky_vec16*>(p);
 }
 
-// Streaming load (read once: do not keep in L1).
+// Streaming load of read-only global data (read once: do not keep in L1).
 __device__ __forceinline__ ky_vec16 ky_load16_stream(const void* p) {
     ky_vec16 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3])
-                 : "l"(p));
+    ky_port_load16_nc(p, v.w);
     return v;
 }
 
 // One 128-bit store (a plain struct assignment may be split into four 32-bit stores).
 // Generic addressing: `p` may point to global or shared memory.
 __device__ __forceinline__ void ky_store16(void* p, const ky_vec16& v) {
-    asm volatile("st.v4.u32 [%0], {%1, %2, %3, %4};"
-                 :
-                 : "l"(p), "r"(v.w[0]), "r"(v.w[1]), "r"(v.w[2]), "r"(v.w[3])
-                 : "memory");
+    ky_port_store16(p, v.w);
 }
 
 // ---- reductions ----------------------------------------------------------------------------
@@ -163,13 +153,13 @@ __device__ __forceinline__ void ky_store16(void* p, const ky_vec16& v) {
 
 __device__ __forceinline__ float ky_warp_sum(float v) {
     #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1) v += ky_shfl_xor(v, o);
     return v;
 }
 
 __device__ __forceinline__ float ky_warp_max(float v) {
     #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, ky_shfl_xor(v, o));
     return v;
 }
 
@@ -223,7 +213,7 @@ __device__ __forceinline__ ky_lse ky_lse_merge(ky_lse a, ky_lse b) {
     r.m = m;
     // Each product rounded on its own (no fused multiply-add), so merge(a, b) and merge(b, a)
     // give the same bits: the two lanes of a butterfly step then agree.
-    r.s = __fadd_rn(__fmul_rn(a.s, __expf(a.m - m)), __fmul_rn(b.s, __expf(b.m - m)));
+    r.s = ky_fadd_rn(ky_fmul_rn(a.s, __expf(a.m - m)), ky_fmul_rn(b.s, __expf(b.m - m)));
     return r;
 }
 
@@ -231,8 +221,8 @@ __device__ __forceinline__ ky_lse ky_warp_lse(ky_lse v) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         ky_lse w;
-        w.m = __shfl_xor_sync(0xffffffffu, v.m, o);
-        w.s = __shfl_xor_sync(0xffffffffu, v.s, o);
+        w.m = ky_shfl_xor(v.m, o);
+        w.s = ky_shfl_xor(v.s, o);
         v = ky_lse_merge(v, w);
     }
     return v;

@@ -2,7 +2,7 @@
 //
 // x and y are contiguous [rows, cols] of one dtype (float, ky_f16, ky_bf16); math in f32.
 // The same structure, launch configurations and reduction order as kernels/softmax.cu (read
-// its header): the launcher (crates/cuda/src/ops/log_softmax.rs) picks them from `cols` alone.
+// its header): the launcher (crates/kernels/src/rows.rs) picks them from `cols` alone.
 //
 // - Register path, `log_softmax_<dtype>_{v,s}<C>`: a group of `tpr` threads per row, C chunks
 //   of V = 16 / sizeof(dtype) elements per thread held in registers as f32; x read once, y

@@ -6,7 +6,7 @@
 // then `residual_out` too), x' = x + residual is rounded to the dtype, written to
 // residual_out, and y is the norm of that stored x' (so y and residual_out agree).
 //
-// The launch configuration is chosen by crates/cuda/src/ops/rms_norm.rs from `cols` alone
+// The launch configuration is chosen by crates/kernels/src/rms_norm.rs from `cols` alone
 // (and the dtype): see that file for the table. Two families of entry points:
 //
 // - Register path, `rms_norm_<dtype>_{v,s}<C>[_res]`: each row is owned by a group of `tpr`
@@ -27,6 +27,8 @@
 // Reductions: per thread in chunk order, then a xor butterfly over the group's lanes, then (one
 // row per block) a butterfly over the warps' results. The order depends on (cols, tpr, C, block
 // size) only, and the launcher picks those from cols alone: deterministic and batch-invariant.
+// The scale 1 / sqrt(mean + eps) divides by a correctly rounded square root (`ky_sqrt_rn`) on
+// every device.
 #include "common.cuh"
 
 #include "rows.cuh"
@@ -86,7 +88,7 @@ __device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, con
         for (int k = 0; k < V; ++k) ss = fmaf(a[k], a[k], ss);
     }
     ss = ky_group_sum(ss, tpr, red);
-    const float inv = 1.0f / sqrtf(ss / (float)cols + eps);
+    const float inv = 1.0f / ky_sqrt_rn(ss / (float)cols + eps);
 
     #pragma unroll
     for (int i = 0; i < C; ++i) {
@@ -147,7 +149,7 @@ __device__ __forceinline__ void rms_norm_long(const void* xv, const void* rv, co
         }
     }
     ss = ky_group_sum(ss, nt, red);
-    const float inv = 1.0f / sqrtf(ss / (float)cols + eps);
+    const float inv = 1.0f / ky_sqrt_rn(ss / (float)cols + eps);
 
     const S* xs = RES ? (const S*)rov + off : x;
     for (int c0 = (nv - 1) / step * step; c0 >= 0; c0 -= step) {

@@ -29,14 +29,11 @@
 
 #define KY_ROPE_HEADS 4
 
-// One 16-byte store. (A plain struct store is sometimes split into four 4-byte stores after
-// the compiler scalarizes the register arrays; the asm keeps it one instruction. The memory
-// clobber keeps it ordered with the loads, which in place read the same buffer.)
+// One 16-byte global store. (A plain struct store is sometimes split into four 4-byte stores
+// after the compiler scalarizes the register arrays; port.cuh keeps it one instruction, and
+// ordered with the loads, which in place read the same buffer.)
 __device__ __forceinline__ void ky_rope_store16(void* p, const ky_vec16& v) {
-    asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};"
-                 :
-                 : "l"(p), "r"(v.w[0]), "r"(v.w[1]), "r"(v.w[2]), "r"(v.w[3])
-                 : "memory");
+    ky_port_store16_global(p, v.w);
 }
 
 // sin and cos of `angle` (radians, f64).
@@ -45,13 +42,13 @@ __device__ __forceinline__ void ky_rope_sincos(double angle, float* sn, float* c
     double r = fma(-q, 1.5707963267948965580e+00, angle);   // pi/2, high part
     r = fma(-q, 6.1232339957367658e-17, r);                 // pi/2, low part
     const float x = (float)r;
-    const float z = __fmul_rn(x, x);
+    const float z = ky_fmul_rn(x, x);
     const float sp = fmaf(fmaf(fmaf(-1.9515295891e-4f, z, 8.3321608736e-3f), z,
                                -1.6666654611e-1f),
-                          __fmul_rn(z, x), x);
+                          ky_fmul_rn(z, x), x);
     const float cp = fmaf(fmaf(fmaf(2.443315711809948e-5f, z, -1.388731625493765e-3f), z,
                                4.166664568298827e-2f),
-                          __fmul_rn(z, z), fmaf(-0.5f, z, 1.0f));
+                          ky_fmul_rn(z, z), fmaf(-0.5f, z, 1.0f));
     const int quad = (int)((long long)q & 3);
     const float s0 = (quad & 1) ? cp : sp;
     const float c0 = (quad & 1) ? sp : cp;
@@ -72,8 +69,8 @@ __device__ __forceinline__ double ky_rope_pow(double r, int i) {
 }
 
 __device__ __forceinline__ void ky_rope_rotate(float& a, float& b, float c, float s) {
-    const float ra = fmaf(a, c, -__fmul_rn(b, s));
-    const float rb = fmaf(b, c, __fmul_rn(a, s));
+    const float ra = fmaf(a, c, -ky_fmul_rn(b, s));
+    const float rb = fmaf(b, c, ky_fmul_rn(a, s));
     a = ra;
     b = rb;
 }

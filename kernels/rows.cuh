@@ -1,6 +1,6 @@
 // kernels/rows.cuh: row-wise helpers shared by softmax.cu, log_softmax.cu and rms_norm.cu.
 //
-// Spliced after common.cuh by the pipeline (crates/cuda/src/source.rs, HEADERS): chunk loads
+// Spliced after common.cuh by the pipeline (crates/kernels/src/source.rs, HEADERS): chunk loads
 // and stores with the fixed element-to-thread mapping (16-byte or scalar, same bits), group
 // and block reductions in a fixed butterfly order, and a commutative online log-sum-exp merge.
 // Every function here reduces in an order that depends only on (cols, threads per row, chunks
@@ -21,7 +21,7 @@
 __device__ __forceinline__ float ky_group_sum(float v, int tpr, float* scratch) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-        if (o < tpr) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (o < tpr) v += ky_shfl_xor(v, o);
     }
     if (tpr <= 32) return v;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -151,7 +151,7 @@ __device__ __forceinline__ void ky_store_chunks(typename Elem<T>::storage* p, in
 __device__ __forceinline__ float ky_group_max(float v, int tpr, float* scratch) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-        if (o < tpr) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (o < tpr) v = fmaxf(v, ky_shfl_xor(v, o));
     }
     if (tpr <= 32) return v;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -166,8 +166,8 @@ __device__ __forceinline__ float ky_group_max(float v, int tpr, float* scratch) 
 __device__ __forceinline__ void ky_lse_combine(float& m, float& s, float m2, float s2) {
     const float mn = fmaxf(m, m2);
     if (mn == KY_NEG_INF) return;  // both empty
-    s = __fadd_rn(__fmul_rn(s, exp2f((m - mn) * KY_LOG2E)),
-                  __fmul_rn(s2, exp2f((m2 - mn) * KY_LOG2E)));
+    s = ky_fadd_rn(ky_fmul_rn(s, exp2f((m - mn) * KY_LOG2E)),
+                   ky_fmul_rn(s2, exp2f((m2 - mn) * KY_LOG2E)));
     m = mn;
 }
 
@@ -176,8 +176,7 @@ __device__ __forceinline__ void ky_lse_combine(float& m, float& s, float m2, flo
 __device__ __forceinline__ void ky_block_lse(float& m, float& s, float* sm, float* ss) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
-                       __shfl_xor_sync(0xffffffffu, s, o));
+        ky_lse_combine(m, s, ky_shfl_xor(m, o), ky_shfl_xor(s, o));
     }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (lane == 0) { sm[warp] = m; ss[warp] = s; }
@@ -187,7 +186,6 @@ __device__ __forceinline__ void ky_block_lse(float& m, float& s, float* sm, floa
     s = have ? ss[lane] : 0.0f;
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
-        ky_lse_combine(m, s, __shfl_xor_sync(0xffffffffu, m, o),
-                       __shfl_xor_sync(0xffffffffu, s, o));
+        ky_lse_combine(m, s, ky_shfl_xor(m, o), ky_shfl_xor(s, o));
     }
 }

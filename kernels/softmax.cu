@@ -1,7 +1,7 @@
 // kernels/softmax.cu: y[r, :] = exp(x[r, :] - max) / sum(exp(x[r, :] - max)), row by row.
 //
 // x and y are contiguous [rows, cols] of one dtype (float, ky_f16, ky_bf16); math in f32.
-// The launch configuration is chosen by crates/cuda/src/ops/softmax.rs from `cols` alone (and
+// The launch configuration is chosen by crates/kernels/src/rows.rs from `cols` alone (and
 // the dtype): see that file for the table. Two families of entry points:
 //
 // - Register path, `softmax_<dtype>_{v,s}<C>`: each row is owned by a group of `tpr` threads

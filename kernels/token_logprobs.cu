@@ -14,8 +14,9 @@
 //                                       a = 2^(m - m')).
 // Then log2-sum-exp = m + log2(s), and in nats:
 //   logprob = (x_t k - m - log2 s) ln 2,      entropy = (log2 s - w / s) ln 2,
-// the entropy as a sum of two non-negative terms (no cancellation). 2^d is `ex2.approx.ftz`
-// (relative error about 2^-22); d = fma(x, k, -m) is rounded once.
+// the entropy as a sum of two non-negative terms (no cancellation). 2^d is the hardware's
+// (`ky_ex2_approx`: ex2.approx.ftz on NVIDIA, v_exp_f32 on AMD; relative error about 2^-22);
+// d = fma(x, k, -m) is rounded once.
 //
 // Special values match the f64 oracle: a -inf logit contributes nothing (its w term is
 // clamped: 0 * -FLT_MAX = 0, not 0 * -inf = NaN); a NaN logit makes s NaN; a +inf logit gives
@@ -35,12 +36,6 @@
 #define KY_TL_FLT_MAX 3.402823466e+38f
 #define KY_TL_LN2 0.693147180559945309f
 #define KY_TL_UNROLL 2
-
-__device__ __forceinline__ float ky_tl_ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
 
 struct ky_tl_state {
     float m;
@@ -62,12 +57,12 @@ __device__ __forceinline__ void ky_tl_fold(ky_tl_state& st, const float* x, int 
     float cm = x[0];
     #pragma unroll
     for (int i = 1; i < N; ++i) cm = fmaxf(cm, x[i]);
-    const float cmk = __fmul_rn(cm, k);
+    const float cmk = ky_fmul_rn(cm, k);
     if (cmk > st.m) {
-        const float d = fmaxf(__fsub_rn(st.m, cmk), -KY_TL_FLT_MAX);
-        const float a = ky_tl_ex2(d);
-        st.w = __fmul_rn(a, fmaf(d, st.s, st.w));
-        st.s = __fmul_rn(st.s, a);
+        const float d = fmaxf(ky_fsub_rn(st.m, cmk), -KY_TL_FLT_MAX);
+        const float a = ky_ex2_approx(d);
+        st.w = ky_fmul_rn(a, fmaf(d, st.s, st.w));
+        st.s = ky_fmul_rn(st.s, a);
         st.m = cmk;
     }
     // One chain per chunk (independent chains across chunks), then added to the state.
@@ -77,24 +72,24 @@ __device__ __forceinline__ void ky_tl_fold(ky_tl_state& st, const float* x, int 
         #pragma unroll
         for (int i = 0; i < chunk; ++i) {
             const float d = fmaf(x[c + i], k, -st.m);
-            const float e = ky_tl_ex2(d);
-            cs = __fadd_rn(cs, e);
+            const float e = ky_ex2_approx(d);
+            cs = ky_fadd_rn(cs, e);
             cw = fmaf(e, fmaxf(d, -KY_TL_FLT_MAX), cw);
         }
-        st.s = __fadd_rn(st.s, cs);
-        st.w = __fadd_rn(st.w, cw);
+        st.s = ky_fadd_rn(st.s, cs);
+        st.w = ky_fadd_rn(st.w, cw);
     }
 }
 
 __device__ __forceinline__ ky_tl_state ky_tl_merge(ky_tl_state a, ky_tl_state b) {
     const float m = fmaxf(a.m, b.m);
-    const float da = fmaxf(__fsub_rn(a.m, m), -KY_TL_FLT_MAX);
-    const float db = fmaxf(__fsub_rn(b.m, m), -KY_TL_FLT_MAX);
-    const float ea = ky_tl_ex2(da), eb = ky_tl_ex2(db);
+    const float da = fmaxf(ky_fsub_rn(a.m, m), -KY_TL_FLT_MAX);
+    const float db = fmaxf(ky_fsub_rn(b.m, m), -KY_TL_FLT_MAX);
+    const float ea = ky_ex2_approx(da), eb = ky_ex2_approx(db);
     ky_tl_state r;
     r.m = m;
-    r.s = fmaf(a.s, ea, __fmul_rn(b.s, eb));
-    r.w = fmaf(ea, fmaf(da, a.s, a.w), __fmul_rn(eb, fmaf(db, b.s, b.w)));
+    r.s = fmaf(a.s, ea, ky_fmul_rn(b.s, eb));
+    r.w = fmaf(ea, fmaf(da, a.s, a.w), ky_fmul_rn(eb, fmaf(db, b.s, b.w)));
     return r;
 }
 
@@ -102,9 +97,9 @@ __device__ __forceinline__ ky_tl_state ky_tl_warp_merge(ky_tl_state v) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         ky_tl_state u;
-        u.m = __shfl_xor_sync(0xffffffffu, v.m, o);
-        u.s = __shfl_xor_sync(0xffffffffu, v.s, o);
-        u.w = __shfl_xor_sync(0xffffffffu, v.w, o);
+        u.m = ky_shfl_xor(v.m, o);
+        u.s = ky_shfl_xor(v.s, o);
+        u.w = ky_shfl_xor(v.w, o);
         v = ky_tl_merge(v, u);
     }
     return v;
@@ -212,13 +207,13 @@ __device__ __forceinline__ void token_logprobs_impl(
     if (target == ignore_index) {
         lp = 0.0f;
     } else if (target >= 0 && target < vocab) {
-        lp = __fmul_rn(__fsub_rn(fmaf(xt, k, -st.m), l2s), KY_TL_LN2);
+        lp = ky_fmul_rn(ky_fsub_rn(fmaf(xt, k, -st.m), l2s), KY_TL_LN2);
     } else {
         lp = __int_as_float(0x7fc00000);
     }
     out[row_idx] = lp;
     if (entropy != nullptr) {
-        entropy[row_idx] = __fmul_rn(__fsub_rn(l2s, __fdiv_rn(st.w, st.s)), KY_TL_LN2);
+        entropy[row_idx] = ky_fmul_rn(ky_fsub_rn(l2s, __fdiv_rn(st.w, st.s)), KY_TL_LN2);
     }
 }
 

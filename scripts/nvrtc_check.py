@@ -13,17 +13,33 @@ ap = argparse.ArgumentParser()
 ap.add_argument("files", nargs="+")
 ap.add_argument("--arch", action="append")
 ap.add_argument("--ptx", action="store_true", help="print the PTX of the last arch")
+ap.add_argument("--ptx-dir", help="write each PTX to DIR/<source stem>.<arch>.ptx (to diff two trees)")
 a = ap.parse_args()
 archs = a.arch or ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90a", "sm_100a", "sm_120"]
 lib = ctypes.CDLL("libnvrtc.so.13")
 here = os.path.dirname(os.path.abspath(__file__))
 kdir = os.path.join(here, "..", "kernels")
 headers = {h: open(os.path.join(kdir, h)).read() for h in os.listdir(kdir) if h.endswith(".cuh")}
+def splice(text, seen=None):
+    """Replaces each line that is exactly `#include "name.cuh"` (a header of kernels/) with
+    the header, recursively, each header once per source (as crates/kernels/src/source.rs)."""
+    seen = set() if seen is None else seen
+    out = []
+    for line in text.split("\n"):
+        m = re.fullmatch(r'\s*#include\s+"([^"]+)"\s*', line)
+        if m and m.group(1) in headers:
+            name = m.group(1)
+            if name not in seen:
+                seen.add(name)
+                out.append(splice(headers[name], seen))
+            continue
+        out.append(line)
+    return "\n".join(out)
+
 ok = True
 for f in a.files:
     src = open(f).read()
-    for name, text in headers.items():
-        src = src.replace(f'#include "{name}"', text)
+    src = splice(src)
     for arch in archs:
         prog = ctypes.c_void_p()
         assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), os.path.basename(f).encode(), 0, None, None) == 0
@@ -40,6 +56,10 @@ for f in a.files:
         entries = re.findall(r"\.entry\s+(\w+)", ptx.value.decode())
         warn = log.value.decode().strip()
         print(f"ok   {f} {arch}: {len(entries)} entries {entries}" + (f"\n{warn}" if warn else ""))
+        if a.ptx_dir:
+            os.makedirs(a.ptx_dir, exist_ok=True)
+            stem = os.path.splitext(os.path.basename(f))[0]
+            open(os.path.join(a.ptx_dir, f"{stem}.{arch}.ptx"), "wb").write(ptx.value)
         if a.ptx and arch == archs[-1]:
             print(ptx.value.decode())
 sys.exit(0 if ok else 1)

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::{
-    BackendStatus, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, OpKind, Params,
-    Problem, Reason, Runtime, PIN_ENV,
+    BackendState, BackendStatus, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, OpKind,
+    Params, Problem, Reason, Runtime, PIN_ENV,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -253,7 +253,17 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
         for k in &op.kernels {
             writeln!(t, "    {} ({}, {})", k.name, k.backend, k.device)?;
             if k.checks.is_empty() && op.problem.is_some() {
-                writeln!(t, "      no {} device present", k.device)?;
+                // Say why there is none when the kernel's backend says (not compiled in,
+                // unavailable with its reason).
+                let why = r
+                    .backends
+                    .iter()
+                    .find(|b| b.status.name == k.backend)
+                    .filter(|b| !matches!(b.status.state, BackendState::Available { .. }));
+                match why {
+                    Some(b) => writeln!(t, "      no {} device present ({})", k.device, b.message)?,
+                    None => writeln!(t, "      no {} device present", k.device)?,
+                }
             }
             for c in &k.checks {
                 if c.runnable {

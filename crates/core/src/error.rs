@@ -131,6 +131,16 @@ pub enum Error {
         /// The arguments' op.
         got: OpKind,
     },
+    /// A kernel's launch found no entry point of its source for the problem: a dtype outside
+    /// the kernel's metadata, or a plan naming a variant the source does not list. Selection
+    /// never launches such a problem, so this is a bug in the kernel or in its caller.
+    #[error("kernels/{file} has no entry point for {what}; launch the kernel only with a plan selected for the problem (its metadata and checks exclude this one), or report the bug")]
+    NoEntryPoint {
+        /// The source file under `kernels/` (`softmax.cu`).
+        file: &'static str,
+        /// What was asked for (``variant `v8` of bf16``, `i32 input`).
+        what: String,
+    },
     /// A device driver or runtime call failed.
     #[error("{backend} device error: {source}")]
     Device {
@@ -390,4 +400,20 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_entry_point_names_the_source_and_what_was_asked() {
+        let e = Error::NoEntryPoint {
+            file: "softmax.cu",
+            what: "variant `v8` of bf16".to_owned(),
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("kernels/softmax.cu has no entry point for variant `v8` of bf16;"));
+        assert!(msg.contains("report the bug"), "{msg}");
+    }
 }

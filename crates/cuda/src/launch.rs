@@ -5,7 +5,10 @@
 //! entry point and the launch shape and passes parameters matching the entry point's
 //! signature; this module binds the device's context, gets the function (compiling and
 //! loading its module on first use), raises its dynamic shared-memory limit when needed, and
-//! turns launch failures into errors.
+//! turns launch failures into errors. The shape ([`Dims`]) and the parameter list
+//! ([`kernelyard_kernels::params!`]) come from `kernelyard-kernels`, shared with the ROCm
+//! backend, whose launch sequences (rms_norm, softmax, log_softmax, token_logprobs, rope) call
+//! [`launch`] through [`CudaLauncher`].
 
 use std::ffi::c_void;
 
@@ -16,30 +19,11 @@ use crate::device::bind;
 use crate::error::{driver_code, CudaError};
 use crate::source::KernelSource;
 
-/// A launch shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
-    /// Blocks in x, y, z.
-    pub grid: (u32, u32, u32),
-    /// Threads per block in x, y, z.
-    pub block: (u32, u32, u32),
-    /// Dynamic shared memory per block, bytes.
-    pub shared_bytes: u32,
-}
+pub use kernelyard_kernels::launch::Dims;
+use kernelyard_kernels::launch::Launch;
 
-/// Pointers to kernel parameters for [`launch`]: `params![a, b, c]` is `[*mut c_void; 3]`
-/// pointing at `a`, `b` and `c`, which must live until the launch returns (locals, or
-/// expressions of the same statement) and have exactly the types of the entry point's
-/// parameters (`i64` for `long long`, `f32` for `float`, `*const c_void` for pointers).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! params {
-    ($($arg:expr),* $(,)?) => {
-        [$((&$arg) as *const _ as *mut ::std::ffi::c_void),*]
-    };
-}
-
-/// Launches `symbol` of `source` on `stream` with `dims`.
+/// Launches `symbol` of `source` on `stream` with `dims`; `params` is usually
+/// [`kernelyard_kernels::params!`]`[...]`.
 ///
 /// # Safety
 /// `params` must point at values whose number and types match the entry point's parameters,
@@ -82,4 +66,22 @@ pub unsafe fn launch(
         }
         .into()
     })
+}
+
+/// The CUDA launcher of the launch sequences shared with the ROCm backend
+/// (`kernelyard_kernels`): [`launch`].
+pub struct CudaLauncher;
+
+impl Launch for CudaLauncher {
+    unsafe fn launch(
+        &self,
+        stream: &Stream,
+        source: &'static KernelSource,
+        symbol: &'static str,
+        dims: Dims,
+        params: &mut [*mut c_void],
+    ) -> Result<(), Error> {
+        // SAFETY: the trait's contract is `launch`'s.
+        unsafe { launch(stream, source, symbol, dims, params) }
+    }
 }

@@ -6,25 +6,27 @@
 //!   The cubin runs only on that capability, which is the device it was compiled for.
 //! - **Options.** [`OPTIONS`]: C++17 and line info (for compute-sanitizer reports); no
 //!   fast-math flag, so results do not depend on a global switch.
-//! - **Disk cache.** Keyed by a hash of the spliced source, the target, the options, the NVRTC
-//!   version and a format version; the file name also carries the source name and the target
-//!   (`rms_norm-sm_90a-<hash>.cubin`). The directory is `KERNELYARD_CACHE_DIR`, else
-//!   `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`; `KERNELYARD_CACHE_DIR=off`
-//!   disables it. Files are written to a temporary name and renamed, so a crash never leaves a
-//!   torn file; a cached file the driver rejects is deleted and recompiled. A cache that cannot
-//!   be written costs a recompile next time, never a failure.
+//! - **Disk cache.** Naming, directory and writes come from [`kernelyard_kernels::cache`]
+//!   (shared with the ROCm backend). Keyed by a hash of the spliced source, the target, the
+//!   options, the NVRTC version and a format version; the file name also carries the source
+//!   name and the target (`rms_norm-sm_90a-<hash>.cubin`). The directory is
+//!   `KERNELYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`;
+//!   `KERNELYARD_CACHE_DIR=off` disables it. Files are written to a temporary name and
+//!   renamed, so a crash never leaves a torn file; a cached file the driver rejects is deleted
+//!   and recompiled. A cache that cannot be written costs a recompile next time, never a
+//!   failure.
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
 //!   entry point, behind a mutex (a first compile holds it, so a source compiles once).
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CString};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cudarc::driver::{result, sys};
 use cudarc::nvrtc::sys as nvrtc;
 use kernelyard_core::{DeviceId, Error, Sm, Version};
+use kernelyard_kernels::cache::{self, cache_dir, write_atomically, CacheKey};
 
 use crate::device::{bind, platform, NVRTC_LIB};
 use crate::error::{driver_code, CudaError};
@@ -175,62 +177,19 @@ fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
     String::from_utf8_lossy(&bytes).trim_end().to_owned()
 }
 
-/// FNV-1a, 64 bits: a stable hash for cache keys (std's hasher may change between Rust
-/// releases).
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for &b in *part {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // Separate the parts so ("ab", "c") and ("a", "bc") differ.
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// The disk cache's file name for a source compiled for `target` by NVRTC `nvrtc`.
+/// The disk cache's file name for a source compiled for `target` by NVRTC `nvrtc`
+/// ([`kernelyard_kernels::cache::cache_file_name`] with this backend's format, [`OPTIONS`] and
+/// the `cubin` extension).
 pub fn cache_file_name(source: &KernelSource, target: &str, nvrtc: Version) -> String {
-    let spliced = source.spliced();
-    let nvrtc = nvrtc.to_string();
-    let options = OPTIONS.join(" ");
-    let key = fnv1a(&[
-        CACHE_FORMAT.as_bytes(),
-        source.file.as_bytes(),
-        spliced.as_bytes(),
-        target.as_bytes(),
-        options.as_bytes(),
-        nvrtc.as_bytes(),
-    ]);
-    let stem = source.file.trim_end_matches(".cu");
-    format!("{stem}-{target}-{key:016x}.cubin")
-}
-
-/// The disk cache directory, or `None` when disabled or no home directory is known.
-pub fn cache_dir() -> Option<PathBuf> {
-    match std::env::var_os("KERNELYARD_CACHE_DIR") {
-        Some(v) if v == "off" => None,
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(|v| PathBuf::from(v).join("kernelyard"))
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kernelyard"))
-            }),
-    }
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let compiler = nvrtc.to_string();
+    let key = CacheKey {
+        format: CACHE_FORMAT,
+        target,
+        options: OPTIONS,
+        compiler: &compiler,
+        ext: "cubin",
+    };
+    cache::cache_file_name(source, &key)
 }
 
 /// Where a module came from.
@@ -470,11 +429,6 @@ mod tests {
         assert_ne!(base, cache_file_name(&B, "sm_90a", v13));
         assert_ne!(base, cache_file_name(&A, "sm_89", v13));
         assert_ne!(base, cache_file_name(&A, "sm_90a", Version::new(13, 1, 0)));
-    }
-
-    #[test]
-    fn fnv_separates_parts() {
-        assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
     }
 
     #[test]

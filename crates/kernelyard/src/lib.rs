@@ -22,8 +22,12 @@
 //! - `cuda`: the NVIDIA GPU backend (`kernelyard::cuda`): cudarc with dynamic loading, so a
 //!   build needs no CUDA toolkit; at run time it needs the driver (libcuda), NVRTC
 //!   (libnvrtc.so.13) and cuBLASLt, and reports what is missing instead of panicking.
-//! - `rocm`: the AMD GPU backend. It is not part of this build yet; `kernelyard doctor`
-//!   reports it as "not compiled in".
+//! - `rocm`: the AMD GPU backend (`kernelyard::rocm`): HIP runtime and hiprtc, opened at run
+//!   time (a machine without ROCm gets a typed reason, not a failure to start). Building needs
+//!   ROCm's headers for hip-sys (Debian's `libamdhip64-dev` with `HIP_PATH=/usr`, or ROCm in
+//!   `/opt/rocm`). Without the feature `kernelyard::rocm` is a stub: its kernels are listed and
+//!   their checks say "not compiled in" with this feature; `kernelyard doctor` reports the
+//!   backend as "not compiled in". It has not yet run on AMD hardware (`docs/ROCM.md`).
 //!
 //! # Example
 //! ```
@@ -67,6 +71,10 @@ pub use kernelyard_reference as reference;
 #[cfg(feature = "cuda")]
 pub use kernelyard_cuda as cuda;
 
+/// The ROCm backend (AMD GPUs): kernels compiled at run time by hiprtc. Without the `rocm`
+/// feature, a stub whose kernels report "not compiled in".
+pub use kernelyard_rocm as rocm;
+
 /// Makes sure every compiled-in backend is linked into the final binary, so its
 /// `inventory` registrations (backends and kernels) are present when a [`Runtime`] is built.
 ///
@@ -78,4 +86,5 @@ pub fn link_backends() {
     kernelyard_reference::link();
     #[cfg(feature = "cuda")]
     kernelyard_cuda::link();
+    kernelyard_rocm::link();
 }

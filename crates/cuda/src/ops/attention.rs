@@ -237,7 +237,7 @@ impl Kernel for CudaAttention {
                 &SOURCE,
                 symbol,
                 dims(p),
-                &mut crate::params![
+                &mut kernelyard_kernels::params![
                     q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
                 ],
             )

@@ -273,7 +273,7 @@ impl Kernel for CudaAttentionSm90 {
                 &SOURCE,
                 symbol,
                 dims,
-                &mut crate::params![
+                &mut kernelyard_kernels::params![
                     map_q, map_k, map_v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
                 ],
             )

@@ -254,7 +254,7 @@ impl Kernel for CudaGemmBatchInvariant {
                 &SOURCE,
                 plan.symbol,
                 plan.dims(),
-                &mut crate::params![
+                &mut kernelyard_kernels::params![
                     a_ptr, b_ptr, c_ptr, m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c,
                     alpha, beta, accumulate, c_f32
                 ],

@@ -158,7 +158,7 @@ impl Kernel for CudaGemmBatchInvariantSm90 {
                 &SOURCE,
                 symbol,
                 dims,
-                &mut crate::params![
+                &mut kernelyard_kernels::params![
                     map_a,
                     map_b,
                     c,

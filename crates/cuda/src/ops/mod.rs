@@ -16,7 +16,8 @@ pub mod rope;
 pub mod softmax;
 pub mod token_logprobs;
 
-/// Every NVRTC kernel source, with the kernels that launch it.
+/// Every NVRTC kernel source, with the kernels that launch it: the backend's own, and those
+/// shared with the ROCm backend (in `kernelyard_kernels`).
 pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &attention::SOURCE,
@@ -27,23 +28,23 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
         kernels: &[&attention_sm90::ATTENTION_SM90],
     },
     SourceEntry {
-        source: &rms_norm::SOURCE,
+        source: &kernelyard_kernels::rms_norm::SOURCE,
         kernels: &[&rms_norm::RMS_NORM],
     },
     SourceEntry {
-        source: &softmax::SOURCE,
+        source: &kernelyard_kernels::softmax::SOURCE,
         kernels: &[&softmax::SOFTMAX],
     },
     SourceEntry {
-        source: &log_softmax::SOURCE,
+        source: &kernelyard_kernels::log_softmax::SOURCE,
         kernels: &[&log_softmax::LOG_SOFTMAX],
     },
     SourceEntry {
-        source: &token_logprobs::SOURCE,
+        source: &kernelyard_kernels::token_logprobs::SOURCE,
         kernels: &[&token_logprobs::TOKEN_LOGPROBS],
     },
     SourceEntry {
-        source: &rope::SOURCE,
+        source: &kernelyard_kernels::rope::SOURCE,
         kernels: &[&rope::ROPE],
     },
     SourceEntry {

@@ -1,0 +1,196 @@
+//! `rocm.token_logprobs`: log p(target) (and the entropy) per row of logits, from the CUDA
+//! backend's source and launch sequence (`kernelyard_kernels::token_logprobs`). What is ROCm's
+//! own is the checked mode's slot: eight bytes of device memory where the check kernel records
+//! the first row whose target is out of range.
+
+use kernelyard_core::{Args, Capabilities, Error, OpKind, Problem, Reason, Stream};
+
+use super::{rocm_meta, RocmKernel};
+
+fn check(caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
+    if let Problem::TokenLogprobs(p) = problem {
+        kernelyard_kernels::token_logprobs::check(caps, p, reasons);
+    }
+}
+
+fn launch(
+    stream: &Stream,
+    caps: &Capabilities,
+    args: &mut Args<'_>,
+    problem: &Problem,
+) -> Result<(), Error> {
+    let (Args::TokenLogprobs(a), Problem::TokenLogprobs(p)) = (args, problem) else {
+        return Err(Error::WrongOp {
+            kernel: TOKEN_LOGPROBS.meta.name,
+            op: OpKind::TokenLogprobs,
+            got: problem.op(),
+        });
+    };
+    #[cfg(feature = "hip")]
+    return checked::launch(stream, caps, a, p);
+    #[cfg(not(feature = "hip"))]
+    {
+        let _ = (caps, a, p);
+        Err(super::not_compiled_in(stream))
+    }
+}
+
+/// The `rocm.token_logprobs` kernel.
+pub static TOKEN_LOGPROBS: RocmKernel = RocmKernel {
+    meta: rocm_meta(
+        "rocm.token_logprobs",
+        OpKind::TokenLogprobs,
+        module_path!(),
+        "log-probability of each row's target and the entropy, one pass over the logits \
+         (kernels/token_logprobs.cu via hiprtc)",
+    ),
+    check,
+    launch,
+};
+crate::register!(TOKEN_LOGPROBS);
+
+#[cfg(feature = "hip")]
+mod checked {
+    use std::ffi::c_void;
+
+    use hip_sys::hiprt::hipStream_t;
+    use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
+    use kernelyard_core::{Capabilities, DType, DeviceId, Error, Stream};
+
+    use crate::device::{bind, hip_api};
+    use crate::error::check;
+    use crate::hip::{self, Hip};
+
+    /// Eight bytes of device memory for the first bad row, freed on drop after the stream has
+    /// finished with it.
+    struct BadRow {
+        hip: &'static Hip,
+        device: DeviceId,
+        stream: hipStream_t,
+        ptr: *mut c_void,
+    }
+
+    impl BadRow {
+        /// Allocates the slot and queues its initialisation to `u64::MAX` ("no bad row").
+        fn new(stream: &Stream) -> Result<Self, Error> {
+            let device = stream.device();
+            bind(device)?;
+            let h = hip_api()?;
+            let mut ptr: *mut c_void = std::ptr::null_mut();
+            // SAFETY: valid out-pointer; the device is current.
+            check(h, "hipMalloc", unsafe { (h.api.hipMalloc)(&mut ptr, 8) })?;
+            let slot = BadRow {
+                hip: h,
+                device,
+                stream: stream.raw() as hipStream_t,
+                ptr,
+            };
+            // SAFETY: `ptr` holds 8 bytes; the stream is a live stream of the device.
+            check(h, "hipMemsetAsync", unsafe {
+                (h.api.hipMemsetAsync)(slot.ptr, 0xff, 8, slot.stream)
+            })?;
+            Ok(slot)
+        }
+
+        /// Waits for the stream and reads the slot: the first bad row, if any.
+        fn read(&self) -> Result<Option<usize>, Error> {
+            bind(self.device)?;
+            let h = self.hip;
+            // SAFETY: the stream is a live stream of the bound device.
+            check(h, "hipStreamSynchronize", unsafe {
+                (h.api.hipStreamSynchronize)(self.stream)
+            })?;
+            let row = read_u64(h, self.ptr)?;
+            Ok((row != u64::MAX).then_some(row as usize))
+        }
+    }
+
+    impl Drop for BadRow {
+        fn drop(&mut self) {
+            if bind(self.device).is_ok() {
+                // SAFETY: once the stream has drained no kernel uses the slot, which was
+                // allocated by `new` and is freed once. On failure the 8 bytes leak.
+                unsafe {
+                    let _ = (self.hip.api.hipStreamSynchronize)(self.stream);
+                    let _ = (self.hip.api.hipFree)(self.ptr);
+                }
+            }
+        }
+    }
+
+    /// Reads 8 bytes of device memory at `at` (synchronously).
+    fn read_u64(h: &Hip, at: *const c_void) -> Result<u64, Error> {
+        let mut v = [0u8; 8];
+        // SAFETY: the caller guarantees 8 readable bytes of device memory at `at`, no longer
+        // written by queued work.
+        check(h, "hipMemcpy(DtoH)", unsafe {
+            (h.api.hipMemcpy)(v.as_mut_ptr().cast(), at, 8, hip::MEMCPY_DTOH)
+        })?;
+        Ok(u64::from_le_bytes(v))
+    }
+
+    /// Reads target `row` (the value the error reports).
+    fn read_target(
+        h: &Hip,
+        targets: *const c_void,
+        dtype: DType,
+        row: usize,
+    ) -> Result<i64, Error> {
+        let size = dtype.size();
+        let mut v = [0u8; 8];
+        // SAFETY: `row < tokens` (the kernel only records rows it read) and core validated the
+        // targets view: `[tokens]` contiguous elements of `dtype` (4 or 8 bytes) on the bound
+        // device.
+        check(h, "hipMemcpy(DtoH)", unsafe {
+            (h.api.hipMemcpy)(
+                v.as_mut_ptr().cast(),
+                targets.cast::<u8>().wrapping_add(row * size).cast(),
+                size,
+                hip::MEMCPY_DTOH,
+            )
+        })?;
+        Ok(if dtype == DType::I32 {
+            i64::from(i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+        } else {
+            i64::from_le_bytes(v)
+        })
+    }
+
+    pub(super) fn launch(
+        stream: &Stream,
+        caps: &Capabilities,
+        a: &mut TokenLogprobsArgs<'_>,
+        p: &TokenLogprobsProblem,
+    ) -> Result<(), Error> {
+        let slot = if a.checked {
+            Some(BadRow::new(stream)?)
+        } else {
+            None
+        };
+        let bad = slot.as_ref().map_or(std::ptr::null_mut(), |s| s.ptr);
+        let targets = a.targets.as_ptr();
+        // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
+        // which live until `slot` drops after the stream has drained.
+        unsafe {
+            kernelyard_kernels::token_logprobs::launch(
+                super::super::gpu(),
+                stream,
+                caps,
+                a,
+                p,
+                bad,
+            )?
+        };
+        if let Some(slot) = slot {
+            if let Some(row) = slot.read()? {
+                let target = read_target(slot.hip, targets, p.target_dtype, row)?;
+                return Err(Error::TargetOutOfRange {
+                    row,
+                    target,
+                    vocab: p.vocab,
+                });
+            }
+        }
+        Ok(())
+    }
+}
