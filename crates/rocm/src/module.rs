@@ -94,7 +94,6 @@ mod compiling {
     use std::collections::HashMap;
     use std::ffi::{c_char, c_int, CString};
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
 
     use hip_sys::hiprt::{hipFunction_t, hipModule_t};
     use kernelyard_core::{Capabilities, DeviceId, Error};
@@ -210,17 +209,6 @@ mod compiling {
         hip::c_chars(&log)
     }
 
-    /// Where a module came from.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Origin {
-        /// Already loaded in this process.
-        Memory,
-        /// Read from the disk cache.
-        Disk,
-        /// Compiled by hiprtc (and written to the disk cache).
-        Compiled,
-    }
-
     /// A module loaded on one device.
     pub(crate) struct Loaded {
         module: hipModule_t,
@@ -254,21 +242,7 @@ mod compiling {
         Ok(())
     }
 
-    /// Loads `source` for `device` bypassing the memory cache, and unloads it again: where a
-    /// first launch in a fresh process gets it from, and how long that takes (ms).
-    pub fn load_report(
-        device: DeviceId,
-        source: &'static KernelSource,
-    ) -> Result<(Origin, f64), Error> {
-        let d = bind(device)?;
-        let start = Instant::now();
-        let (loaded, origin) = load(&d.caps, source)?;
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        drop(loaded);
-        Ok((origin, ms))
-    }
-
-    fn load(caps: &Capabilities, source: &'static KernelSource) -> Result<(Loaded, Origin), Error> {
+    fn load(caps: &Capabilities, source: &'static KernelSource) -> Result<Loaded, Error> {
         let kernelyard_core::Arch::Rocm { gfx, .. } = caps.arch else {
             return Err(RocmError::Misuse {
                 what: format!("{} is not a ROCm device", caps.device),
@@ -281,9 +255,7 @@ mod compiling {
         if let Some(path) = &path {
             if let Ok(bytes) = std::fs::read(path) {
                 match load_image(&bytes) {
-                    Ok(module) => {
-                        return Ok((loaded(module, source, &target, bytes), Origin::Disk))
-                    }
+                    Ok(module) => return Ok(loaded(module, source, &target, bytes)),
                     // A torn or foreign file: recompile and replace it.
                     Err(_) => {
                         let _ = std::fs::remove_file(path);
@@ -303,10 +275,7 @@ mod compiling {
             // A cache that cannot be written only costs a compile next time.
             let _ = write_atomically(path, &compiled.code);
         }
-        Ok((
-            loaded(module, source, &target, compiled.code),
-            Origin::Compiled,
-        ))
+        Ok(loaded(module, source, &target, compiled.code))
     }
 
     fn loaded(
@@ -375,7 +344,7 @@ mod compiling {
                 match map.get(source.file) {
                     Some(m) => Arc::clone(m),
                     None => {
-                        let (m, _) = load(caps, source)?;
+                        let m = load(caps, source)?;
                         let m = Arc::new(m);
                         map.insert(source.file, Arc::clone(&m));
                         m
