@@ -189,13 +189,25 @@ pub fn launch(
         file: SOURCE.file,
         what: format!("{} A/B", p.dtype),
     })?;
-    launch_tiled(gpu, stream, (&SOURCE, plan.symbol), plan.dims(), a, p)
+    // SAFETY: the plan's entry point has the family signature; it reads element by element
+    // (any alignment), uses static shared memory only, and `check_shape` checked C's dtype, the
+    // sizes and the grid.
+    unsafe { launch_tiled(gpu, stream, (&SOURCE, plan.symbol), plan.dims(), a, p) }
 }
 
-/// [`launch`] for a kernel of this family (this signature, one block per tile of C, static
-/// shared memory only): `symbol` of `source` with `dims`, both from the kernel's plan for `p`.
-/// `gemm_bi_mfma` shares it.
-pub(crate) fn launch_tiled(
+/// The launch sequence of every batch-invariant GEMM entry point with the signature
+/// `(const void* a, const void* b, void* c, long long m, n, k, lda, ldb, ldc, stride_a,
+/// stride_b, stride_c, float alpha, float beta, int accumulate, int c_f32)`: this module's,
+/// `gemm_bi_mfma`'s and the CUDA backend's mma.sync kernel (`gemm_bi.cu`). `beta` is passed as
+/// 0 when `p` does not accumulate (C is then never read).
+///
+/// # Safety
+/// `symbol` must be an entry point of `source` with that signature, chosen by its kernel's plan
+/// for `p` with `dims`, and everything that entry point requires beyond core's validation of
+/// `a` into `p` must hold (e.g. 16-byte alignment for a vector path, the dynamic shared memory
+/// of `dims` within the device's limit, the grid within its limit): its kernel's checks
+/// accepted `p`.
+pub unsafe fn launch_tiled(
     gpu: &dyn Launch,
     stream: &Stream,
     (source, symbol): (&'static KernelSource, &'static str),
@@ -215,15 +227,12 @@ pub(crate) fn launch_tiled(
     let beta = if p.accumulate { a.beta } else { 0.0 };
     let accumulate = i32::from(p.accumulate);
     let c_f32 = i32::from(p.c_dtype == DType::F32);
-    // SAFETY: the parameters match `<family>_<dtype>_<ta><tb>(const void* a, const void* b,
-    // void* c, long long m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, float alpha,
-    // float beta, int accumulate, int c_f32)`, the signature of every entry point of this
-    // family (`symbol` is one, chosen by the plan for `p`'s dtype and transposes); core
-    // validated the views into `p` (A `[m, k]` or `[k, m]`, B `[k, n]` or `[n, k]`, C `[m, n]`
-    // in `p.c_dtype`, their row and batch strides, one device, C disjoint from A and B), and
-    // the kernel touches only elements inside them (element accesses, zero fill, skipped
-    // out-of-range stores: any alignment); `check_shape` checked that C's dtype is A's or
-    // f32, the sizes fit `long long` and the grid fits; the shared memory is static.
+    // SAFETY: the parameters match the signature above, which `symbol` has (the caller's
+    // contract); core validated the views into `p` (A `[m, k]` or `[k, m]`, B `[k, n]` or
+    // `[n, k]`, C `[m, n]` in `p.c_dtype`, their row and batch strides, one device, C disjoint
+    // from A and B), and these kernels touch only elements inside them; what the entry point
+    // needs beyond that (alignment, shared memory, grid) its kernel's checks accepted (the
+    // caller's contract).
     unsafe {
         gpu.launch(
             stream,

@@ -40,7 +40,7 @@ use kernelyard_core::{
 };
 
 use crate::error::CudaError;
-use crate::launch::{launch, Dims};
+use crate::launch::{CudaLauncher, Dims};
 use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
 use crate::source::KernelSource;
 
@@ -227,37 +227,19 @@ impl Kernel for CudaGemmBatchInvariant {
         let plan = plan(p).ok_or_else(|| CudaError::Misuse {
             what: format!("{} launched for {} A/B", META.name, p.dtype),
         })?;
-        let a_ptr = a.a.as_ptr();
-        let b_ptr = a.b.as_ptr();
-        let c_ptr = a.c.as_mut_ptr();
-        let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
-        let (lda, ldb, ldc) = (p.lda as i64, p.ldb as i64, p.ldc as i64);
-        let stride_a = p.batch_stride_a as i64;
-        let stride_b = p.batch_stride_b as i64;
-        let stride_c = p.batch_stride_c as i64;
-        let alpha = a.alpha;
-        let beta = if p.accumulate { a.beta } else { 0.0 };
-        let accumulate = i32::from(p.accumulate);
-        let c_f32 = i32::from(p.c_dtype == DType::F32);
-        // SAFETY: the parameters match `gemm_bi_<dtype>_<ta><tb>_<path>(const void* a,
-        // const void* b, void* c, long long m, n, k, lda, ldb, ldc, stride_a, stride_b,
-        // stride_c, float alpha, float beta, int accumulate, int c_f32)`; core validated the
-        // views into `p` (A `[m, k]` or `[k, m]`, B `[k, n]` or `[n, k]`, C `[m, n]` in
-        // `p.c_dtype`, their row and batch strides, one device, C disjoint from A and B), and
-        // the kernel touches only elements inside them; the `_v` entry point is chosen only
-        // when every pointer, row stride and batch stride is 16-byte aligned (`p.align`);
-        // `check_problem` checked the sizes fit `long long`, the grid fits, and the device's
-        // opt-in shared memory holds `SHARED_BYTES` (`launch` raises the function's limit).
+        // SAFETY: the plan's entry point `gemm_bi_<dtype>_<ta><tb>_<path>` has the family
+        // signature; the `_v` one is chosen only when every pointer, row stride and batch
+        // stride is 16-byte aligned (`p.align`); `check_problem` checked C's dtype, the sizes
+        // fit `long long`, the grid fits, and the device's opt-in shared memory holds
+        // `SHARED_BYTES` (`launch` raises the function's limit).
         unsafe {
-            launch(
+            kernelyard_kernels::gemm_bi_simt::launch_tiled(
+                &CudaLauncher,
                 stream,
-                &SOURCE,
-                plan.symbol,
+                (&SOURCE, plan.symbol),
                 plan.dims(),
-                &mut kernelyard_kernels::params![
-                    a_ptr, b_ptr, c_ptr, m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c,
-                    alpha, beta, accumulate, c_f32
-                ],
+                a,
+                p,
             )
         }
     }
