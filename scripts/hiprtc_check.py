@@ -29,24 +29,8 @@ for name in ["libhiprtc.so", "libhiprtc.so.7", "libhiprtc.so.6", "libamdhip64.so
 if lib is None:
     sys.exit("no hiprtc found: apt-get install libamdhip64-dev (ROCm 5.2) or install ROCm 6+")
 lib.hiprtcGetErrorString.restype = ctypes.c_char_p
-here = os.path.dirname(os.path.abspath(__file__))
-kdir = os.path.join(here, "..", "kernels")
-headers = {h: open(os.path.join(kdir, h)).read() for h in os.listdir(kdir) if h.endswith(".cuh")}
-def splice(text, seen=None):
-    """Replaces each line that is exactly `#include "name.cuh"` (a header of kernels/) with
-    the header, recursively, each header once per source (as crates/kernels/src/source.rs)."""
-    seen = set() if seen is None else seen
-    out = []
-    for line in text.split("\n"):
-        m = re.fullmatch(r'\s*#include\s+"([^"]+)"\s*', line)
-        if m and m.group(1) in headers:
-            name = m.group(1)
-            if name not in seen:
-                seen.add(name)
-                out.append(splice(headers[name], seen))
-            continue
-        out.append(line)
-    return "\n".join(out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_splice import splice  # noqa: E402
 
 ok = True
 for f in a.files:

@@ -17,24 +17,8 @@ ap.add_argument("--ptx-dir", help="write each PTX to DIR/<source stem>.<arch>.pt
 a = ap.parse_args()
 archs = a.arch or ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90a", "sm_100a", "sm_120"]
 lib = ctypes.CDLL("libnvrtc.so.13")
-here = os.path.dirname(os.path.abspath(__file__))
-kdir = os.path.join(here, "..", "kernels")
-headers = {h: open(os.path.join(kdir, h)).read() for h in os.listdir(kdir) if h.endswith(".cuh")}
-def splice(text, seen=None):
-    """Replaces each line that is exactly `#include "name.cuh"` (a header of kernels/) with
-    the header, recursively, each header once per source (as crates/kernels/src/source.rs)."""
-    seen = set() if seen is None else seen
-    out = []
-    for line in text.split("\n"):
-        m = re.fullmatch(r'\s*#include\s+"([^"]+)"\s*', line)
-        if m and m.group(1) in headers:
-            name = m.group(1)
-            if name not in seen:
-                seen.add(name)
-                out.append(splice(headers[name], seen))
-            continue
-        out.append(line)
-    return "\n".join(out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_splice import splice  # noqa: E402
 
 ok = True
 for f in a.files:
