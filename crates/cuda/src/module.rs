@@ -16,17 +16,18 @@
 //!   and recompiled. A cache that cannot be written costs a recompile next time, never a
 //!   failure.
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
-//!   entry point, behind a mutex (a first compile holds it, so a source compiles once).
+//!   entry point (`kernelyard_kernels::cache::ModuleMap`): each source has a lock of its own,
+//!   so a source compiles once and a first compile never stalls launches of other sources.
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CString};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use cudarc::driver::{result, sys};
 use cudarc::nvrtc::sys as nvrtc;
 use kernelyard_core::{DeviceId, Error, Sm, Version};
-use kernelyard_kernels::cache::{self, cache_dir, write_atomically, CacheKey};
+use kernelyard_kernels::cache::{self, cache_dir, write_atomically, CacheKey, ModuleMap};
 
 use crate::device::{bind, platform, NVRTC_LIB};
 use crate::error::{driver_code, CudaError};
@@ -230,7 +231,7 @@ unsafe impl Sync for Loaded {}
 /// One device's loaded modules, by source file.
 #[derive(Default)]
 pub(crate) struct ModuleCache {
-    loaded: Mutex<HashMap<&'static str, Arc<Loaded>>>,
+    loaded: ModuleMap<Loaded>,
 }
 
 /// Loads `source` for `device` bypassing the memory cache (disk cache, else NVRTC), and
@@ -340,18 +341,9 @@ impl ModuleCache {
             }
             .into());
         }
-        let module = {
-            let mut map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            match map.get(source.file) {
-                Some(m) => Arc::clone(m),
-                None => {
-                    let (m, _) = load(caps, source)?;
-                    let m = Arc::new(m);
-                    map.insert(source.file, Arc::clone(&m));
-                    m
-                }
-            }
-        };
+        let module = self
+            .loaded
+            .get_or_load(source.file, || load(caps, source).map(|(m, _)| m))?;
         module.function(symbol, shared_bytes)
     }
 }

@@ -14,7 +14,9 @@
 //! naming, options and compiler version), reads and loads cached files, deletes one its
 //! driver rejects, and treats a failed write as a recompile next time, never a failure.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::source::KernelSource;
 
@@ -94,6 +96,46 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// The memory cache of loaded modules of one device, by source file: each is loaded once, on
+/// first use, under a lock of its own. A slow first load (a compile) blocks only the callers
+/// that need that same source, never a launch of a module already loaded; a failed load is
+/// not remembered (the next call tries again).
+pub struct ModuleMap<T> {
+    slots: Mutex<HashMap<&'static str, Slot<T>>>,
+}
+
+/// One source's module: empty until its first successful load.
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
+
+impl<T> Default for ModuleMap<T> {
+    fn default() -> Self {
+        ModuleMap {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> ModuleMap<T> {
+    /// The value for `file`, from `load` the first time.
+    pub fn get_or_load<E>(
+        &self,
+        file: &'static str,
+        load: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(slots.entry(file).or_default())
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = &*slot {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(load()?);
+        *slot = Some(Arc::clone(&v));
+        Ok(v)
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +220,39 @@ mod tests {
         // Only the file itself: the temporary name was renamed away.
         assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn modules_load_once_and_a_slow_load_blocks_only_its_own_source() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc;
+        let map: Arc<ModuleMap<usize>> = Arc::default();
+        let loads = AtomicUsize::new(0);
+        let first = map.get_or_load::<()>("a.cu", || {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok(1)
+        });
+        assert_eq!(*first.unwrap(), 1);
+        assert_eq!(*map.get_or_load::<()>("a.cu", || Ok(2)).unwrap(), 1);
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // A failed load is retried.
+        assert!(map.get_or_load("b.cu", || Err("no")).is_err());
+        assert_eq!(*map.get_or_load::<()>("b.cu", || Ok(3)).unwrap(), 3);
+        // While "c.cu" loads (held until the main thread says so), "a.cu" is served.
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let m = Arc::clone(&map);
+        let slow = std::thread::spawn(move || {
+            m.get_or_load::<()>("c.cu", || {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(4)
+            })
+            .map(|v| *v)
+        });
+        started_rx.recv().unwrap();
+        assert_eq!(*map.get_or_load::<()>("a.cu", || Ok(9)).unwrap(), 1);
+        release_tx.send(()).unwrap();
+        assert_eq!(slow.join().unwrap(), Ok(4));
     }
 }

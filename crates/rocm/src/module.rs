@@ -19,7 +19,8 @@
 //!   the runtime rejects is deleted and recompiled; a cache that cannot be written costs a
 //!   recompile, never a failure.
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
-//!   entry point, behind a mutex (a first compile holds it, so a source compiles once).
+//!   entry point (`kernelyard_kernels::cache::ModuleMap`): each source has a lock of its own,
+//!   so a source compiles once and a first compile never stalls launches of other sources.
 
 use kernelyard_core::{Gfx, Version};
 use kernelyard_kernels::cache::{cache_file_name, CacheKey};
@@ -93,11 +94,11 @@ mod compiling {
 
     use std::collections::HashMap;
     use std::ffi::{c_char, c_int, CString};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use hip_sys::hiprt::{hipFunction_t, hipModule_t};
     use kernelyard_core::{Capabilities, DeviceId, Error};
-    use kernelyard_kernels::cache::{cache_dir, write_atomically};
+    use kernelyard_kernels::cache::{cache_dir, write_atomically, ModuleMap};
 
     use crate::device::{bind, hiprtc_version, platform};
     use crate::error::{check, RocmError};
@@ -229,7 +230,7 @@ mod compiling {
     /// One device's loaded modules, by source file.
     #[derive(Default)]
     pub(crate) struct ModuleCache {
-        loaded: Mutex<HashMap<&'static str, Arc<Loaded>>>,
+        loaded: ModuleMap<Loaded>,
     }
 
     /// Loads `source` on `device` (through the caches, as a launch would) and looks up every
@@ -339,18 +340,9 @@ mod compiling {
                 }
                 .into());
             }
-            let module = {
-                let mut map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-                match map.get(source.file) {
-                    Some(m) => Arc::clone(m),
-                    None => {
-                        let m = load(caps, source)?;
-                        let m = Arc::new(m);
-                        map.insert(source.file, Arc::clone(&m));
-                        m
-                    }
-                }
-            };
+            let module = self
+                .loaded
+                .get_or_load(source.file, || load(caps, source))?;
             module.function(symbol)
         }
     }
