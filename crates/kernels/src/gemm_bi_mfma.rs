@@ -67,7 +67,7 @@ use crate::source::KernelSource;
 /// operand used as stored, `t` transposed. The order is the one [`plan`] indexes.
 pub static SOURCE: KernelSource = KernelSource {
     file: "gemm_bi_mfma.cu",
-    code: include_str!("../../../kernels/gemm_bi_mfma.cu"),
+    code: include_str!("../kernels/gemm_bi_mfma.cu"),
     symbols: &[
         "gemm_bi_mfma_f16_nn",
         "gemm_bi_mfma_f16_nt",

@@ -53,7 +53,7 @@ use crate::source::KernelSource;
 /// operand used as stored, `t` transposed. The order is the one [`plan`] indexes.
 pub static SOURCE: KernelSource = KernelSource {
     file: "gemm_bi_simt.cu",
-    code: include_str!("../../../kernels/gemm_bi_simt.cu"),
+    code: include_str!("../kernels/gemm_bi_simt.cu"),
     symbols: &[
         "gemm_bi_simt_f32_nn",
         "gemm_bi_simt_f32_nt",

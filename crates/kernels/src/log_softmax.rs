@@ -21,7 +21,7 @@ use crate::source::KernelSource;
 /// The source and its entry points (the variants of [`softmax`](crate::softmax::SOURCE)).
 pub static SOURCE: KernelSource = KernelSource {
     file: "log_softmax.cu",
-    code: include_str!("../../../kernels/log_softmax.cu"),
+    code: include_str!("../kernels/log_softmax.cu"),
     symbols: &[
         "log_softmax_f32_v1",
         "log_softmax_f32_v2",

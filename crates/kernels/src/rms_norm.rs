@@ -26,7 +26,7 @@ use crate::source::KernelSource;
 /// for f32 only) and the two-pass ones (`long_v`, `long_s`), each plain and `_res`.
 pub static SOURCE: KernelSource = KernelSource {
     file: "rms_norm.cu",
-    code: include_str!("../../../kernels/rms_norm.cu"),
+    code: include_str!("../kernels/rms_norm.cu"),
     symbols: &[
         "rms_norm_f32_v1",
         "rms_norm_f32_v1_res",

@@ -30,7 +30,7 @@ use crate::source::KernelSource;
 /// `rope_<dtype>_<style>_v16`, 16-byte units.
 pub static SOURCE: KernelSource = KernelSource {
     file: "rope.cu",
-    code: include_str!("../../../kernels/rope.cu"),
+    code: include_str!("../kernels/rope.cu"),
     symbols: &[
         "rope_f32_neox",
         "rope_f16_neox",

@@ -23,7 +23,7 @@ use crate::source::KernelSource;
 /// `long_s`).
 pub static SOURCE: KernelSource = KernelSource {
     file: "softmax.cu",
-    code: include_str!("../../../kernels/softmax.cu"),
+    code: include_str!("../kernels/softmax.cu"),
     symbols: &[
         "softmax_f32_v1",
         "softmax_f32_v2",

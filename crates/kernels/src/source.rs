@@ -25,11 +25,11 @@ pub struct KernelSource {
 /// Shared headers: spliced in place of `#include "<name>"` before compiling, so the runtime
 /// compilers need no include path and no toolkit headers.
 pub const HEADERS: &[(&str, &str)] = &[
-    ("port.cuh", include_str!("../../../kernels/port.cuh")),
-    ("common.cuh", include_str!("../../../kernels/common.cuh")),
-    ("rows.cuh", include_str!("../../../kernels/rows.cuh")),
-    ("mma.cuh", include_str!("../../../kernels/mma.cuh")),
-    ("hopper.cuh", include_str!("../../../kernels/hopper.cuh")),
+    ("port.cuh", include_str!("../kernels/port.cuh")),
+    ("common.cuh", include_str!("../kernels/common.cuh")),
+    ("rows.cuh", include_str!("../kernels/rows.cuh")),
+    ("mma.cuh", include_str!("../kernels/mma.cuh")),
+    ("hopper.cuh", include_str!("../kernels/hopper.cuh")),
 ];
 
 /// A kernel source and the registered kernels that launch it (whose arch ranges say which

@@ -34,7 +34,7 @@ use crate::source::KernelSource;
 /// (`token_logprobs_<dtype>`) and 16-byte (`..._v16`) loads, then the checked-mode pre-pass.
 pub static SOURCE: KernelSource = KernelSource {
     file: "token_logprobs.cu",
-    code: include_str!("../../../kernels/token_logprobs.cu"),
+    code: include_str!("../kernels/token_logprobs.cu"),
     symbols: &[
         "token_logprobs_f32",
         "token_logprobs_f16",

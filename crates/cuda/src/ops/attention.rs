@@ -71,7 +71,7 @@ use crate::source::KernelSource;
 /// [`symbol`] indexes.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "attention.cu",
-    code: include_str!("../../../../kernels/attention.cu"),
+    code: include_str!("../../kernels/attention.cu"),
     symbols: &[
         "attention_f16_d64",
         "attention_f16_d128",

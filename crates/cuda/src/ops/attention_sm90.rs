@@ -60,7 +60,7 @@ use crate::source::KernelSource;
 /// [`symbol`] indexes.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "attention_sm90.cu",
-    code: include_str!("../../../../kernels/attention_sm90.cu"),
+    code: include_str!("../../kernels/attention_sm90.cu"),
     symbols: &[
         "attention_sm90_f16_d64",
         "attention_sm90_f16_d128",

@@ -49,7 +49,7 @@ use crate::source::KernelSource;
 /// loads). The order is the one [`plan`] indexes.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "gemm_bi.cu",
-    code: include_str!("../../../../kernels/gemm_bi.cu"),
+    code: include_str!("../../kernels/gemm_bi.cu"),
     symbols: &[
         "gemm_bi_f16_nn_v",
         "gemm_bi_f16_nt_v",

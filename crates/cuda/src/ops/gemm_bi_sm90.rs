@@ -39,7 +39,7 @@ use crate::source::KernelSource;
 /// The kernel source.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "gemm_bi_sm90.cu",
-    code: include_str!("../../../../kernels/gemm_bi_sm90.cu"),
+    code: include_str!("../../kernels/gemm_bi_sm90.cu"),
     symbols: &[
         "gemm_bi_sm90_bf16_nn",
         "gemm_bi_sm90_bf16_nt",
