@@ -12,7 +12,7 @@ use std::fmt;
 use crate::caps::Capabilities;
 use crate::device::{DeviceId, DeviceKind};
 use crate::dtype::{DType, Element};
-use crate::error::{Error, ValidationError};
+use crate::error::{Error, ProbeError, ValidationError};
 use crate::stream::Stream;
 use crate::tensor::{checked_numel, TensorView, TensorViewMut};
 
@@ -25,7 +25,7 @@ pub trait Backend: Send + Sync + 'static {
     fn device_kind(&self) -> DeviceKind;
     /// Finds the devices and their capabilities, or says why the backend cannot be used here
     /// (e.g. "libcuda.so not found"). Must not panic.
-    fn probe(&self) -> Result<Vec<Capabilities>, String>;
+    fn probe(&self) -> Result<Vec<Capabilities>, ProbeError>;
     /// Allocates `bytes` of device memory on `device`.
     fn alloc(&'static self, device: DeviceId, bytes: usize) -> Result<DeviceBuffer, Error>;
     /// Frees memory from [`Backend::alloc`].

@@ -130,6 +130,37 @@ impl fmt::Display for Arch {
     }
 }
 
+/// One architecture version of a GPU family, as arch ranges compare them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchVersion {
+    /// An NVIDIA compute capability.
+    Sm(Sm),
+    /// An AMD gfx architecture.
+    Gfx(Gfx),
+}
+
+impl fmt::Display for ArchVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArchVersion::Sm(sm) => sm.fmt(f),
+            ArchVersion::Gfx(gfx) => gfx.fmt(f),
+        }
+    }
+}
+
+impl From<Sm> for ArchVersion {
+    fn from(sm: Sm) -> Self {
+        ArchVersion::Sm(sm)
+    }
+}
+
+impl From<Gfx> for ArchVersion {
+    fn from(gfx: Gfx) -> Self {
+        ArchVersion::Gfx(gfx)
+    }
+}
+
 /// The architectures a kernel runs on: data read without running anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
@@ -165,14 +196,14 @@ impl ArchReq {
             (ArchReq::Cuda { min, max, .. }, Arch::Cuda { sm }) => {
                 if sm < min {
                     reasons.push(Reason::ArchTooOld {
-                        have: sm.to_string(),
-                        need: self.to_string(),
+                        have: (*sm).into(),
+                        need: *self,
                     });
                 }
                 if let Some(max) = max.filter(|max| sm > max) {
                     reasons.push(Reason::ArchTooNew {
-                        have: sm.to_string(),
-                        max: max.to_string(),
+                        have: (*sm).into(),
+                        max: max.into(),
                     });
                 }
             }
@@ -189,14 +220,14 @@ impl ArchReq {
             ) => {
                 if gfx < min {
                     reasons.push(Reason::ArchTooOld {
-                        have: gfx.to_string(),
-                        need: self.to_string(),
+                        have: (*gfx).into(),
+                        need: *self,
                     });
                 }
                 if let Some(max) = max.filter(|max| gfx > max) {
                     reasons.push(Reason::ArchTooNew {
-                        have: gfx.to_string(),
-                        max: max.to_string(),
+                        have: (*gfx).into(),
+                        max: max.into(),
                     });
                 }
                 if let Some(need) = wavefront.filter(|w| w != have_wave) {
@@ -207,8 +238,8 @@ impl ArchReq {
                 }
             }
             (req, arch) => reasons.push(Reason::ArchFamily {
-                have: arch.to_string(),
-                need: req.to_string(),
+                have: arch.clone(),
+                need: *req,
             }),
         }
     }

@@ -417,3 +417,33 @@ mod tests {
         assert!(msg.contains("report the bug"), "{msg}");
     }
 }
+
+/// Why a backend cannot be used on this machine ([`Backend::probe`](crate::Backend::probe)):
+/// the backend's own typed error (e.g. the CUDA backend's `Unavailable`), shared and
+/// downcastable, so core stays free of backend types while callers can still match on them.
+#[derive(Clone, Debug)]
+pub struct ProbeError(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ProbeError {
+    /// Wraps a backend's typed error.
+    pub fn new<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
+        ProbeError(std::sync::Arc::new(error))
+    }
+
+    /// The backend's error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ProbeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}

@@ -1,10 +1,17 @@
 //! Kernels: a static that holds its metadata and its code together.
 //!
-//! A backend declares each kernel as a `static` implementing [`Kernel`] and registers it with
-//! `inventory::submit! { KernelEntry(&MY_KERNEL) }`. Its [`KernelMeta`] is plain data, read
-//! without running anything; its requirements (device kind, arch range, dtypes, features,
-//! alignment) are compared with a device's [`Capabilities`] by [`KernelMeta::check_static`],
-//! and anything problem-specific (shapes, shared memory) by [`Kernel::check_problem`].
+//! Every backend declares each kernel the same way: a `static` [`KernelDef<O>`] for its operator
+//! `O` (metadata, problem check, optional score, launch), registered with
+//! [`register!`](crate::register). Its [`KernelMeta`] is plain data, read without running
+//! anything; its requirements (device kind, arch range, dtypes, features, alignment) are
+//! compared with a device's [`Capabilities`] by [`KernelMeta::check_static`], and anything
+//! problem-specific (shapes, shared memory) by the definition's `check`.
+//!
+//! The check, score and launch functions are typed: they receive `O`'s own problem and
+//! arguments (`&O::Problem`, `&mut O::Args`), and a launch receives a [`LaunchCtx`] with the
+//! stream and the device's capabilities. The match from the catalog's [`Problem`] and [`Args`]
+//! to `O`'s types happens once, here; a kernel never downcasts and never looks capabilities up
+//! from a process-wide table.
 
 use serde::Serialize;
 
@@ -12,7 +19,7 @@ use crate::caps::{ArchReq, Capabilities, Feature};
 use crate::device::DeviceKind;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::ops::{Args, OpKind, Problem};
+use crate::ops::{Args, Listed, OpKind, Problem};
 use crate::reason::Reason;
 use crate::stream::Stream;
 
@@ -50,6 +57,72 @@ pub struct KernelMeta {
 }
 
 impl KernelMeta {
+    /// The metadata of a kernel for `O`, with the defaults most kernels share: version 1,
+    /// deterministic and batch-invariant, f32/f16/bf16, no features, element alignment,
+    /// priority 10. Adjust with the `const` builder methods ([`KernelMeta::dtypes`], ...).
+    pub const fn new<O: Listed>(
+        name: &'static str,
+        backend: &'static str,
+        device: DeviceKind,
+        arch: ArchReq,
+        source: &'static str,
+        summary: &'static str,
+    ) -> KernelMeta {
+        KernelMeta {
+            name,
+            op: O::KIND,
+            backend,
+            device,
+            version: 1,
+            deterministic: true,
+            batch_invariant: true,
+            dtypes: DType::FLOATS,
+            arch,
+            features: &[],
+            align: 1,
+            priority: 10,
+            source,
+            summary,
+        }
+    }
+
+    /// With these supported primary dtypes.
+    pub const fn dtypes(mut self, dtypes: &'static [DType]) -> Self {
+        self.dtypes = dtypes;
+        self
+    }
+
+    /// With these required features.
+    pub const fn features(mut self, features: &'static [Feature]) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// With this pointer and row-stride alignment, bytes.
+    pub const fn align(mut self, align: usize) -> Self {
+        self.align = align;
+        self
+    }
+
+    /// With this priority.
+    pub const fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// With this implementation version.
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Declaring neither determinism nor batch invariance.
+    pub const fn nondeterministic(mut self) -> Self {
+        self.deterministic = false;
+        self.batch_invariant = false;
+        self
+    }
+
     /// Compares the metadata's requirements with a device and a problem, pushing a reason for
     /// each one not met.
     pub fn check_static(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
@@ -120,10 +193,133 @@ pub trait Kernel: Send + Sync + 'static {
         0
     }
 
-    /// Runs the kernel on `stream`. Core has validated `args` into `problem` and checked the
-    /// kernel can run it on the stream's device; the kernel reports only device faults and
-    /// data-dependent errors (e.g. checked out-of-range targets).
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error>;
+    /// Runs the kernel on `ctx.stream`. Core has validated `args` into `problem` and checked
+    /// the kernel can run it on the stream's device (whose capabilities `ctx` holds); the
+    /// kernel reports only device faults and data-dependent errors (e.g. checked out-of-range
+    /// targets).
+    fn launch(
+        &self,
+        ctx: &LaunchCtx<'_>,
+        args: &mut Args<'_>,
+        problem: &Problem,
+    ) -> Result<(), Error>;
+}
+
+/// What a launch needs besides its arguments: the caller's stream and the capabilities of its
+/// device (probed once by the runtime; a kernel never looks them up again).
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchCtx<'a> {
+    /// The stream to launch on (the caller's; nothing is synchronised).
+    pub stream: &'a Stream,
+    /// The capabilities of the stream's device.
+    pub caps: &'a Capabilities,
+}
+
+/// A problem check: push a reason for every requirement `O`'s problem does not meet.
+pub type CheckFn<O> = fn(&Capabilities, &<O as crate::ops::Op>::Problem, &mut Vec<Reason>);
+
+/// A heuristic preference among kernels of equal priority (higher first).
+pub type ScoreFn<O> = fn(&Capabilities, &<O as crate::ops::Op>::Problem) -> i32;
+
+/// A typed launch: `O`'s arguments, validated into `O`'s problem.
+pub type LaunchFn<O> = for<'c, 'a, 'b> fn(
+    &LaunchCtx<'c>,
+    &'b mut <O as crate::ops::Op>::Args<'a>,
+    &<O as crate::ops::Op>::Problem,
+) -> Result<(), Error>;
+
+/// A kernel for the operator `O`: metadata, problem check, score and launch, typed by `O`.
+///
+/// Declared as a `static` and registered with [`register!`](crate::register); it implements
+/// [`Kernel`] by matching the catalog's [`Problem`] and [`Args`] to `O`'s once (a mismatch is
+/// [`Error::WrongOp`], a core bug, never a panic).
+pub struct KernelDef<O: Listed> {
+    /// The static metadata (its `op` is `O::KIND`: build it with [`KernelMeta::new`]).
+    pub meta: KernelMeta,
+    /// Problem-specific requirements beyond the metadata; called whenever the device is of
+    /// the kernel's kind, even if a static requirement already failed (so it must not assume
+    /// the dtype is supported).
+    pub check: CheckFn<O>,
+    /// A heuristic preference for a problem among kernels of equal priority.
+    pub score: ScoreFn<O>,
+    /// The launch.
+    pub launch: LaunchFn<O>,
+}
+
+impl<O: Listed> KernelDef<O> {
+    /// A kernel with no problem-specific check and score 0.
+    pub const fn new(meta: KernelMeta, launch: LaunchFn<O>) -> Self {
+        KernelDef {
+            meta,
+            check: no_check::<O>,
+            score: no_score::<O>,
+            launch,
+        }
+    }
+
+    /// With a problem check.
+    pub const fn check(mut self, check: CheckFn<O>) -> Self {
+        self.check = check;
+        self
+    }
+
+    /// With a score.
+    pub const fn score(mut self, score: ScoreFn<O>) -> Self {
+        self.score = score;
+        self
+    }
+}
+
+fn no_check<O: Listed>(_: &Capabilities, _: &O::Problem, _: &mut Vec<Reason>) {}
+
+fn no_score<O: Listed>(_: &Capabilities, _: &O::Problem) -> i32 {
+    0
+}
+
+impl<O: Listed> Kernel for KernelDef<O> {
+    fn meta(&self) -> &KernelMeta {
+        &self.meta
+    }
+
+    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
+        if let Some(p) = O::problem(problem) {
+            (self.check)(caps, p, reasons);
+        }
+    }
+
+    fn score(&self, caps: &Capabilities, problem: &Problem) -> i32 {
+        O::problem(problem).map_or(0, |p| (self.score)(caps, p))
+    }
+
+    fn launch(
+        &self,
+        ctx: &LaunchCtx<'_>,
+        args: &mut Args<'_>,
+        problem: &Problem,
+    ) -> Result<(), Error> {
+        let got = args.op();
+        match (O::args(args), O::problem(problem)) {
+            (Some(a), Some(p)) => (self.launch)(ctx, a, p),
+            (None, _) => Err(Error::WrongOp {
+                kernel: self.meta.name,
+                op: O::KIND,
+                got,
+            }),
+            (_, None) => Err(Error::WrongOp {
+                kernel: self.meta.name,
+                op: O::KIND,
+                got: problem.op(),
+            }),
+        }
+    }
+}
+
+/// Registers a kernel static with the registry (`inventory`): `register!(MY_KERNEL);`.
+#[macro_export]
+macro_rules! register {
+    ($kernel:path) => {
+        $crate::inventory::submit! { $crate::KernelEntry(&$kernel) }
+    };
 }
 
 /// The registration a backend submits for each kernel with `inventory::submit!`.

@@ -43,13 +43,13 @@ pub mod stream;
 pub mod tensor;
 
 pub use backend::{Backend, BackendEntry, DeviceBuffer, KnownBackend, KNOWN_BACKENDS};
-pub use caps::{Arch, ArchReq, Capabilities, Feature, Gfx, Sm, Version};
+pub use caps::{Arch, ArchReq, ArchVersion, Capabilities, Feature, Gfx, Sm, Version};
 pub use device::{DeviceId, DeviceKind};
 pub use dtype::{DType, Element};
-pub use error::{Error, SelectError, ValidationError};
-pub use kernel::{Kernel, KernelEntry, KernelMeta};
+pub use error::{Error, ProbeError, SelectError, ValidationError};
+pub use kernel::{CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, ScoreFn};
 pub use ops::params::Params;
-pub use ops::{Args, OpKind, Problem};
+pub use ops::{Args, Example, Listed, Op, OpKind, Problem, ScalarKey, Work};
 pub use reason::Reason;
 pub use registry::Registry;
 pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder};

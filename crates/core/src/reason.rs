@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::caps::Feature;
+use crate::caps::{Arch, ArchReq, ArchVersion, Feature};
 use crate::device::DeviceKind;
 use crate::dtype::DType;
 
@@ -26,23 +26,29 @@ pub enum Reason {
     /// The device architecture is older than the kernel's range.
     ArchTooOld {
         /// The device's architecture.
-        have: String,
+        #[serde(serialize_with = "as_text")]
+        have: ArchVersion,
         /// The kernel's range.
-        need: String,
+        #[serde(serialize_with = "as_text")]
+        need: ArchReq,
     },
     /// The device architecture is newer than the kernel's range.
     ArchTooNew {
         /// The device's architecture.
-        have: String,
+        #[serde(serialize_with = "as_text")]
+        have: ArchVersion,
         /// The newest architecture the kernel supports.
-        max: String,
+        #[serde(serialize_with = "as_text")]
+        max: ArchVersion,
     },
     /// The device architecture is of another family than the kernel's requirement.
     ArchFamily {
         /// The device's architecture.
-        have: String,
+        #[serde(serialize_with = "as_text")]
+        have: Arch,
         /// The kernel's requirement.
-        need: String,
+        #[serde(serialize_with = "as_text")]
+        need: ArchReq,
     },
     /// The device's wavefront size is not the one the kernel assumes.
     Wavefront {
@@ -183,4 +189,9 @@ fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::
         write!(f, "{item}")?;
     }
     Ok(())
+}
+
+/// Serializes a typed field as its display text (the JSON form of reasons stays a string).
+fn as_text<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }

@@ -158,7 +158,9 @@ impl RuntimeBuilder {
                         }
                         BackendState::Available { devices: ids }
                     }
-                    Ok(Err(why)) => BackendState::Unavailable { why },
+                    Ok(Err(why)) => BackendState::Unavailable {
+                        why: why.to_string(),
+                    },
                     Err(panic) => BackendState::Unavailable {
                         why: format!(
                             "the probe panicked: {}",

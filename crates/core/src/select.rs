@@ -18,7 +18,7 @@ use crate::backend::KNOWN_BACKENDS;
 use crate::caps::Capabilities;
 use crate::device::{DeviceId, DeviceKind};
 use crate::error::{Error, SelectError};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, LaunchCtx};
 use crate::ops::{Args, OpKind, Problem};
 use crate::reason::Reason;
 use crate::registry::Registry;
@@ -225,6 +225,8 @@ impl fmt::Display for SelectionReport {
 pub struct Plan {
     kernel: &'static dyn Kernel,
     device: DeviceId,
+    /// The device's capabilities, handed to every launch (probed once by the runtime).
+    caps: Capabilities,
     problem: Problem,
     report: SelectionReport,
 }
@@ -243,6 +245,11 @@ impl Plan {
     /// The device it runs on.
     pub fn device(&self) -> DeviceId {
         self.device
+    }
+
+    /// The capabilities of that device, as selection saw them.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
     }
 
     /// The problem it was selected for.
@@ -289,7 +296,11 @@ impl Plan {
                 args: Box::new(problem),
             });
         }
-        self.kernel.launch(stream, args, &self.problem)
+        let ctx = LaunchCtx {
+            stream,
+            caps: &self.caps,
+        };
+        self.kernel.launch(&ctx, args, &self.problem)
     }
 }
 
@@ -556,6 +567,7 @@ impl Selector {
             return Ok(Plan {
                 kernel: k,
                 device: caps.device,
+                caps: caps.clone(),
                 problem: problem.clone(),
                 report,
             });
@@ -605,6 +617,7 @@ impl Selector {
                 Ok(Plan {
                     kernel: k,
                     device: caps.device,
+                    caps: caps.clone(),
                     problem: problem.clone(),
                     report,
                 })

@@ -14,7 +14,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// An `attention` problem.
@@ -277,5 +277,63 @@ impl<'a> AttentionArgs<'a> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `attention` operator's descriptor.
+pub struct Attention;
+
+impl Op for Attention {
+    const KIND: OpKind = OpKind::Attention;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[ScalarKey {
+        name: "scale",
+        default: None,
+        help: "score scale (default 1/sqrt(head_dim))",
+    }];
+    const EXAMPLE: Example = Example {
+        params: "batch=1,seq_q=1024,heads_q=32,heads_kv=8,head_dim=128,causal=1",
+        dtype: DType::BF16,
+    };
+    type Problem = AttentionProblem;
+    type Args<'a> = AttentionArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<AttentionProblem, Error> {
+        AttentionProblem::from_params(params, dtype)
+    }
+
+    fn validate(
+        args: &AttentionArgs<'_>,
+    ) -> Result<(AttentionProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `4*b*hq*sq*skv*d` FLOPs, halved when causal (torch's convention, whatever `Sq` and
+    /// `Skv`).
+    fn work(p: &AttentionProblem) -> Work {
+        let full = 4.0
+            * p.batch as f64
+            * p.heads_q as f64
+            * p.seq_q as f64
+            * p.seq_kv as f64
+            * p.head_dim as f64;
+        Work::Flops(if p.causal { full / 2.0 } else { full })
+    }
+
+    /// `[batch, seq_q, heads_q, heads_kv, head_dim, causal]`, with `seq_kv` last when it
+    /// differs from `seq_q`.
+    fn shape(p: &AttentionProblem) -> Vec<usize> {
+        let mut s = vec![
+            p.batch,
+            p.seq_q,
+            p.heads_q,
+            p.heads_kv,
+            p.head_dim,
+            usize::from(p.causal),
+        ];
+        if p.seq_kv != p.seq_q {
+            s.push(p.seq_kv);
+        }
+        s
     }
 }

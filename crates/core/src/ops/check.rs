@@ -87,6 +87,12 @@ impl Checker {
         self.align
     }
 
+    /// Counts a byte offset inside a checked tensor that a kernel uses as a pointer of its own
+    /// (e.g. the second half of a row) in the least alignment.
+    pub fn offset(&mut self, bytes: usize) {
+        self.align = self.align.min(align_of(bytes));
+    }
+
     /// The device of the first tensor checked.
     pub fn device(&self) -> DeviceId {
         self.first.map(|(_, d)| d).unwrap_or(DeviceId::CPU)

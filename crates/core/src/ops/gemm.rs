@@ -13,7 +13,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// The dtypes allowed for A and B.
@@ -352,5 +352,63 @@ impl GemmArgs<'_> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `gemm` operator's descriptor.
+pub struct Gemm;
+
+impl Op for Gemm {
+    const KIND: OpKind = OpKind::Gemm;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[
+        ScalarKey {
+            name: "alpha",
+            default: Some("1"),
+            help: "scale of the product",
+        },
+        ScalarKey {
+            name: "beta",
+            default: Some("0"),
+            help: "scale of C (non-zero exactly when the problem accumulates)",
+        },
+    ];
+    const EXAMPLE: Example = Example {
+        params: "m=128,n=128,k=128",
+        dtype: DType::BF16,
+    };
+    type Problem = GemmProblem;
+    type Args<'a> = GemmArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<GemmProblem, Error> {
+        GemmProblem::from_params(params, dtype)
+    }
+
+    fn validate(args: &GemmArgs<'_>) -> Result<(GemmProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*m*n*k` FLOPs per batch entry.
+    fn work(p: &GemmProblem) -> Work {
+        Work::Flops(2.0 * p.m as f64 * p.n as f64 * p.k as f64 * p.batch as f64)
+    }
+
+    /// `[m, n, k]`, with the batch last when there is one.
+    fn shape(p: &GemmProblem) -> Vec<usize> {
+        if p.batch > 1 {
+            vec![p.m, p.n, p.k, p.batch]
+        } else {
+            vec![p.m, p.n, p.k]
+        }
+    }
+
+    /// `nn`, `nt`, `tn` or `tt`: A's letter then B's (`t`: stored transposed).
+    fn layout(p: &GemmProblem) -> Option<&'static str> {
+        Some(match (p.trans_a, p.trans_b) {
+            (false, false) => "nn",
+            (false, true) => "nt",
+            (true, false) => "tn",
+            (true, true) => "tt",
+        })
     }
 }

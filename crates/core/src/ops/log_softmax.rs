@@ -8,7 +8,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::softmax::RowsProblem;
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// A `log_softmax` problem.
@@ -35,5 +35,38 @@ impl LogSoftmaxArgs<'_> {
     /// Validates the arguments into a problem and their device.
     pub fn validate(&self) -> Result<(LogSoftmaxProblem, DeviceId), ValidationError> {
         RowsProblem::validate_rows(&self.x, &self.out)
+    }
+}
+
+/// The `log_softmax` operator's descriptor.
+pub struct LogSoftmax;
+
+impl Op for LogSoftmax {
+    const KIND: OpKind = OpKind::LogSoftmax;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[];
+    const EXAMPLE: Example = Example {
+        params: "rows=128,cols=4096",
+        dtype: DType::BF16,
+    };
+    type Problem = RowsProblem;
+    type Args<'a> = LogSoftmaxArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<RowsProblem, Error> {
+        RowsProblem::from_params_for(OpKind::LogSoftmax, params, dtype)
+    }
+
+    fn validate(args: &LogSoftmaxArgs<'_>) -> Result<(RowsProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*rows*cols*elem` bytes (x read, y written).
+    fn work(p: &RowsProblem) -> Work {
+        crate::ops::softmax::rows_work(p)
+    }
+
+    /// `[rows, cols]`.
+    fn shape(p: &RowsProblem) -> Vec<usize> {
+        vec![p.rows, p.cols]
     }
 }

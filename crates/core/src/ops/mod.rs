@@ -1,9 +1,12 @@
-//! The operator catalog: one file per operator.
+//! The operator catalog: one file per operator, one list that names them.
 //!
-//! Each operator file holds its problem descriptor (`XxxProblem`: shapes, dtypes, layout and
-//! flags; hashable and serializable, no data), its argument views (`XxxArgs`), the validation
-//! that turns views into a problem or a [`ValidationError`], and the problem's parameter keys
-//! for the CLI (`--problem k=v,...`).
+//! Each operator file holds its descriptor (a unit struct implementing [`Op`]): its problem
+//! (`XxxProblem`: shapes, dtypes, layout and flags; hashable and serializable, no data), its
+//! argument views (`XxxArgs`), the validation that turns views into a problem or a
+//! [`ValidationError`], its `--problem` keys and scalars with defaults and docs, an example
+//! problem and its work model. The `catalog!` list below generates [`OpKind`], [`Problem`],
+//! [`Args`] and their dispatch from those descriptors; adding an operator is a new file and one
+//! line there.
 //!
 //! Responsibility: core validates arguments before any backend sees a call, so kernels may
 //! assume valid, in-bounds, non-aliasing arguments and report only device faults.
@@ -25,85 +28,303 @@ pub mod params;
 pub mod rms_norm;
 pub mod rope;
 pub mod selective_state_update;
+pub mod silu_mul;
 pub mod softmax;
 pub mod token_logprobs;
 
-use attention::{AttentionArgs, AttentionProblem};
-use gemm::{GemmArgs, GemmProblem};
-use log_softmax::{LogSoftmaxArgs, LogSoftmaxProblem};
 use params::{ParamKey, Params};
-use rms_norm::{RmsNormArgs, RmsNormProblem};
-use rope::{RopeArgs, RopeProblem};
-use selective_state_update::{SelectiveStateUpdateArgs, SelectiveStateUpdateProblem};
-use softmax::{SoftmaxArgs, SoftmaxProblem};
-use token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
 
-/// An operator of the catalog.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// What one run of a problem costs, in the unit its operator is judged in (`bench` reports
+/// TFLOP/s for FLOPs and TB/s, with the fraction of the device's copy bandwidth, for bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OpKind {
+pub enum Work {
+    /// Floating-point operations (compute-bound ops: gemm, attention).
+    Flops(f64),
+    /// Bytes that must cross device memory (memory-bound ops).
+    Bytes(f64),
+}
+
+/// A scalar argument of an operator (it lives in the `Args`, never in the `Problem`, so the
+/// selection cache is not keyed by it).
+#[derive(Clone, Copy, Debug)]
+pub struct ScalarKey {
+    /// Its name (`eps`, `alpha`, ...), as `--scalars` and the suite's case files spell it.
+    pub name: &'static str,
+    /// Its default, as text, or `None` where the default depends on the problem.
+    pub default: Option<&'static str>,
+    /// What it means.
+    pub help: &'static str,
+}
+
+/// A representative problem of an operator (`doctor` explains selection for it; the compile
+/// matrix and tests select with it).
+#[derive(Clone, Copy, Debug)]
+pub struct Example {
+    /// `--problem` parameters.
+    pub params: &'static str,
+    /// The primary dtype.
+    pub dtype: DType,
+}
+
+/// An operator's descriptor: everything about the operator that is not a kernel.
+///
+/// Each operator file `ops/<op>.rs` declares a unit struct implementing `Op`, and one line in
+/// this module's catalog list (`catalog!`) makes it part of [`OpKind`], [`Problem`] and
+/// [`Args`] (and implements [`Listed`] for it). The CLI, the suite, `bench` and the tests read
+/// the descriptor; nothing else keeps a per-operator table.
+pub trait Op: Send + Sync + 'static {
+    /// The operator's kind (its catalog entry).
+    const KIND: OpKind;
+    /// Keys `--problem k=v,...` takes, with defaults and docs.
+    const PARAMS: &'static [ParamKey];
+    /// Scalars the arguments carry, with defaults and docs.
+    const SCALARS: &'static [ScalarKey];
+    /// A representative problem.
+    const EXAMPLE: Example;
+
+    /// The problem descriptor: shapes, dtypes, layout, flags and least alignment; no data and no
+    /// scalars. It has `dtype` and `align` fields (the catalog reads them).
+    type Problem: Clone
+        + fmt::Debug
+        + PartialEq
+        + Eq
+        + std::hash::Hash
+        + Serialize
+        + Send
+        + Sync
+        + 'static;
+    /// The argument views and scalars of one call.
+    type Args<'a>: fmt::Debug;
+
+    /// Builds a problem from `--problem` parameters and the primary dtype, with the same
+    /// invariants [`Op::validate`] enforces.
+    fn from_params(params: &Params, dtype: DType) -> Result<Self::Problem, Error>;
+
+    /// Validates the arguments into the problem they describe and their one device.
+    fn validate(args: &Self::Args<'_>) -> Result<(Self::Problem, DeviceId), ValidationError>;
+
+    /// The work of one run, by the torch peer's conventions (`bench`).
+    fn work(p: &Self::Problem) -> Work;
+
+    /// The problem's shape as the torch peer (`torch_ops.py`) keys its rows.
+    fn shape(p: &Self::Problem) -> Vec<usize>;
+
+    /// A layout label for benchmark rows (`nn`, `nt`, ... for gemm); `None` by default.
+    fn layout(p: &Self::Problem) -> Option<&'static str> {
+        let _ = p;
+        None
+    }
+}
+
+/// The link between an [`Op`] and the catalog's enums, implemented by `catalog!` for every
+/// listed operator: the one place where a [`Problem`] or [`Args`] is matched to its op's type.
+pub trait Listed: Op {
+    /// The problem as a catalog [`Problem`].
+    fn wrap(p: Self::Problem) -> Problem;
+    /// The op's problem inside `p`, or `None` if `p` is another op's.
+    fn problem(p: &Problem) -> Option<&Self::Problem>;
+    /// The op's arguments inside `a`, or `None` if `a` holds another op's.
+    fn args<'b, 'a>(a: &'b mut Args<'a>) -> Option<&'b mut Self::Args<'a>>;
+}
+
+/// Declares the catalog: `Variant => module::Descriptor` per operator, with the variant's doc.
+/// Generates [`OpKind`], [`Problem`], [`Args`], their dispatch, and [`Listed`].
+macro_rules! catalog {
+    ($( $(#[$doc:meta])* $variant:ident => $module:ident :: $op:ident, )+) => {
+        /// An operator of the catalog.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum OpKind {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl OpKind {
+            /// Every operator of the catalog, in catalog order.
+            pub const ALL: [OpKind; [$(stringify!($variant)),+].len()] = [$(OpKind::$variant),+];
+
+            /// The operator's name (`gemm`, `rms_norm`, ...): its module's name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( OpKind::$variant => stringify!($module), )+
+                }
+            }
+
+            /// The keys `--problem k=v,...` takes for this operator.
+            pub fn params(self) -> &'static [ParamKey] {
+                match self {
+                    $( OpKind::$variant => <$module::$op as Op>::PARAMS, )+
+                }
+            }
+
+            /// The scalars the operator's arguments carry.
+            pub fn scalars(self) -> &'static [ScalarKey] {
+                match self {
+                    $( OpKind::$variant => <$module::$op as Op>::SCALARS, )+
+                }
+            }
+
+            /// A representative problem of the operator.
+            pub fn example(self) -> Example {
+                match self {
+                    $( OpKind::$variant => <$module::$op as Op>::EXAMPLE, )+
+                }
+            }
+        }
+
+        /// A problem: what one call computes, without its data. The key of selection and its
+        /// cache.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        pub enum Problem {
+            $(
+                #[doc = concat!("A `", stringify!($module), "` problem.")]
+                $variant(<$module::$op as Op>::Problem),
+            )+
+        }
+
+        impl Problem {
+            /// The operator.
+            pub fn op(&self) -> OpKind {
+                match self {
+                    $( Problem::$variant(_) => OpKind::$variant, )+
+                }
+            }
+
+            /// The primary dtype (the main input's), which kernels' dtype lists refer to.
+            pub fn dtype(&self) -> DType {
+                match self {
+                    $( Problem::$variant(p) => p.dtype, )+
+                }
+            }
+
+            /// The least alignment, in bytes (capped at 16), of every tensor pointer and row
+            /// stride.
+            pub fn align(&self) -> usize {
+                match self {
+                    $( Problem::$variant(p) => p.align, )+
+                }
+            }
+
+            /// Builds a problem from `--problem k=v,...` parameters and the primary dtype.
+            pub fn from_params(op: OpKind, params: &Params, dtype: DType) -> Result<Problem, Error> {
+                Ok(match op {
+                    $( OpKind::$variant => Problem::$variant(<$module::$op as Op>::from_params(params, dtype)?), )+
+                })
+            }
+
+            /// The work of one run (see [`Op::work`]).
+            pub fn work(&self) -> Work {
+                match self {
+                    $( Problem::$variant(p) => <$module::$op as Op>::work(p), )+
+                }
+            }
+
+            /// The shape the torch peer keys its rows by (see [`Op::shape`]).
+            pub fn shape(&self) -> Vec<usize> {
+                match self {
+                    $( Problem::$variant(p) => <$module::$op as Op>::shape(p), )+
+                }
+            }
+
+            /// The layout label of a benchmark row (see [`Op::layout`]).
+            pub fn layout(&self) -> Option<&'static str> {
+                match self {
+                    $( Problem::$variant(p) => <$module::$op as Op>::layout(p), )+
+                }
+            }
+        }
+
+        /// The arguments of one call: views of the tensors and the scalar parameters.
+        ///
+        /// Variants differ in size (a view is about 120 bytes and `selective_state_update` has
+        /// ten); they are built on the stack once per call, so boxing would only add an
+        /// allocation.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug)]
+        pub enum Args<'a> {
+            $(
+                #[doc = concat!("`", stringify!($module), "` arguments.")]
+                $variant(<$module::$op as Op>::Args<'a>),
+            )+
+        }
+
+        impl Args<'_> {
+            /// The operator.
+            pub fn op(&self) -> OpKind {
+                match self {
+                    $( Args::$variant(_) => OpKind::$variant, )+
+                }
+            }
+
+            /// Validates the arguments, returning the problem they describe and their one
+            /// device.
+            pub fn validate(&self) -> Result<(Problem, DeviceId), ValidationError> {
+                Ok(match self {
+                    $( Args::$variant(a) => {
+                        let (p, d) = <$module::$op as Op>::validate(a)?;
+                        (Problem::$variant(p), d)
+                    } )+
+                })
+            }
+
+            /// A short description of the arguments for logs.
+            pub fn describe(&self) -> String {
+                match self {
+                    $( Args::$variant(a) => format!("{a:?}"), )+
+                }
+            }
+        }
+
+        $(
+            impl Listed for $module::$op {
+                fn wrap(p: Self::Problem) -> Problem {
+                    Problem::$variant(p)
+                }
+                fn problem(p: &Problem) -> Option<&Self::Problem> {
+                    match p {
+                        Problem::$variant(q) => Some(q),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+                fn args<'b, 'a>(a: &'b mut Args<'a>) -> Option<&'b mut Self::Args<'a>> {
+                    match a {
+                        Args::$variant(q) => Some(q),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )+
+    };
+}
+
+catalog! {
     /// `C = alpha * op(A) @ op(B) + beta * C`.
-    Gemm,
+    Gemm => gemm::Gemm,
     /// Root-mean-square normalisation, with an optional fused residual add.
-    RmsNorm,
+    RmsNorm => rms_norm::RmsNorm,
     /// Softmax over the last dimension.
-    Softmax,
+    Softmax => softmax::Softmax,
     /// Log-softmax over the last dimension.
-    LogSoftmax,
+    LogSoftmax => log_softmax::LogSoftmax,
     /// Log-probability (and optionally entropy) of target tokens under softmax(logits / T).
-    TokenLogprobs,
+    TokenLogprobs => token_logprobs::TokenLogprobs,
     /// Rotary position embedding (NeoX or GPT-J style).
-    Rope,
+    Rope => rope::Rope,
     /// Attention forward (prefill), with GQA/MQA and bottom-right causal masking.
-    Attention,
+    Attention => attention::Attention,
     /// One Mamba decode step (`mamba_ssm` semantics).
-    SelectiveStateUpdate,
+    SelectiveStateUpdate => selective_state_update::SelectiveStateUpdate,
+    /// The SwiGLU activation: `out = silu(gate) * up`.
+    SiluMul => silu_mul::SiluMul,
 }
 
 impl OpKind {
-    /// Every operator of the catalog.
-    pub const ALL: [OpKind; 8] = [
-        OpKind::Gemm,
-        OpKind::RmsNorm,
-        OpKind::Softmax,
-        OpKind::LogSoftmax,
-        OpKind::TokenLogprobs,
-        OpKind::Rope,
-        OpKind::Attention,
-        OpKind::SelectiveStateUpdate,
-    ];
-
-    /// The operator's name (`gemm`, `rms_norm`, ...).
-    pub const fn name(self) -> &'static str {
-        match self {
-            OpKind::Gemm => "gemm",
-            OpKind::RmsNorm => "rms_norm",
-            OpKind::Softmax => "softmax",
-            OpKind::LogSoftmax => "log_softmax",
-            OpKind::TokenLogprobs => "token_logprobs",
-            OpKind::Rope => "rope",
-            OpKind::Attention => "attention",
-            OpKind::SelectiveStateUpdate => "selective_state_update",
-        }
-    }
-
     /// Every operator's name.
     pub fn names() -> Vec<&'static str> {
         OpKind::ALL.iter().map(|o| o.name()).collect()
-    }
-
-    /// The keys `--problem k=v,...` takes for this operator.
-    pub fn params(self) -> &'static [ParamKey] {
-        match self {
-            OpKind::Gemm => gemm::PARAMS,
-            OpKind::RmsNorm => rms_norm::PARAMS,
-            OpKind::Softmax => softmax::PARAMS,
-            OpKind::LogSoftmax => log_softmax::PARAMS,
-            OpKind::TokenLogprobs => token_logprobs::PARAMS,
-            OpKind::Rope => rope::PARAMS,
-            OpKind::Attention => attention::PARAMS,
-            OpKind::SelectiveStateUpdate => selective_state_update::PARAMS,
-        }
     }
 }
 
@@ -125,192 +346,10 @@ impl FromStr for OpKind {
     }
 }
 
-/// A problem: what one call computes, without its data. The key of selection and its cache.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Problem {
-    /// A `gemm` problem.
-    Gemm(GemmProblem),
-    /// An `rms_norm` problem.
-    RmsNorm(RmsNormProblem),
-    /// A `softmax` problem.
-    Softmax(SoftmaxProblem),
-    /// A `log_softmax` problem.
-    LogSoftmax(LogSoftmaxProblem),
-    /// A `token_logprobs` problem.
-    TokenLogprobs(TokenLogprobsProblem),
-    /// A `rope` problem.
-    Rope(RopeProblem),
-    /// An `attention` problem.
-    Attention(AttentionProblem),
-    /// A `selective_state_update` problem.
-    SelectiveStateUpdate(SelectiveStateUpdateProblem),
-}
-
-macro_rules! each_problem {
-    ($self:expr, $p:ident => $e:expr) => {
-        match $self {
-            Problem::Gemm($p) => $e,
-            Problem::RmsNorm($p) => $e,
-            Problem::Softmax($p) => $e,
-            Problem::LogSoftmax($p) => $e,
-            Problem::TokenLogprobs($p) => $e,
-            Problem::Rope($p) => $e,
-            Problem::Attention($p) => $e,
-            Problem::SelectiveStateUpdate($p) => $e,
-        }
-    };
-}
-
-impl Problem {
-    /// The operator.
-    pub fn op(&self) -> OpKind {
-        match self {
-            Problem::Gemm(_) => OpKind::Gemm,
-            Problem::RmsNorm(_) => OpKind::RmsNorm,
-            Problem::Softmax(_) => OpKind::Softmax,
-            Problem::LogSoftmax(_) => OpKind::LogSoftmax,
-            Problem::TokenLogprobs(_) => OpKind::TokenLogprobs,
-            Problem::Rope(_) => OpKind::Rope,
-            Problem::Attention(_) => OpKind::Attention,
-            Problem::SelectiveStateUpdate(_) => OpKind::SelectiveStateUpdate,
-        }
-    }
-
-    /// The primary dtype (the main input's), which kernels' dtype lists refer to.
-    pub fn dtype(&self) -> DType {
-        each_problem!(self, p => p.dtype)
-    }
-
-    /// The least alignment, in bytes (capped at 16), of every tensor pointer and row stride.
-    pub fn align(&self) -> usize {
-        each_problem!(self, p => p.align)
-    }
-
-    /// Builds a problem from `--problem k=v,...` parameters and the primary dtype.
-    pub fn from_params(op: OpKind, params: &Params, dtype: DType) -> Result<Problem, Error> {
-        Ok(match op {
-            OpKind::Gemm => Problem::Gemm(GemmProblem::from_params(params, dtype)?),
-            OpKind::RmsNorm => Problem::RmsNorm(RmsNormProblem::from_params(params, dtype)?),
-            OpKind::Softmax => Problem::Softmax(SoftmaxProblem::from_params(params, dtype)?),
-            OpKind::LogSoftmax => {
-                Problem::LogSoftmax(log_softmax::problem_from_params(params, dtype)?)
-            }
-            OpKind::TokenLogprobs => {
-                Problem::TokenLogprobs(TokenLogprobsProblem::from_params(params, dtype)?)
-            }
-            OpKind::Rope => Problem::Rope(RopeProblem::from_params(params, dtype)?),
-            OpKind::Attention => Problem::Attention(AttentionProblem::from_params(params, dtype)?),
-            OpKind::SelectiveStateUpdate => Problem::SelectiveStateUpdate(
-                SelectiveStateUpdateProblem::from_params(params, dtype)?,
-            ),
-        })
-    }
-}
-
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The problem's fields as compact JSON: stable, complete and readable.
         let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
         f.write_str(&json)
-    }
-}
-
-/// The arguments of one call: views of the tensors and the scalar parameters.
-///
-/// Variants differ in size (a view is about 120 bytes and `selective_state_update` has ten);
-/// they are built on the stack once per call, so boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Args<'a> {
-    /// `gemm` arguments.
-    Gemm(GemmArgs<'a>),
-    /// `rms_norm` arguments.
-    RmsNorm(RmsNormArgs<'a>),
-    /// `softmax` arguments.
-    Softmax(SoftmaxArgs<'a>),
-    /// `log_softmax` arguments.
-    LogSoftmax(LogSoftmaxArgs<'a>),
-    /// `token_logprobs` arguments.
-    TokenLogprobs(TokenLogprobsArgs<'a>),
-    /// `rope` arguments.
-    Rope(RopeArgs<'a>),
-    /// `attention` arguments.
-    Attention(AttentionArgs<'a>),
-    /// `selective_state_update` arguments.
-    SelectiveStateUpdate(SelectiveStateUpdateArgs<'a>),
-}
-
-macro_rules! each_args {
-    ($self:expr, $a:ident => $e:expr) => {
-        match $self {
-            Args::Gemm($a) => $e,
-            Args::RmsNorm($a) => $e,
-            Args::Softmax($a) => $e,
-            Args::LogSoftmax($a) => $e,
-            Args::TokenLogprobs($a) => $e,
-            Args::Rope($a) => $e,
-            Args::Attention($a) => $e,
-            Args::SelectiveStateUpdate($a) => $e,
-        }
-    };
-}
-
-impl Args<'_> {
-    /// The operator.
-    pub fn op(&self) -> OpKind {
-        match self {
-            Args::Gemm(_) => OpKind::Gemm,
-            Args::RmsNorm(_) => OpKind::RmsNorm,
-            Args::Softmax(_) => OpKind::Softmax,
-            Args::LogSoftmax(_) => OpKind::LogSoftmax,
-            Args::TokenLogprobs(_) => OpKind::TokenLogprobs,
-            Args::Rope(_) => OpKind::Rope,
-            Args::Attention(_) => OpKind::Attention,
-            Args::SelectiveStateUpdate(_) => OpKind::SelectiveStateUpdate,
-        }
-    }
-
-    /// Validates the arguments, returning the problem they describe and their one device.
-    pub fn validate(&self) -> Result<(Problem, DeviceId), ValidationError> {
-        Ok(match self {
-            Args::Gemm(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::Gemm(p), d)
-            }
-            Args::RmsNorm(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::RmsNorm(p), d)
-            }
-            Args::Softmax(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::Softmax(p), d)
-            }
-            Args::LogSoftmax(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::LogSoftmax(p), d)
-            }
-            Args::TokenLogprobs(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::TokenLogprobs(p), d)
-            }
-            Args::Rope(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::Rope(p), d)
-            }
-            Args::Attention(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::Attention(p), d)
-            }
-            Args::SelectiveStateUpdate(a) => {
-                let (p, d) = a.validate()?;
-                (Problem::SelectiveStateUpdate(p), d)
-            }
-        })
-    }
-
-    /// A short description of the arguments for logs.
-    pub fn describe(&self) -> String {
-        each_args!(self, a => format!("{a:?}"))
     }
 }

@@ -13,7 +13,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// An `rms_norm` problem.
@@ -186,5 +186,44 @@ impl<'a> RmsNormArgs<'a> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `rms_norm` operator's descriptor.
+pub struct RmsNorm;
+
+impl Op for RmsNorm {
+    const KIND: OpKind = OpKind::RmsNorm;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[ScalarKey {
+        name: "eps",
+        default: Some("1e-6"),
+        help: "added to the mean square",
+    }];
+    const EXAMPLE: Example = Example {
+        params: "rows=128,hidden=4096",
+        dtype: DType::BF16,
+    };
+    type Problem = RmsNormProblem;
+    type Args<'a> = RmsNormArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<RmsNormProblem, Error> {
+        RmsNormProblem::from_params(params, dtype)
+    }
+
+    fn validate(args: &RmsNormArgs<'_>) -> Result<(RmsNormProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*rows*hidden*elem` bytes (x read, y written); with the residual, `4*` (x and the
+    /// residual read, y and residual_out written).
+    fn work(p: &RmsNormProblem) -> Work {
+        let tensors = if p.residual { 4.0 } else { 2.0 };
+        Work::Bytes(tensors * p.rows as f64 * p.hidden as f64 * p.dtype.size() as f64)
+    }
+
+    /// `[rows, hidden]`.
+    fn shape(p: &RmsNormProblem) -> Vec<usize> {
+        vec![p.rows, p.hidden]
     }
 }

@@ -17,7 +17,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, finite, no_alias, same_dtype, same_tensor, Checker, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// The default base `theta`.
@@ -253,5 +253,44 @@ impl<'a> RopeArgs<'a> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `rope` operator's descriptor.
+pub struct Rope;
+
+impl Op for Rope {
+    const KIND: OpKind = OpKind::Rope;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[ScalarKey {
+        name: "theta",
+        default: Some("10000"),
+        help: "base of the frequencies",
+    }];
+    const EXAMPLE: Example = Example {
+        params: "tokens=128,heads=32,head_dim=128",
+        dtype: DType::BF16,
+    };
+    type Problem = RopeProblem;
+    type Args<'a> = RopeArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<RopeProblem, Error> {
+        RopeProblem::from_params(params, dtype)
+    }
+
+    fn validate(args: &RopeArgs<'_>) -> Result<(RopeProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*tokens*heads*head_dim*elem` bytes (x read, out written).
+    fn work(p: &RopeProblem) -> Work {
+        Work::Bytes(
+            2.0 * p.tokens as f64 * p.heads as f64 * p.head_dim as f64 * p.dtype.size() as f64,
+        )
+    }
+
+    /// `[tokens, heads, head_dim]`.
+    fn shape(p: &RopeProblem) -> Vec<usize> {
+        vec![p.tokens, p.heads, p.head_dim]
     }
 }

@@ -23,7 +23,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// A `selective_state_update` problem.
@@ -355,5 +355,46 @@ impl SelectiveStateUpdateArgs<'_> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `selective_state_update` operator's descriptor.
+pub struct SelectiveStateUpdate;
+
+impl Op for SelectiveStateUpdate {
+    const KIND: OpKind = OpKind::SelectiveStateUpdate;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[];
+    const EXAMPLE: Example = Example {
+        params: "batch=8,heads=32,head_dim=64,state_dim=128",
+        dtype: DType::BF16,
+    };
+    type Problem = SelectiveStateUpdateProblem;
+    type Args<'a> = SelectiveStateUpdateArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<SelectiveStateUpdateProblem, Error> {
+        SelectiveStateUpdateProblem::from_params(params, dtype)
+    }
+
+    fn validate(
+        args: &SelectiveStateUpdateArgs<'_>,
+    ) -> Result<(SelectiveStateUpdateProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*state_numel*state_elem` bytes (the state read and written).
+    fn work(p: &SelectiveStateUpdateProblem) -> Work {
+        Work::Bytes(
+            2.0 * p.batch as f64
+                * p.heads as f64
+                * p.head_dim as f64
+                * p.state_dim as f64
+                * p.state_dtype.size() as f64,
+        )
+    }
+
+    /// `[batch, heads, head_dim, state_dim, groups]`.
+    fn shape(p: &SelectiveStateUpdateProblem) -> Vec<usize> {
+        vec![p.batch, p.heads, p.head_dim, p.state_dim, p.groups]
     }
 }

@@ -10,7 +10,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, no_alias, same_dtype, Checker, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// The shape of a row-wise problem: `[rows, cols]` of one float dtype.
@@ -124,4 +124,42 @@ impl SoftmaxArgs<'_> {
     pub fn validate(&self) -> Result<(SoftmaxProblem, DeviceId), ValidationError> {
         RowsProblem::validate_rows(&self.x, &self.out)
     }
+}
+
+/// The `softmax` operator's descriptor.
+pub struct Softmax;
+
+impl Op for Softmax {
+    const KIND: OpKind = OpKind::Softmax;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[];
+    const EXAMPLE: Example = Example {
+        params: "rows=128,cols=4096",
+        dtype: DType::BF16,
+    };
+    type Problem = RowsProblem;
+    type Args<'a> = SoftmaxArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<RowsProblem, Error> {
+        RowsProblem::from_params_for(OpKind::Softmax, params, dtype)
+    }
+
+    fn validate(args: &SoftmaxArgs<'_>) -> Result<(RowsProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `2*rows*cols*elem` bytes (x read, y written).
+    fn work(p: &RowsProblem) -> Work {
+        crate::ops::softmax::rows_work(p)
+    }
+
+    /// `[rows, cols]`.
+    fn shape(p: &RowsProblem) -> Vec<usize> {
+        vec![p.rows, p.cols]
+    }
+}
+
+/// The work of a row-wise problem: `2*rows*cols*elem` bytes (x read, y written).
+pub(crate) fn rows_work(p: &RowsProblem) -> Work {
+    Work::Bytes(2.0 * p.rows as f64 * p.cols as f64 * p.dtype.size() as f64)
 }

@@ -17,7 +17,7 @@ use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
 use crate::ops::check::{dim, finite, no_alias, Checker, MAX_ALIGN};
 use crate::ops::params::{ParamKey, Params};
-use crate::ops::OpKind;
+use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
 
 /// The default `ignore_index`.
@@ -191,5 +191,51 @@ impl<'a> TokenLogprobsArgs<'a> {
             },
             ck.device(),
         ))
+    }
+}
+
+/// The `token_logprobs` operator's descriptor.
+pub struct TokenLogprobs;
+
+impl Op for TokenLogprobs {
+    const KIND: OpKind = OpKind::TokenLogprobs;
+    const PARAMS: &'static [ParamKey] = PARAMS;
+    const SCALARS: &'static [ScalarKey] = &[
+        ScalarKey {
+            name: "temperature",
+            default: Some("1"),
+            help: "softmax temperature (finite, positive)",
+        },
+        ScalarKey {
+            name: "ignore_index",
+            default: Some("-100"),
+            help: "a target equal to it gives 0 (and 0 entropy)",
+        },
+    ];
+    const EXAMPLE: Example = Example {
+        params: "tokens=128,vocab=32000",
+        dtype: DType::BF16,
+    };
+    type Problem = TokenLogprobsProblem;
+    type Args<'a> = TokenLogprobsArgs<'a>;
+
+    fn from_params(params: &Params, dtype: DType) -> Result<TokenLogprobsProblem, Error> {
+        TokenLogprobsProblem::from_params(params, dtype)
+    }
+
+    fn validate(
+        args: &TokenLogprobsArgs<'_>,
+    ) -> Result<(TokenLogprobsProblem, DeviceId), ValidationError> {
+        args.validate()
+    }
+
+    /// `tokens*vocab*elem` bytes (the logits read once).
+    fn work(p: &TokenLogprobsProblem) -> Work {
+        Work::Bytes(p.tokens as f64 * p.vocab as f64 * p.dtype.size() as f64)
+    }
+
+    /// `[tokens, vocab]`.
+    fn shape(p: &TokenLogprobsProblem) -> Vec<usize> {
+        vec![p.tokens, p.vocab]
     }
 }
