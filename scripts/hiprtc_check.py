@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Compile kernels/*.cu with hiprtc (no AMD GPU needed) for a quick check while editing.
+"""Compile kernel sources with hiprtc (no AMD GPU needed) for a quick check while editing.
 
-  python3 scripts/hiprtc_check.py kernels/rms_norm.cu [--arch gfx908 --arch gfx1030 ...]
+  python3 scripts/hiprtc_check.py crates/kernels/kernels/rms_norm.cu [--arch gfx908 --arch gfx1030 ...]
 
+A source is a path, or a file name looked up in crates/kernels/kernels/ (the sources both
+backends compile; crates/cuda/kernels/ holds the CUDA-only ones).
 Needs Debian's libamdhip64-dev (ROCm 5.2: hiprtc lives in libamdhip64.so) or ROCm 6+
-(libhiprtc.so). Splices kernels/*.cuh in place of their `#include "name.cuh"` lines (as the Rust
-pipeline does, recursively), compiles a code object for each arch with the options of
-crates/rocm/src/module.rs, prints the log and the kernels found (`<name>.kd` symbols).
+(libhiprtc.so). Splices crates/kernels/kernels/*.cuh in place of their `#include "name.cuh"`
+lines (as the Rust pipeline does, recursively), compiles a code object for each arch with the
+options of crates/rocm/src/module.rs, prints the log and the kernels found (`<name>.kd` symbols).
 Exits 1 on any error. The authoritative check is the Rust test `compile_matrix` in crates/rocm.
 """
 import ctypes, os, re, sys, argparse
 
-ap = argparse.ArgumentParser()
-ap.add_argument("files", nargs="+")
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("files", nargs="+", help="a .cu path, or a file name in crates/kernels/kernels/")
 ap.add_argument("--arch", action="append")
 ap.add_argument("--opt", action="append", default=[], help="extra option, e.g. -DKY_X=1")
 ap.add_argument("--out", help="write the code object of the last arch here")
@@ -30,10 +32,10 @@ if lib is None:
     sys.exit("no hiprtc found: apt-get install libamdhip64-dev (ROCm 5.2) or install ROCm 6+")
 lib.hiprtcGetErrorString.restype = ctypes.c_char_p
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_splice import splice  # noqa: E402
+from kernel_splice import resolve, splice  # noqa: E402
 
 ok = True
-for f in a.files:
+for f in map(resolve, a.files):
     src = open(f).read()
     src = splice(src)
     for arch in archs:

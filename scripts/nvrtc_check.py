@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Compile kernels/*.cu with libnvrtc (no GPU, no toolkit needed) for a quick check while editing.
+"""Compile kernel sources with libnvrtc (no GPU, no toolkit needed) for a quick check while editing.
 
-  LD_LIBRARY_PATH=/path/to/nvidia/cu13/lib python3 scripts/nvrtc_check.py kernels/rms_norm.cu [--arch sm_90a ...]
+  LD_LIBRARY_PATH=/path/to/nvidia/cu13/lib python3 scripts/nvrtc_check.py crates/kernels/kernels/rms_norm.cu [--arch sm_90a ...]
 
-Splices each kernels/*.cuh in place of its `#include "name.cuh"` line (as the Rust pipeline does),
-compiles to PTX for each arch, prints the log and the `.entry` names. Exits 1 on any error.
+A source is a path, or a file name looked up in crates/kernels/kernels/ (shared sources) and
+crates/cuda/kernels/ (CUDA-only sources): `scripts/nvrtc_check.py rms_norm.cu attention.cu`.
+Splices each crates/kernels/kernels/*.cuh in place of its `#include "name.cuh"` line (as the Rust
+pipeline does), compiles to PTX for each arch, prints the log and the `.entry` names. Exits 1 on
+any error.
 The authoritative check is the Rust test `compile_matrix` in crates/cuda (run by CI).
 """
 import ctypes, os, re, sys, argparse
 
-ap = argparse.ArgumentParser()
-ap.add_argument("files", nargs="+")
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("files", nargs="+", help="a .cu path, or a file name in crates/kernels/kernels/ or crates/cuda/kernels/")
 ap.add_argument("--arch", action="append")
 ap.add_argument("--ptx", action="store_true", help="print the PTX of the last arch")
 ap.add_argument("--ptx-dir", help="write each PTX to DIR/<source stem>.<arch>.ptx (to diff two trees)")
@@ -18,10 +21,10 @@ a = ap.parse_args()
 archs = a.arch or ["sm_75", "sm_80", "sm_86", "sm_89", "sm_90a", "sm_100a", "sm_120"]
 lib = ctypes.CDLL("libnvrtc.so.13")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernel_splice import splice  # noqa: E402
+from kernel_splice import resolve, splice  # noqa: E402
 
 ok = True
-for f in a.files:
+for f in map(resolve, a.files):
     src = open(f).read()
     src = splice(src)
     for arch in archs:

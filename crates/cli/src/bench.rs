@@ -1,7 +1,7 @@
 //! `kernelyard bench`: time one problem on one device, for the auto-selected kernel, a named
 //! one, or every kernel registered for the device.
 //!
-//! The benchmark is `kernelyard_tests::bench` (inputs from the equivalence suite's drivers,
+//! The benchmark is `kernelyard_suite::bench` (inputs from the equivalence suite's drivers,
 //! rotated across enough copies to defeat the L2 cache, per-run device timings, the medians
 //! and the device's copy bandwidth); this module parses the arguments, prints progress to
 //! stderr and the table or the JSON lines to stdout, and picks the exit code.
@@ -10,17 +10,16 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::{DType, DeviceId, OpKind, Params, Problem};
-use kernelyard_tests::bench::{DEFAULT_ITERS, DEFAULT_WARMUP};
-use kernelyard_tests::{bench, BenchError, BenchOptions, BenchScalars, KernelChoice};
+use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP};
+use kernelyard_suite::{bench, BenchError, BenchOptions, BenchScalars, KernelChoice};
 
 use crate::{EXIT_FAILURES, EXIT_USAGE};
 
 /// Arguments of `kernelyard bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The operator (gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention,
-    /// selective_state_update).
-    #[arg(value_name = "OP")]
+    // The operator; the help lists the catalog's.
+    #[arg(value_name = "OP", help = format!("The operator ({})", crate::op_names()))]
     op: OpKind,
     /// The device to time on: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
     #[arg(long, value_name = "DEV")]
@@ -47,9 +46,8 @@ pub struct BenchArgs {
     /// Untimed warm-up runs per kernel.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP)]
     warmup: usize,
-    /// The op's scalars as `key=value,...` (alpha, beta, eps, temperature, ignore_index,
-    /// theta, scale); defaults as in the equivalence suite.
-    #[arg(long, value_name = "K=V,...")]
+    // The op's scalars; the help lists every operator's (`OpKind::scalars`).
+    #[arg(long, value_name = "K=V,...", help = scalars_help())]
     scalars: Option<String>,
     /// Print JSON lines instead of a table: first `{"peer": "kernelyard", "version",
     /// "device", "copy_tbps"}`, then one row per kernel in the shape of
@@ -108,6 +106,15 @@ fn exit_code(err: &BenchError) -> u8 {
         | BenchError::NoneRunnable { .. } => EXIT_USAGE,
         _ => EXIT_FAILURES,
     }
+}
+
+/// The help of `--scalars`: every scalar name of the catalog, as `BenchScalars::parse` takes
+/// them.
+fn scalars_help() -> String {
+    format!(
+        "The op's scalars as `key=value,...` ({}); defaults as in the equivalence suite",
+        BenchScalars::names().join(", ")
+    )
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {

@@ -2,13 +2,14 @@
 //!
 //! Doctor reports; it does not decide. Devices and backend states come from the runtime's
 //! probe, kernel suitability from each kernel's own `check` against a representative problem
-//! per operator (the table below). It never panics on a machine without GPU libraries: a
+//! per operator (its descriptor's example, `OpKind::example`). It never panics on a machine without GPU libraries: a
 //! backend that cannot be used is reported with the reason its probe gave.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use clap::Args;
+use kernelyard::ops::Example;
 use kernelyard::{
     BackendState, BackendStatus, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, OpKind,
     Params, Problem, Reason, Runtime, PIN_ENV,
@@ -24,23 +25,6 @@ pub struct DoctorArgs {
     /// Print one JSON object (version, devices, backends, pins, ops) instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// The problem each operator's kernels are checked against: a common, mid-sized shape.
-fn representative(op: OpKind) -> (&'static str, DType) {
-    match op {
-        OpKind::Gemm => ("m=128,n=128,k=128", DType::BF16),
-        OpKind::RmsNorm => ("rows=128,hidden=4096", DType::BF16),
-        OpKind::Softmax => ("rows=128,cols=4096", DType::BF16),
-        OpKind::LogSoftmax => ("rows=128,cols=4096", DType::BF16),
-        OpKind::TokenLogprobs => ("tokens=128,vocab=32000", DType::BF16),
-        OpKind::Rope => ("tokens=128,heads=32,head_dim=128", DType::BF16),
-        OpKind::Attention => (
-            "batch=1,seq_q=1024,heads_q=32,heads_kv=8,head_dim=128,causal=1",
-            DType::BF16,
-        ),
-        OpKind::SelectiveStateUpdate => ("batch=8,heads=32,head_dim=64,state_dim=128", DType::BF16),
-    }
 }
 
 #[derive(Serialize)]
@@ -156,7 +140,7 @@ fn runtime() -> anyhow::Result<(Runtime, PinsJson)> {
 }
 
 fn check_op(rt: &Runtime, op: OpKind) -> OpJson {
-    let (params, dtype) = representative(op);
+    let Example { params, dtype } = op.example();
     let problem = Params::parse(op, params).and_then(|p| Problem::from_params(op, &p, dtype));
     let (problem, problem_error) = match problem {
         Ok(p) => (Some(p), None),

@@ -20,9 +20,8 @@ use crate::EXIT_USAGE;
 /// Arguments of `kernelyard explain`.
 #[derive(Args)]
 pub struct ExplainArgs {
-    /// The operator (gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention,
-    /// selective_state_update).
-    #[arg(value_name = "OP")]
+    // The operator; the help lists the catalog's.
+    #[arg(value_name = "OP", help = format!("The operator ({})", crate::op_names()))]
     op: OpKind,
     /// The device to select for: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
     #[arg(long, value_name = "DEV")]

@@ -11,9 +11,9 @@ use serde::Serialize;
 /// Arguments of `kernelyard list`.
 #[derive(Args)]
 pub struct ListArgs {
-    /// Only kernels of this operator (gemm, rms_norm, softmax, log_softmax, token_logprobs,
-    /// rope, attention, selective_state_update).
-    #[arg(long, value_name = "OP")]
+    // Only kernels of this operator; the help lists the catalog's.
+    #[arg(long, value_name = "OP",
+          help = format!("Only kernels of this operator ({})", crate::op_names()))]
     op: Option<OpKind>,
     /// Print one JSON object `{"kernels": [...]}` instead of text.
     #[arg(long)]

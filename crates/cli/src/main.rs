@@ -101,6 +101,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every operator's name (`gemm, rms_norm, ...`), for the help of arguments that take one, so
+/// it lists what the catalog has.
+fn op_names() -> String {
+    kernelyard::OpKind::names().join(", ")
+}
+
 /// Probes the backends, reading `KERNELYARD_KERNELS`.
 fn runtime() -> anyhow::Result<Runtime> {
     Runtime::new().context("cannot start the kernelyard runtime")

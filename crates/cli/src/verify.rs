@@ -1,4 +1,4 @@
-//! `kernelyard verify`: the equivalence suite of `kernelyard-tests`, every registered kernel
+//! `kernelyard verify`: the equivalence suite of `kernelyard-suite`, every registered kernel
 //! against the reference backend on the cases in its data files.
 //!
 //! The suite decides pass, fail and skip; this module only names the scope, prints progress
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::{DeviceId, OpKind};
-use kernelyard_tests::{
+use kernelyard_suite::{
     seed_from_env, CaseResult, Outcome, SuiteOptions, SuiteReport, DEFAULT_SEED,
 };
 use serde::Serialize;
@@ -19,9 +19,9 @@ use crate::EXIT_FAILURES;
 /// Arguments of `kernelyard verify`.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Only cases of this operator (gemm, rms_norm, softmax, log_softmax, token_logprobs,
-    /// rope, attention, selective_state_update). Default: every operator.
-    #[arg(long, value_name = "OP")]
+    // Only cases of this operator; the help lists the catalog's.
+    #[arg(long, value_name = "OP",
+          help = format!("Only cases of this operator ({}). Default: every operator.", crate::op_names()))]
     op: Option<OpKind>,
     /// Only kernels on this device (`cpu`, `cuda:N`, `rocm:N`); it must be present. Default:
     /// every device present.
@@ -59,7 +59,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         seed: seed(args)?,
     };
     let mut done = 0usize;
-    let report = kernelyard_tests::run_suite(&rt, &opts, &mut |case: &CaseResult| {
+    let report = kernelyard_suite::run_suite(&rt, &opts, &mut |case: &CaseResult| {
         done += 1;
         crate::output::error(&progress_line(done, case));
     });

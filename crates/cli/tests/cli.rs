@@ -127,7 +127,16 @@ fn doctor_json_parses() {
         .iter()
         .any(|d| d["device"] == "cpu"));
     let ops = v["ops"].as_array().expect("ops is an array");
-    assert_eq!(ops.len(), 8);
+    assert_eq!(ops.len(), 9);
+    // Each op is checked against its descriptor's example problem.
+    let silu_mul = ops
+        .iter()
+        .find(|o| o["op"] == "silu_mul")
+        .expect("silu_mul is listed");
+    assert_eq!(silu_mul["params"], "rows=128,d=14336");
+    assert_eq!(silu_mul["dtype"], "bf16");
+    assert_eq!(silu_mul["kernels"][0]["name"], "reference.silu_mul");
+    assert_eq!(silu_mul["kernels"][0]["checks"][0]["runnable"], true);
     let gemm = ops
         .iter()
         .find(|o| o["op"] == "gemm")
@@ -341,6 +350,8 @@ fn explain_help_documents_problem_keys() {
         "trans_a",
         "selective_state_update",
         "state_dim",
+        "silu_mul",
+        "split",
         "--kernel",
     ] {
         assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
@@ -468,6 +479,49 @@ fn bench_json_lines_have_the_torch_peer_shape() {
         all(&o)
     );
     assert!(stderr(&o).contains("copy bandwidth"), "{}", all(&o));
+}
+
+/// `silu_mul` rows carry the key of `torch_ops.py`'s (`op`, `shape` `[rows, d]`, `dtype`,
+/// no layout), so `scripts/ratio_table.py` joins them.
+#[test]
+fn bench_silu_mul_rows_have_torch_ops_key() {
+    for params in ["rows=16,d=64", "rows=16,d=64,split=1"] {
+        let o = bench_on_cpu("silu_mul", params, "bf16", &["--json"]);
+        assert_eq!(code(&o), 0, "{}", all(&o));
+        let lines = json_lines(&o);
+        let row = &lines[1];
+        assert_eq!(row["op"], "silu_mul");
+        assert_eq!(row["shape"], serde_json::json!([16, 64]));
+        assert_eq!(row["dtype"], "bf16");
+        assert_eq!(row["impl"], "reference.silu_mul");
+        assert!(row.get("layout").is_none(), "{row}");
+        assert!(row["tbps"].is_number(), "{row}");
+    }
+}
+
+/// Every argument that takes an operator lists every operator of the catalog in its help.
+#[test]
+fn help_lists_every_op() {
+    for cmd in [
+        &["bench", "--help"][..],
+        &["explain", "--help"],
+        &["list", "--help"],
+        &["verify", "--help"],
+    ] {
+        let o = run(cmd);
+        assert_eq!(code(&o), 0, "{}", all(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention, selective_state_update, silu_mul"),
+            "{cmd:?}:\n{out}"
+        );
+    }
+    let o = run(&["bench", "--help"]);
+    assert!(
+        stdout(&o).contains("(alpha, beta, eps, temperature, ignore_index, theta, scale); defaults as in the equivalence suite"),
+        "{}",
+        all(&o)
+    );
 }
 
 #[test]

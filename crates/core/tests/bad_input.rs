@@ -14,16 +14,17 @@ use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::ops::rope::RopeArgs;
 use kernelyard_core::{
-    Arch, ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelMeta,
-    OpKind, Params, Policy, Problem, Registry, Runtime, SelectError, Sm, Stream, TensorView,
-    ValidationError, Version,
+    Arch, ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelDef,
+    KernelMeta, LaunchCtx, OpKind, Params, Policy, Problem, Registry, Runtime, SelectError, Sm,
+    TensorView, ValidationError, Version,
 };
 
 use specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, softmax, ssu, token_logprobs, with, Built,
-    Rows, Spec, GPU, OTHER_GPU, REGION,
+    attention, gemm, rms_norm, rms_norm_residual, rope, silu_mul, silu_mul_split, softmax, ssu,
+    token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -408,6 +409,77 @@ fn cases() -> Vec<Case> {
         case!(SelectiveStateUpdate, "ssu null out", "out",
             || with(ssu(), |s| s.out.addr = 0),
             V::NullPointer { arg: "out" }),
+        // silu_mul, fused
+        case!(SiluMul, "silu_mul odd fused width", "x",
+            || with(silu_mul(), |s| s.x.shape = vec![4, 255]),
+            V::Param { param: "x", why, .. } if why.contains("even")),
+        case!(SiluMul, "silu_mul out rows", "out",
+            || with(silu_mul(), |s| s.out.shape = vec![5, 128]),
+            V::Dim { arg: "out", dim: "rows", expected: 4, got: 5, .. }),
+        case!(SiluMul, "silu_mul out as wide as the fused x", "out",
+            || with(silu_mul(), |s| s.out.shape = vec![4, 256]),
+            V::Dim { arg: "out", dim: "d", expected: 128, got: 256, .. }),
+        case!(SiluMul, "silu_mul out aliases x", "out",
+            || with(silu_mul(), |s| s.out.addr = s.x.addr),
+            V::Aliasing { output: "out", input: "x", .. }),
+        case!(SiluMul, "silu_mul out overlaps the up half of x", "out",
+            || with(silu_mul(), |s| s.out.addr = s.x.addr + 128 * 2),
+            V::Aliasing { output: "out", input: "x", .. }),
+        case!(SiluMul, "silu_mul f16 out for bf16 x", "out",
+            || with(silu_mul(), |s| s.out.dtype = DType::F16),
+            V::DtypeMismatch { arg: "out", expected: DType::BF16, got: DType::F16 }),
+        case!(SiluMul, "silu_mul integer x", "x",
+            || with(silu_mul(), |s| s.x.dtype = DType::I32),
+            V::DtypeNotAllowed { arg: "x", got: DType::I32, .. }),
+        case!(SiluMul, "silu_mul zero rows", "x",
+            || with(silu_mul(), |s| s.x.shape = vec![0, 256]),
+            V::ZeroSized { arg: "x", .. }),
+        case!(SiluMul, "silu_mul zero width", "x",
+            || with(silu_mul(), |s| s.x.shape = vec![4, 0]),
+            V::ZeroSized { arg: "x", .. }),
+        case!(SiluMul, "silu_mul zero-sized out", "out",
+            || with(silu_mul(), |s| s.out.shape = vec![0, 128]),
+            V::ZeroSized { arg: "out", .. }),
+        case!(SiluMul, "silu_mul padded x rows", "x",
+            || with(silu_mul(), |s| s.x.strides = Some(vec![512, 1])),
+            V::Strides { arg: "x", .. }),
+        case!(SiluMul, "silu_mul out on another gpu", "out",
+            || with(silu_mul(), |s| s.out.device = OTHER_GPU),
+            V::DeviceMismatch { arg: "out", first: "x", .. }),
+        case!(SiluMul, "silu_mul rank 3 x", "x",
+            || with(silu_mul(), |s| s.x.shape = vec![4, 2, 128]),
+            V::Rank { arg: "x", expected: 2, .. }),
+        case!(SiluMul, "silu_mul odd address for bf16", "x",
+            || with(silu_mul(), |s| s.x.addr += 1),
+            V::Misaligned { arg: "x", align: 2, .. }),
+        case!(SiluMul, "silu_mul null out", "out",
+            || with(silu_mul(), |s| s.out.addr = 0),
+            V::NullPointer { arg: "out" }),
+        // silu_mul, split (`x` is the gate)
+        case!(SiluMul, "silu_mul up columns", "up",
+            || with(silu_mul_split(), |s| s.up.as_mut().unwrap().shape = vec![4, 127]),
+            V::Dim { arg: "up", dim: "d", expected: 128, got: 127, .. }),
+        case!(SiluMul, "silu_mul up rows", "up",
+            || with(silu_mul_split(), |s| s.up.as_mut().unwrap().shape = vec![3, 128]),
+            V::Dim { arg: "up", dim: "rows", expected: 4, got: 3, .. }),
+        case!(SiluMul, "silu_mul f16 up with bf16 gate", "up",
+            || with(silu_mul_split(), |s| s.up.as_mut().unwrap().dtype = DType::F16),
+            V::DtypeMismatch { arg: "up", expected: DType::BF16, got: DType::F16 }),
+        case!(SiluMul, "silu_mul f32 out with bf16 gate", "out",
+            || with(silu_mul_split(), |s| s.out.dtype = DType::F32),
+            V::DtypeMismatch { arg: "out", expected: DType::BF16, got: DType::F32 }),
+        case!(SiluMul, "silu_mul out aliases gate", "out",
+            || with(silu_mul_split(), |s| s.out.addr = s.x.addr),
+            V::Aliasing { output: "out", input: "gate", .. }),
+        case!(SiluMul, "silu_mul out aliases up", "out",
+            || with(silu_mul_split(), |s| s.out.addr = s.up.as_ref().unwrap().addr + 64),
+            V::Aliasing { output: "out", input: "up", .. }),
+        case!(SiluMul, "silu_mul zero-sized gate", "gate",
+            || with(silu_mul_split(), |s| s.x.shape = vec![4, 0]),
+            V::ZeroSized { arg: "gate", .. }),
+        case!(SiluMul, "silu_mul up on another gpu", "up",
+            || with(silu_mul_split(), |s| s.up.as_mut().unwrap().device = OTHER_GPU),
+            V::DeviceMismatch { arg: "up", first: "gate", .. }),
     ]
 }
 
@@ -460,16 +532,7 @@ fn bad_arguments_give_typed_errors_naming_the_argument() {
         cases.len(),
         failures.join("\n")
     );
-    for op in [
-        OpKind::Gemm,
-        OpKind::RmsNorm,
-        OpKind::Softmax,
-        OpKind::LogSoftmax,
-        OpKind::TokenLogprobs,
-        OpKind::Rope,
-        OpKind::Attention,
-        OpKind::SelectiveStateUpdate,
-    ] {
+    for op in OpKind::ALL {
         assert!(ops.contains(&op), "no case covers {op}");
     }
 }
@@ -490,7 +553,10 @@ fn baselines_validate() {
         Box::new(rope()),
         Box::new(attention()),
         Box::new(ssu()),
+        Box::new(silu_mul()),
+        Box::new(silu_mul_split()),
     ];
+    let mut ops = BTreeSet::new();
     for spec in &specs {
         let args = spec.args().expect("baseline views build");
         let (problem, device) = args
@@ -499,7 +565,13 @@ fn baselines_validate() {
         assert_eq!(device, GPU);
         assert_eq!(problem.op(), args.op());
         assert_eq!(problem.align(), 16, "{spec:?}");
+        ops.insert(problem.op());
     }
+    assert_eq!(
+        ops.len(),
+        OpKind::ALL.len(),
+        "a baseline per operator: {ops:?}"
+    );
     match gemm().args().unwrap().validate().unwrap().0 {
         Problem::Gemm(p) => {
             assert_eq!((p.batch, p.m, p.n, p.k), (1, 8, 32, 16));
@@ -577,6 +649,11 @@ fn valid_variants_validate() {
     .validate()
     .unwrap();
     assert!(matches!(p, Problem::SelectiveStateUpdate(ref s) if s.a_per_head && !s.z));
+    // silu_mul: fused and split are both valid, and say which they are.
+    let (p, _) = silu_mul().args().unwrap().validate().unwrap();
+    assert!(matches!(p, Problem::SiluMul(ref s) if !s.split && s.rows == 4 && s.d == 128));
+    let (p, _) = silu_mul_split().args().unwrap().validate().unwrap();
+    assert!(matches!(p, Problem::SiluMul(ref s) if s.split && s.rows == 4 && s.d == 128));
     // A zero eps is allowed.
     assert!(with(rms_norm(), |r| r.eps = 0.0)
         .unwrap()
@@ -791,33 +868,22 @@ fn problem_parameters_are_checked() {
 // ---------------------------------------------------------------------------------------------
 // An unknown kernel name, through a runtime with one fake kernel on a simulated device.
 
-struct Noop(KernelMeta);
+static NOOP_GEMM: KernelDef<Gemm> = KernelDef::<Gemm>::new(
+    KernelMeta::new::<Gemm>(
+        "fake.gemm",
+        "fake",
+        DeviceKind::Cuda,
+        ArchReq::Any,
+        module_path!(),
+        "does nothing",
+    )
+    .priority(0),
+    noop,
+);
 
-impl Kernel for Noop {
-    fn meta(&self) -> &KernelMeta {
-        &self.0
-    }
-    fn launch(&self, _: &Stream, _: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
-        Ok(())
-    }
+fn noop(_: &LaunchCtx<'_>, _: &mut GemmArgs<'_>, _: &GemmProblem) -> Result<(), Error> {
+    Ok(())
 }
-
-static NOOP_GEMM: Noop = Noop(KernelMeta {
-    name: "fake.gemm",
-    op: OpKind::Gemm,
-    backend: "fake",
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: true,
-    batch_invariant: true,
-    dtypes: DType::FLOATS,
-    arch: ArchReq::Any,
-    features: &[],
-    align: 1,
-    priority: 0,
-    source: module_path!(),
-    summary: "does nothing",
-});
 
 #[test]
 fn unknown_kernel_lists_the_known_ones() {

@@ -9,8 +9,8 @@ mod fakes;
 mod plans;
 
 use kernelyard_core::{
-    ArchReq, DType, DeviceId, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta, OpKind, Policy,
-    Reason, Registry, SelectError, Sm, Verdict,
+    Arch, ArchReq, DType, DeviceId, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta, OpKind,
+    Policy, Reason, Registry, SelectError, Sm, Verdict,
 };
 
 use fakes::{
@@ -89,8 +89,8 @@ fn auto_orders_by_priority_then_score_then_name() {
             (
                 "cuda.gemm.sm80",
                 rejected(vec![Reason::ArchTooOld {
-                    have: "sm_75".into(),
-                    need: "sm_80 or newer".into(),
+                    have: Sm::new(7, 5).into(),
+                    need: cuda_range((8, 0), None),
                 }])
             ),
         ]
@@ -134,9 +134,9 @@ fn picky_kernels() -> Vec<&'static Fake> {
 }
 
 fn picky_reasons() -> Vec<(&'static str, Vec<Reason>)> {
-    let too_old = |need: &str| Reason::ArchTooOld {
-        have: "sm_75".into(),
-        need: need.into(),
+    let too_old = |need: ArchReq| Reason::ArchTooOld {
+        have: Sm::new(7, 5).into(),
+        need,
     };
     let bf16_only = Reason::DtypeUnsupported {
         arg: "input",
@@ -149,7 +149,10 @@ fn picky_reasons() -> Vec<(&'static str, Vec<Reason>)> {
         have: 4,
     };
     vec![
-        ("cuda.gemm.ampere_hopper", vec![too_old("sm_80..=sm_90")]),
+        (
+            "cuda.gemm.ampere_hopper",
+            vec![too_old(cuda_range((8, 0), Some((9, 0))))],
+        ),
         ("cuda.gemm.bf16", vec![bf16_only.clone()]),
         (
             "cuda.gemm.big_smem",
@@ -160,7 +163,7 @@ fn picky_reasons() -> Vec<(&'static str, Vec<Reason>)> {
         ),
         (
             "cuda.gemm.many",
-            vec![too_old("sm_80 or newer"), bf16_only, align.clone()],
+            vec![too_old(cuda_range((8, 0), None)), bf16_only, align.clone()],
         ),
         ("cuda.gemm.vec16", vec![align]),
         (
@@ -250,8 +253,8 @@ fn arch_ranges_reject_too_old_too_new_and_other_families() {
         vec![(
             "cuda.gemm.sm80_90",
             rejected(vec![Reason::ArchTooOld {
-                have: "sm_75".into(),
-                need: "sm_80..=sm_90".into()
+                have: Sm::new(7, 5).into(),
+                need: cuda_range((8, 0), Some((9, 0)))
             }])
         )]
     );
@@ -265,8 +268,8 @@ fn arch_ranges_reject_too_old_too_new_and_other_families() {
         vec![(
             "cuda.gemm.sm80_90",
             rejected(vec![Reason::ArchTooNew {
-                have: "sm_120".into(),
-                max: "sm_90".into()
+                have: Sm::new(12, 0).into(),
+                max: Sm::new(9, 0).into()
             }])
         )]
     );
@@ -291,8 +294,8 @@ fn arch_ranges_reject_too_old_too_new_and_other_families() {
             "cuda.gemm.wgmma",
             rejected(vec![
                 Reason::ArchTooOld {
-                    have: "sm_80".into(),
-                    need: "sm_90a only".into()
+                    have: Sm::new(8, 0).into(),
+                    need: hopper
                 },
                 Reason::MissingFeature {
                     feature: Feature::Wgmma
@@ -311,18 +314,43 @@ fn arch_ranges_reject_too_old_too_new_and_other_families() {
     // registry is built (see `arch_range_must_match_the_device_kind`); the comparison itself
     // still names the family mismatch.
     let mut reasons = Vec::new();
-    ArchReq::Rocm {
+    let gfx90a = ArchReq::Rocm {
         min: Gfx::new(9, 0, 0xa),
         max: None,
         wavefront: None,
-    }
-    .check(&cuda(0, 9, 0).arch, &mut reasons);
+    };
+    gfx90a.check(&cuda(0, 9, 0).arch, &mut reasons);
     assert_eq!(
         reasons,
         vec![Reason::ArchFamily {
-            have: "sm_90".into(),
-            need: "gfx90a or newer".into()
+            have: Arch::Cuda { sm: Sm::new(9, 0) },
+            need: gfx90a
         }]
+    );
+    assert_eq!(
+        reasons[0].to_string(),
+        "architecture sm_90 is not in the kernel's family (gfx90a or newer)"
+    );
+    // Typed reasons keep their text form, in Display and in JSON.
+    let too_old = Reason::ArchTooOld {
+        have: Sm::new(7, 5).into(),
+        need: cuda_range((8, 0), Some((9, 0))),
+    };
+    let too_new = Reason::ArchTooNew {
+        have: Gfx::new(9, 4, 2).into(),
+        max: Gfx::new(9, 0, 0xa).into(),
+    };
+    assert_eq!(
+        too_new.to_string(),
+        "architecture gfx942 is newer than the kernel's newest supported gfx90a"
+    );
+    assert_eq!(
+        [&reasons[0], &too_old, &too_new].map(|r| serde_json::to_value(r).unwrap()),
+        [
+            serde_json::json!({"reason": "arch_family", "have": "sm_90", "need": "gfx90a or newer"}),
+            serde_json::json!({"reason": "arch_too_old", "have": "sm_75", "need": "sm_80..=sm_90"}),
+            serde_json::json!({"reason": "arch_too_new", "have": "gfx942", "max": "gfx90a"}),
+        ]
     );
 
     // A ROCm kernel for wave32 on a wave64 device.
@@ -631,8 +659,8 @@ fn named_kernel_that_cannot_run_is_not_substituted() {
             (
                 "cuda.gemm.sm80_90",
                 rejected(vec![Reason::ArchTooNew {
-                    have: "sm_120".into(),
-                    max: "sm_90".into()
+                    have: Sm::new(12, 0).into(),
+                    max: Sm::new(9, 0).into()
                 }])
             ),
             ("cuda.gemm.any", Verdict::NotConsidered),

@@ -3,14 +3,18 @@
 //! cudarc loads libcuda, libnvrtc and libcublasLt on first use and panics when one is
 //! missing, so the probe checks each library with `is_culib_present()` before any call into
 //! it. Every way the backend can be unusable (no driver, a driver older than the CUDA version
-//! the backend is built for, no device, no NVRTC) becomes the `Err(why)` of
-//! `platform()`, which core reports as `BackendUnavailable` in `doctor` and in selection
-//! reports. cuBLASLt is optional: without it only the GEMM kernel is unavailable, with its
-//! reason.
+//! the backend is built for, a failing `cuInit`, no device, no NVRTC, a failing query) is an
+//! [`Unavailable`], which the backend's `probe` returns as a
+//! [`ProbeError`](kernelyard_core::ProbeError) and core reports as `BackendUnavailable` in
+//! `doctor` and in selection reports. cuBLASLt is optional: without it only the GEMM kernel is
+//! unavailable, with its reason.
 //!
 //! Each device's primary context is retained once and kept for the life of the process (as the
 //! runtime API does); `bind` makes it current on the calling thread before any call that
-//! needs a context.
+//! needs a context. Each device owns its module cache (`ModuleCache`, built with the
+//! device's target and the probed driver and NVRTC versions); [`load_report`] and
+//! [`load_symbols`] reach it through a bound device. Launches get the device's capabilities
+//! from their plan (`LaunchCtx::caps`), never from here.
 
 use std::collections::BTreeSet;
 use std::ffi::c_int;
@@ -20,15 +24,61 @@ use cudarc::driver::{result, sys};
 use kernelyard_core::{Arch, Capabilities, DeviceId, DeviceKind, Error, Feature, Sm, Version};
 
 use crate::error::{drv, CudaError};
-use crate::module::ModuleCache;
+use crate::module::{nvrtc_version, LoadReport, ModuleCache, NVRTC_LIB};
+use crate::source::KernelSource;
 
 /// The oldest driver the backend runs on: the CUDA version its bindings are generated for
 /// (cudarc's `cuda-13000` feature) and of the NVRTC whose output the driver must load.
 pub const MIN_DRIVER: Version = Version::new(13, 0, 0);
 
-/// The NVRTC library the backend loads (the CUDA 13 toolkit's, or PyPI's
-/// `nvidia-cuda-nvrtc`).
-pub const NVRTC_LIB: &str = "libnvrtc.so.13";
+/// Why the CUDA backend cannot be used on this machine (the backend's probe error; `doctor`
+/// prints its text after `cuda: unavailable: `).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// `libcuda.so.1` cannot be opened: no NVIDIA driver is installed.
+    #[error("libcuda.so.1 not found: no NVIDIA driver is installed on this machine")]
+    NoDriver,
+    /// The driver supports an older CUDA than the backend is built for.
+    #[error(
+        "the NVIDIA driver supports CUDA {have}, older than the CUDA {need} this backend is \
+         built for: update the driver"
+    )]
+    DriverTooOld {
+        /// The driver's CUDA version.
+        have: Version,
+        /// The oldest the backend runs on ([`MIN_DRIVER`]).
+        need: Version,
+    },
+    /// `cuInit` failed for another reason than having no device.
+    #[error(transparent)]
+    Init(CudaError),
+    /// The driver found no CUDA device.
+    #[error(
+        "{}",
+        if *.at_init {
+            "the NVIDIA driver found no CUDA device (cuInit: CUDA_ERROR_NO_DEVICE)"
+        } else {
+            "the NVIDIA driver reports no CUDA device"
+        }
+    )]
+    NoDevice {
+        /// `cuInit` said so (`CUDA_ERROR_NO_DEVICE`); otherwise it succeeded and
+        /// `cuDeviceGetCount` counted none.
+        at_init: bool,
+    },
+    /// NVRTC ([`NVRTC_LIB`]) cannot be opened.
+    #[error(
+        "{} not found: install the CUDA 13 toolkit or `pip install \
+         nvidia-cuda-nvrtc==13.0.88`, and put its lib directory on LD_LIBRARY_PATH",
+        NVRTC_LIB
+    )]
+    NoNvrtc,
+    /// A driver or NVRTC query failed while probing (versions, the device count, a device's
+    /// attributes or its primary context).
+    #[error(transparent)]
+    Query(#[from] CudaError),
+}
 
 /// One device the driver reported.
 pub(crate) struct Device {
@@ -46,33 +96,27 @@ unsafe impl Send for Device {}
 // SAFETY: as above; nothing in `Device` is mutated without the cache's lock.
 unsafe impl Sync for Device {}
 
-/// The driver, NVRTC and the devices, as probed.
+/// The devices and cuBLASLt, as probed (the driver's and NVRTC's versions are in each
+/// device's capabilities and module cache).
 pub(crate) struct Platform {
-    /// The driver's CUDA version.
-    pub(crate) driver: Version,
-    /// NVRTC's version.
-    pub(crate) nvrtc: Version,
     /// Why cuBLASLt cannot be used, if it cannot.
     pub(crate) cublaslt: Result<(), String>,
     /// The devices, by ordinal.
     pub(crate) devices: Vec<Device>,
 }
 
-static PLATFORM: OnceLock<Result<Platform, String>> = OnceLock::new();
+static PLATFORM: OnceLock<Result<Platform, Unavailable>> = OnceLock::new();
 
 /// The probed platform, or why the backend cannot be used on this machine. Probes once.
-pub(crate) fn platform() -> Result<&'static Platform, &'static str> {
-    PLATFORM
-        .get_or_init(|| probe().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(String::as_str)
+pub(crate) fn platform() -> Result<&'static Platform, &'static Unavailable> {
+    PLATFORM.get_or_init(probe).as_ref()
 }
 
 /// The capabilities of every device, or why there are none (the backend's `probe`).
-pub(crate) fn capabilities() -> Result<Vec<Capabilities>, String> {
+pub(crate) fn capabilities() -> Result<Vec<Capabilities>, Unavailable> {
     platform()
         .map(|p| p.devices.iter().map(|d| d.caps.clone()).collect())
-        .map_err(str::to_owned)
+        .map_err(Clone::clone)
 }
 
 /// The device behind `id`, if the probe found it.
@@ -85,7 +129,7 @@ pub(crate) fn device(id: DeviceId) -> Result<&'static Device, Error> {
     }
     let p = platform().map_err(|why| Error::NoBackendForDevice {
         device: id,
-        why: why.to_owned(),
+        why: why.to_string(),
     })?;
     p.devices.get(id.index as usize).ok_or_else(|| {
         CudaError::NoSuchDevice {
@@ -117,39 +161,41 @@ pub(crate) fn bind(id: DeviceId) -> Result<&'static Device, Error> {
     Ok(d)
 }
 
-/// The capabilities of `device`, for launch heuristics (SM count, shared memory).
-pub fn caps(device: DeviceId) -> Result<&'static Capabilities, Error> {
-    Ok(&self::device(device)?.caps)
+/// Loads `source` on `device` bypassing the memory cache (disk cache, else NVRTC), and
+/// unloads it again: how long a first launch in a fresh process waits for this source.
+pub fn load_report(device: DeviceId, source: &'static KernelSource) -> Result<LoadReport, Error> {
+    bind(device)?.modules.load_report(source)
 }
 
-fn probe() -> Result<Platform, String> {
+/// Loads `source` on `device` (through the caches, as a launch would) and looks up every entry
+/// point it lists: an error names the first one missing.
+pub fn load_symbols(device: DeviceId, source: &'static KernelSource) -> Result<(), Error> {
+    bind(device)?.modules.load_symbols(source)
+}
+
+fn probe() -> Result<Platform, Unavailable> {
     // SAFETY: `is_culib_present` only tries to open the library.
     if !unsafe { sys::is_culib_present() } {
-        return Err(
-            "libcuda.so.1 not found: no NVIDIA driver is installed on this machine".to_owned(),
-        );
+        return Err(Unavailable::NoDriver);
     }
     drv("cuInit", result::init()).map_err(|e| match &e {
         CudaError::Driver { code, .. } if code.contains("NO_DEVICE") => {
-            "the NVIDIA driver found no CUDA device (cuInit: CUDA_ERROR_NO_DEVICE)".to_owned()
+            Unavailable::NoDevice { at_init: true }
         }
-        _ => e.to_string(),
+        _ => Unavailable::Init(e),
     })?;
-    let driver = driver_version().map_err(|e| e.to_string())?;
+    let driver = driver_version()?;
     if driver < MIN_DRIVER {
-        return Err(format!(
-            "the NVIDIA driver supports CUDA {driver}, older than the CUDA {MIN_DRIVER} this \
-             backend is built for: update the driver"
-        ));
+        return Err(Unavailable::DriverTooOld {
+            have: driver,
+            need: MIN_DRIVER,
+        });
     }
     // SAFETY: only tries to open the library.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Err(format!(
-            "{NVRTC_LIB} not found: install the CUDA 13 toolkit or `pip install \
-             nvidia-cuda-nvrtc==13.0.88`, and put its lib directory on LD_LIBRARY_PATH"
-        ));
+        return Err(Unavailable::NoNvrtc);
     }
-    let nvrtc = crate::module::nvrtc_version().map_err(|e| e.to_string())?;
+    let nvrtc = nvrtc_version()?;
     // SAFETY: only tries to open the library.
     let cublaslt = if unsafe { cudarc::cublaslt::sys::is_culib_present() } {
         Ok(())
@@ -160,20 +206,15 @@ fn probe() -> Result<Platform, String> {
                 .to_owned(),
         )
     };
-    let count = drv("cuDeviceGetCount", result::device::get_count()).map_err(|e| e.to_string())?;
+    let count = drv("cuDeviceGetCount", result::device::get_count())?;
     if count <= 0 {
-        return Err("the NVIDIA driver reports no CUDA device".to_owned());
+        return Err(Unavailable::NoDevice { at_init: false });
     }
     let mut devices = Vec::new();
     for ordinal in 0..count {
-        devices.push(probe_device(ordinal, driver, nvrtc).map_err(|e| e.to_string())?);
+        devices.push(probe_device(ordinal, driver, nvrtc)?);
     }
-    Ok(Platform {
-        driver,
-        nvrtc,
-        cublaslt,
-        devices,
-    })
+    Ok(Platform { cublaslt, devices })
 }
 
 fn driver_version() -> Result<Version, CudaError> {
@@ -221,7 +262,7 @@ fn probe_device(ordinal: c_int, driver: Version, nvrtc: Version) -> Result<Devic
     Ok(Device {
         ctx,
         caps,
-        modules: ModuleCache::default(),
+        modules: ModuleCache::new(sm, driver, nvrtc),
     })
 }
 
@@ -266,7 +307,76 @@ pub fn features_of(sm: Sm) -> BTreeSet<Feature> {
 
 #[cfg(test)]
 mod tests {
+    use kernelyard_core::{Backend, ProbeError};
+
     use super::*;
+
+    /// `doctor` prints these after `cuda: unavailable: ` (CI greps the prefix; users read the
+    /// rest): the texts are the ones the probe has always given.
+    #[test]
+    fn every_reason_says_what_is_missing_in_the_same_words() {
+        let cases = [
+            (
+                Unavailable::NoDriver,
+                "libcuda.so.1 not found: no NVIDIA driver is installed on this machine",
+            ),
+            (
+                Unavailable::DriverTooOld {
+                    have: Version::new(12, 4, 0),
+                    need: MIN_DRIVER,
+                },
+                "the NVIDIA driver supports CUDA 12.4.0, older than the CUDA 13.0.0 this \
+                 backend is built for: update the driver",
+            ),
+            (
+                Unavailable::NoDevice { at_init: true },
+                "the NVIDIA driver found no CUDA device (cuInit: CUDA_ERROR_NO_DEVICE)",
+            ),
+            (
+                Unavailable::NoDevice { at_init: false },
+                "the NVIDIA driver reports no CUDA device",
+            ),
+            (
+                Unavailable::NoNvrtc,
+                "libnvrtc.so.13 not found: install the CUDA 13 toolkit or `pip install \
+                 nvidia-cuda-nvrtc==13.0.88`, and put its lib directory on LD_LIBRARY_PATH",
+            ),
+            (
+                Unavailable::Init(CudaError::Driver {
+                    call: "cuInit",
+                    code: "CUDA_ERROR_UNKNOWN (unknown error)".to_owned(),
+                }),
+                "cuInit failed: CUDA_ERROR_UNKNOWN (unknown error)",
+            ),
+            (
+                Unavailable::Query(CudaError::Driver {
+                    call: "cuDeviceGetCount",
+                    code: "CUDA_ERROR_INVALID_VALUE".to_owned(),
+                }),
+                "cuDeviceGetCount failed: CUDA_ERROR_INVALID_VALUE",
+            ),
+        ];
+        for (why, text) in cases {
+            assert_eq!(why.to_string(), text);
+            // Core keeps the typed error: a caller gets it back from the probe error.
+            let e = ProbeError::new(why.clone());
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.downcast_ref::<Unavailable>(), Some(&why));
+        }
+    }
+
+    #[test]
+    fn the_probe_either_finds_devices_or_says_why_with_a_typed_error() {
+        match crate::CUDA.probe() {
+            Ok(devices) => assert!(!devices.is_empty()),
+            Err(e) => {
+                let why = e.downcast_ref::<Unavailable>();
+                assert!(why.is_some(), "{e}");
+                // Probed once: the same answer again.
+                assert_eq!(capabilities().err().as_ref(), why);
+            }
+        }
+    }
 
     #[test]
     fn features_follow_the_capability() {

@@ -4,7 +4,7 @@
 use kernelyard_core::{Error, Version};
 
 /// Everything that can go wrong in the CUDA backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CudaError {
     /// A CUDA library could not be loaded.
@@ -34,7 +34,7 @@ pub enum CudaError {
     /// NVRTC rejected a kernel source.
     #[error("NVRTC {nvrtc} failed to compile kernels/{file} for {arch}:\n{log}")]
     Compile {
-        /// The source file under `kernels/`.
+        /// The source file under the `kernels/` folder of the crate that embeds it.
         file: &'static str,
         /// The target (`sm_90a`).
         arch: String,
@@ -58,7 +58,7 @@ pub enum CudaError {
          or use an NVRTC no newer than the driver"
     )]
     ModuleLoad {
-        /// The source file under `kernels/`.
+        /// The source file under the `kernels/` folder of the crate that embeds it.
         file: &'static str,
         /// The target.
         arch: String,

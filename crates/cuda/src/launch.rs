@@ -37,9 +37,7 @@ pub unsafe fn launch(
     params: &mut [*mut c_void],
 ) -> Result<(), Error> {
     let device = bind(stream.device())?;
-    let f = device
-        .modules
-        .function(&device.caps, source, symbol, dims.shared_bytes)?;
+    let f = device.modules.function(source, symbol, dims.shared_bytes)?;
     // SAFETY: `f` is a live function in the current context; `params` match its signature
     // (the caller's contract); the stream is a live stream of this device (the plan checked
     // its device; `Stream::from_raw`'s contract covers borrowed handles).

@@ -2,12 +2,14 @@
 //!
 //! - **Runtime** ([`device`]): cudarc with dynamic loading, so building needs no toolkit. The
 //!   probe checks each library before calling into it (cudarc panics on a missing one) and
-//!   turns every way the backend can be unusable into a reason (`doctor` shows it). Each
+//!   turns every way the backend can be unusable into a typed reason,
+//!   [`device::Unavailable`] (`doctor` shows its text). Each
 //!   device's capabilities come from the driver: compute capability, SMs, shared memory per
 //!   block (default and opt-in), memory, driver and NVRTC versions, name.
-//! - **Pipeline** ([`module`], [`source`]): the sources of `kernels/` are embedded, compiled by
-//!   NVRTC for the device's exact architecture on first use, cached on disk (cubin) and in
-//!   memory (loaded module).
+//! - **Pipeline** ([`module`], [`source`]): the kernel sources (shared ones in
+//!   `crates/kernels/kernels/`, CUDA-only ones in this crate's `kernels/`) are embedded,
+//!   compiled by NVRTC for the device's exact architecture on first use, cached on disk (cubin)
+//!   and in memory (loaded module).
 //! - **Execution**: launches go to the caller's stream: the default stream, one made with
 //!   [`Runtime::create_stream`](kernelyard_core::Runtime::create_stream) (owned, destroyed on
 //!   drop), or a framework's `CUstream` borrowed with
@@ -16,8 +18,10 @@
 //!   ([`TensorView::from_raw_parts`](kernelyard_core::TensorView::from_raw_parts)); it is never
 //!   freed by us. Core checks every argument and the stream are on the plan's device; each
 //!   launch makes that device's primary context current first.
-//! - **Kernels** ([`ops`]): one file per operator, each a static with its metadata, checks and
-//!   launch, registered with `inventory`.
+//! - **Kernels** ([`ops`]): one file per operator, each kernel a static
+//!   [`KernelDef`](kernelyard_core::KernelDef) with its metadata, typed checks and launch,
+//!   registered with [`kernelyard_core::register!`]. A launch gets the stream and the device's
+//!   capabilities from its [`LaunchCtx`](kernelyard_core::LaunchCtx).
 //!
 //! Responsibility: core validates arguments before dispatch; kernels here assume valid inputs
 //! and report device faults and data-dependent errors as [`kernelyard_core::Error`].
@@ -34,7 +38,9 @@ pub mod source;
 use std::ffi::c_void;
 
 use cudarc::driver::{result, sys};
-use kernelyard_core::{Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, Stream};
+use kernelyard_core::{
+    Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, ProbeError, Stream,
+};
 
 pub use error::CudaError;
 
@@ -48,15 +54,6 @@ pub struct CudaBackend;
 pub static CUDA: CudaBackend = CudaBackend;
 
 kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&CUDA) }
-
-/// Registers a kernel static with `inventory`.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! register {
-    ($kernel:ident) => {
-        ::kernelyard_core::inventory::submit! { ::kernelyard_core::KernelEntry(&$kernel) }
-    };
-}
 
 /// Ensures this crate is linked (so its `inventory` registrations are present).
 pub fn link() {}
@@ -84,8 +81,8 @@ impl Backend for CudaBackend {
         DeviceKind::Cuda
     }
 
-    fn probe(&self) -> Result<Vec<Capabilities>, String> {
-        device::capabilities()
+    fn probe(&self) -> Result<Vec<Capabilities>, ProbeError> {
+        device::capabilities().map_err(ProbeError::new)
     }
 
     fn alloc(&'static self, device: DeviceId, bytes: usize) -> Result<DeviceBuffer, Error> {

@@ -1,5 +1,6 @@
-//! The kernel pipeline: NVRTC compiles a source of `kernels/` for a device's exact
-//! architecture; the cubin is cached on disk and the loaded module in memory.
+//! The kernel pipeline: NVRTC compiles a kernel source (`crates/kernels/kernels/` or
+//! `crates/cuda/kernels/`) for a device's exact architecture; the cubin is cached on disk and
+//! the loaded module in memory.
 //!
 //! - **Target.** `sm_XY` for the device's compute capability, with the arch-specific suffix
 //!   (`sm_90a`, `sm_100a`) on the families that have one, so Hopper code may use wgmma and TMA.
@@ -18,6 +19,9 @@
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
 //!   entry point (`kernelyard_kernels::cache::ModuleMap`): each source has a lock of its own,
 //!   so a source compiles once and a first compile never stalls launches of other sources.
+//!   The device's cache is made by the probe with what loading needs (the device's compute
+//!   capability, the driver and NVRTC versions); its callers (`device`, `launch`) make the
+//!   device's context current first. This module knows nothing of the probe.
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CString};
@@ -26,12 +30,15 @@ use std::time::Instant;
 
 use cudarc::driver::{result, sys};
 use cudarc::nvrtc::sys as nvrtc;
-use kernelyard_core::{DeviceId, Error, Sm, Version};
+use kernelyard_core::{Error, Sm, Version};
 use kernelyard_kernels::cache::{self, cache_dir, write_atomically, CacheKey, ModuleMap};
 
-use crate::device::{bind, platform, NVRTC_LIB};
 use crate::error::{driver_code, CudaError};
 use crate::source::KernelSource;
+
+/// The NVRTC library the backend loads (the CUDA 13 toolkit's, or PyPI's
+/// `nvidia-cuda-nvrtc`).
+pub const NVRTC_LIB: &str = "libnvrtc.so.13";
 
 /// NVRTC options besides the target.
 pub const OPTIONS: &[&str] = &["-std=c++17", "-lineinfo"];
@@ -228,77 +235,82 @@ unsafe impl Send for Loaded {}
 // SAFETY: as above.
 unsafe impl Sync for Loaded {}
 
-/// One device's loaded modules, by source file.
-#[derive(Default)]
+/// One device's loaded modules, by source file, with what loading one needs.
 pub(crate) struct ModuleCache {
+    /// The device's compute capability (the target is [`target_for`] it).
+    sm: Sm,
+    /// The driver's CUDA version (for the error when it cannot load NVRTC's output).
+    driver: Version,
+    /// NVRTC's version (part of the disk cache's key).
+    nvrtc: Version,
     loaded: ModuleMap<Loaded>,
 }
 
-/// Loads `source` for `device` bypassing the memory cache (disk cache, else NVRTC), and
-/// unloads it again: how long a first launch in a fresh process waits for this source.
-pub fn load_report(device: DeviceId, source: &'static KernelSource) -> Result<LoadReport, Error> {
-    let d = bind(device)?;
-    let start = Instant::now();
-    let (loaded, origin) = load(&d.caps, source)?;
-    let ms = start.elapsed().as_secs_f64() * 1e3;
-    // SAFETY: the module was just loaded in the current context and nothing else uses it.
-    unsafe { result::module::unload(loaded.module) }.map_err(|e| CudaError::Driver {
-        call: "cuModuleUnload",
-        code: driver_code(e),
-    })?;
-    Ok(LoadReport { origin, ms })
-}
-
-/// Loads `source` on `device` (through the caches, as a launch would) and looks up every entry
-/// point it lists: an error names the first one missing.
-pub fn load_symbols(device: DeviceId, source: &'static KernelSource) -> Result<(), Error> {
-    let d = bind(device)?;
-    for &symbol in source.symbols {
-        d.modules.function(&d.caps, source, symbol, 0)?;
-    }
-    Ok(())
-}
-
-fn load(
-    caps: &kernelyard_core::Capabilities,
-    source: &'static KernelSource,
-) -> Result<(Loaded, Origin), Error> {
-    let kernelyard_core::Arch::Cuda { sm } = caps.arch else {
-        return Err(CudaError::Misuse {
-            what: format!("{} is not a CUDA device", caps.device),
+impl ModuleCache {
+    /// An empty cache for a device of compute capability `sm`, with the probed driver and
+    /// NVRTC versions.
+    pub(crate) fn new(sm: Sm, driver: Version, nvrtc: Version) -> Self {
+        ModuleCache {
+            sm,
+            driver,
+            nvrtc,
+            loaded: ModuleMap::default(),
         }
-        .into());
-    };
-    let p = platform().map_err(|why| Error::NoBackendForDevice {
-        device: caps.device,
-        why: why.to_owned(),
-    })?;
-    let target = target_for(sm);
-    let path = cache_dir().map(|d| d.join(cache_file_name(source, &target, p.nvrtc)));
-    if let Some(path) = &path {
-        if let Ok(bytes) = std::fs::read(path) {
-            match load_image(&bytes) {
-                Ok(module) => return Ok((loaded(module, source, &target), Origin::Disk)),
-                // A torn or foreign file: recompile and replace it.
-                Err(_) => {
-                    let _ = std::fs::remove_file(path);
+    }
+
+    /// Loads `source` bypassing the memory cache (disk cache, else NVRTC), and unloads it
+    /// again: how long a first launch in a fresh process waits for this source. The caller
+    /// made the device's context current.
+    pub(crate) fn load_report(&self, source: &'static KernelSource) -> Result<LoadReport, Error> {
+        let start = Instant::now();
+        let (loaded, origin) = self.load(source)?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        // SAFETY: the module was just loaded in the current context and nothing else uses it.
+        unsafe { result::module::unload(loaded.module) }.map_err(|e| CudaError::Driver {
+            call: "cuModuleUnload",
+            code: driver_code(e),
+        })?;
+        Ok(LoadReport { origin, ms })
+    }
+
+    /// Loads `source` (through the caches, as a launch would) and looks up every entry point
+    /// it lists: an error names the first one missing. The caller made the device's context
+    /// current.
+    pub(crate) fn load_symbols(&self, source: &'static KernelSource) -> Result<(), Error> {
+        for &symbol in source.symbols {
+            self.function(source, symbol, 0)?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, source: &'static KernelSource) -> Result<(Loaded, Origin), Error> {
+        let target = target_for(self.sm);
+        let path = cache_dir().map(|d| d.join(cache_file_name(source, &target, self.nvrtc)));
+        if let Some(path) = &path {
+            if let Ok(bytes) = std::fs::read(path) {
+                match load_image(&bytes) {
+                    Ok(module) => return Ok((loaded(module, source, &target), Origin::Disk)),
+                    // A torn or foreign file: recompile and replace it.
+                    Err(_) => {
+                        let _ = std::fs::remove_file(path);
+                    }
                 }
             }
         }
+        let compiled = compile(source, &target)?;
+        let module = load_image(&compiled.cubin).map_err(|code| CudaError::ModuleLoad {
+            file: source.file,
+            arch: target.clone(),
+            driver: self.driver,
+            nvrtc: self.nvrtc,
+            code,
+        })?;
+        if let Some(path) = &path {
+            // A cache that cannot be written only costs a compile next time.
+            let _ = write_atomically(path, &compiled.cubin);
+        }
+        Ok((loaded(module, source, &target), Origin::Compiled))
     }
-    let compiled = compile(source, &target)?;
-    let module = load_image(&compiled.cubin).map_err(|code| CudaError::ModuleLoad {
-        file: source.file,
-        arch: target.clone(),
-        driver: p.driver,
-        nvrtc: p.nvrtc,
-        code,
-    })?;
-    if let Some(path) = &path {
-        // A cache that cannot be written only costs a compile next time.
-        let _ = write_atomically(path, &compiled.cubin);
-    }
-    Ok((loaded(module, source, &target), Origin::Compiled))
 }
 
 fn loaded(module: sys::CUmodule, source: &'static KernelSource, target: &str) -> Loaded {
@@ -324,12 +336,10 @@ fn load_image(bytes: &[u8]) -> Result<sys::CUmodule, String> {
 }
 
 impl ModuleCache {
-    /// The function `symbol` of `source` on the device whose capabilities are `caps` (whose
-    /// context the caller made current), with its dynamic shared memory limit raised to at
-    /// least `shared_bytes`.
+    /// The function `symbol` of `source` on this cache's device (whose context the caller made
+    /// current), with its dynamic shared memory limit raised to at least `shared_bytes`.
     pub(crate) fn function(
         &self,
-        caps: &kernelyard_core::Capabilities,
         source: &'static KernelSource,
         symbol: &'static str,
         shared_bytes: u32,
@@ -343,7 +353,7 @@ impl ModuleCache {
         }
         let module = self
             .loaded
-            .get_or_load(source.file, || load(caps, source).map(|(m, _)| m))?;
+            .get_or_load(source.file, || self.load(source).map(|(m, _)| m))?;
         module.function(symbol, shared_bytes)
     }
 }

@@ -1,4 +1,5 @@
-//! The kernel sources of `kernels/` this backend compiles, with their entry points.
+//! The kernel sources this backend compiles, with their entry points: the shared ones of
+//! `crates/kernels/kernels/` and its own of `crates/cuda/kernels/`.
 //!
 //! The types, the shared headers and the splicing live in [`kernelyard_kernels::source`]
 //! (shared with the ROCm backend) and are re-exported here; this module adds the backend's

@@ -107,22 +107,11 @@ fn simulated(sm: Sm) -> Capabilities {
     kernelyard_cuda::device::simulated_caps(sm, 227 << 10)
 }
 
-fn small_problem(op: OpKind) -> Problem {
-    let params = match op {
-        OpKind::Gemm => "m=64,n=64,k=64",
-        OpKind::RmsNorm => "rows=4,hidden=64",
-        OpKind::Softmax | OpKind::LogSoftmax => "rows=4,cols=64",
-        OpKind::TokenLogprobs => "tokens=4,vocab=64",
-        OpKind::Rope => "tokens=4,heads=2,head_dim=64,rotary_dim=64",
-        OpKind::Attention => "batch=1,seq_q=16,seq_kv=16,heads_q=2,heads_kv=2,head_dim=64",
-        OpKind::SelectiveStateUpdate => "batch=1,heads=2,head_dim=16,state_dim=16,groups=1",
-    };
-    let dtype = if op == OpKind::Gemm {
-        kernelyard_core::DType::F16
-    } else {
-        kernelyard_core::DType::F32
-    };
-    Problem::from_params(op, &Params::parse(op, params).expect("params"), dtype).expect("problem")
+/// The operator's example problem (its descriptor's `EXAMPLE`, in the example's dtype).
+fn example(op: OpKind) -> Problem {
+    let example = op.example();
+    let params = Params::parse(op, example.params).expect("example params");
+    Problem::from_params(op, &params, example.dtype).expect("example problem")
 }
 
 fn cuda_kernels() -> Vec<&'static dyn Kernel> {
@@ -151,7 +140,7 @@ fn archs_outside_a_kernels_range_are_rejected_by_selection() {
             let meta = k.meta();
             let mut arch_reasons = Vec::new();
             meta.arch.check(&Arch::Cuda { sm }, &mut arch_reasons);
-            let problem = small_problem(meta.op);
+            let problem = example(meta.op);
             let got = rt.select(DeviceId::cuda(0), &problem, &Policy::kernel(meta.name));
             if arch_reasons.is_empty() {
                 continue;

@@ -13,7 +13,7 @@
 //!   with the sub-batch, and with it the mma.sync kernel's loads (16-byte or element-wise):
 //!   the bits must not;
 //! - sampled rows of every full product are within the tolerance contract of an `f64` product
-//!   (`kernelyard_tests::tolerance`, `docs/TOLERANCES.md`), and no output stays NaN (outputs
+//!   (`kernelyard_suite::tolerance`, `docs/TOLERANCES.md`), and no output stays NaN (outputs
 //!   are poisoned with NaN before every launch).
 //!
 //! The harness itself runs on the CPU against `reference.gemm` at small sizes (not ignored):
@@ -39,7 +39,7 @@ mod support;
 use std::ops::Range;
 
 use kernelyard_core::{DType, OpKind, Params, Policy, Problem, Reason, TensorView};
-use kernelyard_tests::rng::Rng;
+use kernelyard_suite::rng::Rng;
 
 use support::{
     case, declines, diff_rows, expected_invariant, nan_check, pack_a, random16, random_b,

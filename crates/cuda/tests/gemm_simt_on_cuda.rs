@@ -1,4 +1,4 @@
-//! The portable batch-invariant GEMM of the AMD backend, `kernels/gemm_bi_simt.cu`
+//! The portable batch-invariant GEMM of the AMD backend, `crates/kernels/kernels/gemm_bi_simt.cu`
 //! (`kernelyard_kernels::gemm_bi_simt`), proven on an NVIDIA GPU: the source is written once
 //! for hipRTC and NVRTC, so its logic (tiling, tails, transposes, strides, broadcast, the
 //! epilogue and the fixed reduction order) is checked here, on the device we have.
@@ -9,7 +9,7 @@
 //!   k = 131: no dimension a multiple of a tile) in a batch of 2 with a broadcast B and padded
 //!   row strides, C in A's dtype and in f32, with `accumulate` (beta = 0.5 over random C) and
 //!   without (C poisoned with NaN): within the tolerance contract of the `f64` result
-//!   (`kernelyard_tests::tolerance`), no NaN left, the padding of C untouched, two runs bitwise
+//!   (`kernelyard_suite::tolerance`), no NaN left, the padding of C untouched, two runs bitwise
 //!   identical, and each batch entry bitwise equal to the entry computed alone;
 //! - batch invariance: with M = 1000 (A's row stride exactly M when transposed), sub-batches of
 //!   1, 7 and 129 rows at the start, the middle and the end give bitwise the rows of the full
@@ -33,8 +33,8 @@ use kernelyard_core::half::{bf16, f16};
 use kernelyard_core::ops::gemm::GemmProblem;
 use kernelyard_core::{DType, DeviceBuffer, OpKind};
 use kernelyard_kernels::gemm_bi_simt::{self, SOURCE};
-use kernelyard_tests::rng::Rng;
-use kernelyard_tests::tolerance::{coarser, tolerance};
+use kernelyard_suite::rng::Rng;
+use kernelyard_suite::tolerance::{coarser, tolerance};
 
 use support::{c_value, diff_rows, download_bits, nan_check, poison, to_bits16, Gpu};
 

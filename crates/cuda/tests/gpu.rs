@@ -7,7 +7,7 @@ use kernelyard_core::ops::softmax::{RowsProblem, SoftmaxArgs};
 use kernelyard_core::{
     Arch, Args, DType, DeviceId, Policy, Runtime, Sm, Stream, TensorView, TensorViewMut,
 };
-use kernelyard_cuda::{module, source};
+use kernelyard_cuda::{device, source};
 
 const GPU: &str = "requires a CUDA device";
 
@@ -62,7 +62,7 @@ fn every_listed_entry_point_exists_in_its_loaded_module() {
     let _rt = runtime();
     assert!(!source::all().is_empty());
     for entry in source::all() {
-        module::load_symbols(DeviceId::cuda(0), entry.source)
+        device::load_symbols(DeviceId::cuda(0), entry.source)
             .unwrap_or_else(|e| panic!("kernels/{}: {e}", entry.source.file));
     }
 }

@@ -2,8 +2,8 @@
 //! cubin from disk in milliseconds. (Its own test binary: it sets `KERNELYARD_CACHE_DIR`.)
 
 use kernelyard_core::{DeviceId, Runtime};
-use kernelyard_cuda::module::{self, Origin};
-use kernelyard_cuda::source;
+use kernelyard_cuda::module::Origin;
+use kernelyard_cuda::{device, source};
 
 #[test]
 #[ignore = "requires a CUDA device"]
@@ -14,8 +14,8 @@ fn a_warm_start_loads_from_disk_in_milliseconds() {
     kernelyard_cuda::link();
     let _rt = Runtime::new().expect("runtime");
     for entry in source::all() {
-        let cold = module::load_report(DeviceId::cuda(0), entry.source).expect("cold");
-        let warm = module::load_report(DeviceId::cuda(0), entry.source).expect("warm");
+        let cold = device::load_report(DeviceId::cuda(0), entry.source).expect("cold");
+        let warm = device::load_report(DeviceId::cuda(0), entry.source).expect("warm");
         println!(
             "kernels/{}: cold {:?} {:.1} ms, warm {:?} {:.2} ms",
             entry.source.file, cold.origin, cold.ms, warm.origin, warm.ms

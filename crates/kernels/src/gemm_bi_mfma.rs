@@ -1,6 +1,7 @@
-//! The batch-invariant GEMM on AMD matrix cores, `kernels/gemm_bi_mfma.cu`: `C = alpha *
-//! op(A) @ op(B) + beta * C` with MFMA instructions and one fixed reduction order, for gfx908
-//! (CDNA1, MI100) and gfx90a (CDNA2, MI200), wavefronts of 64 lanes; and its launch [`plan`].
+//! The batch-invariant GEMM on AMD matrix cores, `crates/kernels/kernels/gemm_bi_mfma.cu`:
+//! `C = alpha * op(A) @ op(B) + beta * C` with MFMA instructions and one fixed reduction order,
+//! for gfx908 (CDNA1, MI100) and gfx90a (CDNA2, MI200), wavefronts of 64 lanes; and its launch
+//! [`plan`].
 //!
 //! **Not yet run on AMD hardware.** The source compiles with hipRTC for gfx908 and gfx90a; its
 //! lane layouts are AMD's documented ones (below); its tiling, loads and epilogue are those of

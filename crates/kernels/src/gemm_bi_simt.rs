@@ -1,6 +1,6 @@
-//! The portable batch-invariant GEMM, `kernels/gemm_bi_simt.cu`: `C = alpha * op(A) @ op(B) +
-//! beta * C` with plain f32 FMAs (no matrix instructions) and one fixed reduction order, and
-//! its launch [`plan`].
+//! The portable batch-invariant GEMM, `crates/kernels/kernels/gemm_bi_simt.cu`:
+//! `C = alpha * op(A) @ op(B) + beta * C` with plain f32 FMAs (no matrix instructions) and one
+//! fixed reduction order, and its launch [`plan`].
 //!
 //! - **What it computes.** f32, f16 or bf16 A and B (the same dtype), f32 accumulation, C in
 //!   A's dtype or f32; all four transpose combinations (A stored `[k, m]` with `trans_a`, B
@@ -27,9 +27,9 @@
 //!   operands. That sequence depends on K alone: not on M or the batch (one configuration, no
 //!   split-K, no atomics), not on which block, thread or register holds the element. The
 //!   epilogue is `v = alpha * acc` (rounded on its own) then `v = fma(beta, c, v)` when
-//!   accumulating, stored rounded to nearest in C's dtype, as in `kernels/gemm_bi.cu`. A row
-//!   of C therefore has the same bits whatever batch it rides in, and every run the same bits,
-//!   on a given device.
+//!   accumulating, stored rounded to nearest in C's dtype, as in
+//!   `crates/cuda/kernels/gemm_bi.cu`. A row of C therefore has the same bits whatever batch it
+//!   rides in, and every run the same bits, on a given device.
 //!
 //! Signature of every entry point (the same as `gemm_bi.cu`'s): `(const void* a, const void*
 //! b, void* c, long long m, long long n, long long k, long long lda, long long ldb, long long

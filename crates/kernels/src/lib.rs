@@ -1,6 +1,7 @@
-//! kernelyard-kernels: the GPU kernel sources of `kernels/`, embedded, and the host-side plans,
-//! checks and launch sequences that both GPU backends (`kernelyard-cuda`, `kernelyard-rocm`)
-//! share.
+//! kernelyard-kernels: the GPU kernel sources both GPU backends compile (this crate's
+//! `kernels/` folder, `crates/kernels/kernels/`: the `.cu` sources and the shared `.cuh`
+//! headers), embedded, and the host-side plans, checks and launch sequences that both GPU
+//! backends (`kernelyard-cuda`, `kernelyard-rocm`) share.
 //!
 //! # Who is responsible for what
 //! - **This crate** holds what a backend's kernels need that does not depend on the vendor: the
@@ -9,13 +10,13 @@
 //!   parameter list and the launcher a backend provides ([`launch`], [`params!`](crate::params),
 //!   [`Launch`](launch::Launch)), the pure plans that choose an entry point and a launch shape
 //!   from a problem ([`rows`]), and per kernel source ([`rms_norm`], [`softmax`],
-//!   [`log_softmax`], [`token_logprobs`], [`rope`], [`gemm_bi_simt`], [`gemm_bi_mfma`]) its
-//!   plan, the problem checks (`check` or `check_shape`: the reasons a kernel cannot run a
-//!   problem) and the launch sequence (`launch`: entry points, shapes and parameters, in
-//!   order). A plan or check reads only the problem and, where its docs say so, a device
-//!   property of the backend's [`Capabilities`](kernelyard_core::Capabilities) (the SM count,
-//!   the opt-in shared memory per block), so both backends run the same entry points with the
-//!   same launch shapes and parameters for a problem.
+//!   [`log_softmax`], [`token_logprobs`], [`rope`], [`silu_mul`], [`gemm_bi_simt`],
+//!   [`gemm_bi_mfma`]) its plan, the problem checks (`check` or `check_shape`: the reasons a
+//!   kernel cannot run a problem) and the launch sequence (`launch`: entry points, shapes and
+//!   parameters, in order). A plan or check reads only the problem and, where its docs say so,
+//!   a device property of the backend's [`Capabilities`](kernelyard_core::Capabilities) (the SM
+//!   count, the opt-in shared memory per block), so both backends run the same entry points
+//!   with the same launch shapes and parameters for a problem.
 //! - **The backends** own their kernel statics (`KernelMeta`, the `Kernel` impls that call
 //!   `check` and `launch` here), compile the sources (NVRTC, hipRTC), load modules, implement
 //!   [`Launch`](launch::Launch), allocate (the checked mode's slot of `token_logprobs`), and turn
@@ -38,6 +39,7 @@ pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
 pub mod rows;
+pub mod silu_mul;
 pub mod softmax;
 pub mod source;
 pub mod token_logprobs;

@@ -1,4 +1,4 @@
-//! The source of the log-softmax kernels, `kernels/log_softmax.cu`:
+//! The source of the log-softmax kernels, `crates/kernels/kernels/log_softmax.cu`:
 //! `y = x - max - log(sum(exp(x - max)))` over each row, f32 math for every dtype, the output
 //! `(x - max) - ln(s)` with an accurate `logf`. The same plan ([`rows`](crate::rows)),
 //! entry-point families and signature as [`softmax`](crate::softmax):

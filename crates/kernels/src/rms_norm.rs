@@ -1,6 +1,6 @@
-//! The source of the RMSNorm kernels, `kernels/rms_norm.cu` (`y = x / sqrt(mean(x^2) + eps) *
-//! weight` over each row, with the fused residual add), and their [`plan`]: the row plan of
-//! [`rows`](crate::rows) without the shared-memory path.
+//! The source of the RMSNorm kernels, `crates/kernels/kernels/rms_norm.cu`
+//! (`y = x / sqrt(mean(x^2) + eps) * weight` over each row, with the fused residual add), and
+//! their [`plan`]: the row plan of [`rows`](crate::rows) without the shared-memory path.
 //!
 //! Entry points: `rms_norm_<dtype>_<variant>` and, with the residual, `..._res`, all with the
 //! signature `(const void* x, const void* residual, const void* weight, void* y, void*

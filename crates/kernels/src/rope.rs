@@ -1,4 +1,5 @@
-//! The source of the rotary-embedding kernels, `kernels/rope.cu`, and their launch [`plan`].
+//! The source of the rotary-embedding kernels, `crates/kernels/kernels/rope.cu`, and their
+//! launch [`plan`].
 //!
 //! Each thread owns a unit of one token and a group of heads: a fixed set of pairs (16 bytes of
 //! features, or one pair when unaligned) whose cos/sin it computes once and applies to every

@@ -1,6 +1,6 @@
 //! [`RowPlan`]: the launch plan of the row-wise kernels (`softmax`, `log_softmax`,
-//! `rms_norm`; their entry points are built from `kernels/rows.cuh`), and the entry-point
-//! lookup they share ([`symbol`]).
+//! `rms_norm`; their entry points are built from `crates/kernels/kernels/rows.cuh`), and the
+//! entry-point lookup they share ([`symbol`]).
 //!
 //! # Who does what
 //! The plan reads the row length, the element size, the alignment and, for the kernels with a

@@ -1,4 +1,4 @@
-//! The source of the softmax kernels, `kernels/softmax.cu`:
+//! The source of the softmax kernels, `crates/kernels/kernels/softmax.cu`:
 //! `y = exp(x - max) / sum(exp(x - max))` over each row, f32 math for every dtype. Its entry
 //! points are `softmax_<dtype>_<variant>`, the variant named by
 //! [`RowPlan::variant`](crate::rows::RowPlan::variant) (see [`rows`](crate::rows) for the

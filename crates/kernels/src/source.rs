@@ -1,4 +1,6 @@
-//! The kernel sources of `kernels/`, embedded in the binary, and their entry points.
+//! The kernel sources, embedded in the binary, and their entry points: the shared sources and
+//! headers of this crate's `kernels/` folder (`crates/kernels/kernels/`), and a backend's own
+//! sources in its crate's `kernels/` folder (`crates/cuda/kernels/`).
 //!
 //! Each source is one [`KernelSource`] static with every entry point of its `.cu` file written
 //! once: in this crate's op modules for the sources both GPU backends compile, in a backend's
@@ -14,7 +16,8 @@ use kernelyard_core::{Arch, Kernel};
 /// A kernel source file and the entry points the Rust side uses.
 #[derive(Debug)]
 pub struct KernelSource {
-    /// File name under `kernels/` (`rms_norm.cu`).
+    /// File name under the `kernels/` folder of the crate that embeds it (`rms_norm.cu`:
+    /// `crates/kernels/kernels/rms_norm.cu`; `attention.cu`: `crates/cuda/kernels/attention.cu`).
     pub file: &'static str,
     /// Its text (embedded with `include_str!`).
     pub code: &'static str,

@@ -1,4 +1,4 @@
-//! The source of the token log-probability kernels, `kernels/token_logprobs.cu`
+//! The source of the token log-probability kernels, `crates/kernels/kernels/token_logprobs.cu`
 //! (`log_softmax(logits / T)[target]` per row, and optionally the row's entropy, in one read of
 //! the logits), and their launch shapes.
 //!

@@ -55,12 +55,13 @@ pub use kernelyard_core::{
 };
 
 pub use kernelyard_core::{
-    Arch, ArchReq, Args, Backend, BackendEntry, BackendState, BackendStatus, Candidate,
-    Capabilities, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element, Error, Feature, Gfx,
-    Kernel, KernelEntry, KernelMeta, KnownBackend, OpKind, OwnedStream, Params, Pins, Plan, Policy,
-    Problem, Reason, Registry, Runtime, RuntimeBuilder, SelectError, SelectionReport, Selector, Sm,
-    Stream, TensorView, TensorViewMut, ValidationError, Verdict, Version, KNOWN_BACKENDS, MAX_RANK,
-    PIN_ENV,
+    Arch, ArchReq, ArchVersion, Args, Backend, BackendEntry, BackendState, BackendStatus,
+    Candidate, Capabilities, CheckFn, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element,
+    Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta, KnownBackend,
+    LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, ProbeError,
+    Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn, SelectError,
+    SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, ValidationError, Verdict,
+    Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV,
 };
 
 /// The reference backend (pure Rust, host CPU, every operator): the oracle for all others.

@@ -23,7 +23,9 @@ pub mod host;
 pub mod ops;
 
 use kernelyard_core::backend::host_memory;
-use kernelyard_core::{Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, Stream};
+use kernelyard_core::{
+    Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, ProbeError, Stream,
+};
 
 /// The backend's name: kernels are called `reference.<op>`.
 pub const BACKEND: &str = "reference";
@@ -37,24 +39,23 @@ pub static REFERENCE: ReferenceBackend = ReferenceBackend;
 #[cfg(feature = "register")]
 kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&REFERENCE) }
 
-/// Registers a kernel static with `inventory` when the `register` feature is on (the default);
-/// without it the crate is only the oracle library, and nothing is registered.
+/// Registers a kernel static with core's registry (`kernelyard_core::register!`) when the
+/// `register` feature is on (the default); without it the crate is only the oracle library,
+/// and nothing is registered.
 #[cfg(feature = "register")]
-#[macro_export]
-#[doc(hidden)]
 macro_rules! register_kernel {
     ($kernel:ident) => {
-        ::kernelyard_core::inventory::submit! { ::kernelyard_core::KernelEntry(&$kernel) }
+        kernelyard_core::register!($kernel);
     };
 }
 
 /// Without the `register` feature, kernels are not registered.
 #[cfg(not(feature = "register"))]
-#[macro_export]
-#[doc(hidden)]
 macro_rules! register_kernel {
     ($kernel:ident) => {};
 }
+
+pub(crate) use register_kernel;
 
 impl Backend for ReferenceBackend {
     fn name(&self) -> &'static str {
@@ -65,7 +66,7 @@ impl Backend for ReferenceBackend {
         DeviceKind::Cpu
     }
 
-    fn probe(&self) -> Result<Vec<Capabilities>, String> {
+    fn probe(&self) -> Result<Vec<Capabilities>, ProbeError> {
         Ok(vec![Capabilities::host()])
     }
 

@@ -4,7 +4,9 @@
 use std::ffi::c_void;
 
 use hip_sys::hiprt::{hipEvent_t, hipStream_t};
-use kernelyard_core::{Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, Stream};
+use kernelyard_core::{
+    Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, ProbeError, Stream,
+};
 
 use crate::device::{bind, hip_api};
 use crate::error::{check, RocmError};
@@ -41,8 +43,11 @@ impl Backend for RocmBackend {
         DeviceKind::Rocm
     }
 
-    fn probe(&self) -> Result<Vec<Capabilities>, String> {
-        crate::device::capabilities()
+    /// The devices probed once per process, or why there are none: a
+    /// [`device::Unavailable`](crate::device::Unavailable) (`ProbeError::downcast_ref` gets it
+    /// back; its text is what `doctor` prints).
+    fn probe(&self) -> Result<Vec<Capabilities>, ProbeError> {
+        crate::device::capabilities().map_err(ProbeError::new)
     }
 
     fn alloc(&'static self, device: DeviceId, bytes: usize) -> Result<DeviceBuffer, Error> {

@@ -196,9 +196,9 @@ mod probing {
             .map_err(Clone::clone)
     }
 
-    /// Every usable device's capabilities, or why there are none.
-    pub(crate) fn capabilities() -> Result<Vec<Capabilities>, String> {
-        let p = platform().map_err(|e| e.to_string())?;
+    /// Every usable device's capabilities (probed once per process), or why there are none.
+    pub(crate) fn capabilities() -> Result<Vec<Capabilities>, Unavailable> {
+        let p = platform()?;
         Ok(p.devices.iter().map(|d| d.caps.clone()).collect())
     }
 
@@ -362,11 +362,6 @@ mod probing {
             (h.hip.api.hipSetDevice)(d.ordinal)
         })?;
         Ok(d)
-    }
-
-    /// The capabilities of `device`, for launch heuristics (compute units, LDS).
-    pub fn caps(device: DeviceId) -> Result<&'static Capabilities, Error> {
-        Ok(&self::device(device)?.caps)
     }
 
     /// The runtime's function table, once the platform probed successfully.

@@ -14,8 +14,9 @@
 //!   typed reason ([`device::Unavailable`]).
 //!   - **Runtime** ([`device`]): probing, capabilities (gfx architecture, wavefront size,
 //!     compute units, LDS per block, memory, runtime and hiprtc versions), device binding.
-//!   - **Pipeline** ([`module`]): sources of `kernels/` compiled by hiprtc for the device's
-//!     gfx architecture on first use, cached on disk (code object) and in memory.
+//!   - **Pipeline** ([`module`]): the shared sources of `crates/kernels/kernels/` compiled by
+//!     hiprtc for the device's gfx architecture on first use, cached on disk (code object) and
+//!     in memory.
 //!   - **Execution**: launches go to the caller's stream (the null stream, one made with
 //!     [`Runtime::create_stream`](kernelyard_core::Runtime::create_stream), or a framework's
 //!     `hipStream_t` borrowed with [`Stream::from_raw`](kernelyard_core::Stream::from_raw)).
@@ -26,7 +27,8 @@
 //!   in (rebuild with `--features rocm`)".
 //!
 //! Kernels ([`ops`]): `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`,
-//! `rocm.token_logprobs`, `rocm.rope` from the same sources as the CUDA backend, and the
+//! `rocm.token_logprobs`, `rocm.rope` from the same sources as the CUDA backend,
+//! `rocm.silu_mul` from the source shared with it, and the
 //! batch-invariant GEMM as `rocm.gemm.batch_invariant.mfma` (matrix cores, gfx908 and gfx90a)
 //! and `rocm.gemm.batch_invariant` (portable, every architecture). Each declares its gfx range
 //! and wavefront assumption.
@@ -58,15 +60,6 @@ pub const FEATURE: &str = "rocm";
 
 /// Whether this build has the working backend (the `hip` feature) rather than the stub.
 pub const COMPILED_IN: bool = cfg!(feature = "hip");
-
-/// Registers a kernel static with `inventory`.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! register {
-    ($kernel:ident) => {
-        ::kernelyard_core::inventory::submit! { ::kernelyard_core::KernelEntry(&$kernel) }
-    };
-}
 
 /// Call from a binary that uses the backend only through the registry, so the linker keeps
 /// this crate (and its `inventory` registrations).

@@ -1,11 +1,12 @@
-//! The kernel pipeline: hiprtc compiles a source of `kernels/` for a device's gfx architecture;
-//! the code object is cached on disk and the loaded module in memory. The design is the CUDA
-//! backend's (`kernelyard_cuda::module`), with the shared parts in `kernelyard_kernels`.
+//! The kernel pipeline: hiprtc compiles a source of `crates/kernels/kernels/` for a device's
+//! gfx architecture; the code object is cached on disk and the loaded module in memory. The
+//! design is the CUDA backend's (`kernelyard_cuda::module`), with the shared parts in
+//! `kernelyard_kernels`.
 //!
 //! - **Target.** `--offload-arch=<gfx>` with the bare architecture name (`gfx90a`, no
 //!   `:sramecc+:xnack-` features): such a code object runs with either setting of those
 //!   features. The wavefront size is the architecture's default (64 on gfx9, 32 on gfx10+);
-//!   the kernels do not depend on it (see `kernels/port.cuh`).
+//!   the kernels do not depend on it (see `crates/kernels/kernels/port.cuh`).
 //! - **Options.** [`OPTIONS`]: C++17 and `-O3`; no fast-math flag.
 //! - **hiprtc.** ROCm 5.x has it inside libamdhip64, ROCm 6+ in libhiprtc.so; both are found
 //!   (`hip::hiprtc`). Compiles are serialised by a process-wide lock: ROCm 5.2's

@@ -59,7 +59,9 @@ fn every_source_compiles_for_every_arch_in_its_range() {
         "{compiled} (source, arch) compiles, {} failures",
         failures.len()
     );
-    assert!(compiled >= 3 * 6 + 2, "too few compiles: {compiled}");
+    // Seven sources for every architecture (the five row ops, silu_mul, the portable GEMM) and
+    // the MFMA GEMM for gfx908 and gfx90a.
+    assert!(compiled >= 3 * 7 + 2, "too few compiles: {compiled}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

@@ -8,6 +8,7 @@
 //! by design.
 #![cfg(feature = "hip")]
 
+use kernelyard_core::backend::registered_backends;
 use kernelyard_core::{BackendState, DType, DeviceId, OpKind, Params, Policy, Problem, Runtime};
 use kernelyard_rocm::device::{self, Unavailable};
 
@@ -26,7 +27,24 @@ fn no_device_is_a_typed_reason_everywhere() {
     let v = device::hiprtc_version().expect("hiprtc");
     assert!(v.major >= 5, "{v}");
 
+    // The backend's probe wraps the same typed reason; its text is what doctor prints (and CI
+    // greps for).
     kernelyard_rocm::link();
+    let backend = registered_backends()
+        .find(|b| b.name() == "rocm")
+        .expect("the rocm backend is registered");
+    let e = backend.probe().expect_err("no AMD GPU");
+    assert_eq!(
+        e.downcast_ref::<Unavailable>(),
+        Some(&Unavailable::NoDevice {
+            status: "hipErrorNoDevice".into()
+        })
+    );
+    assert_eq!(
+        e.to_string(),
+        "the HIP runtime found no AMD GPU (hipErrorNoDevice)"
+    );
+
     let rt = Runtime::builder().pins("").build().expect("runtime");
     let rocm = rt
         .backends()
@@ -37,9 +55,9 @@ fn no_device_is_a_typed_reason_everywhere() {
         BackendState::Unavailable { why } => assert!(why.contains("found no AMD GPU"), "{why}"),
         other => panic!("expected unavailable, got {other:?}"),
     }
-    assert!(
-        rocm.to_string().starts_with("rocm: unavailable: "),
-        "{rocm}"
+    assert_eq!(
+        rocm.to_string(),
+        "rocm: unavailable: the HIP runtime found no AMD GPU (hipErrorNoDevice)"
     );
 
     let params = Params::parse(OpKind::Softmax, "rows=2,cols=8").expect("params");

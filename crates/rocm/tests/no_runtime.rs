@@ -4,6 +4,7 @@
 //! library is opened once per process).
 #![cfg(feature = "hip")]
 
+use kernelyard_core::backend::registered_backends;
 use kernelyard_core::{BackendState, Runtime};
 use kernelyard_rocm::device::{self, Unavailable};
 
@@ -21,6 +22,19 @@ fn no_runtime_library_is_a_typed_reason() {
     assert!(matches!(c, Unavailable::NoCompiler { .. }), "{c:?}");
 
     kernelyard_rocm::link();
+    let backend = registered_backends()
+        .find(|b| b.name() == "rocm")
+        .expect("the rocm backend is registered");
+    let p = backend.probe().expect_err("no runtime");
+    assert!(
+        matches!(
+            p.downcast_ref::<Unavailable>(),
+            Some(Unavailable::NoRuntime { .. })
+        ),
+        "{p:?}"
+    );
+    assert_eq!(p.to_string(), text);
+
     let rt = Runtime::builder().pins("").build().expect("runtime");
     let rocm = rt
         .backends()

@@ -4,7 +4,8 @@
 //! the `hip` feature reports every ROCm kernel as not compiled in.
 
 use kernelyard_core::{
-    DType, DeviceId, Gfx, Kernel, OpKind, Params, Policy, Problem, Reason, Runtime,
+    ArchReq, ArchVersion, DType, DeviceId, Feature, Gfx, Kernel, OpKind, Params, Policy, Problem,
+    Reason, Registry, Runtime,
 };
 use kernelyard_rocm::device::simulated_caps;
 use kernelyard_rocm::ops;
@@ -22,7 +23,7 @@ fn problem(op: OpKind, params: &str, dtype: DType) -> Problem {
     Problem::from_params(op, &params, dtype).expect("problem")
 }
 
-/// One problem per registered op, small and contiguous.
+/// One problem per op with a ROCm kernel, small and contiguous.
 fn problems(dtype: DType) -> Vec<(OpKind, Problem)> {
     [
         (OpKind::RmsNorm, "rows=4,hidden=4096"),
@@ -30,6 +31,7 @@ fn problems(dtype: DType) -> Vec<(OpKind, Problem)> {
         (OpKind::LogSoftmax, "rows=4,cols=1000"),
         (OpKind::TokenLogprobs, "tokens=4,vocab=32000"),
         (OpKind::Rope, "tokens=4,heads=8,head_dim=128"),
+        (OpKind::SiluMul, "rows=4,d=1024"),
         (OpKind::Gemm, "m=128,n=256,k=64"),
     ]
     .into_iter()
@@ -52,7 +54,7 @@ fn kernel(name: &str) -> &'static dyn Kernel {
 }
 
 #[test]
-fn every_kernel_declares_its_range_and_the_backend_registers_six_ops() {
+fn every_kernel_declares_its_range_and_the_backend_registers_seven_ops() {
     let names: Vec<&str> = ops::kernels().iter().map(|k| k.meta().name).collect();
     assert_eq!(
         names,
@@ -62,6 +64,7 @@ fn every_kernel_declares_its_range_and_the_backend_registers_six_ops() {
             "rocm.log_softmax",
             "rocm.token_logprobs",
             "rocm.rope",
+            "rocm.silu_mul",
             "rocm.gemm.batch_invariant",
             "rocm.gemm.batch_invariant.mfma",
         ]
@@ -69,7 +72,7 @@ fn every_kernel_declares_its_range_and_the_backend_registers_six_ops() {
     for k in ops::kernels() {
         let m = k.meta();
         assert!(
-            matches!(m.arch, kernelyard_core::ArchReq::Rocm { .. }),
+            matches!(m.arch, ArchReq::Rocm { .. }),
             "{}: {:?}",
             m.name,
             m.arch
@@ -86,13 +89,49 @@ fn every_kernel_declares_its_range_and_the_backend_registers_six_ops() {
 }
 
 #[test]
+fn every_registered_rocm_kernel_is_in_a_source_entry() {
+    kernelyard_rocm::link();
+    let mut registered: Vec<&str> = Registry::global()
+        .expect("registry")
+        .all()
+        .iter()
+        .map(|k| k.meta())
+        .filter(|m| m.backend == "rocm")
+        .map(|m| m.name)
+        .collect();
+    let mut listed: Vec<&str> = ops::kernels().iter().map(|k| k.meta().name).collect();
+    registered.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(registered, listed);
+}
+
+#[test]
+fn silu_mul_has_the_rocm_defaults() {
+    let m = kernel("rocm.silu_mul").meta();
+    assert_eq!(m.op, OpKind::SiluMul);
+    assert_eq!(m.arch.to_string(), "gfx900 or newer");
+    assert!(matches!(
+        m.arch,
+        ArchReq::Rocm {
+            wavefront: None,
+            ..
+        }
+    ));
+    assert_eq!(m.dtypes, [DType::F32, DType::F16, DType::BF16]);
+    assert!(m.features.is_empty());
+    assert_eq!((m.priority, m.version, m.align), (10, 1, 1));
+    assert!(m.deterministic && m.batch_invariant);
+    assert_eq!(m.source, "kernelyard_rocm::ops::silu_mul");
+}
+
+#[test]
 fn architectures_older_than_gfx900_are_rejected_by_every_kernel() {
     for (op, p) in problems(DType::F16) {
         for k in ops::kernels().into_iter().filter(|k| k.meta().op == op) {
             let r = reasons(k, GFX803, 64, &p);
             assert!(
-                r.iter()
-                    .any(|r| matches!(r, Reason::ArchTooOld { have, .. } if have == "gfx803")),
+                r.iter().any(|r| matches!(r, Reason::ArchTooOld { have, .. }
+                        if *have == ArchVersion::Gfx(GFX803))),
                 "{}: {r:?}",
                 k.meta().name
             );
@@ -121,11 +160,13 @@ fn the_mfma_kernel_rejects_archs_and_wavefronts_outside_its_range() {
     // Older: gfx906 (Vega 20, no MFMA).
     let r = reasons(mfma, GFX906, 64, &p);
     assert!(
-        r.iter().any(|r| matches!(r, Reason::ArchTooOld { .. })),
+        r.iter()
+            .any(|r| matches!(r, Reason::ArchTooOld { have, need }
+            if *have == ArchVersion::Gfx(GFX906) && *need == ops::MFMA_GFX)),
         "{r:?}"
     );
     assert!(r.contains(&Reason::MissingFeature {
-        feature: kernelyard_core::Feature::TensorCores
+        feature: Feature::TensorCores
     }));
     // Newer: gfx942 (CDNA3: other MFMA encodings), gfx1030 and gfx1100 (RDNA, wave32).
     for gfx in [GFX942, GFX1030, GFX1100] {
@@ -133,7 +174,8 @@ fn the_mfma_kernel_rejects_archs_and_wavefronts_outside_its_range() {
         let r = reasons(mfma, gfx, wave, &p);
         assert!(
             r.iter()
-                .any(|r| matches!(r, Reason::ArchTooNew { max, .. } if max == "gfx90a")),
+                .any(|r| matches!(r, Reason::ArchTooNew { have, max }
+                    if *have == ArchVersion::Gfx(gfx) && *max == ArchVersion::Gfx(GFX90A))),
             "{gfx}: {r:?}"
         );
         if wave == 32 {

@@ -11,14 +11,15 @@
 //!   replaced); warms up; and times each run on its own with `Runtime::time` (CUDA events on
 //!   GPUs, the host clock on the CPU), rotating through the sets. It reports the median, the
 //!   minimum and the maximum.
-//! - **The work conventions** ([`work`], [`shape`]) are those of `../shared/peers/torch_ops.py`,
-//!   so that a row of ours and a row of torch's for the same problem compare like for like
-//!   (its JSON lines have the same shape: [`BenchReport::json_lines`]).
+//! - **The work conventions** ([`Problem::work`], [`Problem::shape`], [`Problem::layout`]: each
+//!   operator's descriptor in core) are those of `../shared/peers/torch_ops.py`, so that a row of
+//!   ours and a row of torch's for the same problem compare like for like (its JSON lines have
+//!   the same shape: [`BenchReport::json_lines`]).
 //! - **The device's copy bandwidth** is measured once per call (`Runtime::copy_bandwidth`,
 //!   bytes read plus bytes written) and memory-bound rows report the fraction of it they reach.
 //!
-//! The work is split: [`scalars`](BenchScalars) checks the op's scalars, `report` computes
-//! the work conventions and formats the table and the JSON lines, this file runs.
+//! The work is split: [`scalars`](BenchScalars) checks the op's scalars, `report` formats the
+//! table and the JSON lines, this file runs.
 //!
 //! Timings include what a launch costs the caller, as an application pays it: the plan's
 //! argument validation and dispatch (the kernel is selected once, before timing). torch's
@@ -32,7 +33,7 @@ use kernelyard::{
     Args, DeviceId, DeviceKind, Error, OpKind, Plan, Policy, Problem, Runtime, SelectError, Verdict,
 };
 
-use crate::exec::{panic_text, without_align};
+use crate::exec::{panic_text, same_but_align};
 use crate::ops::driver;
 
 mod inputs;
@@ -41,7 +42,9 @@ mod scalars;
 
 use inputs::HostSet;
 
-pub use report::{human_bytes, layout, shape, work, BenchReport, BenchRow, Skipped, Work};
+/// The work of one run (core's, by the torch peer's conventions: [`Problem::work`]).
+pub use kernelyard::ops::Work;
+pub use report::{human_bytes, BenchReport, BenchRow, Skipped};
 pub use scalars::BenchScalars;
 
 /// Warm-up runs before timing, unless told otherwise.
@@ -157,7 +160,7 @@ pub enum BenchError {
         /// The panic's message.
         message: String,
     },
-    /// The harness could not build the inputs or arguments (a bug in kernelyard-tests).
+    /// The harness could not build the inputs or arguments (a bug in kernelyard-suite).
     Harness(String),
 }
 
@@ -334,11 +337,11 @@ pub fn bench(
     ));
 
     // Inputs: generated once on the host, converted once to their dtypes.
-    let drv = driver(op);
+    let drv = driver(op).map_err(BenchError::Harness)?;
     let started = Instant::now();
     progress(&format!(
         "generating the inputs of {op} {:?} {} on the host",
-        shape(&opts.problem),
+        opts.problem.shape(),
         opts.problem.dtype()
     ));
     let host =
@@ -372,7 +375,7 @@ pub fn bench(
     let (problem, _) = args[0]
         .validate()
         .map_err(|e| BenchError::Harness(format!("the arguments do not validate: {e}")))?;
-    if without_align(&problem) != without_align(&opts.problem) {
+    if !same_but_align(&problem, &opts.problem) {
         return Err(BenchError::Harness(format!(
             "the arguments describe {problem}, the bench {}",
             opts.problem
@@ -421,7 +424,7 @@ pub fn bench(
         };
         let row = BenchRow {
             op,
-            shape: shape(&problem),
+            shape: problem.shape(),
             dtype: problem.dtype(),
             kernel,
             ms: times[times.len() / 2],
@@ -430,7 +433,7 @@ pub fn bench(
             iters: opts.iters,
             warmup: opts.warmup,
             sets: n_sets,
-            work: work(&problem),
+            work: problem.work(),
         };
         progress(&format!(
             "{kernel}: {:.4} ms median ({:.4} to {:.4})",
@@ -533,7 +536,12 @@ mod tests {
                 OpKind::SelectiveStateUpdate,
                 "batch=2,heads=2,head_dim=4,state_dim=8",
             ),
+            (OpKind::SiluMul, "rows=4,d=33"),
+            (OpKind::SiluMul, "rows=4,d=64,split=1"),
         ];
+        for op in OpKind::ALL {
+            assert!(cases.iter().any(|(o, _)| *o == op), "{op} is not benched");
+        }
         for (op, params) in cases {
             let o = opts(op, params, DType::BF16);
             let mut lines = Vec::new();

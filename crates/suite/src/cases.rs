@@ -1,4 +1,5 @@
-//! The cases: one JSON file per operator in `tests/cases/<op>.json`, compiled into the binary.
+//! The cases: one JSON file per operator in `crates/suite/cases/<op>.json`, compiled into the
+//! binary.
 //!
 //! A file is `{"op": "<op>", "about": "...", "cases": [...]}`; each case has a `name`, the
 //! problem `params` in the CLI's `--problem` format (`"m=17,n=33,k=65,trans_a=1"`), the
@@ -9,9 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use kernelyard::ops::gemm::Gemm;
 use kernelyard::ops::params::Params;
-use kernelyard::ops::token_logprobs::DEFAULT_IGNORE_INDEX;
+use kernelyard::ops::Listed;
 use kernelyard::{DType, OpKind, Problem};
+
+use crate::ops::suite_op;
 
 /// One case of an operator's file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,29 +84,23 @@ struct CaseFile {
     cases: Vec<Case>,
 }
 
-/// The text of an operator's case file, as compiled into the binary.
-pub fn case_file(op: OpKind) -> &'static str {
-    match op {
-        OpKind::Gemm => include_str!("../cases/gemm.json"),
-        OpKind::RmsNorm => include_str!("../cases/rms_norm.json"),
-        OpKind::Softmax => include_str!("../cases/softmax.json"),
-        OpKind::LogSoftmax => include_str!("../cases/log_softmax.json"),
-        OpKind::TokenLogprobs => include_str!("../cases/token_logprobs.json"),
-        OpKind::Rope => include_str!("../cases/rope.json"),
-        OpKind::Attention => include_str!("../cases/attention.json"),
-        OpKind::SelectiveStateUpdate => include_str!("../cases/selective_state_update.json"),
-    }
+/// The text of an operator's case file, as compiled into the binary (see the suite's list in
+/// `crates/suite/src/ops/mod.rs`); an error for an operator the suite does not list.
+pub fn case_file(op: OpKind) -> Result<&'static str, String> {
+    suite_op(op).map(|s| s.cases)
 }
 
 /// The path of an operator's case file, relative to the workspace, for messages.
 pub fn case_path(op: OpKind) -> String {
-    format!("tests/cases/{}.json", op.name())
+    let file = suite_op(op).map_or_else(|_| format!("{}.json", op.name()), |s| s.file.into());
+    format!("crates/suite/cases/{file}")
 }
 
 /// Parses and checks an operator's cases. The error names the file and the case.
 pub fn cases_for(op: OpKind) -> Result<Vec<Case>, String> {
     let path = case_path(op);
-    let file: CaseFile = serde_json::from_str(case_file(op)).map_err(|e| format!("{path}: {e}"))?;
+    let text = case_file(op)?;
+    let file: CaseFile = serde_json::from_str(text).map_err(|e| format!("{path}: {e}"))?;
     if file.op != op {
         return Err(format!("{path}: the file says op `{}`", file.op));
     }
@@ -120,27 +118,60 @@ pub fn cases_for(op: OpKind) -> Result<Vec<Case>, String> {
     Ok(file.cases)
 }
 
-/// The scalar fields each op takes; any other one given is an error.
-pub(crate) fn allowed_scalars(op: OpKind) -> &'static [&'static str] {
-    match op {
-        OpKind::Gemm => &["alpha", "beta"],
-        OpKind::RmsNorm => &["eps"],
-        OpKind::TokenLogprobs => &[
-            "temperature",
-            "ignore_fraction",
-            "ignore_index",
-            "out_of_range_fraction",
-        ],
-        OpKind::Rope => &["theta"],
-        OpKind::Attention => &["scale"],
-        OpKind::Softmax | OpKind::LogSoftmax | OpKind::SelectiveStateUpdate => &[],
+/// Case fields that are not scalars of the op's call but knobs of the suite's input
+/// generation (so no descriptor lists them): the share of `token_logprobs` rows whose target
+/// is `ignore_index`, and of those whose target lies outside `[0, vocab)`.
+const CASE_KNOBS: &[(OpKind, &str)] = &[
+    (OpKind::TokenLogprobs, "ignore_fraction"),
+    (OpKind::TokenLogprobs, "out_of_range_fraction"),
+];
+
+/// The scalar fields a case of `op` may set: the op's scalars ([`OpKind::scalars`]), then the
+/// suite's knobs for it. Any other one given is an error.
+pub(crate) fn allowed_scalars(op: OpKind) -> Vec<&'static str> {
+    op.scalars()
+        .iter()
+        .map(|s| s.name)
+        .chain(
+            CASE_KNOBS
+                .iter()
+                .filter(|(o, _)| *o == op)
+                .map(|(_, name)| *name),
+        )
+        .collect()
+}
+
+/// The default of the scalar `name` as its operator's descriptor states it
+/// ([`kernelyard::ScalarKey::default`]); `None` where the default depends on the problem
+/// (attention's `scale`). Scalar names are unique across the catalog (a unit test checks it).
+pub(crate) fn descriptor_default(name: &str) -> Result<Option<f64>, String> {
+    let key = OpKind::ALL
+        .iter()
+        .flat_map(|op| op.scalars())
+        .find(|k| k.name == name)
+        .ok_or_else(|| format!("harness bug: no operator has a scalar `{name}`"))?;
+    key.default
+        .map(|text| {
+            text.trim().parse::<f64>().map_err(|_| {
+                format!("harness bug: the default of `{name}` (`{text}`) is not a number")
+            })
+        })
+        .transpose()
+}
+
+/// `v`, or the descriptor's default of `name`, which must have one.
+fn or_default(v: Option<f64>, name: &str) -> Result<f64, String> {
+    match v {
+        Some(x) => Ok(x),
+        None => descriptor_default(name)?
+            .ok_or_else(|| format!("harness bug: the scalar `{name}` has no default")),
     }
 }
 
 impl Case {
-    /// The names of the scalar fields this case sets.
-    fn scalars_given(&self) -> Vec<&'static str> {
-        let given = [
+    /// Every scalar field of a case (the case files' schema), with whether this case sets it.
+    fn scalar_fields(&self) -> [(&'static str, bool); 9] {
+        [
             ("alpha", self.alpha.is_some()),
             ("beta", self.beta.is_some()),
             ("eps", self.eps.is_some()),
@@ -153,8 +184,12 @@ impl Case {
             ),
             ("theta", self.theta.is_some()),
             ("scale", self.scale.is_some()),
-        ];
-        given
+        ]
+    }
+
+    /// The names of the scalar fields this case sets.
+    fn scalars_given(&self) -> Vec<&'static str> {
+        self.scalar_fields()
             .into_iter()
             .filter(|(_, set)| *set)
             .map(|(n, _)| n)
@@ -229,7 +264,7 @@ impl Case {
             let p = self
                 .problem(op, dtype)
                 .map_err(|e| format!("{dtype}: {e}"))?;
-            if let Problem::Gemm(g) = &p {
+            if let Some(g) = Gemm::problem(&p) {
                 let beta = self.beta.unwrap_or(0.0) as f32;
                 if g.accumulate != (beta != 0.0) {
                     return Err(
@@ -249,8 +284,8 @@ impl Case {
     }
 
     /// The scalars with defaults applied, rounded to `f32`.
-    pub(crate) fn scalars(&self) -> Scalars {
-        Scalars {
+    pub(crate) fn scalars(&self) -> Result<Scalars, String> {
+        Ok(Scalars {
             ignore_fraction: self.ignore_fraction.unwrap_or(0.0),
             out_of_range_fraction: self.out_of_range_fraction.unwrap_or(0.0),
             ..defaulted(
@@ -261,13 +296,13 @@ impl Case {
                 self.ignore_index,
                 self.theta,
                 self.scale,
-            )
-        }
+            )?
+        })
     }
 }
 
-/// Scalars with the suite's default for each one not given (no ignored or out-of-range
-/// targets), rounded to `f32`: shared by cases and `bench`.
+/// Scalars with the descriptor's default ([`descriptor_default`]) for each one not given (no
+/// ignored or out-of-range targets), rounded to `f32`: shared by cases and `bench`.
 pub(crate) fn defaulted(
     alpha: Option<f64>,
     beta: Option<f64>,
@@ -276,18 +311,34 @@ pub(crate) fn defaulted(
     ignore_index: Option<i64>,
     theta: Option<f64>,
     scale: Option<f64>,
-) -> Scalars {
-    Scalars {
-        alpha: alpha.unwrap_or(1.0) as f32,
-        beta: beta.unwrap_or(0.0) as f32,
-        eps: eps.unwrap_or(1e-6) as f32,
-        temperature: temperature.unwrap_or(1.0) as f32,
+) -> Result<Scalars, String> {
+    let ignore_index = match ignore_index {
+        Some(i) => i,
+        None => {
+            let d = or_default(None, "ignore_index")?;
+            if d.fract() != 0.0 {
+                return Err(format!(
+                    "harness bug: the default of `ignore_index` ({d}) is not an integer"
+                ));
+            }
+            d as i64
+        }
+    };
+    Ok(Scalars {
+        alpha: or_default(alpha, "alpha")? as f32,
+        beta: or_default(beta, "beta")? as f32,
+        eps: or_default(eps, "eps")? as f32,
+        temperature: or_default(temperature, "temperature")? as f32,
         ignore_fraction: 0.0,
-        ignore_index: ignore_index.unwrap_or(DEFAULT_IGNORE_INDEX),
+        ignore_index,
         out_of_range_fraction: 0.0,
-        theta: theta.unwrap_or(f64::from(kernelyard::ops::rope::DEFAULT_THETA)) as f32,
-        scale: scale.map(|s| s as f32),
-    }
+        theta: or_default(theta, "theta")? as f32,
+        scale: match scale {
+            Some(s) => Some(s),
+            None => descriptor_default("scale")?,
+        }
+        .map(|s| s as f32),
+    })
 }
 
 #[cfg(test)]
@@ -329,9 +380,71 @@ mod tests {
             r#"{"name":"a","params":"batch=3,m=2,n=2,k=2,broadcast=b","dtypes":["f32"]}"#,
         )
         .unwrap();
-        let Problem::Gemm(g) = c.problem(OpKind::Gemm, DType::F32).unwrap() else {
-            panic!("not gemm")
-        };
+        let p = c.problem(OpKind::Gemm, DType::F32).unwrap();
+        let g = Gemm::problem(&p).expect("a gemm problem");
         assert_eq!((g.batch_stride_a, g.batch_stride_b), (4, 0));
+    }
+
+    #[test]
+    fn every_scalar_of_every_op_is_a_case_field() {
+        let c: Case =
+            serde_json::from_str(r#"{"name":"a","params":"rows=1,cols=1","dtypes":["f32"]}"#)
+                .unwrap();
+        let fields: Vec<&str> = c.scalar_fields().iter().map(|(n, _)| *n).collect();
+        let mut seen = Vec::new();
+        for op in OpKind::ALL {
+            for k in op.scalars() {
+                assert!(
+                    fields.contains(&k.name),
+                    "{op}'s scalar `{}` is no case field",
+                    k.name
+                );
+                assert!(
+                    !seen.contains(&k.name),
+                    "`{}` is a scalar of two ops",
+                    k.name
+                );
+                seen.push(k.name);
+                // Every stated default is a number (the suite applies it).
+                descriptor_default(k.name).unwrap_or_else(|e| panic!("{e}"));
+            }
+            for name in allowed_scalars(op) {
+                assert!(fields.contains(&name), "{op}: `{name}` is no case field");
+            }
+        }
+        // Every field is some op's scalar or a knob: none is dead.
+        for name in fields {
+            assert!(
+                OpKind::ALL
+                    .iter()
+                    .any(|op| allowed_scalars(*op).contains(&name)),
+                "the case field `{name}` belongs to no op"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_descriptors() {
+        let s = defaulted(None, None, None, None, None, None, None).unwrap();
+        assert_eq!(s.alpha, 1.0);
+        assert_eq!(s.beta, 0.0);
+        assert_eq!(s.eps, 1e-6);
+        assert_eq!(s.temperature, 1.0);
+        assert_eq!(
+            s.ignore_index,
+            kernelyard::ops::token_logprobs::DEFAULT_IGNORE_INDEX
+        );
+        assert_eq!(s.theta, kernelyard::ops::rope::DEFAULT_THETA);
+        assert_eq!(s.scale, None);
+        assert_eq!(allowed_scalars(OpKind::SiluMul), Vec::<&str>::new());
+        assert_eq!(
+            allowed_scalars(OpKind::TokenLogprobs),
+            vec![
+                "temperature",
+                "ignore_index",
+                "ignore_fraction",
+                "out_of_range_fraction"
+            ]
+        );
     }
 }

@@ -50,13 +50,13 @@ pub fn apply(known: Option<&KnownDifference>, outcome: Outcome) -> Outcome {
     match outcome {
         Outcome::Fail { why } => Outcome::Skip {
             reasons: vec![format!(
-                "known difference (tests/src/known.rs): {}; the failure was: {why}",
+                "known difference (crates/suite/src/known.rs): {}; the failure was: {why}",
                 k.reason
             )],
         },
         Outcome::Pass { .. } => Outcome::Fail {
             why: format!(
-                "known difference: this case is listed in tests/src/known.rs ({}) but passes; remove the entry",
+                "known difference: this case is listed in crates/suite/src/known.rs ({}) but passes; remove the entry",
                 k.reason
             ),
         },

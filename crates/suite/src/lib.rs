@@ -1,11 +1,18 @@
-//! kernelyard-tests: the cross-backend equivalence suite. Every registered kernel, on every
-//! present device, against the reference backend's `f64` oracle.
+//! kernelyard-suite: the cross-backend equivalence suite (every registered kernel, on every
+//! present device, against the reference backend's `f64` oracle) and the benchmark harness
+//! behind the CLI's `verify` and `bench`.
 //!
 //! # Who is responsible for what
-//! - **The case files** (`tests/cases/<op>.json`, compiled in with `include_str!`) say what to
-//!   run: shapes in the CLI's `--problem` format, dtypes and the op's scalars ([`cases`]).
+//! - **The case files** (`crates/suite/cases/<op>.json`, compiled in with `include_str!`) say
+//!   what to run: shapes in the CLI's `--problem` format, dtypes and the op's scalars
+//!   ([`cases`]).
 //! - **The drivers** (one per op, private) generate fresh random inputs from a seed, build the
 //!   call's arguments over device buffers, and ask the oracle (`kernelyard_reference::ops`).
+//!   One list (`SUITE` in `src/ops/mod.rs`) names each op's driver and case file; a unit test
+//!   fails for an op of [`OpKind::ALL`](kernelyard::OpKind::ALL) that it lacks. What an op's
+//!   descriptor states (scalars and their defaults, work, shape, example) is read from it,
+//!   never repeated here; the suite keeps only its own knowledge (input generation, the
+//!   tolerance table, case knobs).
 //! - **The runner** ([`run_suite`]) selects each kernel by name, runs it with NaN-poisoned
 //!   outputs, compares with the oracle under the [tolerance contract](mod@tolerance) (mirrored in
 //!   `docs/TOLERANCES.md`), and checks the determinism and batch invariance the kernel
@@ -21,7 +28,7 @@
 //! # Example
 //! ```
 //! use kernelyard::{OpKind, Runtime};
-//! use kernelyard_tests::{run_suite, SuiteOptions, DEFAULT_SEED};
+//! use kernelyard_suite::{run_suite, SuiteOptions, DEFAULT_SEED};
 //!
 //! kernelyard_reference::link();
 //! let rt = Runtime::builder().pins("").build().unwrap();

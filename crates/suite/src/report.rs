@@ -62,7 +62,7 @@ pub struct CaseResult {
     pub kernel: &'static str,
     /// The operator.
     pub op: OpKind,
-    /// The case's name in `tests/cases/<op>.json`.
+    /// The case's name in `crates/suite/cases/<op>.json`.
     pub case: String,
     /// The problem's primary dtype.
     pub dtype: DType,

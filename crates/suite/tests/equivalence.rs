@@ -8,12 +8,12 @@
 //! prints the whole summary. Each op's suite runs once per process: the per-op reports are
 //! shared between the tests.
 //!
-//! Run `cargo test -p kernelyard-tests --test equivalence -- --nocapture` to see the summaries.
+//! Run `cargo test -p kernelyard-suite --test equivalence -- --nocapture` to see the summaries.
 
 use std::sync::OnceLock;
 
 use kernelyard::{OpKind, Runtime};
-use kernelyard_tests::{
+use kernelyard_suite::{
     kernels_without_pass, run_suite, seed_from_env, summary_table, SuiteOptions, SuiteReport,
     DEFAULT_SEED,
 };
@@ -133,6 +133,11 @@ fn attention() {
 #[test]
 fn selective_state_update() {
     check_op(OpKind::SelectiveStateUpdate);
+}
+
+#[test]
+fn silu_mul() {
+    check_op(OpKind::SiluMul);
 }
 
 /// Everything, over every op: the whole summary per seed.

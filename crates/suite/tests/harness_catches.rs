@@ -9,63 +9,55 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use kernelyard::ops::softmax::RowsProblem;
+use kernelyard::kernel::{KernelDef, LaunchCtx};
+use kernelyard::ops::softmax::{RowsProblem, Softmax, SoftmaxArgs};
 use kernelyard::{
-    ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Registry, Runtime, Stream,
+    ArchReq, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelMeta, OpKind, Reason,
+    Registry, Runtime,
 };
 use kernelyard_reference::host::gather;
 use kernelyard_reference::ops::softmax::softmax;
-use kernelyard_tests::{
+use kernelyard_suite::{
     kernels_without_pass, run_suite, CaseResult, Outcome, SuiteOptions, SuiteReport, DEFAULT_SEED,
 };
 
+/// A broken softmax's metadata: f32 only, on the CPU, declaring the determinism and batch
+/// invariance the test wants checked.
 const fn meta(
     name: &'static str,
     deterministic: bool,
     batch_invariant: bool,
     summary: &'static str,
 ) -> KernelMeta {
-    KernelMeta {
+    let base = KernelMeta::new::<Softmax>(
         name,
-        op: OpKind::Softmax,
-        backend: "broken",
-        device: DeviceKind::Cpu,
-        version: 1,
+        "broken",
+        DeviceKind::Cpu,
+        ArchReq::Any,
+        module_path!(),
+        summary,
+    )
+    .dtypes(&[DType::F32])
+    .priority(0);
+    KernelMeta {
         deterministic,
         batch_invariant,
-        dtypes: &[DType::F32],
-        arch: ArchReq::Any,
-        features: &[],
-        align: 1,
-        priority: 0,
-        source: module_path!(),
-        summary,
+        ..base
     }
 }
 
-/// The correct f32 softmax and the problem, or the error a kernel returns for other args.
-fn compute(
-    name: &'static str,
-    args: &mut Args<'_>,
-    problem: &Problem,
-) -> Result<(Vec<f32>, RowsProblem), Error> {
-    let (Args::Softmax(a), Problem::Softmax(p)) = (args, problem) else {
-        return Err(Error::WrongOp {
-            kernel: name,
-            op: OpKind::Softmax,
-            got: problem.op(),
-        });
-    };
+/// The correct f32 softmax.
+fn compute(a: &SoftmaxArgs<'_>, p: &RowsProblem) -> Result<Vec<f32>, Error> {
     let y = softmax(p, &gather("x", &a.x)?);
-    Ok((y.into_iter().map(|v| v as f32).collect(), p.clone()))
+    Ok(y.into_iter().map(|v| v as f32).collect())
 }
 
 /// Writes `values` into the output, skipping the elements `skip` says to.
-fn write(args: &mut Args<'_>, values: &[f32], skip: impl Fn(usize) -> bool) -> Result<(), Error> {
-    let Args::Softmax(a) = args else {
-        return Ok(());
-    };
+fn write(
+    a: &mut SoftmaxArgs<'_>,
+    values: &[f32],
+    skip: impl Fn(usize) -> bool,
+) -> Result<(), Error> {
     let out = a.out.as_mut_slice::<f32>("out")?;
     for (i, (o, v)) in out.iter_mut().zip(values).enumerate() {
         if !skip(i) {
@@ -76,109 +68,92 @@ fn write(args: &mut Args<'_>, values: &[f32], skip: impl Fn(usize) -> bool) -> R
 }
 
 /// Leaves the last output element unwritten.
-struct Unwritten;
-static UNWRITTEN: Unwritten = Unwritten;
-const UNWRITTEN_META: KernelMeta = meta("broken.unwritten", true, true, "skips the last element");
-impl Kernel for Unwritten {
-    fn meta(&self) -> &KernelMeta {
-        &UNWRITTEN_META
-    }
-    fn launch(&self, _: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (y, _) = compute(UNWRITTEN_META.name, args, problem)?;
-        let last = y.len() - 1;
-        write(args, &y, |i| i == last)
-    }
+static UNWRITTEN: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta("broken.unwritten", true, true, "skips the last element"),
+    unwritten,
+);
+fn unwritten(_: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    let y = compute(a, p)?;
+    let last = y.len() - 1;
+    write(a, &y, |i| i == last)
 }
 
 /// Scales its output by `1 + 2^-20` (within the f32 tolerance) when the row count is odd.
-struct BatchDependent;
-static BATCH_DEPENDENT: BatchDependent = BatchDependent;
-const BATCH_DEPENDENT_META: KernelMeta = meta(
-    "broken.batch_dependent",
-    true,
-    true,
-    "rounds differently for odd batches",
+static BATCH_DEPENDENT: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta(
+        "broken.batch_dependent",
+        true,
+        true,
+        "rounds differently for odd batches",
+    ),
+    batch_dependent,
 );
-impl Kernel for BatchDependent {
-    fn meta(&self) -> &KernelMeta {
-        &BATCH_DEPENDENT_META
+fn batch_dependent(
+    _: &LaunchCtx<'_>,
+    a: &mut SoftmaxArgs<'_>,
+    p: &RowsProblem,
+) -> Result<(), Error> {
+    let mut y = compute(a, p)?;
+    if p.rows % 2 == 1 {
+        y.iter_mut().for_each(|v| *v *= 1.0 + 2f32.powi(-20));
     }
-    fn launch(&self, _: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (mut y, p) = compute(BATCH_DEPENDENT_META.name, args, problem)?;
-        if p.rows % 2 == 1 {
-            y.iter_mut().for_each(|v| *v *= 1.0 + 2f32.powi(-20));
-        }
-        write(args, &y, |_| false)
-    }
+    write(a, &y, |_| false)
 }
 
 /// Scales its output by `1 + 2^-20` on every other launch, process-wide.
-struct Nondeterministic;
-static NONDETERMINISTIC: Nondeterministic = Nondeterministic;
-static LAUNCHES: AtomicU64 = AtomicU64::new(0);
-const NONDETERMINISTIC_META: KernelMeta = meta(
-    "broken.nondeterministic",
-    true,
-    false,
-    "depends on a global counter",
+static NONDETERMINISTIC: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta(
+        "broken.nondeterministic",
+        true,
+        false,
+        "depends on a global counter",
+    ),
+    nondeterministic,
 );
-impl Kernel for Nondeterministic {
-    fn meta(&self) -> &KernelMeta {
-        &NONDETERMINISTIC_META
+static LAUNCHES: AtomicU64 = AtomicU64::new(0);
+fn nondeterministic(
+    _: &LaunchCtx<'_>,
+    a: &mut SoftmaxArgs<'_>,
+    p: &RowsProblem,
+) -> Result<(), Error> {
+    let mut y = compute(a, p)?;
+    if LAUNCHES.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
+        y.iter_mut().for_each(|v| *v *= 1.0 + 2f32.powi(-20));
     }
-    fn launch(&self, _: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (mut y, _) = compute(NONDETERMINISTIC_META.name, args, problem)?;
-        if LAUNCHES.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
-            y.iter_mut().for_each(|v| *v *= 1.0 + 2f32.powi(-20));
-        }
-        write(args, &y, |_| false)
-    }
+    write(a, &y, |_| false)
 }
 
 /// Off by 1%.
-struct Inaccurate;
-static INACCURATE: Inaccurate = Inaccurate;
-const INACCURATE_META: KernelMeta = meta("broken.inaccurate", false, false, "1% too large");
-impl Kernel for Inaccurate {
-    fn meta(&self) -> &KernelMeta {
-        &INACCURATE_META
-    }
-    fn launch(&self, _: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (mut y, _) = compute(INACCURATE_META.name, args, problem)?;
-        y.iter_mut().for_each(|v| *v *= 1.01);
-        write(args, &y, |_| false)
-    }
+static INACCURATE: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta("broken.inaccurate", false, false, "1% too large"),
+    inaccurate,
+);
+fn inaccurate(_: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    let mut y = compute(a, p)?;
+    y.iter_mut().for_each(|v| *v *= 1.01);
+    write(a, &y, |_| false)
 }
 
 /// Panics.
-struct Panics;
-static PANICS: Panics = Panics;
-const PANICS_META: KernelMeta = meta("broken.panics", false, false, "panics");
-impl Kernel for Panics {
-    fn meta(&self) -> &KernelMeta {
-        &PANICS_META
-    }
-    fn launch(&self, _: &Stream, _: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
-        panic!("deliberately broken")
-    }
+static PANICS: KernelDef<Softmax> =
+    KernelDef::<Softmax>::new(meta("broken.panics", false, false, "panics"), panics);
+fn panics(_: &LaunchCtx<'_>, _: &mut SoftmaxArgs<'_>, _: &RowsProblem) -> Result<(), Error> {
+    panic!("deliberately broken")
 }
 
 /// Rejects every problem.
-struct RejectsAll;
-static REJECTS_ALL: RejectsAll = RejectsAll;
-const REJECTS_ALL_META: KernelMeta = meta("broken.rejects_all", false, false, "runs nothing");
-impl Kernel for RejectsAll {
-    fn meta(&self) -> &KernelMeta {
-        &REJECTS_ALL_META
-    }
-    fn check_problem(&self, _: &Capabilities, _: &Problem, reasons: &mut Vec<Reason>) {
-        reasons.push(Reason::ShapeUnsupported {
-            what: "this kernel runs nothing".into(),
-        });
-    }
-    fn launch(&self, _: &Stream, _: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
-        Ok(())
-    }
+static REJECTS_ALL: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta("broken.rejects_all", false, false, "runs nothing"),
+    runs_nothing,
+)
+.check(rejects_all);
+fn rejects_all(_: &Capabilities, _: &RowsProblem, reasons: &mut Vec<Reason>) {
+    reasons.push(Reason::ShapeUnsupported {
+        what: "this kernel runs nothing".into(),
+    });
+}
+fn runs_nothing(_: &LaunchCtx<'_>, _: &mut SoftmaxArgs<'_>, _: &RowsProblem) -> Result<(), Error> {
+    Ok(())
 }
 
 /// A runtime whose registry holds only the broken kernels (the reference backend still
@@ -297,15 +272,13 @@ fn rejections_are_skips_with_reasons_and_never_coverage() {
     let rejects = of(&report, "broken.rejects_all");
     assert!(!rejects.is_empty());
     assert!(rejects.iter().all(|r| r.outcome.is_skip()), "{text}");
-    // Problem-specific reasons are asked only of dtypes the kernel declares.
+    // The problem-specific reason is reported at every dtype, next to the dtype's own (core
+    // asks a kernel's check for every reason, not only the first failing requirement).
     assert!(
-        rejects
-            .iter()
-            .filter(|r| r.dtype == DType::F32)
-            .all(|r| matches!(
-                &r.outcome,
-                Outcome::Skip { reasons } if reasons.iter().any(|s| s.contains("runs nothing"))
-            )),
+        rejects.iter().all(|r| matches!(
+            &r.outcome,
+            Outcome::Skip { reasons } if reasons.iter().any(|s| s.contains("runs nothing"))
+        )),
         "{text}"
     );
     assert!(text.contains("SKIP cpu broken.rejects_all"), "{text}");

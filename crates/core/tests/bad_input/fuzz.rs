@@ -6,8 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use kernelyard_core::{DType, DeviceId, OpKind};
 
 use crate::specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, softmax, ssu, token_logprobs, Rows, Spec,
-    GPU, OTHER_GPU, REGION, T,
+    attention, gemm, rms_norm, rms_norm_residual, rope, silu_mul, silu_mul_split, softmax, ssu,
+    token_logprobs, Rows, Spec, GPU, OTHER_GPU, REGION, T,
 };
 
 /// Knuth's MMIX linear congruential generator; the high bits are the output.
@@ -126,9 +126,10 @@ fn mutate_tensor(rng: &mut Lcg, t: &mut T, other_addr: usize) {
             t.strides = Some(s);
         }
         4 if !t.shape.is_empty() => {
-            // A size-1 dimension with an arbitrary stride, as frameworks make them.
+            // A size-1 dimension with an arbitrary stride, as frameworks make them. (An earlier
+            // mutation may have left one stride too many: index a dimension that has both.)
             let mut s = strides_of(t);
-            let i = rng.below(s.len());
+            let i = rng.below(s.len().min(t.shape.len()));
             t.shape[i] = 1;
             s[i] = rng.pick(STRIDES);
             t.strides = Some(s);
@@ -143,7 +144,7 @@ fn mutate_tensor(rng: &mut Lcg, t: &mut T, other_addr: usize) {
 const MAX_FUZZ_RANK: usize = 7;
 
 fn fuzz_spec(rng: &mut Lcg) -> Box<dyn Spec> {
-    match rng.below(9) {
+    match rng.below(11) {
         0 => Box::new(gemm()),
         1 => Box::new(rms_norm()),
         2 => Box::new(rms_norm_residual()),
@@ -155,6 +156,8 @@ fn fuzz_spec(rng: &mut Lcg) -> Box<dyn Spec> {
         5 => Box::new(token_logprobs()),
         6 => Box::new(rope()),
         7 => Box::new(attention()),
+        8 => Box::new(silu_mul()),
+        9 => Box::new(silu_mul_split()),
         _ => Box::new(ssu()),
     }
 }
@@ -273,7 +276,7 @@ fn fuzzed_arguments_never_panic() {
         panics[..panics.len().min(5)].join("\n")
     );
     // The loop exercised both outcomes for every operator.
-    assert_eq!(outcomes.len(), 8, "{outcomes:?}");
+    assert_eq!(outcomes.len(), OpKind::ALL.len(), "{outcomes:?}");
     for (op, (ok, err)) in &outcomes {
         assert!(*ok > 0 && *err > 0, "{op}: {ok} valid, {err} rejected");
     }

@@ -12,6 +12,7 @@ use kernelyard_core::ops::log_softmax::LogSoftmaxArgs;
 use kernelyard_core::ops::rms_norm::RmsNormArgs;
 use kernelyard_core::ops::rope::{RopeArgs, RopeStyle};
 use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
+use kernelyard_core::ops::silu_mul::{SiluMulArgs, SiluMulInput};
 use kernelyard_core::ops::softmax::SoftmaxArgs;
 use kernelyard_core::ops::token_logprobs::TokenLogprobsArgs;
 use kernelyard_core::{Args, DType, DeviceId, TensorView, TensorViewMut, ValidationError};
@@ -448,6 +449,63 @@ impl Spec for Ssu {
     }
     fn optional(&mut self) -> Vec<&mut Option<T>> {
         vec![&mut self.dt_bias, &mut self.d, &mut self.z]
+    }
+    fn scalars(&mut self) -> Vec<&mut f32> {
+        vec![]
+    }
+    fn sizes(&mut self) -> Vec<&mut usize> {
+        vec![]
+    }
+}
+
+/// `silu_mul`'s input is one fused tensor or gate and up apart: `x` is the fused input when
+/// `up` is `None`, and the gate when it is `Some`.
+#[derive(Clone, Debug)]
+pub struct SiluMul {
+    pub x: T,
+    pub up: Option<T>,
+    pub out: T,
+}
+
+/// Fused `x[4, 256]` bf16 (gate `x[:, :128]`, up `x[:, 128:]`), `out[4, 128]`.
+pub fn silu_mul() -> SiluMul {
+    SiluMul {
+        x: t(1, DType::BF16, &[4, 256]),
+        up: None,
+        out: t(3, DType::BF16, &[4, 128]),
+    }
+}
+
+/// Split `gate[4, 128]` and `up[4, 128]` bf16 (the gate is `x`).
+pub fn silu_mul_split() -> SiluMul {
+    SiluMul {
+        x: t(1, DType::BF16, &[4, 128]),
+        up: Some(t(2, DType::BF16, &[4, 128])),
+        out: t(3, DType::BF16, &[4, 128]),
+    }
+}
+
+impl Spec for SiluMul {
+    fn args(&self) -> Built {
+        let input = match &self.up {
+            None => SiluMulInput::Fused(self.x.view()?),
+            Some(up) => SiluMulInput::Split {
+                gate: self.x.view()?,
+                up: up.view()?,
+            },
+        };
+        Ok(Args::SiluMul(SiluMulArgs {
+            input,
+            out: self.out.view_mut()?,
+        }))
+    }
+    fn tensors(&mut self) -> Vec<&mut T> {
+        let mut v = vec![&mut self.x, &mut self.out];
+        v.extend(self.up.as_mut());
+        v
+    }
+    fn optional(&mut self) -> Vec<&mut Option<T>> {
+        vec![&mut self.up]
     }
     fn scalars(&mut self) -> Vec<&mut f32> {
         vec![]

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use kernelyard_core::ops::gemm::GemmArgs;
 use kernelyard_core::{
     Arch, ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Feature, Gfx, Kernel,
-    KernelMeta, OpKind, Params, Problem, Reason, Registry, Runtime, SelectError, SelectionReport,
-    Sm, Stream, TensorView, TensorViewMut, Verdict, Version,
+    KernelMeta, LaunchCtx, OpKind, Params, Problem, Reason, Registry, Runtime, SelectError,
+    SelectionReport, Sm, TensorView, TensorViewMut, Verdict, Version,
 };
 
 /// A kernel that runs nothing: its metadata, an optional shared-memory need checked per device,
@@ -60,7 +60,7 @@ impl Kernel for Fake {
     fn score(&self, _: &Capabilities, _: &Problem) -> i32 {
         self.score
     }
-    fn launch(&self, _: &Stream, args: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
+    fn launch(&self, _: &LaunchCtx<'_>, args: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
         if args.op() != self.meta.op {
             return Err(Error::WrongOp {
                 kernel: self.meta.name,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 
 use kernelyard_core::{
     Args, DType, DeviceId, DeviceKind, Error, Kernel, KernelMeta, OpKind, Pins, Plan, Policy,
-    Problem, Reason, Registry, Selector, Stream, Verdict, PIN_ENV,
+    Problem, Reason, Registry, Selector, Sm, Stream, Verdict, PIN_ENV,
 };
 
 use crate::fakes::{
@@ -148,8 +148,8 @@ fn pinned_kernel_that_cannot_run_is_an_error() {
     assert_eq!(
         report.candidates[0].verdict,
         rejected(vec![Reason::ArchTooNew {
-            have: "sm_120".into(),
-            max: "sm_90".into()
+            have: Sm::new(12, 0).into(),
+            max: Sm::new(9, 0).into()
         }])
     );
     // A pin is checked against the policy's constraints too.

@@ -50,21 +50,19 @@
 //!
 //! Responsibility: core validated the views into the [`AttentionProblem`] (shapes, one dtype,
 //! contiguous, `Hq % Hkv == 0`, outputs disjoint from inputs, a finite scale) and the static
-//! requirements (sm_80+, f16/bf16, 16-byte alignment for `cp.async`); [`Kernel::check_problem`]
+//! requirements (sm_80+, f16/bf16, 16-byte alignment for `cp.async`); its `check`
 //! rejects what the launch cannot do (another head dim, more than 65535 heads or batch entries
 //! for the grid, sequences past 2^30, a device with too little shared memory per block); the
 //! kernel assumes valid inputs.
 
 use std::ffi::c_void;
 
-use kernelyard_core::ops::attention::AttentionProblem;
-use kernelyard_core::{
-    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::attention::{Attention, AttentionArgs, AttentionProblem};
+use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason};
 
 use crate::error::CudaError;
-use crate::launch::{launch, Dims};
-use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
+use crate::launch::{self, Dims};
+use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `attention_<dtype>_d<head dim>`, in the order
@@ -104,17 +102,13 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 }
 
 /// The `cuda.attention` kernel.
-pub struct CudaAttention;
-
-/// Its registration.
-pub static ATTENTION: CudaAttention = CudaAttention;
-crate::register!(ATTENTION);
+pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(META, launch).check(check);
+kernelyard_core::register!(ATTENTION);
 
 // Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
 // suffice).
-const META: KernelMeta = tensor_core_meta(
+const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention",
-    OpKind::Attention,
     module_path!(),
     "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 and 128, \
      causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
@@ -178,70 +172,64 @@ pub fn check_shape(p: &AttentionProblem, reasons: &mut Vec<Reason>) {
     }
 }
 
-impl Kernel for CudaAttention {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        let Problem::Attention(p) = problem else {
-            return;
-        };
-        check_shape(p, reasons);
-        // The need depends on the head dim alone (not the dtype, which the static check owns).
-        if HEAD_DIMS.contains(&p.head_dim) {
-            let need = shared_bytes(p.head_dim);
-            if need > caps.shared_mem_per_block_optin {
-                reasons.push(Reason::SharedMemory {
-                    need,
-                    have: caps.shared_mem_per_block_optin,
-                });
-            }
+/// [`check_shape`], and the device's opt-in shared memory per block holds
+/// [`shared_bytes`] for the head dim.
+fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
+    check_shape(p, reasons);
+    // The need depends on the head dim alone (not the dtype, which the static check owns).
+    if HEAD_DIMS.contains(&p.head_dim) {
+        let need = shared_bytes(p.head_dim);
+        if need > caps.shared_mem_per_block_optin {
+            reasons.push(Reason::SharedMemory {
+                need,
+                have: caps.shared_mem_per_block_optin,
+            });
         }
     }
+}
 
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Attention(a), Problem::Attention(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
-            what: format!(
-                "{} launched for {} with head_dim {}",
-                META.name, p.dtype, p.head_dim
-            ),
-        })?;
-        let scale = a.effective_scale();
-        let q = a.q.as_ptr();
-        let k = a.k.as_ptr();
-        let v = a.v.as_ptr();
-        let out = a.out.as_mut_ptr();
-        let lse: *mut c_void = match a.lse.as_mut() {
-            Some(l) => l.as_mut_ptr(),
-            None => std::ptr::null_mut(),
-        };
-        let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
-        let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
-        let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
-        // SAFETY: the parameters match `attention_<dtype>_d<D>(const void* q, const void* k,
-        // const void* v, void* out, void* lse, long long seq_q, long long seq_kv, long long
-        // heads_q, long long heads_kv, float scale, int flags)`; core validated the views into
-        // `p` (q and out `[B, Sq, Hq, D]`, k and v `[B, Skv, Hkv, D]`, contiguous, one dtype and
-        // device, 16-byte aligned, `Hq % Hkv == 0`, lse `[B, Hq, Sq]` f32 when present, outputs
-        // disjoint from the inputs and each other), and the kernel touches only elements inside
-        // them (lse only when flag bit 1 is set, i.e. the pointer is not null); `check_problem`
-        // checked the grid fits and the device's opt-in shared memory holds `shared_bytes`
-        // (`launch` raises the function's limit).
-        unsafe {
-            launch(
-                stream,
-                &SOURCE,
-                symbol,
-                dims(p),
-                &mut kernelyard_kernels::params![
-                    q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
-                ],
-            )
-        }
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut AttentionArgs<'_>,
+    p: &AttentionProblem,
+) -> Result<(), Error> {
+    let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
+        what: format!(
+            "{} launched for {} with head_dim {}",
+            META.name, p.dtype, p.head_dim
+        ),
+    })?;
+    let scale = a.effective_scale();
+    let q = a.q.as_ptr();
+    let k = a.k.as_ptr();
+    let v = a.v.as_ptr();
+    let out = a.out.as_mut_ptr();
+    let lse: *mut c_void = match a.lse.as_mut() {
+        Some(l) => l.as_mut_ptr(),
+        None => std::ptr::null_mut(),
+    };
+    let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
+    let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+    let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+    // SAFETY: the parameters match `attention_<dtype>_d<D>(const void* q, const void* k,
+    // const void* v, void* out, void* lse, long long seq_q, long long seq_kv, long long
+    // heads_q, long long heads_kv, float scale, int flags)`; core validated the views into
+    // `p` (q and out `[B, Sq, Hq, D]`, k and v `[B, Skv, Hkv, D]`, contiguous, one dtype and
+    // device, 16-byte aligned, `Hq % Hkv == 0`, lse `[B, Hq, Sq]` f32 when present, outputs
+    // disjoint from the inputs and each other), and the kernel touches only elements inside
+    // them (lse only when flag bit 1 is set, i.e. the pointer is not null); `check`
+    // checked the grid fits and the device's opt-in shared memory holds `shared_bytes`
+    // (`launch` raises the function's limit).
+    unsafe {
+        launch::launch(
+            ctx.stream,
+            &SOURCE,
+            symbol,
+            dims(p),
+            &mut kernelyard_kernels::params![
+                q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+            ],
+        )
     }
 }
 
@@ -249,6 +237,7 @@ impl Kernel for CudaAttention {
 mod tests {
     use super::*;
     use kernelyard_core::Sm;
+    use kernelyard_core::{Kernel, Problem};
 
     #[allow(clippy::too_many_arguments)]
     fn problem(
@@ -476,21 +465,19 @@ mod tests {
         // f32 is the static check's reason, and check_problem neither panics nor adds one.
         let p = problem(1, 16, 16, 2, 2, 64, false, DType::F32);
         assert_eq!(reasons(&h100(), p.clone()), vec![]);
-        let all = ATTENTION
-            .check(&h100(), &Problem::Attention(p))
-            .unwrap_err();
+        let all = Kernel::check(&ATTENTION, &h100(), &Problem::Attention(p)).unwrap_err();
         assert!(
             matches!(&all[..], [Reason::DtypeUnsupported { .. }]),
             "{all:?}"
         );
         // sm_75 has no bf16 mma.sync nor cp.async.
         let p = problem(1, 16, 16, 2, 2, 64, false, DType::F16);
-        let all = ATTENTION
-            .check(
-                &caps(Sm::new(7, 5), 64 << 10),
-                &Problem::Attention(p.clone()),
-            )
-            .unwrap_err();
+        let all = Kernel::check(
+            &ATTENTION,
+            &caps(Sm::new(7, 5), 64 << 10),
+            &Problem::Attention(p.clone()),
+        )
+        .unwrap_err();
         assert!(
             all.iter().any(|r| matches!(r, Reason::ArchTooOld { .. })),
             "{all:?}"
@@ -498,9 +485,7 @@ mod tests {
         // A pointer alignment below 16 bytes is refused (16-byte cp.async).
         let mut q = p;
         q.align = 8;
-        let all = ATTENTION
-            .check(&h100(), &Problem::Attention(q))
-            .unwrap_err();
+        let all = Kernel::check(&ATTENTION, &h100(), &Problem::Attention(q)).unwrap_err();
         assert!(
             matches!(
                 &all[..],
@@ -513,6 +498,9 @@ mod tests {
             "{all:?}"
         );
         let ok = problem(1, 16, 16, 2, 2, 128, true, DType::BF16);
-        assert_eq!(ATTENTION.check(&h100(), &Problem::Attention(ok)), Ok(()));
+        assert_eq!(
+            Kernel::check(&ATTENTION, &h100(), &Problem::Attention(ok)),
+            Ok(())
+        );
     }
 }

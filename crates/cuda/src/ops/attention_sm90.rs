@@ -38,22 +38,20 @@
 //!   (161 KiB at `D = 128`, 81 KiB at `D = 64`). Anything else is a typed reason, never a
 //!   launch, and selection falls to `cuda.attention`.
 //!
-//! Responsibility: core validated the views into the [`AttentionProblem`]; `check_problem`
+//! Responsibility: core validated the views into the [`AttentionProblem`]; `check`
 //! rejects what this launch cannot do (another head dim, grids past their limits, sequences
 //! past 2^30, too little shared memory); the kernel assumes valid inputs.
 
 use std::ffi::c_void;
 
 use cudarc::driver::sys;
-use kernelyard_core::ops::attention::AttentionProblem;
-use kernelyard_core::{
-    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::attention::{Attention, AttentionArgs, AttentionProblem};
+use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason};
 
 use crate::error::CudaError;
-use crate::launch::{launch, Dims};
+use crate::launch::{self, Dims};
 use crate::ops::attention::{check_shape, HEAD_DIMS, MAX_GRID_YZ};
-use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
+use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `attention_sm90_<dtype>_d<head dim>`, in the order
@@ -94,16 +92,13 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 }
 
 /// The `cuda.attention.sm90` kernel.
-pub struct CudaAttentionSm90;
-
-/// Its registration.
-pub static ATTENTION_SM90: CudaAttentionSm90 = CudaAttentionSm90;
-crate::register!(ATTENTION_SM90);
+pub static ATTENTION_SM90: KernelDef<Attention> =
+    KernelDef::<Attention>::new(META, launch).check(check);
+kernelyard_core::register!(ATTENTION_SM90);
 
 // Align 16: TMA needs 16-byte aligned global addresses (row strides are multiples of 16 bytes).
-const META: KernelMeta = tensor_core_meta(
+const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention.sm90",
-    OpKind::Attention,
     module_path!(),
     "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims 64 and \
      128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
@@ -201,83 +196,77 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
     Ok(unsafe { map.assume_init() })
 }
 
-impl Kernel for CudaAttentionSm90 {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        let Problem::Attention(p) = problem else {
-            return;
-        };
-        // Head dims, 2^30 positions, grid y and z: the same limits as cuda.attention.
-        check_shape(p, reasons);
-        // The need depends on the head dim alone (not the dtype, which the static check owns).
-        if HEAD_DIMS.contains(&p.head_dim) {
-            let need = shared_bytes(p.head_dim);
-            if need > caps.shared_mem_per_block_optin {
-                reasons.push(Reason::SharedMemory {
-                    need,
-                    have: caps.shared_mem_per_block_optin,
-                });
-            }
+/// The limits of `cuda.attention` ([`check_shape`]), and the device's opt-in shared memory
+/// per block holds [`shared_bytes`] for the head dim.
+fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
+    // Head dims, 2^30 positions, grid y and z: the same limits as cuda.attention.
+    check_shape(p, reasons);
+    // The need depends on the head dim alone (not the dtype, which the static check owns).
+    if HEAD_DIMS.contains(&p.head_dim) {
+        let need = shared_bytes(p.head_dim);
+        if need > caps.shared_mem_per_block_optin {
+            reasons.push(Reason::SharedMemory {
+                need,
+                have: caps.shared_mem_per_block_optin,
+            });
         }
     }
+}
 
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Attention(a), Problem::Attention(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
-            what: format!(
-                "{} launched for {} with head_dim {}",
-                META.name, p.dtype, p.head_dim
-            ),
-        })?;
-        let dims = dims(p);
-        if dims.grid.0 == 0 || dims.grid.1 == 0 || dims.grid.2 == 0 {
-            // No query row: nothing to write.
-            return Ok(());
-        }
-        let [oq, ok, ov] = operands(p);
-        let map_q = tensor_map(p.dtype, a.q.as_ptr(), oq)?;
-        // With no key (Skv = 0) the kernel loads nothing from k or v, whose (empty) views
-        // may have any address: their maps are encoded over q's, never read.
-        let (k_ptr, v_ptr) = if p.seq_kv == 0 {
-            (a.q.as_ptr(), a.q.as_ptr())
-        } else {
-            (a.k.as_ptr(), a.v.as_ptr())
-        };
-        let map_k = tensor_map(p.dtype, k_ptr, ok)?;
-        let map_v = tensor_map(p.dtype, v_ptr, ov)?;
-        let scale = a.effective_scale();
-        let out = a.out.as_mut_ptr();
-        let lse: *mut c_void = match a.lse.as_mut() {
-            Some(l) => l.as_mut_ptr(),
-            None => std::ptr::null_mut(),
-        };
-        let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
-        let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
-        let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
-        // SAFETY: the parameters match `attention_sm90_<dtype>_d<D>(KyTensorMap x3, void*
-        // out, void* lse, long long seq_q, long long seq_kv, long long heads_q, long long
-        // heads_kv, float scale, int flags)`: the maps are 128-byte values copied into the
-        // parameter space, describing q, k and v exactly as core validated them (`[B, S, H, D]`,
-        // contiguous, one dtype and device, 16-byte aligned); the kernel reads k and v only
-        // inside the maps' bounds, writes out only for rows below Sq and lse only when flag bit
-        // 1 is set (the pointer is not null); `check_problem` checked the grid fits and the
-        // device's opt-in shared memory holds `shared_bytes` (`launch` raises the limit).
-        unsafe {
-            launch(
-                stream,
-                &SOURCE,
-                symbol,
-                dims,
-                &mut kernelyard_kernels::params![
-                    map_q, map_k, map_v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
-                ],
-            )
-        }
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut AttentionArgs<'_>,
+    p: &AttentionProblem,
+) -> Result<(), Error> {
+    let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
+        what: format!(
+            "{} launched for {} with head_dim {}",
+            META.name, p.dtype, p.head_dim
+        ),
+    })?;
+    let dims = dims(p);
+    if dims.grid.0 == 0 || dims.grid.1 == 0 || dims.grid.2 == 0 {
+        // No query row: nothing to write.
+        return Ok(());
+    }
+    let [oq, ok, ov] = operands(p);
+    let map_q = tensor_map(p.dtype, a.q.as_ptr(), oq)?;
+    // With no key (Skv = 0) the kernel loads nothing from k or v, whose (empty) views
+    // may have any address: their maps are encoded over q's, never read.
+    let (k_ptr, v_ptr) = if p.seq_kv == 0 {
+        (a.q.as_ptr(), a.q.as_ptr())
+    } else {
+        (a.k.as_ptr(), a.v.as_ptr())
+    };
+    let map_k = tensor_map(p.dtype, k_ptr, ok)?;
+    let map_v = tensor_map(p.dtype, v_ptr, ov)?;
+    let scale = a.effective_scale();
+    let out = a.out.as_mut_ptr();
+    let lse: *mut c_void = match a.lse.as_mut() {
+        Some(l) => l.as_mut_ptr(),
+        None => std::ptr::null_mut(),
+    };
+    let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
+    let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+    let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+    // SAFETY: the parameters match `attention_sm90_<dtype>_d<D>(KyTensorMap x3, void*
+    // out, void* lse, long long seq_q, long long seq_kv, long long heads_q, long long
+    // heads_kv, float scale, int flags)`: the maps are 128-byte values copied into the
+    // parameter space, describing q, k and v exactly as core validated them (`[B, S, H, D]`,
+    // contiguous, one dtype and device, 16-byte aligned); the kernel reads k and v only
+    // inside the maps' bounds, writes out only for rows below Sq and lse only when flag bit
+    // 1 is set (the pointer is not null); `check` checked the grid fits and the
+    // device's opt-in shared memory holds `shared_bytes` (`launch` raises the limit).
+    unsafe {
+        launch::launch(
+            ctx.stream,
+            &SOURCE,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                map_q, map_k, map_v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+            ],
+        )
     }
 }
 
@@ -285,6 +274,7 @@ impl Kernel for CudaAttentionSm90 {
 mod tests {
     use super::*;
     use kernelyard_core::Sm;
+    use kernelyard_core::{Kernel, Problem};
 
     fn problem(
         batch: usize,
@@ -462,9 +452,7 @@ mod tests {
         // f32: the static check's reason; check_problem neither panics nor adds one.
         let p = problem(1, 16, 16, (2, 2), 64, DType::F32);
         assert_eq!(reasons(&h100(), p.clone()), vec![]);
-        let all = ATTENTION_SM90
-            .check(&h100(), &Problem::Attention(p))
-            .unwrap_err();
+        let all = Kernel::check(&ATTENTION_SM90, &h100(), &Problem::Attention(p)).unwrap_err();
         assert!(
             matches!(&all[..], [Reason::DtypeUnsupported { .. }]),
             "{all:?}"
@@ -473,14 +461,17 @@ mod tests {
         let p = problem(1, 16, 16, (2, 2), 128, DType::BF16);
         for sm in [Sm::new(8, 0), Sm::new(10, 0), Sm::new(12, 0)] {
             assert!(
-                ATTENTION_SM90
-                    .check(&caps(sm, 227 << 10), &Problem::Attention(p.clone()))
-                    .is_err(),
+                Kernel::check(
+                    &ATTENTION_SM90,
+                    &caps(sm, 227 << 10),
+                    &Problem::Attention(p.clone())
+                )
+                .is_err(),
                 "{sm}"
             );
         }
         assert_eq!(
-            ATTENTION_SM90.check(&h100(), &Problem::Attention(p)),
+            Kernel::check(&ATTENTION_SM90, &h100(), &Problem::Attention(p)),
             Ok(())
         );
     }

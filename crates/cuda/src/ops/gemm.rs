@@ -23,47 +23,34 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublaslt::{result as lt, sys as ltsys};
 use cudarc::driver::{result as drv, sys as drvsys};
-use kernelyard_core::caps::ArchReq;
-use kernelyard_core::ops::gemm::GemmProblem;
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::{
-    Args, Capabilities, DType, DeviceId, DeviceKind, Error, Feature, Kernel, KernelMeta, OpKind,
-    Problem, Reason, Sm, Stream,
+    Capabilities, DType, DeviceId, DeviceKind, Error, Feature, KernelDef, KernelMeta, LaunchCtx,
+    Reason, Stream,
 };
 
 use crate::device::{bind, platform};
 use crate::error::CudaError;
-use crate::ops::wrong_op;
+use crate::ops::SM75_AND_NEWER;
 
 /// Workspace per (device, stream), bytes.
 pub const WORKSPACE_BYTES: usize = 32 << 20;
 
 /// The `cuda.gemm.cublaslt` kernel.
-pub struct CudaGemmCublasLt;
+pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch).check(check);
+kernelyard_core::register!(GEMM_CUBLASLT);
 
-/// Its registration.
-pub static GEMM_CUBLASLT: CudaGemmCublasLt = CudaGemmCublasLt;
-crate::register!(GEMM_CUBLASLT);
-
-const META: KernelMeta = KernelMeta {
-    name: "cuda.gemm.cublaslt",
-    op: OpKind::Gemm,
-    backend: crate::BACKEND,
-    device: DeviceKind::Cuda,
-    version: 1,
-    deterministic: false,
-    batch_invariant: false,
-    dtypes: DType::FLOATS,
-    arch: ArchReq::Cuda {
-        min: Sm::new(7, 5),
-        max: None,
-        arch_specific: false,
-    },
-    features: &[],
-    align: 1,
-    priority: 10,
-    source: module_path!(),
-    summary: "cuBLASLt matmul (f32 compute); fast, but not batch-invariant",
-};
+// Not an NVRTC kernel, so not `nvrtc_meta`: the same arch range, declared neither
+// deterministic nor batch-invariant (cuBLASLt's algorithm depends on M).
+const META: KernelMeta = KernelMeta::new::<Gemm>(
+    "cuda.gemm.cublaslt",
+    crate::BACKEND,
+    DeviceKind::Cuda,
+    SM75_AND_NEWER,
+    module_path!(),
+    "cuBLASLt matmul (f32 compute); fast, but not batch-invariant",
+)
+.nondeterministic();
 
 fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
     match dtype {
@@ -74,86 +61,77 @@ fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
     }
 }
 
-impl Kernel for CudaGemmCublasLt {
-    fn meta(&self) -> &KernelMeta {
-        &META
+/// cuBLASLt's availability (probed with the platform), the dtypes it is given, and the sizes
+/// its 32-bit API takes.
+fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
+    if let Ok(platform) = platform() {
+        if let Err(why) = &platform.cublaslt {
+            reasons.push(Reason::BackendUnavailable {
+                backend: "cuda (cuBLASLt)",
+                why: why.clone(),
+            });
+        }
     }
+    if (p.dtype == DType::BF16 || p.c_dtype == DType::BF16) && !caps.has(Feature::Bf16) {
+        reasons.push(Reason::MissingFeature {
+            feature: Feature::Bf16,
+        });
+    }
+    if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
+        });
+    }
+    let too_big = [p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.batch]
+        .iter()
+        .any(|&d| d > i32::MAX as usize);
+    if too_big {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "a dimension or leading dimension above 2^31 - 1".to_owned(),
+        });
+    }
+}
 
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Ok(p) = platform() {
-            if let Err(why) = &p.cublaslt {
-                reasons.push(Reason::BackendUnavailable {
-                    backend: "cuda (cuBLASLt)",
-                    why: why.clone(),
-                });
-            }
-        }
-        let Problem::Gemm(p) = problem else {
-            return;
-        };
-        if (p.dtype == DType::BF16 || p.c_dtype == DType::BF16) && !caps.has(Feature::Bf16) {
-            reasons.push(Reason::MissingFeature {
-                feature: Feature::Bf16,
-            });
-        }
-        if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
-            reasons.push(Reason::ShapeUnsupported {
-                what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
-            });
-        }
-        let too_big = [p.m, p.n, p.k, p.lda, p.ldb, p.ldc, p.batch]
-            .iter()
-            .any(|&d| d > i32::MAX as usize);
-        if too_big {
-            reasons.push(Reason::ShapeUnsupported {
-                what: "a dimension or leading dimension above 2^31 - 1".to_owned(),
-            });
-        }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let stream = ctx.stream;
+    let device = stream.device();
+    bind(device)?;
+    let handle = handle(device)?;
+    let plan = plan(device, handle, p)?;
+    let workspace = workspace(device, stream)?;
+    let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
+    let c = a.c.as_mut_ptr();
+    // SAFETY: the plan's descriptors describe exactly these views (core validated their
+    // shapes, strides, dtypes and devices into `p`); cuBLASLt's A is our B and its B our A
+    // (see the module docs); C is read only when beta != 0 and written in place (D = C);
+    // the workspace is this stream's own and has the size the heuristic was told.
+    unsafe {
+        lt::matmul(
+            handle.0,
+            plan.desc,
+            (&alpha as *const f32).cast(),
+            (&beta as *const f32).cast(),
+            a.b.as_ptr(),
+            plan.lt_a,
+            a.a.as_ptr(),
+            plan.lt_b,
+            c,
+            plan.lt_c,
+            c,
+            plan.lt_c,
+            &plan.algo,
+            workspace as *mut c_void,
+            WORKSPACE_BYTES,
+            stream.raw() as ltsys::cudaStream_t,
+        )
     }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Gemm(a), Problem::Gemm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let device = stream.device();
-        bind(device)?;
-        let handle = handle(device)?;
-        let plan = plan(device, handle, p)?;
-        let workspace = workspace(device, stream)?;
-        let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
-        let c = a.c.as_mut_ptr();
-        // SAFETY: the plan's descriptors describe exactly these views (core validated their
-        // shapes, strides, dtypes and devices into `p`); cuBLASLt's A is our B and its B our A
-        // (see the module docs); C is read only when beta != 0 and written in place (D = C);
-        // the workspace is this stream's own and has the size the heuristic was told.
-        unsafe {
-            lt::matmul(
-                handle.0,
-                plan.desc,
-                (&alpha as *const f32).cast(),
-                (&beta as *const f32).cast(),
-                a.b.as_ptr(),
-                plan.lt_a,
-                a.a.as_ptr(),
-                plan.lt_b,
-                c,
-                plan.lt_c,
-                c,
-                plan.lt_c,
-                &plan.algo,
-                workspace as *mut c_void,
-                WORKSPACE_BYTES,
-                stream.raw() as ltsys::cudaStream_t,
-            )
+    .map_err(|e| {
+        CudaError::Cublas {
+            call: "cublasLtMatmul",
+            code: format!("{:?}", e.0),
         }
-        .map_err(|e| {
-            CudaError::Cublas {
-                call: "cublasLtMatmul",
-                code: format!("{:?}", e.0),
-            }
-            .into()
-        })
-    }
+        .into()
+    })
 }
 
 fn lt_err(call: &'static str) -> impl Fn(lt::CublasError) -> Error {

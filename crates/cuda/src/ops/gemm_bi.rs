@@ -30,18 +30,16 @@
 //!   a bit of C.
 //!
 //! Responsibility: core validated the views into the [`GemmProblem`] (shapes, strides, one
-//! device, C not overlapping A or B, finite alpha and beta); [`Kernel::check_problem`] rejects
+//! device, C not overlapping A or B, finite alpha and beta); the kernel's check rejects
 //! what the launch cannot do (C in another dtype, a grid beyond 2^31 - 1 blocks, a device with
 //! less shared memory per block than [`SHARED_BYTES`]); the kernel assumes valid inputs.
 
-use kernelyard_core::ops::gemm::GemmProblem;
-use kernelyard_core::{
-    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
+use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason};
 
 use crate::error::CudaError;
 use crate::launch::{CudaLauncher, Dims};
-use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
+use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points, `gemm_bi_<dtype>_<op(A)><op(B)>_<path>`: `n` for an
@@ -98,15 +96,12 @@ pub const SHARED_BYTES: u32 = {
 };
 
 /// The `cuda.gemm.batch_invariant` kernel.
-pub struct CudaGemmBatchInvariant;
+pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> =
+    KernelDef::<Gemm>::new(META, launch).check(check);
+kernelyard_core::register!(GEMM_BATCH_INVARIANT);
 
-/// Its registration.
-pub static GEMM_BATCH_INVARIANT: CudaGemmBatchInvariant = CudaGemmBatchInvariant;
-crate::register!(GEMM_BATCH_INVARIANT);
-
-const META: KernelMeta = tensor_core_meta(
+const META: KernelMeta = tensor_core_meta::<Gemm>(
     "cuda.gemm.batch_invariant",
-    OpKind::Gemm,
     module_path!(),
     "mma.sync tensor-core GEMM (sm_80+), one fixed K order; batch-invariant, deterministic",
     TensorCores::MmaSync,
@@ -202,46 +197,35 @@ pub fn check_shape(p: &GemmProblem, reasons: &mut Vec<Reason>) {
     }
 }
 
-impl Kernel for CudaGemmBatchInvariant {
-    fn meta(&self) -> &KernelMeta {
-        &META
+/// [`check_shape`], and the device's opt-in shared memory per block holds [`SHARED_BYTES`].
+fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
+    check_shape(p, reasons);
+    if u64::from(SHARED_BYTES) > caps.shared_mem_per_block_optin {
+        reasons.push(Reason::SharedMemory {
+            need: u64::from(SHARED_BYTES),
+            have: caps.shared_mem_per_block_optin,
+        });
     }
+}
 
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        let Problem::Gemm(p) = problem else {
-            return;
-        };
-        check_shape(p, reasons);
-        if u64::from(SHARED_BYTES) > caps.shared_mem_per_block_optin {
-            reasons.push(Reason::SharedMemory {
-                need: u64::from(SHARED_BYTES),
-                have: caps.shared_mem_per_block_optin,
-            });
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Gemm(a), Problem::Gemm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let plan = plan(p).ok_or_else(|| CudaError::Misuse {
-            what: format!("{} launched for {} A/B", META.name, p.dtype),
-        })?;
-        // SAFETY: the plan's entry point `gemm_bi_<dtype>_<ta><tb>_<path>` has the family
-        // signature; the `_v` one is chosen only when every pointer, row stride and batch
-        // stride is 16-byte aligned (`p.align`); `check_problem` checked C's dtype, the sizes
-        // fit `long long`, the grid fits, and the device's opt-in shared memory holds
-        // `SHARED_BYTES` (`launch` raises the function's limit).
-        unsafe {
-            kernelyard_kernels::gemm_bi_simt::launch_tiled(
-                &CudaLauncher,
-                stream,
-                (&SOURCE, plan.symbol),
-                plan.dims(),
-                a,
-                p,
-            )
-        }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let plan = plan(p).ok_or_else(|| CudaError::Misuse {
+        what: format!("{} launched for {} A/B", META.name, p.dtype),
+    })?;
+    // SAFETY: the plan's entry point `gemm_bi_<dtype>_<ta><tb>_<path>` has the family
+    // signature; the `_v` one is chosen only when every pointer, row stride and batch
+    // stride is 16-byte aligned (`p.align`); `check` checked C's dtype, the sizes fit
+    // `long long`, the grid fits, and the device's opt-in shared memory holds
+    // `SHARED_BYTES` (`launch` raises the function's limit).
+    unsafe {
+        kernelyard_kernels::gemm_bi_simt::launch_tiled(
+            &CudaLauncher,
+            ctx.stream,
+            (&SOURCE, plan.symbol),
+            plan.dims(),
+            a,
+            p,
+        )
     }
 }
 
@@ -249,7 +233,7 @@ impl Kernel for CudaGemmBatchInvariant {
 mod tests {
     use super::*;
     use kernelyard_core::Sm;
-    use kernelyard_core::{Arch, DeviceId, Version};
+    use kernelyard_core::{Arch, DeviceId, Kernel, Problem, Version};
 
     fn problem(m: usize, n: usize, k: usize, ta: bool, tb: bool, dtype: DType) -> GemmProblem {
         GemmProblem {

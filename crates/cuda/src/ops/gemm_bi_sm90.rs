@@ -26,14 +26,12 @@
 use std::ffi::c_void;
 
 use cudarc::driver::sys;
-use kernelyard_core::ops::gemm::GemmProblem;
-use kernelyard_core::{
-    Args, Capabilities, DType, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
+use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason};
 
 use crate::error::CudaError;
-use crate::launch::{launch, Dims};
-use crate::ops::{tensor_core_meta, wrong_op, TensorCores};
+use crate::launch::{self, Dims};
+use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
 /// The kernel source.
@@ -63,15 +61,12 @@ const THREADS: u32 = 384;
 pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 * 8) as u64;
 
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
-pub struct CudaGemmBatchInvariantSm90;
+pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> =
+    KernelDef::<Gemm>::new(META, launch).check(check);
+kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
 
-/// Its registration.
-pub static GEMM_BATCH_INVARIANT_SM90: CudaGemmBatchInvariantSm90 = CudaGemmBatchInvariantSm90;
-crate::register!(GEMM_BATCH_INVARIANT_SM90);
-
-const META: KernelMeta = tensor_core_meta(
+const META: KernelMeta = tensor_core_meta::<Gemm>(
     "cuda.gemm.batch_invariant.sm90",
-    OpKind::Gemm,
     module_path!(),
     "TMA + wgmma tensor-core GEMM (sm_90a); batch-invariant, deterministic",
     TensorCores::Hopper,
@@ -79,104 +74,91 @@ const META: KernelMeta = tensor_core_meta(
     6,
 );
 
-impl Kernel for CudaGemmBatchInvariantSm90 {
-    fn meta(&self) -> &KernelMeta {
-        &META
+/// Only A not transposed, C in A's dtype or f32, 16-byte strides (checked on the strides
+/// themselves: [`strides_aligned`]), sizes TMA's 32-bit coordinates hold, and
+/// [`SHARED_BYTES`] of opt-in shared memory per block.
+fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
+    if p.trans_a {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "A transposed (its row stride is M, so TMA's 16-byte rule would make the \
+                   choice of kernel depend on M)"
+                .to_owned(),
+        });
     }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        let Problem::Gemm(p) = problem else {
-            return;
-        };
-        if p.trans_a {
-            reasons.push(Reason::ShapeUnsupported {
-                what: "A transposed (its row stride is M, so TMA's 16-byte rule would make the \
-                       choice of kernel depend on M)"
-                    .to_owned(),
-            });
-        }
-        if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
-            reasons.push(Reason::ShapeUnsupported {
-                what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
-            });
-        }
-        if !strides_aligned(p) {
-            reasons.push(Reason::ShapeUnsupported {
-                what: "a row or batch stride that is not a multiple of 16 bytes (TMA)".to_owned(),
-            });
-        }
-        // TMA coordinates and the tile index are i32.
-        if [p.m, p.n, p.k, tiles(p)]
-            .iter()
-            .any(|&d| d > i32::MAX as usize)
-        {
-            reasons.push(Reason::ShapeUnsupported {
-                what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
-            });
-        }
-        if SHARED_BYTES > caps.shared_mem_per_block_optin {
-            reasons.push(Reason::SharedMemory {
-                need: SHARED_BYTES,
-                have: caps.shared_mem_per_block_optin,
-            });
-        }
+    if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
+        });
     }
+    if !strides_aligned(p) {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "a row or batch stride that is not a multiple of 16 bytes (TMA)".to_owned(),
+        });
+    }
+    // TMA coordinates and the tile index are i32.
+    if [p.m, p.n, p.k, tiles(p)]
+        .iter()
+        .any(|&d| d > i32::MAX as usize)
+    {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
+        });
+    }
+    if SHARED_BYTES > caps.shared_mem_per_block_optin {
+        reasons.push(Reason::SharedMemory {
+            need: SHARED_BYTES,
+            have: caps.shared_mem_per_block_optin,
+        });
+    }
+}
 
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Gemm(a), Problem::Gemm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let symbol = symbol(p)?;
-        let map_a = tensor_map(p.dtype, a.a.as_ptr(), operand_a(p))?;
-        let map_b = tensor_map(p.dtype, a.b.as_ptr(), operand_b(p))?;
-        let c = a.c.as_mut_ptr();
-        let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
-        let (ldc, batch_stride_c) = (p.ldc as i64, p.batch_stride_c as i64);
-        let batches = p.batch as i32;
-        let a_bcast = i32::from(p.batch_stride_a == 0);
-        let b_bcast = i32::from(p.batch_stride_b == 0);
-        let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
-        let accumulate = i32::from(p.accumulate);
-        let c_f32 = i32::from(p.c_dtype == DType::F32);
-        let dims = Dims {
-            grid: (
-                grid_x(p, crate::device::caps(stream.device())?.multiprocessors),
-                1,
-                1,
-            ),
-            block: (THREADS, 1, 1),
-            shared_bytes: SHARED_BYTES as u32,
-        };
-        // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap, KyTensorMap, void*, long
-        // long x5, int x3, float, float, int, int)`: the maps are 128-byte values copied into
-        // the parameter space, describing A and B exactly as core validated them (shape,
-        // strides, dtype, device); C is written only inside [m, n] of each batch, within
-        // bounds core checked, and read only when `accumulate`.
-        unsafe {
-            launch(
-                stream,
-                &SOURCE,
-                symbol,
-                dims,
-                &mut kernelyard_kernels::params![
-                    map_a,
-                    map_b,
-                    c,
-                    m,
-                    n,
-                    k,
-                    ldc,
-                    batch_stride_c,
-                    batches,
-                    a_bcast,
-                    b_bcast,
-                    alpha,
-                    beta,
-                    accumulate,
-                    c_f32
-                ],
-            )
-        }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let symbol = symbol(p)?;
+    let map_a = tensor_map(p.dtype, a.a.as_ptr(), operand_a(p))?;
+    let map_b = tensor_map(p.dtype, a.b.as_ptr(), operand_b(p))?;
+    let c = a.c.as_mut_ptr();
+    let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
+    let (ldc, batch_stride_c) = (p.ldc as i64, p.batch_stride_c as i64);
+    let batches = p.batch as i32;
+    let a_bcast = i32::from(p.batch_stride_a == 0);
+    let b_bcast = i32::from(p.batch_stride_b == 0);
+    let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
+    let accumulate = i32::from(p.accumulate);
+    let c_f32 = i32::from(p.c_dtype == DType::F32);
+    let dims = Dims {
+        grid: (grid_x(p, ctx.caps.multiprocessors), 1, 1),
+        block: (THREADS, 1, 1),
+        shared_bytes: SHARED_BYTES as u32,
+    };
+    // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap, KyTensorMap, void*, long
+    // long x5, int x3, float, float, int, int)`: the maps are 128-byte values copied into
+    // the parameter space, describing A and B exactly as core validated them (shape,
+    // strides, dtype, device); C is written only inside [m, n] of each batch, within
+    // bounds core checked, and read only when `accumulate`.
+    unsafe {
+        launch::launch(
+            ctx.stream,
+            &SOURCE,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                map_a,
+                map_b,
+                c,
+                m,
+                n,
+                k,
+                ldc,
+                batch_stride_c,
+                batches,
+                a_bcast,
+                b_bcast,
+                alpha,
+                beta,
+                accumulate,
+                c_f32
+            ],
+        )
     }
 }
 
@@ -328,6 +310,7 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::{Kernel, Problem};
 
     fn problem(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> GemmProblem {
         GemmProblem {

@@ -21,44 +21,29 @@
 //! once); the L2 path for rows too long for shared memory reads x twice, the second time from
 //! L2 while the rows in flight fit in it.
 
-use kernelyard_core::{
-    Args, Capabilities, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
+use kernelyard_core::{Error, KernelDef, KernelMeta, LaunchCtx};
 use kernelyard_kernels::log_softmax;
 
-use crate::device::caps;
 use crate::launch::CudaLauncher;
-use crate::ops::{nvrtc_meta, wrong_op};
+use crate::ops::nvrtc_meta;
 
-/// The `cuda.log_softmax` kernel.
-pub struct CudaLogSoftmax;
+/// The `cuda.log_softmax` kernel: [`log_softmax::check`] and [`log_softmax::launch`] (shared
+/// with the ROCm backend) through [`CudaLauncher`].
+pub static LOG_SOFTMAX: KernelDef<LogSoftmax> =
+    KernelDef::<LogSoftmax>::new(META, launch).check(log_softmax::check);
+kernelyard_core::register!(LOG_SOFTMAX);
 
-/// Its registration.
-pub static LOG_SOFTMAX: CudaLogSoftmax = CudaLogSoftmax;
-crate::register!(LOG_SOFTMAX);
-
-const META: KernelMeta = nvrtc_meta(
+const META: KernelMeta = nvrtc_meta::<LogSoftmax>(
     "cuda.log_softmax",
-    OpKind::LogSoftmax,
     module_path!(),
     "log-softmax over rows, f32 math; row in registers (or shared memory for long rows), 16-byte accesses",
 );
 
-impl Kernel for CudaLogSoftmax {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Problem::LogSoftmax(p) = problem {
-            log_softmax::check(caps, p, reasons);
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::LogSoftmax(a), Problem::LogSoftmax(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        log_softmax::launch(&CudaLauncher, stream, caps(stream.device())?, a, p)
-    }
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut LogSoftmaxArgs<'_>,
+    p: &LogSoftmaxProblem,
+) -> Result<(), Error> {
+    log_softmax::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
 }

@@ -1,7 +1,15 @@
 //! The CUDA kernels, one file per operator (mirroring `kernelyard_core::ops`), each with its
-//! kernel static(s) and, for NVRTC kernels, its source of `kernels/`.
+//! kernel static(s) and, for CUDA-only NVRTC kernels, its source of `kernels/` (the sources
+//! shared with the ROCm backend are `kernelyard_kernels`').
+//!
+//! Every kernel is a `static` [`KernelDef`](kernelyard_core::KernelDef) of its operator,
+//! registered with [`kernelyard_core::register!`]: metadata (built by `nvrtc_meta` or
+//! `tensor_core_meta`, or `KernelMeta::new` for cuBLASLt), a typed problem check and a typed
+//! launch that gets the stream and the device's capabilities from its
+//! [`LaunchCtx`](kernelyard_core::LaunchCtx). Core matches the catalog's `Problem`/`Args` to the
+//! operator's types before calling them.
 
-use kernelyard_core::{ArchReq, DType, DeviceKind, Error, Feature, KernelMeta, OpKind, Sm};
+use kernelyard_core::{ArchReq, DType, DeviceKind, Feature, KernelMeta, Listed, Sm};
 
 use crate::source::SourceEntry;
 
@@ -13,6 +21,7 @@ pub mod gemm_bi_sm90;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
+pub mod silu_mul;
 pub mod softmax;
 pub mod token_logprobs;
 
@@ -48,6 +57,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
         kernels: &[&rope::ROPE],
     },
     SourceEntry {
+        source: &kernelyard_kernels::silu_mul::SOURCE,
+        kernels: &[&silu_mul::SILU_MUL],
+    },
+    SourceEntry {
         source: &gemm_bi::SOURCE,
         kernels: &[&gemm_bi::GEMM_BATCH_INVARIANT],
     },
@@ -57,39 +70,30 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     },
 ];
 
-/// The error for a launch given another op's arguments or problem (a core bug).
-pub(crate) fn wrong_op(kernel: &'static str, op: OpKind, got: OpKind) -> Error {
-    Error::WrongOp { kernel, op, got }
-}
+/// The architectures of every kernel but the tensor-core ones: sm_75 (Turing) and newer.
+pub(crate) const SM75_AND_NEWER: ArchReq = ArchReq::Cuda {
+    min: Sm::new(7, 5),
+    max: None,
+    arch_specific: false,
+};
 
-/// The metadata every NVRTC kernel of this backend shares (f32/f16/bf16, sm_75 and newer,
-/// deterministic and batch-invariant), with its name, op, declaration site and summary.
-pub(crate) const fn nvrtc_meta(
+/// The metadata every NVRTC kernel of this backend shares: [`KernelMeta::new`]'s defaults
+/// (f32/f16/bf16, deterministic and batch-invariant, element alignment, priority 10,
+/// version 1) for the CUDA backend on sm_75 and newer, with its name, declaration site and
+/// summary. Adjust with `KernelMeta`'s builders.
+pub(crate) const fn nvrtc_meta<O: Listed>(
     name: &'static str,
-    op: OpKind,
     source: &'static str,
     summary: &'static str,
 ) -> KernelMeta {
-    KernelMeta {
+    KernelMeta::new::<O>(
         name,
-        op,
-        backend: crate::BACKEND,
-        device: DeviceKind::Cuda,
-        version: 1,
-        deterministic: true,
-        batch_invariant: true,
-        dtypes: DType::FLOATS,
-        arch: ArchReq::Cuda {
-            min: Sm::new(7, 5),
-            max: None,
-            arch_specific: false,
-        },
-        features: &[],
-        align: 1,
-        priority: 10,
+        crate::BACKEND,
+        DeviceKind::Cuda,
+        SM75_AND_NEWER,
         source,
         summary,
-    }
+    )
 }
 
 /// Which tensor-core instructions a kernel uses, and so its arch range and features.
@@ -101,11 +105,11 @@ pub(crate) enum TensorCores {
     Hopper,
 }
 
-/// The metadata of a tensor-core kernel: [`nvrtc_meta`]'s (deterministic, batch-invariant)
-/// with f16/bf16 only, the arch range and features of `cores`, `align` and `priority`.
-pub(crate) const fn tensor_core_meta(
+/// The metadata of a tensor-core kernel: deterministic and batch-invariant (as
+/// [`nvrtc_meta`]'s) with f16/bf16 only, the arch range and features of `cores`, `align` and
+/// `priority`.
+pub(crate) const fn tensor_core_meta<O: Listed>(
     name: &'static str,
-    op: OpKind,
     source: &'static str,
     summary: &'static str,
     cores: TensorCores,
@@ -130,12 +134,163 @@ pub(crate) const fn tensor_core_meta(
             &[Feature::Wgmma, Feature::Tma],
         ),
     };
-    KernelMeta {
-        dtypes: &[DType::F16, DType::BF16],
+    KernelMeta::new::<O>(
+        name,
+        crate::BACKEND,
+        DeviceKind::Cuda,
         arch,
-        features,
-        align,
-        priority,
-        ..nvrtc_meta(name, op, source, summary)
+        source,
+        summary,
+    )
+    .dtypes(&[DType::F16, DType::BF16])
+    .features(features)
+    .align(align)
+    .priority(priority)
+}
+
+#[cfg(test)]
+mod tests {
+    use kernelyard_core::{Kernel, OpKind};
+
+    use super::*;
+
+    /// What a kernel declares besides its name and op.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Declared {
+        arch: ArchReq,
+        features: &'static [Feature],
+        dtypes: &'static [DType],
+        align: usize,
+        priority: i32,
+        deterministic: bool,
+    }
+
+    const NVRTC: Declared = Declared {
+        arch: SM75_AND_NEWER,
+        features: &[],
+        dtypes: DType::FLOATS,
+        align: 1,
+        priority: 10,
+        deterministic: true,
+    };
+
+    const MMA_SYNC: Declared = Declared {
+        arch: ArchReq::Cuda {
+            min: Sm::new(8, 0),
+            max: None,
+            arch_specific: false,
+        },
+        features: &[Feature::TensorCores],
+        dtypes: &[DType::F16, DType::BF16],
+        align: 1,
+        priority: 10,
+        deterministic: true,
+    };
+
+    const HOPPER: Declared = Declared {
+        arch: ArchReq::Cuda {
+            min: Sm::new(9, 0),
+            max: Some(Sm::new(9, 0)),
+            arch_specific: true,
+        },
+        features: &[Feature::Wgmma, Feature::Tma],
+        align: 16,
+        ..MMA_SYNC
+    };
+
+    /// What each kernel declares (selection depends on it; a change is a behaviour change).
+    #[test]
+    fn every_kernel_declares_what_it_always_has() {
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 11] = [
+            (
+                &gemm::GEMM_CUBLASLT,
+                "cuda.gemm.cublaslt",
+                OpKind::Gemm,
+                Declared {
+                    deterministic: false,
+                    ..NVRTC
+                },
+            ),
+            (
+                &gemm_bi::GEMM_BATCH_INVARIANT,
+                "cuda.gemm.batch_invariant",
+                OpKind::Gemm,
+                Declared {
+                    priority: 5,
+                    ..MMA_SYNC
+                },
+            ),
+            (
+                &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90,
+                "cuda.gemm.batch_invariant.sm90",
+                OpKind::Gemm,
+                Declared {
+                    priority: 6,
+                    ..HOPPER
+                },
+            ),
+            (
+                &attention::ATTENTION,
+                "cuda.attention",
+                OpKind::Attention,
+                Declared {
+                    align: 16,
+                    ..MMA_SYNC
+                },
+            ),
+            (
+                &attention_sm90::ATTENTION_SM90,
+                "cuda.attention.sm90",
+                OpKind::Attention,
+                Declared {
+                    priority: 11,
+                    ..HOPPER
+                },
+            ),
+            (&rms_norm::RMS_NORM, "cuda.rms_norm", OpKind::RmsNorm, NVRTC),
+            (&softmax::SOFTMAX, "cuda.softmax", OpKind::Softmax, NVRTC),
+            (
+                &log_softmax::LOG_SOFTMAX,
+                "cuda.log_softmax",
+                OpKind::LogSoftmax,
+                NVRTC,
+            ),
+            (
+                &token_logprobs::TOKEN_LOGPROBS,
+                "cuda.token_logprobs",
+                OpKind::TokenLogprobs,
+                NVRTC,
+            ),
+            (&rope::ROPE, "cuda.rope", OpKind::Rope, NVRTC),
+            (&silu_mul::SILU_MUL, "cuda.silu_mul", OpKind::SiluMul, NVRTC),
+        ];
+        for (kernel, name, op, declared) in want {
+            let m = kernel.meta();
+            assert_eq!((m.name, m.op), (name, op));
+            let got = Declared {
+                arch: m.arch,
+                features: m.features,
+                dtypes: m.dtypes,
+                align: m.align,
+                priority: m.priority,
+                deterministic: m.deterministic,
+            };
+            assert_eq!(got, declared, "{name}");
+            assert_eq!(m.batch_invariant, m.deterministic, "{name}");
+            assert_eq!(
+                (m.backend, m.device, m.version),
+                ("cuda", DeviceKind::Cuda, 1)
+            );
+            assert!(m.source.starts_with("kernelyard_cuda::ops::"), "{name}");
+        }
+        // Every kernel of a source is in the table (cuBLASLt has no source).
+        let kernels: Vec<&str> = SOURCES
+            .iter()
+            .flat_map(|e| e.kernels.iter().map(|k| k.meta().name))
+            .collect();
+        assert_eq!(kernels.len() + 1, want.len());
+        for name in kernels {
+            assert!(want.iter().any(|w| w.1 == name), "{name}");
+        }
     }
 }

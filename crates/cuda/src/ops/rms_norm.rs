@@ -4,12 +4,12 @@
 //! # Who does what
 //! Core validated the views (contiguous `[rows, hidden]` x, out, residual and residual_out,
 //! `[hidden]` weight, one dtype, one device, no overlap, finite `eps >= 0`) into the
-//! [`RmsNormProblem`](kernelyard_core::ops::rms_norm::RmsNormProblem); the checks, the entry
-//! point, the launch shape and the launch sequence are [`kernelyard_kernels::rms_norm`]'s
-//! (shared with the ROCm backend), which this file runs through [`CudaLauncher`]; the kernel
-//! assumes valid inputs. Math is f32 for every dtype. With a residual, `x' = x + residual` is
-//! rounded to the dtype and written to `residual_out`, and `y` is the norm of that stored `x'`
-//! (`_res` entry points; the plain ones hold no residual registers).
+//! [`RmsNormProblem`]; the checks, the entry point, the launch shape and the launch sequence
+//! are [`kernelyard_kernels::rms_norm`]'s (shared with the ROCm backend), which this file runs
+//! through [`CudaLauncher`]; the kernel assumes valid inputs. Math is f32 for every dtype.
+//! With a residual, `x' = x + residual` is rounded to the dtype and written to
+//! `residual_out`, and `y` is the norm of that stored `x'` (`_res` entry points; the plain ones
+//! hold no residual registers).
 //!
 //! # Launch configuration
 //! [`RowPlan`](kernelyard_kernels::rows::RowPlan) from `hidden` and the element size alone,
@@ -32,44 +32,25 @@
 //! written). Rows past 16384 elements add a second read of x' from L2 (from device memory when
 //! the rows in flight do not fit in L2).
 
-use kernelyard_core::{
-    Args, Capabilities, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
+use kernelyard_core::{Error, KernelDef, KernelMeta, LaunchCtx};
 use kernelyard_kernels::rms_norm;
 
-use crate::device::caps;
 use crate::launch::CudaLauncher;
-use crate::ops::{nvrtc_meta, wrong_op};
+use crate::ops::nvrtc_meta;
 
-/// The `cuda.rms_norm` kernel.
-pub struct CudaRmsNorm;
+/// The `cuda.rms_norm` kernel: [`rms_norm::check`] and [`rms_norm::launch`] (shared with the
+/// ROCm backend) through [`CudaLauncher`].
+pub static RMS_NORM: KernelDef<RmsNorm> =
+    KernelDef::<RmsNorm>::new(META, launch).check(rms_norm::check);
+kernelyard_core::register!(RMS_NORM);
 
-/// Its registration.
-pub static RMS_NORM: CudaRmsNorm = CudaRmsNorm;
-crate::register!(RMS_NORM);
-
-const META: KernelMeta = nvrtc_meta(
+const META: KernelMeta = nvrtc_meta::<RmsNorm>(
     "cuda.rms_norm",
-    OpKind::RmsNorm,
     module_path!(),
     "RMSNorm over rows with the fused residual add, f32 math; row in registers, 16-byte accesses",
 );
 
-impl Kernel for CudaRmsNorm {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Problem::RmsNorm(p) = problem {
-            rms_norm::check(caps, p, reasons);
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::RmsNorm(a), Problem::RmsNorm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        rms_norm::launch(&CudaLauncher, stream, caps(stream.device())?, a, p)
-    }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut RmsNormArgs<'_>, p: &RmsNormProblem) -> Result<(), Error> {
+    rms_norm::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
 }

@@ -29,44 +29,24 @@
 //! [`kernelyard_kernels::rope`]'s, shared with the ROCm backend, which this file runs through
 //! [`CudaLauncher`] with the device's SM count.
 
-use kernelyard_core::{
-    Args, Capabilities, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::rope::{Rope, RopeArgs, RopeProblem};
+use kernelyard_core::{Error, KernelDef, KernelMeta, LaunchCtx};
 use kernelyard_kernels::rope;
 
-use crate::device::caps;
 use crate::launch::CudaLauncher;
-use crate::ops::{nvrtc_meta, wrong_op};
+use crate::ops::nvrtc_meta;
 
-/// The `cuda.rope` kernel.
-pub struct CudaRope;
+/// The `cuda.rope` kernel: [`rope::check`] and [`rope::launch`] (shared with the ROCm backend)
+/// through [`CudaLauncher`].
+pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(META, launch).check(rope::check);
+kernelyard_core::register!(ROPE);
 
-/// Its registration.
-pub static ROPE: CudaRope = CudaRope;
-crate::register!(ROPE);
-
-const META: KernelMeta = nvrtc_meta(
+const META: KernelMeta = nvrtc_meta::<Rope>(
     "cuda.rope",
-    OpKind::Rope,
     module_path!(),
     "rotary embedding with f64-reduced angles, cos/sin shared across heads, 16-byte I/O",
 );
 
-impl Kernel for CudaRope {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Problem::Rope(p) = problem {
-            rope::check(caps, p, reasons);
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Rope(a), Problem::Rope(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        rope::launch(&CudaLauncher, stream, caps(stream.device())?, a, p)
-    }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
+    rope::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
 }

@@ -22,44 +22,25 @@
 //! L2 path: the same from device memory while the rows in flight fit in L2, up to
 //! `3 * rows * cols * size` when they do not.
 
-use kernelyard_core::{
-    Args, Capabilities, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
-};
+use kernelyard_core::ops::softmax::{Softmax, SoftmaxArgs, SoftmaxProblem};
+use kernelyard_core::{Error, KernelDef, KernelMeta, LaunchCtx};
 use kernelyard_kernels::softmax;
 
-use crate::device::caps;
 use crate::launch::CudaLauncher;
-use crate::ops::{nvrtc_meta, wrong_op};
+use crate::ops::nvrtc_meta;
 
-/// The `cuda.softmax` kernel.
-pub struct CudaSoftmax;
+/// The `cuda.softmax` kernel: [`softmax::check`] and [`softmax::launch`] (shared with the
+/// ROCm backend) through [`CudaLauncher`].
+pub static SOFTMAX: KernelDef<Softmax> =
+    KernelDef::<Softmax>::new(META, launch).check(softmax::check);
+kernelyard_core::register!(SOFTMAX);
 
-/// Its registration.
-pub static SOFTMAX: CudaSoftmax = CudaSoftmax;
-crate::register!(SOFTMAX);
-
-const META: KernelMeta = nvrtc_meta(
+const META: KernelMeta = nvrtc_meta::<Softmax>(
     "cuda.softmax",
-    OpKind::Softmax,
     module_path!(),
     "softmax over rows, f32 math; row in registers (or two passes for long rows), 16-byte accesses",
 );
 
-impl Kernel for CudaSoftmax {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Problem::Softmax(p) = problem {
-            softmax::check(caps, p, reasons);
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::Softmax(a), Problem::Softmax(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        softmax::launch(&CudaLauncher, stream, caps(stream.device())?, a, p)
-    }
+fn launch(ctx: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &SoftmaxProblem) -> Result<(), Error> {
+    softmax::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
 }

@@ -33,27 +33,25 @@
 use std::ffi::c_void;
 
 use cudarc::driver::{result, sys};
-use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
-use kernelyard_core::{
-    Args, Capabilities, DType, DeviceId, Error, Kernel, KernelMeta, OpKind, Problem, Reason, Stream,
+use kernelyard_core::ops::token_logprobs::{
+    TokenLogprobs, TokenLogprobsArgs, TokenLogprobsProblem,
 };
+use kernelyard_core::{DType, DeviceId, Error, KernelDef, KernelMeta, LaunchCtx, Stream};
 use kernelyard_kernels::token_logprobs;
 
-use crate::device::{bind, caps};
+use crate::device::bind;
 use crate::error::drv;
 use crate::launch::CudaLauncher;
-use crate::ops::{nvrtc_meta, wrong_op};
+use crate::ops::nvrtc_meta;
 
-/// The `cuda.token_logprobs` kernel.
-pub struct CudaTokenLogprobs;
+/// The `cuda.token_logprobs` kernel: [`token_logprobs::check`], and the checked mode around
+/// [`token_logprobs::launch`] (shared with the ROCm backend) through [`CudaLauncher`].
+pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> =
+    KernelDef::<TokenLogprobs>::new(META, launch_checked).check(token_logprobs::check);
+kernelyard_core::register!(TOKEN_LOGPROBS);
 
-/// Its registration.
-pub static TOKEN_LOGPROBS: CudaTokenLogprobs = CudaTokenLogprobs;
-crate::register!(TOKEN_LOGPROBS);
-
-const META: KernelMeta = nvrtc_meta(
+const META: KernelMeta = nvrtc_meta::<TokenLogprobs>(
     "cuda.token_logprobs",
-    OpKind::TokenLogprobs,
     module_path!(),
     "one-pass online log-sum-exp with entropy, one CTA per row, 16-byte streaming loads",
 );
@@ -132,33 +130,14 @@ fn read_target(targets: *const c_void, dtype: DType, row: usize) -> Result<i64, 
     }
 }
 
-impl Kernel for CudaTokenLogprobs {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if let Problem::TokenLogprobs(p) = problem {
-            token_logprobs::check(caps, p, reasons);
-        }
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        let (Args::TokenLogprobs(a), Problem::TokenLogprobs(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        launch_checked(stream, a, p)
-    }
-}
-
 /// Runs the shared launch sequence with, in the checked mode, a slot for the first bad row,
 /// then waits for it and reports that row's target.
 fn launch_checked(
-    stream: &Stream,
+    ctx: &LaunchCtx<'_>,
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
 ) -> Result<(), Error> {
-    let caps = caps(stream.device())?;
+    let stream = ctx.stream;
     let bad_row = if a.checked {
         Some(BadRow::new(stream)?)
     } else {
@@ -170,7 +149,7 @@ fn launch_checked(
     let targets = a.targets.as_ptr();
     // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
     // which `BadRow`'s drop frees only after the stream has drained.
-    unsafe { token_logprobs::launch(&CudaLauncher, stream, caps, a, p, bad)? };
+    unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad)? };
     if let Some(slot) = bad_row {
         if let Some(row) = slot.read()? {
             let target = read_target(targets, p.target_dtype, row)?;

@@ -17,8 +17,8 @@ use kernelyard_core::{
     Arch, Args, DType, DeviceBuffer, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime,
     SelectError, Sm, Stream, TensorView, TensorViewMut, Verdict,
 };
-use kernelyard_tests::rng::Rng;
-use kernelyard_tests::tolerance::{coarser, tolerance};
+use kernelyard_suite::rng::Rng;
+use kernelyard_suite::tolerance::{coarser, tolerance};
 
 pub(crate) const BI: &str = "cuda.gemm.batch_invariant";
 pub(crate) const BI_SM90: &str = "cuda.gemm.batch_invariant.sm90";
@@ -253,7 +253,7 @@ impl Gpu {
         let stream = rt
             .default_stream(device)
             .unwrap_or_else(|e| panic!("default stream: {e}"));
-        let seed = match kernelyard_tests::seed_from_env() {
+        let seed = match kernelyard_suite::seed_from_env() {
             Ok(Some(seed)) => seed,
             Ok(None) => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -4,13 +4,13 @@
 //! it sees, a max-subtracted softmax over them, and the weighted sum of values, all in `f64`
 //! and in key order, so results are deterministic and batch-invariant.
 
-use kernelyard_core::ops::attention::AttentionProblem;
+use kernelyard_core::ops::attention::{Attention, AttentionArgs, AttentionProblem};
 use kernelyard_core::tensor::checked_numel;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// `q` dense `[B, Sq, Hq, D]`; `k`, `v` dense `[B, Skv, Hkv, D]`. Returns
 /// `(out [B, Sq, Hq, D], lse [B, Hq, Sq])`.
@@ -100,48 +100,30 @@ fn one_query<'a>(
 }
 
 /// The `reference.attention` kernel.
-pub struct ReferenceAttention;
-
-/// Its registration.
-pub static ATTENTION: ReferenceAttention = ReferenceAttention;
+pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(
+    meta::<Attention>(
+        "reference.attention",
+        module_path!(),
+        "attention forward (GQA, bottom-right causal, lse) in f64",
+    ),
+    launch,
+);
 crate::register_kernel!(ATTENTION);
 
-const META: KernelMeta = meta(
-    "reference.attention",
-    OpKind::Attention,
-    DType::FLOATS,
-    module_path!(),
-    "attention forward (GQA, bottom-right causal, lse) in f64",
-);
-
-impl Kernel for ReferenceAttention {
-    fn meta(&self) -> &KernelMeta {
-        &META
+fn launch(_: &LaunchCtx<'_>, a: &mut AttentionArgs<'_>, p: &AttentionProblem) -> Result<(), Error> {
+    let scale = f64::from(a.effective_scale());
+    let (out, lse) = attention(
+        p,
+        &gather("q", &a.q)?,
+        &gather("k", &a.k)?,
+        &gather("v", &a.v)?,
+        scale,
+    );
+    scatter("out", &mut a.out, &out)?;
+    if let Some(l) = &mut a.lse {
+        scatter("lse", l, &lse)?;
     }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::Attention(a), Problem::Attention(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let scale = f64::from(a.effective_scale());
-        let (out, lse) = attention(
-            p,
-            &gather("q", &a.q)?,
-            &gather("k", &a.k)?,
-            &gather("v", &a.v)?,
-            scale,
-        );
-        scatter("out", &mut a.out, &out)?;
-        if let Some(l) = &mut a.lse {
-            scatter("lse", l, &lse)?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -150,7 +132,9 @@ mod tests {
     use crate::host::round_to;
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::attention::AttentionArgs;
-    use kernelyard_core::{Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     fn problem(
         batch: usize,

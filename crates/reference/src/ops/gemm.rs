@@ -6,13 +6,13 @@
 //! rows are computed in parallel and independently, so results are deterministic and
 //! batch-invariant.
 
-use kernelyard_core::ops::gemm::GemmProblem;
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::tensor::checked_numel;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// `a`: dense logical A as stored (dims `p.a_dims()`, i.e. `[k, m]` when `trans_a`), either one
 /// matrix (broadcast over the batch) or `p.batch` matrices; same for `b` with `p.b_dims()`; `c`:
@@ -88,46 +88,28 @@ fn transpose_each(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
 }
 
 /// The `reference.gemm` kernel.
-pub struct ReferenceGemm;
-
-/// Its registration.
-pub static GEMM: ReferenceGemm = ReferenceGemm;
+pub static GEMM: KernelDef<Gemm> = KernelDef::<Gemm>::new(
+    meta::<Gemm>(
+        "reference.gemm",
+        module_path!(),
+        "batched gemm with transposes and broadcast, accumulated in f64",
+    ),
+    launch,
+);
 crate::register_kernel!(GEMM);
 
-const META: KernelMeta = meta(
-    "reference.gemm",
-    OpKind::Gemm,
-    DType::FLOATS,
-    module_path!(),
-    "batched gemm with transposes and broadcast, accumulated in f64",
-);
-
-impl Kernel for ReferenceGemm {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::Gemm(g), Problem::Gemm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let a = gather("a", &g.a)?;
-        let b = gather("b", &g.b)?;
-        // With beta == 0, C is write-only: it may hold NaN, so it is not even gathered.
-        let c = if p.accumulate {
-            gather("c", &g.c.as_view())?
-        } else {
-            Vec::new()
-        };
-        let y = gemm(p, &a, &b, &c, f64::from(g.alpha), f64::from(g.beta));
-        scatter("c", &mut g.c, &y)?;
-        Ok(())
-    }
+fn launch(_: &LaunchCtx<'_>, g: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let a = gather("a", &g.a)?;
+    let b = gather("b", &g.b)?;
+    // With beta == 0, C is write-only: it may hold NaN, so it is not even gathered.
+    let c = if p.accumulate {
+        gather("c", &g.c.as_view())?
+    } else {
+        Vec::new()
+    };
+    let y = gemm(p, &a, &b, &c, f64::from(g.alpha), f64::from(g.beta));
+    scatter("c", &mut g.c, &y)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -136,7 +118,9 @@ mod tests {
     use crate::host::round_to;
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::gemm::GemmArgs;
-    use kernelyard_core::{DeviceId, Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, DeviceId, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     fn problem(batch: usize, m: usize, n: usize, k: usize, ta: bool, tb: bool) -> GemmProblem {
         GemmProblem {

@@ -1,11 +1,12 @@
 //! `log_softmax` oracle and the `reference.log_softmax` kernel.
 
+use kernelyard_core::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs};
 use kernelyard_core::ops::softmax::RowsProblem;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// `log_softmax` of each row of a dense `[rows, cols]` array, in `f64`:
 /// `x - max - ln(sum(exp(x - max)))`.
@@ -24,44 +25,27 @@ pub fn log_softmax(p: &RowsProblem, x: &[f64]) -> Vec<f64> {
 }
 
 /// The `reference.log_softmax` kernel.
-pub struct ReferenceLogSoftmax;
-
-/// Its registration.
-pub static LOG_SOFTMAX: ReferenceLogSoftmax = ReferenceLogSoftmax;
+pub static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
+    meta::<LogSoftmax>(
+        "reference.log_softmax",
+        module_path!(),
+        "log-softmax over rows in f64",
+    ),
+    launch,
+);
 crate::register_kernel!(LOG_SOFTMAX);
 
-const META: KernelMeta = meta(
-    "reference.log_softmax",
-    OpKind::LogSoftmax,
-    DType::FLOATS,
-    module_path!(),
-    "log-softmax over rows in f64",
-);
-
-impl Kernel for ReferenceLogSoftmax {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::LogSoftmax(a), Problem::LogSoftmax(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let y = log_softmax(p, &gather("x", &a.x)?);
-        scatter("out", &mut a.out, &y)?;
-        Ok(())
-    }
+fn launch(_: &LaunchCtx<'_>, a: &mut LogSoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    let y = log_softmax(p, &gather("x", &a.x)?);
+    scatter("out", &mut a.out, &y)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::softmax::softmax;
+    use kernelyard_core::DType;
 
     #[test]
     fn equals_log_of_softmax() {

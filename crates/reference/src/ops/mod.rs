@@ -1,5 +1,11 @@
 //! One file per operator, mirroring `kernelyard_core::ops`: each holds the oracle (a plain
-//! `f64` function over dense logical-order arrays) and the registered `reference.<op>` kernel.
+//! `f64` function over dense logical-order arrays) and the registered `reference.<op>` kernel,
+//! a `static` [`KernelDef`](kernelyard_core::KernelDef) whose launch gathers the arguments, calls
+//! the oracle and scatters the results once.
+//!
+//! The statics are written `KernelDef::<Op>::new(..)`: naming the operator fixes `O` before the
+//! launch function is coerced to its pointer type (inferred from the static's type alone, rustc
+//! cannot normalize `O::Args<'a>` under the pointer's binder and reports a type mismatch).
 
 pub mod attention;
 pub mod gemm;
@@ -7,42 +13,30 @@ pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
 pub mod selective_state_update;
+pub mod silu_mul;
 pub mod softmax;
 pub mod token_logprobs;
 
-use kernelyard_core::{ArchReq, DType, DeviceKind, KernelMeta, OpKind};
+use kernelyard_core::{ArchReq, DeviceKind, KernelMeta, Listed};
 
 use crate::BACKEND;
 
-/// Metadata shared by every reference kernel: CPU, any arch, deterministic, batch-invariant,
-/// lowest priority (any GPU kernel on a GPU device is a different device anyway; on the CPU it
-/// is the only kernel).
-pub(crate) const fn meta(
+/// The reference backend's defaults over [`KernelMeta::new`]: CPU, any arch, lowest priority
+/// (a GPU kernel is for another device kind anyway; on the CPU this is the only kernel).
+/// Everything else is core's default: version 1, deterministic and batch-invariant (rows are
+/// independent and each reduction's order is fixed), f32/f16/bf16, element alignment.
+pub(crate) const fn meta<O: Listed>(
     name: &'static str,
-    op: OpKind,
-    dtypes: &'static [DType],
     source: &'static str,
     summary: &'static str,
 ) -> KernelMeta {
-    KernelMeta {
+    KernelMeta::new::<O>(
         name,
-        op,
-        backend: BACKEND,
-        device: DeviceKind::Cpu,
-        version: 1,
-        deterministic: true,
-        batch_invariant: true,
-        dtypes,
-        arch: ArchReq::Any,
-        features: &[],
-        align: 1,
-        priority: 0,
+        BACKEND,
+        DeviceKind::Cpu,
+        ArchReq::Any,
         source,
         summary,
-    }
-}
-
-/// Returns `Error::WrongOp` for arguments of another op (a dispatch bug, never user input).
-pub(crate) fn wrong_op(kernel: &'static str, op: OpKind, got: OpKind) -> kernelyard_core::Error {
-    kernelyard_core::Error::WrongOp { kernel, op, got }
+    )
+    .priority(0)
 }

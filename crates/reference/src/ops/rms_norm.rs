@@ -1,11 +1,11 @@
 //! `rms_norm` oracle and the `reference.rms_norm` kernel.
 
-use kernelyard_core::ops::rms_norm::RmsNormProblem;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, round_to, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// `rms_norm` of each row of a dense `[rows, hidden]` array, in `f64`.
 ///
@@ -45,47 +45,29 @@ pub fn rms_norm(
 }
 
 /// The `reference.rms_norm` kernel.
-pub struct ReferenceRmsNorm;
-
-/// Its registration.
-pub static RMS_NORM: ReferenceRmsNorm = ReferenceRmsNorm;
+pub static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
+    meta::<RmsNorm>(
+        "reference.rms_norm",
+        module_path!(),
+        "RMSNorm over rows in f64, with the fused residual add",
+    ),
+    launch,
+);
 crate::register_kernel!(RMS_NORM);
 
-const META: KernelMeta = meta(
-    "reference.rms_norm",
-    OpKind::RmsNorm,
-    DType::FLOATS,
-    module_path!(),
-    "RMSNorm over rows in f64, with the fused residual add",
-);
-
-impl Kernel for ReferenceRmsNorm {
-    fn meta(&self) -> &KernelMeta {
-        &META
+fn launch(_: &LaunchCtx<'_>, a: &mut RmsNormArgs<'_>, p: &RmsNormProblem) -> Result<(), Error> {
+    let x = gather("x", &a.x)?;
+    let weight = gather("weight", &a.weight)?;
+    let residual = match &a.residual {
+        Some(r) => Some(gather("residual", r)?),
+        None => None,
+    };
+    let (y, stored) = rms_norm(p, &x, &weight, residual.as_deref(), f64::from(a.eps));
+    scatter("out", &mut a.out, &y)?;
+    if let (Some(view), Some(values)) = (a.residual_out.as_mut(), stored) {
+        scatter("residual_out", view, &values)?;
     }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::RmsNorm(a), Problem::RmsNorm(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let x = gather("x", &a.x)?;
-        let weight = gather("weight", &a.weight)?;
-        let residual = match &a.residual {
-            Some(r) => Some(gather("residual", r)?),
-            None => None,
-        };
-        let (y, stored) = rms_norm(p, &x, &weight, residual.as_deref(), f64::from(a.eps));
-        scatter("out", &mut a.out, &y)?;
-        if let (Some(view), Some(values)) = (a.residual_out.as_mut(), stored) {
-            scatter("residual_out", view, &values)?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -93,7 +75,9 @@ mod tests {
     use super::*;
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::rms_norm::RmsNormArgs;
-    use kernelyard_core::{Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     fn problem(rows: usize, hidden: usize, dtype: DType, residual: bool) -> RmsNormProblem {
         RmsNormProblem {

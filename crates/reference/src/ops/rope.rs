@@ -1,11 +1,11 @@
 //! `rope` oracle and the `reference.rope` kernel.
 
-use kernelyard_core::ops::rope::{RopeProblem, RopeStyle};
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::ops::rope::{Rope, RopeArgs, RopeProblem, RopeStyle};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, gather_indices, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// Rotary position embedding of a dense `[T, H, D]` array, in `f64`; returns dense `[T, H, D]`.
 ///
@@ -52,43 +52,25 @@ pub fn rope(p: &RopeProblem, x: &[f64], positions: &[i64], theta: f64) -> Vec<f6
 }
 
 /// The `reference.rope` kernel.
-pub struct ReferenceRope;
-
-/// Its registration.
-pub static ROPE: ReferenceRope = ReferenceRope;
+pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(
+    meta::<Rope>(
+        "reference.rope",
+        module_path!(),
+        "rotary position embedding (NeoX or GPT-J) in f64, in place or not",
+    ),
+    launch,
+);
 crate::register_kernel!(ROPE);
 
-const META: KernelMeta = meta(
-    "reference.rope",
-    OpKind::Rope,
-    DType::FLOATS,
-    module_path!(),
-    "rotary position embedding (NeoX or GPT-J) in f64, in place or not",
-);
-
-impl Kernel for ReferenceRope {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::Rope(a), Problem::Rope(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        // In place (`p.in_place`), `a.x` and `a.out` are the same memory. `gather` copies `x`
-        // into a `Vec` through raw pointers before `scatter` writes `out` through raw pointers,
-        // so no slice of `x` ever coexists with a mutable slice of `out`.
-        let x = gather("x", &a.x)?;
-        let positions = gather_indices("positions", &a.positions)?;
-        let y = rope(p, &x, &positions, f64::from(a.theta));
-        scatter("out", &mut a.out, &y)?;
-        Ok(())
-    }
+fn launch(_: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
+    // In place (`p.in_place`), `a.x` and `a.out` are the same memory. `gather` copies `x`
+    // into a `Vec` through raw pointers before `scatter` writes `out` through raw pointers,
+    // so no slice of `x` ever coexists with a mutable slice of `out`.
+    let x = gather("x", &a.x)?;
+    let positions = gather_indices("positions", &a.positions)?;
+    let y = rope(p, &x, &positions, f64::from(a.theta));
+    scatter("out", &mut a.out, &y)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -96,7 +78,9 @@ mod tests {
     use super::*;
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::rope::RopeArgs;
-    use kernelyard_core::{Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, Element, Policy, Problem, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     fn problem(t: usize, h: usize, d: usize, rotary_dim: usize, style: RopeStyle) -> RopeProblem {
         RopeProblem {

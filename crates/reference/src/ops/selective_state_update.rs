@@ -1,11 +1,13 @@
 //! `selective_state_update` oracle and the `reference.selective_state_update` kernel.
 
-use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateProblem;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::ops::selective_state_update::{
+    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem,
+};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// The inputs of one decode step, dense and in logical order, widened to `f64`.
 #[derive(Clone, Copy, Debug)]
@@ -97,64 +99,50 @@ pub fn selective_state_update(
 }
 
 /// The `reference.selective_state_update` kernel.
-pub struct ReferenceSelectiveStateUpdate;
-
-/// Its registration.
-pub static SELECTIVE_STATE_UPDATE: ReferenceSelectiveStateUpdate = ReferenceSelectiveStateUpdate;
+pub static SELECTIVE_STATE_UPDATE: KernelDef<SelectiveStateUpdate> =
+    KernelDef::<SelectiveStateUpdate>::new(
+        meta::<SelectiveStateUpdate>(
+            "reference.selective_state_update",
+            module_path!(),
+            "one Mamba decode step (mamba_ssm semantics) in f64, state updated in place",
+        ),
+        launch,
+    );
 crate::register_kernel!(SELECTIVE_STATE_UPDATE);
 
-const META: KernelMeta = meta(
-    "reference.selective_state_update",
-    OpKind::SelectiveStateUpdate,
-    DType::FLOATS,
-    module_path!(),
-    "one Mamba decode step (mamba_ssm semantics) in f64, state updated in place",
-);
-
-impl Kernel for ReferenceSelectiveStateUpdate {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::SelectiveStateUpdate(s), Problem::SelectiveStateUpdate(p)) = (args, problem)
-        else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let optional = |name, v: &Option<_>| match v {
-            Some(v) => gather(name, v).map(Some),
-            None => Ok(None),
-        };
-        let state = gather("state", &s.state.as_view())?;
-        let x = gather("x", &s.x)?;
-        let dt = gather("dt", &s.dt)?;
-        let dt_bias = optional("dt_bias", &s.dt_bias)?;
-        let a = gather("a", &s.a)?;
-        let bm = gather("bm", &s.bm)?;
-        let cm = gather("cm", &s.cm)?;
-        let d = optional("d", &s.d)?;
-        let z = optional("z", &s.z)?;
-        let inputs = SsuInputs {
-            state: &state,
-            x: &x,
-            dt: &dt,
-            dt_bias: dt_bias.as_deref(),
-            a: &a,
-            bm: &bm,
-            cm: &cm,
-            d: d.as_deref(),
-            z: z.as_deref(),
-        };
-        let (new_state, y) = selective_state_update(p, &inputs);
-        scatter("state", &mut s.state, &new_state)?;
-        scatter("out", &mut s.out, &y)?;
-        Ok(())
-    }
+fn launch(
+    _: &LaunchCtx<'_>,
+    s: &mut SelectiveStateUpdateArgs<'_>,
+    p: &SelectiveStateUpdateProblem,
+) -> Result<(), Error> {
+    let optional = |name, v: &Option<_>| match v {
+        Some(v) => gather(name, v).map(Some),
+        None => Ok(None),
+    };
+    let state = gather("state", &s.state.as_view())?;
+    let x = gather("x", &s.x)?;
+    let dt = gather("dt", &s.dt)?;
+    let dt_bias = optional("dt_bias", &s.dt_bias)?;
+    let a = gather("a", &s.a)?;
+    let bm = gather("bm", &s.bm)?;
+    let cm = gather("cm", &s.cm)?;
+    let d = optional("d", &s.d)?;
+    let z = optional("z", &s.z)?;
+    let inputs = SsuInputs {
+        state: &state,
+        x: &x,
+        dt: &dt,
+        dt_bias: dt_bias.as_deref(),
+        a: &a,
+        bm: &bm,
+        cm: &cm,
+        d: d.as_deref(),
+        z: z.as_deref(),
+    };
+    let (new_state, y) = selective_state_update(p, &inputs);
+    scatter("state", &mut s.state, &new_state)?;
+    scatter("out", &mut s.out, &y)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -162,7 +150,9 @@ mod tests {
     use super::*;
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
-    use kernelyard_core::{Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     #[derive(Clone, Copy)]
     struct Dims {

@@ -1,11 +1,11 @@
 //! `softmax` oracle and the `reference.softmax` kernel.
 
-use kernelyard_core::ops::softmax::RowsProblem;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::ops::softmax::{RowsProblem, Softmax, SoftmaxArgs};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// `softmax` of each row of a dense `[rows, cols]` array, in `f64`.
 pub fn softmax(p: &RowsProblem, x: &[f64]) -> Vec<f64> {
@@ -23,43 +23,26 @@ pub fn softmax(p: &RowsProblem, x: &[f64]) -> Vec<f64> {
 }
 
 /// The `reference.softmax` kernel.
-pub struct ReferenceSoftmax;
-
-/// Its registration.
-pub static SOFTMAX: ReferenceSoftmax = ReferenceSoftmax;
+pub static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta::<Softmax>(
+        "reference.softmax",
+        module_path!(),
+        "softmax over rows in f64",
+    ),
+    launch,
+);
 crate::register_kernel!(SOFTMAX);
 
-const META: KernelMeta = meta(
-    "reference.softmax",
-    OpKind::Softmax,
-    DType::FLOATS,
-    module_path!(),
-    "softmax over rows in f64",
-);
-
-impl Kernel for ReferenceSoftmax {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::Softmax(a), Problem::Softmax(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let y = softmax(p, &gather("x", &a.x)?);
-        scatter("out", &mut a.out, &y)?;
-        Ok(())
-    }
+fn launch(_: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    let y = softmax(p, &gather("x", &a.x)?);
+    scatter("out", &mut a.out, &y)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::DType;
 
     #[test]
     fn rows_sum_to_one_and_shift_invariant() {

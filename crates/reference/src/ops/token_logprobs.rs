@@ -1,11 +1,13 @@
 //! `token_logprobs` oracle and the `reference.token_logprobs` kernel.
 
-use kernelyard_core::ops::token_logprobs::TokenLogprobsProblem;
-use kernelyard_core::{Args, DType, Error, Kernel, KernelMeta, OpKind, Problem, Stream};
+use kernelyard_core::ops::token_logprobs::{
+    TokenLogprobs, TokenLogprobsArgs, TokenLogprobsProblem,
+};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, gather_indices, scatter};
-use crate::ops::{meta, wrong_op};
+use crate::ops::meta;
 
 /// The column a target selects: `Some(target)` when it lies in `[0, vocab)`.
 fn column(target: i64, vocab: usize) -> Option<usize> {
@@ -77,59 +79,45 @@ pub fn first_out_of_range(
 }
 
 /// The `reference.token_logprobs` kernel.
-pub struct ReferenceTokenLogprobs;
-
-/// Its registration.
-pub static TOKEN_LOGPROBS: ReferenceTokenLogprobs = ReferenceTokenLogprobs;
+pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> = KernelDef::<TokenLogprobs>::new(
+    meta::<TokenLogprobs>(
+        "reference.token_logprobs",
+        module_path!(),
+        "target log-probabilities and entropies under softmax(logits / T) in f64",
+    ),
+    launch,
+);
 crate::register_kernel!(TOKEN_LOGPROBS);
 
-const META: KernelMeta = meta(
-    "reference.token_logprobs",
-    OpKind::TokenLogprobs,
-    DType::FLOATS,
-    module_path!(),
-    "target log-probabilities and entropies under softmax(logits / T) in f64",
-);
-
-impl Kernel for ReferenceTokenLogprobs {
-    fn meta(&self) -> &KernelMeta {
-        &META
-    }
-
-    fn launch(
-        &self,
-        _stream: &Stream,
-        args: &mut Args<'_>,
-        problem: &Problem,
-    ) -> Result<(), Error> {
-        let (Args::TokenLogprobs(a), Problem::TokenLogprobs(p)) = (args, problem) else {
-            return Err(wrong_op(META.name, META.op, problem.op()));
-        };
-        let targets = gather_indices("targets", &a.targets)?;
-        if a.checked {
-            // Nothing is written when the launch fails.
-            if let Some((row, target)) = first_out_of_range(p, &targets, a.ignore_index) {
-                return Err(Error::TargetOutOfRange {
-                    row,
-                    target,
-                    vocab: p.vocab,
-                });
-            }
+fn launch(
+    _: &LaunchCtx<'_>,
+    a: &mut TokenLogprobsArgs<'_>,
+    p: &TokenLogprobsProblem,
+) -> Result<(), Error> {
+    let targets = gather_indices("targets", &a.targets)?;
+    if a.checked {
+        // Nothing is written when the launch fails.
+        if let Some((row, target)) = first_out_of_range(p, &targets, a.ignore_index) {
+            return Err(Error::TargetOutOfRange {
+                row,
+                target,
+                vocab: p.vocab,
+            });
         }
-        let logits = gather("logits", &a.logits)?;
-        let (logprobs, entropy) = token_logprobs(
-            p,
-            &logits,
-            &targets,
-            f64::from(a.temperature),
-            a.ignore_index,
-        );
-        scatter("out", &mut a.out, &logprobs)?;
-        if let Some(view) = a.entropy.as_mut() {
-            scatter("entropy", view, &entropy)?;
-        }
-        Ok(())
     }
+    let logits = gather("logits", &a.logits)?;
+    let (logprobs, entropy) = token_logprobs(
+        p,
+        &logits,
+        &targets,
+        f64::from(a.temperature),
+        a.ignore_index,
+    );
+    scatter("out", &mut a.out, &logprobs)?;
+    if let Some(view) = a.entropy.as_mut() {
+        scatter("entropy", view, &entropy)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -140,7 +128,9 @@ mod tests {
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::softmax::RowsProblem;
     use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, DEFAULT_IGNORE_INDEX};
-    use kernelyard_core::{Element, Policy, Runtime, TensorView, TensorViewMut};
+    use kernelyard_core::{
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+    };
 
     const IGNORE: i64 = DEFAULT_IGNORE_INDEX;
 

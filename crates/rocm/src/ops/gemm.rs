@@ -9,77 +9,63 @@
 //! architecture, on the portable one (priority 5). The two are not promised to give each
 //! other's bits.
 
-use kernelyard_core::{Args, Capabilities, DType, Error, OpKind, Problem, Reason, Stream};
+use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
+use kernelyard_core::{Capabilities, DType, Error, KernelDef, LaunchCtx, Reason};
+use kernelyard_kernels::{gemm_bi_mfma, gemm_bi_simt};
 
-use super::{rocm_meta, RocmKernel, MFMA_FEATURES, MFMA_GFX};
-
-macro_rules! gemm_kernel {
-    ($module:ident) => {{
-        fn check(_caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-            if let Problem::Gemm(p) = problem {
-                kernelyard_kernels::$module::check_shape(p, reasons);
-            }
-        }
-        fn launch(
-            stream: &Stream,
-            caps: &Capabilities,
-            args: &mut Args<'_>,
-            problem: &Problem,
-        ) -> Result<(), Error> {
-            let (Args::Gemm(a), Problem::Gemm(p)) = (args, problem) else {
-                return Err(Error::WrongOp {
-                    kernel: stringify!($module),
-                    op: OpKind::Gemm,
-                    got: problem.op(),
-                });
-            };
-            #[cfg(feature = "hip")]
-            return kernelyard_kernels::$module::launch(super::gpu(), stream, caps, a, p);
-            #[cfg(not(feature = "hip"))]
-            {
-                let _ = (caps, a, p);
-                Err(super::not_compiled_in(stream))
-            }
-        }
-        (check as super::Check, launch as super::Launch)
-    }};
-}
-
-const MFMA: (super::Check, super::Launch) = gemm_kernel!(gemm_bi_mfma);
-const SIMT: (super::Check, super::Launch) = gemm_kernel!(gemm_bi_simt);
+use super::{checked, rocm_meta, with_gpu, ANY_GFX, MFMA_FEATURES, MFMA_GFX};
 
 /// The `rocm.gemm.batch_invariant.mfma` kernel: matrix cores, gfx908 and gfx90a, wave64.
-pub static GEMM_BATCH_INVARIANT_MFMA: RocmKernel = RocmKernel {
-    meta: kernelyard_core::KernelMeta {
-        dtypes: &[DType::F16, DType::BF16],
-        arch: MFMA_GFX,
-        features: MFMA_FEATURES,
-        ..rocm_meta(
-            "rocm.gemm.batch_invariant.mfma",
-            OpKind::Gemm,
-            module_path!(),
-            "batch-invariant deterministic GEMM on MFMA matrix cores, f32 accumulation, fixed \
-             k order (not yet run on AMD hardware)",
-        )
-    },
-    check: MFMA.0,
-    launch: MFMA.1,
-};
-crate::register!(GEMM_BATCH_INVARIANT_MFMA);
+pub static GEMM_BATCH_INVARIANT_MFMA: KernelDef<Gemm> = KernelDef::<Gemm>::new(
+    rocm_meta::<Gemm>(
+        "rocm.gemm.batch_invariant.mfma",
+        MFMA_GFX,
+        module_path!(),
+        "batch-invariant deterministic GEMM on MFMA matrix cores, f32 accumulation, fixed k \
+         order (not yet run on AMD hardware)",
+    )
+    .dtypes(&[DType::F16, DType::BF16])
+    .features(MFMA_FEATURES),
+    launch_mfma,
+)
+.check(check_mfma);
+kernelyard_core::register!(GEMM_BATCH_INVARIANT_MFMA);
+
+fn check_mfma(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, |_, p, reasons| {
+        gemm_bi_mfma::check_shape(p, reasons)
+    });
+}
+
+fn launch_mfma(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| {
+        gemm_bi_mfma::launch(gpu, ctx.stream, ctx.caps, a, p)
+    })
+}
 
 /// The `rocm.gemm.batch_invariant` kernel: the portable path, every architecture.
-pub static GEMM_BATCH_INVARIANT: RocmKernel = RocmKernel {
-    meta: kernelyard_core::KernelMeta {
-        priority: 5,
-        ..rocm_meta(
-            "rocm.gemm.batch_invariant",
-            OpKind::Gemm,
-            module_path!(),
-            "batch-invariant deterministic GEMM without matrix cores (LDS tiles, f32 FMA in k \
-             order); the same source runs on NVIDIA in the tests",
-        )
-    },
-    check: SIMT.0,
-    launch: SIMT.1,
-};
-crate::register!(GEMM_BATCH_INVARIANT);
+pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> = KernelDef::<Gemm>::new(
+    rocm_meta::<Gemm>(
+        "rocm.gemm.batch_invariant",
+        ANY_GFX,
+        module_path!(),
+        "batch-invariant deterministic GEMM without matrix cores (LDS tiles, f32 FMA in k \
+         order); the same source runs on NVIDIA in the tests",
+    )
+    .priority(5),
+    launch_simt,
+)
+.check(check_simt);
+kernelyard_core::register!(GEMM_BATCH_INVARIANT);
+
+fn check_simt(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, |_, p, reasons| {
+        gemm_bi_simt::check_shape(p, reasons)
+    });
+}
+
+fn launch_simt(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| {
+        gemm_bi_simt::launch(gpu, ctx.stream, ctx.caps, a, p)
+    })
+}

@@ -1,12 +1,13 @@
-//! The ROCm kernels: one [`RocmKernel`] static per registered kernel, with its metadata, its
-//! checks and its launch. The sources, plans, checks and launch sequences live in
+//! The ROCm kernels: one [`KernelDef`](kernelyard_core::KernelDef) static per kernel,
+//! registered with [`kernelyard_core::register!`], holding its metadata (from `rocm_meta`),
+//! its problem check and its launch. The sources, plans, checks and launch sequences live in
 //! `kernelyard_kernels` and are the CUDA backend's; what is ROCm's own here is the metadata
-//! (gfx ranges, wavefront assumptions, priorities), the launcher (`launch::HipLauncher`), and the
-//! checked-mode slot of `token_logprobs`.
+//! (gfx ranges, wavefront assumptions, priorities), the launcher (`launch::HipLauncher`, given
+//! the launch context's capabilities), and the checked-mode slot of `token_logprobs`.
 //!
 //! | kernel | source | arch range | wavefront |
 //! |---|---|---|---|
-//! | `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`, `rocm.token_logprobs`, `rocm.rope` | the CUDA backend's | gfx900 or newer | 32 or 64 |
+//! | `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`, `rocm.token_logprobs`, `rocm.rope`, `rocm.silu_mul` | the CUDA backend's | gfx900 or newer | 32 or 64 |
 //! | `rocm.gemm.batch_invariant` | `gemm_bi_simt.cu` (portable) | gfx900 or newer | 32 or 64 |
 //! | `rocm.gemm.batch_invariant.mfma` | `gemm_bi_mfma.cu` (MFMA) | gfx908..=gfx90a | 64 |
 //!
@@ -17,94 +18,76 @@
 //! declares wave64.
 //!
 //! **Without the `hip` feature** every check reports
-//! [`Reason::NotCompiledIn`] (backend `rocm`, feature `rocm`), before anything else.
+//! [`Reason::NotCompiledIn`] (backend `rocm`, feature `rocm`), before anything else, and every
+//! launch fails with the same advice. The two builds differ only in `with_gpu` (and
+//! `token_logprobs`' device slot), never inside a kernel's body.
 
 use kernelyard_core::{
-    ArchReq, Args, Capabilities, DType, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta,
-    OpKind, Problem, Reason, Stream,
+    ArchReq, Capabilities, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta, LaunchCtx, Listed,
+    Reason,
 };
+use kernelyard_kernels::launch::Launch;
 use kernelyard_kernels::source::SourceEntry;
 
 mod gemm;
 mod rows;
+mod silu_mul;
 mod token_logprobs;
 
 pub use gemm::{GEMM_BATCH_INVARIANT, GEMM_BATCH_INVARIANT_MFMA};
 pub use rows::{LOG_SOFTMAX, RMS_NORM, ROPE, SOFTMAX};
+pub use silu_mul::SILU_MUL;
 pub use token_logprobs::TOKEN_LOGPROBS;
 
-/// Checks a problem the kernel's metadata cannot (shapes, dtypes of index arguments).
-type Check = fn(&Capabilities, &Problem, &mut Vec<Reason>);
-
-/// Launches the kernel for a problem that passed its checks.
-type Launch = fn(&Stream, &Capabilities, &mut Args<'_>, &Problem) -> Result<(), Error>;
-
-/// A ROCm kernel: metadata, problem checks and launch.
-pub struct RocmKernel {
-    meta: KernelMeta,
-    check: Check,
-    launch: Launch,
+/// Runs the shared problem check `check`, after [`Reason::NotCompiledIn`] in a build without
+/// the `hip` feature (which then says nothing else: the rebuild comes first).
+fn checked<P>(
+    caps: &Capabilities,
+    p: &P,
+    reasons: &mut Vec<Reason>,
+    check: fn(&Capabilities, &P, &mut Vec<Reason>),
+) {
+    if !crate::COMPILED_IN {
+        reasons.push(Reason::NotCompiledIn {
+            backend: crate::BACKEND,
+            feature: crate::FEATURE,
+        });
+        return;
+    }
+    check(caps, p, reasons);
 }
 
-impl Kernel for RocmKernel {
-    fn meta(&self) -> &KernelMeta {
-        &self.meta
-    }
-
-    fn check_problem(&self, caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-        if !crate::COMPILED_IN {
-            reasons.push(Reason::NotCompiledIn {
-                backend: crate::BACKEND,
-                feature: crate::FEATURE,
-            });
-            return;
-        }
-        (self.check)(caps, problem, reasons);
-    }
-
-    fn launch(&self, stream: &Stream, args: &mut Args<'_>, problem: &Problem) -> Result<(), Error> {
-        if problem.op() != self.meta.op {
-            return Err(Error::WrongOp {
-                kernel: self.meta.name,
-                op: self.meta.op,
-                got: problem.op(),
-            });
-        }
-        let caps = caps(stream)?;
-        (self.launch)(stream, caps, args, problem)
-    }
-}
-
-/// The capabilities of the stream's device, or why the backend cannot launch.
+/// Runs `launch` with the HIP launcher for the device whose capabilities `ctx` holds.
 #[cfg(feature = "hip")]
-fn caps(stream: &Stream) -> Result<&'static Capabilities, Error> {
-    crate::device::caps(stream.device())
+fn with_gpu(
+    ctx: &LaunchCtx<'_>,
+    launch: impl FnOnce(&dyn Launch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    launch(&crate::launch::HipLauncher::new(ctx.caps))
 }
 
-/// Without the `hip` feature nothing can launch (the checks said so first).
+/// Without the `hip` feature nothing launches (the checks said so first).
 #[cfg(not(feature = "hip"))]
-fn caps(stream: &Stream) -> Result<&'static Capabilities, Error> {
-    Err(not_compiled_in(stream))
+fn with_gpu(
+    ctx: &LaunchCtx<'_>,
+    launch: impl FnOnce(&dyn Launch) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let _ = launch;
+    Err(not_compiled_in(ctx))
 }
 
 /// The error of a launch in a build without the `hip` feature.
 #[cfg(not(feature = "hip"))]
-pub(crate) fn not_compiled_in(stream: &Stream) -> Error {
+fn not_compiled_in(ctx: &LaunchCtx<'_>) -> Error {
     crate::RocmError::Misuse {
         what: format!(
             "cannot launch on {}: the ROCm backend is not compiled in (rebuild with `--features \
              {}`)",
-            stream.device(),
+            ctx.stream.device(),
             crate::FEATURE
         ),
     }
     .into()
-}
-
-/// The launcher the shared launch sequences call.
-#[cfg(feature = "hip")]
-pub(crate) fn gpu() -> &'static dyn kernelyard_kernels::launch::Launch {
-    &crate::launch::HipLauncher
 }
 
 /// The architectures every kernel runs on unless it says otherwise.
@@ -121,30 +104,24 @@ pub const MFMA_GFX: ArchReq = ArchReq::Rocm {
     wavefront: Some(64),
 };
 
-/// The metadata every ROCm kernel shares (f32/f16/bf16, [`ANY_GFX`], deterministic and
-/// batch-invariant, priority 10), with its name, op, declaration site and summary.
-pub(crate) const fn rocm_meta(
+/// The metadata of a ROCm kernel for `O` with its name, its gfx range and wavefront (most
+/// kernels: [`ANY_GFX`]), its declaration site and summary, and core's defaults (f32/f16/bf16,
+/// deterministic and batch-invariant, no features, element alignment, priority 10); kernels
+/// adjust it with `KernelMeta`'s builders.
+pub(crate) const fn rocm_meta<O: Listed>(
     name: &'static str,
-    op: OpKind,
+    arch: ArchReq,
     source: &'static str,
     summary: &'static str,
 ) -> KernelMeta {
-    KernelMeta {
+    KernelMeta::new::<O>(
         name,
-        op,
-        backend: crate::BACKEND,
-        device: DeviceKind::Rocm,
-        version: 1,
-        deterministic: true,
-        batch_invariant: true,
-        dtypes: DType::FLOATS,
-        arch: ANY_GFX,
-        features: &[],
-        align: 1,
-        priority: 10,
+        crate::BACKEND,
+        DeviceKind::Rocm,
+        arch,
         source,
         summary,
-    }
+    )
 }
 
 /// The features the MFMA kernels need.
@@ -173,6 +150,10 @@ pub fn sources() -> &'static [SourceEntry] {
         SourceEntry {
             source: &kernelyard_kernels::rope::SOURCE,
             kernels: &[&ROPE],
+        },
+        SourceEntry {
+            source: &kernelyard_kernels::silu_mul::SOURCE,
+            kernels: &[&SILU_MUL],
         },
         SourceEntry {
             source: &kernelyard_kernels::gemm_bi_simt::SOURCE,

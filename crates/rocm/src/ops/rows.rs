@@ -1,98 +1,109 @@
 //! `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax` and `rocm.rope`: the CUDA backend's
-//! sources, plans and launch sequences (`kernelyard_kernels`), launched through HIP.
+//! sources, plans, checks and launch sequences (`kernelyard_kernels`), launched through HIP.
 
-use kernelyard_core::{Args, Capabilities, Error, OpKind, Problem, Reason, Stream};
+use kernelyard_core::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
+use kernelyard_core::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
+use kernelyard_core::ops::rope::{Rope, RopeArgs, RopeProblem};
+use kernelyard_core::ops::softmax::{Softmax, SoftmaxArgs, SoftmaxProblem};
+use kernelyard_core::{Capabilities, Error, KernelDef, LaunchCtx, Reason};
+use kernelyard_kernels::{log_softmax, rms_norm, rope, softmax};
 
-use super::{rocm_meta, RocmKernel};
-
-/// Launches with the shared sequence of the op, or reports the stub.
-macro_rules! shared_launch {
-    ($variant:ident, $module:ident) => {{
-        fn launch(
-            stream: &Stream,
-            caps: &Capabilities,
-            args: &mut Args<'_>,
-            problem: &Problem,
-        ) -> Result<(), Error> {
-            let (Args::$variant(a), Problem::$variant(p)) = (args, problem) else {
-                return Err(Error::WrongOp {
-                    kernel: concat!("rocm.", stringify!($module)),
-                    op: OpKind::$variant,
-                    got: problem.op(),
-                });
-            };
-            #[cfg(feature = "hip")]
-            return kernelyard_kernels::$module::launch(super::gpu(), stream, caps, a, p);
-            #[cfg(not(feature = "hip"))]
-            {
-                let _ = (caps, a, p);
-                Err(super::not_compiled_in(stream))
-            }
-        }
-        launch
-    }};
-}
-
-/// The shared checks of the op.
-macro_rules! shared_check {
-    ($variant:ident, $module:ident) => {{
-        fn check(caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-            if let Problem::$variant(p) = problem {
-                kernelyard_kernels::$module::check(caps, p, reasons);
-            }
-        }
-        check
-    }};
-}
+use super::{checked, rocm_meta, with_gpu, ANY_GFX};
 
 /// The `rocm.rms_norm` kernel.
-pub static RMS_NORM: RocmKernel = RocmKernel {
-    meta: rocm_meta(
+pub static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
+    rocm_meta::<RmsNorm>(
         "rocm.rms_norm",
-        OpKind::RmsNorm,
+        ANY_GFX,
         module_path!(),
         "RMSNorm over rows with the fused residual add, f32 math (kernels/rms_norm.cu via hiprtc)",
     ),
-    check: shared_check!(RmsNorm, rms_norm),
-    launch: shared_launch!(RmsNorm, rms_norm),
-};
-crate::register!(RMS_NORM);
+    launch_rms_norm,
+)
+.check(check_rms_norm);
+kernelyard_core::register!(RMS_NORM);
+
+fn check_rms_norm(caps: &Capabilities, p: &RmsNormProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, rms_norm::check);
+}
+
+fn launch_rms_norm(
+    ctx: &LaunchCtx<'_>,
+    a: &mut RmsNormArgs<'_>,
+    p: &RmsNormProblem,
+) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| rms_norm::launch(gpu, ctx.stream, ctx.caps, a, p))
+}
 
 /// The `rocm.softmax` kernel.
-pub static SOFTMAX: RocmKernel = RocmKernel {
-    meta: rocm_meta(
+pub static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    rocm_meta::<Softmax>(
         "rocm.softmax",
-        OpKind::Softmax,
+        ANY_GFX,
         module_path!(),
         "softmax over rows, f32 math, online max/sum (kernels/softmax.cu via hiprtc)",
     ),
-    check: shared_check!(Softmax, softmax),
-    launch: shared_launch!(Softmax, softmax),
-};
-crate::register!(SOFTMAX);
+    launch_softmax,
+)
+.check(check_softmax);
+kernelyard_core::register!(SOFTMAX);
+
+fn check_softmax(caps: &Capabilities, p: &SoftmaxProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, softmax::check);
+}
+
+fn launch_softmax(
+    ctx: &LaunchCtx<'_>,
+    a: &mut SoftmaxArgs<'_>,
+    p: &SoftmaxProblem,
+) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| softmax::launch(gpu, ctx.stream, ctx.caps, a, p))
+}
 
 /// The `rocm.log_softmax` kernel.
-pub static LOG_SOFTMAX: RocmKernel = RocmKernel {
-    meta: rocm_meta(
+pub static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
+    rocm_meta::<LogSoftmax>(
         "rocm.log_softmax",
-        OpKind::LogSoftmax,
+        ANY_GFX,
         module_path!(),
         "log-softmax over rows, f32 math (kernels/log_softmax.cu via hiprtc)",
     ),
-    check: shared_check!(LogSoftmax, log_softmax),
-    launch: shared_launch!(LogSoftmax, log_softmax),
-};
-crate::register!(LOG_SOFTMAX);
+    launch_log_softmax,
+)
+.check(check_log_softmax);
+kernelyard_core::register!(LOG_SOFTMAX);
+
+fn check_log_softmax(caps: &Capabilities, p: &LogSoftmaxProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, log_softmax::check);
+}
+
+fn launch_log_softmax(
+    ctx: &LaunchCtx<'_>,
+    a: &mut LogSoftmaxArgs<'_>,
+    p: &LogSoftmaxProblem,
+) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| {
+        log_softmax::launch(gpu, ctx.stream, ctx.caps, a, p)
+    })
+}
 
 /// The `rocm.rope` kernel.
-pub static ROPE: RocmKernel = RocmKernel {
-    meta: rocm_meta(
+pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(
+    rocm_meta::<Rope>(
         "rocm.rope",
-        OpKind::Rope,
+        ANY_GFX,
         module_path!(),
         "rotary embedding, NeoX and GPT-J pairs, f64 angles (kernels/rope.cu via hiprtc)",
     ),
-    check: shared_check!(Rope, rope),
-    launch: shared_launch!(Rope, rope),
-};
-crate::register!(ROPE);
+    launch_rope,
+)
+.check(check_rope);
+kernelyard_core::register!(ROPE);
+
+fn check_rope(caps: &Capabilities, p: &RopeProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, rope::check);
+}
+
+fn launch_rope(ctx: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
+    with_gpu(ctx, |gpu| rope::launch(gpu, ctx.stream, ctx.caps, a, p))
+}

@@ -3,63 +3,57 @@
 //! own is the checked mode's slot: eight bytes of device memory where the check kernel records
 //! the first row whose target is out of range.
 
-use kernelyard_core::{Args, Capabilities, Error, OpKind, Problem, Reason, Stream};
+use kernelyard_core::ops::token_logprobs::{TokenLogprobs, TokenLogprobsProblem};
+use kernelyard_core::{Capabilities, KernelDef, Reason};
 
-use super::{rocm_meta, RocmKernel};
-
-fn check(caps: &Capabilities, problem: &Problem, reasons: &mut Vec<Reason>) {
-    if let Problem::TokenLogprobs(p) = problem {
-        kernelyard_kernels::token_logprobs::check(caps, p, reasons);
-    }
-}
-
-fn launch(
-    stream: &Stream,
-    caps: &Capabilities,
-    args: &mut Args<'_>,
-    problem: &Problem,
-) -> Result<(), Error> {
-    let (Args::TokenLogprobs(a), Problem::TokenLogprobs(p)) = (args, problem) else {
-        return Err(Error::WrongOp {
-            kernel: TOKEN_LOGPROBS.meta.name,
-            op: OpKind::TokenLogprobs,
-            got: problem.op(),
-        });
-    };
-    #[cfg(feature = "hip")]
-    return checked::launch(stream, caps, a, p);
-    #[cfg(not(feature = "hip"))]
-    {
-        let _ = (caps, a, p);
-        Err(super::not_compiled_in(stream))
-    }
-}
+use super::{checked, rocm_meta, ANY_GFX};
 
 /// The `rocm.token_logprobs` kernel.
-pub static TOKEN_LOGPROBS: RocmKernel = RocmKernel {
-    meta: rocm_meta(
+pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> = KernelDef::<TokenLogprobs>::new(
+    rocm_meta::<TokenLogprobs>(
         "rocm.token_logprobs",
-        OpKind::TokenLogprobs,
+        ANY_GFX,
         module_path!(),
         "log-probability of each row's target and the entropy, one pass over the logits \
          (kernels/token_logprobs.cu via hiprtc)",
     ),
-    check,
-    launch,
-};
-crate::register!(TOKEN_LOGPROBS);
+    slot::launch,
+)
+.check(check);
+kernelyard_core::register!(TOKEN_LOGPROBS);
 
+fn check(caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<Reason>) {
+    checked(caps, p, reasons, kernelyard_kernels::token_logprobs::check);
+}
+
+/// Without the `hip` feature there is no device memory for the slot, and nothing launches.
+#[cfg(not(feature = "hip"))]
+mod slot {
+    use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
+    use kernelyard_core::{Error, LaunchCtx};
+
+    pub(super) fn launch(
+        ctx: &LaunchCtx<'_>,
+        _: &mut TokenLogprobsArgs<'_>,
+        _: &TokenLogprobsProblem,
+    ) -> Result<(), Error> {
+        Err(super::super::not_compiled_in(ctx))
+    }
+}
+
+/// The checked mode's slot, and the launch.
 #[cfg(feature = "hip")]
-mod checked {
+mod slot {
     use std::ffi::c_void;
 
     use hip_sys::hiprt::hipStream_t;
     use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
-    use kernelyard_core::{Capabilities, DType, DeviceId, Error, Stream};
+    use kernelyard_core::{DType, DeviceId, Error, LaunchCtx, Stream};
 
     use crate::device::{bind, hip_api};
     use crate::error::check;
     use crate::hip::{self, Hip};
+    use crate::launch::HipLauncher;
 
     /// Eight bytes of device memory for the first bad row, freed on drop after the stream has
     /// finished with it.
@@ -157,29 +151,22 @@ mod checked {
     }
 
     pub(super) fn launch(
-        stream: &Stream,
-        caps: &Capabilities,
+        ctx: &LaunchCtx<'_>,
         a: &mut TokenLogprobsArgs<'_>,
         p: &TokenLogprobsProblem,
     ) -> Result<(), Error> {
         let slot = if a.checked {
-            Some(BadRow::new(stream)?)
+            Some(BadRow::new(ctx.stream)?)
         } else {
             None
         };
         let bad = slot.as_ref().map_or(std::ptr::null_mut(), |s| s.ptr);
         let targets = a.targets.as_ptr();
+        let gpu = HipLauncher::new(ctx.caps);
         // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
         // which live until `slot` drops after the stream has drained.
         unsafe {
-            kernelyard_kernels::token_logprobs::launch(
-                super::super::gpu(),
-                stream,
-                caps,
-                a,
-                p,
-                bad,
-            )?
+            kernelyard_kernels::token_logprobs::launch(&gpu, ctx.stream, ctx.caps, a, p, bad)?
         };
         if let Some(slot) = slot {
             if let Some(row) = slot.read()? {

@@ -1,115 +1,21 @@
-//! What a benchmark reports: the work of a run and the shape of a problem by the torch peer's
-//! conventions, the rows, the human table and the JSON lines.
+//! What a benchmark reports: the rows, the human table and the JSON lines. The work of a run
+//! and the shape of a problem, by the torch peer's conventions, are the operator descriptor's
+//! (`Problem::work`, `Problem::shape`, `Problem::layout`).
 
 use std::fmt;
 
+use kernelyard::ops::Work;
 use kernelyard::{DType, DeviceId, OpKind, Problem};
 use serde::Serialize;
 
 use super::{COPY_RUNS, PEER};
-
-/// The work one run does, in the unit its op is judged in.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Work {
-    /// Floating-point operations (compute-bound ops: gemm, attention); reported as TFLOP/s.
-    Flops(f64),
-    /// Bytes that must cross device memory (memory-bound ops); reported as TB/s and as a
-    /// fraction of the device's copy bandwidth.
-    Bytes(f64),
-}
-
-/// The work of one run of `p`, by `torch_ops.py`'s conventions (so ratios are like for like):
-/// gemm `2*m*n*k` flops per batch entry; attention `4*b*hq*sq*skv*d` flops, halved when
-/// causal; rms_norm, softmax and log_softmax `2*rows*cols*elem` bytes (rms_norm with a residual
-/// reads and writes two more such tensors: `4*`); token_logprobs `tokens*vocab*elem` (the
-/// logits read once); rope `2*tokens*heads*head_dim*elem`; selective_state_update
-/// `2*state_numel*state_elem` (the state read and written).
-pub fn work(p: &Problem) -> Work {
-    let f = |n: usize| n as f64;
-    match p {
-        Problem::Gemm(q) => Work::Flops(2.0 * f(q.m) * f(q.n) * f(q.k) * f(q.batch)),
-        Problem::Attention(q) => {
-            let full = 4.0 * f(q.batch) * f(q.heads_q) * f(q.seq_q) * f(q.seq_kv) * f(q.head_dim);
-            Work::Flops(if q.causal { full / 2.0 } else { full })
-        }
-        Problem::RmsNorm(q) => {
-            let tensors = if q.residual { 4.0 } else { 2.0 };
-            Work::Bytes(tensors * f(q.rows) * f(q.hidden) * f(q.dtype.size()))
-        }
-        Problem::Softmax(q) | Problem::LogSoftmax(q) => {
-            Work::Bytes(2.0 * f(q.rows) * f(q.cols) * f(q.dtype.size()))
-        }
-        Problem::TokenLogprobs(q) => Work::Bytes(f(q.tokens) * f(q.vocab) * f(q.dtype.size())),
-        Problem::Rope(q) => {
-            Work::Bytes(2.0 * f(q.tokens) * f(q.heads) * f(q.head_dim) * f(q.dtype.size()))
-        }
-        Problem::SelectiveStateUpdate(q) => Work::Bytes(
-            2.0 * f(q.batch)
-                * f(q.heads)
-                * f(q.head_dim)
-                * f(q.state_dim)
-                * f(q.state_dtype.size()),
-        ),
-    }
-}
-
-/// The `"shape"` of `p`'s JSON rows, by `torch_ops.py`'s conventions: gemm `[m, n, k]`
-/// (`[m, n, k, batch]` when batched); rms_norm `[rows, hidden]`; softmax and log_softmax
-/// `[rows, cols]`; token_logprobs `[tokens, vocab]`; rope `[tokens, heads, head_dim]`;
-/// attention `[batch, seq_q, heads_q, heads_kv, head_dim, causal]` (`seq_kv` appended when it
-/// differs from `seq_q`); selective_state_update `[batch, heads, head_dim, state_dim, groups]`.
-pub fn shape(p: &Problem) -> Vec<usize> {
-    match p {
-        Problem::Gemm(q) if q.batch > 1 => vec![q.m, q.n, q.k, q.batch],
-        Problem::Gemm(q) => vec![q.m, q.n, q.k],
-        Problem::RmsNorm(q) => vec![q.rows, q.hidden],
-        Problem::Softmax(q) | Problem::LogSoftmax(q) => vec![q.rows, q.cols],
-        Problem::TokenLogprobs(q) => vec![q.tokens, q.vocab],
-        Problem::Rope(q) => vec![q.tokens, q.heads, q.head_dim],
-        Problem::Attention(q) => {
-            let mut s = vec![
-                q.batch,
-                q.seq_q,
-                q.heads_q,
-                q.heads_kv,
-                q.head_dim,
-                usize::from(q.causal),
-            ];
-            if q.seq_kv != q.seq_q {
-                s.push(q.seq_kv);
-            }
-            s
-        }
-        Problem::SelectiveStateUpdate(q) => {
-            vec![q.batch, q.heads, q.head_dim, q.state_dim, q.groups]
-        }
-    }
-}
-
-/// The operand layout of a `gemm` problem, for its JSON rows (`"layout"`): `nn`, `nt`, `tn`
-/// or `tt`, the first letter A's and the second B's (`t`: stored transposed, e.g. `nt` is
-/// `x @ W^T` with W stored `[n, k]`, a linear layer's forward). `None` for other ops. The
-/// [`shape`] is `[m, n, k]` whatever the layout, so the layout tells NN rows (the layout of
-/// `torch_ops.py`'s `a @ b`, which prints no layout) from the others.
-pub fn layout(p: &Problem) -> Option<&'static str> {
-    match p {
-        Problem::Gemm(q) => Some(match (q.trans_a, q.trans_b) {
-            (false, false) => "nn",
-            (false, true) => "nt",
-            (true, false) => "tn",
-            (true, true) => "tt",
-        }),
-        _ => None,
-    }
-}
 
 /// One kernel's timing.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenchRow {
     /// The op.
     pub op: OpKind,
-    /// The problem's [`shape`].
+    /// The problem's shape ([`Problem::shape`]).
     pub shape: Vec<usize>,
     /// The problem's primary dtype.
     pub dtype: DType,
@@ -127,7 +33,7 @@ pub struct BenchRow {
     pub warmup: usize,
     /// Input sets rotated through.
     pub sets: usize,
-    /// The [`work`] of one run.
+    /// The work of one run ([`Problem::work`]).
     pub work: Work,
 }
 
@@ -224,7 +130,7 @@ impl BenchReport {
                 max_ms: round(r.max_ms, 5),
                 iters: r.iters,
                 device: &self.device_name,
-                layout: layout(&self.problem),
+                layout: self.problem.layout(),
             }));
         }
         lines
@@ -305,7 +211,7 @@ impl fmt::Display for BenchReport {
             f,
             "{} {:?} {dtype} on {} ({})",
             self.problem.op(),
-            shape(&self.problem),
+            self.problem.shape(),
             self.device,
             self.device_name
         )?;
@@ -326,7 +232,7 @@ impl fmt::Display for BenchReport {
                 human_bytes(self.set_bytes)
             )?;
         }
-        let compute = matches!(work(&self.problem), Work::Flops(_));
+        let compute = matches!(self.problem.work(), Work::Flops(_));
         let width = self
             .rows
             .iter()
@@ -380,16 +286,16 @@ mod tests {
     #[test]
     fn work_and_shape_follow_torch_ops() {
         let g = problem(OpKind::Gemm, "m=128,n=256,k=64", DType::BF16);
-        assert_eq!(shape(&g), vec![128, 256, 64]);
-        assert_eq!(work(&g), Work::Flops(2.0 * 128.0 * 256.0 * 64.0));
+        assert_eq!(g.shape(), vec![128, 256, 64]);
+        assert_eq!(g.work(), Work::Flops(2.0 * 128.0 * 256.0 * 64.0));
         let a = problem(
             OpKind::Attention,
             "batch=4,seq_q=4096,heads_q=32,heads_kv=8,head_dim=128,causal=1",
             DType::BF16,
         );
-        assert_eq!(shape(&a), vec![4, 4096, 32, 8, 128, 1]);
+        assert_eq!(a.shape(), vec![4, 4096, 32, 8, 128, 1]);
         assert_eq!(
-            work(&a),
+            a.work(),
             Work::Flops(4.0 * 4.0 * 32.0 * 4096.0 * 4096.0 * 128.0 / 2.0)
         );
         let t = problem(
@@ -397,21 +303,21 @@ mod tests {
             "tokens=4096,vocab=151936",
             DType::BF16,
         );
-        assert_eq!(shape(&t), vec![4096, 151936]);
-        assert_eq!(work(&t), Work::Bytes(4096.0 * 151936.0 * 2.0));
+        assert_eq!(t.shape(), vec![4096, 151936]);
+        assert_eq!(t.work(), Work::Bytes(4096.0 * 151936.0 * 2.0));
         let r = problem(OpKind::RmsNorm, "rows=16384,hidden=4096", DType::BF16);
-        assert_eq!(work(&r), Work::Bytes(2.0 * 16384.0 * 4096.0 * 2.0));
+        assert_eq!(r.work(), Work::Bytes(2.0 * 16384.0 * 4096.0 * 2.0));
         let rope = problem(OpKind::Rope, "tokens=16,heads=32,head_dim=128", DType::F16);
-        assert_eq!(shape(&rope), vec![16, 32, 128]);
-        assert_eq!(work(&rope), Work::Bytes(2.0 * 16.0 * 32.0 * 128.0 * 2.0));
+        assert_eq!(rope.shape(), vec![16, 32, 128]);
+        assert_eq!(rope.work(), Work::Bytes(2.0 * 16.0 * 32.0 * 128.0 * 2.0));
         let s = problem(
             OpKind::SelectiveStateUpdate,
             "batch=64,heads=64,head_dim=64,state_dim=128,groups=8",
             DType::BF16,
         );
-        assert_eq!(shape(&s), vec![64, 64, 64, 128, 8]);
+        assert_eq!(s.shape(), vec![64, 64, 64, 128, 8]);
         assert_eq!(
-            work(&s),
+            s.work(),
             Work::Bytes(2.0 * 64.0 * 64.0 * 64.0 * 128.0 * 2.0)
         );
     }
@@ -419,24 +325,30 @@ mod tests {
     #[test]
     fn gemm_rows_name_their_layout() {
         let nt = problem(OpKind::Gemm, "m=1,n=4096,k=4096,trans_b=1", DType::BF16);
-        assert_eq!(layout(&nt), Some("nt"));
+        assert_eq!(nt.layout(), Some("nt"));
         assert_eq!(
-            shape(&nt),
+            nt.shape(),
             vec![1, 4096, 4096],
             "the shape is [m, n, k] in any layout"
         );
         let nn = problem(OpKind::Gemm, "m=8,n=8,k=8", DType::BF16);
-        assert_eq!(layout(&nn), Some("nn"));
+        assert_eq!(nn.layout(), Some("nn"));
         let tn = problem(OpKind::Gemm, "m=8,n=8,k=8,trans_a=1", DType::BF16);
-        assert_eq!(layout(&tn), Some("tn"));
+        assert_eq!(tn.layout(), Some("tn"));
         let rows = problem(OpKind::Softmax, "rows=2,cols=8", DType::F32);
-        assert_eq!(layout(&rows), None);
-        let report = |problem: Problem| BenchReport {
+        assert_eq!(rows.layout(), None);
+        assert_eq!(row(report(nt))["layout"], "nt");
+        assert!(row(report(rows)).get("layout").is_none());
+    }
+
+    /// A report of one row timed at 1 ms on the CPU, with a copy bandwidth of 1 GB/s.
+    fn report(problem: Problem) -> BenchReport {
+        BenchReport {
             device: DeviceId::CPU,
             device_name: "cpu".into(),
             rows: vec![BenchRow {
                 op: problem.op(),
-                shape: shape(&problem),
+                shape: problem.shape(),
                 dtype: problem.dtype(),
                 kernel: "k",
                 ms: 1.0,
@@ -445,19 +357,60 @@ mod tests {
                 iters: 1,
                 warmup: 0,
                 sets: 1,
-                work: work(&problem),
+                work: problem.work(),
             }],
             problem,
             copy_bytes_per_s: 1e9,
             copy_bytes: 1,
             set_bytes: 1,
             skipped: Vec::new(),
-        };
-        let row = |r: BenchReport| -> serde_json::Value {
-            serde_json::from_str(&r.json_lines()[1]).unwrap()
-        };
-        assert_eq!(row(report(nt))["layout"], "nt");
-        assert!(row(report(rows)).get("layout").is_none());
+        }
+    }
+
+    /// The JSON row of a one-row report.
+    fn row(r: BenchReport) -> serde_json::Value {
+        serde_json::from_str(&r.json_lines()[1]).unwrap()
+    }
+
+    #[test]
+    fn json_rows_keep_their_shape() {
+        let r = report(problem(OpKind::RmsNorm, "rows=4,hidden=64", DType::BF16));
+        assert_eq!(
+            r.json_lines()[1],
+            r#"{"peer":"kernelyard","op":"rms_norm","shape":[4,64],"dtype":"bf16","impl":"k","ms":1.0,"tbps":0.0,"copy_fraction":0.001,"min_ms":1.0,"max_ms":1.0,"iters":1,"device":"cpu"}"#
+        );
+        let g = report(problem(OpKind::Gemm, "m=1000,n=1000,k=500", DType::F32));
+        assert_eq!(
+            g.json_lines()[1],
+            r#"{"peer":"kernelyard","op":"gemm","shape":[1000,1000,500],"dtype":"f32","impl":"k","ms":1.0,"tflops":1.0,"min_ms":1.0,"max_ms":1.0,"iters":1,"device":"cpu","layout":"nn"}"#
+        );
+        // The work serializes as the suite's own enum did.
+        assert_eq!(
+            serde_json::to_string(&g.rows[0].work).unwrap(),
+            r#"{"flops":1000000000.0}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&r.rows[0].work).unwrap(),
+            r#"{"bytes":1024.0}"#
+        );
+    }
+
+    /// `torch_ops.py`'s `silu_mul` rows are `{"op": "silu_mul", "shape": [t, d], "dtype"}`
+    /// with `3*t*d*elem` bytes and no layout; ours must have the same key to be joined.
+    #[test]
+    fn silu_mul_rows_join_torch_ops() {
+        let p = problem(OpKind::SiluMul, "rows=16384,d=14336", DType::BF16);
+        assert_eq!(p.shape(), vec![16384, 14336]);
+        assert_eq!(p.work(), Work::Bytes(3.0 * 16384.0 * 14336.0 * 2.0));
+        let json = row(report(p));
+        assert_eq!(json["op"], "silu_mul");
+        assert_eq!(json["shape"], serde_json::json!([16384, 14336]));
+        assert_eq!(json["dtype"], "bf16");
+        assert!(json.get("layout").is_none(), "{json}");
+        assert!(
+            json["tbps"].is_number() && json.get("tflops").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The scalars of a benchmarked call (`--scalars k=v,...`), checked as the suite checks a
-//! case's.
+//! case's. Which op takes which scalar, and its default, is the op's descriptor's
+//! ([`OpKind::scalars`]); the fields here are the values a call can carry.
 
-use kernelyard::Problem;
+use kernelyard::ops::gemm::Gemm;
+use kernelyard::ops::Listed;
+use kernelyard::{OpKind, Problem};
 use serde::Serialize;
 
-use crate::cases::{allowed_scalars, defaulted, Scalars};
+use crate::cases::{defaulted, Scalars};
 
-/// The op's scalars; `None` takes the equivalence suite's default (alpha 1, beta 0 or 1 when
-/// the gemm accumulates, eps 1e-6, temperature 1, ignore_index -100, theta 10000, scale
-/// `1/sqrt(head_dim)`). Setting one the op does not take is an error.
+/// The op's scalars; `None` takes the default its operator's descriptor states
+/// ([`kernelyard::ScalarKey::default`]: alpha 1, beta 0, eps 1e-6, temperature 1, ignore_index
+/// -100, theta 10000, scale `1/sqrt(head_dim)`), except that beta is 1 when the gemm
+/// accumulates. Setting one the op does not take is an error.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BenchScalars {
     /// gemm: scale of the product.
@@ -28,8 +32,21 @@ pub struct BenchScalars {
 }
 
 impl BenchScalars {
-    /// Parses `key=value,...` (keys: alpha, beta, eps, temperature, ignore_index, theta,
-    /// scale). An empty string sets none.
+    /// Every scalar name of the catalog, in catalog order ([`OpKind::scalars`] of each op):
+    /// the keys [`BenchScalars::parse`] takes.
+    pub fn names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for op in OpKind::ALL {
+            for k in op.scalars() {
+                if !names.contains(&k.name) {
+                    names.push(k.name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Parses `key=value,...` (keys: [`BenchScalars::names`]). An empty string sets none.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut s = BenchScalars::default();
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -60,8 +77,8 @@ impl BenchScalars {
                 }
                 _ => {
                     return Err(format!(
-                        "unknown scalar `{key}`; the scalars are alpha, beta, eps, temperature, \
-                         ignore_index, theta, scale"
+                        "unknown scalar `{key}`; the scalars are {}",
+                        Self::names().join(", ")
                     ))
                 }
             };
@@ -72,8 +89,8 @@ impl BenchScalars {
         Ok(s)
     }
 
-    /// The names of the scalars set.
-    fn given(&self) -> Vec<&'static str> {
+    /// Every scalar field, with whether it is set.
+    fn fields(&self) -> [(&'static str, bool); 7] {
         [
             ("alpha", self.alpha.is_some()),
             ("beta", self.beta.is_some()),
@@ -83,27 +100,27 @@ impl BenchScalars {
             ("theta", self.theta.is_some()),
             ("scale", self.scale.is_some()),
         ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(n, _)| n)
-        .collect()
+    }
+
+    /// The names of the scalars set.
+    fn given(&self) -> Vec<&'static str> {
+        self.fields()
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// The scalars for `problem` with defaults applied, checked as the suite checks a case's.
     pub(crate) fn resolve(&self, problem: &Problem) -> Result<Scalars, String> {
         let op = problem.op();
-        let allowed = allowed_scalars(op);
+        let allowed: Vec<&str> = op.scalars().iter().map(|k| k.name).collect();
         for s in self.given() {
             if !allowed.contains(&s) {
                 let takes = if allowed.is_empty() {
                     "none".to_string()
                 } else {
-                    allowed
-                        .iter()
-                        .filter(|a| !a.ends_with("_fraction"))
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    allowed.join(", ")
                 };
                 return Err(format!("`{s}` is not a scalar of {op} (it takes: {takes})"));
             }
@@ -127,7 +144,7 @@ impl BenchScalars {
                 _ => {}
             }
         }
-        let accumulate = matches!(problem, Problem::Gemm(g) if g.accumulate);
+        let accumulate = Gemm::problem(problem).is_some_and(|g| g.accumulate);
         let beta = self.beta.unwrap_or(if accumulate { 1.0 } else { 0.0 }) as f32;
         if accumulate != (beta != 0.0) {
             return Err(
@@ -146,7 +163,7 @@ impl BenchScalars {
                 self.ignore_index,
                 self.theta,
                 self.scale,
-            )
+            )?
         })
     }
 }
@@ -170,5 +187,43 @@ mod tests {
             .contains("unknown scalar"));
         assert!(BenchScalars::parse("eps").is_err());
         assert!(BenchScalars::parse("ignore_index=0.5").is_err());
+    }
+
+    #[test]
+    fn the_keys_are_the_descriptors_scalars() {
+        assert_eq!(
+            BenchScalars::names(),
+            [
+                "alpha",
+                "beta",
+                "eps",
+                "temperature",
+                "ignore_index",
+                "theta",
+                "scale"
+            ]
+        );
+        let fields: Vec<&str> = BenchScalars::default()
+            .fields()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        for name in BenchScalars::names() {
+            assert!(fields.contains(&name), "`{name}` has no field");
+            let s = BenchScalars::parse(&format!("{name}=1")).unwrap();
+            assert_eq!(s.given(), vec![name]);
+        }
+        assert_eq!(
+            fields.len(),
+            BenchScalars::names().len(),
+            "a field of no op"
+        );
+        let err = BenchScalars::parse("epsilon=1").unwrap_err();
+        assert!(
+            err.ends_with(
+                "the scalars are alpha, beta, eps, temperature, ignore_index, theta, scale"
+            ),
+            "{err}"
+        );
     }
 }

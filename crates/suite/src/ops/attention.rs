@@ -1,14 +1,15 @@
 //! `attention`: batch entries are independent. Queries and keys are uniform in `[-2, 2)` so
 //! scores spread over a few units (softmax neither flat nor one-hot); values in `[-1, 1)`.
 
-use kernelyard::ops::attention::AttentionArgs;
+use kernelyard::ops::attention::{Attention, AttentionArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, DType, Problem};
 use kernelyard_reference::ops::attention::attention;
 
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, Driver};
+use crate::ops::{expect, Driver};
 use crate::rng::Rng;
 
 /// The `attention` driver.
@@ -16,13 +17,13 @@ pub(crate) struct AttentionDriver;
 
 impl Driver for AttentionDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, Attention).batch)
+        Ok(expect::<Attention>(p)?.batch)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, Attention).clone();
+        let mut q = expect::<Attention>(p)?.clone();
         q.batch = rows;
-        Ok(Problem::Attention(q))
+        Ok(Attention::wrap(q))
     }
 
     fn generate(
@@ -31,7 +32,7 @@ impl Driver for AttentionDriver {
         _s: &Scalars,
         rng: &mut Rng,
     ) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, Attention);
+        let p = expect::<Attention>(p)?;
         let q_shape = vec![p.batch, p.seq_q, p.heads_q, p.head_dim];
         let kv_shape = vec![p.batch, p.seq_kv, p.heads_kv, p.head_dim];
         Ok(vec![
@@ -42,7 +43,7 @@ impl Driver for AttentionDriver {
     }
 
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, Attention);
+        let p = expect::<Attention>(p)?;
         let mut v = vec![OutputSpec {
             name: "out",
             dtype: p.dtype,
@@ -63,7 +64,7 @@ impl Driver for AttentionDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, Attention);
+        let p = expect::<Attention>(&inst.problem)?;
         // The scale the kernel uses: the case's, or AttentionArgs' default 1/sqrt(D) in f32.
         let scale = inst
             .scalars
@@ -89,7 +90,7 @@ impl Driver for AttentionDriver {
         ins: &'a [DeviceTensor],
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String> {
-        let p = expect_problem!(&inst.problem, Attention);
+        let p = expect::<Attention>(&inst.problem)?;
         let [out, lse] = outputs_mut(outs, ["out", "lse"])?;
         Ok(Args::Attention(AttentionArgs {
             q: input(ins, "q")?,

@@ -1,13 +1,14 @@
 //! `gemm`: rows of M are the independent rows (of every batch matrix).
 
-use kernelyard::ops::gemm::{GemmArgs, GemmProblem};
+use kernelyard::ops::gemm::{Gemm, GemmArgs, GemmProblem};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Problem};
 use kernelyard_reference::ops::gemm::gemm;
 
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, Driver};
+use crate::ops::{expect, Driver};
 use crate::rng::Rng;
 
 /// The `gemm` driver.
@@ -54,11 +55,11 @@ fn a_m_axis(p: &GemmProblem) -> usize {
 
 impl Driver for GemmDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, Gemm).m)
+        Ok(expect::<Gemm>(p)?.m)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, Gemm).clone();
+        let mut q = expect::<Gemm>(p)?.clone();
         q.m = rows;
         if q.trans_a {
             q.lda = rows;
@@ -69,7 +70,7 @@ impl Driver for GemmDriver {
             }
             q.batch_stride_c = rows * q.n;
         }
-        Ok(Problem::Gemm(q))
+        Ok(Gemm::wrap(q))
     }
 
     fn generate(
@@ -78,7 +79,7 @@ impl Driver for GemmDriver {
         _s: &Scalars,
         rng: &mut Rng,
     ) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, Gemm);
+        let p = expect::<Gemm>(p)?;
         let mut v = vec![
             HostTensor::uniform("a", p.dtype, a_shape(p), Some(a_m_axis(p)), rng, -1.0, 1.0),
             HostTensor::uniform("b", p.dtype, b_shape(p), None, rng, -1.0, 1.0),
@@ -100,7 +101,7 @@ impl Driver for GemmDriver {
     }
 
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, Gemm);
+        let p = expect::<Gemm>(p)?;
         let shape = c_shape(p);
         let init = if p.accumulate {
             Init::FromInput(Instance::input_index(inputs, "c")?)
@@ -117,7 +118,7 @@ impl Driver for GemmDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, Gemm);
+        let p = expect::<Gemm>(&inst.problem)?;
         let c = inst.optional("c").unwrap_or(&[]);
         let s = &inst.scalars;
         Ok(vec![gemm(
@@ -136,7 +137,7 @@ impl Driver for GemmDriver {
         ins: &'a [DeviceTensor],
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String> {
-        let p = expect_problem!(&inst.problem, Gemm);
+        let p = expect::<Gemm>(&inst.problem)?;
         // When accumulating, C's output buffer starts from the input `c` (see `outputs`).
         let [c] = outputs_mut(outs, ["c"])?;
         Ok(Args::Gemm(GemmArgs {

@@ -11,8 +11,10 @@ pub(crate) mod rms_norm;
 pub(crate) mod rope;
 pub(crate) mod rows;
 pub(crate) mod selective_state_update;
+pub(crate) mod silu_mul;
 pub(crate) mod token_logprobs;
 
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Error, OpKind, Problem};
 
 use crate::cases::Scalars;
@@ -20,22 +22,17 @@ use crate::data::{concat_rows, select_rows, with_axis, HostTensor, Instance, Out
 use crate::exec::DeviceTensor;
 use crate::rng::Rng;
 
-/// Extracts an op's problem from a [`Problem`], or returns a harness-bug error.
-macro_rules! expect_problem {
-    ($p:expr, $variant:ident) => {
-        match $p {
-            kernelyard::Problem::$variant(q) => q,
-            other => {
-                return Err(format!(
-                    "harness bug: a {} problem was given to the {} driver",
-                    other.op(),
-                    stringify!($variant)
-                ))
-            }
-        }
-    };
+/// The `O` problem inside `p`, or a harness-bug error naming both ops (through the catalog's
+/// [`Listed`] link, so no driver matches on [`Problem`] itself).
+pub(crate) fn expect<O: Listed>(p: &Problem) -> Result<&O::Problem, String> {
+    O::problem(p).ok_or_else(|| {
+        format!(
+            "harness bug: a {} problem was given to the {} driver",
+            p.op(),
+            O::KIND
+        )
+    })
 }
-pub(crate) use expect_problem;
 
 /// What the suite needs to know about one operator.
 pub(crate) trait Driver: Sync {
@@ -110,27 +107,59 @@ impl ExpectedError {
     }
 }
 
-static GEMM: gemm::GemmDriver = gemm::GemmDriver;
-static RMS_NORM: rms_norm::RmsNormDriver = rms_norm::RmsNormDriver;
-static SOFTMAX: rows::RowsDriver = rows::RowsDriver { log: false };
-static LOG_SOFTMAX: rows::RowsDriver = rows::RowsDriver { log: true };
-static TOKEN_LOGPROBS: token_logprobs::TokenLogprobsDriver = token_logprobs::TokenLogprobsDriver;
-static ROPE: rope::RopeDriver = rope::RopeDriver;
-static ATTENTION: attention::AttentionDriver = attention::AttentionDriver;
-static SSU: selective_state_update::SsuDriver = selective_state_update::SsuDriver;
+/// An operator's place in the suite: its driver and its case file.
+pub(crate) struct SuiteOp {
+    /// The operator.
+    pub op: OpKind,
+    /// Its driver.
+    pub driver: &'static dyn Driver,
+    /// The case file's name in `crates/suite/cases/` (`<op>.json`).
+    pub file: &'static str,
+    /// The case file's text, compiled in.
+    pub cases: &'static str,
+}
+
+/// Declares [`SUITE`]: `Variant => driver, "case_file.json";` per operator.
+macro_rules! suite {
+    ($( $variant:ident => $driver:expr, $file:literal; )+) => {
+        /// Every operator the suite runs: one line each. Adding an op to the suite is its
+        /// driver file, its case file and one line here; a unit test fails for an op of
+        /// `OpKind::ALL` that has no line (and the runner reports its kernels as failing).
+        pub(crate) static SUITE: &[SuiteOp] = &[
+            $(
+                SuiteOp {
+                    op: OpKind::$variant,
+                    driver: &$driver,
+                    file: $file,
+                    cases: include_str!(concat!("../../cases/", $file)),
+                },
+            )+
+        ];
+    };
+}
+
+suite! {
+    Gemm => gemm::GemmDriver, "gemm.json";
+    RmsNorm => rms_norm::RmsNormDriver, "rms_norm.json";
+    Softmax => rows::RowsDriver { log: false }, "softmax.json";
+    LogSoftmax => rows::RowsDriver { log: true }, "log_softmax.json";
+    TokenLogprobs => token_logprobs::TokenLogprobsDriver, "token_logprobs.json";
+    Rope => rope::RopeDriver, "rope.json";
+    Attention => attention::AttentionDriver, "attention.json";
+    SelectiveStateUpdate => selective_state_update::SsuDriver, "selective_state_update.json";
+    SiluMul => silu_mul::SiluMulDriver, "silu_mul.json";
+}
+
+/// The suite's entry for `op`, or an error naming the list it is missing from.
+pub(crate) fn suite_op(op: OpKind) -> Result<&'static SuiteOp, String> {
+    SUITE.iter().find(|s| s.op == op).ok_or_else(|| {
+        format!("{op} has no driver and case file in the suite (`SUITE` in crates/suite/src/ops/mod.rs)")
+    })
+}
 
 /// The driver of an operator.
-pub(crate) fn driver(op: OpKind) -> &'static dyn Driver {
-    match op {
-        OpKind::Gemm => &GEMM,
-        OpKind::RmsNorm => &RMS_NORM,
-        OpKind::Softmax => &SOFTMAX,
-        OpKind::LogSoftmax => &LOG_SOFTMAX,
-        OpKind::TokenLogprobs => &TOKEN_LOGPROBS,
-        OpKind::Rope => &ROPE,
-        OpKind::Attention => &ATTENTION,
-        OpKind::SelectiveStateUpdate => &SSU,
-    }
+pub(crate) fn driver(op: OpKind) -> Result<&'static dyn Driver, String> {
+    suite_op(op).map(|s| s.driver)
 }
 
 /// A fresh instance of `problem` with random inputs.
@@ -263,5 +292,22 @@ fn logit_row(rng: &mut Rng, dtype: kernelyard::DType, row: &mut [f64]) {
     let spread = 4.0 * 10f64.powf(rng.uniform(-1.0, 1.0));
     for v in row {
         *v = crate::data::nonzero(rng, dtype, shift - spread, shift + spread);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_has_one_driver_and_its_case_file() {
+        for op in OpKind::ALL {
+            let n = SUITE.iter().filter(|s| s.op == op).count();
+            assert_eq!(n, 1, "{op}: {n} entries in SUITE");
+            let entry = suite_op(op).unwrap();
+            assert_eq!(entry.file, format!("{}.json", op.name()), "{op}");
+            assert!(!entry.cases.trim().is_empty(), "{op}: empty case file");
+        }
+        assert_eq!(SUITE.len(), OpKind::ALL.len());
     }
 }

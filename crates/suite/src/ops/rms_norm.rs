@@ -1,13 +1,14 @@
 //! `rms_norm`: rows are independent; the weight is shared.
 
-use kernelyard::ops::rms_norm::RmsNormArgs;
+use kernelyard::ops::rms_norm::{RmsNorm, RmsNormArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Problem};
 use kernelyard_reference::ops::rms_norm::rms_norm;
 
 use crate::cases::Scalars;
 use crate::data::{nonzero, HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, optional_input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, Driver};
+use crate::ops::{expect, Driver};
 use crate::rng::Rng;
 
 /// The `rms_norm` driver.
@@ -15,13 +16,13 @@ pub(crate) struct RmsNormDriver;
 
 impl Driver for RmsNormDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, RmsNorm).rows)
+        Ok(expect::<RmsNorm>(p)?.rows)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, RmsNorm).clone();
+        let mut q = expect::<RmsNorm>(p)?.clone();
         q.rows = rows;
-        Ok(Problem::RmsNorm(q))
+        Ok(RmsNorm::wrap(q))
     }
 
     fn generate(
@@ -30,7 +31,7 @@ impl Driver for RmsNormDriver {
         _s: &Scalars,
         rng: &mut Rng,
     ) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, RmsNorm);
+        let p = expect::<RmsNorm>(p)?;
         // Each row has its own magnitude, from 1e-3 (where eps matters) to about 30.
         let mut x = Vec::with_capacity(p.rows * p.hidden);
         for _ in 0..p.rows {
@@ -59,7 +60,7 @@ impl Driver for RmsNormDriver {
     }
 
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, RmsNorm);
+        let p = expect::<RmsNorm>(p)?;
         let out = |name| OutputSpec {
             name,
             dtype: p.dtype,
@@ -75,7 +76,7 @@ impl Driver for RmsNormDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, RmsNorm);
+        let p = expect::<RmsNorm>(&inst.problem)?;
         let (y, res) = rms_norm(
             p,
             &inst.input("x")?.data,

@@ -1,14 +1,15 @@
 //! `rope`: tokens are independent. Positions are uniform in `[0, 4096)`. In place, the output
 //! buffer starts as `x` and is the only buffer the kernel sees for it.
 
-use kernelyard::ops::rope::RopeArgs;
+use kernelyard::ops::rope::{Rope, RopeArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Problem};
 use kernelyard_reference::ops::rope::rope;
 
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, Driver};
+use crate::ops::{expect, Driver};
 use crate::rng::Rng;
 
 /// Positions are drawn from `[0, MAX_POSITION)`.
@@ -19,13 +20,13 @@ pub(crate) struct RopeDriver;
 
 impl Driver for RopeDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, Rope).tokens)
+        Ok(expect::<Rope>(p)?.tokens)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, Rope).clone();
+        let mut q = expect::<Rope>(p)?.clone();
         q.tokens = rows;
-        Ok(Problem::Rope(q))
+        Ok(Rope::wrap(q))
     }
 
     fn generate(
@@ -34,7 +35,7 @@ impl Driver for RopeDriver {
         _s: &Scalars,
         rng: &mut Rng,
     ) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, Rope);
+        let p = expect::<Rope>(p)?;
         let x = HostTensor::uniform(
             "x",
             p.dtype,
@@ -54,7 +55,7 @@ impl Driver for RopeDriver {
     }
 
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, Rope);
+        let p = expect::<Rope>(p)?;
         Ok(vec![OutputSpec {
             name: "out",
             dtype: p.dtype,
@@ -69,7 +70,7 @@ impl Driver for RopeDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, Rope);
+        let p = expect::<Rope>(&inst.problem)?;
         let positions: Vec<i64> = inst
             .input("positions")?
             .data
@@ -90,7 +91,7 @@ impl Driver for RopeDriver {
         ins: &'a [DeviceTensor],
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String> {
-        let p = expect_problem!(&inst.problem, Rope);
+        let p = expect::<Rope>(&inst.problem)?;
         let [out] = outputs_mut(outs, ["out"])?;
         let out = required(out, "out")?;
         let positions = input(ins, "positions")?;

@@ -1,7 +1,8 @@
 //! `softmax` and `log_softmax`: rows are independent.
 
-use kernelyard::ops::log_softmax::LogSoftmaxArgs;
-use kernelyard::ops::softmax::SoftmaxArgs;
+use kernelyard::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs};
+use kernelyard::ops::softmax::{RowsProblem, Softmax, SoftmaxArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Problem};
 use kernelyard_reference::ops::log_softmax::log_softmax;
 use kernelyard_reference::ops::softmax::softmax;
@@ -9,7 +10,7 @@ use kernelyard_reference::ops::softmax::softmax;
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, outputs_mut, required, DeviceTensor};
-use crate::ops::{logit_rows, Driver};
+use crate::ops::{expect, logit_rows, Driver};
 use crate::rng::Rng;
 
 /// The driver of `softmax` (`log: false`) and `log_softmax` (`log: true`).
@@ -19,25 +20,19 @@ pub(crate) struct RowsDriver {
 }
 
 impl RowsDriver {
-    fn problem<'p>(
-        &self,
-        p: &'p Problem,
-    ) -> Result<&'p kernelyard::ops::softmax::RowsProblem, String> {
-        match (self.log, p) {
-            (false, Problem::Softmax(q)) | (true, Problem::LogSoftmax(q)) => Ok(q),
-            (_, other) => Err(format!(
-                "harness bug: a {} problem was given to the {} driver",
-                other.op(),
-                if self.log { "log_softmax" } else { "softmax" }
-            )),
+    fn problem<'p>(&self, p: &'p Problem) -> Result<&'p RowsProblem, String> {
+        if self.log {
+            expect::<LogSoftmax>(p)
+        } else {
+            expect::<Softmax>(p)
         }
     }
 
-    fn wrap(&self, q: kernelyard::ops::softmax::RowsProblem) -> Problem {
+    fn wrap(&self, q: RowsProblem) -> Problem {
         if self.log {
-            Problem::LogSoftmax(q)
+            LogSoftmax::wrap(q)
         } else {
-            Problem::Softmax(q)
+            Softmax::wrap(q)
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `dt + dt_bias` lies around `[-6, 0]` (time steps of 0.002 to 0.7, as Mamba's init gives);
 //! without it, `dt` and `dt_bias` are small and positive so `exp(A * dt)` stays below 1.
 
-use kernelyard::ops::selective_state_update::SelectiveStateUpdateArgs;
+use kernelyard::ops::selective_state_update::{SelectiveStateUpdate, SelectiveStateUpdateArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, DType, Problem};
 use kernelyard_reference::host::round_to;
 use kernelyard_reference::ops::selective_state_update::{selective_state_update, SsuInputs};
@@ -12,7 +13,7 @@ use kernelyard_reference::ops::selective_state_update::{selective_state_update, 
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, optional_input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, Driver};
+use crate::ops::{expect, Driver};
 use crate::rng::Rng;
 
 /// The `selective_state_update` driver.
@@ -20,13 +21,13 @@ pub(crate) struct SsuDriver;
 
 impl Driver for SsuDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, SelectiveStateUpdate).batch)
+        Ok(expect::<SelectiveStateUpdate>(p)?.batch)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, SelectiveStateUpdate).clone();
+        let mut q = expect::<SelectiveStateUpdate>(p)?.clone();
         q.batch = rows;
-        Ok(Problem::SelectiveStateUpdate(q))
+        Ok(SelectiveStateUpdate::wrap(q))
     }
 
     fn generate(
@@ -35,7 +36,7 @@ impl Driver for SsuDriver {
         _s: &Scalars,
         rng: &mut Rng,
     ) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, SelectiveStateUpdate);
+        let p = expect::<SelectiveStateUpdate>(p)?;
         let (b, h, hd, n, g) = (p.batch, p.heads, p.head_dim, p.state_dim, p.groups);
         let (dt_range, bias_range) = if p.dt_softplus {
             ((-2.0, 1.0), (-4.0, -1.0))
@@ -115,7 +116,7 @@ impl Driver for SsuDriver {
     }
 
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, SelectiveStateUpdate);
+        let p = expect::<SelectiveStateUpdate>(p)?;
         Ok(vec![
             OutputSpec {
                 name: "state",
@@ -135,7 +136,7 @@ impl Driver for SsuDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, SelectiveStateUpdate);
+        let p = expect::<SelectiveStateUpdate>(&inst.problem)?;
         let inputs = SsuInputs {
             state: &inst.input("state")?.data,
             x: &inst.input("x")?.data,
@@ -157,7 +158,7 @@ impl Driver for SsuDriver {
         ins: &'a [DeviceTensor],
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String> {
-        let p = expect_problem!(&inst.problem, SelectiveStateUpdate);
+        let p = expect::<SelectiveStateUpdate>(&inst.problem)?;
         let [state, out] = outputs_mut(outs, ["state", "out"])?;
         Ok(Args::SelectiveStateUpdate(SelectiveStateUpdateArgs {
             state: required(state, "state")?,

@@ -4,14 +4,15 @@
 //! that share, rounded, at random rows) get `ignore_index` and its `out_of_range_fraction` get
 //! a target outside `[0, vocab)`: NaN in the unchecked mode, a launch error in the checked one.
 
-use kernelyard::ops::token_logprobs::TokenLogprobsArgs;
+use kernelyard::ops::token_logprobs::{TokenLogprobs, TokenLogprobsArgs};
+use kernelyard::ops::Listed;
 use kernelyard::{Args, Problem};
 use kernelyard_reference::ops::token_logprobs::{first_out_of_range, token_logprobs};
 
 use crate::cases::Scalars;
 use crate::data::{HostTensor, Init, Instance, OutputSpec};
 use crate::exec::{input, outputs_mut, required, DeviceTensor};
-use crate::ops::{expect_problem, logit_rows, Driver, ExpectedError};
+use crate::ops::{expect, logit_rows, Driver, ExpectedError};
 use crate::rng::Rng;
 
 /// The `token_logprobs` driver.
@@ -33,17 +34,17 @@ fn out_of_range(rng: &mut Rng, vocab: usize, ignore_index: i64) -> i64 {
 
 impl Driver for TokenLogprobsDriver {
     fn rows(&self, p: &Problem) -> Result<usize, String> {
-        Ok(expect_problem!(p, TokenLogprobs).tokens)
+        Ok(expect::<TokenLogprobs>(p)?.tokens)
     }
 
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
-        let mut q = expect_problem!(p, TokenLogprobs).clone();
+        let mut q = expect::<TokenLogprobs>(p)?.clone();
         q.tokens = rows;
-        Ok(Problem::TokenLogprobs(q))
+        Ok(TokenLogprobs::wrap(q))
     }
 
     fn generate(&self, p: &Problem, s: &Scalars, rng: &mut Rng) -> Result<Vec<HostTensor>, String> {
-        let p = expect_problem!(p, TokenLogprobs);
+        let p = expect::<TokenLogprobs>(p)?;
         let logits = logit_rows(rng, p.dtype, p.tokens, p.vocab);
         let n_ignore = (s.ignore_fraction * p.tokens as f64).round() as usize;
         let n_oob = (s.out_of_range_fraction * p.tokens as f64).round() as usize;
@@ -71,7 +72,7 @@ impl Driver for TokenLogprobsDriver {
     }
 
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
-        let p = expect_problem!(p, TokenLogprobs);
+        let p = expect::<TokenLogprobs>(p)?;
         let out = |name| OutputSpec {
             name,
             dtype: kernelyard::DType::F32,
@@ -87,7 +88,7 @@ impl Driver for TokenLogprobsDriver {
     }
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
-        let p = expect_problem!(&inst.problem, TokenLogprobs);
+        let p = expect::<TokenLogprobs>(&inst.problem)?;
         let targets: Vec<i64> = inst
             .input("targets")?
             .data
@@ -114,7 +115,7 @@ impl Driver for TokenLogprobsDriver {
         ins: &'a [DeviceTensor],
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String> {
-        let p = expect_problem!(&inst.problem, TokenLogprobs);
+        let p = expect::<TokenLogprobs>(&inst.problem)?;
         let [out, entropy] = outputs_mut(outs, ["out", "entropy"])?;
         Ok(Args::TokenLogprobs(TokenLogprobsArgs {
             logits: input(ins, "logits")?,
@@ -128,7 +129,7 @@ impl Driver for TokenLogprobsDriver {
     }
 
     fn expected_error(&self, inst: &Instance) -> Result<Option<ExpectedError>, String> {
-        let p = expect_problem!(&inst.problem, TokenLogprobs);
+        let p = expect::<TokenLogprobs>(&inst.problem)?;
         if !p.checked {
             return Ok(None);
         }
