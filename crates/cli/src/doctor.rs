@@ -2,8 +2,9 @@
 //!
 //! Doctor reports; it does not decide. Devices and backend states come from the runtime's
 //! probe, kernel suitability from each kernel's own `check` against a representative problem
-//! per operator (its descriptor's example, `OpKind::example`). It never panics on a machine without GPU libraries: a
-//! backend that cannot be used is reported with the reason its probe gave.
+//! per operator (its descriptor's example, `OpKind::example`). It never panics on a machine
+//! without GPU libraries: a backend that cannot be used is reported with the reason its probe
+//! gave.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;

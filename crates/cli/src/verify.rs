@@ -21,7 +21,10 @@ use crate::EXIT_FAILURES;
 pub struct VerifyArgs {
     // Only cases of this operator; the help lists the catalog's.
     #[arg(long, value_name = "OP",
-          help = format!("Only cases of this operator ({}). Default: every operator.", crate::op_names()))]
+          help = format!(
+              "Only cases of this operator ({}). Default: every operator.",
+              crate::op_names()
+          ))]
     op: Option<OpKind>,
     /// Only kernels on this device (`cpu`, `cuda:N`, `rocm:N`); it must be present. Default:
     /// every device present.

@@ -10,6 +10,8 @@
 //! - `select/uncached/*`: `Selector::select_uncached`, the full evaluation with its report.
 //!
 //! Run: `cargo bench -p kernelyard-core --bench select -- --warm-up-time 1 --measurement-time 3`.
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 

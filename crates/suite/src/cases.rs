@@ -142,7 +142,7 @@ pub(crate) fn allowed_scalars(op: OpKind) -> Vec<&'static str> {
 }
 
 /// The default of the scalar `name` as its operator's descriptor states it
-/// ([`kernelyard::ScalarKey::default`]); `None` where the default depends on the problem
+/// ([`kernelyard::ops::ScalarKey::default`]); `None` where the default depends on the problem
 /// (attention's `scale`). Scalar names are unique across the catalog (a unit test checks it).
 pub(crate) fn descriptor_default(name: &str) -> Result<Option<f64>, String> {
     let key = OpKind::ALL

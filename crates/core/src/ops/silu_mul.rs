@@ -207,4 +207,10 @@ impl Op for SiluMul {
     fn shape(p: &SiluMulProblem) -> Vec<usize> {
         vec![p.rows, p.d]
     }
+
+    /// `split` for gate and up as two tensors (the torch peer times the fused form only, so a
+    /// split row never joins its rows); `None` for the fused form.
+    fn layout(p: &SiluMulProblem) -> Option<&'static str> {
+        p.split.then_some("split")
+    }
 }

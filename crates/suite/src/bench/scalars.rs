@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cases::{defaulted, Scalars};
 
 /// The op's scalars; `None` takes the default its operator's descriptor states
-/// ([`kernelyard::ScalarKey::default`]: alpha 1, beta 0, eps 1e-6, temperature 1, ignore_index
+/// ([`kernelyard::ops::ScalarKey::default`]: alpha 1, beta 0, eps 1e-6, temperature 1, ignore_index
 /// -100, theta 10000, scale `1/sqrt(head_dim)`), except that beta is 1 when the gemm
 /// accumulates. Setting one the op does not take is an error.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -153,7 +153,10 @@ suite! {
 /// The suite's entry for `op`, or an error naming the list it is missing from.
 pub(crate) fn suite_op(op: OpKind) -> Result<&'static SuiteOp, String> {
     SUITE.iter().find(|s| s.op == op).ok_or_else(|| {
-        format!("{op} has no driver and case file in the suite (`SUITE` in crates/suite/src/ops/mod.rs)")
+        format!(
+            "{op} has no driver and case file in the suite \
+             (`SUITE` in crates/suite/src/ops/mod.rs)"
+        )
     })
 }
 
