@@ -6,11 +6,14 @@
 #   tests          every test binary with --include-ignored                     -> tests.log
 #   verify         kernelyard verify --device cuda:0                             -> verify.log
 #   bench          every op's bench rows (gemm NN and NT), torch, ratio table   -> bench.jsonl, ratios.md
+#                  (with .gpu/kernelyard-old staged: the same rows from it     -> bench_old.jsonl, compare.md)
 #   sanitize       compute-sanitizer memcheck and racecheck: first over the GEMM suite with the
 #                  invariant GEMM kernels alone instrumented (sanitize_gemm's run), then over
 #                  the whole suite                                               -> memcheck.log, racecheck.log
 #   gemm_bi        the invariant GEMM alone: its GPU test binaries (gemm_*), verify --op gemm,
 #                  the gemm bench rows and torch.matmul                          -> gemm_bi.log, bench_gemm.jsonl, ratios_gemm.md
+#   sanitize_op    memcheck, racecheck, synccheck over verify --op $SANITIZE_OP (default silu_mul)
+#                                                                                -> {memcheck,racecheck,synccheck}_<op>.log
 #   sanitize_gemm  memcheck and racecheck over verify --op gemm, the invariant GEMM kernels
 #                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
@@ -78,12 +81,21 @@ for stage in $stages; do
     : >"$OUT/memcheck.log"
     sanitized memcheck "$OUT/memcheck.log" "verify" --
     : >"$OUT/racecheck.log"
-    for op in rms_norm softmax log_softmax token_logprobs rope attention gemm; do
+    for op in rms_norm softmax log_softmax token_logprobs rope attention gemm silu_mul; do
       sanitized racecheck "$OUT/racecheck.log" "verify --op $op" -- --op $op
     done
     : >"$OUT/synccheck.log"
     for op in attention gemm; do
       sanitized synccheck "$OUT/synccheck.log" "verify --op $op" -- --op $op
+    done
+    ;;
+  sanitize_op)
+    # memcheck, racecheck and synccheck over `verify --op $SANITIZE_OP` (default silu_mul): a
+    # new kernel's sanitizer pass, one file per tool.
+    sop=${SANITIZE_OP:-silu_mul}
+    for tool in memcheck racecheck synccheck; do
+      : >"$OUT/${tool}_$sop.log"
+      sanitized $tool "$OUT/${tool}_$sop.log" "verify --op $sop" -- --op $sop
     done
     ;;
   sanitize_gemm)
@@ -128,6 +140,7 @@ for stage in $stages; do
     done
     for s in tokens=4096,vocab=151936 tokens=16384,vocab=32000; do b token_logprobs --problem $s --dtype bf16; done
     b rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+    for s in rows=16384,d=14336 rows=4096,d=11008; do b silu_mul --problem $s --dtype bf16; done
     # torch_ops.py's attention shapes: (B, S, Hq, Hkv, D, causal).
     for s in batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0 \
       batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=1 \
@@ -135,7 +148,30 @@ for stage in $stages; do
       batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1; do
       b attention --problem $s --dtype bf16
     done
-    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err"
+    # The same rows from the binary before a change (`.gpu/kernelyard-old`, staged by hand), in
+    # the same call: `compare.md` gives new/old per row (the "no slowdown" check of a refactor).
+    if [ -x .gpu/kernelyard-old ]; then
+      : >"$OUT/bench_old.jsonl"
+      old() { .gpu/kernelyard-old bench "$@" --device cuda:0 --all --json >>"$OUT/bench_old.jsonl" 2>>"$OUT/bench.err" || true; }
+      for s in $GEMM_SHAPES; do old gemm --problem "$s" --dtype bf16; done
+      for s in $GEMM_SHAPES; do old gemm --problem "$s,trans_b=1" --dtype bf16; done
+      for s in rows=16384,hidden=4096 rows=4096,hidden=8192; do old rms_norm --problem $s --dtype bf16; done
+      for op in softmax log_softmax; do
+        for s in rows=16384,cols=4096 rows=4096,cols=32768; do old $op --problem $s --dtype bf16; done
+      done
+      for s in tokens=4096,vocab=151936 tokens=16384,vocab=32000; do old token_logprobs --problem $s --dtype bf16; done
+      old rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+      for s in batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=1 \
+        batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1; do
+        old attention --problem $s --dtype bf16
+      done
+      python3 scripts/compare_bench.py "$OUT/bench_old.jsonl" "$OUT/bench.jsonl" >"$OUT/compare.md" 2>&1
+      tail -1 "$OUT/compare.md"
+    fi
+    # torch for the ops benchmarked above (not torch_ops.py's whole list).
+    for op in gemm rms_norm softmax log_softmax token_logprobs rope attention silu_mul; do
+      PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op $op >>"$OUT/bench.jsonl" 2>>"$OUT/bench.err"
+    done
     python3 scripts/ratio_table.py "$OUT/bench.jsonl" >"$OUT/ratios.md" 2>&1
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"

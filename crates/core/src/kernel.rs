@@ -230,7 +230,16 @@ pub type LaunchFn<O> = for<'c, 'a, 'b> fn(
 
 /// A kernel for the operator `O`: metadata, problem check, score and launch, typed by `O`.
 ///
-/// Declared as a `static` and registered with [`register!`](crate::register); it implements
+/// Declared as a `static` and registered with [`register!`](crate::register):
+///
+/// ```ignore
+/// pub static RMS_NORM: KernelDef<RmsNorm> =
+///     KernelDef::<RmsNorm>::new(META, launch).with_check(check);
+/// kernelyard_core::register!(RMS_NORM);
+/// ```
+///
+/// (`KernelDef::<O>::new` names the op: rustc cannot infer it through the builder calls.) It
+/// implements
 /// [`Kernel`] by matching the catalog's [`Problem`] and [`Args`] to `O`'s once (a mismatch is
 /// [`Error::WrongOp`], a core bug, never a panic).
 pub struct KernelDef<O: Listed> {
@@ -258,13 +267,13 @@ impl<O: Listed> KernelDef<O> {
     }
 
     /// With a problem check.
-    pub const fn check(mut self, check: CheckFn<O>) -> Self {
+    pub const fn with_check(mut self, check: CheckFn<O>) -> Self {
         self.check = check;
         self
     }
 
     /// With a score.
-    pub const fn score(mut self, score: ScoreFn<O>) -> Self {
+    pub const fn with_score(mut self, score: ScoreFn<O>) -> Self {
         self.score = score;
         self
     }

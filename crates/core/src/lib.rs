@@ -47,7 +47,9 @@ pub use caps::{Arch, ArchReq, ArchVersion, Capabilities, Feature, Gfx, Sm, Versi
 pub use device::{DeviceId, DeviceKind};
 pub use dtype::{DType, Element};
 pub use error::{Error, ProbeError, SelectError, ValidationError};
-pub use kernel::{CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, ScoreFn};
+pub use kernel::{
+    CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, ScoreFn,
+};
 pub use ops::params::Params;
 pub use ops::{Args, Example, Listed, Op, OpKind, Problem, ScalarKey, Work};
 pub use reason::Reason;

@@ -210,8 +210,8 @@ static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
     ),
     launch_softmax,
 )
-.check(check_softmax)
-.score(score_softmax);
+.with_check(check_softmax)
+.with_score(score_softmax);
 
 fn launch_softmax(
     ctx: &LaunchCtx<'_>,

@@ -229,8 +229,8 @@ fn driver_version() -> Result<Version, CudaError> {
 fn probe_device(ordinal: c_int, driver: Version, nvrtc: Version) -> Result<Device, CudaError> {
     use sys::CUdevice_attribute as A;
     let cu = drv("cuDeviceGet", result::device::get(ordinal))?;
-    // SAFETY: `cu` is a valid device handle from `cuDeviceGet`.
     let attr = |a: A| -> Result<i64, CudaError> {
+        // SAFETY: `cu` is a valid device handle from `cuDeviceGet`.
         drv("cuDeviceGetAttribute", unsafe {
             result::device::get_attribute(cu, a)
         })

@@ -146,7 +146,7 @@ static REJECTS_ALL: KernelDef<Softmax> = KernelDef::<Softmax>::new(
     meta("broken.rejects_all", false, false, "runs nothing"),
     runs_nothing,
 )
-.check(rejects_all);
+.with_check(rejects_all);
 fn rejects_all(_: &Capabilities, _: &RowsProblem, reasons: &mut Vec<Reason>) {
     reasons.push(Reason::ShapeUnsupported {
         what: "this kernel runs nothing".into(),

@@ -302,9 +302,7 @@ impl Op for Attention {
         AttentionProblem::from_params(params, dtype)
     }
 
-    fn validate(
-        args: &AttentionArgs<'_>,
-    ) -> Result<(AttentionProblem, DeviceId), ValidationError> {
+    fn validate(args: &AttentionArgs<'_>) -> Result<(AttentionProblem, DeviceId), ValidationError> {
         args.validate()
     }
 

@@ -155,7 +155,13 @@ impl SiluMulArgs<'_> {
         let o = ck.contiguous("out", &self.out, 2, "[rows, d]", DType::FLOATS)?;
         same_dtype("out", &self.out, dtype)?;
         dim("out", "rows", o[0], rows, "out has one row per input row")?;
-        dim("out", "d", o[1], d, "out has d columns (half the fused input's)")?;
+        dim(
+            "out",
+            "d",
+            o[1],
+            d,
+            "out has d columns (half the fused input's)",
+        )?;
         match &self.input {
             SiluMulInput::Fused(x) => no_alias("out", &self.out, "x", x)?,
             SiluMulInput::Split { gate, up } => {

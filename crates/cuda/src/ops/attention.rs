@@ -102,7 +102,8 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 }
 
 /// The `cuda.attention` kernel.
-pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(META, launch).check(check);
+pub static ATTENTION: KernelDef<Attention> =
+    KernelDef::<Attention>::new(META, launch).with_check(check);
 kernelyard_core::register!(ATTENTION);
 
 // Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers

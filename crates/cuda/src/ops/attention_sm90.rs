@@ -93,7 +93,7 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 
 /// The `cuda.attention.sm90` kernel.
 pub static ATTENTION_SM90: KernelDef<Attention> =
-    KernelDef::<Attention>::new(META, launch).check(check);
+    KernelDef::<Attention>::new(META, launch).with_check(check);
 kernelyard_core::register!(ATTENTION_SM90);
 
 // Align 16: TMA needs 16-byte aligned global addresses (row strides are multiples of 16 bytes).

@@ -37,7 +37,7 @@ use crate::ops::SM75_AND_NEWER;
 pub const WORKSPACE_BYTES: usize = 32 << 20;
 
 /// The `cuda.gemm.cublaslt` kernel.
-pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch).check(check);
+pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch).with_check(check);
 kernelyard_core::register!(GEMM_CUBLASLT);
 
 // Not an NVRTC kernel, so not `nvrtc_meta`: the same arch range, declared neither

@@ -97,7 +97,7 @@ pub const SHARED_BYTES: u32 = {
 
 /// The `cuda.gemm.batch_invariant` kernel.
 pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> =
-    KernelDef::<Gemm>::new(META, launch).check(check);
+    KernelDef::<Gemm>::new(META, launch).with_check(check);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(

@@ -62,7 +62,7 @@ pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 *
 
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
 pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> =
-    KernelDef::<Gemm>::new(META, launch).check(check);
+    KernelDef::<Gemm>::new(META, launch).with_check(check);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(

@@ -31,7 +31,7 @@ use crate::ops::nvrtc_meta;
 /// The `cuda.log_softmax` kernel: [`log_softmax::check`] and [`log_softmax::launch`] (shared
 /// with the ROCm backend) through [`CudaLauncher`].
 pub static LOG_SOFTMAX: KernelDef<LogSoftmax> =
-    KernelDef::<LogSoftmax>::new(META, launch).check(log_softmax::check);
+    KernelDef::<LogSoftmax>::new(META, launch).with_check(log_softmax::check);
 kernelyard_core::register!(LOG_SOFTMAX);
 
 const META: KernelMeta = nvrtc_meta::<LogSoftmax>(

@@ -32,7 +32,7 @@ use crate::ops::nvrtc_meta;
 /// The `cuda.softmax` kernel: [`softmax::check`] and [`softmax::launch`] (shared with the
 /// ROCm backend) through [`CudaLauncher`].
 pub static SOFTMAX: KernelDef<Softmax> =
-    KernelDef::<Softmax>::new(META, launch).check(softmax::check);
+    KernelDef::<Softmax>::new(META, launch).with_check(softmax::check);
 kernelyard_core::register!(SOFTMAX);
 
 const META: KernelMeta = nvrtc_meta::<Softmax>(

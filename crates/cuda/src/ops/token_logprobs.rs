@@ -47,7 +47,7 @@ use crate::ops::nvrtc_meta;
 /// The `cuda.token_logprobs` kernel: [`token_logprobs::check`], and the checked mode around
 /// [`token_logprobs::launch`] (shared with the ROCm backend) through [`CudaLauncher`].
 pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> =
-    KernelDef::<TokenLogprobs>::new(META, launch_checked).check(token_logprobs::check);
+    KernelDef::<TokenLogprobs>::new(META, launch_checked).with_check(token_logprobs::check);
 kernelyard_core::register!(TOKEN_LOGPROBS);
 
 const META: KernelMeta = nvrtc_meta::<TokenLogprobs>(

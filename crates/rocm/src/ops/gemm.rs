@@ -28,7 +28,7 @@ pub static GEMM_BATCH_INVARIANT_MFMA: KernelDef<Gemm> = KernelDef::<Gemm>::new(
     .features(MFMA_FEATURES),
     launch_mfma,
 )
-.check(check_mfma);
+.with_check(check_mfma);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_MFMA);
 
 fn check_mfma(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
@@ -55,7 +55,7 @@ pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> = KernelDef::<Gemm>::new(
     .priority(5),
     launch_simt,
 )
-.check(check_simt);
+.with_check(check_simt);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT);
 
 fn check_simt(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {

@@ -20,7 +20,7 @@ pub static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
     ),
     launch_rms_norm,
 )
-.check(check_rms_norm);
+.with_check(check_rms_norm);
 kernelyard_core::register!(RMS_NORM);
 
 fn check_rms_norm(caps: &Capabilities, p: &RmsNormProblem, reasons: &mut Vec<Reason>) {
@@ -45,7 +45,7 @@ pub static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
     ),
     launch_softmax,
 )
-.check(check_softmax);
+.with_check(check_softmax);
 kernelyard_core::register!(SOFTMAX);
 
 fn check_softmax(caps: &Capabilities, p: &SoftmaxProblem, reasons: &mut Vec<Reason>) {
@@ -70,7 +70,7 @@ pub static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
     ),
     launch_log_softmax,
 )
-.check(check_log_softmax);
+.with_check(check_log_softmax);
 kernelyard_core::register!(LOG_SOFTMAX);
 
 fn check_log_softmax(caps: &Capabilities, p: &LogSoftmaxProblem, reasons: &mut Vec<Reason>) {
@@ -97,7 +97,7 @@ pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(
     ),
     launch_rope,
 )
-.check(check_rope);
+.with_check(check_rope);
 kernelyard_core::register!(ROPE);
 
 fn check_rope(caps: &Capabilities, p: &RopeProblem, reasons: &mut Vec<Reason>) {

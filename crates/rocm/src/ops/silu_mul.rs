@@ -19,7 +19,7 @@ pub static SILU_MUL: KernelDef<SiluMul> = KernelDef::<SiluMul>::new(
     ),
     launch,
 )
-.check(check);
+.with_check(check);
 kernelyard_core::register!(SILU_MUL);
 
 fn check(caps: &Capabilities, p: &SiluMulProblem, reasons: &mut Vec<Reason>) {

@@ -19,7 +19,7 @@ pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> = KernelDef::<TokenLogprobs>
     ),
     slot::launch,
 )
-.check(check);
+.with_check(check);
 kernelyard_core::register!(TOKEN_LOGPROBS);
 
 fn check(caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<Reason>) {
