@@ -482,10 +482,14 @@ fn bench_json_lines_have_the_torch_peer_shape() {
 }
 
 /// `silu_mul` rows carry the key of `torch_ops.py`'s (`op`, `shape` `[rows, d]`, `dtype`,
-/// no layout), so `scripts/ratio_table.py` joins them.
+/// no layout), so `scripts/ratio_table.py` joins them; the split form (which the peer does not
+/// time) says `"layout": "split"`, so it never joins the peer's fused rows.
 #[test]
 fn bench_silu_mul_rows_have_torch_ops_key() {
-    for params in ["rows=16,d=64", "rows=16,d=64,split=1"] {
+    for (params, layout) in [
+        ("rows=16,d=64", None),
+        ("rows=16,d=64,split=1", Some("split")),
+    ] {
         let o = bench_on_cpu("silu_mul", params, "bf16", &["--json"]);
         assert_eq!(code(&o), 0, "{}", all(&o));
         let lines = json_lines(&o);
@@ -494,7 +498,7 @@ fn bench_silu_mul_rows_have_torch_ops_key() {
         assert_eq!(row["shape"], serde_json::json!([16, 64]));
         assert_eq!(row["dtype"], "bf16");
         assert_eq!(row["impl"], "reference.silu_mul");
-        assert!(row.get("layout").is_none(), "{row}");
+        assert_eq!(row.get("layout").and_then(|l| l.as_str()), layout, "{row}");
         assert!(row["tbps"].is_number(), "{row}");
     }
 }

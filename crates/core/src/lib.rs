@@ -5,8 +5,9 @@
 //!   problems before any backend sees a call, describes devices as data ([`Capabilities`]),
 //!   holds the registry of kernels and chooses among them ([`Selector`], [`Runtime`]). It has no
 //!   GPU dependency.
-//! - **Backends** (`kernelyard-reference`, later `kernelyard-cuda`, `kernelyard-rocm`) probe
-//!   their devices, move memory, and register kernels with `inventory::submit!`. Kernels may
+//! - **Backends** (`kernelyard-reference`, `kernelyard-cuda`, `kernelyard-rocm`) probe
+//!   their devices, move memory, and register each kernel as a [`KernelDef`] static with
+//!   [`register!`]. Kernels may
 //!   assume valid arguments and report only device faults and data-dependent errors.
 //! - **Callers** name a device and a [`Policy`] on every call; nothing falls back silently to
 //!   another kernel, backend or device. A kernel that cannot run says why ([`Reason`]).
