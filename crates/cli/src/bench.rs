@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::{DType, DeviceId, OpKind, Params, Problem};
-use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP};
-use kernelyard_suite::{bench, BenchError, BenchOptions, BenchScalars, KernelChoice};
+use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP, MAX_RUNS};
+use kernelyard_suite::{bench, BenchOptions, BenchScalars, KernelChoice};
 
-use crate::{EXIT_FAILURES, EXIT_USAGE};
+use crate::error::{self, Class, CliError};
 
 /// Arguments of `kernelyard bench`.
 #[derive(Args)]
@@ -39,12 +39,15 @@ pub struct BenchArgs {
     /// is listed as skipped with its reasons.
     #[arg(long)]
     all: bool,
-    /// Timed runs per kernel; the median is reported, with the fastest and slowest.
+    // Timed runs per kernel (1 to MAX_RUNS); the help states the bound.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ITERS,
-          value_parser = at_least_one)]
+          value_parser = at_least_one,
+          help = format!("Timed runs per kernel, 1 to {MAX_RUNS}; the median is reported, with \
+                          the fastest and slowest"))]
     iters: usize,
-    /// Untimed warm-up runs per kernel.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP)]
+    // Untimed warm-up runs per kernel (0 to MAX_RUNS).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP,
+          help = format!("Untimed warm-up runs per kernel, 0 to {MAX_RUNS}"))]
     warmup: usize,
     // The op's scalars; the help lists every operator's (`OpKind::scalars`).
     #[arg(long, value_name = "K=V,...", help = scalars_help())]
@@ -52,17 +55,18 @@ pub struct BenchArgs {
     /// Print JSON lines instead of a table: first `{"peer": "kernelyard", "version",
     /// "device", "copy_tbps"}`, then one row per kernel in the shape of
     /// `peers/torch_ops.py`'s (`op`, `shape`, `dtype`, `impl`, `ms`, `tflops` or `tbps` and
-    /// `copy_fraction`, ...). Progress still goes to stderr.
+    /// `copy_fraction`, ...). Progress still goes to stderr. An error is one line
+    /// `{"error": {"class", "message", "exit_code"}}`.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Runs `kernelyard bench`.
-pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let params = Params::parse(args.op, &args.problem)?;
-    let problem = Problem::from_params(args.op, &params, args.dtype)?;
+pub fn run(args: &BenchArgs) -> error::Result<ExitCode> {
+    let params = Params::parse(args.op, &args.problem).map_err(error::problem)?;
+    let problem = Problem::from_params(args.op, &params, args.dtype).map_err(error::problem)?;
     let scalars = BenchScalars::parse(args.scalars.as_deref().unwrap_or(""))
-        .map_err(|e| anyhow::anyhow!("bad --scalars: {e}"))?;
+        .map_err(|e| CliError::new(Class::Problem, anyhow::anyhow!("bad --scalars: {e}")))?;
     let rt = crate::runtime()?;
     let opts = BenchOptions {
         kernels: match (&args.kernel, args.all) {
@@ -75,13 +79,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         scalars,
         ..BenchOptions::new(args.device, problem)
     };
-    let report = match bench(&rt, &opts, &mut |line| crate::output::error(line)) {
-        Ok(report) => report,
-        Err(err) => {
-            crate::output::error(format!("error: {err}").trim_end());
-            return Ok(ExitCode::from(exit_code(&err)));
-        }
-    };
+    let report = bench(&rt, &opts, &mut |line| crate::output::error(line))
+        .map_err(|err| CliError::new(Class::of_bench(&err), err))?;
     if args.json {
         let mut text = String::new();
         for line in report.json_lines() {
@@ -93,19 +92,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         crate::output::print(&report.to_string())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// 2 for what the caller asked for and cannot have (no such device or kernel, a kernel that
-/// cannot run the problem, bad scalars); 1 when the benchmark itself failed (a launch, an
-/// allocation, a panic).
-fn exit_code(err: &BenchError) -> u8 {
-    match err {
-        BenchError::Select(_)
-        | BenchError::Scalars(_)
-        | BenchError::Options(_)
-        | BenchError::NoneRunnable { .. } => EXIT_USAGE,
-        _ => EXIT_FAILURES,
-    }
 }
 
 /// The help of `--scalars`: every scalar name of the catalog, as `BenchScalars::parse` takes

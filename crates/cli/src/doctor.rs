@@ -18,14 +18,15 @@ use kernelyard::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::EXIT_USAGE;
+use crate::error::{self, Class, CliError, ErrorJson};
 
 /// Arguments of `kernelyard doctor`.
 #[derive(Args)]
 pub struct DoctorArgs {
-    /// Print one JSON object (version, devices, backends, pins, ops) instead of text.
+    /// Print one JSON object (version, devices, backends, pins, ops) instead of text; with a
+    /// bad KERNELYARD_KERNELS it also has `"error": {"class": "pins", "message", "exit_code"}`.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Serialize)]
@@ -35,6 +36,9 @@ struct DoctorJson<'a> {
     backends: Vec<BackendJson<'a>>,
     pins: PinsJson,
     ops: Vec<OpJson>,
+    /// Present when doctor exits non-zero (a bad `KERNELYARD_KERNELS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson>,
 }
 
 #[derive(Serialize)]
@@ -79,17 +83,20 @@ struct CheckJson {
 }
 
 /// Runs `kernelyard doctor`.
-pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &DoctorArgs) -> error::Result<ExitCode> {
     let (rt, pins) = runtime()?;
     let ops: Vec<OpJson> = OpKind::ALL
         .into_iter()
         .map(|op| check_op(&rt, op))
         .collect();
-    let code = if pins.error.is_some() {
-        ExitCode::from(EXIT_USAGE)
-    } else {
-        ExitCode::SUCCESS
-    };
+    // A bad pin is reported in the findings and as the command's error.
+    let error = pins
+        .error
+        .as_ref()
+        .map(|e| ErrorJson::new(Class::Pins, e.clone()));
+    let code = error
+        .as_ref()
+        .map_or(ExitCode::SUCCESS, |e| ExitCode::from(e.exit_code));
     let report = DoctorJson {
         version: env!("CARGO_PKG_VERSION"),
         devices: rt.devices().collect(),
@@ -103,18 +110,22 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         pins,
         ops,
+        error,
     };
     if args.json {
         crate::output::print_json(&report)?;
     } else {
-        crate::output::print(&text(&report)?)?;
+        crate::output::print(&text(&report).map_err(anyhow::Error::from)?)?;
+    }
+    if let Some(e) = &report.error {
+        crate::output::error(&format!("error: {}", e.message));
     }
     Ok(code)
 }
 
 /// The runtime, and the state of `KERNELYARD_KERNELS`. A bad pin is a finding of doctor, not
 /// a reason to stop: it is reported, and the rest is checked without pins.
-fn runtime() -> anyhow::Result<(Runtime, PinsJson)> {
+fn runtime() -> error::Result<(Runtime, PinsJson)> {
     let value = std::env::var_os(PIN_ENV).map(|v| v.to_string_lossy().into_owned());
     match Runtime::new() {
         Ok(rt) => Ok((
@@ -126,7 +137,10 @@ fn runtime() -> anyhow::Result<(Runtime, PinsJson)> {
             },
         )),
         Err(err @ Error::EnvOverride { .. }) => {
-            let rt = Runtime::builder().pins("").build()?;
+            let rt = Runtime::builder()
+                .pins("")
+                .build()
+                .map_err(|e| CliError::new(Class::Runtime, e))?;
             Ok((
                 rt,
                 PinsJson {
@@ -136,7 +150,7 @@ fn runtime() -> anyhow::Result<(Runtime, PinsJson)> {
                 },
             ))
         }
-        Err(err) => Err(anyhow::Error::new(err).context("cannot start the kernelyard runtime")),
+        Err(err) => Err(error::runtime(err)),
     }
 }
 

@@ -15,7 +15,7 @@ use kernelyard::{
 };
 use serde::Serialize;
 
-use crate::EXIT_USAGE;
+use crate::error::{self, CliError, ErrorJson};
 
 /// Arguments of `kernelyard explain`.
 #[derive(Args)]
@@ -47,22 +47,23 @@ pub struct ExplainArgs {
     /// batch it rides in); implies --deterministic.
     #[arg(long)]
     batch_invariant: bool,
-    /// Print one JSON object `{"selected", "error", "report"}` instead of text.
+    /// Print one JSON object `{"selected", "error", "report"}` instead of text; `error` is
+    /// null, or `{"class", "message", "exit_code"}` (also for errors before selection).
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Serialize)]
 struct ExplainJson<'a> {
     selected: Option<&'static str>,
-    error: Option<String>,
+    error: Option<ErrorJson>,
     report: Option<&'a SelectionReport>,
 }
 
 /// Runs `kernelyard explain`.
-pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let params = Params::parse(args.op, &args.problem)?;
-    let problem = Problem::from_params(args.op, &params, args.dtype)?;
+pub fn run(args: &ExplainArgs) -> error::Result<ExitCode> {
+    let params = Params::parse(args.op, &args.problem).map_err(error::problem)?;
+    let problem = Problem::from_params(args.op, &params, args.dtype).map_err(error::problem)?;
     let policy = policy(args);
     let rt = crate::runtime()?;
     match rt.select(args.device, &problem, &policy) {
@@ -80,14 +81,18 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) if args.json => {
+            let report = report_of(&err);
+            let error = CliError::select(err.clone()).json();
+            let (code, message) = (error.exit_code, format!("error: {}", error.message));
             crate::output::print_json(&ExplainJson {
                 selected: None,
-                error: Some(err.to_string()),
-                report: report_of(&err),
+                error: Some(error),
+                report,
             })?;
-            Ok(ExitCode::from(EXIT_USAGE))
+            crate::output::error(&message);
+            Ok(ExitCode::from(code))
         }
-        Err(err) => Err(err.into()),
+        Err(err) => Err(CliError::select(err)),
     }
 }
 

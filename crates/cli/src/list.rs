@@ -8,6 +8,8 @@ use clap::Args;
 use kernelyard::{KernelMeta, OpKind, Registry};
 use serde::Serialize;
 
+use crate::error::{self, Class, CliError};
+
 /// Arguments of `kernelyard list`.
 #[derive(Args)]
 pub struct ListArgs {
@@ -17,7 +19,7 @@ pub struct ListArgs {
     op: Option<OpKind>,
     /// Print one JSON object `{"kernels": [...]}` instead of text.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Serialize)]
@@ -27,13 +29,13 @@ struct ListJson<'a> {
 }
 
 /// Runs `kernelyard list`.
-pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let registry = Registry::global()?;
+pub fn run(args: &ListArgs) -> error::Result<ExitCode> {
+    let registry = Registry::global().map_err(|e| CliError::new(Class::Runtime, e))?;
     let kernels: Vec<&KernelMeta> = registry
         .all()
         .iter()
         .map(|k| k.meta())
-        .filter(|m| args.op.map_or(true, |op| m.op == op))
+        .filter(|m| args.op.is_none_or(|op| m.op == op))
         .collect();
     if args.json {
         crate::output::print_json(&ListJson {
@@ -42,9 +44,16 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
+    let text = text(args.op, &kernels).map_err(anyhow::Error::from)?;
+    crate::output::print(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The text listing of `kernels` (those of `op`, if given).
+fn text(op: Option<OpKind>, kernels: &[&KernelMeta]) -> Result<String, std::fmt::Error> {
     let mut text = String::new();
     if kernels.is_empty() {
-        match args.op {
+        match op {
             Some(op) => writeln!(
                 text,
                 "no kernel is registered for {op} in this build (see `kernelyard doctor`)"
@@ -61,8 +70,7 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
         describe(&mut text, m)?;
     }
-    crate::output::print(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(text)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -1,14 +1,16 @@
 //! `kernelyard`: the command line of the kernel registry.
 //!
-//! Each subcommand lives in its own module and returns the process's exit code:
-//! 0 when all is well, 1 when `verify` found a failing case or a `bench` run failed (a launch,
-//! an allocation), 2 for usage and selection errors
-//! (unknown op, dtype, device or problem key; no kernel can be selected; a bad
-//! `KERNELYARD_KERNELS`). Errors are printed with everything the library says about them,
-//! never replaced by a shorter message.
+//! Each subcommand lives in its own module and returns the process's exit code or an error
+//! of a class ([`error::Class`]): 0 when all is well, 1 when `verify` found a failing case or a
+//! `bench` run failed (a launch, an allocation), 2 for usage and selection errors (unknown op,
+//! dtype, device, kernel or problem key; a bad problem; no kernel can be selected; a bad
+//! `KERNELYARD_KERNELS`; a bench beyond its bounds). Errors are printed with everything the
+//! library says about them, never replaced by a shorter message: on stderr, and with `--json`
+//! also as one JSON object on stdout (`{"error": {"class", "message", "exit_code"}}`).
 
 mod bench;
 mod doctor;
+mod error;
 mod explain;
 mod list;
 mod output;
@@ -16,14 +18,10 @@ mod verify;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kernelyard::Runtime;
 
-/// Exit code: a usage or selection error.
-const EXIT_USAGE: u8 = 2;
-/// Exit code: `verify` found at least one failing case, or a `bench` run failed.
-const EXIT_FAILURES: u8 = 1;
+use error::{Class, CliError, ErrorJson};
 
 /// kernelyard: a registry of GPU operator kernels that never falls back silently.
 ///
@@ -31,7 +29,8 @@ const EXIT_FAILURES: u8 = 1;
 /// replaced by another kernel, backend or device behind your back.
 ///
 /// Exit codes: 0 ok, 1 `verify` found failures or a `bench` run failed, 2 usage or selection
-/// error.
+/// error (also a bad problem, a bad KERNELYARD_KERNELS, a bench beyond its bounds). With
+/// --json, an error is also printed on stdout as {"error": {"class", "message", "exit_code"}}.
 #[derive(Parser)]
 #[command(name = "kernelyard", version, propagate_version = true)]
 struct Cli {
@@ -74,6 +73,13 @@ enum Command {
     /// stderr; the table, or with --json the JSON lines of `peers/torch_ops.py`'s shape, to
     /// stdout. Exits 2 if the kernel asked for cannot run the problem (with its reasons), 1
     /// if a run fails.
+    ///
+    /// Bounds, checked before anything is generated or allocated (beyond them: exit 2 with the
+    /// reason): at most 1,000,000 timed runs and 1,000,000 warm-up runs; every size must fit
+    /// in the address space; one set of inputs and outputs must fit in the device's memory;
+    /// the inputs generated on the host (as f64 values and in their dtypes, plus one set on
+    /// the CPU) must fit in the host's available memory (MemAvailable in /proc/meminfo on
+    /// Linux; not checked where it cannot be read).
     #[command(
         after_help = "Example: kernelyard bench rms_norm --device cuda:0 --problem rows=16384,hidden=4096 --dtype bf16 --all --json\n\
                       Run `kernelyard explain --help` for every operator's problem keys."
@@ -83,22 +89,55 @@ enum Command {
 
 fn main() -> ExitCode {
     kernelyard::link_backends();
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Doctor(args) => doctor::run(args),
-        Command::List(args) => list::run(args),
-        Command::Explain(args) => explain::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::Bench(args) => bench::run(args),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // The arguments did not parse, so `--json` is looked for among them as given.
+            let json = std::env::args_os().skip(1).any(|a| a == "--json");
+            return usage_error(&err, json);
+        }
+    };
+    let (result, json) = match &cli.command {
+        Command::Doctor(args) => (doctor::run(args), args.json),
+        Command::List(args) => (list::run(args), args.json),
+        Command::Explain(args) => (explain::run(args), args.json),
+        Command::Verify(args) => (verify::run(args), args.json),
+        Command::Bench(args) => (bench::run(args), args.json),
     };
     match result {
         Ok(code) => code,
-        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            output::error(format!("error: {err:#}").trim_end());
-            ExitCode::from(EXIT_USAGE)
-        }
+        Err(err) if output::is_broken_pipe(&err.error) => ExitCode::SUCCESS,
+        Err(err) => fail(&err, json),
     }
+}
+
+/// Prints `err` (stderr; with `json` also stdout) and returns its exit code.
+fn fail(err: &CliError, json: bool) -> ExitCode {
+    let report = err.json();
+    if json {
+        error::print_json_line(&report);
+    }
+    output::error(&format!("error: {}", report.message));
+    ExitCode::from(report.exit_code)
+}
+
+/// A command line clap could not parse (exit 2, with `--json` also as JSON), or a request for
+/// help or the version (printed, exit 0).
+fn usage_error(err: &clap::Error, json: bool) -> ExitCode {
+    if !err.use_stderr() {
+        // `--help`, `--version`: not errors.
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    if json {
+        let message = err.render().to_string();
+        let message = message.trim_end();
+        let message = message.strip_prefix("error: ").unwrap_or(message);
+        error::print_json_line(&ErrorJson::new(Class::Usage, message.to_string()));
+    }
+    // clap's own text, colored as clap colors it.
+    let _ = err.print();
+    ExitCode::from(Class::Usage.exit_code())
 }
 
 /// Every operator's name (`gemm, rms_norm, ...`), for the help of arguments that take one, so
@@ -107,7 +146,7 @@ fn op_names() -> String {
     kernelyard::OpKind::names().join(", ")
 }
 
-/// Probes the backends, reading `KERNELYARD_KERNELS`.
-fn runtime() -> anyhow::Result<Runtime> {
-    Runtime::new().context("cannot start the kernelyard runtime")
+/// Probes the backends, reading `KERNELYARD_KERNELS` (a bad value is a [`Class::Pins`] error).
+fn runtime() -> error::Result<Runtime> {
+    Runtime::new().map_err(error::runtime)
 }

@@ -14,7 +14,7 @@ use kernelyard_suite::{
 };
 use serde::Serialize;
 
-use crate::EXIT_FAILURES;
+use crate::error::{self, Class, CliError, ErrorJson};
 
 /// Arguments of `kernelyard verify`.
 #[derive(Args)]
@@ -34,10 +34,11 @@ pub struct VerifyArgs {
     /// on every device. Default: $KERNELYARD_SEED if set, else the suite's fixed default seed.
     #[arg(long, value_name = "S", value_parser = parse_seed)]
     seed: Option<u64>,
-    /// Print the summary as one JSON object (counts and every result) instead of a table.
+    /// Print the summary as one JSON object (counts and every result) instead of a table; when
+    /// a case failed it also has `"error": {"class": "verify", "message", "exit_code": 1}`.
     /// Progress still goes to stderr.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Serialize)]
@@ -47,14 +48,17 @@ struct VerifyJson<'a> {
     skipped: usize,
     #[serde(flatten)]
     report: &'a SuiteReport,
+    /// Present when a case failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson>,
 }
 
 /// Runs `kernelyard verify`.
-pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &VerifyArgs) -> error::Result<ExitCode> {
     let rt = crate::runtime()?;
     if let Some(device) = args.device {
         // A device that is not present is an error naming why, not an empty (passing) run.
-        rt.capabilities(device)?;
+        rt.capabilities(device).map_err(CliError::select)?;
     }
     let opts = SuiteOptions {
         op: args.op,
@@ -66,21 +70,48 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         done += 1;
         crate::output::error(&progress_line(done, case));
     });
+    let error = failures(&report);
+    let (code, message) = match &error {
+        Some(e) => (
+            ExitCode::from(e.exit_code),
+            Some(format!("error: {}", e.message)),
+        ),
+        None => (ExitCode::SUCCESS, None),
+    };
     if args.json {
-        crate::output::print_json(&VerifyJson {
-            passed: report.passed(),
-            failed: report.failed(),
-            skipped: report.skipped(),
-            report: &report,
-        })?;
+        crate::output::print_json(&verify_json(&report, error))?;
     } else {
         crate::output::print(&report.to_string())?;
     }
-    Ok(if report.failed() > 0 {
-        ExitCode::from(EXIT_FAILURES)
-    } else {
-        ExitCode::SUCCESS
+    if let Some(message) = message {
+        crate::output::error(&message);
+    }
+    Ok(code)
+}
+
+/// The [`Class::Verify`] error of a report with failing cases, `None` if none failed.
+fn failures(report: &SuiteReport) -> Option<ErrorJson> {
+    let failed = report.failed();
+    (failed > 0).then(|| {
+        ErrorJson::new(
+            Class::Verify,
+            format!(
+                "{failed} of {} case(s) failed (seed {}); every failure is in `results`",
+                report.results.len(),
+                report.seed
+            ),
+        )
     })
+}
+
+fn verify_json(report: &SuiteReport, error: Option<ErrorJson>) -> VerifyJson<'_> {
+    VerifyJson {
+        passed: report.passed(),
+        failed: report.failed(),
+        skipped: report.skipped(),
+        report,
+        error,
+    }
 }
 
 /// `[12] reference.gemm bf16 square_17 on cpu ... pass (rel_l2 3.1e-4, max_abs 2.0e-3)`.
@@ -107,11 +138,78 @@ fn parse_seed(s: &str) -> Result<u64, String> {
     .map_err(|_| format!("`{s}` is not a decimal or 0x-hex u64"))
 }
 
-/// `--seed`, else `KERNELYARD_SEED`, else the suite's default.
-fn seed(args: &VerifyArgs) -> anyhow::Result<u64> {
+/// `--seed`, else `KERNELYARD_SEED` (a bad value is a usage error), else the suite's default.
+fn seed(args: &VerifyArgs) -> error::Result<u64> {
     if let Some(seed) = args.seed {
         return Ok(seed);
     }
-    let from_env = seed_from_env().map_err(anyhow::Error::msg)?;
+    let from_env =
+        seed_from_env().map_err(|e| CliError::new(Class::Usage, anyhow::Error::msg(e)))?;
     Ok(from_env.unwrap_or(DEFAULT_SEED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelyard::DType;
+
+    fn result(kernel: &'static str, outcome: Outcome) -> CaseResult {
+        CaseResult {
+            device: DeviceId::CPU,
+            kernel,
+            op: OpKind::Softmax,
+            case: "square".into(),
+            dtype: DType::F32,
+            outcome,
+        }
+    }
+
+    /// The golden shape of a failing verify (a failure cannot be produced on purpose through
+    /// the binary: every registered CPU kernel passes): exit code 1 and, with `--json`, the
+    /// report with `"error": {"class": "verify", "message", "exit_code": 1}`.
+    #[test]
+    fn a_failing_case_is_a_verify_error_with_exit_code_1() {
+        let report = SuiteReport {
+            seed: 7,
+            results: vec![
+                result(
+                    "reference.softmax",
+                    Outcome::Pass {
+                        rel_l2: 0.0,
+                        max_abs: 0.0,
+                        checks: vec!["oracle"],
+                    },
+                ),
+                result(
+                    "broken.softmax",
+                    Outcome::Fail {
+                        why: "oracle: element 3 is NaN".into(),
+                    },
+                ),
+            ],
+        };
+        let error = failures(&report).expect("a failure is an error");
+        assert_eq!(error.exit_code, 1);
+        let v = serde_json::to_value(verify_json(&report, Some(error))).unwrap();
+        assert_eq!(
+            v["error"],
+            serde_json::json!({
+                "class": "verify",
+                "message": "1 of 2 case(s) failed (seed 7); every failure is in `results`",
+                "exit_code": 1
+            })
+        );
+        assert_eq!(v["failed"], 1);
+        assert_eq!(v["passed"], 1);
+        assert_eq!(v["results"][1]["outcome"]["status"], "fail");
+
+        // A passing report has no `error` key and exits 0.
+        let passing = SuiteReport {
+            seed: 7,
+            results: report.results[..1].to_vec(),
+        };
+        assert_eq!(failures(&passing), None);
+        let v = serde_json::to_value(verify_json(&passing, None)).unwrap();
+        assert!(v.get("error").is_none(), "{v}");
+    }
 }

@@ -249,7 +249,13 @@ fn explain_on_rocm_says_not_compiled_in() {
     assert_eq!(code(&o), 2, "{}", all(&o));
     let v = json(&o);
     assert!(v["selected"].is_null());
-    assert_rocm_absence_explained(v["error"].as_str().expect("error is a string"), "rocm:7");
+    assert_eq!(v["error"]["class"], "device");
+    assert_rocm_absence_explained(
+        v["error"]["message"]
+            .as_str()
+            .expect("the message is a string"),
+        "rocm:7",
+    );
 }
 
 #[test]

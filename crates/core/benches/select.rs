@@ -7,13 +7,17 @@
 //! with a heuristic score, a deterministic fallback) and two gemm kernels. Benchmarks:
 //! - `select/cached/*`: `Runtime::select` on a key already in the cache, with `Policy::auto()`
 //!   and with a named kernel (a policy holding a `String`);
-//! - `select/uncached/*`: `Selector::select_uncached`, the full evaluation with its report.
+//! - `select/uncached/*`: `Selector::select_uncached`, the full evaluation with its report;
+//! - `select/cycle/{4000,5000}`: `Runtime::select` cycling through 4,000 or 5,000 distinct
+//!   attention problems (one select per iteration, the next key each time), as a process with
+//!   many shapes would; the throughput line is selects per second. Until issue 13 the cache was
+//!   cleared whole at 4,096 plans, so the 5,000-key cycle missed on every select.
 //!
 //! Run: `cargo bench -p kernelyard-core --bench select -- --warm-up-time 1 --measurement-time 3`.
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 use kernelyard_core::{
     ArchReq, DType, Feature, KernelMeta, OpKind, Pins, Policy, Problem, Registry, Runtime,
@@ -128,6 +132,37 @@ fn bench_select(c: &mut Criterion) {
     c.bench_function("select/uncached/gemm_named_kernel", |b| {
         b.iter(|| selector.select_uncached(black_box(&h100), black_box(&gemm), black_box(&named)))
     });
+
+    let mut cycle = c.benchmark_group("select/cycle");
+    cycle.throughput(Throughput::Elements(1));
+    for keys in [4000, 5000] {
+        // Distinct attention problems (seq_q = 1..=keys), each selected once before timing.
+        let problems: Vec<Problem> = (1..=keys)
+            .map(|seq_q| {
+                problem(
+                    OpKind::Attention,
+                    &format!("batch=4,seq_q={seq_q},heads_q=32,heads_kv=8,head_dim=128,causal=1"),
+                    DType::BF16,
+                )
+            })
+            .collect();
+        for p in &problems {
+            rt.select(GPU0, p, &auto).expect("selects");
+        }
+        let mut next = 0;
+        cycle.bench_function(keys.to_string(), |b| {
+            b.iter(|| {
+                let p = &problems[next];
+                next = if next + 1 == problems.len() {
+                    0
+                } else {
+                    next + 1
+                };
+                rt.select(black_box(GPU0), black_box(p), black_box(&auto))
+            })
+        });
+    }
+    cycle.finish();
 }
 
 criterion_group!(benches, bench_select);

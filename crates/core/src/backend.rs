@@ -239,18 +239,18 @@ impl DeviceBuffer {
         self.backend.upload(self, raw)
     }
 
-    /// Copies the first `len` elements of the buffer to the host.
+    /// Copies the first `len` elements of the buffer to the host. A `len` beyond the buffer
+    /// is an error before anything is allocated.
     pub fn download<T: Element + Default>(&self, len: usize) -> Result<Vec<T>, Error> {
-        let mut out = vec![T::default(); len];
-        let bytes = std::mem::size_of_val(out.as_slice());
-        if bytes > self.bytes {
-            return Err(ValidationError::Length {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b <= self.bytes)
+            .ok_or_else(|| ValidationError::Length {
                 len: self.bytes / std::mem::size_of::<T>(),
                 shape: vec![len],
                 expected: len,
-            }
-            .into());
-        }
+            })?;
+        let mut out = vec![T::default(); len];
         // SAFETY: every bit pattern is a valid `Element` (plain numbers), so writing bytes into
         // the vector's initialised storage is sound.
         let raw = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), bytes) };

@@ -270,6 +270,23 @@ pub enum ValidationError {
         /// What the operator needs.
         need: &'static str,
     },
+    /// A problem's matrix strides (gemm's, given as numbers rather than views) are not ones
+    /// validation could have recorded.
+    #[error("`{arg}` of the problem is [{rows}, {cols}] with row stride {ld} and batch stride {batch_stride}; {need}")]
+    ProblemStrides {
+        /// The operand.
+        arg: &'static str,
+        /// Its rows.
+        rows: usize,
+        /// Its columns.
+        cols: usize,
+        /// Its row stride, elements.
+        ld: usize,
+        /// Its batch stride, elements (0: unbatched or broadcast).
+        batch_stride: usize,
+        /// The rule.
+        need: &'static str,
+    },
     /// An output overlaps an input in memory where the operator does not allow it.
     #[error("output `{output}` overlaps input `{input}` in memory; {allowed}")]
     Aliasing {
@@ -326,6 +343,16 @@ pub enum ValidationError {
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SelectError {
+    /// The problem breaks an invariant that validation enforces on arguments (see
+    /// [`Op::check_problem`](crate::Op::check_problem)): no arguments could describe it, so no
+    /// kernel is considered for it.
+    #[error("invalid `{op}` problem: {error}")]
+    InvalidProblem {
+        /// The operator.
+        op: OpKind,
+        /// The broken invariant.
+        error: ValidationError,
+    },
     /// The device is not present (its backend is not compiled in, unavailable, or has no such
     /// device).
     #[error(

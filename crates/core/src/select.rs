@@ -4,14 +4,15 @@
 //! the policy's constraints (determinism, batch invariance, backend restriction) and the
 //! `KERNELYARD_KERNELS` pins. A named kernel (by the policy or a pin) that cannot run is an
 //! error with its reasons, never replaced by another. Plans are cached per (device, problem,
-//! policy); a cached lookup takes a read lock and hashes the key once.
+//! policy) in a bounded cache with gradual eviction (`select/cache.rs`); a cached lookup hashes
+//! the key once and takes one shard's read lock.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::KNOWN_BACKENDS;
@@ -23,6 +24,10 @@ use crate::ops::{Args, OpKind, Problem};
 use crate::reason::Reason;
 use crate::registry::Registry;
 use crate::stream::Stream;
+
+mod cache;
+
+use cache::ClockCache;
 
 /// The environment variable that pins kernels per op: `op=kernel,op=kernel`.
 pub const PIN_ENV: &str = "KERNELYARD_KERNELS";
@@ -383,19 +388,24 @@ impl Pins {
     }
 }
 
-/// Plans kept at most; past this the cache is cleared (problems are usually few per process).
-const CACHE_LIMIT: usize = 4096;
+/// Plans a [`Selector`] keeps at most by default (see [`Selector::with_cache_capacity`]).
+///
+/// Past it, one plan is evicted per new one (CLOCK with a random hand: recently used plans
+/// stay), so a working set larger than the cache loses a part of its hits, not all of them.
+/// A cached plan with a four-candidate report takes about 1 KiB (1,001 bytes measured by
+/// `tests/plan_cache_memory.rs`, which fails past 2 KiB: a 168-byte slot with the key, the
+/// 488-byte `Arc<Plan>`, its report's candidates and capabilities' heap), so a full default
+/// cache is about 16 MiB; it only fills in a process that selects that many distinct keys.
+pub const PLAN_CACHE_CAPACITY: usize = 16_384;
 
-type CacheEntry = (DeviceId, Problem, Policy, Arc<Plan>);
+type CacheKey = (DeviceId, Problem, Policy);
 
 /// Chooses kernels and caches the plans. Thread-safe.
 pub struct Selector {
     registry: &'static Registry,
     pins: Pins,
-    // Keyed by the key's Fx hash; hashing that `u64` again with SipHash would cost more than the
-    // rest of a cached lookup, so the map uses Fx too.
-    cache: RwLock<FxHashMap<u64, Vec<CacheEntry>>>,
-    cached: std::sync::atomic::AtomicUsize,
+    // Keyed by the key's Fx hash, computed once per select; see `cache.rs` for the layout.
+    cache: ClockCache<CacheKey, Arc<Plan>>,
 }
 
 fn key_hash(device: DeviceId, problem: &Problem, policy: &Policy) -> u64 {
@@ -407,19 +417,34 @@ fn key_hash(device: DeviceId, problem: &Problem, policy: &Policy) -> u64 {
 }
 
 impl Selector {
-    /// A selector over `registry` with `pins`.
+    /// A selector over `registry` with `pins`, caching up to [`PLAN_CACHE_CAPACITY`] plans.
     pub fn new(registry: &'static Registry, pins: Pins) -> Self {
+        Selector::with_cache_capacity(registry, pins, PLAN_CACHE_CAPACITY)
+    }
+
+    /// A selector that caches at most `capacity` plans (at least one; the bound is rounded
+    /// down to a multiple of the cache's shard count, at most 16).
+    pub fn with_cache_capacity(registry: &'static Registry, pins: Pins, capacity: usize) -> Self {
         Selector {
             registry,
             pins,
-            cache: RwLock::new(FxHashMap::default()),
-            cached: std::sync::atomic::AtomicUsize::new(0),
+            cache: ClockCache::new(capacity),
         }
     }
 
     /// The registry.
     pub fn registry(&self) -> &'static Registry {
         self.registry
+    }
+
+    /// The most plans the cache holds.
+    pub fn cache_capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// Plans cached now.
+    pub fn cached_plans(&self) -> usize {
+        self.cache.len()
     }
 
     /// Selects (or returns the cached plan) for `problem` on the device `caps` describes.
@@ -431,40 +456,16 @@ impl Selector {
     ) -> Result<Arc<Plan>, SelectError> {
         let device = caps.device;
         let h = key_hash(device, problem, policy);
-        if let Ok(cache) = self.cache.read() {
-            if let Some(list) = cache.get(&h) {
-                for (d, p, pol, plan) in list {
-                    if *d == device && p == problem && pol == policy {
-                        return Ok(Arc::clone(plan));
-                    }
-                }
-            }
+        let same = |(d, p, pol): &CacheKey| *d == device && p == problem && pol == policy;
+        if let Some(plan) = self.cache.get(h, same) {
+            return Ok(plan);
         }
         let plan = Arc::new(self.select_uncached(caps, problem, policy)?);
-        if let Ok(mut cache) = self.cache.write() {
-            use std::sync::atomic::Ordering;
-            // Another thread may have selected this key since the read: keep its plan, so one
-            // key has one plan and the cache holds no duplicates.
-            if let Some(list) = cache.get(&h) {
-                for (d, p, pol, cached) in list {
-                    if *d == device && p == problem && pol == policy {
-                        return Ok(Arc::clone(cached));
-                    }
-                }
-            }
-            if self.cached.load(Ordering::Relaxed) >= CACHE_LIMIT {
-                cache.clear();
-                self.cached.store(0, Ordering::Relaxed);
-            }
-            cache.entry(h).or_default().push((
-                device,
-                problem.clone(),
-                policy.clone(),
-                Arc::clone(&plan),
-            ));
-            self.cached.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(plan)
+        // Another thread may have selected this key meanwhile: `insert` then returns its plan,
+        // so one key has one plan and the cache holds no duplicates.
+        Ok(self
+            .cache
+            .insert(h, (device, problem.clone(), policy.clone()), plan, same))
     }
 
     /// Runs selection without the cache.
@@ -475,6 +476,11 @@ impl Selector {
         policy: &Policy,
     ) -> Result<Plan, SelectError> {
         let op = problem.op();
+        // A problem built directly (or deserialized) gets the invariants `from_params` and
+        // `validate` enforce before any kernel's check or plan sees it.
+        problem
+            .check()
+            .map_err(|error| SelectError::InvalidProblem { op, error })?;
         let kind = caps.device.kind;
         if let Choice::Backend(b) = &policy.choice {
             if !KNOWN_BACKENDS.iter().any(|k| k.name == b)

@@ -4,6 +4,20 @@
 //! Views made from host slices are safe; views made from raw pointers (a framework's own device
 //! memory) are `unsafe` to construct and carry the caller's promise described on
 //! [`TensorView::from_raw_parts`].
+//!
+//! # Aliasing
+//! A [`TensorView<'a>`] is a shared borrow of its elements for `'a`, like `&'a [T]`; a
+//! [`TensorViewMut<'a>`] is an exclusive borrow for `'a`, like `&'a mut [T]`. Every safe way to
+//! make one keeps that true: [`TensorView::from_slice`] takes `&'a [T]`,
+//! [`TensorViewMut::from_slice`] takes `&'a mut [T]` (so the slice cannot be used, or viewed
+//! again, while the view lives), and [`TensorViewMut::as_view`] / [`TensorViewMut::reborrow`]
+//! borrow the writable view for as long as the new one lives. No safe function returns a
+//! `TensorView` of memory a live `TensorViewMut` covers. Hence [`TensorView::as_slice`]
+//! (`&'a [T]`) and [`TensorViewMut::as_mut_slice`] (`&mut [T]`, borrowing the view mutably)
+//! can never give a `&[T]` and a `&mut [T]` of the same element at once in safe code.
+//! Operators that read and write one tensor (rope in place, the state of
+//! `selective_state_update`, C of `gemm` with `beta != 0`) take it as one `TensorViewMut`,
+//! never as a view pair.
 
 use std::ffi::c_void;
 use std::fmt;
@@ -148,6 +162,11 @@ macro_rules! view_accessors {
 }
 
 /// A read-only view of a tensor that does not own its memory.
+///
+/// `Copy`, like `&'a [T]`, and for the same reason sound: a copy is one more shared borrow of
+/// memory that nobody may write for `'a` (see the module's "Aliasing": no safe constructor
+/// makes a `TensorView<'a>` of memory that a live [`TensorViewMut`] covers, and one made from a
+/// `TensorViewMut` borrows it). So [`TensorView::as_slice`] may return `&'a [T]` from any copy.
 #[derive(Clone, Copy)]
 pub struct TensorView<'a> {
     ptr: *const u8,
@@ -195,6 +214,9 @@ impl<'a> TensorView<'a> {
     /// For the lifetime `'a`, every element the shape and strides address must lie in one live
     /// allocation on `device`, hold values of `dtype`, and not be written by anyone else while
     /// a kernel reads it (including work queued on other streams). kernelyard never frees it.
+    /// Host memory (`device` is the CPU) must in addition not be written at all during `'a`,
+    /// nor be covered by a live [`TensorViewMut`] or `&mut`, since [`TensorView::as_slice`]
+    /// hands out `&'a [T]`: the promise of [`std::slice::from_raw_parts`].
     pub unsafe fn from_raw_parts(
         ptr: *const c_void,
         dtype: DType,
@@ -219,6 +241,9 @@ impl<'a> TensorView<'a> {
     }
 
     /// The elements as a host slice, if the view is host memory of `T`, contiguous and aligned.
+    ///
+    /// The slice lives for `'a`, as `&'a [T]` copied out of a `&&'a [T]` would: the view is a
+    /// shared borrow for `'a` (see the module's "Aliasing").
     pub fn as_slice<T: Element>(&self, arg: &'static str) -> Result<&'a [T], ValidationError> {
         host_check::<T>(arg, self.dtype, self.device, self.ptr as usize)?;
         require_contiguous(arg, self.shape(), self.strides())?;
@@ -266,8 +291,13 @@ impl<'a> TensorViewMut<'a> {
     /// A writable view of memory kernelyard does not own.
     ///
     /// # Safety
-    /// As for [`TensorView::from_raw_parts`], and in addition nobody else may read or write the
-    /// addressed elements while a kernel writes them.
+    /// As for [`TensorView::from_raw_parts`] (writes through this view excepted), and in
+    /// addition nobody else may read or write the addressed elements while a kernel writes
+    /// them. For host memory, nothing else may read or
+    /// write them during `'a` (no other view, slice or reference overlaps them), since
+    /// [`TensorViewMut::as_mut_slice`] hands out `&mut [T]`: the promise of
+    /// [`std::slice::from_raw_parts_mut`]. Two views of one tensor (one to read, one to write)
+    /// break this; operators that update a tensor take it as one `TensorViewMut`.
     pub unsafe fn from_raw_parts(
         ptr: *mut c_void,
         dtype: DType,
@@ -291,25 +321,9 @@ impl<'a> TensorViewMut<'a> {
         self.ptr.cast()
     }
 
-    /// A read-only view of the same memory, borrowing this one.
+    /// A read-only view of the same memory, borrowing this one (shared) for as long as the
+    /// returned view lives, so no `&mut [T]` can be made from `self` meanwhile.
     pub fn as_view(&self) -> TensorView<'_> {
-        TensorView {
-            ptr: self.ptr,
-            dtype: self.dtype,
-            layout: self.layout,
-            device: self.device,
-            _borrow: PhantomData,
-        }
-    }
-
-    /// A read-only view of the same memory for the whole lifetime `'a`, while `self` stays
-    /// usable: the two alias.
-    ///
-    /// # Safety
-    /// The caller must not create a `&[T]` from the returned view while a `&mut [T]` made from
-    /// `self` is alive (or the reverse); reads and writes through raw pointers are fine when
-    /// ordered by the kernel.
-    pub(crate) unsafe fn aliasing_view(&self) -> TensorView<'a> {
         TensorView {
             ptr: self.ptr,
             dtype: self.dtype,
@@ -331,6 +345,8 @@ impl<'a> TensorViewMut<'a> {
     }
 
     /// The elements as a mutable host slice, if host memory of `T`, contiguous and aligned.
+    ///
+    /// The slice borrows the view mutably: no other slice or view of it exists meanwhile.
     pub fn as_mut_slice<T: Element>(
         &mut self,
         arg: &'static str,
@@ -361,7 +377,7 @@ fn host_check<T: Element>(
     if addr == 0 {
         return Err(ValidationError::NullPointer { arg });
     }
-    if addr % std::mem::align_of::<T>() != 0 {
+    if !addr.is_multiple_of(std::mem::align_of::<T>()) {
         return Err(ValidationError::Misaligned {
             arg,
             align: std::mem::align_of::<T>(),

@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
-use kernelyard_core::ops::rope::RopeArgs;
+use kernelyard_core::ops::rope::{RopeArgs, RopeInput};
 use kernelyard_core::{
     Arch, ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelDef,
     KernelMeta, LaunchCtx, OpKind, Params, Policy, Problem, Registry, Runtime, SelectError, Sm,
@@ -23,8 +23,8 @@ use kernelyard_core::{
 };
 
 use specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, silu_mul, silu_mul_split, softmax, ssu,
-    token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
+    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, silu_mul, silu_mul_split,
+    softmax, ssu, token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -298,7 +298,16 @@ fn cases() -> Vec<Case> {
             V::DtypeNotAllowed { arg: "positions", .. }),
         case!(Rope, "rope out overlaps x partially", "out",
             || with(rope(), |r| r.out.addr = r.x.addr + 64 * 2),
-            V::Aliasing { output: "out", input: "x", allowed } if allowed.contains("exactly x")),
+            V::Aliasing { output: "out", input: "x", allowed } if allowed.contains("RopeInput::InPlace")),
+        case!(Rope, "rope out of place with out exactly x", "out",
+            || with(rope(), |r| r.out.addr = r.x.addr),
+            V::Aliasing { output: "out", input: "x", allowed } if allowed.contains("RopeInput::InPlace")),
+        case!(Rope, "rope in place over the positions", "x",
+            || with(rope_in_place(), |r| r.positions.addr = r.x.addr),
+            V::Aliasing { output: "x", input: "positions", .. }),
+        case!(Rope, "rope in place rank 2 x", "x",
+            || with(rope_in_place(), |r| r.x.shape = vec![4, 512]),
+            V::Rank { arg: "x", expected: 3, .. }),
         case!(Rope, "rope out one element after x", "out",
             || with(rope(), |r| r.out.addr = r.x.addr + 2),
             V::Aliasing { output: "out", input: "x", .. }),
@@ -551,6 +560,7 @@ fn baselines_validate() {
         }),
         Box::new(token_logprobs()),
         Box::new(rope()),
+        Box::new(rope_in_place()),
         Box::new(attention()),
         Box::new(ssu()),
         Box::new(silu_mul()),
@@ -603,16 +613,19 @@ fn attention_alignment_ignores_the_lse_rows() {
 
 #[test]
 fn valid_variants_validate() {
-    // Rope with out exactly x runs in place.
-    let (p, _) = with(rope(), |r| r.out.addr = r.x.addr)
+    // Rope in place is one view, read and written.
+    let (p, _) = rope_in_place()
+        .args()
         .unwrap()
         .validate()
-        .expect("exact alias is in place");
+        .expect("in-place rope validates");
     assert!(matches!(p, Problem::Rope(ref r) if r.in_place), "{p:?}");
-    // The in-place constructor makes that alias.
+    // The in-place constructor makes that form, with the full rotary dim.
     let x = rope().x.view_mut().unwrap();
     let positions = rope().positions.view().unwrap();
-    let (p, _) = Args::Rope(RopeArgs::in_place(x, positions))
+    let args = RopeArgs::in_place(x, positions);
+    assert!(matches!(args.input, RopeInput::InPlace(_)));
+    let (p, _) = Args::Rope(args)
         .validate()
         .expect("in-place rope validates");
     assert!(matches!(p, Problem::Rope(ref r) if r.in_place && r.rotary_dim == 64));

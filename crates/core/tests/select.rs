@@ -1,8 +1,11 @@
 //! Selection semantics, with fake kernels in custom registries on simulated devices.
 //!
 //! The fakes are in `select/fakes.rs`; pins, the plan cache, launching and concurrency are in
-//! `select/plans.rs`. Devices are hand-written `Capabilities`, so no GPU is needed.
+//! `select/plans.rs`; the plan cache's bound and eviction in `select/cache.rs`. Devices are
+//! hand-written `Capabilities`, so no GPU is needed.
 
+#[path = "select/cache.rs"]
+mod cache;
 #[path = "select/fakes.rs"]
 mod fakes;
 #[path = "select/plans.rs"]

@@ -7,15 +7,18 @@
 //!   The cubin runs only on that capability, which is the device it was compiled for.
 //! - **Options.** [`OPTIONS`]: C++17 and line info (for compute-sanitizer reports); no
 //!   fast-math flag, so results do not depend on a global switch.
-//! - **Disk cache.** Naming, directory and writes come from [`kernelyard_kernels::cache`]
-//!   (shared with the ROCm backend). Keyed by a hash of the spliced source, the target, the
-//!   options, the NVRTC version and a format version; the file name also carries the source
-//!   name and the target (`rms_norm-sm_90a-<hash>.cubin`). The directory is
-//!   `KERNELYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`;
-//!   `KERNELYARD_CACHE_DIR=off` disables it. Files are written to a temporary name and
-//!   renamed, so a crash never leaves a torn file; a cached file the driver rejects is deleted
-//!   and recompiled. A cache that cannot be written costs a recompile next time, never a
-//!   failure.
+//! - **Disk cache.** [`kernelyard_kernels::cache`] (shared with the ROCm backend) names,
+//!   stores and verifies the cubins. Keyed by the spliced source, the target, the options, the
+//!   NVRTC version and a format version; the file name also carries the source name and the
+//!   target (`rms_norm-sm_90a-<hash>.cubin`). The directory is `KERNELYARD_CACHE_DIR`, else
+//!   `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`, only ever an absolute path;
+//!   `KERNELYARD_CACHE_DIR=off` (any case) disables it. The directory is created 0700 and not
+//!   used when it or an entry is another user's or writable by others; every entry carries its
+//!   key's and its payload's SHA-256, checked before the bytes reach the driver; a corrupt or
+//!   foreign entry is deleted and recompiled, a good entry the driver fails to load (out of
+//!   memory, say) is kept and the cubin compiled afresh. Why the cache was not used is logged
+//!   once per process (`kernelyard_kernels::cache::notes`); it costs a compile, never a
+//!   failure. Threat model: `docs/CACHE_SECURITY.md`.
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
 //!   entry point (`kernelyard_kernels::cache::ModuleMap`): each source has a lock of its own,
 //!   so a source compiles once and a first compile never stalls launches of other sources.
@@ -31,7 +34,7 @@ use std::time::Instant;
 use cudarc::driver::{result, sys};
 use cudarc::nvrtc::sys as nvrtc;
 use kernelyard_core::{Error, Sm, Version};
-use kernelyard_kernels::cache::{self, cache_dir, write_atomically, CacheKey, ModuleMap};
+use kernelyard_kernels::cache::{self, load_or_compile, CacheKey, DiskEntry, ModuleMap};
 
 use crate::error::{driver_code, CudaError};
 use crate::source::KernelSource;
@@ -43,8 +46,9 @@ pub const NVRTC_LIB: &str = "libnvrtc.so.13";
 /// NVRTC options besides the target.
 pub const OPTIONS: &[&str] = &["-std=c++17", "-lineinfo"];
 
-/// Bump when the cache's file format or key changes.
-const CACHE_FORMAT: &str = "kernelyard-cubin-1";
+/// Bump when the cache's file format or key changes. (2: entries carry a verified header;
+/// files of format 1, bare cubins, are never read.)
+const CACHE_FORMAT: &str = "kernelyard-cubin-2";
 
 /// The NVRTC target for a compute capability: `sm_90a` / `sm_100a` on the families with
 /// arch-specific instructions, `sm_XY` otherwise.
@@ -190,14 +194,18 @@ fn c_chars_to_string(chars: &[std::ffi::c_char]) -> String {
 /// the `cubin` extension).
 pub fn cache_file_name(source: &KernelSource, target: &str, nvrtc: Version) -> String {
     let compiler = nvrtc.to_string();
-    let key = CacheKey {
+    cache::cache_file_name(source, &cache_key(target, &compiler))
+}
+
+/// The disk cache's key for a cubin of `target` compiled by NVRTC `compiler`.
+fn cache_key<'a>(target: &'a str, compiler: &'a str) -> CacheKey<'a> {
+    CacheKey {
         format: CACHE_FORMAT,
         target,
         options: OPTIONS,
-        compiler: &compiler,
+        compiler,
         ext: "cubin",
-    };
-    cache::cache_file_name(source, &key)
+    }
 }
 
 /// Where a module came from.
@@ -285,31 +293,26 @@ impl ModuleCache {
 
     fn load(&self, source: &'static KernelSource) -> Result<(Loaded, Origin), Error> {
         let target = target_for(self.sm);
-        let path = cache_dir().map(|d| d.join(cache_file_name(source, &target, self.nvrtc)));
-        if let Some(path) = &path {
-            if let Ok(bytes) = std::fs::read(path) {
-                match load_image(&bytes) {
-                    Ok(module) => return Ok((loaded(module, source, &target), Origin::Disk)),
-                    // A torn or foreign file: recompile and replace it.
-                    Err(_) => {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
-        }
-        let compiled = compile(source, &target)?;
-        let module = load_image(&compiled.cubin).map_err(|code| CudaError::ModuleLoad {
-            file: source.file,
-            arch: target.clone(),
-            driver: self.driver,
-            nvrtc: self.nvrtc,
-            code,
-        })?;
-        if let Some(path) = &path {
-            // A cache that cannot be written only costs a compile next time.
-            let _ = write_atomically(path, &compiled.cubin);
-        }
-        Ok((loaded(module, source, &target), Origin::Compiled))
+        let compiler = self.nvrtc.to_string();
+        let mut entry = DiskEntry::open(source, &cache_key(&target, &compiler));
+        let got = load_or_compile(
+            &mut entry,
+            load_image,
+            || compile(source, &target).map(|c| c.cubin),
+            |code| CudaError::ModuleLoad {
+                file: source.file,
+                arch: target.clone(),
+                driver: self.driver,
+                nvrtc: self.nvrtc,
+                code,
+            },
+        )?;
+        let origin = if got.from_disk {
+            Origin::Disk
+        } else {
+            Origin::Compiled
+        };
+        Ok((loaded(got.module, source, &target), origin))
     }
 }
 

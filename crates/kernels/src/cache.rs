@@ -1,22 +1,60 @@
-//! The disk cache's pieces that do not depend on the compiler: a stable hash, file names that
-//! change with every input of a compile, the directory, and writes that never leave a torn
-//! file.
+//! The disk cache of compiled kernels (cubins, code objects) and the memory cache of loaded
+//! modules: the parts that do not depend on the compiler or the driver.
 //!
 //! - **Names.** [`cache_file_name`]: `<stem>-<target>-<16 hex digits>.<ext>`
 //!   (`rms_norm-sm_90a-<hash>.cubin`), the hash covering everything in a [`CacheKey`] and the
 //!   spliced source, so a changed header, option, target or compiler gives a new file rather
 //!   than a stale hit.
-//! - **Directory.** [`cache_dir`]: `KERNELYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/kernelyard`,
-//!   else `~/.cache/kernelyard`; `KERNELYARD_CACHE_DIR=off` disables the cache.
-//! - **Writes.** [`write_atomically`]: a temporary name, then a rename.
+//! - **Keys.** [`CacheKey::digest`]: the SHA-256 of the full key (every part, the spliced source
+//!   included), written into each entry's header and compared on every read, so a file is
+//!   only ever used for the exact compile it came from.
+//! - **Root.** [`root`]: `KERNELYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/kernelyard`, else
+//!   `$HOME/.cache/kernelyard`, only ever an absolute path; `off` (any case, white space
+//!   ignored) turns the cache off.
+//! - **Directory and entries.** [`disk`]: the directory is created 0700 and refused when it, a
+//!   directory above it or an entry is not this user's or is writable by others; entries
+//!   carry a header ([`entry`]: magic, version, key digest, length, payload SHA-256) verified
+//!   before their bytes reach a driver; writes go through a unique temporary file, `fsync` and
+//!   a rename.
+//! - **Loading.** [`load`]: the flow both backends run ([`DiskEntry`], [`load_or_compile`]) and
+//!   the log of reasons the cache was not used ([`notes`]).
+//!
+//! The threat model (who may write where, what the checks defend against and what they do
+//! not) is `docs/CACHE_SECURITY.md`.
 //!
 //! Responsibility: the backend decides what goes in the key (its format version, target
-//! naming, options and compiler version), reads and loads cached files, deletes one its
-//! driver rejects, and treats a failed write as a recompile next time, never a failure.
+//! naming, options and compiler version), compiles, and loads the bytes it is handed; this
+//! module decides whether bytes on disk may be handed to it. A cache that cannot be used or
+//! written costs a compile, never a failure.
+
+pub mod disk;
+pub mod entry;
+pub mod load;
+pub mod refusal;
+pub mod root;
+
+#[cfg(all(test, unix))]
+mod disk_tests;
+#[cfg(not(unix))]
+mod other;
+#[cfg(unix)]
+mod unix;
+
+#[cfg(not(unix))]
+use other as os;
+#[cfg(unix)]
+use unix as os;
+
+pub use disk::{DiskCache, Read};
+pub use entry::{EntryError, KeyDigest};
+pub use load::{load_or_compile, notes, DiskEntry, Obtained};
+pub use refusal::{CacheRefusal, Place};
+pub use root::{cache_root, Root};
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use crate::source::KernelSource;
 
@@ -57,7 +95,10 @@ pub struct CacheKey<'a> {
 /// ([`fnv1a`], 16 hex digits) covering, in order, the format, the file name, the spliced text,
 /// the target, the options joined by spaces and the compiler version.
 pub fn cache_file_name(source: &KernelSource, key: &CacheKey<'_>) -> String {
-    let spliced = source.spliced();
+    file_name(source, key, &source.spliced())
+}
+
+fn file_name(source: &KernelSource, key: &CacheKey<'_>, spliced: &str) -> String {
     let options = key.options.join(" ");
     let hash = fnv1a(&[
         key.format.as_bytes(),
@@ -71,31 +112,44 @@ pub fn cache_file_name(source: &KernelSource, key: &CacheKey<'_>) -> String {
     format!("{stem}-{}-{hash:016x}.{}", key.target, key.ext)
 }
 
-/// The disk cache directory, or `None` when disabled or no home directory is known.
-pub fn cache_dir() -> Option<PathBuf> {
-    match std::env::var_os("KERNELYARD_CACHE_DIR") {
-        Some(v) if v == "off" => None,
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|v| !v.is_empty())
-            .map(|v| PathBuf::from(v).join("kernelyard"))
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kernelyard"))
-            }),
+impl CacheKey<'_> {
+    /// The SHA-256 of the full key of `source` compiled as `self` says: every part, each
+    /// length-prefixed (the options one by one), after a domain tag, so two keys share a
+    /// digest only if every part is equal. An entry's header carries it, and a reader uses an
+    /// entry only for the same digest.
+    pub fn digest(&self, source: &KernelSource) -> KeyDigest {
+        self.digest_of(source, &source.spliced())
     }
-}
 
-/// Writes `bytes` to `path` through a temporary file in the same directory (created if
-/// missing) and a rename, so a crash never leaves a torn file at `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    /// The entry's file name ([`cache_file_name`]) and key ([`CacheKey::digest`]), splicing the
+    /// source once.
+    pub fn entry_id(&self, source: &KernelSource) -> (String, KeyDigest) {
+        let spliced = source.spliced();
+        (
+            file_name(source, self, &spliced),
+            self.digest_of(source, &spliced),
+        )
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+
+    fn digest_of(&self, source: &KernelSource, spliced: &str) -> KeyDigest {
+        let mut h = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        part(b"kernelyard kernel cache key 1");
+        part(self.format.as_bytes());
+        part(source.file.as_bytes());
+        part(spliced.as_bytes());
+        part(self.target.as_bytes());
+        part(&(self.options.len() as u64).to_le_bytes());
+        for option in self.options {
+            part(option.as_bytes());
+        }
+        part(self.compiler.as_bytes());
+        part(self.ext.as_bytes());
+        KeyDigest(h.finalize().into())
+    }
 }
 
 /// The memory cache of loaded modules of one device, by source file: each is loaded once, on
@@ -206,20 +260,46 @@ mod tests {
     }
 
     #[test]
-    fn fnv_separates_parts() {
-        assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
+    fn key_digests_change_with_every_part_of_the_key() {
+        let base = KEY.digest(&A);
+        assert_eq!(base, KEY.digest(&A));
+        assert_eq!(KEY.entry_id(&A), (cache_file_name(&A, &KEY), base));
+        assert_ne!(base, KEY.digest(&B));
+        let changed = [
+            CacheKey {
+                format: "kernelyard-cubin-2",
+                ..KEY
+            },
+            CacheKey {
+                target: "sm_89",
+                ..KEY
+            },
+            CacheKey {
+                options: &["-std=c++17"],
+                ..KEY
+            },
+            // The options are parts of their own: joined text alike, key different.
+            CacheKey {
+                options: &["-std=c++17 -lineinfo"],
+                ..KEY
+            },
+            CacheKey {
+                compiler: "13.1.0",
+                ..KEY
+            },
+            CacheKey {
+                ext: "hsaco",
+                ..KEY
+            },
+        ];
+        for key in changed {
+            assert_ne!(base, key.digest(&A), "{key:?}");
+        }
     }
 
     #[test]
-    fn writes_replace_the_file_whole() {
-        let dir = std::env::temp_dir().join(format!("kernelyard-kernels-{}", std::process::id()));
-        let path = dir.join("sub").join("x.cubin");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        // Only the file itself: the temporary name was renamed away.
-        assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn fnv_separates_parts() {
+        assert_ne!(fnv1a(&[b"ab", b"c"]), fnv1a(&[b"a", b"bc"]));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::ffi::c_void;
 
-use kernelyard_core::{Error, Stream};
+use kernelyard_core::{Error, Reason, Stream};
 
 use crate::source::KernelSource;
 
@@ -42,6 +42,19 @@ pub struct Dims {
     pub block: (u32, u32, u32),
     /// Dynamic shared memory per block, bytes.
     pub shared_bytes: u32,
+}
+
+/// Pushes a [`Reason::ShapeUnsupported`] unless a tensor of `dims` (named `what`) has at most
+/// `i64::MAX` elements: the kernels take sizes and compute offsets as `long long`. Core's
+/// problem check keeps every valid problem far below that (its bytes fit in `isize`); this
+/// keeps a kernel's check from passing any other problem on, computed without overflow.
+pub fn check_elements(what: &str, dims: &[usize], reasons: &mut Vec<Reason>) {
+    let elems = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if !matches!(elems, Some(n) if n <= i64::MAX as usize) {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!("{what} of shape {dims:?} (at most 2^63 - 1 elements: 64-bit indices)"),
+        });
+    }
 }
 
 /// Pointers to kernel parameters for a backend's `launch`: `params![a, b, c]` is

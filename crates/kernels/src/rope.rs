@@ -16,15 +16,15 @@
 //! (computed on the host in f64); a one-dimensional grid of [`RopePlan::blocks`] blocks of
 //! [`THREADS`] threads.
 //!
-//! Responsibility: core validated the views (shapes, dtypes, one device, `out` either exactly
-//! `x` or disjoint from it, an even `rotary_dim <= head_dim`, a finite positive theta) into the
-//! [`RopeProblem`]; [`check`] rejects what the launch cannot do; [`launch`] plans for the
-//! device's SM count and launches through the backend.
+//! Responsibility: core validated the views (shapes, dtypes, one device, in place one view,
+//! out of place `out` disjoint from `x`, an even `rotary_dim <= head_dim`, a finite positive
+//! theta) into the [`RopeProblem`]; [`check`] rejects what the launch cannot do; [`launch`]
+//! plans for the device's SM count and launches through the backend.
 
 use kernelyard_core::ops::rope::{RopeArgs, RopeProblem, RopeStyle};
 use kernelyard_core::{Capabilities, DType, Error, Reason, Stream};
 
-use crate::launch::{Dims, Launch};
+use crate::launch::{check_elements, Dims, Launch};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points: `rope_<dtype>_<style>`, one pair per thread, and
@@ -102,7 +102,7 @@ pub fn plan(p: &RopeProblem, sms: u32) -> Option<RopePlan> {
     let n = 16 / p.dtype.size();
     let half = p.rotary_dim / 2;
     let vec_pairs = if neox { n } else { n / 2 };
-    let vec = p.align >= 16 && half % vec_pairs == 0;
+    let vec = p.align >= 16 && half.is_multiple_of(vec_pairs);
     let pairs = if vec { vec_pairs } else { 1 };
     let copy_tail = !p.in_place && p.head_dim > p.rotary_dim;
     let copy_units = if copy_tail {
@@ -110,17 +110,20 @@ pub fn plan(p: &RopeProblem, sms: u32) -> Option<RopePlan> {
     } else {
         0
     };
-    let units = half / pairs + copy_units;
-    // As few head groups as give every SM THREADS_PER_SM threads.
+    let units = (half / pairs).saturating_add(copy_units);
+    // As few head groups as give every SM THREADS_PER_SM threads. Saturating and checked
+    // arithmetic: core's problem check keeps sizes far from overflow, but a plan of any
+    // problem must not panic (`check` then reports the grid as too large).
+    let heads = p.heads.max(1);
     let per_group = p.tokens.saturating_mul(units).max(1);
-    let target = (sms as usize).max(1) * THREADS_PER_SM;
-    let groups = target.div_ceil(per_group).clamp(1, p.heads);
-    let heads_per_thread = p
-        .heads
-        .div_ceil(groups)
-        .next_multiple_of(HEADS_IN_FLIGHT)
-        .min(p.heads);
-    let groups = p.heads.div_ceil(heads_per_thread);
+    let target = (sms as usize).max(1).saturating_mul(THREADS_PER_SM);
+    let groups = target.div_ceil(per_group).clamp(1, heads);
+    let per_thread = heads.div_ceil(groups);
+    let heads_per_thread = per_thread
+        .checked_next_multiple_of(HEADS_IN_FLIGHT)
+        .unwrap_or(per_thread)
+        .min(heads);
+    let groups = heads.div_ceil(heads_per_thread);
     let symbol = SOURCE.symbols[d + if neox { 0 } else { 3 } + if vec { 6 } else { 0 }];
     Some(RopePlan {
         symbol,
@@ -133,8 +136,8 @@ pub fn plan(p: &RopeProblem, sms: u32) -> Option<RopePlan> {
 }
 
 /// Pushes the reasons the kernels cannot run `p` on a device with `caps.multiprocessors` SMs:
-/// positions that are not i32 or i64, more frequencies than 32-bit indices reach, or more
-/// blocks than a grid holds.
+/// positions that are not i32 or i64, more elements than 64-bit indices reach, more
+/// frequencies than 32-bit indices reach, or more blocks than a grid holds.
 pub fn check(caps: &Capabilities, p: &RopeProblem, reasons: &mut Vec<Reason>) {
     if !DType::INDICES.contains(&p.pos_dtype) {
         reasons.push(Reason::DtypeUnsupported {
@@ -143,6 +146,7 @@ pub fn check(caps: &Capabilities, p: &RopeProblem, reasons: &mut Vec<Reason>) {
             supported: DType::INDICES.to_vec(),
         });
     }
+    check_elements("x", &[p.tokens, p.heads, p.head_dim], reasons);
     if p.rotary_dim / 2 > i32::MAX as usize {
         reasons.push(Reason::ShapeUnsupported {
             what: format!("rotary_dim {} (frequency indices are 32-bit)", p.rotary_dim),
@@ -174,10 +178,9 @@ pub fn launch(
         file: SOURCE.file,
         what: format!("{} input", p.dtype),
     })?;
-    // In place `x` and `out` are the same memory; the kernel reads each element before it
-    // writes it, from the same thread, so passing both addresses is sound.
-    let x = a.x.as_ptr();
-    let out = a.out.as_mut_ptr();
+    // In place (`RopeInput::InPlace`) both addresses are the one view's; the kernel reads each
+    // element before it writes it, from the same thread.
+    let (x, out) = a.input.ptrs();
     let positions = a.positions.as_ptr();
     let pos_size = p.pos_dtype.size() as i64;
     let tokens = p.tokens as i64;
@@ -195,7 +198,8 @@ pub fn launch(
     // SAFETY: the parameters match `rope_<dtype>_<style>[_v16](const void*, void*,
     // const void*, long long, long long, long long, long long, long long, long long,
     // long long, double)`; core validated the views (`[tokens, heads, head_dim]` contiguous,
-    // `[tokens]` positions of `pos_size` bytes, one device, `out` exactly `x` or disjoint);
+    // `[tokens]` positions of `pos_size` bytes, one device, in place one view or `out`
+    // disjoint from `x`);
     // the `_v16` entry point is chosen only when the problem is 16-byte aligned and the units
     // fill whole chunks; the grid fits (checked by `check`).
     unsafe {
@@ -224,6 +228,8 @@ pub fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::c_void;
+
     use crate::launch::tests::Recorder;
     use kernelyard_core::{TensorView, TensorViewMut};
 
@@ -308,6 +314,63 @@ mod tests {
         assert!(gpu.0.take().is_empty());
     }
 
+    /// Records rope's `x` and `out` parameters (its first two, both pointers).
+    #[derive(Default)]
+    struct IoRecorder(std::cell::RefCell<Vec<(*const c_void, *const c_void)>>);
+
+    impl Launch for IoRecorder {
+        unsafe fn launch(
+            &self,
+            _stream: &Stream,
+            source: &'static KernelSource,
+            _symbol: &'static str,
+            _dims: Dims,
+            params: &mut [*mut c_void],
+        ) -> Result<(), Error> {
+            assert_eq!(source.file, "rope.cu");
+            // SAFETY: the caller's contract: the parameters match rope's entry points, whose
+            // first two are pointers.
+            let io = unsafe {
+                (
+                    *(params[0] as *const *const c_void),
+                    *(params[1] as *const *const c_void),
+                )
+            };
+            self.0.borrow_mut().push(io);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn in_place_passes_the_one_view_as_x_and_out() {
+        let (t, h, d) = (4, 2, 32);
+        let mut buf = vec![1.0f32; t * h * d];
+        let pos: Vec<i32> = (0..t as i32).collect();
+        let base = buf.as_ptr().cast::<c_void>();
+        let mut a = RopeArgs::in_place(
+            TensorViewMut::from_slice(&mut buf, &[t, h, d]).unwrap(),
+            TensorView::from_slice(&pos, &[t]).unwrap(),
+        );
+        let (p, _) = a.validate().unwrap();
+        assert!(p.in_place);
+        let gpu = IoRecorder::default();
+        launch(&gpu, &Stream::host(), &Capabilities::host(), &mut a, &p).unwrap();
+        assert_eq!(gpu.0.take(), vec![(base, base)]);
+        // Out of place, the two addresses are the two views'.
+        let x = vec![1.0f32; t * h * d];
+        let mut y = vec![0.0f32; t * h * d];
+        let mut a = RopeArgs::new(
+            TensorView::from_slice(&x, &[t, h, d]).unwrap(),
+            TensorView::from_slice(&pos, &[t]).unwrap(),
+            TensorViewMut::from_slice(&mut y, &[t, h, d]).unwrap(),
+        );
+        let (p, _) = a.validate().unwrap();
+        assert!(!p.in_place);
+        launch(&gpu, &Stream::host(), &Capabilities::host(), &mut a, &p).unwrap();
+        let want = (x.as_ptr().cast(), y.as_ptr().cast());
+        assert_eq!(gpu.0.take(), vec![want]);
+    }
+
     fn problem(t: usize, h: usize, d: usize, r: usize, style: RopeStyle) -> RopeProblem {
         RopeProblem {
             tokens: t,
@@ -386,6 +449,38 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn plans_of_any_sizes_neither_overflow_nor_divide_by_zero() {
+        // Issue 13: heads = 2^64 - 1 wrapped `next_multiple_of` to 0 (then divided by it).
+        let huge = RopeProblem {
+            dtype: DType::F32,
+            align: 4,
+            ..problem(65535, usize::MAX, 256, 256, RopeStyle::Neox)
+        };
+        let p = plan(&huge, 132).unwrap();
+        assert!(p.heads_per_thread >= 1 && p.threads >= 1);
+        let caps = Capabilities {
+            multiprocessors: 132,
+            ..Capabilities::host()
+        };
+        let mut reasons = Vec::new();
+        check(&caps, &huge, &mut reasons);
+        assert!(
+            matches!(reasons.as_slice(), [Reason::ShapeUnsupported { .. }]),
+            "{reasons:?}"
+        );
+        let edges = [0, 1, 3, 1 << 32, usize::MAX - 1, usize::MAX];
+        for t in edges {
+            for h in edges {
+                for (d, r) in [(0, 0), (2, 2), (usize::MAX, usize::MAX - 1), (8, 10)] {
+                    let q = problem(t, h, d, r, RopeStyle::Gptj);
+                    let _ = plan(&q, u32::MAX);
+                    check(&caps, &q, &mut reasons);
+                }
+            }
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl RowPlan {
     /// module docs for the table).
     pub fn new(cols: usize, elem_bytes: usize, align: usize, shared_limit: Option<u64>) -> RowPlan {
         let per_chunk = (16 / elem_bytes.clamp(1, 16)).max(1);
-        let vector = align >= 16 && cols % per_chunk == 0;
+        let vector = align >= 16 && cols.is_multiple_of(per_chunk);
         let nv = cols.div_ceil(per_chunk).max(1);
         let max_chunks = (MAX_VALUES_PER_THREAD as usize / per_chunk).max(1);
         let options = || {
@@ -106,15 +106,19 @@ impl RowPlan {
                 .filter(move |&c| c <= max_chunks)
         };
         if nv > MAX_REGISTER_THREADS as usize * max_chunks {
-            let bytes = (cols as u64 * elem_bytes as u64).div_ceil(16) * 16;
-            let fits = shared_limit.is_some_and(|limit| bytes + STATIC_SHARED_BYTES <= limit);
+            // The row's bytes rounded up to 16, if they can be counted at all (checked: a row
+            // too long for that is also too long for shared memory, and `check` rejects it).
+            let bytes = (cols as u64)
+                .checked_mul(elem_bytes as u64)
+                .and_then(|b| b.checked_next_multiple_of(16))
+                .and_then(|b| u32::try_from(b).ok());
+            let shared = bytes.filter(|&b| {
+                shared_limit.is_some_and(|limit| u64::from(b) + STATIC_SHARED_BYTES <= limit)
+            });
             return RowPlan {
-                path: if fits {
-                    RowPath::Shared {
-                        bytes: bytes as u32,
-                    }
-                } else {
-                    RowPath::Long
+                path: match shared {
+                    Some(bytes) => RowPath::Shared { bytes },
+                    None => RowPath::Long,
                 },
                 vector,
                 block: TWO_PASS_THREADS,
@@ -307,6 +311,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn plans_of_any_row_length_are_computed_without_overflow() {
+        // Issue 13: `cols * elem_bytes` overflowed for the shared-memory path's size.
+        for cols in [MAX_COLS + 1, 1 << 62, usize::MAX - 1, usize::MAX] {
+            for elem in [1, 2, 4, 8, 16] {
+                let p = RowPlan::new(cols, elem, 16, H100);
+                assert_eq!(p.path, RowPath::Long, "{cols} x {elem}");
+                let mut reasons = Vec::new();
+                p.check(usize::MAX, cols, &mut reasons);
+                check_rows(usize::MAX, cols, elem, &mut reasons);
+                assert_eq!(reasons.len(), 4, "{reasons:?}");
+            }
+        }
+    }
+
+    #[test]
     fn target_shapes() {
         // bf16 rows of 4096: 512 chunks, 2 per thread, 256 threads.
         let p = plan(4096, 2);
@@ -374,7 +393,10 @@ pub(crate) mod tests {
             let v = 16 / size;
             for cols in cols_to_try() {
                 let p = plan(cols, size);
-                assert!(p.block % 32 == 0 && p.block <= 1024, "{cols}: {p:?}");
+                assert!(
+                    p.block.is_multiple_of(32) && p.block <= 1024,
+                    "{cols}: {p:?}"
+                );
                 assert_eq!(p.block % p.tpr, 0, "{cols}: {p:?}");
                 assert!(
                     p.tpr == p.block || (p.tpr <= 32 && p.tpr.is_power_of_two()),

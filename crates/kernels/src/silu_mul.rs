@@ -50,7 +50,7 @@ use std::ffi::c_void;
 use kernelyard_core::ops::silu_mul::{SiluMulArgs, SiluMulInput, SiluMulProblem};
 use kernelyard_core::{Capabilities, Error, Reason, Stream};
 
-use crate::launch::{Dims, Launch};
+use crate::launch::{check_elements, Dims, Launch};
 use crate::rows::entry_point;
 use crate::source::KernelSource;
 
@@ -133,11 +133,12 @@ impl SiluMulPlan {
 /// on `d` and the element size alone; the alignment only picks the access width.
 pub fn plan(rows: usize, d: usize, elem_bytes: usize, align: usize) -> SiluMulPlan {
     let elem_bytes = elem_bytes.clamp(1, 16);
-    let vector = align >= 16 && (d * elem_bytes) % 16 == 0;
-    let (units, per_thread) = if vector {
-        (d * elem_bytes / 16, VECTORS_PER_THREAD)
-    } else {
-        (d, ELEMS_PER_THREAD)
+    // A row whose bytes overflow takes the element path (`check` rejects it anyway).
+    let row_bytes = d.checked_mul(elem_bytes);
+    let vector = align >= 16 && row_bytes.is_some_and(|b| b % 16 == 0);
+    let (units, per_thread) = match row_bytes {
+        Some(b) if vector => (b / 16, VECTORS_PER_THREAD),
+        _ => (d, ELEMS_PER_THREAD),
     };
     let q = units.div_ceil(per_thread).max(1);
     let threads = THREADS as usize;
@@ -158,10 +159,11 @@ pub fn plan(rows: usize, d: usize, elem_bytes: usize, align: usize) -> SiluMulPl
     }
 }
 
-/// Pushes the reasons the kernels cannot run `p` (no device property matters): a row longer
-/// than [`MAX_D`], or more column tiles than a grid holds. Any number of rows fits: the grid's
-/// y is capped and the kernel loops.
+/// Pushes the reasons the kernels cannot run `p` (no device property matters): more elements
+/// than 64-bit indices reach, a row longer than [`MAX_D`], or more column tiles than a grid
+/// holds. Any number of rows otherwise fits: the grid's y is capped and the kernel loops.
 pub fn check(_caps: &Capabilities, p: &SiluMulProblem, reasons: &mut Vec<Reason>) {
+    check_elements("out", &[p.rows, p.d], reasons);
     if p.d > MAX_D {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
@@ -239,6 +241,27 @@ mod tests {
     use crate::launch::tests::Recorder;
     use crate::rows::symbol;
     use kernelyard_core::{DType, TensorView, TensorViewMut};
+
+    #[test]
+    fn plans_of_any_sizes_are_computed_without_overflow() {
+        for d in [MAX_D + 1, 1 << 62, usize::MAX] {
+            let p = plan(usize::MAX, d, 2, 16);
+            assert!(p.block.0 >= 1 && p.col_blocks >= 1, "{d}: {p:?}");
+            let mut reasons = Vec::new();
+            check(
+                &Capabilities::host(),
+                &problem(usize::MAX, d, DType::BF16, false, 16),
+                &mut reasons,
+            );
+            assert!(
+                reasons
+                    .iter()
+                    .all(|r| matches!(r, Reason::ShapeUnsupported { .. }))
+                    && reasons.len() >= 2,
+                "{reasons:?}"
+            );
+        }
+    }
 
     fn problem(rows: usize, d: usize, dtype: DType, split: bool, align: usize) -> SiluMulProblem {
         SiluMulProblem {

@@ -27,7 +27,7 @@ use std::ffi::c_void;
 use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
 use kernelyard_core::{Capabilities, DType, Error, Reason, Stream};
 
-use crate::launch::{Dims, Launch};
+use crate::launch::{check_elements, Dims, Launch};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points: the main kernel per logits dtype, element-wise
@@ -66,16 +66,17 @@ const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
 /// Elements of a 16-byte chunk of `dtype`.
 pub fn chunk_elems(dtype: DType) -> usize {
-    16 / dtype.size()
+    16 / dtype.size().clamp(1, 16)
 }
 
 /// Threads per CTA for a row of `vocab` elements of `dtype`: enough that each thread folds at
 /// least about 16 steps of [`UNROLL`] chunks, a multiple of 32, between 32 and
 /// [`MAX_THREADS`]. Depends on the row length and dtype only (batch invariance).
 pub fn block_threads(vocab: usize, dtype: DType) -> u32 {
-    let chunks = vocab.div_ceil(chunk_elems(dtype));
-    let want = chunks.div_ceil(16 * UNROLL).next_multiple_of(32);
-    want.clamp(32, MAX_THREADS as usize) as u32
+    let chunks = vocab.div_ceil(chunk_elems(dtype).max(1));
+    // Clamped before it is rounded up to 32, so no vocabulary size can overflow it.
+    let want = chunks.div_ceil(16 * UNROLL).min(MAX_THREADS as usize);
+    want.next_multiple_of(32).clamp(32, MAX_THREADS as usize) as u32
 }
 
 /// The main entry point for logits of `dtype`, with 16-byte loads when `vec`; `None` for a
@@ -90,8 +91,9 @@ pub fn symbol(dtype: DType, vec: bool) -> Option<&'static str> {
     Some(SOURCE.symbols[i + if vec { 3 } else { 0 }])
 }
 
-/// Pushes the reasons the kernels cannot run `p`: targets that are not i32 or i64, or more
-/// rows than a grid of one CTA per row holds (no device property matters).
+/// Pushes the reasons the kernels cannot run `p`: targets that are not i32 or i64, more
+/// logits than 64-bit indices reach, or more rows than a grid of one CTA per row holds (no
+/// device property matters).
 pub fn check(_caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<Reason>) {
     if !DType::INDICES.contains(&p.target_dtype) {
         reasons.push(Reason::DtypeUnsupported {
@@ -100,6 +102,7 @@ pub fn check(_caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<R
             supported: DType::INDICES.to_vec(),
         });
     }
+    check_elements("logits", &[p.tokens, p.vocab], reasons);
     if p.tokens > i32::MAX as usize {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
@@ -209,6 +212,29 @@ mod tests {
     use kernelyard_core::{TensorView, TensorViewMut};
 
     #[test]
+    fn block_threads_of_any_vocabulary() {
+        for dtype in [DType::F32, DType::BF16, DType::I64] {
+            assert_eq!(block_threads(usize::MAX, dtype), MAX_THREADS);
+            assert_eq!(block_threads(0, dtype), 32);
+        }
+        let mut reasons = Vec::new();
+        let p = TokenLogprobsProblem {
+            tokens: 2,
+            vocab: usize::MAX,
+            dtype: DType::BF16,
+            target_dtype: DType::I64,
+            entropy: false,
+            checked: false,
+            align: 16,
+        };
+        check(&Capabilities::host(), &p, &mut reasons);
+        assert!(
+            matches!(reasons.as_slice(), [Reason::ShapeUnsupported { .. }]),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
     fn rejects_more_rows_than_a_grid_holds() {
         let p = TokenLogprobsProblem {
             tokens: 1 << 31,
@@ -302,7 +328,7 @@ mod tests {
             for d in DType::FLOATS {
                 let t = block_threads(v, *d);
                 assert!(
-                    t % 32 == 0 && (32..=MAX_THREADS).contains(&t),
+                    t.is_multiple_of(32) && (32..=MAX_THREADS).contains(&t),
                     "{v} {d}: {t}"
                 );
             }

@@ -13,12 +13,15 @@
 //!   hiprtc crashed when two threads compiled at once (seen in this crate's compile-matrix
 //!   test). Compiling needs no GPU, which is how CI compiles every source for
 //!   gfx908, gfx90a and gfx1030 (`tests/compile_matrix.rs`).
-//! - **Disk cache.** Keyed by a hash of the spliced source, the target, the options, the
-//!   hiprtc version and a format version (`rms_norm-gfx90a-<hash>.hsaco`), in the CUDA backend's
-//!   directory (`KERNELYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/kernelyard`, else
-//!   `~/.cache/kernelyard`; `off` disables it). Written to a temporary name and renamed; a file
-//!   the runtime rejects is deleted and recompiled; a cache that cannot be written costs a
-//!   recompile, never a failure.
+//! - **Disk cache.** [`kernelyard_kernels::cache`], as in the CUDA backend: keyed by the spliced
+//!   source, the target, the options, the hiprtc version and a format version
+//!   (`rms_norm-gfx90a-<hash>.hsaco`), in the CUDA backend's directory (`KERNELYARD_CACHE_DIR`,
+//!   else `$XDG_CACHE_HOME/kernelyard`, else `~/.cache/kernelyard`, only ever absolute; `off`
+//!   in any case disables it). The directory is created 0700 and not used when it or an entry
+//!   is another user's or writable by others; entries carry their key's and payload's SHA-256,
+//!   checked before the bytes reach the runtime; a corrupt or foreign entry is deleted and
+//!   recompiled, a good one the runtime fails to load is kept. A cache that cannot be used or
+//!   written costs a recompile, never a failure. Threat model: `docs/CACHE_SECURITY.md`.
 //! - **Memory cache.** Per device, one loaded module per source and one function handle per
 //!   entry point (`kernelyard_kernels::cache::ModuleMap`): each source has a lock of its own,
 //!   so a source compiles once and a first compile never stalls launches of other sources.
@@ -30,8 +33,9 @@ use kernelyard_kernels::source::KernelSource;
 /// hiprtc options besides the target.
 pub const OPTIONS: &[&str] = &["-std=c++17", "-O3"];
 
-/// Bump when the cache's file format or key changes.
-const CACHE_FORMAT: &str = "kernelyard-hsaco-1";
+/// Bump when the cache's file format or key changes. (2: entries carry a verified header;
+/// files of format 1, bare code objects, are never read.)
+const CACHE_FORMAT: &str = "kernelyard-hsaco-2";
 
 /// The hiprtc target for an architecture: its bare name (`gfx90a`).
 pub fn target_for(gfx: Gfx) -> String {
@@ -73,17 +77,25 @@ pub fn kernel_names(code: &[u8]) -> Vec<String> {
 
 /// The disk cache's file name for a source compiled for `target` by hiprtc `hiprtc`.
 pub fn cache_name(source: &KernelSource, target: &str, hiprtc: Version) -> String {
-    let compiler = format!("hiprtc {hiprtc}");
-    cache_file_name(
-        source,
-        &CacheKey {
-            format: CACHE_FORMAT,
-            target,
-            options: OPTIONS,
-            compiler: &compiler,
-            ext: "hsaco",
-        },
-    )
+    let compiler = compiler_name(hiprtc);
+    cache_file_name(source, &cache_key(target, &compiler))
+}
+
+/// The compiler part of the disk cache's key.
+fn compiler_name(hiprtc: Version) -> String {
+    format!("hiprtc {hiprtc}")
+}
+
+/// The disk cache's key for a code object of `target` compiled by `compiler`
+/// ([`compiler_name`]).
+fn cache_key<'a>(target: &'a str, compiler: &'a str) -> CacheKey<'a> {
+    CacheKey {
+        format: CACHE_FORMAT,
+        target,
+        options: OPTIONS,
+        compiler,
+        ext: "hsaco",
+    }
 }
 
 #[cfg(feature = "hip")]
@@ -99,7 +111,7 @@ mod compiling {
 
     use hip_sys::hiprt::{hipFunction_t, hipModule_t};
     use kernelyard_core::{Capabilities, DeviceId, Error};
-    use kernelyard_kernels::cache::{cache_dir, write_atomically, ModuleMap};
+    use kernelyard_kernels::cache::{load_or_compile, DiskEntry, ModuleMap};
 
     use crate::device::{bind, hiprtc_version, platform};
     use crate::error::{check, RocmError};
@@ -253,31 +265,21 @@ mod compiling {
         };
         let p = platform().map_err(RocmError::from)?;
         let target = target_for(gfx);
-        let path = cache_dir().map(|d| d.join(cache_name(source, &target, p.hiprtc)));
-        if let Some(path) = &path {
-            if let Ok(bytes) = std::fs::read(path) {
-                match load_image(&bytes) {
-                    Ok(module) => return Ok(loaded(module, source, &target, bytes)),
-                    // A torn or foreign file: recompile and replace it.
-                    Err(_) => {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
-        }
-        let compiled = compile(source, &target)?;
-        let module = load_image(&compiled.code).map_err(|status| RocmError::ModuleLoad {
-            file: source.file,
-            arch: target.clone(),
-            runtime: p.runtime,
-            hiprtc: p.hiprtc,
-            status,
-        })?;
-        if let Some(path) = &path {
-            // A cache that cannot be written only costs a compile next time.
-            let _ = write_atomically(path, &compiled.code);
-        }
-        Ok(loaded(module, source, &target, compiled.code))
+        let compiler = compiler_name(p.hiprtc);
+        let mut entry = DiskEntry::open(source, &cache_key(&target, &compiler));
+        let got = load_or_compile(
+            &mut entry,
+            load_image,
+            || compile(source, &target).map(|c| c.code),
+            |status| RocmError::ModuleLoad {
+                file: source.file,
+                arch: target.clone(),
+                runtime: p.runtime,
+                hiprtc: p.hiprtc,
+                status,
+            },
+        )?;
+        Ok(loaded(got.module, source, &target, got.image))
     }
 
     fn loaded(

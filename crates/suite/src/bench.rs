@@ -36,11 +36,15 @@ use kernelyard::{
 use crate::exec::{panic_text, same_but_align};
 use crate::ops::driver;
 
+mod budget;
 mod inputs;
 mod report;
 mod scalars;
 
+use budget::{check_runs, host_available, Footprint};
 use inputs::HostSet;
+
+pub use budget::{Refused, MAX_RUNS};
 
 /// The work of one run (core's, by the torch peer's conventions: [`Problem::work`]).
 pub use kernelyard::ops::Work;
@@ -130,6 +134,9 @@ pub enum BenchError {
     Scalars(String),
     /// The options are not usable (no timed run).
     Options(String),
+    /// The run would exceed a bound (more runs than [`MAX_RUNS`], sizes that overflow or
+    /// exceed the device's or the host's memory); found before anything is allocated.
+    Refused(Refused),
     /// `--all` found no kernel that can run the problem: each one with its reasons.
     NoneRunnable {
         /// The op.
@@ -170,6 +177,7 @@ impl fmt::Display for BenchError {
             BenchError::Select(e) => write!(f, "{e}"),
             BenchError::Scalars(e) => write!(f, "bad scalars: {e}"),
             BenchError::Options(e) => write!(f, "bad options: {e}"),
+            BenchError::Refused(e) => write!(f, "refused: {e}"),
             BenchError::NoneRunnable {
                 op,
                 device,
@@ -197,6 +205,12 @@ impl fmt::Display for BenchError {
 }
 
 impl std::error::Error for BenchError {}
+
+impl From<Refused> for BenchError {
+    fn from(e: Refused) -> Self {
+        BenchError::Refused(e)
+    }
+}
 
 impl From<SelectError> for BenchError {
     fn from(e: SelectError) -> Self {
@@ -284,8 +298,9 @@ fn copy_bytes(rt: &Runtime, opts: &BenchOptions) -> Result<usize, BenchError> {
 /// steps: generating inputs, uploading, measuring the copy bandwidth, timing each kernel, and
 /// each kernel skipped).
 ///
-/// Selection is checked before any input is generated, so an unknown or rejected kernel fails
-/// at once.
+/// Selection and the bounds ([`MAX_RUNS`], the memory the run needs: [`Refused`]) are checked
+/// before any input is generated or any memory allocated, so an unknown or rejected kernel, or
+/// a problem too large for the device or the host, fails at once.
 pub fn bench(
     rt: &Runtime,
     opts: &BenchOptions,
@@ -303,6 +318,7 @@ pub fn bench(
     if opts.iters == 0 {
         return Err(BenchError::Options("`iters` must be at least 1".into()));
     }
+    check_runs(opts.warmup, opts.iters)?;
     let chosen = selections(rt, device, &opts.problem, &opts.kernels)?;
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut policies: Vec<Policy> = Vec::new();
@@ -319,6 +335,22 @@ pub fn bench(
             skipped,
         });
     }
+
+    // What the run needs, from the shapes alone, before anything is generated or allocated.
+    let drv = driver(op).map_err(BenchError::Harness)?;
+    let footprint = Footprint::of(drv, &opts.problem).map_err(|e| match e {
+        Ok(refused) => BenchError::Refused(refused),
+        Err(bug) => BenchError::Harness(bug),
+    })?;
+    let available = host_available();
+    footprint.check(device, caps.memory_bytes, available)?;
+    // On the CPU the sets are host memory: size the rotation by what is available too.
+    let memory = match (device.kind, available) {
+        (DeviceKind::Cpu, Some(a)) if memory > 0 => {
+            memory.min(usize::try_from(a).unwrap_or(usize::MAX))
+        }
+        _ => memory,
+    };
 
     let copy_bytes = copy_bytes(rt, opts)?;
     progress(&format!(
@@ -337,7 +369,6 @@ pub fn bench(
     ));
 
     // Inputs: generated once on the host, converted once to their dtypes.
-    let drv = driver(op).map_err(BenchError::Harness)?;
     let started = Instant::now();
     progress(&format!(
         "generating the inputs of {op} {:?} {} on the host",
@@ -356,7 +387,7 @@ pub fn bench(
     progress(&format!(
         "uploading {wanted} input set(s) of {} ({} in all) to {device}",
         human_bytes(set_bytes),
-        human_bytes(wanted * set_bytes)
+        human_bytes(wanted.saturating_mul(set_bytes))
     ));
     let mut sets = Vec::with_capacity(wanted);
     for index in 0..wanted {
@@ -497,6 +528,7 @@ fn time_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard::ops::Listed;
     use kernelyard::{DType, Params};
 
     fn runtime() -> Runtime {
@@ -608,6 +640,66 @@ mod tests {
         let report = bench(&rt, &o, &mut |_| {}).unwrap();
         assert_eq!(report.set_bytes, 64 << 20);
         assert_eq!(report.rows[0].sets, 4);
+    }
+
+    /// Issue 13: counts and sizes beyond the bounds are refused before anything is measured,
+    /// generated or allocated (they used to panic, abort or hang).
+    #[test]
+    fn runs_and_sizes_beyond_the_bounds_are_refused_before_any_work() {
+        let rt = runtime();
+        let mut lines = Vec::new();
+        let mut o = opts(OpKind::Softmax, "rows=2,cols=8", DType::F32);
+        o.warmup = usize::MAX;
+        let err = bench(&rt, &o, &mut |l| lines.push(l.to_string())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BenchError::Refused(Refused::TooManyRuns { what: "warmup", .. })
+            ),
+            "{err}"
+        );
+        (o.warmup, o.iters) = (1, MAX_RUNS + 1);
+        let err = bench(&rt, &o, &mut |l| lines.push(l.to_string())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BenchError::Refused(Refused::TooManyRuns { what: "iters", .. })
+            ),
+            "{err}"
+        );
+        // 2^24 x 2^24 f32: 64 TiB a tensor.
+        let o = opts(OpKind::Softmax, "rows=16777216,cols=16777216", DType::F32);
+        let err = bench(&rt, &o, &mut |l| lines.push(l.to_string())).unwrap_err();
+        let memory = rt.capabilities(DeviceId::CPU).unwrap().memory_bytes;
+        if memory > 0 {
+            assert!(
+                matches!(err, BenchError::Refused(Refused::DeviceMemory { .. })),
+                "{err}"
+            );
+        } else {
+            // No /proc/meminfo: nothing to compare with but the host bound, also unknown.
+            assert!(matches!(err, BenchError::Refused(_)), "{err}");
+        }
+        // A problem built directly whose sizes overflow: selection refuses it as invalid (the
+        // bench's own overflow checks, for what validation lets through, are tested in
+        // `budget`).
+        let huge = kernelyard::ops::softmax::Softmax::wrap(kernelyard::ops::softmax::RowsProblem {
+            rows: 1 << 40,
+            cols: 1 << 40,
+            dtype: DType::F32,
+            align: 16,
+        });
+        let o = BenchOptions {
+            warmup: 1,
+            iters: 1,
+            ..BenchOptions::new(DeviceId::CPU, huge)
+        };
+        let err = bench(&rt, &o, &mut |l| lines.push(l.to_string())).unwrap_err();
+        assert!(
+            matches!(err, BenchError::Select(SelectError::InvalidProblem { .. })),
+            "{err}"
+        );
+        assert_eq!(lines, Vec::<String>::new(), "work was done before refusing");
     }
 
     #[test]

@@ -55,6 +55,18 @@ impl HostTensor {
         }
     }
 
+    /// A tensor's description without values (`data` empty): what
+    /// [`Driver::input_shapes`](crate::ops::Driver::input_shapes) returns, so that sizes are
+    /// known before anything is generated.
+    pub fn shape_only(
+        name: &'static str,
+        dtype: DType,
+        shape: Vec<usize>,
+        batch_axis: Option<usize>,
+    ) -> Self {
+        HostTensor::of(name, dtype, shape, batch_axis, Vec::new())
+    }
+
     /// A tensor of given values (already representable in `dtype`).
     pub fn of(
         name: &'static str,
@@ -71,6 +83,16 @@ impl HostTensor {
             batch_axis,
         }
     }
+}
+
+/// The number of elements of a dense tensor of `shape`, or `None` if it overflows `usize`.
+pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The bytes of a dense tensor of `shape` in `dtype`, or `None` if they overflow `usize`.
+pub(crate) fn checked_bytes(dtype: DType, shape: &[usize]) -> Option<usize> {
+    checked_numel(shape)?.checked_mul(dtype.size())
 }
 
 /// Tensors of at least this many elements are generated (and converted to their dtype) on

@@ -320,15 +320,16 @@ mod tests {
 
     #[test]
     fn problems_compare_without_their_alignment() {
-        let a = problem(OpKind::SiluMul, "rows=3,d=7");
-        let b = problem(OpKind::SiluMul, "rows=3,d=7,align=2");
+        // d = 8: 16-byte rows, so the default alignment (16) differs from `align=2`.
+        let a = problem(OpKind::SiluMul, "rows=3,d=8");
+        let b = problem(OpKind::SiluMul, "rows=3,d=8,align=2");
         assert_ne!(a, b);
         assert!(same_but_align(&a, &b));
         assert!(!same_but_align(
             &a,
-            &problem(OpKind::SiluMul, "rows=3,d=7,split=1")
+            &problem(OpKind::SiluMul, "rows=3,d=8,split=1")
         ));
-        assert!(!same_but_align(&a, &problem(OpKind::SiluMul, "rows=4,d=7")));
+        assert!(!same_but_align(&a, &problem(OpKind::SiluMul, "rows=4,d=8")));
         let g = problem(OpKind::Gemm, "m=2,n=3,k=4");
         assert!(same_but_align(
             &g,

@@ -38,7 +38,7 @@ pub fn lookup<'l>(
     dtype: DType,
 ) -> Option<&'l KnownDifference> {
     list.iter()
-        .find(|k| k.kernel == kernel && k.case == case && k.dtype.map_or(true, |d| d == dtype))
+        .find(|k| k.kernel == kernel && k.case == case && k.dtype.is_none_or(|d| d == dtype))
 }
 
 /// Applies a known difference to an outcome: a failure becomes a skip with the entry's reason;

@@ -52,8 +52,8 @@ pub mod runner;
 pub mod tolerance;
 
 pub use bench::{
-    bench, BenchError, BenchOptions, BenchReport, BenchRow, BenchScalars, KernelChoice, Skipped,
-    Work,
+    bench, BenchError, BenchOptions, BenchReport, BenchRow, BenchScalars, KernelChoice, Refused,
+    Skipped, Work,
 };
 pub use cases::{cases_for, Case};
 pub use known::{KnownDifference, KNOWN_DIFFERENCES};

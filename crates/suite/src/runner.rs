@@ -72,14 +72,14 @@ struct Prepared {
 fn devices(rt: &Runtime, opts: &SuiteOptions) -> Vec<DeviceId> {
     rt.devices()
         .map(|c| c.device)
-        .filter(|d| opts.device.map_or(true, |want| want == *d))
+        .filter(|d| opts.device.is_none_or(|want| want == *d))
         .collect()
 }
 
 fn ops(opts: &SuiteOptions) -> Vec<OpKind> {
     OpKind::ALL
         .into_iter()
-        .filter(|op| opts.op.map_or(true, |want| want == *op))
+        .filter(|op| opts.op.is_none_or(|want| want == *op))
         .collect()
 }
 

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::check::{
+    dim, dtype_in, finite, no_alias, nonzero, same_dtype, Checker, Implied, ViewMeta,
+};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -49,10 +51,19 @@ impl AttentionProblem {
     pub fn flops(&self) -> f64 {
         let (sq, skv) = (self.seq_q as f64, self.seq_kv as f64);
         let pairs = if self.causal {
-            // Query i sees min(Skv, max(0, i + Skv - Sq + 1)) keys.
-            (0..self.seq_q)
-                .map(|i| ((i + self.seq_kv) as f64 - sq + 1.0).clamp(0.0, skv))
-                .sum::<f64>()
+            // Query i sees clamp(x, 0, Skv) keys, x = i + Skv - Sq + 1. Summed in closed form
+            // over x in [lo, hi] (in f64: no size overflows, and no loop of Sq steps): x in
+            // [1, Skv - 1] sees x keys, x >= Skv all Skv.
+            let (lo, hi) = (skv - sq + 1.0, skv);
+            let (a, b) = (lo.max(1.0), hi.min(skv - 1.0));
+            let partial = if a <= b {
+                (a + b) * (b - a + 1.0) / 2.0
+            } else {
+                0.0
+            };
+            let a = lo.max(skv);
+            let full = if a <= hi { (hi - a + 1.0) * skv } else { 0.0 };
+            partial + full
         } else {
             sq * skv
         };
@@ -65,7 +76,7 @@ impl AttentionProblem {
         r.check_keys()?;
         let seq_q = r.usize("seq_q")?;
         let heads_q = r.usize("heads_q")?;
-        let p = AttentionProblem {
+        let mut p = AttentionProblem {
             batch: r.usize("batch")?,
             seq_q,
             seq_kv: match params.get("seq_kv") {
@@ -81,33 +92,49 @@ impl AttentionProblem {
             dtype,
             causal: r.flag("causal")?,
             lse: r.flag("lse")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        let dims = [
-            p.batch, p.seq_q, p.seq_kv, p.heads_q, p.heads_kv, p.head_dim,
-        ];
-        if dims.contains(&0) {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: dims.to_vec(),
-            }
-            .into());
-        }
-        check_heads(p.heads_q, p.heads_kv)?;
-        if !DType::FLOATS.contains(&dtype) {
-            return Err(ValidationError::DtypeNotAllowed {
-                arg: "q",
-                got: dtype,
-                allowed: DType::FLOATS,
-            }
-            .into());
-        }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// `q` and `out [batch, seq_q, heads_q, head_dim]`, `k` and `v [batch, seq_kv, heads_kv,
+    /// head_dim]`, and with the lse `lse [batch, heads_q, seq_q]` (f32, not counted in
+    /// `align`).
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[
+            self.batch,
+            self.seq_q,
+            self.seq_kv,
+            self.heads_q,
+            self.heads_kv,
+            self.head_dim,
+        ])?;
+        check_heads(self.heads_q, self.heads_kv)?;
+        dtype_in("q", self.dtype, DType::FLOATS)?;
+        let mut t = Implied::new();
+        let q = [self.batch, self.seq_q, self.heads_q, self.head_dim];
+        let kv = [self.batch, self.seq_kv, self.heads_kv, self.head_dim];
+        t.contiguous("q", self.dtype, &q)?;
+        t.contiguous("k", self.dtype, &kv)?;
+        t.contiguous("v", self.dtype, &kv)?;
+        t.contiguous("out", self.dtype, &q)?;
+        if self.lse {
+            let lse = [self.batch, self.heads_q, self.seq_q];
+            t.contiguous_uncounted("lse", DType::F32, &lse)?;
+        }
+        Ok(t)
+    }
+
+    /// The invariants [`AttentionArgs::validate`] enforces (see [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 }
 
 fn check_heads(heads_q: usize, heads_kv: usize) -> Result<(), ValidationError> {
-    if heads_q % heads_kv != 0 {
+    if !heads_q.is_multiple_of(heads_kv) {
         return Err(ValidationError::Relation {
             rule: "heads_q % heads_kv == 0",
             detail: format!("heads_q = {heads_q}, heads_kv = {heads_kv}"),
@@ -262,21 +289,20 @@ impl<'a> AttentionArgs<'a> {
         if let Some(s) = self.scale {
             finite("scale", s, false)?;
         }
-        Ok((
-            AttentionProblem {
-                batch,
-                seq_q,
-                seq_kv,
-                heads_q,
-                heads_kv,
-                head_dim,
-                dtype,
-                causal: self.causal,
-                lse: self.lse.is_some(),
-                align,
-            },
-            ck.device(),
-        ))
+        let p = AttentionProblem {
+            batch,
+            seq_q,
+            seq_kv,
+            heads_q,
+            heads_kv,
+            head_dim,
+            dtype,
+            causal: self.causal,
+            lse: self.lse.is_some(),
+            align,
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -300,6 +326,10 @@ impl Op for Attention {
 
     fn from_params(params: &Params, dtype: DType) -> Result<AttentionProblem, Error> {
         AttentionProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &AttentionProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(args: &AttentionArgs<'_>) -> Result<(AttentionProblem, DeviceId), ValidationError> {

@@ -1,4 +1,9 @@
 //! Validation helpers shared by the operator files: one place for the checks every tensor gets.
+//!
+//! Two sides of one set of rules: [`Checker`] checks the views of a call (what `validate`
+//! sees), [`Implied`] checks the tensors a problem describes (what `from_params` builds and what
+//! a caller may construct directly; each operator's `check` lists them). Sizes, strides and
+//! byte spans are computed in checked arithmetic on both sides.
 
 use crate::device::DeviceId;
 use crate::dtype::DType;
@@ -140,7 +145,7 @@ impl Checker {
             return Err(ValidationError::NullPointer { arg });
         }
         let size = v.dtype().size();
-        if v.addr() % size != 0 {
+        if !v.addr().is_multiple_of(size) {
             return Err(ValidationError::Misaligned {
                 arg,
                 align: size,
@@ -174,10 +179,11 @@ impl Checker {
         self.align = self.align.min(align_of(v.addr()));
         // Row strides (all but the innermost) also bound vector widths. A dimension of size 1
         // never steps by its stride (frameworks give such strides arbitrary values), so it is
-        // ignored; for the others the span check above bounds `s * size` by `isize::MAX`.
+        // ignored; for the others the span check above bounds `s * size` by `isize::MAX` (and
+        // the alignment is taken from the factors, without multiplying them).
         for (&d, &s) in shape.iter().zip(v.strides()).take(rank.saturating_sub(1)) {
             if d > 1 {
-                self.align = self.align.min(align_of(s as usize * size));
+                self.align = self.align.min(align_of_bytes(s as usize, size));
             }
         }
         Ok(shape)
@@ -288,4 +294,241 @@ pub fn finite(param: &'static str, v: f32, positive: bool) -> Result<(), Validat
         });
     }
     Ok(())
+}
+
+/// The alignment (a power of two, capped at [`MAX_ALIGN`]) of `elems * size` bytes, from the
+/// factors' trailing zeros: no multiplication, so no overflow.
+fn align_of_bytes(elems: usize, size: usize) -> usize {
+    if elems == 0 || size == 0 {
+        return MAX_ALIGN;
+    }
+    let zeros = elems.trailing_zeros() + size.trailing_zeros();
+    if zeros >= MAX_ALIGN.trailing_zeros() {
+        MAX_ALIGN
+    } else {
+        1 << zeros
+    }
+}
+
+/// The tensors a problem implies, measured in checked arithmetic: the same rules
+/// [`Checker::tensor`] applies to views, applied to the shapes and strides a problem describes
+/// (each operator's `check` lists its tensors; see [`Op::check_problem`](crate::ops::Op)).
+///
+/// Each tensor must be non-empty, its element count times its element size (its byte size)
+/// and its byte span (what its strides reach) must fit in `isize`, and the byte spans of all
+/// the problem's tensors together must fit in `isize` too: arguments live in one address space
+/// (a problem past that could not be given as arguments). Tensors that count in the problem's
+/// `align` add their row strides (all but the innermost dimension, for extents above 1) to the
+/// least stride alignment and their element size to the least element size.
+#[derive(Clone, Debug)]
+pub struct Implied {
+    total: usize,
+    stride_align: usize,
+    min_size: usize,
+}
+
+impl Default for Implied {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Implied {
+    /// No tensors yet.
+    pub fn new() -> Self {
+        Implied {
+            total: 0,
+            stride_align: MAX_ALIGN,
+            min_size: MAX_ALIGN,
+        }
+    }
+
+    /// A row-major contiguous tensor whose pointer and row strides count in `align`.
+    pub fn contiguous(
+        &mut self,
+        arg: &'static str,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<(), ValidationError> {
+        self.add(arg, dtype, shape, None, true)
+    }
+
+    /// A contiguous tensor that does not count in `align` (attention's `lse`, written one
+    /// element at a time by every kernel).
+    pub fn contiguous_uncounted(
+        &mut self,
+        arg: &'static str,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<(), ValidationError> {
+        self.add(arg, dtype, shape, None, false)
+    }
+
+    /// A tensor of `shape` with `strides` (elements, outermost first) whose pointer and row
+    /// strides count in `align`.
+    pub fn strided(
+        &mut self,
+        arg: &'static str,
+        dtype: DType,
+        shape: &[usize],
+        strides: &[usize],
+    ) -> Result<(), ValidationError> {
+        self.add(arg, dtype, shape, Some(strides), true)
+    }
+
+    /// Counts a byte offset of `elems` elements of `size` bytes that a kernel uses as a
+    /// pointer of its own (silu_mul's fused `up`), like [`Checker::offset`].
+    pub fn offset(&mut self, elems: usize, size: usize) {
+        self.stride_align = self.stride_align.min(align_of_bytes(elems, size));
+    }
+
+    /// The least alignment the row strides and offsets allow (at most [`MAX_ALIGN`]).
+    pub fn stride_align(&self) -> usize {
+        self.stride_align
+    }
+
+    /// The smallest element size of the tensors that count in `align`.
+    pub fn min_size(&self) -> usize {
+        self.min_size
+    }
+
+    /// The byte spans of every tensor, added up.
+    pub fn total_bytes(&self) -> usize {
+        self.total
+    }
+
+    fn add(
+        &mut self,
+        arg: &'static str,
+        dtype: DType,
+        shape: &[usize],
+        strides: Option<&[usize]>,
+        counted: bool,
+    ) -> Result<(), ValidationError> {
+        if shape.contains(&0) {
+            return Err(ValidationError::ZeroSized {
+                arg,
+                shape: shape.to_vec(),
+            });
+        }
+        let size = dtype.size();
+        let fits = |b: Option<usize>| b.filter(|&b| b <= isize::MAX as usize);
+        let bytes = fits(shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d)));
+        let Some(bytes) = bytes else {
+            return Err(ValidationError::Overflow {
+                arg,
+                what: format!("the byte size of shape {shape:?}"),
+            });
+        };
+        // Contiguous: the span is the byte size, and every suffix product (a stride) is at
+        // most the element count, so none overflows.
+        let span = match strides {
+            None => bytes,
+            Some(strides) => {
+                let reach = shape.iter().zip(strides).try_fold(1usize, |acc, (&d, &s)| {
+                    (d - 1).checked_mul(s).and_then(|r| acc.checked_add(r))
+                });
+                fits(reach.and_then(|r| r.checked_mul(size))).ok_or_else(|| {
+                    ValidationError::Overflow {
+                        arg,
+                        what: format!("the byte span of shape {shape:?} with strides {strides:?}"),
+                    }
+                })?
+            }
+        };
+        self.total =
+            fits(self.total.checked_add(span)).ok_or_else(|| ValidationError::Overflow {
+                arg,
+                what: "the byte size of the problem's tensors together (up to this one)".to_owned(),
+            })?;
+        if counted {
+            self.min_size = self.min_size.min(size);
+            let rank = shape.len();
+            let mut stride = 1usize;
+            for i in (0..rank).rev() {
+                let s = strides.and_then(|s| s.get(i).copied()).unwrap_or(stride);
+                if i + 1 < rank && shape[i] > 1 {
+                    self.stride_align = self.stride_align.min(align_of_bytes(s, size));
+                }
+                // Bounded by the element count, checked above.
+                stride = stride.saturating_mul(shape[i]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a problem's `align` against its tensors, as validation records it: a power of
+    /// two of at most [`MAX_ALIGN`], at least the smallest element size (every pointer is
+    /// aligned to its dtype) and at most what the row strides allow (they count in it).
+    pub fn check_align(&self, align: usize) -> Result<(), ValidationError> {
+        let bad = |why| ValidationError::Param {
+            param: "align",
+            value: align.to_string(),
+            why,
+        };
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(bad("must be a power of two of at most 16 bytes"));
+        }
+        if align < self.min_size {
+            return Err(bad(
+                "must be at least the element size of the problem's smallest-element tensor \
+                 (every pointer is aligned to its dtype)",
+            ));
+        }
+        if align > self.stride_align {
+            return Err(bad(
+                "must divide every row stride in bytes: validation counts row strides in the \
+                 least alignment",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `align` a problem built from `--problem align=<requested>` records: the pointers'
+    /// alignment `requested` (a power of two, at least the smallest element size; capped at
+    /// [`MAX_ALIGN`]), lowered to what the row strides of its contiguous tensors allow, as
+    /// validation of such tensors would record it.
+    pub fn align_param(&self, requested: usize) -> Result<usize, ValidationError> {
+        let bad = |why| ValidationError::Param {
+            param: "align",
+            value: requested.to_string(),
+            why,
+        };
+        if !requested.is_power_of_two() {
+            return Err(bad(
+                "must be a power of two (the pointers' alignment in bytes)",
+            ));
+        }
+        if requested < self.min_size {
+            return Err(bad(
+                "must be at least the element size of the problem's smallest-element tensor \
+                 (every pointer is aligned to its dtype)",
+            ));
+        }
+        Ok(requested.min(MAX_ALIGN).min(self.stride_align))
+    }
+}
+
+/// Fails with [`ValidationError::ZeroSized`] if any of a problem's sizes is zero.
+pub fn nonzero(sizes: &[usize]) -> Result<(), ValidationError> {
+    if sizes.contains(&0) {
+        return Err(ValidationError::ZeroSized {
+            arg: "problem",
+            shape: sizes.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails with [`ValidationError::DtypeNotAllowed`] unless `got` is in `allowed`.
+pub fn dtype_in(
+    arg: &'static str,
+    got: DType,
+    allowed: &'static [DType],
+) -> Result<(), ValidationError> {
+    if allowed.contains(&got) {
+        Ok(())
+    } else {
+        Err(ValidationError::DtypeNotAllowed { arg, got, allowed })
+    }
 }

@@ -5,13 +5,19 @@
 //! a row stride (`ld`) of at least their column count. A batch dimension comes first; an
 //! operand of rank 2 next to a rank-3 C is broadcast over the batch (batch stride 0). With
 //! `beta == 0`, C is not read (NaN in C does not propagate).
+//!
+//! In place: C is read (when `beta != 0`) and written through its one writable view,
+//! [`GemmArgs::c`]; there is no separate read view of C, so safe code cannot hold a shared and
+//! a mutable view of it. C must not overlap A or B.
 
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::check::{
+    dim, dtype_in, finite, no_alias, nonzero, same_dtype, Checker, Implied, ViewMeta,
+};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -105,37 +111,123 @@ impl GemmProblem {
             ldc: n,
             batch_stride_a: 0,
             batch_stride_b: 0,
-            batch_stride_c: if batch > 1 { m * n } else { 0 },
+            batch_stride_c: 0,
             accumulate: r.flag("accumulate")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
         p.lda = p.a_dims()[1];
         p.ldb = p.b_dims()[1];
+        let broadcast = r.choice("broadcast", &["none", "a", "b"])?;
         if batch > 1 {
-            p.batch_stride_a = m * k;
-            p.batch_stride_b = k * n;
-        }
-        match r.choice("broadcast", &["none", "a", "b"])? {
-            "a" => p.batch_stride_a = 0,
-            "b" => p.batch_stride_b = 0,
-            _ => {}
-        }
-        if [m, n, k, batch].contains(&0) {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: vec![batch, m, n, k],
+            // One matrix's elements: a product that overflows is a matrix too large anyway.
+            let matrix = |arg, [rows, cols]: [usize; 2]| {
+                rows.checked_mul(cols)
+                    .ok_or_else(|| ValidationError::Overflow {
+                        arg,
+                        what: format!("the element count of one [{rows}, {cols}] matrix"),
+                    })
+            };
+            p.batch_stride_c = matrix("c", [m, n])?;
+            if broadcast != "a" {
+                p.batch_stride_a = matrix("a", p.a_dims())?;
             }
-            .into());
-        }
-        if !AB_DTYPES.contains(&dtype) {
-            return Err(ValidationError::DtypeNotAllowed {
-                arg: "a",
-                got: dtype,
-                allowed: AB_DTYPES,
+            if broadcast != "b" {
+                p.batch_stride_b = matrix("b", p.b_dims())?;
             }
-            .into());
         }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// A, B and C as their sizes and strides describe them, after the rules
+    /// [`GemmArgs::validate`] enforces on them: each row stride at least the row's length (and
+    /// exactly it for a one-row matrix, as validation records it), batch strides 0 without a
+    /// batch, C's batches apart, A's and B's dtype a float and C's one of [`c_dtypes`].
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[self.batch, self.m, self.n, self.k])?;
+        dtype_in("a", self.dtype, AB_DTYPES)?;
+        dtype_in("c", self.c_dtype, c_dtypes(self.dtype))?;
+        let operands = [
+            (
+                "a",
+                self.dtype,
+                self.a_dims(),
+                self.lda,
+                self.batch_stride_a,
+            ),
+            (
+                "b",
+                self.dtype,
+                self.b_dims(),
+                self.ldb,
+                self.batch_stride_b,
+            ),
+            (
+                "c",
+                self.c_dtype,
+                [self.m, self.n],
+                self.ldc,
+                self.batch_stride_c,
+            ),
+        ];
+        let mut t = Implied::new();
+        for (arg, dtype, [rows, cols], ld, batch_stride) in operands {
+            let strides_error = |need| ValidationError::ProblemStrides {
+                arg,
+                rows,
+                cols,
+                ld,
+                batch_stride,
+                need,
+            };
+            if ld < cols {
+                return Err(strides_error(
+                    "the row stride must be at least the column count",
+                ));
+            }
+            if rows == 1 && ld != cols {
+                return Err(strides_error(
+                    "a one-row matrix has the row stride of its column count",
+                ));
+            }
+            if self.batch == 1 && batch_stride != 0 {
+                return Err(strides_error("without a batch, batch strides are 0"));
+            }
+            if batch_stride == 0 {
+                // Unbatched, or one matrix broadcast over the batch.
+                t.strided(arg, dtype, &[rows, cols], &[ld, 1])?;
+            } else {
+                let shape = [self.batch, rows, cols];
+                t.strided(arg, dtype, &shape, &[batch_stride, ld, 1])?;
+            }
+        }
+        // The span check above bounds m * ldc.
+        if self.batch > 1 && self.batch_stride_c < self.m.saturating_mul(self.ldc) {
+            return Err(ValidationError::ProblemStrides {
+                arg: "c",
+                rows: self.m,
+                cols: self.n,
+                ld: self.ldc,
+                batch_stride: self.batch_stride_c,
+                need: "C's batches must not overlap (batch stride at least m * ldc)",
+            });
+        }
+        Ok(t)
+    }
+
+    /// The invariants [`GemmArgs::validate`] enforces (see [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
+    }
+}
+
+/// The dtypes C may have next to A and B of `ab`: `ab` itself or f32.
+pub fn c_dtypes(ab: DType) -> &'static [DType] {
+    match ab {
+        DType::F16 => &[DType::F16, DType::F32],
+        DType::BF16 => &[DType::BF16, DType::F32],
+        _ => &[DType::F32],
     }
 }
 
@@ -288,12 +380,7 @@ impl GemmArgs<'_> {
         let dtype = self.a.dtype();
         same_dtype("b", &self.b, dtype)?;
         let b = matrix(&mut ck, "b", &self.b, AB_DTYPES)?;
-        let c_allowed: &'static [DType] = match dtype {
-            DType::F16 => &[DType::F16, DType::F32],
-            DType::BF16 => &[DType::BF16, DType::F32],
-            _ => &[DType::F32],
-        };
-        let c = matrix(&mut ck, "c", &self.c, c_allowed)?;
+        let c = matrix(&mut ck, "c", &self.c, c_dtypes(dtype))?;
         let (m, k) = if self.trans_a {
             (a.cols, a.rows)
         } else {
@@ -331,27 +418,26 @@ impl GemmArgs<'_> {
         no_alias("c", &self.c, "b", &self.b)?;
         finite("alpha", self.alpha, false)?;
         finite("beta", self.beta, false)?;
-        Ok((
-            GemmProblem {
-                batch,
-                m,
-                n,
-                k,
-                trans_a: self.trans_a,
-                trans_b: self.trans_b,
-                dtype,
-                c_dtype: self.c.dtype(),
-                lda: a.ld,
-                ldb: b.ld,
-                ldc: c.ld,
-                batch_stride_a: if a.batch.is_some() { a.batch_stride } else { 0 },
-                batch_stride_b: if b.batch.is_some() { b.batch_stride } else { 0 },
-                batch_stride_c: c.batch_stride,
-                accumulate: self.beta != 0.0,
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = GemmProblem {
+            batch,
+            m,
+            n,
+            k,
+            trans_a: self.trans_a,
+            trans_b: self.trans_b,
+            dtype,
+            c_dtype: self.c.dtype(),
+            lda: a.ld,
+            ldb: b.ld,
+            ldc: c.ld,
+            batch_stride_a: if a.batch.is_some() { a.batch_stride } else { 0 },
+            batch_stride_b: if b.batch.is_some() { b.batch_stride } else { 0 },
+            batch_stride_c: c.batch_stride,
+            accumulate: self.beta != 0.0,
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -382,6 +468,10 @@ impl Op for Gemm {
 
     fn from_params(params: &Params, dtype: DType) -> Result<GemmProblem, Error> {
         GemmProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &GemmProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(args: &GemmArgs<'_>) -> Result<(GemmProblem, DeviceId), ValidationError> {

@@ -56,6 +56,10 @@ impl Op for LogSoftmax {
         RowsProblem::from_params_for(OpKind::LogSoftmax, params, dtype)
     }
 
+    fn check_problem(p: &RowsProblem) -> Result<(), ValidationError> {
+        p.check()
+    }
+
     fn validate(args: &LogSoftmaxArgs<'_>) -> Result<(RowsProblem, DeviceId), ValidationError> {
         args.validate()
     }

@@ -98,8 +98,21 @@ pub trait Op: Send + Sync + 'static {
     type Args<'a>: fmt::Debug;
 
     /// Builds a problem from `--problem` parameters and the primary dtype, with the same
-    /// invariants [`Op::validate`] enforces.
+    /// invariants [`Op::validate`] enforces (it ends with [`Op::check_problem`]). `align` is
+    /// the pointers' alignment, lowered to what the row strides of contiguous tensors of the
+    /// problem's shape allow (as validation of such tensors records it).
     fn from_params(params: &Params, dtype: DType) -> Result<Self::Problem, Error>;
+
+    /// The invariants [`Op::validate`] enforces, checked on a problem however it was built
+    /// (`from_params`, deserialized, or constructed field by field): non-zero sizes, the
+    /// operator's size relations, its dtype rules, the byte size and span of every tensor the
+    /// problem implies (and of all of them together) within `isize` in checked arithmetic, and
+    /// an `align` that is a power of two, at least the smallest element size, at most 16 and
+    /// no more than its row strides allow. Selection refuses a problem that fails it
+    /// ([`SelectError::InvalidProblem`](crate::SelectError::InvalidProblem)), so kernels' checks
+    /// and plans only ever see problems that some arguments could describe; `validate` ends
+    /// with it.
+    fn check_problem(p: &Self::Problem) -> Result<(), ValidationError>;
 
     /// Validates the arguments into the problem they describe and their one device.
     fn validate(args: &Self::Args<'_>) -> Result<(Self::Problem, DeviceId), ValidationError>;
@@ -211,6 +224,13 @@ macro_rules! catalog {
                 Ok(match op {
                     $( OpKind::$variant => Problem::$variant(<$module::$op as Op>::from_params(params, dtype)?), )+
                 })
+            }
+
+            /// Checks the invariants validation enforces (see [`Op::check_problem`]).
+            pub fn check(&self) -> Result<(), ValidationError> {
+                match self {
+                    $( Problem::$variant(p) => <$module::$op as Op>::check_problem(p), )+
+                }
             }
 
             /// The work of one run (see [`Op::work`]).

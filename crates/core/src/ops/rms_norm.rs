@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, finite, no_alias, same_dtype, Checker, MAX_ALIGN};
+use crate::ops::check::{dim, dtype_in, finite, no_alias, nonzero, same_dtype, Checker, Implied};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -60,29 +60,36 @@ impl RmsNormProblem {
     pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
         let r = params.reader(OpKind::RmsNorm);
         r.check_keys()?;
-        let p = RmsNormProblem {
+        let mut p = RmsNormProblem {
             rows: r.usize("rows")?,
             hidden: r.usize("hidden")?,
             dtype,
             residual: r.flag("residual")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        if p.rows == 0 || p.hidden == 0 {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: vec![p.rows, p.hidden],
-            }
-            .into());
-        }
-        if !DType::FLOATS.contains(&dtype) {
-            return Err(ValidationError::DtypeNotAllowed {
-                arg: "x",
-                got: dtype,
-                allowed: DType::FLOATS,
-            }
-            .into());
-        }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// `x`, `weight`, `out` and, with the residual, `residual` and `residual_out`.
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[self.rows, self.hidden])?;
+        dtype_in("x", self.dtype, DType::FLOATS)?;
+        let (rh, mut t) = ([self.rows, self.hidden], Implied::new());
+        t.contiguous("x", self.dtype, &rh)?;
+        t.contiguous("weight", self.dtype, &[self.hidden])?;
+        t.contiguous("out", self.dtype, &rh)?;
+        if self.residual {
+            t.contiguous("residual", self.dtype, &rh)?;
+            t.contiguous("residual_out", self.dtype, &rh)?;
+        }
+        Ok(t)
+    }
+
+    /// The invariants [`RmsNormArgs::validate`] enforces (see [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 }
 
@@ -176,16 +183,15 @@ impl<'a> RmsNormArgs<'a> {
                 why: "must be non-negative",
             });
         }
-        Ok((
-            RmsNormProblem {
-                rows,
-                hidden,
-                dtype,
-                residual: self.residual.is_some(),
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = RmsNormProblem {
+            rows,
+            hidden,
+            dtype,
+            residual: self.residual.is_some(),
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -209,6 +215,10 @@ impl Op for RmsNorm {
 
     fn from_params(params: &Params, dtype: DType) -> Result<RmsNormProblem, Error> {
         RmsNormProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &RmsNormProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(args: &RmsNormArgs<'_>) -> Result<(RmsNormProblem, DeviceId), ValidationError> {

@@ -12,7 +12,9 @@
 //! out[b,h,p] = y
 //! ```
 //!
-//! `state [B, H, P, N]` (any float dtype) is updated in place. `x, dt, z, out [B, H, P]` and
+//! `state [B, H, P, N]` (any float dtype) is updated in place: read and written through its one
+//! writable view, [`SelectiveStateUpdateArgs::state`], never a separate read view, so safe
+//! code cannot hold a shared and a mutable view of it. `x, dt, z, out [B, H, P]` and
 //! `Bm, Cm [B, G, N]` share one float dtype; `A`, `D` and `dt_bias` are f32. All contiguous;
 //! `out` must not overlap any input or the state.
 
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, no_alias, same_dtype, Checker, ViewMeta, MAX_ALIGN};
+use crate::ops::check::{dim, dtype_in, no_alias, nonzero, same_dtype, Checker, Implied, ViewMeta};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -122,7 +124,7 @@ pub const PARAMS: &[ParamKey] = &[
 ];
 
 fn check_groups(heads: usize, groups: usize) -> Result<(), ValidationError> {
-    if heads % groups != 0 {
+    if !heads.is_multiple_of(groups) {
         return Err(ValidationError::Relation {
             rule: "heads % groups == 0",
             detail: format!("heads = {heads}, groups = {groups}"),
@@ -136,7 +138,7 @@ impl SelectiveStateUpdateProblem {
     pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
         let r = params.reader(OpKind::SelectiveStateUpdate);
         r.check_keys()?;
-        let p = SelectiveStateUpdateProblem {
+        let mut p = SelectiveStateUpdateProblem {
             batch: r.usize("batch")?,
             heads: r.usize("heads")?,
             head_dim: r.usize("head_dim")?,
@@ -149,28 +151,55 @@ impl SelectiveStateUpdateProblem {
             d: r.flag("d")?,
             z: r.flag("z")?,
             dt_softplus: r.flag("dt_softplus")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        let dims = [p.batch, p.heads, p.head_dim, p.state_dim, p.groups];
-        if dims.contains(&0) {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: dims.to_vec(),
-            }
-            .into());
-        }
-        check_groups(p.heads, p.groups)?;
-        for (arg, got) in [("x", dtype), ("state", p.state_dtype)] {
-            if !DType::FLOATS.contains(&got) {
-                return Err(ValidationError::DtypeNotAllowed {
-                    arg,
-                    got,
-                    allowed: DType::FLOATS,
-                }
-                .into());
-            }
-        }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// `state [B, H, P, N]`, `x`, `dt`, `out` (and `z`) `[B, H, P]`, `dt_bias` and `D`
+    /// `[H, P]` (f32) when given, `A [H, P, N]` or `[H]` (f32), and `Bm`, `Cm [B, G, N]`.
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        let (b, h, p, n, g) = (
+            self.batch,
+            self.heads,
+            self.head_dim,
+            self.state_dim,
+            self.groups,
+        );
+        nonzero(&[b, h, p, n, g])?;
+        check_groups(h, g)?;
+        dtype_in("x", self.dtype, DType::FLOATS)?;
+        dtype_in("state", self.state_dtype, DType::FLOATS)?;
+        let mut t = Implied::new();
+        t.contiguous("state", self.state_dtype, &[b, h, p, n])?;
+        t.contiguous("x", self.dtype, &[b, h, p])?;
+        t.contiguous("dt", self.dtype, &[b, h, p])?;
+        if self.z {
+            t.contiguous("z", self.dtype, &[b, h, p])?;
+        }
+        t.contiguous("out", self.dtype, &[b, h, p])?;
+        if self.dt_bias {
+            t.contiguous("dt_bias", DType::F32, &[h, p])?;
+        }
+        if self.d {
+            t.contiguous("d", DType::F32, &[h, p])?;
+        }
+        if self.a_per_head {
+            t.contiguous("a", DType::F32, &[h])?;
+        } else {
+            t.contiguous("a", DType::F32, &[h, p, n])?;
+        }
+        t.contiguous("bm", self.dtype, &[b, g, n])?;
+        t.contiguous("cm", self.dtype, &[b, g, n])?;
+        Ok(t)
+    }
+
+    /// The invariants [`SelectiveStateUpdateArgs::validate`] enforces (see
+    /// [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 }
 
@@ -337,24 +366,23 @@ impl SelectiveStateUpdateArgs<'_> {
             no_alias("state", &self.state, name, *v)?;
         }
         no_alias("out", &self.out, "state", &self.state)?;
-        Ok((
-            SelectiveStateUpdateProblem {
-                batch,
-                heads,
-                head_dim,
-                state_dim,
-                groups,
-                dtype,
-                state_dtype: self.state.dtype(),
-                a_per_head,
-                dt_bias: self.dt_bias.is_some(),
-                d: self.d.is_some(),
-                z: self.z.is_some(),
-                dt_softplus: self.dt_softplus,
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = SelectiveStateUpdateProblem {
+            batch,
+            heads,
+            head_dim,
+            state_dim,
+            groups,
+            dtype,
+            state_dtype: self.state.dtype(),
+            a_per_head,
+            dt_bias: self.dt_bias.is_some(),
+            d: self.d.is_some(),
+            z: self.z.is_some(),
+            dt_softplus: self.dt_softplus,
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -374,6 +402,10 @@ impl Op for SelectiveStateUpdate {
 
     fn from_params(params: &Params, dtype: DType) -> Result<SelectiveStateUpdateProblem, Error> {
         SelectiveStateUpdateProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &SelectiveStateUpdateProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, no_alias, same_dtype, Checker, MAX_ALIGN};
+use crate::ops::check::{dim, dtype_in, no_alias, nonzero, same_dtype, Checker, Implied};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -60,45 +60,49 @@ pub const PARAMS: &[ParamKey] = &[
 
 impl SiluMulProblem {
     /// A problem from `--problem` keys, with the invariants [`SiluMulArgs::validate`] enforces
-    /// (non-zero sizes, a float dtype, and a fused input whose byte size fits in `isize`).
+    /// ([`SiluMulProblem::check`]).
     pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
         let r = params.reader(OpKind::SiluMul);
         r.check_keys()?;
-        let p = SiluMulProblem {
+        let mut p = SiluMulProblem {
             rows: r.usize("rows")?,
             d: r.usize("d")?,
             dtype,
             split: r.flag("split")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        if p.rows == 0 || p.d == 0 {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: vec![p.rows, p.d],
-            }
-            .into());
-        }
-        if !DType::FLOATS.contains(&dtype) {
-            return Err(ValidationError::DtypeNotAllowed {
-                arg: "x",
-                got: dtype,
-                allowed: DType::FLOATS,
-            }
-            .into());
-        }
-        let fits = p
-            .rows
-            .checked_mul(p.d)
-            .and_then(|n| n.checked_mul(2 * dtype.size()))
-            .is_some_and(|b| b <= isize::MAX as usize);
-        if !fits {
-            return Err(ValidationError::Overflow {
-                arg: "x",
-                what: format!("the byte size of shape [{}, 2 * {}]", p.rows, p.d),
-            }
-            .into());
-        }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// The fused `x [rows, 2*d]` (with `up` at the byte offset `d * size`) or `gate` and `up
+    /// [rows, d]`, then `out [rows, d]`.
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[self.rows, self.d])?;
+        dtype_in("x", self.dtype, DType::FLOATS)?;
+        let mut t = Implied::new();
+        if self.split {
+            t.contiguous("gate", self.dtype, &[self.rows, self.d])?;
+            t.contiguous("up", self.dtype, &[self.rows, self.d])?;
+        } else {
+            let fused = self
+                .d
+                .checked_mul(2)
+                .ok_or_else(|| ValidationError::Overflow {
+                    arg: "x",
+                    what: format!("the fused row length 2 * {}", self.d),
+                })?;
+            t.contiguous("x", self.dtype, &[self.rows, fused])?;
+            t.offset(self.d, self.dtype.size());
+        }
+        t.contiguous("out", self.dtype, &[self.rows, self.d])?;
+        Ok(t)
+    }
+
+    /// The invariants [`SiluMulArgs::validate`] enforces (see [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 }
 
@@ -169,16 +173,15 @@ impl SiluMulArgs<'_> {
                 no_alias("out", &self.out, "up", up)?;
             }
         }
-        Ok((
-            SiluMulProblem {
-                rows,
-                d,
-                dtype,
-                split,
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = SiluMulProblem {
+            rows,
+            d,
+            dtype,
+            split,
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -198,6 +201,10 @@ impl Op for SiluMul {
 
     fn from_params(params: &Params, dtype: DType) -> Result<SiluMulProblem, Error> {
         SiluMulProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &SiluMulProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(args: &SiluMulArgs<'_>) -> Result<(SiluMulProblem, DeviceId), ValidationError> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, no_alias, same_dtype, Checker, MAX_ALIGN};
+use crate::ops::check::{dim, dtype_in, no_alias, nonzero, same_dtype, Checker, Implied};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -53,13 +53,14 @@ impl RowsProblem {
     pub fn from_params_for(op: OpKind, params: &Params, dtype: DType) -> Result<Self, Error> {
         let r = params.reader(op);
         r.check_keys()?;
-        let p = RowsProblem {
+        let mut p = RowsProblem {
             rows: r.usize("rows")?,
             cols: r.usize("cols")?,
             dtype,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        p.check_static()?;
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
     }
 
@@ -68,21 +69,20 @@ impl RowsProblem {
         Self::from_params_for(OpKind::Softmax, params, dtype)
     }
 
-    fn check_static(&self) -> Result<(), ValidationError> {
-        if self.rows == 0 || self.cols == 0 {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: vec![self.rows, self.cols],
-            });
-        }
-        if !DType::FLOATS.contains(&self.dtype) {
-            return Err(ValidationError::DtypeNotAllowed {
-                arg: "x",
-                got: self.dtype,
-                allowed: DType::FLOATS,
-            });
-        }
-        Ok(())
+    /// `x` and `out`, `[rows, cols]` of one float dtype.
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[self.rows, self.cols])?;
+        dtype_in("x", self.dtype, DType::FLOATS)?;
+        let mut t = Implied::new();
+        t.contiguous("x", self.dtype, &[self.rows, self.cols])?;
+        t.contiguous("out", self.dtype, &[self.rows, self.cols])?;
+        Ok(t)
+    }
+
+    /// The invariants [`RowsProblem::validate_rows`] enforces (see
+    /// [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 
     /// Validates `x [rows, cols]` and `y` of the same shape and dtype.
@@ -98,15 +98,14 @@ impl RowsProblem {
         dim("out", "rows", ys[0], rows, "out must have the shape of x")?;
         dim("out", "cols", ys[1], cols, "out must have the shape of x")?;
         no_alias("out", y, "x", x)?;
-        Ok((
-            RowsProblem {
-                rows,
-                cols,
-                dtype: x.dtype(),
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = RowsProblem {
+            rows,
+            cols,
+            dtype: x.dtype(),
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -142,6 +141,10 @@ impl Op for Softmax {
 
     fn from_params(params: &Params, dtype: DType) -> Result<RowsProblem, Error> {
         RowsProblem::from_params_for(OpKind::Softmax, params, dtype)
+    }
+
+    fn check_problem(p: &RowsProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(args: &SoftmaxArgs<'_>) -> Result<(RowsProblem, DeviceId), ValidationError> {

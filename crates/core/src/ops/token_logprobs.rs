@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceId;
 use crate::dtype::DType;
 use crate::error::{Error, ValidationError};
-use crate::ops::check::{dim, finite, no_alias, Checker, MAX_ALIGN};
+use crate::ops::check::{dim, dtype_in, finite, no_alias, nonzero, Checker, Implied};
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
@@ -81,31 +81,39 @@ impl TokenLogprobsProblem {
     pub fn from_params(params: &Params, dtype: DType) -> Result<Self, Error> {
         let r = params.reader(OpKind::TokenLogprobs);
         r.check_keys()?;
-        let p = TokenLogprobsProblem {
+        let mut p = TokenLogprobsProblem {
             tokens: r.usize("tokens")?,
             vocab: r.usize("vocab")?,
             dtype,
             target_dtype: r.dtype("target_dtype", DType::I64)?,
             entropy: r.flag("entropy")?,
             checked: r.flag("checked")?,
-            align: r.usize("align")?.min(MAX_ALIGN),
+            align: r.usize("align")?,
         };
-        if p.tokens == 0 || p.vocab == 0 {
-            return Err(ValidationError::ZeroSized {
-                arg: "problem",
-                shape: vec![p.tokens, p.vocab],
-            }
-            .into());
-        }
-        for (arg, got, allowed) in [
-            ("logits", dtype, DType::FLOATS),
-            ("targets", p.target_dtype, DType::INDICES),
-        ] {
-            if !allowed.contains(&got) {
-                return Err(ValidationError::DtypeNotAllowed { arg, got, allowed }.into());
-            }
-        }
+        p.align = p.implied()?.align_param(p.align)?;
+        p.check()?;
         Ok(p)
+    }
+
+    /// `logits [tokens, vocab]`, `targets [tokens]`, `out [tokens]` (f32) and, with the
+    /// entropy, `entropy [tokens]` (f32).
+    fn implied(&self) -> Result<Implied, ValidationError> {
+        nonzero(&[self.tokens, self.vocab])?;
+        dtype_in("logits", self.dtype, DType::FLOATS)?;
+        dtype_in("targets", self.target_dtype, DType::INDICES)?;
+        let mut t = Implied::new();
+        t.contiguous("logits", self.dtype, &[self.tokens, self.vocab])?;
+        t.contiguous("targets", self.target_dtype, &[self.tokens])?;
+        t.contiguous("out", DType::F32, &[self.tokens])?;
+        if self.entropy {
+            t.contiguous("entropy", DType::F32, &[self.tokens])?;
+        }
+        Ok(t)
+    }
+
+    /// The invariants [`TokenLogprobsArgs::validate`] enforces (see [`Op::check_problem`]).
+    pub fn check(&self) -> Result<(), ValidationError> {
+        self.implied()?.check_align(self.align)
     }
 }
 
@@ -179,18 +187,17 @@ impl<'a> TokenLogprobsArgs<'a> {
             no_alias("entropy", e, "out", &self.out)?;
         }
         finite("temperature", self.temperature, true)?;
-        Ok((
-            TokenLogprobsProblem {
-                tokens,
-                vocab,
-                dtype: self.logits.dtype(),
-                target_dtype: self.targets.dtype(),
-                entropy: self.entropy.is_some(),
-                checked: self.checked,
-                align: ck.align(),
-            },
-            ck.device(),
-        ))
+        let p = TokenLogprobsProblem {
+            tokens,
+            vocab,
+            dtype: self.logits.dtype(),
+            target_dtype: self.targets.dtype(),
+            entropy: self.entropy.is_some(),
+            checked: self.checked,
+            align: ck.align(),
+        };
+        p.check()?;
+        Ok((p, ck.device()))
     }
 }
 
@@ -221,6 +228,10 @@ impl Op for TokenLogprobs {
 
     fn from_params(params: &Params, dtype: DType) -> Result<TokenLogprobsProblem, Error> {
         TokenLogprobsProblem::from_params(params, dtype)
+    }
+
+    fn check_problem(p: &TokenLogprobsProblem) -> Result<(), ValidationError> {
+        p.check()
     }
 
     fn validate(

@@ -10,7 +10,7 @@ use kernelyard_core::ops::attention::AttentionArgs;
 use kernelyard_core::ops::gemm::GemmArgs;
 use kernelyard_core::ops::log_softmax::LogSoftmaxArgs;
 use kernelyard_core::ops::rms_norm::RmsNormArgs;
-use kernelyard_core::ops::rope::{RopeArgs, RopeStyle};
+use kernelyard_core::ops::rope::{RopeArgs, RopeInput, RopeStyle};
 use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
 use kernelyard_core::ops::silu_mul::{SiluMulArgs, SiluMulInput};
 use kernelyard_core::ops::softmax::SoftmaxArgs;
@@ -295,7 +295,10 @@ impl Spec for TokenLogprobs {
 pub struct Rope {
     pub x: T,
     pub positions: T,
+    /// The output; unused in place (`x` is written).
     pub out: T,
+    /// `RopeInput::InPlace` with `x`, else `RopeInput::OutOfPlace` with `x` and `out`.
+    pub in_place: bool,
     pub rotary_dim: usize,
     pub theta: f32,
 }
@@ -306,23 +309,42 @@ pub fn rope() -> Rope {
         x: t(1, DType::F16, &[4, 8, 64]),
         positions: t(2, DType::I32, &[4]),
         out: t(3, DType::F16, &[4, 8, 64]),
+        in_place: false,
         rotary_dim: 64,
         theta: 10000.0,
     }
 }
 
+/// [`rope`] in place: `x` is the one view read and written.
+pub fn rope_in_place() -> Rope {
+    Rope {
+        in_place: true,
+        ..rope()
+    }
+}
+
 impl Spec for Rope {
     fn args(&self) -> Built {
+        let input = if self.in_place {
+            RopeInput::InPlace(self.x.view_mut()?)
+        } else {
+            RopeInput::OutOfPlace {
+                x: self.x.view()?,
+                out: self.out.view_mut()?,
+            }
+        };
         Ok(Args::Rope(RopeArgs {
-            x: self.x.view()?,
+            input,
             positions: self.positions.view()?,
-            out: self.out.view_mut()?,
             rotary_dim: self.rotary_dim,
             style: RopeStyle::Gptj,
             theta: self.theta,
         }))
     }
     fn tensors(&mut self) -> Vec<&mut T> {
+        if self.in_place {
+            return vec![&mut self.x, &mut self.positions];
+        }
         vec![&mut self.x, &mut self.positions, &mut self.out]
     }
     fn optional(&mut self) -> Vec<&mut Option<T>> {

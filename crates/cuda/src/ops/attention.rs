@@ -98,7 +98,12 @@ const ROW_SUM_BYTES: usize = 2 * 2 * 4;
 /// the Q tile ([`BLOCK_M`] rows), two stages of a K and a V tile ([`BLOCK_N`] rows each), rows
 /// of `head_dim` 16-bit elements, then the threads' partial row sums.
 pub const fn shared_bytes(head_dim: usize) -> u64 {
-    ((BLOCK_M + 2 * 2 * BLOCK_N) * head_dim * 2 + THREADS as usize * ROW_SUM_BYTES) as u64
+    // Saturating: a head dim without an entry point (checks never ask for its size) must
+    // not overflow either.
+    ((BLOCK_M + 2 * 2 * BLOCK_N) as u64)
+        .saturating_mul(head_dim as u64)
+        .saturating_mul(2)
+        .saturating_add((THREADS as usize * ROW_SUM_BYTES) as u64)
 }
 
 /// The `cuda.attention` kernel.

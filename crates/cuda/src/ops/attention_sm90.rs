@@ -85,10 +85,13 @@ const BARRIERS: usize = 7;
 /// the Q tile, two stages of a K and a V tile, the barriers, and 1 KiB of slack for the
 /// 1024-byte alignment the 128-byte swizzle needs.
 pub const fn shared_bytes(head_dim: usize) -> u64 {
-    let blocks = head_dim / 64;
-    let q = blocks * BLOCK_M * BOX_ROW_BYTES;
-    let kv = 2 * blocks * BLOCK_N * BOX_ROW_BYTES;
-    (q + 2 * kv + BARRIERS * 8 + 1024) as u64
+    // Saturating: a head dim without an entry point (checks never ask for its size) must
+    // not overflow either.
+    let blocks = (head_dim / 64) as u64;
+    let q = blocks.saturating_mul((BLOCK_M * BOX_ROW_BYTES) as u64);
+    let kv = blocks.saturating_mul((2 * BLOCK_N * BOX_ROW_BYTES) as u64);
+    q.saturating_add(kv.saturating_mul(2))
+        .saturating_add((BARRIERS * 8 + 1024) as u64)
 }
 
 /// The `cuda.attention.sm90` kernel.
@@ -146,10 +149,12 @@ struct Operand {
 /// positions. An empty dimension (`Skv = 0`: no block loads a key) is encoded with extent 1,
 /// as a tensor map needs; its strides stay the contiguous ones.
 fn operand(batch: usize, seq: usize, heads: usize, head_dim: usize, rows: u32) -> Operand {
-    let row = heads * head_dim * 2;
+    // Core checked these tensors' bytes fit in `isize`; saturating for any other problem.
+    let d = (head_dim as u64).saturating_mul(2);
+    let row = (heads as u64).saturating_mul(d);
     Operand {
         dims: [head_dim, heads, seq, batch].map(|d| d.max(1) as u64),
-        strides: [head_dim * 2, row, seq.max(1) * row].map(|s| s as u64),
+        strides: [d, row, (seq.max(1) as u64).saturating_mul(row)],
         box_dims: [64, 1, rows, 1],
     }
 }

@@ -95,8 +95,8 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
             what: "a row or batch stride that is not a multiple of 16 bytes (TMA)".to_owned(),
         });
     }
-    // TMA coordinates and the tile index are i32.
-    if [p.m, p.n, p.k, tiles(p)]
+    // TMA coordinates and the tile index are i32 (a tile count that overflows is above too).
+    if [p.m, p.n, p.k, tiles(p).unwrap_or(usize::MAX)]
         .iter()
         .any(|&d| d > i32::MAX as usize)
     {
@@ -177,27 +177,31 @@ fn symbol(p: &GemmProblem) -> Result<&'static str, Error> {
     Ok(SOURCE.symbols[dtype + usize::from(p.trans_b)])
 }
 
-/// Tiles of C over every batch.
-fn tiles(p: &GemmProblem) -> usize {
-    p.m.div_ceil(BM) * p.n.div_ceil(BN) * p.batch
+/// Tiles of C over every batch, if that count fits a `usize`.
+fn tiles(p: &GemmProblem) -> Option<usize> {
+    p.m.div_ceil(BM)
+        .checked_mul(p.n.div_ceil(BN))?
+        .checked_mul(p.batch)
 }
 
 /// The persistent grid: one block per SM (the shared memory allows no more), or one per tile
 /// when there are fewer tiles. Which block computes a tile does not change its arithmetic.
 fn grid_x(p: &GemmProblem, multiprocessors: u32) -> u32 {
-    tiles(p).min(multiprocessors.max(1) as usize) as u32
+    let sms = multiprocessors.max(1) as usize;
+    tiles(p).map_or(sms, |t| t.min(sms)) as u32
 }
 
 /// Row strides of A, B and C and the batch strides of A and B are multiples of 16 bytes,
 /// whatever M is. Core's `align` ignores the row stride of a one-row matrix, so with M = 1 it
 /// would accept a K that is not a multiple of 8 and then refuse the same K at M = 2: checking
-/// the strides themselves keeps the kernel's choice independent of M.
+/// the strides themselves keeps the kernel's choice independent of M. (C's stride is tested
+/// in elements of 16 bytes' worth, so no multiplication can overflow.)
 fn strides_aligned(p: &GemmProblem) -> bool {
-    let c_size = p.c_dtype.size();
-    let batched = |s: usize| p.batch == 1 || s % 8 == 0;
-    p.lda % 8 == 0
-        && p.ldb % 8 == 0
-        && (p.ldc * c_size) % 16 == 0
+    let c_elems = 16 / p.c_dtype.size().clamp(1, 16);
+    let batched = |s: usize| p.batch == 1 || s.is_multiple_of(8);
+    p.lda.is_multiple_of(8)
+        && p.ldb.is_multiple_of(8)
+        && p.ldc.is_multiple_of(c_elems)
         && batched(p.batch_stride_a)
         && batched(p.batch_stride_b)
 }
@@ -246,7 +250,8 @@ fn operand(
     let (batches, batch_stride) = if p.batch > 1 && batch_stride != 0 {
         (p.batch, batch_stride)
     } else {
-        (1, outer * row_stride)
+        // The matrix's span (core checked it fits; saturating for any other problem).
+        (1, outer.saturating_mul(row_stride))
     };
     Operand {
         dims: [inner, outer, batches],
@@ -261,10 +266,14 @@ fn operand(
 /// smaller than the row) is replaced by the smallest valid one: a multiple of 16 bytes that
 /// covers the elements before it.
 fn stride_bytes(stride: usize, extent: usize, inner: usize) -> u64 {
+    // Saturating: core bounds every stride's bytes by `isize::MAX`; any other value gives a
+    // stride the driver refuses rather than a panic.
+    let bytes = (stride as u64).saturating_mul(2);
     if extent == 1 {
-        (stride.max(inner) as u64 * 2).next_multiple_of(16)
+        let bytes = (stride.max(inner) as u64).saturating_mul(2);
+        bytes.checked_next_multiple_of(16).unwrap_or(bytes)
     } else {
-        stride as u64 * 2
+        bytes
     }
 }
 
@@ -278,7 +287,11 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
     // Byte strides of dimensions 1 and 2 (dimension 0 is contiguous).
     let strides = [
         stride_bytes(o.row_stride, o.dims[1], o.dims[0]),
-        stride_bytes(o.batch_stride, o.dims[2], o.dims[0] * o.dims[1]),
+        stride_bytes(
+            o.batch_stride,
+            o.dims[2],
+            o.dims[0].saturating_mul(o.dims[1]),
+        ),
     ];
     let box_dims = [o.box_dims[0], o.box_dims[1], 1];
     let element_strides = [1u32; 3];

@@ -23,9 +23,9 @@
 //!   others take one pair per thread. Every element's arithmetic is the same in both, so the
 //!   kernel is deterministic and batch-invariant.
 //!
-//! Responsibility: core validated the views (shapes, dtypes, one device, `out` either exactly
-//! `x` or disjoint from it, an even `rotary_dim <= head_dim`, a finite positive theta); the
-//! checks (what the launch cannot do) and the launch sequence are
+//! Responsibility: core validated the views (shapes, dtypes, one device, in place one view,
+//! out of place `out` disjoint from `x`, an even `rotary_dim <= head_dim`, a finite positive
+//! theta); the checks (what the launch cannot do) and the launch sequence are
 //! [`kernelyard_kernels::rope`]'s, shared with the ROCm backend, which this file runs through
 //! [`CudaLauncher`] with the device's SM count.
 

@@ -150,7 +150,7 @@ mod tests {
         let p = problem(3, 8, DType::F32, false);
         let mut x = Vec::new();
         for c in [2.5, -0.75, 1e-3] {
-            x.extend(std::iter::repeat(c).take(8));
+            x.extend(std::iter::repeat_n(c, 8));
         }
         let w = data(8, 3);
         let (y, _) = rms_norm(&p, &x, &w, None, 0.0);

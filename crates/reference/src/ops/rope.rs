@@ -63,13 +63,12 @@ pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(
 crate::register_kernel!(ROPE);
 
 fn launch(_: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
-    // In place (`p.in_place`), `a.x` and `a.out` are the same memory. `gather` copies `x`
-    // into a `Vec` through raw pointers before `scatter` writes `out` through raw pointers,
-    // so no slice of `x` ever coexists with a mutable slice of `out`.
-    let x = gather("x", &a.x)?;
+    // In place (`RopeInput::InPlace`), `x` is a view borrowed from the one writable view:
+    // `gather` copies it into a `Vec`, and the borrow ends before `scatter` writes.
+    let x = gather("x", &a.input.x())?;
     let positions = gather_indices("positions", &a.positions)?;
     let y = rope(p, &x, &positions, f64::from(a.theta));
-    scatter("out", &mut a.out, &y)?;
+    scatter("out", a.input.out_mut(), &y)?;
     Ok(())
 }
 

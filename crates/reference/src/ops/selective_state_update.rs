@@ -54,7 +54,7 @@ pub fn selective_state_update(
     let (heads, pn, n_dim) = (p.heads, p.head_dim * p.state_dim, p.state_dim);
     let mut state = i.state.to_vec();
     let mut y = vec![0.0; p.batch * p.heads * p.head_dim];
-    if pn == 0 || p.groups == 0 || p.heads % p.groups != 0 {
+    if pn == 0 || p.groups == 0 || !p.heads.is_multiple_of(p.groups) {
         return (state, y);
     }
     let heads_per_group = p.heads / p.groups;
@@ -395,7 +395,7 @@ mod tests {
         let per_head = o.a.clone();
         let full: Vec<f64> = per_head
             .iter()
-            .flat_map(|&a| std::iter::repeat(a).take(DIMS.p * DIMS.n))
+            .flat_map(|&a| std::iter::repeat_n(a, DIMS.p * DIMS.n))
             .collect();
         let (s1, y1) = selective_state_update(&problem(DIMS, true, true, true), &o.inputs(true));
         let mut i = o.inputs(true);

@@ -4,7 +4,7 @@
 use kernelyard::{DeviceId, Problem, Runtime};
 
 use crate::cases::Scalars;
-use crate::data::{Init, Instance};
+use crate::data::{checked_bytes, Init, Instance};
 use crate::exec::{upload_encoded, DeviceTensor, Encoded};
 use crate::ops::{instance, Driver};
 use crate::rng::Rng;
@@ -25,8 +25,9 @@ pub(super) struct HostSet {
     pub bytes: usize,
 }
 
-fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+/// The bytes of a tensor; the bench has checked them (`Footprint`) before generating.
+fn bytes(name: &str, dtype: kernelyard::DType, shape: &[usize]) -> Result<usize, String> {
+    checked_bytes(dtype, shape).ok_or_else(|| format!("the bytes of `{name}` {shape:?} overflow"))
 }
 
 impl HostSet {
@@ -61,19 +62,20 @@ impl HostSet {
         for t in &mut inst.inputs {
             t.data = Vec::new();
         }
-        let bytes = inst
+        let mut total = 0usize;
+        let read = inst
             .inputs
             .iter()
             .enumerate()
             .filter(|(i, _)| !seeds.contains(i))
-            .map(|(_, t)| numel(&t.shape) * t.dtype.size())
-            .chain(
-                inst.outputs
-                    .iter()
-                    .map(|o| numel(&o.shape) * o.dtype.size()),
-            )
-            .sum::<usize>()
-            .max(1);
+            .map(|(_, t)| (t.name, t.dtype, &t.shape));
+        let written = inst.outputs.iter().map(|o| (o.name, o.dtype, &o.shape));
+        for (name, dtype, shape) in read.chain(written) {
+            total = total
+                .checked_add(bytes(name, dtype, shape)?)
+                .ok_or("the bytes of a set overflow")?;
+        }
+        let bytes = total.max(1);
         Ok(HostSet {
             inst,
             inputs,
@@ -110,6 +112,7 @@ impl HostSet {
         let mut outs = Vec::new();
         for o in &self.inst.outputs {
             let what = format!("allocating `{}` of set {index}", o.name);
+            let size = bytes(o.name, o.dtype, &o.shape).map_err(BenchError::Harness)?;
             outs.push(match o.init {
                 Init::FromInput(i) => {
                     upload_encoded(rt, device, o.name, o.dtype, &o.shape, &self.inputs[i])
@@ -120,10 +123,7 @@ impl HostSet {
                     dtype: o.dtype,
                     shape: o.shape.clone(),
                     buf: rt
-                        .alloc(
-                            device,
-                            (numel(&o.shape) * o.dtype.size()).max(o.dtype.size()),
-                        )
+                        .alloc(device, size.max(o.dtype.size()))
                         .map_err(failed(what))?,
                 },
             });

@@ -133,15 +133,27 @@ impl BenchScalars {
             ("theta", self.theta),
             ("scale", self.scale),
         ] {
-            match v {
-                Some(x) if !x.is_finite() => return Err(format!("`{name}` must be finite")),
-                Some(x) if name == "eps" && x < 0.0 => {
-                    return Err("`eps` must not be negative".into())
-                }
-                Some(x) if matches!(name, "temperature" | "theta") && x <= 0.0 => {
-                    return Err(format!("`{name}` must be greater than zero"))
-                }
-                _ => {}
+            // The call carries f32: check the value it will carry, not the f64 typed.
+            let Some(x) = v else { continue };
+            let y = x as f32;
+            if !x.is_finite() {
+                return Err(format!("`{name}` must be finite"));
+            }
+            if !y.is_finite() {
+                return Err(format!(
+                    "`{name}` = {x} does not fit in f32 (its largest finite value is {:e})",
+                    f32::MAX
+                ));
+            }
+            if name == "eps" && x < 0.0 {
+                return Err("`eps` must not be negative".into());
+            }
+            if matches!(name, "temperature" | "theta") && y <= 0.0 {
+                return Err(if x > 0.0 {
+                    format!("`{name}` = {x} is zero in f32; it must be greater than zero")
+                } else {
+                    format!("`{name}` must be greater than zero")
+                });
             }
         }
         let accumulate = Gemm::problem(problem).is_some_and(|g| g.accumulate);
@@ -187,6 +199,51 @@ mod tests {
             .contains("unknown scalar"));
         assert!(BenchScalars::parse("eps").is_err());
         assert!(BenchScalars::parse("ignore_index=0.5").is_err());
+    }
+
+    /// The call carries f32: a value finite in f64 but not in f32, or positive in f64 and zero
+    /// in f32, is refused here rather than by the arguments' validation.
+    #[test]
+    fn values_are_checked_as_f32() {
+        use kernelyard::{DType, Params};
+        let problem = |op: OpKind, params: &str| {
+            Problem::from_params(op, &Params::parse(op, params).unwrap(), DType::F32).unwrap()
+        };
+        let gemm = problem(OpKind::Gemm, "m=2,n=2,k=2");
+        let err = BenchScalars::parse("alpha=1e40")
+            .unwrap()
+            .resolve(&gemm)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "`alpha` = 10000000000000000000000000000000000000000 does not fit in f32 (its \
+             largest finite value is 3.4028235e38)"
+        );
+        assert!(BenchScalars::parse("alpha=3e38")
+            .unwrap()
+            .resolve(&gemm)
+            .is_ok());
+        let tl = problem(OpKind::TokenLogprobs, "tokens=2,vocab=8");
+        let err = BenchScalars::parse("temperature=1e-50")
+            .unwrap()
+            .resolve(&tl)
+            .unwrap_err();
+        assert!(err.contains("is zero in f32"), "{err}");
+        let rope = problem(OpKind::Rope, "tokens=2,heads=1,head_dim=8");
+        assert!(BenchScalars::parse("theta=1e39")
+            .unwrap()
+            .resolve(&rope)
+            .is_err());
+        let rms = problem(OpKind::RmsNorm, "rows=2,hidden=8");
+        // A tiny eps is 0 in f32: allowed (eps >= 0).
+        assert!(BenchScalars::parse("eps=1e-50")
+            .unwrap()
+            .resolve(&rms)
+            .is_ok());
+        assert!(BenchScalars::parse("eps=-1e-50")
+            .unwrap()
+            .resolve(&rms)
+            .is_err());
     }
 
     #[test]

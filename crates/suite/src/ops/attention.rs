@@ -42,6 +42,17 @@ impl Driver for AttentionDriver {
         ])
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<Attention>(p)?;
+        let q_shape = vec![p.batch, p.seq_q, p.heads_q, p.head_dim];
+        let kv_shape = vec![p.batch, p.seq_kv, p.heads_kv, p.head_dim];
+        Ok(vec![
+            HostTensor::shape_only("q", p.dtype, q_shape, Some(0)),
+            HostTensor::shape_only("k", p.dtype, kv_shape.clone(), Some(0)),
+            HostTensor::shape_only("v", p.dtype, kv_shape, Some(0)),
+        ])
+    }
+
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<Attention>(p)?;
         let mut v = vec![OutputSpec {

@@ -100,6 +100,20 @@ impl Driver for GemmDriver {
         Ok(v)
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<Gemm>(p)?;
+        let mut v = vec![
+            HostTensor::shape_only("a", p.dtype, a_shape(p), Some(a_m_axis(p))),
+            HostTensor::shape_only("b", p.dtype, b_shape(p), None),
+        ];
+        if p.accumulate {
+            let c = c_shape(p);
+            let axis = c.len() - 2;
+            v.push(HostTensor::shape_only("c", p.c_dtype, c, Some(axis)));
+        }
+        Ok(v)
+    }
+
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<Gemm>(p)?;
         let shape = c_shape(p);

@@ -45,8 +45,14 @@ pub(crate) trait Driver: Sync {
     /// Random inputs for `p`, each rounded to its dtype.
     fn generate(&self, p: &Problem, s: &Scalars, rng: &mut Rng) -> Result<Vec<HostTensor>, String>;
 
+    /// The inputs [`Driver::generate`] makes for `p` (names, dtypes, shapes, batch axes in the
+    /// same order) without their values (`data` empty, [`HostTensor::shape_only`]): what the
+    /// bench sizes before anything is generated. Cheap for any problem; a unit test checks it
+    /// against `generate` on every case.
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String>;
+
     /// The outputs `p` writes (`inputs` are the ones [`Driver::generate`] made, for in/out
-    /// tensors).
+    /// tensors; shape-only ones from [`Driver::input_shapes`] will do).
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String>;
 
     /// The oracle's values for every output, in the order of [`Driver::outputs`].
@@ -312,5 +318,41 @@ mod tests {
             assert!(!entry.cases.trim().is_empty(), "{op}: empty case file");
         }
         assert_eq!(SUITE.len(), OpKind::ALL.len());
+    }
+
+    /// `input_shapes` (what the bench sizes before generating) describes exactly the inputs
+    /// `generate` makes, on every case of every op and dtype.
+    #[test]
+    fn input_shapes_match_generate() {
+        let describe = |ts: &[HostTensor]| -> Vec<String> {
+            ts.iter()
+                .map(|t| format!("{} {} {:?} {:?}", t.name, t.dtype, t.shape, t.batch_axis))
+                .collect()
+        };
+        let mut checked = 0;
+        for entry in SUITE {
+            for case in crate::cases::cases_for(entry.op).unwrap() {
+                for &dtype in &case.dtypes {
+                    let p = case.problem(entry.op, dtype).unwrap();
+                    let s = case.scalars().unwrap();
+                    let shapes = entry.driver.input_shapes(&p).unwrap();
+                    assert!(shapes.iter().all(|t| t.data.is_empty()));
+                    let made = entry.driver.generate(&p, &s, &mut Rng::new(1)).unwrap();
+                    assert_eq!(
+                        describe(&shapes),
+                        describe(&made),
+                        "{} {} {dtype}",
+                        entry.op,
+                        case.name
+                    );
+                    // The outputs are described from shape-only inputs alike.
+                    let a = entry.driver.outputs(&p, &shapes).unwrap();
+                    let b = entry.driver.outputs(&p, &made).unwrap();
+                    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked} cases");
     }
 }

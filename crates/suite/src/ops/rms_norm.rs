@@ -59,6 +59,19 @@ impl Driver for RmsNormDriver {
         Ok(v)
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<RmsNorm>(p)?;
+        let shape = vec![p.rows, p.hidden];
+        let mut v = vec![
+            HostTensor::shape_only("x", p.dtype, shape.clone(), Some(0)),
+            HostTensor::shape_only("weight", p.dtype, vec![p.hidden], None),
+        ];
+        if p.residual {
+            v.push(HostTensor::shape_only("residual", p.dtype, shape, Some(0)));
+        }
+        Ok(v)
+    }
+
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<RmsNorm>(p)?;
         let out = |name| OutputSpec {

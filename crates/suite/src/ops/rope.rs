@@ -54,6 +54,14 @@ impl Driver for RopeDriver {
         ])
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<Rope>(p)?;
+        Ok(vec![
+            HostTensor::shape_only("x", p.dtype, vec![p.tokens, p.heads, p.head_dim], Some(0)),
+            HostTensor::shape_only("positions", p.pos_dtype, vec![p.tokens], Some(0)),
+        ])
+    }
+
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<Rope>(p)?;
         Ok(vec![OutputSpec {

@@ -65,6 +65,16 @@ impl Driver for RowsDriver {
         )])
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = self.problem(p)?;
+        Ok(vec![HostTensor::shape_only(
+            "x",
+            p.dtype,
+            vec![p.rows, p.cols],
+            Some(0),
+        )])
+    }
+
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = self.problem(p)?;
         Ok(vec![OutputSpec {

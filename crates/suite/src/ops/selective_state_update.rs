@@ -115,6 +115,44 @@ impl Driver for SsuDriver {
         Ok(v)
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<SelectiveStateUpdate>(p)?;
+        let (b, h, hd, n, g) = (p.batch, p.heads, p.head_dim, p.state_dim, p.groups);
+        let a_shape = if p.a_per_head {
+            vec![h]
+        } else {
+            vec![h, hd, n]
+        };
+        let mut v = vec![
+            HostTensor::shape_only("state", p.state_dtype, vec![b, h, hd, n], Some(0)),
+            HostTensor::shape_only("x", p.dtype, vec![b, h, hd], Some(0)),
+            HostTensor::shape_only("dt", p.dtype, vec![b, h, hd], Some(0)),
+            HostTensor::shape_only("a", DType::F32, a_shape, None),
+            HostTensor::shape_only("bm", p.dtype, vec![b, g, n], Some(0)),
+            HostTensor::shape_only("cm", p.dtype, vec![b, g, n], Some(0)),
+        ];
+        if p.dt_bias {
+            v.push(HostTensor::shape_only(
+                "dt_bias",
+                DType::F32,
+                vec![h, hd],
+                None,
+            ));
+        }
+        if p.d {
+            v.push(HostTensor::shape_only("d", DType::F32, vec![h, hd], None));
+        }
+        if p.z {
+            v.push(HostTensor::shape_only(
+                "z",
+                p.dtype,
+                vec![b, h, hd],
+                Some(0),
+            ));
+        }
+        Ok(v)
+    }
+
     fn outputs(&self, p: &Problem, inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<SelectiveStateUpdate>(p)?;
         Ok(vec![

@@ -81,6 +81,27 @@ impl Driver for SiluMulDriver {
         })
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<SiluMul>(p)?;
+        Ok(if p.split {
+            let shape = vec![p.rows, p.d];
+            vec![
+                HostTensor::shape_only("gate", p.dtype, shape.clone(), Some(0)),
+                HostTensor::shape_only("up", p.dtype, shape, Some(0)),
+            ]
+        } else {
+            let two_d =
+                p.d.checked_mul(2)
+                    .ok_or_else(|| format!("the elements of `x` [rows, 2 * d] with d = {}", p.d))?;
+            vec![HostTensor::shape_only(
+                "x",
+                p.dtype,
+                vec![p.rows, two_d],
+                Some(0),
+            )]
+        })
+    }
+
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<SiluMul>(p)?;
         Ok(vec![OutputSpec {

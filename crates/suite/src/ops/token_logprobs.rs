@@ -71,6 +71,14 @@ impl Driver for TokenLogprobsDriver {
         ])
     }
 
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<TokenLogprobs>(p)?;
+        Ok(vec![
+            HostTensor::shape_only("logits", p.dtype, vec![p.tokens, p.vocab], Some(0)),
+            HostTensor::shape_only("targets", p.target_dtype, vec![p.tokens], Some(0)),
+        ])
+    }
+
     fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
         let p = expect::<TokenLogprobs>(p)?;
         let out = |name| OutputSpec {
