@@ -1,22 +1,20 @@
 //! End-to-end tests of the `kernelyard` binary: exit codes, and that every error says what is
 //! wrong and what exists instead.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use serde_json::Value;
 
+use common::{all, code, json, run, run_env, stderr, stdout};
+
 /// Runs the binary with `args` and no `KERNELYARD_KERNELS`, or with `pins` as its value.
 fn run_with(pins: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kernelyard"));
-    cmd.args(args).env_remove("KERNELYARD_KERNELS");
-    if let Some(pins) = pins {
-        cmd.env("KERNELYARD_KERNELS", pins);
+    match pins {
+        Some(pins) => run_env(&[("KERNELYARD_KERNELS", pins)], args),
+        None => run(args),
     }
-    cmd.output().expect("the kernelyard binary runs")
-}
-
-fn run(args: &[&str]) -> Output {
-    run_with(None, args)
 }
 
 /// `kernelyard explain softmax --device cpu --problem rows=2,cols=8 --dtype f32` plus `extra`.
@@ -32,28 +30,6 @@ fn explain_softmax_on_cpu(extra: &[&str]) -> Output {
         "f32",
     ];
     run(&[&base[..], extra].concat())
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// stdout and stderr together, for messages whichever stream they are on.
-fn all(o: &Output) -> String {
-    format!("{}{}", stdout(o), stderr(o))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("the process exited normally")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", all(o)))
 }
 
 #[test]

@@ -7,50 +7,15 @@
 //! (every registered CPU kernel passes); its golden test is the unit test
 //! `verify::tests::a_failing_case_is_a_verify_error_with_exit_code_1`.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use common::{all, code, json, run, run_env, stderr, stdout};
+
 const BIN: &str = env!("CARGO_BIN_EXE_kernelyard");
-
-/// Runs the binary with `args`, `env` set and `KERNELYARD_KERNELS`/`KERNELYARD_SEED` removed
-/// unless `env` sets them.
-fn run_env(env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("KERNELYARD_KERNELS")
-        .env_remove("KERNELYARD_SEED");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the kernelyard binary runs")
-}
-
-fn run(args: &[&str]) -> Output {
-    run_env(&[], args)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn all(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o))
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().expect("the process exited normally")
-}
-
-/// stdout as one JSON value (pretty or on one line).
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}):\n{}", all(o)))
-}
 
 /// Asserts the contract for an error of `class` with exit code `exit`: that exit code, a
 /// JSON object on stdout whose `error` is exactly `{class, message, exit_code}` with a

@@ -20,53 +20,18 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
 use kernelyard_core::{
-    ArchReq, DType, Feature, KernelMeta, OpKind, Pins, Policy, Problem, Registry, Runtime,
-    Selector, Sm,
+    DType, KernelMeta, OpKind, Pins, Policy, Problem, Registry, Runtime, Selector,
 };
 
 #[path = "../tests/select/fakes.rs"]
 #[allow(dead_code)] // the benchmark uses a few of the tests' fakes
 mod fakes;
 
-use fakes::{cpu, cuda, cuda_gemm, cuda_range, fake, meta, problem, registry, Fake, GPU0};
+use fakes::{attention_set, cpu, cuda, cuda_gemm, fake, problem, registry, GPU0};
 
 fn kernels() -> &'static Registry {
-    let attention = |name| meta(name, OpKind::Attention, kernelyard_core::DeviceKind::Cuda);
-    registry(&[
-        Fake::new(KernelMeta {
-            priority: 20,
-            arch: ArchReq::Cuda {
-                min: Sm::new(9, 0),
-                max: Some(Sm::new(9, 0)),
-                arch_specific: true,
-            },
-            features: &[Feature::Wgmma, Feature::Tma],
-            dtypes: &[DType::BF16, DType::F16],
-            align: 16,
-            ..attention("cuda.attention.sm90a")
-        })
-        .smem(200 * 1024)
-        .leak(),
-        Fake::new(KernelMeta {
-            priority: 10,
-            arch: cuda_range((8, 0), None),
-            dtypes: &[DType::BF16, DType::F16],
-            align: 16,
-            ..attention("cuda.attention.sm80")
-        })
-        .smem(100 * 1024)
-        .leak(),
-        Fake::new(KernelMeta {
-            priority: 10,
-            ..attention("cuda.attention.split_kv")
-        })
-        .score(1)
-        .leak(),
-        fake(KernelMeta {
-            deterministic: true,
-            batch_invariant: true,
-            ..attention("cuda.attention.naive")
-        }),
+    let mut kernels = attention_set();
+    kernels.extend([
         fake(KernelMeta {
             priority: 10,
             ..cuda_gemm("cuda.gemm.tiled")
@@ -76,7 +41,8 @@ fn kernels() -> &'static Registry {
             batch_invariant: true,
             ..cuda_gemm("cuda.gemm.invariant")
         }),
-    ])
+    ]);
+    registry(&kernels)
 }
 
 fn attention_problem() -> Problem {

@@ -232,15 +232,41 @@ pub type LaunchFn<O> = for<'c, 'a, 'b> fn(
 ///
 /// Declared as a `static` and registered with [`register!`](crate::register):
 ///
-/// ```ignore
+/// ```
+/// use kernelyard_core::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
+/// use kernelyard_core::{
+///     ArchReq, Capabilities, DeviceKind, Error, Kernel, KernelDef, KernelMeta, LaunchCtx, Reason,
+/// };
+///
+/// const META: KernelMeta = KernelMeta::new::<RmsNorm>(
+///     "example.rms_norm",
+///     "example",
+///     DeviceKind::Cpu,
+///     ArchReq::Any,
+///     module_path!(),
+///     "an example that launches nothing",
+/// );
+///
+/// fn check(_: &Capabilities, p: &RmsNormProblem, reasons: &mut Vec<Reason>) {
+///     if p.hidden > 65536 {
+///         reasons.push(Reason::ShapeUnsupported { what: format!("hidden {}", p.hidden) });
+///     }
+/// }
+///
+/// fn launch(_: &LaunchCtx<'_>, _: &mut RmsNormArgs<'_>, _: &RmsNormProblem) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// // `KernelDef::<O>::new` names the op: rustc cannot infer it through the builder calls.
 /// pub static RMS_NORM: KernelDef<RmsNorm> =
 ///     KernelDef::<RmsNorm>::new(META, launch).with_check(check);
 /// kernelyard_core::register!(RMS_NORM);
+///
+/// assert_eq!(RMS_NORM.meta().name, "example.rms_norm");
 /// ```
 ///
-/// (`KernelDef::<O>::new` names the op: rustc cannot infer it through the builder calls.) It
-/// implements
-/// [`Kernel`] by matching the catalog's [`Problem`] and [`Args`] to `O`'s once (a mismatch is
+/// It implements [`Kernel`] by matching the catalog's [`Problem`] and [`Args`] to `O`'s once (a
+/// mismatch is
 /// [`Error::WrongOp`], a core bug, never a panic).
 pub struct KernelDef<O: Listed> {
     /// The static metadata (its `op` is `O::KIND`: build it with [`KernelMeta::new`]).

@@ -15,9 +15,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use kernelyard_core::select::PLAN_CACHE_CAPACITY;
-use kernelyard_core::{ArchReq, DType, Feature, KernelMeta, OpKind, Pins, Policy, Selector, Sm};
+use kernelyard_core::{DType, OpKind, Pins, Policy, Selector};
 
-use fakes::{cuda, cuda_range, fake, meta, problem, registry, Fake};
+use fakes::{attention_set, cuda, problem, registry};
 
 /// Net bytes allocated through the global allocator.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -56,43 +56,7 @@ const BOUND_PER_PLAN: isize = 2048;
 
 #[test]
 fn a_cached_plan_takes_under_two_kib() {
-    let attention = |name| meta(name, OpKind::Attention, kernelyard_core::DeviceKind::Cuda);
-    let r = registry(&[
-        Fake::new(KernelMeta {
-            priority: 20,
-            arch: ArchReq::Cuda {
-                min: Sm::new(9, 0),
-                max: Some(Sm::new(9, 0)),
-                arch_specific: true,
-            },
-            features: &[Feature::Wgmma, Feature::Tma],
-            dtypes: &[DType::BF16, DType::F16],
-            align: 16,
-            ..attention("cuda.attention.sm90a")
-        })
-        .smem(200 * 1024)
-        .leak(),
-        Fake::new(KernelMeta {
-            priority: 10,
-            arch: cuda_range((8, 0), None),
-            dtypes: &[DType::BF16, DType::F16],
-            align: 16,
-            ..attention("cuda.attention.sm80")
-        })
-        .smem(100 * 1024)
-        .leak(),
-        Fake::new(KernelMeta {
-            priority: 10,
-            ..attention("cuda.attention.split_kv")
-        })
-        .score(1)
-        .leak(),
-        fake(KernelMeta {
-            deterministic: true,
-            batch_invariant: true,
-            ..attention("cuda.attention.naive")
-        }),
-    ]);
+    let r = registry(&attention_set());
     const PROBLEMS: usize = 20_000;
     let h100 = cuda(0, 9, 0);
     let auto = Policy::auto();

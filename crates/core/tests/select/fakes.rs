@@ -282,3 +282,49 @@ pub fn gemm_args(m: usize, n: usize, k: usize, device: DeviceId) -> Args<'static
         fake_view_mut(3 << 28, DType::F32, &[m, n], device),
     ))
 }
+
+/// A realistic set of four attention kernels on CUDA (shared by the selection benchmark and the
+/// plan-cache memory test): an sm_90a kernel needing 200 KiB of shared memory, an sm_80+ kernel
+/// needing 100 KiB, a split-KV kernel with a heuristic score of 1, and a deterministic,
+/// batch-invariant fallback.
+// Used by the benchmark and the plan-cache memory test, not by every binary that includes this file.
+#[allow(dead_code)]
+pub fn attention_set() -> Vec<&'static Fake> {
+    let attention = |name| meta(name, OpKind::Attention, DeviceKind::Cuda);
+    vec![
+        Fake::new(KernelMeta {
+            priority: 20,
+            arch: ArchReq::Cuda {
+                min: Sm::new(9, 0),
+                max: Some(Sm::new(9, 0)),
+                arch_specific: true,
+            },
+            features: &[Feature::Wgmma, Feature::Tma],
+            dtypes: &[DType::BF16, DType::F16],
+            align: 16,
+            ..attention("cuda.attention.sm90a")
+        })
+        .smem(200 * 1024)
+        .leak(),
+        Fake::new(KernelMeta {
+            priority: 10,
+            arch: cuda_range((8, 0), None),
+            dtypes: &[DType::BF16, DType::F16],
+            align: 16,
+            ..attention("cuda.attention.sm80")
+        })
+        .smem(100 * 1024)
+        .leak(),
+        Fake::new(KernelMeta {
+            priority: 10,
+            ..attention("cuda.attention.split_kv")
+        })
+        .score(1)
+        .leak(),
+        fake(KernelMeta {
+            deterministic: true,
+            batch_invariant: true,
+            ..attention("cuda.attention.naive")
+        }),
+    ]
+}
