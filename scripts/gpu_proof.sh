@@ -16,6 +16,9 @@
 #                                                                                -> {memcheck,racecheck,synccheck}_<op>.log
 #   sanitize_gemm  memcheck and racecheck over verify --op gemm, the invariant GEMM kernels
 #                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
+#   candle         kernelyard-candle built with candle's `cuda` feature (KERNELYARD_PACK_CANDLE=1
+#                  bash scripts/gpu_pack.sh stages .gpu/candle/): every test binary with
+#                  --include-ignored, then every example                           -> candle.log
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -176,8 +179,28 @@ for stage in $stages; do
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"
     ;;
+  candle)
+    # kernelyard-candle's GPU tests (every op against candle's own on the same tensors) and its
+    # examples (the Llama-style block against plain candle), all in one log.
+    start=$SECONDS
+    : >"$OUT/candle.log"
+    fails=0 runs=0
+    for t in .gpu/candle/* .gpu/candle/examples/*; do
+      [ -f "$t" ] && [ -x "$t" ] || continue
+      runs=$((runs + 1))
+      args=(); case $t in .gpu/candle/examples/*) ;; *) args=(--include-ignored --nocapture) ;; esac
+      echo "=== $t ${args[*]}" >>"$OUT/candle.log"
+      timeout 300 "$t" ${args[@]+"${args[@]}"} >>"$OUT/candle.log" 2>&1
+      rc=$?
+      echo "=== $t: rc=$rc" >>"$OUT/candle.log"
+      [ $rc = 0 ] || { fails=$((fails + 1)); echo "candle: $t failed (rc=$rc)"; }
+    done
+    note "candle ($runs binaries from .gpu/candle, $fails failed): $((SECONDS - start)) s, $(grep -c '^test .* ok$' "$OUT/candle.log") ok, $(grep -c '^test .* FAILED$' "$OUT/candle.log") FAILED"
+    [ $runs -gt 0 ] || echo "candle: nothing staged in .gpu/candle (KERNELYARD_PACK_CANDLE=1 bash scripts/gpu_pack.sh)"
+    grep -E '^test .* FAILED$|panicked' "$OUT/candle.log" | head -20
+    ;;
   *)
-    note "unknown stage \`$stage\` (stages: tests verify bench sanitize gemm_bi sanitize_gemm)"
+    note "unknown stage \`$stage\` (stages: tests verify bench sanitize gemm_bi sanitize_op sanitize_gemm candle)"
     ;;
   esac
 done

@@ -5,6 +5,11 @@
 //! per operator (its descriptor's example, `OpKind::example`). It never panics on a machine
 //! without GPU libraries: a backend that cannot be used is reported with the reason its probe
 //! gave.
+//!
+//! With `--simulate NAME` ([`crate::simulate`]) nothing is probed: the one device is the
+//! simulated one, labelled as such (a `SIMULATED device ...` first line, `(simulated)` after
+//! its id in every check, a `"simulated"` object in the JSON), and each kernel of its kind is
+//! checked against it as against a probed device.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -19,14 +24,24 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{self, Class, CliError, ErrorJson};
+use crate::simulate::{Simulated, SimulatedJson};
 
 /// Arguments of `kernelyard doctor`.
 #[derive(Args)]
 pub struct DoctorArgs {
     /// Print one JSON object (version, devices, backends, pins, ops) instead of text; with a
-    /// bad KERNELYARD_KERNELS it also has `"error": {"class": "pins", "message", "exit_code"}`.
+    /// bad KERNELYARD_KERNELS it also has `"error": {"class": "pins", "message", "exit_code"}`,
+    /// with --simulate `"simulated": {"name", "device", "description", "capabilities"}`.
     #[arg(long)]
     pub json: bool,
+    // A simulated device instead of the probed ones; the help lists the presets.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = crate::simulate::parse,
+        help = crate::simulate::help()
+    )]
+    simulate: Option<Simulated>,
 }
 
 #[derive(Serialize)]
@@ -39,6 +54,9 @@ struct DoctorJson<'a> {
     /// Present when doctor exits non-zero (a bad `KERNELYARD_KERNELS`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorJson>,
+    /// Present with `--simulate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated: Option<SimulatedJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -84,7 +102,8 @@ struct CheckJson {
 
 /// Runs `kernelyard doctor`.
 pub fn run(args: &DoctorArgs) -> error::Result<ExitCode> {
-    let (rt, pins) = runtime()?;
+    let sim = args.simulate.as_ref();
+    let (rt, pins) = runtime(sim)?;
     let ops: Vec<OpJson> = OpKind::ALL
         .into_iter()
         .map(|op| check_op(&rt, op))
@@ -111,6 +130,7 @@ pub fn run(args: &DoctorArgs) -> error::Result<ExitCode> {
         pins,
         ops,
         error,
+        simulated: sim.map(SimulatedJson::new),
     };
     if args.json {
         crate::output::print_json(&report)?;
@@ -123,11 +143,17 @@ pub fn run(args: &DoctorArgs) -> error::Result<ExitCode> {
     Ok(code)
 }
 
-/// The runtime, and the state of `KERNELYARD_KERNELS`. A bad pin is a finding of doctor, not
-/// a reason to stop: it is reported, and the rest is checked without pins.
-fn runtime() -> error::Result<(Runtime, PinsJson)> {
+/// The runtime (probed, or with `sim` as its only device), and the state of
+/// `KERNELYARD_KERNELS`. A bad pin is a finding of doctor, not a reason to stop: it is
+/// reported, and the rest is checked without pins.
+fn runtime(sim: Option<&Simulated>) -> error::Result<(Runtime, PinsJson)> {
     let value = std::env::var_os(PIN_ENV).map(|v| v.to_string_lossy().into_owned());
-    match Runtime::new() {
+    let builder = |pins: Option<&str>| match (sim, pins) {
+        (Some(sim), pins) => crate::simulate::builder(sim, pins),
+        (None, Some(pins)) => Runtime::builder().pins(pins),
+        (None, None) => Runtime::builder(),
+    };
+    match builder(None).build() {
         Ok(rt) => Ok((
             rt,
             PinsJson {
@@ -137,8 +163,7 @@ fn runtime() -> error::Result<(Runtime, PinsJson)> {
             },
         )),
         Err(err @ Error::EnvOverride { .. }) => {
-            let rt = Runtime::builder()
-                .pins("")
+            let rt = builder(Some(""))
                 .build()
                 .map_err(|e| CliError::new(Class::Runtime, e))?;
             Ok((
@@ -212,6 +237,9 @@ fn reason_json(reason: &Reason) -> Value {
 
 fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
     let mut t = String::new();
+    if let Some(sim) = &r.simulated {
+        t.push_str(&crate::simulate::banner(sim.simulated));
+    }
     writeln!(t, "kernelyard {}", r.version)?;
 
     writeln!(t, "\ndevices:")?;
@@ -222,7 +250,11 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
         device(&mut t, caps)?;
     }
 
-    writeln!(t, "\nbackends:")?;
+    if r.simulated.is_some() {
+        writeln!(t, "\nbackends (not probed: the device is simulated):")?;
+    } else {
+        writeln!(t, "\nbackends:")?;
+    }
     for b in &r.backends {
         writeln!(t, "  {}", b.message)?;
     }
@@ -237,10 +269,25 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
         _ => writeln!(t, "  none")?,
     }
 
-    writeln!(
-        t,
-        "\nkernels (each checked on every present device of its kind against the problem shown):"
-    )?;
+    match &r.simulated {
+        Some(sim) => writeln!(
+            t,
+            "\nkernels (each of its kind checked on the SIMULATED device {} against the problem \
+             shown):",
+            sim.simulated.caps.device
+        )?,
+        None => writeln!(
+            t,
+            "\nkernels (each checked on every present device of its kind against the problem \
+             shown):"
+        )?,
+    }
+    // A simulated device's id is labelled in every check.
+    let label = if r.simulated.is_some() {
+        " (simulated)"
+    } else {
+        ""
+    };
     for op in &r.ops {
         writeln!(t, "  {} [{} {}]", op.op, op.params, op.dtype)?;
         if let Some(err) = &op.problem_error {
@@ -251,7 +298,13 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
         }
         for k in &op.kernels {
             writeln!(t, "    {} ({}, {})", k.name, k.backend, k.device)?;
-            if k.checks.is_empty() && op.problem.is_some() {
+            if let (Some(sim), true) = (&r.simulated, k.checks.is_empty()) {
+                writeln!(
+                    t,
+                    "      not checked: the only device is the simulated {}",
+                    sim.simulated.caps.device
+                )?;
+            } else if k.checks.is_empty() && op.problem.is_some() {
                 // Say why there is none when the kernel's backend says (not compiled in,
                 // unavailable with its reason).
                 let why = r
@@ -266,10 +319,10 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
             }
             for c in &k.checks {
                 if c.runnable {
-                    writeln!(t, "      {}: yes", c.device)?;
+                    writeln!(t, "      {}{label}: yes", c.device)?;
                     continue;
                 }
-                writeln!(t, "      {}: no", c.device)?;
+                writeln!(t, "      {}{label}: no", c.device)?;
                 for reason in &c.reasons {
                     let msg = reason.get("message").and_then(Value::as_str).unwrap_or("?");
                     writeln!(t, "        {msg}")?;

@@ -3,29 +3,43 @@
 //! The problem is built from `--problem k=v,...` by core (`Params::parse`,
 //! `Problem::from_params`), which rejects unknown and malformed keys with the operator's key
 //! list; selection is `Runtime::select`, the same call applications make, so the report is
-//! the one they would get.
+//! the one they would get. With `--simulate NAME` the device is a simulated one instead
+//! ([`crate::simulate`]): the text starts with a `SIMULATED device ...` line and the JSON has
+//! a `"simulated"` object.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use kernelyard::ops::params::ParamKey;
 use kernelyard::{
     DType, DeviceId, OpKind, Params, Policy, Problem, SelectError, SelectionReport, PIN_ENV,
 };
 use serde::Serialize;
 
-use crate::error::{self, CliError, ErrorJson};
+use crate::error::{self, Class, CliError, ErrorJson};
+use crate::simulate::{Simulated, SimulatedJson};
 
 /// Arguments of `kernelyard explain`.
 #[derive(Args)]
+// Exactly one device: a probed one (--device) or a simulated one (--simulate).
+#[command(group(ArgGroup::new("target").required(true).args(["device", "simulate"])))]
 pub struct ExplainArgs {
     // The operator; the help lists the catalog's.
     #[arg(value_name = "OP", help = format!("The operator ({})", crate::op_names()))]
     op: OpKind,
-    /// The device to select for: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
+    /// The device to select for: `cpu`, `cuda:N` or `rocm:N`. There is no default device
+    /// (give --device or --simulate).
     #[arg(long, value_name = "DEV")]
-    device: DeviceId,
+    device: Option<DeviceId>,
+    // A simulated device instead of --device; the help lists the presets.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = crate::simulate::parse,
+        help = crate::simulate::help()
+    )]
+    simulate: Option<Simulated>,
     /// The problem's shape and flags as `key=value,...`; the keys per operator are listed
     /// below (`--help`). Keys with a default may be left out.
     #[arg(long, value_name = "K=V,...")]
@@ -48,7 +62,8 @@ pub struct ExplainArgs {
     #[arg(long)]
     batch_invariant: bool,
     /// Print one JSON object `{"selected", "error", "report"}` instead of text; `error` is
-    /// null, or `{"class", "message", "exit_code"}` (also for errors before selection).
+    /// null, or `{"class", "message", "exit_code"}` (also for errors before selection). With
+    /// --simulate it also has `"simulated": {"name", "device", "description", "capabilities"}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -58,6 +73,9 @@ struct ExplainJson<'a> {
     selected: Option<&'static str>,
     error: Option<ErrorJson>,
     report: Option<&'a SelectionReport>,
+    /// Present with `--simulate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulated: Option<SimulatedJson<'a>>,
 }
 
 /// Runs `kernelyard explain`.
@@ -65,8 +83,27 @@ pub fn run(args: &ExplainArgs) -> error::Result<ExitCode> {
     let params = Params::parse(args.op, &args.problem).map_err(error::problem)?;
     let problem = Problem::from_params(args.op, &params, args.dtype).map_err(error::problem)?;
     let policy = policy(args);
-    let rt = crate::runtime()?;
-    match rt.select(args.device, &problem, &policy) {
+    let (rt, device) = match (&args.simulate, args.device) {
+        (Some(sim), _) => {
+            let rt = crate::simulate::builder(sim, None)
+                .build()
+                .map_err(error::runtime)?;
+            if !args.json {
+                crate::output::print(&crate::simulate::banner(sim))?;
+            }
+            (rt, sim.caps.device)
+        }
+        (None, Some(device)) => (crate::runtime()?, device),
+        // clap requires one of the two.
+        (None, None) => {
+            return Err(CliError::new(
+                Class::Usage,
+                anyhow::anyhow!("name the device with --device DEV or --simulate NAME"),
+            ))
+        }
+    };
+    let simulated = || args.simulate.as_ref().map(SimulatedJson::new);
+    match rt.select(device, &problem, &policy) {
         Ok(plan) => {
             let report = plan.report();
             if args.json {
@@ -74,6 +111,7 @@ pub fn run(args: &ExplainArgs) -> error::Result<ExitCode> {
                     selected: Some(plan.kernel_name()),
                     error: None,
                     report: Some(report),
+                    simulated: simulated(),
                 })?;
             } else {
                 crate::output::print(&format!("selected {}\n{report}", plan.kernel_name()))?;
@@ -88,6 +126,7 @@ pub fn run(args: &ExplainArgs) -> error::Result<ExitCode> {
                 selected: None,
                 error: Some(error),
                 report,
+                simulated: simulated(),
             })?;
             crate::output::error(&message);
             Ok(ExitCode::from(code))
@@ -134,7 +173,8 @@ pub fn keys_help() -> String {
         "\nExamples:\n  \
          kernelyard explain rms_norm --device cpu --problem rows=4,hidden=4096 --dtype bf16\n  \
          kernelyard explain gemm --device cuda:0 --problem m=128,n=256,k=64 --dtype bf16 --deterministic\n  \
-         kernelyard explain softmax --device cpu --problem rows=8,cols=1000 --dtype f32 --kernel reference.softmax --json\n\n\
+         kernelyard explain softmax --device cpu --problem rows=8,cols=1000 --dtype f32 --kernel reference.softmax --json\n  \
+         kernelyard explain attention --simulate a100 --problem seq_q=1024,heads_q=16,head_dim=128 --dtype bf16\n\n\
          {PIN_ENV}=op=kernel,... pins a kernel per operator (and device kind); explain shows the pin.\n"
     );
     text

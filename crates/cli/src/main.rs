@@ -14,6 +14,7 @@ mod error;
 mod explain;
 mod list;
 mod output;
+mod simulate;
 mod verify;
 
 use std::process::ExitCode;
@@ -87,7 +88,22 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=kernelyard=debug`
+/// for selection, `trace` for every launch); without it, warnings only (a kernel cache that is
+/// not used, a refused capture). The libraries print nothing themselves.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_tracing();
     kernelyard::link_backends();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

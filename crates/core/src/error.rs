@@ -141,6 +141,24 @@ pub enum Error {
         /// What was asked for (``variant `v8` of bf16``, `i32 input`).
         what: String,
     },
+    /// A launch on a stream that is capturing a graph (CUDA graphs, HIP graphs) needed work
+    /// that capture forbids: compiling or loading a module, allocating a workspace, or
+    /// synchronising. Nothing was queued; the capture is intact.
+    #[error(
+        "{what} while stream {stream} is capturing a graph, which would break the capture: {fix}"
+    )]
+    CaptureForbidden {
+        /// What the launch would have done (``compile and load kernels/rms_norm.cu``).
+        what: String,
+        /// The stream.
+        stream: DeviceId,
+        /// How to avoid it.
+        fix: &'static str,
+    },
+    /// A DLPack tensor cannot be imported or a view exported (feature `dlpack`).
+    #[cfg(feature = "dlpack")]
+    #[error(transparent)]
+    Dlpack(#[from] crate::dlpack::DlpackError),
     /// A device driver or runtime call failed.
     #[error("{backend} device error: {source}")]
     Device {

@@ -203,6 +203,16 @@ pub trait Kernel: Send + Sync + 'static {
         args: &mut Args<'_>,
         problem: &Problem,
     ) -> Result<(), Error>;
+
+    /// Does ahead of time what a launch of `problem` on `ctx.stream` would do on first use
+    /// (compile and load modules, look up entry points, create handles, allocate the stream's
+    /// workspaces), so that launches afterwards never compile, load, allocate or synchronise
+    /// (see [`Plan::prepare`](crate::Plan::prepare)). The default does nothing: right for
+    /// kernels that need nothing ahead (the CPU's).
+    fn prepare(&self, ctx: &LaunchCtx<'_>, problem: &Problem) -> Result<(), Error> {
+        let _ = (ctx, problem);
+        Ok(())
+    }
 }
 
 /// What a launch needs besides its arguments: the caller's stream and the capabilities of its
@@ -227,6 +237,11 @@ pub type LaunchFn<O> = for<'c, 'a, 'b> fn(
     &'b mut <O as crate::ops::Op>::Args<'a>,
     &<O as crate::ops::Op>::Problem,
 ) -> Result<(), Error>;
+
+/// Preparation ahead of launches (see [`Kernel::prepare`]); it gets the kernel's metadata, so
+/// a backend can share one preparation among its kernels (e.g. by the kernel's name).
+pub type PrepareFn<O> =
+    fn(&KernelMeta, &LaunchCtx<'_>, &<O as crate::ops::Op>::Problem) -> Result<(), Error>;
 
 /// A kernel for the operator `O`: metadata, problem check, score and launch, typed by `O`.
 ///
@@ -279,6 +294,8 @@ pub struct KernelDef<O: Listed> {
     pub score: ScoreFn<O>,
     /// The launch.
     pub launch: LaunchFn<O>,
+    /// The preparation ahead of launches (none by default).
+    pub prepare: PrepareFn<O>,
 }
 
 impl<O: Listed> KernelDef<O> {
@@ -289,7 +306,14 @@ impl<O: Listed> KernelDef<O> {
             check: no_check::<O>,
             score: no_score::<O>,
             launch,
+            prepare: no_prepare::<O>,
         }
+    }
+
+    /// With a preparation ahead of launches.
+    pub const fn with_prepare(mut self, prepare: PrepareFn<O>) -> Self {
+        self.prepare = prepare;
+        self
     }
 
     /// With a problem check.
@@ -309,6 +333,10 @@ fn no_check<O: Listed>(_: &Capabilities, _: &O::Problem, _: &mut Vec<Reason>) {}
 
 fn no_score<O: Listed>(_: &Capabilities, _: &O::Problem) -> i32 {
     0
+}
+
+fn no_prepare<O: Listed>(_: &KernelMeta, _: &LaunchCtx<'_>, _: &O::Problem) -> Result<(), Error> {
+    Ok(())
 }
 
 impl<O: Listed> Kernel for KernelDef<O> {
@@ -341,6 +369,17 @@ impl<O: Listed> Kernel for KernelDef<O> {
                 got,
             }),
             (_, None) => Err(Error::WrongOp {
+                kernel: self.meta.name,
+                op: O::KIND,
+                got: problem.op(),
+            }),
+        }
+    }
+
+    fn prepare(&self, ctx: &LaunchCtx<'_>, problem: &Problem) -> Result<(), Error> {
+        match O::problem(problem) {
+            Some(p) => (self.prepare)(&self.meta, ctx, p),
+            None => Err(Error::WrongOp {
                 kernel: self.meta.name,
                 op: O::KIND,
                 got: problem.op(),

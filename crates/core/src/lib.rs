@@ -32,10 +32,13 @@
 pub mod backend;
 pub mod caps;
 pub mod device;
+#[cfg(feature = "dlpack")]
+pub mod dlpack;
 pub mod dtype;
 pub mod error;
 pub mod kernel;
 pub mod ops;
+pub mod presets;
 pub mod reason;
 pub mod registry;
 pub mod runtime;
@@ -49,10 +52,11 @@ pub use device::{DeviceId, DeviceKind};
 pub use dtype::{DType, Element};
 pub use error::{Error, ProbeError, SelectError, ValidationError};
 pub use kernel::{
-    CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, ScoreFn,
+    CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, PrepareFn, ScoreFn,
 };
 pub use ops::params::Params;
 pub use ops::{Args, Example, Listed, Op, OpKind, Problem, ScalarKey, Work};
+pub use presets::{Preset, PresetError, PRESETS};
 pub use reason::Reason;
 pub use registry::Registry;
 pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder};

@@ -144,7 +144,7 @@ impl RuntimeBuilder {
                 Some(_) if !self.probe => BackendState::Unavailable {
                     why: "probing was disabled for this runtime".into(),
                 },
-                Some(&b) => match catch_unwind(AssertUnwindSafe(|| b.probe())) {
+                Some(&b) => match probe(b) {
                     Ok(Ok(found)) => {
                         let mut ids = Vec::new();
                         for caps in found {
@@ -194,6 +194,32 @@ impl RuntimeBuilder {
             selector: Selector::new(registry, pins),
         })
     }
+}
+
+/// Probes one backend (never unwinding into the caller), traced.
+fn probe(
+    b: &'static dyn Backend,
+) -> std::thread::Result<Result<Vec<Capabilities>, crate::error::ProbeError>> {
+    let _span = tracing::info_span!("kernelyard.probe", backend = b.name()).entered();
+    let start = std::time::Instant::now();
+    let got = catch_unwind(AssertUnwindSafe(|| b.probe()));
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    match &got {
+        Ok(Ok(found)) => tracing::info!(
+            backend = b.name(),
+            devices = found.len(),
+            ms,
+            "kernelyard: backend available"
+        ),
+        Ok(Err(why)) => tracing::info!(
+            backend = b.name(),
+            why = %why,
+            ms,
+            "kernelyard: backend unavailable"
+        ),
+        Err(_) => tracing::warn!(backend = b.name(), ms, "kernelyard: the probe panicked"),
+    }
+    got
 }
 
 impl Runtime {
@@ -289,6 +315,21 @@ impl Runtime {
         let (problem, device) = args.validate()?;
         let plan = self.select(device, &problem, policy)?;
         plan.launch_validated(stream, args, problem, device)?;
+        Ok(plan)
+    }
+
+    /// Selects for `problem` on `stream`'s device under `policy` and prepares the plan for
+    /// launches on `stream` ([`Plan::prepare`]): after this, launches of the returned plan on
+    /// `stream` never compile, load, allocate or synchronise, so they can be captured in a
+    /// CUDA graph.
+    pub fn prepare(
+        &self,
+        policy: &Policy,
+        stream: &Stream,
+        problem: &Problem,
+    ) -> Result<Arc<Plan>, Error> {
+        let plan = self.select(stream.device(), problem, policy)?;
+        plan.prepare(stream)?;
         Ok(plan)
     }
 

@@ -186,6 +186,16 @@ pub struct SelectionReport {
     pub candidates: Vec<Candidate>,
 }
 
+impl SelectionReport {
+    /// How many candidates were rejected (each with its reasons in [`SelectionReport::candidates`]).
+    pub fn rejected(&self) -> usize {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Rejected { .. }))
+            .count()
+    }
+}
+
 impl fmt::Display for SelectionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -267,6 +277,44 @@ impl Plan {
         &self.report
     }
 
+    /// Does ahead of time everything a launch on `stream` would do on first use: compiles and
+    /// loads the kernel's modules, looks up its entry points, raises its shared-memory limits,
+    /// creates library handles and allocates the workspaces `stream` needs. Afterwards a launch
+    /// of this plan on `stream` does not compile, load, allocate or synchronise, so it can be
+    /// captured in a CUDA graph. Idempotent and cheap once done. Without it, a launch on a
+    /// stream that is capturing a graph and would need any of this returns
+    /// [`Error::CaptureForbidden`] and queues nothing.
+    ///
+    /// What it cannot make capturable is a launch that synchronises by design (the checked
+    /// mode of `token_logprobs`): that launch returns [`Error::CaptureForbidden`] in a capture.
+    pub fn prepare(&self, stream: &Stream) -> Result<(), Error> {
+        if stream.device() != self.device {
+            return Err(Error::WrongDevice {
+                what: "stream",
+                have: stream.device(),
+                need: self.device,
+            });
+        }
+        let _span = tracing::debug_span!(
+            "kernelyard.prepare",
+            kernel = self.kernel_name(),
+            device = %self.device
+        )
+        .entered();
+        let start = std::time::Instant::now();
+        let ctx = LaunchCtx {
+            stream,
+            caps: &self.caps,
+        };
+        self.kernel.prepare(&ctx, &self.problem)?;
+        tracing::debug!(
+            kernel = self.kernel_name(),
+            ms = start.elapsed().as_secs_f64() * 1e3,
+            "kernelyard: prepared"
+        );
+        Ok(())
+    }
+
     /// Validates `args` against the plan's problem and device, then launches on `stream`.
     pub fn launch(&self, stream: &Stream, args: &mut Args<'_>) -> Result<(), Error> {
         let (problem, device) = args.validate()?;
@@ -305,6 +353,12 @@ impl Plan {
             stream,
             caps: &self.caps,
         };
+        tracing::trace!(
+            kernel = self.kernel_name(),
+            device = %self.device,
+            stream = ?stream.raw(),
+            "kernelyard: launch"
+        );
         self.kernel.launch(&ctx, args, &self.problem)
     }
 }
@@ -458,9 +512,33 @@ impl Selector {
         let h = key_hash(device, problem, policy);
         let same = |(d, p, pol): &CacheKey| *d == device && p == problem && pol == policy;
         if let Some(plan) = self.cache.get(h, same) {
+            tracing::trace!(
+                op = %problem.op(),
+                device = %device,
+                kernel = plan.kernel_name(),
+                "kernelyard: selection (cached plan)"
+            );
             return Ok(plan);
         }
-        let plan = Arc::new(self.select_uncached(caps, problem, policy)?);
+        let selected = self.select_uncached(caps, problem, policy);
+        match &selected {
+            Ok(plan) => tracing::debug!(
+                op = %problem.op(),
+                device = %device,
+                policy = %policy,
+                kernel = plan.kernel_name(),
+                rejected = plan.report.rejected(),
+                "kernelyard: selected"
+            ),
+            Err(e) => tracing::debug!(
+                op = %problem.op(),
+                device = %device,
+                policy = %policy,
+                error = %e,
+                "kernelyard: no kernel selected"
+            ),
+        }
+        let plan = Arc::new(selected?);
         // Another thread may have selected this key meanwhile: `insert` then returns its plan,
         // so one key has one plan and the cache holds no duplicates.
         Ok(self

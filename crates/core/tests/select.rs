@@ -10,6 +10,8 @@ mod cache;
 mod fakes;
 #[path = "select/plans.rs"]
 mod plans;
+#[path = "select/prepare.rs"]
+mod prepare;
 
 use kernelyard_core::{
     Arch, ArchReq, DType, DeviceId, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta, OpKind,

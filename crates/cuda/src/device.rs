@@ -1,12 +1,13 @@
 //! Probing the driver and the devices, once per process, and binding a device's context.
 //!
 //! cudarc loads libcuda, libnvrtc and libcublasLt on first use and panics when one is
-//! missing, so the probe checks each library with `is_culib_present()` before any call into
-//! it. Every way the backend can be unusable (no driver, a driver older than the CUDA version
-//! the backend is built for, a failing `cuInit`, no device, no NVRTC, a failing query) is an
-//! [`Unavailable`], which the backend's `probe` returns as a
-//! [`ProbeError`](kernelyard_core::ProbeError) and core reports as `BackendUnavailable` in
-//! `doctor` and in selection reports. cuBLASLt is optional: without it only the GEMM kernel is
+//! missing (with dynamic loading; with `dynamic-linking` they are linked in), so the probe
+//! checks each library with [`CudaLib::is_present`] (the same file names as cudarc's loader,
+//! in either mode) before any call into it. Every way the backend can be unusable (no driver,
+//! a driver older than the CUDA version the backend is built for, a failing `cuInit`, no
+//! device, no NVRTC, a failing query) is an [`Unavailable`], which the backend's `probe`
+//! returns as a [`ProbeError`](kernelyard_core::ProbeError) and core reports as
+//! `BackendUnavailable` in `doctor` and in selection reports. cuBLASLt is optional: without it only the GEMM kernel is
 //! unavailable, with its reason.
 //!
 //! Each device's primary context is retained once and kept for the life of the process (as the
@@ -24,12 +25,18 @@ use cudarc::driver::{result, sys};
 use kernelyard_core::{Arch, Capabilities, DeviceId, DeviceKind, Error, Feature, Sm, Version};
 
 use crate::error::{drv, CudaError};
-use crate::module::{nvrtc_version, LoadReport, ModuleCache, NVRTC_LIB};
+use crate::libs::{CudaLib, BINDINGS, CUBLASLT_LIB, CUBLAS_PIP, NVRTC_LIB, NVRTC_PIP};
+use crate::module::{nvrtc_version, LoadReport, ModuleCache};
 use crate::source::KernelSource;
 
-/// The oldest driver the backend runs on: the CUDA version its bindings are generated for
-/// (cudarc's `cuda-13000` feature) and of the NVRTC whose output the driver must load.
-pub const MIN_DRIVER: Version = Version::new(13, 0, 0);
+/// The oldest driver the backend runs on: the first release of the major version of cudarc's
+/// bindings ([`BINDINGS`], chosen by the final build), so 13.0 for any CUDA 13.x bindings.
+/// CUDA's minor-version compatibility makes that enough: a CUDA 13.y driver runs code built
+/// with any 13.x toolkit (the driver API keeps its ABI within a major version, and the cubins
+/// NVRTC 13.x compiles for the device's exact architecture load on a 13.y driver; PTX, which a
+/// newer NVRTC's output would need a newer driver to JIT, is never loaded). NVRTC is the major
+/// version's library (`libnvrtc.so.13`), whatever its minor version.
+pub const MIN_DRIVER: Version = Version::new(BINDINGS.major, 0, 0);
 
 /// Why the CUDA backend cannot be used on this machine (the backend's probe error; `doctor`
 /// prints its text after `cuda: unavailable: `).
@@ -69,9 +76,11 @@ pub enum Unavailable {
     },
     /// NVRTC ([`NVRTC_LIB`]) cannot be opened.
     #[error(
-        "{} not found: install the CUDA 13 toolkit or `pip install \
-         nvidia-cuda-nvrtc==13.0.88`, and put its lib directory on LD_LIBRARY_PATH",
-        NVRTC_LIB
+        "{} not found: install the CUDA {} toolkit or `pip install {}`, and put its lib \
+         directory on LD_LIBRARY_PATH",
+        NVRTC_LIB,
+        BINDINGS.major,
+        NVRTC_PIP
     )]
     NoNvrtc,
     /// A driver or NVRTC query failed while probing (versions, the device count, a device's
@@ -174,8 +183,7 @@ pub fn load_symbols(device: DeviceId, source: &'static KernelSource) -> Result<(
 }
 
 fn probe() -> Result<Platform, Unavailable> {
-    // SAFETY: `is_culib_present` only tries to open the library.
-    if !unsafe { sys::is_culib_present() } {
+    if !CudaLib::Driver.is_present() {
         return Err(Unavailable::NoDriver);
     }
     drv("cuInit", result::init()).map_err(|e| match &e {
@@ -191,20 +199,18 @@ fn probe() -> Result<Platform, Unavailable> {
             need: MIN_DRIVER,
         });
     }
-    // SAFETY: only tries to open the library.
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+    if !CudaLib::Nvrtc.is_present() {
         return Err(Unavailable::NoNvrtc);
     }
     let nvrtc = nvrtc_version()?;
-    // SAFETY: only tries to open the library.
-    let cublaslt = if unsafe { cudarc::cublaslt::sys::is_culib_present() } {
+    let cublaslt = if CudaLib::CublasLt.is_present() {
         Ok(())
     } else {
-        Err(
-            "libcublasLt.so.13 not found: install the CUDA 13 toolkit (or PyPI's \
-             nvidia-cublas) and put its lib directory on LD_LIBRARY_PATH"
-                .to_owned(),
-        )
+        Err(format!(
+            "{CUBLASLT_LIB} not found: install the CUDA {} toolkit (or PyPI's {CUBLAS_PIP}) and \
+             put its lib directory on LD_LIBRARY_PATH",
+            BINDINGS.major
+        ))
     };
     let count = drv("cuDeviceGetCount", result::device::get_count())?;
     if count <= 0 {
@@ -288,21 +294,8 @@ pub fn simulated_caps(sm: Sm, shared_mem_per_block_optin: u64) -> Capabilities {
 
 /// The optional features a compute capability has.
 pub fn features_of(sm: Sm) -> BTreeSet<Feature> {
-    let mut f = BTreeSet::new();
-    if sm >= Sm::new(7, 0) {
-        f.insert(Feature::TensorCores);
-    }
-    if sm >= Sm::new(8, 0) {
-        f.insert(Feature::Bf16);
-    }
-    if sm >= Sm::new(8, 9) {
-        f.insert(Feature::Fp8);
-    }
-    if sm.major == 9 {
-        f.insert(Feature::Wgmma);
-        f.insert(Feature::Tma);
-    }
-    f
+    // The rule lives in core, shared with simulated devices (`kernelyard_core::presets`).
+    kernelyard_core::presets::cuda_features(sm)
 }
 
 #[cfg(test)]

@@ -37,7 +37,10 @@ pub unsafe fn launch(
     params: &mut [*mut c_void],
 ) -> Result<(), Error> {
     let device = bind(stream.device())?;
-    let f = device.modules.function(source, symbol, dims.shared_bytes)?;
+    let f = device
+        .modules
+        .function(source, symbol, dims.shared_bytes, Some(stream))?;
+    tracing::trace!(symbol, ?dims, "kernelyard: cuLaunchKernel");
     // SAFETY: `f` is a live function in the current context; `params` match its signature
     // (the caller's contract); the stream is a live stream of this device (the plan checked
     // its device; `Stream::from_raw`'s contract covers borrowed handles).

@@ -1,6 +1,10 @@
 //! kernelyard-cuda: the NVIDIA GPU backend.
 //!
-//! - **Runtime** ([`device`]): cudarc with dynamic loading, so building needs no toolkit. The
+//! - **Runtime** ([`device`], [`libs`]): cudarc in whatever mode the final build gives it:
+//!   dynamic loading by default, so a build needs no toolkit; `dynamic-linking` when a crate
+//!   such as candle asks for it. The bindings' CUDA version is the final build's choice
+//!   (docs/EMBEDDING.md); [`libs`] derives the library names, install hints and oldest driver
+//!   from it, and checks each library with cudarc's own file names, whatever the mode. The
 //!   probe checks each library before calling into it (cudarc panics on a missing one) and
 //!   turns every way the backend can be unusable into a typed reason,
 //!   [`device::Unavailable`] (`doctor` shows its text). Each
@@ -18,6 +22,11 @@
 //!   ([`TensorView::from_raw_parts`](kernelyard_core::TensorView::from_raw_parts)); it is never
 //!   freed by us. Core checks every argument and the stream are on the plan's device; each
 //!   launch makes that device's primary context current first.
+//! - **CUDA graphs** ([`capture`]): [`Plan::prepare`](kernelyard_core::Plan::prepare) compiles,
+//!   loads and allocates ahead of time for a stream; a launch on a capturing stream that would
+//!   still need any of it is refused with `CaptureForbidden` (nothing queued). Per-stream state
+//!   is keyed by the stream's unique id (`cuStreamGetId`), so per-thread default streams and
+//!   reused handles never share a workspace.
 //! - **Kernels** ([`ops`]): one file per operator, each kernel a static
 //!   [`KernelDef`](kernelyard_core::KernelDef) with its metadata, typed checks and launch,
 //!   registered with [`kernelyard_core::register!`]. A launch gets the stream and the device's
@@ -28,9 +37,11 @@
 
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod device;
 pub mod error;
 pub mod launch;
+pub mod libs;
 pub mod module;
 pub mod ops;
 pub mod source;
@@ -57,6 +68,27 @@ kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&CUDA) }
 
 /// Ensures this crate is linked (so its `inventory` registrations are present).
 pub fn link() {}
+
+/// Frees what kernelyard keeps for `stream` (its cuBLASLt workspace), after waiting for the
+/// work queued on it. Streams made by
+/// [`Runtime::create_stream`](kernelyard_core::Runtime::create_stream) do this when they are
+/// destroyed; a framework that lends its own streams calls it before destroying one that
+/// kernelyard launched on (otherwise the 32 MiB stay allocated until the process ends: a
+/// stream's state is keyed by its unique id, which a new stream never reuses).
+///
+/// # Safety
+/// `stream` must still be live, and no launch on it may race with this call (launches on it
+/// after the call are fine: they allocate again).
+pub unsafe fn release_stream(stream: &Stream) -> Result<(), Error> {
+    if stream.device().kind != DeviceKind::Cuda {
+        return Err(CudaError::Misuse {
+            what: format!("release_stream on {}, not a CUDA device", stream.device()),
+        }
+        .into());
+    }
+    device::bind(stream.device())?;
+    ops::gemm::release_workspace(stream)
+}
 
 fn check_buffer(buf: &DeviceBuffer, what: &str) -> Result<(), Error> {
     if buf.device().kind != DeviceKind::Cuda {
@@ -182,6 +214,9 @@ impl Backend for CudaBackend {
 
     unsafe fn destroy_stream(&self, stream: Stream) {
         if !stream.raw().is_null() && device::bind(stream.device()).is_ok() {
+            // SAFETY: the caller's contract: the stream came from `create_stream` and is live
+            // until the `destroy` below. A failure to release leaks the workspace, no more.
+            let _ = unsafe { release_stream(&stream) };
             // SAFETY: the caller's contract: the stream came from `create_stream`.
             let _ = unsafe { result::stream::destroy(cu_stream(&stream)) };
         }

@@ -33,15 +33,15 @@ use std::time::Instant;
 
 use cudarc::driver::{result, sys};
 use cudarc::nvrtc::sys as nvrtc;
-use kernelyard_core::{Error, Sm, Version};
+use kernelyard_core::{Error, Sm, Stream, Version};
 use kernelyard_kernels::cache::{self, load_or_compile, CacheKey, DiskEntry, ModuleMap};
 
 use crate::error::{driver_code, CudaError};
 use crate::source::KernelSource;
 
-/// The NVRTC library the backend loads (the CUDA 13 toolkit's, or PyPI's
-/// `nvidia-cuda-nvrtc`).
-pub const NVRTC_LIB: &str = "libnvrtc.so.13";
+/// The NVRTC library the backend loads: [`crate::libs::NVRTC_LIB`], for the major version of
+/// cudarc's bindings (`libnvrtc.so.13`: the CUDA 13 toolkit's, or PyPI's `nvidia-cuda-nvrtc`).
+pub const NVRTC_LIB: &str = crate::libs::NVRTC_LIB;
 
 /// NVRTC options besides the target.
 pub const OPTIONS: &[&str] = &["-std=c++17", "-lineinfo"];
@@ -89,14 +89,12 @@ impl Compiled {
 }
 
 fn nvrtc_present() -> Result<(), CudaError> {
-    // SAFETY: only tries to open the library.
-    if unsafe { nvrtc::is_culib_present() } {
+    if crate::libs::CudaLib::Nvrtc.is_present() {
         Ok(())
     } else {
         Err(CudaError::LibraryMissing {
             lib: NVRTC_LIB,
-            hint: "install the CUDA 13 toolkit or `pip install nvidia-cuda-nvrtc==13.0.88` and \
-                   put its lib directory on LD_LIBRARY_PATH",
+            hint: crate::libs::NVRTC_HINT,
         })
     }
 }
@@ -286,12 +284,35 @@ impl ModuleCache {
     /// current.
     pub(crate) fn load_symbols(&self, source: &'static KernelSource) -> Result<(), Error> {
         for &symbol in source.symbols {
-            self.function(source, symbol, 0)?;
+            self.function(source, symbol, 0, None)?;
         }
         Ok(())
     }
 
     fn load(&self, source: &'static KernelSource) -> Result<(Loaded, Origin), Error> {
+        let start = Instant::now();
+        let got = self.load_untraced(source);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        match &got {
+            Ok((_, origin)) => tracing::info!(
+                file = source.file,
+                target = %target_for(self.sm),
+                origin = ?origin,
+                ms,
+                "kernelyard: module loaded"
+            ),
+            Err(e) => tracing::warn!(
+                file = source.file,
+                target = %target_for(self.sm),
+                error = %e,
+                ms,
+                "kernelyard: module failed to load"
+            ),
+        }
+        got
+    }
+
+    fn load_untraced(&self, source: &'static KernelSource) -> Result<(Loaded, Origin), Error> {
         let target = target_for(self.sm);
         let compiler = self.nvrtc.to_string();
         let mut entry = DiskEntry::open(source, &cache_key(&target, &compiler));
@@ -341,11 +362,16 @@ fn load_image(bytes: &[u8]) -> Result<sys::CUmodule, String> {
 impl ModuleCache {
     /// The function `symbol` of `source` on this cache's device (whose context the caller made
     /// current), with its dynamic shared memory limit raised to at least `shared_bytes`.
+    ///
+    /// With `launching_on`, a module not loaded yet is compiled and loaded only if that stream
+    /// is not capturing a graph ([`crate::capture`]'s guard); else the call fails with
+    /// `CaptureForbidden` and loads nothing.
     pub(crate) fn function(
         &self,
         source: &'static KernelSource,
         symbol: &'static str,
         shared_bytes: u32,
+        launching_on: Option<&Stream>,
     ) -> Result<sys::CUfunction, Error> {
         if !source.lists(symbol) {
             return Err(CudaError::UnlistedSymbol {
@@ -354,9 +380,14 @@ impl ModuleCache {
             }
             .into());
         }
-        let module = self
-            .loaded
-            .get_or_load(source.file, || self.load(source).map(|(m, _)| m))?;
+        let module = self.loaded.get_or_load(source.file, || {
+            if let Some(stream) = launching_on {
+                crate::capture::guard(stream, || {
+                    format!("compiling and loading kernels/{}", source.file)
+                })?;
+            }
+            self.load(source).map(|(m, _)| m)
+        })?;
         module.function(symbol, shared_bytes)
     }
 }

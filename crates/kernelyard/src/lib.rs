@@ -19,15 +19,19 @@
 //! - `reference` (default): the pure-Rust reference backend, every operator on the host CPU,
 //!   and the oracle the equivalence suite compares every other backend with. Available as
 //!   `kernelyard::reference`; call [`link_backends`] once so its registrations are linked in.
-//! - `cuda`: the NVIDIA GPU backend (`kernelyard::cuda`): cudarc with dynamic loading, so a
-//!   build needs no CUDA toolkit; at run time it needs the driver (libcuda), NVRTC
-//!   (libnvrtc.so.13) and cuBLASLt, and reports what is missing instead of panicking.
+//! - `cuda`: the NVIDIA GPU backend (`kernelyard::cuda`): cudarc, loading the libraries at run
+//!   time unless another crate links them (candle's `dynamic-linking`), so a build needs no
+//!   CUDA toolkit; the final binary chooses the bindings' CUDA version (docs/EMBEDDING.md); at
+//!   run time it needs the driver (libcuda), NVRTC (`libnvrtc.so.{major}`) and cuBLASLt, and
+//!   reports what is missing instead of panicking.
 //! - `rocm`: the AMD GPU backend (`kernelyard::rocm`): HIP runtime and hiprtc, opened at run
 //!   time (a machine without ROCm gets a typed reason, not a failure to start). Building needs
 //!   ROCm's headers for hip-sys (Debian's `libamdhip64-dev` with `HIP_PATH=/usr`, or ROCm in
 //!   `/opt/rocm`). Without the feature `kernelyard::rocm` is a stub: its kernels are listed and
 //!   their checks say "not compiled in" with this feature; `kernelyard doctor` reports the
 //!   backend as "not compiled in". It has not yet run on AMD hardware (`docs/ROCM.md`).
+//! - `dlpack`: `kernelyard::dlpack`, DLPack 1.x import/export of tensor views (zero-copy
+//!   hand-over with PyTorch, JAX, CuPy, candle or a C caller), through the `dlpark` crate.
 //!
 //! # Example
 //! ```
@@ -50,19 +54,23 @@
 #![deny(missing_docs)]
 
 pub use kernelyard_core::{
-    backend, caps, device, dtype, error, half, inventory, kernel, ops, reason, registry, runtime,
-    select, stream, tensor,
+    backend, caps, device, dtype, error, half, inventory, kernel, ops, presets, reason, registry,
+    runtime, select, stream, tensor,
 };
 
 pub use kernelyard_core::{
     Arch, ArchReq, ArchVersion, Args, Backend, BackendEntry, BackendState, BackendStatus,
     Candidate, Capabilities, CheckFn, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element,
     Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta, KnownBackend,
-    LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, ProbeError,
+    LaunchCtx, LaunchFn, Listed, PrepareFn, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, ProbeError,
     Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn, SelectError,
     SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, ValidationError, Verdict,
     Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV,
 };
+
+/// DLPack import/export of tensor views (feature `dlpack`): see [`kernelyard_core::dlpack`].
+#[cfg(feature = "dlpack")]
+pub use kernelyard_core::dlpack;
 
 /// The reference backend (pure Rust, host CPU, every operator): the oracle for all others.
 #[cfg(feature = "reference")]

@@ -108,16 +108,13 @@ pub fn classify(gcn_arch_name: &str, warp_size: i32) -> Result<(Gfx, u32), Strin
 
 /// Whether `gfx` has MFMA matrix cores (CDNA: gfx908, gfx90a, gfx94x).
 pub fn has_mfma(gfx: Gfx) -> bool {
-    gfx == Gfx::new(9, 0, 8) || gfx == Gfx::new(9, 0, 0xa) || (gfx.major == 9 && gfx.minor == 4)
+    // The rule lives in core, shared with simulated devices (`kernelyard_core::presets`).
+    kernelyard_core::presets::has_mfma(gfx)
 }
 
 /// The optional features an architecture has.
 pub fn features_of(gfx: Gfx) -> BTreeSet<Feature> {
-    let mut f = BTreeSet::new();
-    if has_mfma(gfx) {
-        f.insert(Feature::TensorCores);
-    }
-    f
+    kernelyard_core::presets::rocm_features(gfx)
 }
 
 /// A HIP version number (`major * 10_000_000 + minor * 100_000 + patch`) as a [`Version`].

@@ -107,8 +107,9 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 }
 
 /// The `cuda.attention` kernel.
-pub static ATTENTION: KernelDef<Attention> =
-    KernelDef::<Attention>::new(META, launch).with_check(check);
+pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(META, launch)
+    .with_check(check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Attention>);
 kernelyard_core::register!(ATTENTION);
 
 // Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers

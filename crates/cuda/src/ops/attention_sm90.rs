@@ -95,8 +95,9 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
 }
 
 /// The `cuda.attention.sm90` kernel.
-pub static ATTENTION_SM90: KernelDef<Attention> =
-    KernelDef::<Attention>::new(META, launch).with_check(check);
+pub static ATTENTION_SM90: KernelDef<Attention> = KernelDef::<Attention>::new(META, launch)
+    .with_check(check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Attention>);
 kernelyard_core::register!(ATTENTION_SM90);
 
 // Align 16: TMA needs 16-byte aligned global addresses (row strides are multiples of 16 bytes).

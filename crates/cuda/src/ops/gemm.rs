@@ -11,8 +11,16 @@
 //! - **Plans.** Descriptors, layouts and the heuristic's algorithm are made once per (device,
 //!   problem) and cached; the heuristic is told the problem's least alignment, so the
 //!   algorithm it picks is valid for every call the problem describes.
-//! - **Workspace.** 32 MiB per (device, stream), allocated on first use and kept for the life
-//!   of the process (as PyTorch does), so concurrent streams never share one.
+//! - **Workspace.** 32 MiB per stream, allocated on first use (or by
+//!   [`Plan::prepare`](kernelyard_core::Plan::prepare)) and kept until the stream is released
+//!   ([`release_stream`](crate::release_stream); streams made by kernelyard release theirs when
+//!   they are destroyed), as PyTorch does, so concurrent streams never share one. Keyed by the
+//!   stream's unique id ([`stream_id`](crate::capture::stream_id)), not its handle: candle's
+//!   per-thread default stream has the same handle on every thread, and a destroyed stream's
+//!   handle can come back as a new stream's.
+//! - **CUDA graphs.** A launch whose handle, plan or workspace is not made yet makes it, except
+//!   on a stream that is capturing a graph: then it returns `CaptureForbidden` and queues
+//!   nothing. [`Plan::prepare`](kernelyard_core::Plan::prepare) makes all three.
 //! - **Not batch-invariant, not declared deterministic.** The algorithm (tile shape, split-K)
 //!   depends on M, so a row's result changes with the batch it rides in; selection with the
 //!   `deterministic` or `batch_invariant` constraint never returns this kernel.
@@ -25,10 +33,11 @@ use cudarc::cublaslt::{result as lt, sys as ltsys};
 use cudarc::driver::{result as drv, sys as drvsys};
 use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::{
-    Capabilities, DType, DeviceId, DeviceKind, Error, Feature, KernelDef, KernelMeta, LaunchCtx,
-    Reason, Stream,
+    Capabilities, DType, DeviceKind, Error, Feature, KernelDef, KernelMeta, LaunchCtx, Reason,
+    Stream,
 };
 
+use crate::capture::{guard, stream_id};
 use crate::device::{bind, platform};
 use crate::error::CudaError;
 use crate::ops::SM75_AND_NEWER;
@@ -37,7 +46,9 @@ use crate::ops::SM75_AND_NEWER;
 pub const WORKSPACE_BYTES: usize = 32 << 20;
 
 /// The `cuda.gemm.cublaslt` kernel.
-pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch).with_check(check);
+pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
+    .with_check(check)
+    .with_prepare(prepare);
 kernelyard_core::register!(GEMM_CUBLASLT);
 
 // Not an NVRTC kernel, so not `nvrtc_meta`: the same arch range, declared neither
@@ -92,13 +103,22 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
     }
 }
 
+/// Makes the handle, the plan and `ctx.stream`'s workspace, so launches make nothing.
+fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let stream = ctx.stream;
+    bind(stream.device())?;
+    let handle = handle(stream)?;
+    plan(stream, handle, p)?;
+    workspace(stream)?;
+    Ok(())
+}
+
 fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
     let stream = ctx.stream;
-    let device = stream.device();
-    bind(device)?;
-    let handle = handle(device)?;
-    let plan = plan(device, handle, p)?;
-    let workspace = workspace(device, stream)?;
+    bind(stream.device())?;
+    let handle = handle(stream)?;
+    let plan = plan(stream, handle, p)?;
+    let workspace = workspace(stream)?;
     let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
     let c = a.c.as_mut_ptr();
     // SAFETY: the plan's descriptors describe exactly these views (core validated their
@@ -152,8 +172,10 @@ unsafe impl Send for Handle {}
 // SAFETY: as above.
 unsafe impl Sync for Handle {}
 
-fn handle(device: DeviceId) -> Result<Handle, Error> {
+/// The device's cuBLASLt handle, made on first use (refused on a capturing `stream`).
+fn handle(stream: &Stream) -> Result<Handle, Error> {
     static HANDLES: OnceLock<Mutex<HashMap<u32, Handle>>> = OnceLock::new();
+    let device = stream.device();
     let mut map = HANDLES
         .get_or_init(Default::default)
         .lock()
@@ -161,26 +183,64 @@ fn handle(device: DeviceId) -> Result<Handle, Error> {
     if let Some(&h) = map.get(&device.index) {
         return Ok(h);
     }
+    guard(stream, || "creating the cuBLASLt handle".to_owned())?;
     let h = Handle(lt::create_handle().map_err(lt_err("cublasLtCreate"))?);
     map.insert(device.index, h);
     Ok(h)
 }
 
-fn workspace(device: DeviceId, stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
-    static WORKSPACES: OnceLock<Mutex<HashMap<(u32, usize), drvsys::CUdeviceptr>>> =
-        OnceLock::new();
-    let key = (device.index, stream.raw() as usize);
-    let mut map = WORKSPACES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+/// Workspaces by (device, stream id).
+type Workspaces = Mutex<HashMap<(u32, u64), drvsys::CUdeviceptr>>;
+
+fn workspaces() -> &'static Workspaces {
+    static WORKSPACES: OnceLock<Workspaces> = OnceLock::new();
+    WORKSPACES.get_or_init(Default::default)
+}
+
+/// `stream`'s workspace, allocated on first use (refused on a capturing stream). The caller
+/// bound the device.
+fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
+    let key = (stream.device().index, stream_id(stream)?);
+    let mut map = workspaces().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&w) = map.get(&key) {
         return Ok(w);
     }
+    guard(stream, || {
+        format!("allocating the {WORKSPACE_BYTES}-byte cuBLASLt workspace for this stream")
+    })?;
     // SAFETY: the device's context is current (bound by the caller).
     let w = crate::error::drv("cuMemAlloc", unsafe { drv::malloc_sync(WORKSPACE_BYTES) })?;
+    tracing::debug!(
+        device = %stream.device(),
+        stream_id = key.1,
+        bytes = WORKSPACE_BYTES,
+        "kernelyard: cuBLASLt workspace allocated"
+    );
     map.insert(key, w);
     Ok(w)
+}
+
+/// Frees `stream`'s workspace, if it has one, after the stream has finished the work queued on
+/// it (see [`crate::release_stream`]). The caller bound the device.
+pub(crate) fn release_workspace(stream: &Stream) -> Result<(), Error> {
+    let key = (stream.device().index, stream_id(stream)?);
+    let Some(w) = workspaces()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key)
+    else {
+        return Ok(());
+    };
+    // SAFETY: the stream is live (the caller's contract); after it drains no queued work uses
+    // the workspace, which was allocated by `workspace` and is freed once (it left the map).
+    unsafe {
+        crate::error::drv(
+            "cuStreamSynchronize",
+            drv::stream::synchronize(stream.raw() as drvsys::CUstream),
+        )?;
+        crate::error::drv("cuMemFree", drv::free_sync(w))?;
+    }
+    Ok(())
 }
 
 /// Descriptors and algorithm for one problem on one device.
@@ -198,13 +258,19 @@ unsafe impl Sync for Plan {}
 
 type PlanCache = Mutex<HashMap<(u32, GemmProblem), Arc<Plan>>>;
 
-fn plan(device: DeviceId, handle: Handle, p: &GemmProblem) -> Result<Arc<Plan>, Error> {
+/// The problem's descriptors and algorithm on `stream`'s device, made on first use (refused on
+/// a capturing stream: the heuristic query is not a stream operation, but a launch in a
+/// capture makes nothing, so what a replay runs is exactly what was prepared).
+fn plan(stream: &Stream, handle: Handle, p: &GemmProblem) -> Result<Arc<Plan>, Error> {
     static PLANS: OnceLock<PlanCache> = OnceLock::new();
     let cache = PLANS.get_or_init(Default::default);
-    let key = (device.index, p.clone());
+    let key = (stream.device().index, p.clone());
     if let Some(plan) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(Arc::clone(plan));
     }
+    guard(stream, || {
+        "choosing the cuBLASLt algorithm for this problem".to_owned()
+    })?;
     let plan = Arc::new(make_plan(handle, p)?);
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     // Plans are small; a process with very many shapes keeps the newest 4096.

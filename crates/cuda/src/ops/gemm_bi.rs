@@ -96,8 +96,9 @@ pub const SHARED_BYTES: u32 = {
 };
 
 /// The `cuda.gemm.batch_invariant` kernel.
-pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> =
-    KernelDef::<Gemm>::new(META, launch).with_check(check);
+pub static GEMM_BATCH_INVARIANT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
+    .with_check(check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Gemm>);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(

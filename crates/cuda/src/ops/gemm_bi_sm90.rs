@@ -61,8 +61,9 @@ const THREADS: u32 = 384;
 pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 * 8) as u64;
 
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
-pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> =
-    KernelDef::<Gemm>::new(META, launch).with_check(check);
+pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
+    .with_check(check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Gemm>);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(

@@ -30,8 +30,9 @@ use crate::ops::nvrtc_meta;
 
 /// The `cuda.log_softmax` kernel: [`log_softmax::check`] and [`log_softmax::launch`] (shared
 /// with the ROCm backend) through [`CudaLauncher`].
-pub static LOG_SOFTMAX: KernelDef<LogSoftmax> =
-    KernelDef::<LogSoftmax>::new(META, launch).with_check(log_softmax::check);
+pub static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(META, launch)
+    .with_check(log_softmax::check)
+    .with_prepare(crate::ops::prepare_nvrtc::<LogSoftmax>);
 kernelyard_core::register!(LOG_SOFTMAX);
 
 const META: KernelMeta = nvrtc_meta::<LogSoftmax>(

@@ -9,7 +9,9 @@
 //! [`LaunchCtx`](kernelyard_core::LaunchCtx). Core matches the catalog's `Problem`/`Args` to the
 //! operator's types before calling them.
 
-use kernelyard_core::{ArchReq, DType, DeviceKind, Feature, KernelMeta, Listed, Sm};
+use kernelyard_core::{
+    ArchReq, DType, DeviceKind, Error, Feature, KernelMeta, LaunchCtx, Listed, Sm,
+};
 
 use crate::source::SourceEntry;
 
@@ -69,6 +71,37 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
         kernels: &[&gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90],
     },
 ];
+
+/// The preparation of every NVRTC kernel ([`Plan::prepare`](kernelyard_core::Plan::prepare)):
+/// compiles (or reads from the disk cache) and loads each source in [`SOURCES`] that lists the
+/// kernel, on the stream's device, and looks up every entry point, so no launch of the kernel
+/// loads anything. (Dynamic shared-memory limits are raised at launch: `cuFuncSetAttribute` is
+/// allowed in a capture.)
+pub(crate) fn prepare_nvrtc<O: Listed>(
+    meta: &KernelMeta,
+    ctx: &LaunchCtx<'_>,
+    _: &O::Problem,
+) -> Result<(), Error> {
+    let device = ctx.stream.device();
+    let mut found = false;
+    for entry in SOURCES
+        .iter()
+        .filter(|e| e.kernels.iter().any(|k| k.meta().name == meta.name))
+    {
+        crate::device::load_symbols(device, entry.source)?;
+        found = true;
+    }
+    if !found {
+        return Err(crate::CudaError::Misuse {
+            what: format!(
+                "kernel `{}` has no source in the backend's SOURCES table",
+                meta.name
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
 
 /// The architectures of every kernel but the tensor-core ones: sm_75 (Turing) and newer.
 pub(crate) const SM75_AND_NEWER: ArchReq = ArchReq::Cuda {

@@ -41,8 +41,9 @@ use crate::ops::nvrtc_meta;
 
 /// The `cuda.rms_norm` kernel: [`rms_norm::check`] and [`rms_norm::launch`] (shared with the
 /// ROCm backend) through [`CudaLauncher`].
-pub static RMS_NORM: KernelDef<RmsNorm> =
-    KernelDef::<RmsNorm>::new(META, launch).with_check(rms_norm::check);
+pub static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(META, launch)
+    .with_check(rms_norm::check)
+    .with_prepare(crate::ops::prepare_nvrtc::<RmsNorm>);
 kernelyard_core::register!(RMS_NORM);
 
 const META: KernelMeta = nvrtc_meta::<RmsNorm>(

@@ -38,7 +38,9 @@ use crate::ops::nvrtc_meta;
 
 /// The `cuda.rope` kernel: [`rope::check`] and [`rope::launch`] (shared with the ROCm backend)
 /// through [`CudaLauncher`].
-pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(META, launch).with_check(rope::check);
+pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(META, launch)
+    .with_check(rope::check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Rope>);
 kernelyard_core::register!(ROPE);
 
 const META: KernelMeta = nvrtc_meta::<Rope>(

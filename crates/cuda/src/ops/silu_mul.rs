@@ -29,8 +29,9 @@ use crate::ops::nvrtc_meta;
 
 /// The `cuda.silu_mul` kernel: [`silu_mul::check`] and [`silu_mul::launch`] (shared with the
 /// ROCm backend) through [`CudaLauncher`].
-pub static SILU_MUL: KernelDef<SiluMul> =
-    KernelDef::<SiluMul>::new(META, launch).with_check(silu_mul::check);
+pub static SILU_MUL: KernelDef<SiluMul> = KernelDef::<SiluMul>::new(META, launch)
+    .with_check(silu_mul::check)
+    .with_prepare(crate::ops::prepare_nvrtc::<SiluMul>);
 kernelyard_core::register!(SILU_MUL);
 
 const META: KernelMeta = nvrtc_meta::<SiluMul>(

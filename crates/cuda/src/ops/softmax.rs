@@ -31,8 +31,9 @@ use crate::ops::nvrtc_meta;
 
 /// The `cuda.softmax` kernel: [`softmax::check`] and [`softmax::launch`] (shared with the
 /// ROCm backend) through [`CudaLauncher`].
-pub static SOFTMAX: KernelDef<Softmax> =
-    KernelDef::<Softmax>::new(META, launch).with_check(softmax::check);
+pub static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(META, launch)
+    .with_check(softmax::check)
+    .with_prepare(crate::ops::prepare_nvrtc::<Softmax>);
 kernelyard_core::register!(SOFTMAX);
 
 const META: KernelMeta = nvrtc_meta::<Softmax>(

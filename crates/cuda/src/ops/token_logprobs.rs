@@ -24,7 +24,8 @@
 //!   `token_logprobs_check` (the least bad row, by `atomicMin`) before the main kernel (which
 //!   then writes nothing if a row is bad), **synchronizes the stream**, and returns
 //!   [`Error::TargetOutOfRange`] for the first bad row. The checked mode therefore cannot be
-//!   captured in a CUDA graph; the unchecked mode is asynchronous.
+//!   captured in a CUDA graph: on a capturing stream it returns `CaptureForbidden` and queues
+//!   nothing. The unchecked mode is asynchronous and capturable.
 //!
 //! Responsibility: core validated the views (shapes, dtypes, devices, no aliasing, a finite
 //! positive temperature); [`kernelyard_kernels::token_logprobs::check`] rejects what the launch
@@ -47,7 +48,9 @@ use crate::ops::nvrtc_meta;
 /// The `cuda.token_logprobs` kernel: [`token_logprobs::check`], and the checked mode around
 /// [`token_logprobs::launch`] (shared with the ROCm backend) through [`CudaLauncher`].
 pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> =
-    KernelDef::<TokenLogprobs>::new(META, launch_checked).with_check(token_logprobs::check);
+    KernelDef::<TokenLogprobs>::new(META, launch_checked)
+        .with_check(token_logprobs::check)
+        .with_prepare(crate::ops::prepare_nvrtc::<TokenLogprobs>);
 kernelyard_core::register!(TOKEN_LOGPROBS);
 
 const META: KernelMeta = nvrtc_meta::<TokenLogprobs>(
@@ -138,6 +141,19 @@ fn launch_checked(
     p: &TokenLogprobsProblem,
 ) -> Result<(), Error> {
     let stream = ctx.stream;
+    if a.checked {
+        crate::capture::guard(stream, || {
+            "token_logprobs in the checked mode (it allocates and synchronises)".to_owned()
+        })
+        .map_err(|e| match e {
+            Error::CaptureForbidden { what, stream, .. } => Error::CaptureForbidden {
+                what,
+                stream,
+                fix: "use the unchecked mode inside graphs (an out-of-range target gives NaN),                       or check the targets before capture",
+            },
+            e => e,
+        })?;
+    }
     let bad_row = if a.checked {
         Some(BadRow::new(stream)?)
     } else {

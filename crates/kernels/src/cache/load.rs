@@ -19,12 +19,13 @@ static NOTES: Mutex<Vec<CacheRefusal>> = Mutex::new(Vec::new());
 /// How many distinct reasons are kept (and printed); later ones are dropped.
 const MAX_NOTES: usize = 64;
 
-/// Logs `reason`: printed to stderr (`kernelyard: ...`) and kept for [`notes`], the first time
-/// it occurs in this process.
+/// Logs `reason` as a `tracing` warning and keeps it for [`notes`], the first time it occurs in
+/// this process. (The library prints nothing itself: a subscriber decides; the CLI shows
+/// warnings on stderr by default.)
 pub(crate) fn note(reason: CacheRefusal) {
     let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
     if notes.len() < MAX_NOTES && !notes.contains(&reason) {
-        eprintln!("kernelyard: {reason}");
+        tracing::warn!(reason = %reason, "kernelyard: kernel cache not used");
         notes.push(reason);
     }
 }
