@@ -16,14 +16,21 @@
 //!   a capture the same way.
 //!
 //! **Stream identity.** Per-stream state (cuBLASLt workspaces) is keyed by [`stream_id`]
-//! (`cuStreamGetId`), not by the handle: the handles of the legacy default stream (null) and
-//! of the per-thread default stream (`CU_STREAM_PER_THREAD`, the value candle's default device
-//! uses on every thread) are the same on every thread, while their ids differ per context and
-//! per thread; and a handle value can be reused by a new stream after its owner destroys the
-//! old one, while ids are never reused.
+//! (`cuStreamGetId`), not by the handle: the handle of the per-thread default stream
+//! (`CU_STREAM_PER_THREAD`, the value candle's default device uses on every thread) is the same
+//! on every thread, while its id differs per thread; and a handle value can be reused by a new
+//! stream after its owner destroys the old one, while ids are never reused. The driver gives no
+//! id while a stream captures, so the id seen last outside a capture for that handle (and
+//! thread) is used then: prepare before capturing (a stream never seen is refused). A
+//! framework that destroys a stream without [`release_stream`](crate::release_stream) and gets
+//! its handle back for a new stream that it then captures on without preparing would reuse the
+//! old stream's workspace: prepare, or release.
 //!
 //! [`CapturedGraph`] captures work queued on a stream into an executable graph and replays it
 //! (what the GPU tests use; frameworks usually have their own, e.g. cudarc's `CudaGraph`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use cudarc::driver::sys;
 use kernelyard_core::{Error, Stream};
@@ -74,7 +81,8 @@ pub(crate) fn guard(stream: &Stream, what: impl FnOnce() -> String) -> Result<()
 
 /// The unique id of `stream` in its device's primary context (`cuStreamGetId`): distinct for
 /// every stream ever created, and, for the legacy and per-thread default streams, distinct per
-/// context and per calling thread. Binds the stream's device.
+/// context and per calling thread. Binds the stream's device. The driver does not answer while
+/// the stream is capturing (`CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED`).
 pub fn stream_id(stream: &Stream) -> Result<u64, Error> {
     bind(stream.device())?;
     let mut id: std::ffi::c_ulonglong = 0;
@@ -83,6 +91,55 @@ pub fn stream_id(stream: &Stream) -> Result<u64, Error> {
         sys::cuStreamGetId(raw(stream), &mut id).result()
     })?;
     Ok(id)
+}
+
+/// `CU_STREAM_PER_THREAD`: one handle value, a different stream on every thread.
+const PER_THREAD: usize = 0x2;
+
+/// Where a handle was last seen: (device, handle, the thread for the per-thread stream).
+type Seen = (u32, usize, Option<std::thread::ThreadId>);
+
+/// The ids of the streams seen outside a capture, by where they were seen.
+fn seen() -> &'static Mutex<HashMap<Seen, u64>> {
+    static SEEN: OnceLock<Mutex<HashMap<Seen, u64>>> = OnceLock::new();
+    SEEN.get_or_init(Default::default)
+}
+
+/// The key of `stream`'s per-stream state: (device index, [`stream_id`]). Binds the device.
+///
+/// Outside a capture it asks the driver and remembers the answer for the handle (and, for the
+/// per-thread default stream, the calling thread). In a capture, where the driver does not give
+/// ids, it uses what was remembered (a prepared stream was seen by
+/// [`Plan::prepare`](kernelyard_core::Plan::prepare)); a stream never seen before is refused
+/// with `CaptureForbidden`, queueing nothing.
+pub(crate) fn stream_key(stream: &Stream) -> Result<(u32, u64), Error> {
+    let device = stream.device().index;
+    let handle = stream.raw() as usize;
+    let thread = (handle == PER_THREAD).then(|| std::thread::current().id());
+    let at = (device, handle, thread);
+    if is_capturing(stream)? {
+        let known = seen()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&at)
+            .copied();
+        return match known {
+            Some(id) => Ok((device, id)),
+            None => Err(Error::CaptureForbidden {
+                what: "a first launch on this stream (its per-stream state is found by the \
+                       stream's id, which the driver does not give during a capture)"
+                    .to_owned(),
+                stream: stream.device(),
+                fix: PREPARE_FIX,
+            }),
+        };
+    }
+    let id = stream_id(stream)?;
+    seen()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(at, id);
+    Ok((device, id))
 }
 
 /// An executable graph captured from the work queued on one stream.
@@ -124,8 +181,18 @@ impl CapturedGraph {
         let ended = drv("cuStreamEndCapture", unsafe {
             sys::cuStreamEndCapture(raw(stream), &mut graph).result()
         });
-        queued?;
-        ended?;
+        match (queued, ended) {
+            (Ok(()), Ok(())) => {}
+            (Ok(()), Err(e)) => return Err(e.into()),
+            // The queueing error says more than an invalidated capture would.
+            (Err(e), ended) => {
+                if ended.is_ok() {
+                    // SAFETY: `graph` is the live graph the capture ended with, destroyed once.
+                    let _ = unsafe { sys::cuGraphDestroy(graph) };
+                }
+                return Err(e);
+            }
+        }
         let mut exec: sys::CUgraphExec = std::ptr::null_mut();
         // SAFETY: `graph` is the complete graph just captured; `exec` is a valid out-pointer.
         let inst = drv("cuGraphInstantiateWithFlags", unsafe {

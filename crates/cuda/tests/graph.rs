@@ -128,6 +128,21 @@ impl Chain {
         self.logprobs.upload(&vec![f32::NAN; T]).expect("poison");
     }
 
+    /// NaN elements in each output (none once every element is written).
+    fn nans(&self) -> [usize; 4] {
+        let bf = |b: &DeviceBuffer, n: usize| {
+            let v = b.download::<bf16>(n).expect("download");
+            v.iter().filter(|x| x.is_nan()).count()
+        };
+        let lp = self.logprobs.download::<f32>(T).expect("download");
+        [
+            bf(&self.normed, T * H),
+            bf(&self.logits, T * V),
+            bf(&self.probs, T * V),
+            lp.iter().filter(|x| x.is_nan()).count(),
+        ]
+    }
+
     fn outputs(&self) -> Vec<Vec<u16>> {
         let bits = |b: &DeviceBuffer, n: usize| -> Vec<u16> {
             b.download::<bf16>(n)
@@ -239,12 +254,7 @@ fn a_prepared_chain_captured_on_a_borrowed_stream_replays_bitwise_like_eager_lau
         chain.launch(&plans, &stream).expect("eager launch");
         rt.synchronize(&stream).expect("sync");
         let eager = chain.outputs();
-        for (i, out) in eager.iter().enumerate() {
-            assert!(
-                out.iter().all(|&b| b & 0x7f80 != 0x7f80 || b & 0x007f == 0),
-                "{name}: eager output {i} has NaN"
-            );
-        }
+        assert_eq!(chain.nans(), [0, 0, 0, 0], "{name}: eager outputs have NaN");
 
         let graph = CapturedGraph::capture(&stream, || chain.launch(&plans, &stream))
             .unwrap_or_else(|e| panic!("{name}: capture: {e}"));
@@ -317,7 +327,21 @@ fn work_a_capture_forbids_is_refused_with_a_typed_error_and_the_capture_survives
     let refused = CapturedGraph::capture(&stream, || launch_gemm(&mut chain));
     match refused {
         Err(Error::CaptureForbidden { what, fix, .. }) => {
-            assert!(what.contains("workspace"), "{what}");
+            // A stream first seen in a capture has no known id (the driver gives none then).
+            assert!(what.contains("first launch on this stream"), "{what}");
+            assert!(fix.contains("Plan::prepare"), "{fix}");
+        }
+        other => panic!("expected CaptureForbidden, got {other:?}"),
+    }
+    assert!(!is_capturing(&stream).expect("status"));
+
+    // Seen outside a capture (releasing registers its id), the stream still has no cuBLASLt
+    // workspace (and, if no other test ran first, no handle or algorithm): making one is refused.
+    // SAFETY: the stream is live and nothing else launches on it.
+    unsafe { kernelyard_cuda::release_stream(&stream) }.expect("release");
+    match CapturedGraph::capture(&stream, || launch_gemm(&mut chain)) {
+        Err(Error::CaptureForbidden { what, fix, .. }) => {
+            assert!(what.contains("cuBLASLt"), "{what}");
             assert!(fix.contains("Plan::prepare"), "{fix}");
         }
         other => panic!("expected CaptureForbidden, got {other:?}"),

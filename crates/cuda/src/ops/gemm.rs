@@ -37,7 +37,7 @@ use kernelyard_core::{
     Stream,
 };
 
-use crate::capture::{guard, stream_id};
+use crate::capture::{guard, stream_key};
 use crate::device::{bind, platform};
 use crate::error::CudaError;
 use crate::ops::SM75_AND_NEWER;
@@ -200,7 +200,7 @@ fn workspaces() -> &'static Workspaces {
 /// `stream`'s workspace, allocated on first use (refused on a capturing stream). The caller
 /// bound the device.
 fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
-    let key = (stream.device().index, stream_id(stream)?);
+    let key = stream_key(stream)?;
     let mut map = workspaces().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&w) = map.get(&key) {
         return Ok(w);
@@ -223,7 +223,7 @@ fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
 /// Frees `stream`'s workspace, if it has one, after the stream has finished the work queued on
 /// it (see [`crate::release_stream`]). The caller bound the device.
 pub(crate) fn release_workspace(stream: &Stream) -> Result<(), Error> {
-    let key = (stream.device().index, stream_id(stream)?);
+    let key = stream_key(stream)?;
     let Some(w) = workspaces()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
