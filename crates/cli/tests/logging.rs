@@ -34,7 +34,11 @@ fn explain(rust_log: Option<&str>) -> std::process::Output {
 fn without_rust_log_nothing_is_logged() {
     let o = explain(None);
     assert_eq!(code(&o), 0, "{}", all(&o));
-    assert!(stdout(&o).contains("selected reference.softmax"), "{}", all(&o));
+    assert!(
+        stdout(&o).contains("selected reference.softmax"),
+        "{}",
+        all(&o)
+    );
     assert_eq!(stderr(&o), "", "the libraries printed something");
 }
 

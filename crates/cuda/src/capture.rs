@@ -7,9 +7,9 @@
 //! - [`Plan::prepare`](kernelyard_core::Plan::prepare) does all of it ahead of time for one
 //!   stream: modules compiled (or read from the disk cache) and loaded, every entry point looked
 //!   up, cuBLASLt's handle, descriptors and the stream's workspace made.
-//! - Every place that would do such work on first use asks [`guard`] first. On a stream that is
+//! - Every place that would do such work on first use asks a guard first (`capture::guard`). On a stream that is
 //!   capturing (`cuStreamIsCapturing`) it returns
-//!   [`Error::CaptureForbidden`](kernelyard_core::Error::CaptureForbidden) and the launch queues
+//!   `Error::CaptureForbidden` and the launch queues
 //!   nothing, so the capture stays valid and the caller learns to prepare. The check costs one
 //!   driver call, and only on a miss.
 //! - A launch that synchronises by design (the checked mode of `token_logprobs`) is refused in
@@ -38,7 +38,7 @@ use kernelyard_core::{Error, Stream};
 use crate::device::bind;
 use crate::error::drv;
 
-/// What [`Error::CaptureForbidden`](kernelyard_core::Error::CaptureForbidden) tells a caller to
+/// What [`Error::CaptureForbidden`] tells a caller to
 /// do.
 pub const PREPARE_FIX: &str = "prepare the plan for this stream before capturing \
     (`Plan::prepare(&stream)` or `Runtime::prepare`); prepared launches never compile, load, \

@@ -62,10 +62,10 @@ pub use kernelyard_core::{
     Arch, ArchReq, ArchVersion, Args, Backend, BackendEntry, BackendState, BackendStatus,
     Candidate, Capabilities, CheckFn, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element,
     Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta, KnownBackend,
-    LaunchCtx, LaunchFn, Listed, PrepareFn, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, ProbeError,
-    Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn, SelectError,
-    SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, ValidationError, Verdict,
-    Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV,
+    LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, PrepareFn,
+    ProbeError, Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn,
+    SelectError, SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, ValidationError,
+    Verdict, Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV,
 };
 
 /// DLPack import/export of tensor views (feature `dlpack`): see [`kernelyard_core::dlpack`].

@@ -6,7 +6,7 @@
 //! registered with [`kernelyard_core::register!`]: metadata (built by `nvrtc_meta` or
 //! `tensor_core_meta`, or `KernelMeta::new` for cuBLASLt), a typed problem check and a typed
 //! launch that gets the stream and the device's capabilities from its
-//! [`LaunchCtx`](kernelyard_core::LaunchCtx). Core matches the catalog's `Problem`/`Args` to the
+//! [`LaunchCtx`]. Core matches the catalog's `Problem`/`Args` to the
 //! operator's types before calling them.
 
 use kernelyard_core::{
