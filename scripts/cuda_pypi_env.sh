@@ -22,7 +22,8 @@
 #   libcuda.so.1, one function per driver entry point (the names cuda.h declares, plus those of
 #   any cudarc in ~/.cargo/registry), each returning CUDA_ERROR_STUB_LIBRARY (34). A binary
 #   linked against it records NEEDED libcuda.so.1 and uses the real driver where it runs. The
-#   stub directory is on LIBRARY_PATH only, never on LD_LIBRARY_PATH.
+#   stub directory is on LIBRARY_PATH only, never on LD_LIBRARY_PATH (put it there by hand to
+#   run a CUDA build here: every CUDA call fails with CUDA_ERROR_STUB_LIBRARY, a no-device test).
 # Exported: PATH (nvcc), CUDA_HOME, CUDA_PATH (cudarc's link search, cudaforge's toolkit),
 # LIBRARY_PATH (lib and lib/stubs), LD_LIBRARY_PATH (lib: so the linker finds the libraries'
 # own dependencies), CUDA_COMPUTE_CAP (default 90: H100/H200; there is no nvidia-smi here),
@@ -59,10 +60,13 @@ nvidia-cublas==13.1.0.3 nvidia-curand==10.4.0.35"
     _ky_cuda_pypi_stub "$root" || exit 1
   ) 9>"$dir.lock" || return 1
 
-  export PATH="$root/bin:$PATH"
+  # Prepended once (sourcing twice leaves the lists as they were).
+  case ":$PATH:" in *":$root/bin:"*) ;; *) export PATH="$root/bin:$PATH" ;; esac
+  case ":${LIBRARY_PATH:-}:" in *":$root/lib:$root/lib/stubs:"*) ;; *)
+    export LIBRARY_PATH="$root/lib:$root/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}" ;; esac
+  case ":${LD_LIBRARY_PATH:-}:" in *":$root/lib:"*) ;; *)
+    export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
   export CUDA_HOME="$root" CUDA_PATH="$root"
-  export LIBRARY_PATH="$root/lib:$root/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
   export CUDARC_CUDA_VERSION=13000
   local v
@@ -87,6 +91,9 @@ _ky_cuda_pypi_links() {
 # lib/stubs/libcuda.so: every driver entry point, returning CUDA_ERROR_STUB_LIBRARY.
 _ky_cuda_pypi_stub() {
   local stubs=$1/lib/stubs
+  # libcuda.so.1 too: LD_LIBRARY_PATH=$CUDA_HOME/lib/stubs runs a CUDA build here, every CUDA
+  # call then failing with CUDA_ERROR_STUB_LIBRARY (the no-device path, without a GPU).
+  [ -e "$stubs/libcuda.so.1" ] || [ ! -e "$stubs/libcuda.so" ] || ln -s libcuda.so "$stubs/libcuda.so.1" || return 1
   [ -e "$stubs/libcuda.so" ] && return 0
   mkdir -p "$stubs" || return 1
   local names
@@ -111,7 +118,7 @@ _ky_cuda_pypi_stub() {
     sed -E 's/.*/int &(void) { return 34; \/* CUDA_ERROR_STUB_LIBRARY *\/ }/' <<<"$names"
   } >"$stubs/libcuda_stub.c"
   cc -shared -fPIC -O0 -Wl,-soname,libcuda.so.1 -o "$stubs/libcuda.so.tmp" "$stubs/libcuda_stub.c" \
-    && mv "$stubs/libcuda.so.tmp" "$stubs/libcuda.so" \
+    && mv "$stubs/libcuda.so.tmp" "$stubs/libcuda.so" && ln -sf libcuda.so "$stubs/libcuda.so.1" \
     || { echo "cuda_pypi_env: building the libcuda stub failed" >&2; return 1; }
 }
 

@@ -30,10 +30,11 @@ ls .gpu/bin
 # With KERNELYARD_PACK_CANDLE=1: kernelyard-candle built with `--features cuda` (candle-core's
 # CUDA backend: nvcc and the CUDA libraries from PyPI, a libcuda stub) in its own target dir
 # (target/candle-cuda, so target/ stays unlocked), its test binaries staged in .gpu/candle/ and
-# its examples in .gpu/candle/examples/; `bash scripts/gpu_proof.sh candle` runs them there.
+# its examples in .gpu/candle/examples/, packed as .gpu/candle.tar.xz; `bash scripts/gpu_proof.sh
+# candle` unpacks and runs them there.
 # A cold build compiles candle-kernels (nvcc, sm_$CUDA_COMPUTE_CAP, default 90): see docs/GPU.md
-# for the time. Self-contained: `sed -n '/BEGIN candle/,/END candle/p' scripts/gpu_pack.sh | bash`
-# stages only this part.
+# for the time. Self-contained: this part alone is
+#   sed -n '/^# ---- BEGIN candle/,/^# ---- END candle/p' scripts/gpu_pack.sh | KERNELYARD_PACK_CANDLE=1 bash
 if [ "${KERNELYARD_PACK_CANDLE:-0}" = 1 ]; then
   (
     set -euo pipefail
@@ -74,8 +75,14 @@ for line in sys.stdin:
     [ ${#tests[@]} -gt 0 ] || { echo "gpu_pack: no $pkg test binaries were built" >&2; exit 1; }
     stage .gpu/candle "${tests[@]}"
     [ ${#examples[@]} -eq 0 ] || stage .gpu/candle/examples "${examples[@]}"
-    echo "gpu_pack: candle stage ($pkg --features cuda, $((SECONDS - start)) s): $(du -sh .gpu/candle | cut -f1) in .gpu/candle/:" \
+    # Each binary carries candle-kernels' PTX and ~33 MB of SASS (.nv_fatbin), ~39 MB stripped:
+    # too much for the device call's carry (64 MiB in all). One xz stream with a dictionary
+    # larger than a binary stores the shared part once (~5 MB for all); gpu_proof.sh unpacks it.
+    echo "gpu_pack: candle stage ($pkg --features cuda, $((SECONDS - start)) s): $(du -sh .gpu/candle | cut -f1):" \
       "$(cd .gpu/candle && ls -p | grep -v / | tr '\n' ' ')examples: $(ls .gpu/candle/examples | tr '\n' ' ')"
+    tar -cf - -C .gpu candle | xz -T1 --lzma2=preset=6,dict=64MiB >.gpu/candle.tar.xz
+    rm -rf .gpu/candle
+    echo "gpu_pack: .gpu/candle.tar.xz $(du -sh .gpu/candle.tar.xz | cut -f1); .gpu/ $(du -sh .gpu | cut -f1)"
   )
 fi
 # ---- END candle stage ---------------------------------------------------------------------------

@@ -18,7 +18,9 @@
 #                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
 #   candle         kernelyard-candle built with candle's `cuda` feature (KERNELYARD_PACK_CANDLE=1
 #                  bash scripts/gpu_pack.sh stages .gpu/candle/): every test binary with
-#                  --include-ignored, then every example                           -> candle.log
+#                  --include-ignored, then every example with each of the argument lists
+#                  in CANDLE_EXAMPLE_ARGS (`;`-separated; default `--device cuda`, with
+#                  `--kv-heads 8`, with `--batch-invariant`)                      -> candle.log
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -185,17 +187,32 @@ for stage in $stages; do
     start=$SECONDS
     : >"$OUT/candle.log"
     fails=0 runs=0
-    for t in .gpu/candle/* .gpu/candle/examples/*; do
-      [ -f "$t" ] && [ -x "$t" ] || continue
+    if [ -f .gpu/candle.tar.xz ]; then # gpu_pack.sh's archive (python3 where xz is missing)
+      rm -rf .gpu/candle
+      tar -xJf .gpu/candle.tar.xz -C .gpu 2>/dev/null \
+        || python3 -c 'import tarfile; tarfile.open(".gpu/candle.tar.xz").extractall(".gpu")'
+    fi
+    # candle_run EXE ARGS...: one run, appended to candle.log, counted.
+    candle_run() {
+      local rc
       runs=$((runs + 1))
-      args=(); case $t in .gpu/candle/examples/*) ;; *) args=(--include-ignored --nocapture) ;; esac
-      echo "=== $t ${args[*]}" >>"$OUT/candle.log"
-      timeout 300 "$t" ${args[@]+"${args[@]}"} >>"$OUT/candle.log" 2>&1
+      echo "=== $*" >>"$OUT/candle.log"
+      timeout 300 "$@" >>"$OUT/candle.log" 2>&1
       rc=$?
-      echo "=== $t: rc=$rc" >>"$OUT/candle.log"
-      [ $rc = 0 ] || { fails=$((fails + 1)); echo "candle: $t failed (rc=$rc)"; }
+      echo "=== $1: rc=$rc" >>"$OUT/candle.log"
+      [ $rc = 0 ] || { fails=$((fails + 1)); echo "candle: $* failed (rc=$rc)"; }
+    }
+    for t in .gpu/candle/*; do
+      [ -f "$t" ] && [ -x "$t" ] && candle_run "$t" --include-ignored --nocapture
     done
-    note "candle ($runs binaries from .gpu/candle, $fails failed): $((SECONDS - start)) s, $(grep -c '^test .* ok$' "$OUT/candle.log") ok, $(grep -c '^test .* FAILED$' "$OUT/candle.log") FAILED"
+    # Each example once per `;`-separated argument list (llama_block: MHA, GQA, batch-invariant).
+    IFS=';' read -ra example_runs <<<"${CANDLE_EXAMPLE_ARGS:---device cuda;--device cuda --kv-heads 8;--device cuda --batch-invariant}"
+    for e in .gpu/candle/examples/*; do
+      [ -f "$e" ] && [ -x "$e" ] || continue
+      # shellcheck disable=SC2086 # each entry is an argument list
+      for a in "${example_runs[@]}"; do candle_run "$e" $a; done
+    done
+    note "candle ($runs runs of .gpu/candle binaries, $fails failed): $((SECONDS - start)) s, $(grep -c '^test .* ok$' "$OUT/candle.log") ok, $(grep -c '^test .* FAILED$' "$OUT/candle.log") FAILED"
     [ $runs -gt 0 ] || echo "candle: nothing staged in .gpu/candle (KERNELYARD_PACK_CANDLE=1 bash scripts/gpu_pack.sh)"
     grep -E '^test .* FAILED$|panicked' "$OUT/candle.log" | head -20
     ;;

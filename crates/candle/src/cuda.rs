@@ -24,11 +24,10 @@ use std::ffi::c_void;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceSlice, SyncOnDrop,
+    CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, SyncOnDrop,
 };
 use candle_core::cuda_backend::CudaStorageSlice;
 use candle_core::{CudaDevice, CudaStorage, Layout, Shape};
-use kernelyard::half::{bf16, f16};
 use kernelyard::{DType, DeviceId, Stream};
 
 use crate::error::Error;
@@ -54,11 +53,7 @@ fn ptr_of<'a, T>(s: &'a CudaSlice<T>, stream: &'a CudaStream, device: DeviceId) 
     }
 }
 
-fn ptr_of_mut<'a, T>(
-    s: &'a mut CudaSlice<T>,
-    stream: &'a CudaStream,
-    device: DeviceId,
-) -> Ptr<'a> {
+fn ptr_of_mut<'a, T>(s: &'a mut CudaSlice<T>, stream: &'a CudaStream, device: DeviceId) -> Ptr<'a> {
     let len = s.len();
     let (addr, guard) = s.device_ptr_mut(stream);
     Ptr {
@@ -93,11 +88,7 @@ fn read_ptr<'a>(s: &'a CudaStorage, stream: &'a CudaStream, device: DeviceId) ->
 }
 
 /// The device pointer of a storage, for writing, ordered on `stream`.
-fn write_ptr<'a>(
-    s: &'a mut CudaStorageSlice,
-    stream: &'a CudaStream,
-    device: DeviceId,
-) -> Ptr<'a> {
+fn write_ptr<'a>(s: &'a mut CudaStorageSlice, stream: &'a CudaStream, device: DeviceId) -> Ptr<'a> {
     match s {
         CudaStorageSlice::U8(v)
         | CudaStorageSlice::F6E2M3(v)
@@ -116,6 +107,14 @@ fn write_ptr<'a>(
     }
 }
 
+/// `n` uninitialised elements on `dev`'s stream, for an output.
+fn uninit<T: DeviceRepr>(dev: &CudaDevice, n: usize) -> candle_core::Result<CudaSlice<T>> {
+    // SAFETY: the memory is uninitialised; it is only handed to candle after the kernelyard
+    // kernel, queued on this stream before any later work, has written every element (every
+    // kernelyard operator writes all of its output), or dropped unread if the launch fails.
+    unsafe { dev.alloc::<T>(n) }
+}
+
 /// A new, uninitialised output of `n` elements of a float dtype on `dev`.
 fn alloc(
     op: &'static str,
@@ -123,13 +122,10 @@ fn alloc(
     dtype: DType,
     n: usize,
 ) -> candle_core::Result<CudaStorageSlice> {
-    // SAFETY (all three): the memory is uninitialised; it is only handed to candle after the
-    // kernelyard kernel, queued before any later work on this stream, has written every
-    // element (every kernelyard operator writes all of its output).
     Ok(match dtype {
-        DType::F32 => CudaStorageSlice::F32(unsafe { dev.alloc::<f32>(n) }?),
-        DType::F16 => CudaStorageSlice::F16(unsafe { dev.alloc::<f16>(n) }?),
-        DType::BF16 => CudaStorageSlice::BF16(unsafe { dev.alloc::<bf16>(n) }?),
+        DType::F32 => CudaStorageSlice::F32(uninit(dev, n)?),
+        DType::F16 => CudaStorageSlice::F16(uninit(dev, n)?),
+        DType::BF16 => CudaStorageSlice::BF16(uninit(dev, n)?),
         other => {
             return Err(Error::Shape {
                 op,
@@ -223,4 +219,20 @@ pub(crate) fn run_inplace2<O: KyInplace2>(
     let src_view = unsafe { operand::view(O::NAME, src_ptr.base, src_l, &src_spec) };
     let mut args = op.args(dst_view, src_view)?;
     crate::launch(O::NAME, op.policy(), &stream, &mut args)
+}
+
+/// Releases what kernelyard keeps for `dev`'s stream (today the cuBLASLt workspace of
+/// `cuda.gemm.cublaslt`, 32 MiB, kept per stream for the life of the process). Call it before
+/// dropping the last handle of a device made with `candle_core::CudaDevice::new_with_stream`
+/// on which `ky_matmul` ran, if the program makes many such devices. candle's default devices
+/// (`Device::new_cuda`) use the calling thread's per-thread default stream: call it from a
+/// thread that is about to end, if the program starts many short-lived threads that multiply.
+pub fn release_stream(dev: &CudaDevice) -> Result<(), Error> {
+    let cu = dev.cuda_stream();
+    let (_, stream) = stream_of(&cu);
+    // SAFETY: `cu` (an `Arc` held until the end of this function) keeps the stream alive.
+    unsafe { kernelyard::cuda::release_stream(&stream) }.map_err(|source| Error::Kernelyard {
+        op: "release_stream",
+        source,
+    })
 }

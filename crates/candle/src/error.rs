@@ -41,7 +41,9 @@ pub enum Error {
         need: &'static str,
     },
     /// A tensor's dtype is not one the operator takes.
-    #[error("{op}: `{arg}` is {dtype:?}; it must be {allowed}; convert it with `.to_dtype(..)` first")]
+    #[error(
+        "{op}: `{arg}` is {dtype:?}; it must be {allowed}; convert it with `.to_dtype(..)` first"
+    )]
     DType {
         /// The operator.
         op: &'static str,

@@ -34,7 +34,10 @@
 //!   (the layout's start offset honoured; a layout an operator cannot take, such as a
 //!   transposed `[B, H, S, D]` attention operand, refused with [`Error::NotContiguous`], never
 //!   copied behind your back), allocates the output with candle's allocator, and launches on
-//!   candle's own stream. Each op file under `ops/` says which layouts it takes.
+//!   candle's own stream. Each op file under `ops/` says which layouts it takes. An operand
+//!   at an offset that is not a multiple of 16 bytes is taken too, but kernels that need
+//!   16-byte alignment (the CUDA attention and tensor-core GEMMs) are then not eligible: the
+//!   selection report says so.
 //! - **kernelyard** validates the arguments, selects a kernel for the device under the
 //!   [`Policy`], and runs it: on the CPU its reference backend (every operator, in f64), on a
 //!   CUDA device its CUDA backend (feature `cuda`).
@@ -69,6 +72,10 @@
 //! # Cargo features
 //! - `cuda`: candle's CUDA backend (`candle-core/cuda`, whose build needs `nvcc`) and
 //!   kernelyard's (`kernelyard/cuda`, which needs no toolkit to build). Without it, CPU only.
+//!   With it, `release_stream(&CudaDevice)` frees what kernelyard keeps per stream (the
+//!   cuBLASLt workspace, 32 MiB) before a device made with `CudaDevice::new_with_stream` is
+//!   dropped. Devices from `Device::new_cuda` share the calling thread's per-thread default
+//!   stream: one workspace per thread that ran the cuBLASLt GEMM, for the life of the process.
 //!
 //! # Not covered
 //! Gradients (the ops have no backward pass), the fused residual form of `rms_norm`, the
@@ -94,6 +101,8 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::Tensor;
 
+#[cfg(feature = "cuda")]
+pub use cuda::release_stream;
 pub use error::Error;
 pub use kernelyard::ops::rope::RopeStyle;
 pub use kernelyard::{Plan, Policy, Runtime};

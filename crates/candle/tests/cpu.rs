@@ -64,11 +64,18 @@ fn a_narrowed_tensor_is_read_at_its_offset() -> Result<()> {
         &got,
         &candle_nn::ops::rms_norm(&x, &w, 1e-6)?,
     )?;
-    assert_bitwise("narrowed vs copied", &got, &x.copy()?.ky_rms_norm(&w, 1e-6)?)?;
+    assert_bitwise(
+        "narrowed vs copied",
+        &got,
+        &x.copy()?.ky_rms_norm(&w, 1e-6)?,
+    )?;
     // The last columns of each row of a [4, 2 * d] fused input (a narrow along the last
     // dimension is not contiguous: refused).
     let e = big.i((.., 32..))?.ky_softmax().unwrap_err();
-    assert!(matches!(typed(&e), Error::NotContiguous { arg: "x", .. }), "{e}");
+    assert!(
+        matches!(typed(&e), Error::NotContiguous { arg: "x", .. }),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -82,7 +89,11 @@ fn rope_in_place_writes_only_its_view() -> Result<()> {
     let want = view.copy()?.ky_rope(&positions, 10_000.0)?;
     view.ky_rope_(&positions, 10_000.0)?;
     assert_bitwise("rotated half", &big.narrow(0, t, t)?, &want)?;
-    assert_bitwise("untouched half", &big.narrow(0, 0, t)?, &before.narrow(0, 0, t)?)
+    assert_bitwise(
+        "untouched half",
+        &big.narrow(0, 0, t)?,
+        &before.narrow(0, 0, t)?,
+    )
 }
 
 #[test]
@@ -98,20 +109,45 @@ fn a_transposed_tensor_is_refused_with_its_layout() -> Result<()> {
             ..
         } => {
             assert_eq!((*op, *arg), ("ky_softmax", "x"));
-            assert_eq!((shape.as_slice(), stride.as_slice()), (&[16, 8][..], &[1, 16][..]));
+            assert_eq!(
+                (shape.as_slice(), stride.as_slice()),
+                (&[16, 8][..], &[1, 16][..])
+            );
         }
         other => panic!("expected NotContiguous, got {other}"),
     }
     assert!(e.to_string().contains(".contiguous()"), "{e}");
     // Attention in candle's [B, H, S, D] layout, transposed from [B, S, H, D]: refused.
     let q = rand(&[1, 8, 2, 16], 34, 1.0, DType::F32, &CPU)?.transpose(1, 2)?;
-    let e = q.ky_attention(&q, &q, &AttentionOptions::causal()).unwrap_err();
-    assert!(matches!(typed(&e), Error::NotContiguous { op: "ky_attention", arg: "q", .. }), "{e}");
+    let e = q
+        .ky_attention(&q, &q, &AttentionOptions::causal())
+        .unwrap_err();
+    assert!(
+        matches!(
+            typed(&e),
+            Error::NotContiguous {
+                op: "ky_attention",
+                arg: "q",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // A matrix with neither unit stride: refused by ky_matmul.
     let m = rand(&[4, 8, 6], 35, 1.0, DType::F32, &CPU)?.permute((2, 0, 1))?; // [6, 4, 8]
     let w = rand(&[8, 3], 36, 1.0, DType::F32, &CPU)?;
     let e = m.ky_matmul(&w, Policy::auto()).unwrap_err();
-    assert!(matches!(typed(&e), Error::NotContiguous { op: "ky_matmul", arg: "a", .. }), "{e}");
+    assert!(
+        matches!(
+            typed(&e),
+            Error::NotContiguous {
+                op: "ky_matmul",
+                arg: "a",
+                ..
+            }
+        ),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -128,7 +164,17 @@ fn a_wrong_dtype_is_refused() -> Result<()> {
     let x = rand(&[2, 3, 2, 8], 38, 1.0, DType::F32, &CPU)?;
     let positions = Tensor::zeros((2, 3), DType::F32, &CPU)?;
     let e = x.ky_rope(&positions, 10_000.0).unwrap_err();
-    assert!(matches!(typed(&e), Error::DType { arg: "positions", dtype: DType::F32, .. }), "{e}");
+    assert!(
+        matches!(
+            typed(&e),
+            Error::DType {
+                arg: "positions",
+                dtype: DType::F32,
+                ..
+            }
+        ),
+        "{e}"
+    );
     Ok(())
 }
 
@@ -137,7 +183,16 @@ fn a_wrong_shape_is_refused() -> Result<()> {
     let x = rand(&[2, 3, 2, 8], 39, 1.0, DType::F32, &CPU)?;
     let positions = Tensor::arange(0i64, 3, &CPU)?; // one per token of one sequence, not two
     let e = x.ky_rope(&positions, 10_000.0).unwrap_err();
-    assert!(matches!(typed(&e), Error::Shape { arg: "positions", .. }), "{e}");
+    assert!(
+        matches!(
+            typed(&e),
+            Error::Shape {
+                arg: "positions",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let x = rand(&[3, 7], 40, 1.0, DType::F32, &CPU)?;
     let e = x.ky_silu_mul().unwrap_err();
     assert!(matches!(typed(&e), Error::Shape { arg: "x", .. }), "{e}");
@@ -150,12 +205,18 @@ fn kernelyard_validation_errors_come_through() -> Result<()> {
     let w = rand(&[15], 42, 1.0, DType::F32, &CPU)?; // one short
     let e = x.ky_rms_norm(&w, 1e-6).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("ky_rms_norm") && msg.contains("weight"), "{msg}");
+    assert!(
+        msg.contains("ky_rms_norm") && msg.contains("weight"),
+        "{msg}"
+    );
     let Error::Kernelyard { op, source } = typed(&e) else {
         panic!("expected Kernelyard, got {e}");
     };
     assert_eq!(*op, "ky_rms_norm");
-    assert!(matches!(source, kernelyard::Error::Validation(_)), "{source}");
+    assert!(
+        matches!(source, kernelyard::Error::Validation(_)),
+        "{source}"
+    );
     Ok(())
 }
 
@@ -174,7 +235,9 @@ fn the_selection_report_is_in_the_candle_error() -> Result<()> {
         "{source}"
     );
     // A named kernel that cannot run here is an error with its reasons, not replaced.
-    let e = x.ky_softmax_with(Policy::kernel("cuda.softmax")).unwrap_err();
+    let e = x
+        .ky_softmax_with(Policy::kernel("cuda.softmax"))
+        .unwrap_err();
     assert!(e.to_string().contains("cuda.softmax"), "{e}");
     // And the candle error's Debug (what `?` in a test's `main` prints) carries it too.
     assert!(format!("{e:?}").contains("cuda.softmax"));
@@ -215,7 +278,14 @@ fn token_logprobs_checked_mode_names_the_row() -> Result<()> {
         .ky_token_logprobs_with(&targets, &opts, Policy::auto())
         .unwrap_err();
     assert!(
-        matches!(typed(&e).kernelyard(), Some(kernelyard::Error::TargetOutOfRange { row: 1, target: 10, .. })),
+        matches!(
+            typed(&e).kernelyard(),
+            Some(kernelyard::Error::TargetOutOfRange {
+                row: 1,
+                target: 10,
+                ..
+            })
+        ),
         "{e}"
     );
     Ok(())
@@ -227,6 +297,9 @@ fn the_runtime_is_shared() {
     let b = kernelyard_candle::runtime().expect("runtime") as *const _;
     assert_eq!(a, b);
     // Too late to install another one.
-    let other = kernelyard::Runtime::builder().no_probe().build().expect("runtime");
+    let other = kernelyard::Runtime::builder()
+        .no_probe()
+        .build()
+        .expect("runtime");
     assert!(!kernelyard_candle::set_runtime(other));
 }

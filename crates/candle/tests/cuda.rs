@@ -25,7 +25,13 @@ fn gpu() -> Device {
 fn on_cuda(plans: &[Arc<Plan>]) {
     assert!(!plans.is_empty(), "no kernelyard launch was recorded");
     for p in plans {
-        assert_eq!(p.device().kind, DeviceKind::Cuda, "{} ran on {}", p.kernel_name(), p.device());
+        assert_eq!(
+            p.device().kind,
+            DeviceKind::Cuda,
+            "{} ran on {}",
+            p.kernel_name(),
+            p.device()
+        );
     }
 }
 
@@ -97,14 +103,25 @@ fn attention_in_f32_is_refused_with_the_report_not_run_on_the_cpu() {
     let msg = e.to_string();
     assert!(msg.contains("cuda.attention: rejected"), "{msg}");
     let typed = Error::from_candle(&e).expect("a kernelyard-candle error");
-    assert!(matches!(typed, Error::Kernelyard { op: "ky_attention", .. }), "{typed}");
+    assert!(
+        matches!(
+            typed,
+            Error::Kernelyard {
+                op: "ky_attention",
+                ..
+            }
+        ),
+        "{typed}"
+    );
 }
 
 #[test]
 #[ignore = "requires a CUDA device"]
 fn matmul_matches_candle() {
     each(&ALL, |d, t| check_matmul(d, t, &Policy::auto()));
-    each(&HALF, |d, t| check_matmul(d, t, &Policy::auto().batch_invariant()));
+    each(&HALF, |d, t| {
+        check_matmul(d, t, &Policy::auto().batch_invariant())
+    });
 }
 
 #[test]
@@ -135,14 +152,22 @@ fn a_narrowed_tensor_is_read_at_its_offset() {
     let w = rand(&[256], 52, 1.0, DType::BF16, &dev).expect("w");
     let x = big.narrow(0, 2, 3).expect("narrow");
     let got = x.ky_rms_norm(&w, 1e-6).expect("ky_rms_norm");
-    let copied = x.copy().expect("copy").ky_rms_norm(&w, 1e-6).expect("ky_rms_norm");
+    let copied = x
+        .copy()
+        .expect("copy")
+        .ky_rms_norm(&w, 1e-6)
+        .expect("ky_rms_norm");
     assert_bitwise("narrowed vs copied", &got, &copied).expect("bitwise");
     let (t, h, d) = (4, 2, 64);
     let big = rand(&[2 * t, h, d], 53, 1.0, DType::BF16, &dev).expect("x");
     let before = big.copy().expect("copy");
     let positions = Tensor::arange(0i64, t as i64, &dev).expect("positions");
     let view = big.narrow(0, t, t).expect("narrow");
-    let want = view.copy().expect("copy").ky_rope(&positions, 10_000.0).expect("rope");
+    let want = view
+        .copy()
+        .expect("copy")
+        .ky_rope(&positions, 10_000.0)
+        .expect("rope");
     view.ky_rope_(&positions, 10_000.0).expect("rope in place");
     assert_bitwise("rotated half", &big.narrow(0, t, t).expect("n"), &want).expect("bitwise");
     assert_bitwise(
@@ -182,7 +207,10 @@ fn threads_on_per_thread_streams_match_a_single_thread() {
         let single: Vec<Vec<f32>> = (0..8).map(|i| thread_work(i, 1, &policy)).collect();
         let again = thread_work(0, 1, &policy);
         assert!(
-            single[0].iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()),
+            single[0]
+                .iter()
+                .zip(&again)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{policy}: two single-thread runs differ: the kernel is not run-to-run \
              deterministic, so this test cannot judge the threads"
         );
@@ -199,8 +227,14 @@ fn threads_on_per_thread_streams_match_a_single_thread() {
                 .collect()
         });
         for (i, (got, want)) in results.iter().zip(&single).enumerate() {
-            let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{policy}: thread {i} differs from its single-thread result");
+            let same = got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{policy}: thread {i} differs from its single-thread result"
+            );
         }
     }
 }
@@ -220,6 +254,9 @@ fn the_fast_kernels_are_selected_for_llama_shapes() {
     r.expect("ops");
     let names: Vec<&str> = plans.iter().map(|p| p.kernel_name()).collect();
     println!("selected: {names:?}");
-    assert!(names[0].starts_with("cuda.gemm.batch_invariant"), "{names:?}");
+    assert!(
+        names[0].starts_with("cuda.gemm.batch_invariant"),
+        "{names:?}"
+    );
     assert!(names[1].starts_with("cuda.attention"), "{names:?}");
 }

@@ -60,7 +60,12 @@ fn bshd(op: &'static str, arg: &'static str, x: &Input<'_>) -> Result<Vec<usize>
     match *x.dims() {
         [b, s, h, d] => Ok(vec![b, s, h, d]),
         [s, h, d] => Ok(vec![1, s, h, d]),
-        _ => Err(shape_error(op, arg, x, "attention operands are [B, S, H, D] or [S, H, D]")),
+        _ => Err(shape_error(
+            op,
+            arg,
+            x,
+            "attention operands are [B, S, H, D] or [S, H, D]",
+        )),
     }
 }
 

@@ -63,7 +63,12 @@ fn operand(op: &'static str, arg: &'static str, x: &Input<'_>) -> Result<Operand
     let st = x.layout.stride();
     let n = dims.len();
     if n < 2 {
-        return Err(shape_error(op, arg, x, "ky_matmul operands are [.., rows, cols]"));
+        return Err(shape_error(
+            op,
+            arg,
+            x,
+            "ky_matmul operands are [.., rows, cols]",
+        ));
     }
     let (r, c, sr, sc) = (dims[n - 2], dims[n - 1], st[n - 2], st[n - 1]);
     let (trans, ld, stored) = if (c == 1 || sc == 1) && (r == 1 || sr >= c) {
@@ -106,7 +111,12 @@ fn collapse(dims: &[usize], strides: &[usize]) -> Option<(usize, usize)> {
 }
 
 /// The view of a stored matrix, batched (`Some((count, stride))`) or not.
-fn spec(arg: &'static str, x: &Operand, dtype: kernelyard::DType, batch: Option<(usize, usize)>) -> ViewSpec {
+fn spec(
+    arg: &'static str,
+    x: &Operand,
+    dtype: kernelyard::DType,
+    batch: Option<(usize, usize)>,
+) -> ViewSpec {
     match batch {
         None => ViewSpec {
             arg,

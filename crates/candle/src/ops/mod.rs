@@ -63,7 +63,11 @@ pub(crate) struct Apply<O>(pub O);
 
 /// The refusal of a Metal tensor.
 fn metal<T>(op: &'static str) -> candle_core::Result<T> {
-    Err(Error::UnsupportedDevice { op, device: "Metal" }.into_candle())
+    Err(Error::UnsupportedDevice {
+        op,
+        device: "Metal",
+    }
+    .into_candle())
 }
 
 impl<O: KyOp<1>> CustomOp1 for Apply<O> {

@@ -31,7 +31,12 @@ impl KyOp<2> for RmsNorm<'_> {
         let dtype = float_dtype(op, "x", x.dtype)?;
         let wdtype = float_dtype(op, "weight", w.dtype)?;
         let Some((&hidden, lead)) = x.dims().split_last() else {
-            return Err(shape_error(op, "x", &x, "x needs at least one dimension, [.., hidden]"));
+            return Err(shape_error(
+                op,
+                "x",
+                &x,
+                "x needs at least one dimension, [.., hidden]",
+            ));
         };
         if w.dims().len() != 1 {
             return Err(shape_error(op, "weight", &w, "weight is [hidden]"));

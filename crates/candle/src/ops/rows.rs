@@ -16,7 +16,12 @@ use crate::ops::KyOp;
 fn rows_plan(op: &'static str, x: Input<'_>) -> Result<OpPlan<1>, Error> {
     let dtype = float_dtype(op, "x", x.dtype)?;
     let Some((&cols, lead)) = x.dims().split_last() else {
-        return Err(shape_error(op, "x", &x, "x needs at least one dimension, [.., cols]"));
+        return Err(shape_error(
+            op,
+            "x",
+            &x,
+            "x needs at least one dimension, [.., cols]",
+        ));
     };
     require_contiguous(op, "x", &x, "x [.., cols] must be contiguous")?;
     let view = vec![product(lead), cols];

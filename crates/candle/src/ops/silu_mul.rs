@@ -38,7 +38,12 @@ impl KyOp<1> for SiluMulFused<'_> {
         let op = Self::NAME;
         let dtype = float_dtype(op, "x", x.dtype)?;
         let Some((&two_d, lead)) = x.dims().split_last() else {
-            return Err(shape_error(op, "x", &x, "x needs at least one dimension, [.., 2*d]"));
+            return Err(shape_error(
+                op,
+                "x",
+                &x,
+                "x needs at least one dimension, [.., 2*d]",
+            ));
         };
         if two_d % 2 != 0 {
             return Err(shape_error(
@@ -89,7 +94,12 @@ impl KyOp<2> for SiluMulSplit<'_> {
         let dtype = float_dtype(op, "gate", gate.dtype)?;
         let up_dtype = float_dtype(op, "up", up.dtype)?;
         let Some((&d, lead)) = gate.dims().split_last() else {
-            return Err(shape_error(op, "gate", &gate, "gate needs at least one dimension, [.., d]"));
+            return Err(shape_error(
+                op,
+                "gate",
+                &gate,
+                "gate needs at least one dimension, [.., d]",
+            ));
         };
         if up.dims() != gate.dims() {
             return Err(shape_error(
