@@ -324,6 +324,10 @@ fn work_a_capture_forbids_is_refused_with_a_typed_error_and_the_capture_survives
         ));
         gemm.launch(&stream, &mut a)
     };
+    // The device's cuBLASLt handle and this problem's algorithm exist (prepared for another
+    // stream), so what the fresh stream lacks is its own state.
+    let (_other_owner, other) = Borrowed::new(&rt);
+    gemm.prepare(&other).expect("prepare another stream");
     let refused = CapturedGraph::capture(&stream, || launch_gemm(&mut chain));
     match refused {
         Err(Error::CaptureForbidden { what, fix, .. }) => {
@@ -336,12 +340,12 @@ fn work_a_capture_forbids_is_refused_with_a_typed_error_and_the_capture_survives
     assert!(!is_capturing(&stream).expect("status"));
 
     // Seen outside a capture (releasing registers its id), the stream still has no cuBLASLt
-    // workspace (and, if no other test ran first, no handle or algorithm): making one is refused.
+    // workspace: allocating one is refused.
     // SAFETY: the stream is live and nothing else launches on it.
     unsafe { kernelyard_cuda::release_stream(&stream) }.expect("release");
     match CapturedGraph::capture(&stream, || launch_gemm(&mut chain)) {
         Err(Error::CaptureForbidden { what, fix, .. }) => {
-            assert!(what.contains("cuBLASLt"), "{what}");
+            assert!(what.contains("cuBLASLt workspace"), "{what}");
             assert!(fix.contains("Plan::prepare"), "{fix}");
         }
         other => panic!("expected CaptureForbidden, got {other:?}"),
