@@ -373,8 +373,14 @@ fn baseline(input: &Input) -> Vec<Slot> {
             let groups = 1 + usize::from(input.dims[4] % 2);
             let heads = heads * groups;
             let state_dtype = if flag(3) { f } else { DType::F32 };
+            // With state_indices (flag 5), the state is a cache of batch + dims[4] % 4 rows.
+            let rows = if flag(5) {
+                batch + usize::from(input.dims[4] % 4)
+            } else {
+                batch
+            };
             vec![
-                req(true, t(state_dtype, &[batch, heads, head_dim, state_dim])),
+                req(true, t(state_dtype, &[rows, heads, head_dim, state_dim])),
                 req(false, t(f, &[batch, heads, head_dim])),
                 req(false, t(f, &[batch, heads, head_dim])),
                 opt(false, flag(0), t(DType::F32, &[heads, head_dim])),
@@ -384,6 +390,7 @@ fn baseline(input: &Input) -> Vec<Slot> {
                 opt(false, flag(1), t(DType::F32, &[heads, head_dim])),
                 opt(false, flag(2), t(f, &[batch, heads, head_dim])),
                 req(true, t(f, &[batch, heads, head_dim])),
+                opt(false, flag(5), t(idx, &[batch])),
             ]
         }
         Call::SiluMul => {
@@ -765,6 +772,7 @@ fn build<'a>(input: &Input, views: Vec<Option<View<'a>>>) -> Args<'a> {
             z: opt_r(next()),
             out: w(next()),
             dt_softplus: flag(4),
+            state_indices: opt_r(next()),
         }),
         Call::SiluMul => Args::SiluMul(SiluMulArgs {
             input: SiluMulInput::Fused(r(next())),

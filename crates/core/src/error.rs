@@ -315,6 +315,28 @@ pub enum ValidationError {
         /// What is allowed instead.
         allowed: &'static str,
     },
+    /// `selective_state_update`: an entry of host-readable `state_indices` is neither a slot of
+    /// the state cache nor the pad slot.
+    #[error("`state_indices[{row}]` = {index} is outside the state cache's slots [0, {slots}) and is not the pad slot -1")]
+    StateIndexOutOfRange {
+        /// The batch row.
+        row: usize,
+        /// Its index.
+        index: i64,
+        /// Slots of the state cache.
+        slots: usize,
+    },
+    /// `selective_state_update`: two batch rows of host-readable `state_indices` name the same
+    /// slot; both would update it at once.
+    #[error("`state_indices[{first}]` and `state_indices[{second}]` both name slot {index}: each slot may be updated by one batch row (use the pad slot -1 to skip a row)")]
+    DuplicateStateIndex {
+        /// The slot.
+        index: i64,
+        /// The first row naming it.
+        first: usize,
+        /// The second row naming it.
+        second: usize,
+    },
     /// A scalar parameter is out of range.
     #[error("`{param}` = {value} is invalid: {why}")]
     Param {

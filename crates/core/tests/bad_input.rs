@@ -24,7 +24,7 @@ use kernelyard_core::{
 
 use specs::{
     attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, silu_mul, silu_mul_split,
-    softmax, ssu, token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
+    softmax, ssu, ssu_indexed, token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -418,6 +418,21 @@ fn cases() -> Vec<Case> {
         case!(SelectiveStateUpdate, "ssu null out", "out",
             || with(ssu(), |s| s.out.addr = 0),
             V::NullPointer { arg: "out" }),
+        case!(SelectiveStateUpdate, "ssu state rows differ from the batch without indices", "state",
+            || with(ssu(), |s| s.state.shape = vec![3, 4, 16, 8]),
+            V::Dim { arg: "state", dim: "batch", expected: 2, got: 3, .. }),
+        case!(SelectiveStateUpdate, "ssu state_indices of the wrong length", "state_indices",
+            || with(ssu_indexed(), |s| s.state_indices.as_mut().unwrap().shape = vec![3]),
+            V::Dim { arg: "state_indices", dim: "batch", expected: 2, got: 3, .. }),
+        case!(SelectiveStateUpdate, "ssu f32 state_indices", "state_indices",
+            || with(ssu_indexed(), |s| s.state_indices.as_mut().unwrap().dtype = DType::F32),
+            V::DtypeNotAllowed { arg: "state_indices", .. }),
+        case!(SelectiveStateUpdate, "ssu state_indices on another gpu", "state_indices",
+            || with(ssu_indexed(), |s| s.state_indices.as_mut().unwrap().device = OTHER_GPU),
+            V::DeviceMismatch { arg: "state_indices", first: "state", .. }),
+        case!(SelectiveStateUpdate, "ssu out overlaps state_indices", "out",
+            || with(ssu_indexed(), |s| s.out.addr = s.state_indices.as_ref().unwrap().addr),
+            V::Aliasing { output: "out", input: "state_indices", .. }),
         // silu_mul, fused
         case!(SiluMul, "silu_mul odd fused width", "x",
             || with(silu_mul(), |s| s.x.shape = vec![4, 255]),

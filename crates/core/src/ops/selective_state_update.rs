@@ -17,6 +17,29 @@
 //! code cannot hold a shared and a mutable view of it. `x, dt, z, out [B, H, P]` and
 //! `Bm, Cm [B, G, N]` share one float dtype; `A`, `D` and `dt_bias` are f32. All contiguous;
 //! `out` must not overlap any input or the state.
+//!
+//! # Continuous batching: `state_indices`
+//! Serving engines (vLLM, sglang) keep the states of every running sequence in one cache and
+//! pass, per batch entry, the cache row it owns. With the optional `state_indices [B]` (i32 or
+//! i64), `state` is that cache, `[cache_slots, H, P, N]`, and batch entry `b` reads and updates
+//! `state[state_indices[b]]`:
+//! - an index in `[0, cache_slots)` selects that slot;
+//! - [`PAD_SLOT_ID`] (-1) marks a padded entry: its slot is not read or written and its output
+//!   row `out[b]` is **set to zero** (every backend, so a padded batch gives the same bits
+//!   everywhere);
+//! - two entries naming the same slot would update it concurrently, and any other index is
+//!   outside the cache. When the indices are host memory, validation rejects both
+//!   ([`ValidationError::DuplicateStateIndex`], [`ValidationError::StateIndexOutOfRange`])
+//!   before any backend runs. Device-resident indices cannot be read without a
+//!   synchronisation, so there the GPU kernels guard memory instead: an out-of-range entry
+//!   leaves the cache untouched and gets a NaN output row; duplicates are the caller's contract
+//!   (as in `mamba_ssm` and FlashInfer): the slot's final value is then one of the racing
+//!   entries' (never memory outside the cache). [`check_state_indices`] checks a host copy.
+//!
+//! Without indices, `state` is `[B, H, P, N]` and entry `b` owns row `b` (`cache_slots ==
+//! batch`).
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +50,35 @@ use crate::ops::check::{dim, dtype_in, no_alias, nonzero, same_dtype, Checker, I
 use crate::ops::params::{ParamKey, Params};
 use crate::ops::{Example, Op, OpKind, ScalarKey, Work};
 use crate::tensor::{TensorView, TensorViewMut};
+
+/// The `state_indices` entry that marks a padded batch entry: no state access, a zero output.
+pub const PAD_SLOT_ID: i64 = -1;
+
+/// Checks host-readable `state_indices` against a cache of `slots` rows: every entry is
+/// [`PAD_SLOT_ID`] or a slot in `[0, slots)`, and no slot is named twice.
+pub fn check_state_indices(
+    indices: impl IntoIterator<Item = i64>,
+    slots: usize,
+) -> Result<(), ValidationError> {
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for (row, index) in indices.into_iter().enumerate() {
+        if index == PAD_SLOT_ID {
+            continue;
+        }
+        if index < 0 || usize::try_from(index).map_or(true, |i| i >= slots) {
+            return Err(ValidationError::StateIndexOutOfRange { row, index, slots });
+        }
+        if let Some(&first) = seen.get(&index) {
+            return Err(ValidationError::DuplicateStateIndex {
+                index,
+                first,
+                second: row,
+            });
+        }
+        seen.insert(index, row);
+    }
+    Ok(())
+}
 
 /// A `selective_state_update` problem.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,8 +107,14 @@ pub struct SelectiveStateUpdateProblem {
     pub z: bool,
     /// softplus is applied to `dt + dt_bias`.
     pub dt_softplus: bool,
-    /// Least alignment of pointers and row strides, bytes (capped at 16).
+    /// Least alignment of pointers and row strides, bytes (capped at 16). `state_indices`
+    /// does not count: kernels read it one element at a time.
     pub align: usize,
+    /// Rows of the state cache: `state` is `[cache_slots, H, P, N]`. Equal to `batch` without
+    /// `state_indices`.
+    pub cache_slots: usize,
+    /// dtype of `state_indices [B]` (i32 or i64), when given.
+    pub index_dtype: Option<DType>,
 }
 
 /// Keys of `--problem` for `selective_state_update`.
@@ -121,6 +179,16 @@ pub const PARAMS: &[ParamKey] = &[
         default: Some("16"),
         help: "pointer alignment in bytes",
     },
+    ParamKey {
+        key: "state_indices",
+        default: Some("none"),
+        help: "dtype of state_indices [batch] (none, i32 or i64)",
+    },
+    ParamKey {
+        key: "cache_slots",
+        default: Some("0"),
+        help: "rows of the state cache with state_indices (0: batch)",
+    },
 ];
 
 fn check_groups(heads: usize, groups: usize) -> Result<(), ValidationError> {
@@ -152,14 +220,24 @@ impl SelectiveStateUpdateProblem {
             z: r.flag("z")?,
             dt_softplus: r.flag("dt_softplus")?,
             align: r.usize("align")?,
+            cache_slots: r.usize("cache_slots")?,
+            index_dtype: match r.choice("state_indices", &["none", "i32", "i64"])? {
+                "i32" => Some(DType::I32),
+                "i64" => Some(DType::I64),
+                _ => None,
+            },
         };
+        if p.cache_slots == 0 {
+            p.cache_slots = p.batch;
+        }
         p.align = p.implied()?.align_param(p.align)?;
         p.check()?;
         Ok(p)
     }
 
-    /// `state [B, H, P, N]`, `x`, `dt`, `out` (and `z`) `[B, H, P]`, `dt_bias` and `D`
-    /// `[H, P]` (f32) when given, `A [H, P, N]` or `[H]` (f32), and `Bm`, `Cm [B, G, N]`.
+    /// `state [cache_slots, H, P, N]`, `x`, `dt`, `out` (and `z`) `[B, H, P]`, `dt_bias` and
+    /// `D` `[H, P]` (f32) when given, `A [H, P, N]` or `[H]` (f32), `Bm`, `Cm [B, G, N]`, and
+    /// `state_indices [B]` (not counted in `align`) when given.
     fn implied(&self) -> Result<Implied, ValidationError> {
         let (b, h, p, n, g) = (
             self.batch,
@@ -168,12 +246,25 @@ impl SelectiveStateUpdateProblem {
             self.state_dim,
             self.groups,
         );
-        nonzero(&[b, h, p, n, g])?;
+        nonzero(&[b, h, p, n, g, self.cache_slots])?;
         check_groups(h, g)?;
         dtype_in("x", self.dtype, DType::FLOATS)?;
         dtype_in("state", self.state_dtype, DType::FLOATS)?;
         let mut t = Implied::new();
-        t.contiguous("state", self.state_dtype, &[b, h, p, n])?;
+        match self.index_dtype {
+            Some(dt) => {
+                dtype_in("state_indices", dt, DType::INDICES)?;
+                t.contiguous_uncounted("state_indices", dt, &[b])?;
+            }
+            None if self.cache_slots != b => {
+                return Err(ValidationError::Relation {
+                    rule: "cache_slots == batch without state_indices",
+                    detail: format!("cache_slots = {}, batch = {b}", self.cache_slots),
+                });
+            }
+            None => {}
+        }
+        t.contiguous("state", self.state_dtype, &[self.cache_slots, h, p, n])?;
         t.contiguous("x", self.dtype, &[b, h, p])?;
         t.contiguous("dt", self.dtype, &[b, h, p])?;
         if self.z {
@@ -228,6 +319,9 @@ pub struct SelectiveStateUpdateArgs<'a> {
     pub out: TensorViewMut<'a>,
     /// Apply softplus to `dt + dt_bias`.
     pub dt_softplus: bool,
+    /// Optional `[B]` (i32 or i64): the state cache row of each batch entry, or
+    /// [`PAD_SLOT_ID`]; `state` is then `[cache_slots, H, P, N]` (see the module docs).
+    pub state_indices: Option<TensorView<'a>>,
 }
 
 impl SelectiveStateUpdateArgs<'_> {
@@ -238,22 +332,33 @@ impl SelectiveStateUpdateArgs<'_> {
             "state",
             &self.state,
             4,
-            "[batch, heads, head_dim, state_dim]",
+            "[batch or cache_slots, heads, head_dim, state_dim]",
             DType::FLOATS,
         )?;
-        let (batch, heads, head_dim, state_dim) = (st[0], st[1], st[2], st[3]);
+        let (cache_slots, heads, head_dim, state_dim) = (st[0], st[1], st[2], st[3]);
         let bhp = "[batch, heads, head_dim]";
         let xs = ck.contiguous("x", &self.x, 3, bhp, DType::FLOATS)?;
         let dtype = self.x.dtype();
-        let rule_bhp = "it is [batch, heads, head_dim] like the state's first three";
-        for (i, name) in ["batch", "heads", "head_dim"].into_iter().enumerate() {
-            dim("x", name, xs[i], st[i], rule_bhp)?;
+        let batch = xs[0];
+        let rule_bhp = "it is [batch, heads, head_dim]: x's batch, the state's heads and head_dim";
+        let want_bhp = [batch, heads, head_dim];
+        for (i, name) in ["heads", "head_dim"].into_iter().enumerate() {
+            dim("x", name, xs[i + 1], want_bhp[i + 1], rule_bhp)?;
+        }
+        if self.state_indices.is_none() {
+            dim(
+                "state",
+                "batch",
+                cache_slots,
+                batch,
+                "without state_indices the state is [batch, heads, head_dim, state_dim]",
+            )?;
         }
         let same_bhp = |ck: &mut Checker, arg: &'static str, v: &dyn ViewMeta| {
             let s = ck.contiguous(arg, v, 3, bhp, DType::FLOATS)?;
             same_dtype(arg, v, dtype)?;
             for (i, name) in ["batch", "heads", "head_dim"].into_iter().enumerate() {
-                dim(arg, name, s[i], st[i], rule_bhp)?;
+                dim(arg, name, s[i], want_bhp[i], rule_bhp)?;
             }
             Ok::<(), ValidationError>(())
         };
@@ -366,6 +471,38 @@ impl SelectiveStateUpdateArgs<'_> {
             no_alias("state", &self.state, name, *v)?;
         }
         no_alias("out", &self.out, "state", &self.state)?;
+        // Kernels read the indices one element at a time: they do not count in `align`.
+        let align = ck.align();
+        let index_dtype = match &self.state_indices {
+            Some(ix) => {
+                let s = ck.contiguous("state_indices", ix, 1, "[batch]", DType::INDICES)?;
+                dim(
+                    "state_indices",
+                    "batch",
+                    s[0],
+                    batch,
+                    "it has one entry per batch row",
+                )?;
+                no_alias("out", &self.out, "state_indices", ix)?;
+                no_alias("state", &self.state, "state_indices", ix)?;
+                if ix.device() == DeviceId::CPU {
+                    match ix.dtype() {
+                        DType::I32 => check_state_indices(
+                            ix.as_slice::<i32>("state_indices")?
+                                .iter()
+                                .map(|&i| i64::from(i)),
+                            cache_slots,
+                        )?,
+                        _ => check_state_indices(
+                            ix.as_slice::<i64>("state_indices")?.iter().copied(),
+                            cache_slots,
+                        )?,
+                    }
+                }
+                Some(ix.dtype())
+            }
+            None => None,
+        };
         let p = SelectiveStateUpdateProblem {
             batch,
             heads,
@@ -379,7 +516,9 @@ impl SelectiveStateUpdateArgs<'_> {
             d: self.d.is_some(),
             z: self.z.is_some(),
             dt_softplus: self.dt_softplus,
-            align: ck.align(),
+            align,
+            cache_slots,
+            index_dtype,
         };
         p.check()?;
         Ok((p, ck.device()))
@@ -414,7 +553,7 @@ impl Op for SelectiveStateUpdate {
         args.validate()
     }
 
-    /// `2*state_numel*state_elem` bytes (the state read and written).
+    /// `2*B*H*P*N*state_elem` bytes (the state rows of the batch read and written).
     fn work(p: &SelectiveStateUpdateProblem) -> Work {
         Work::Bytes(
             2.0 * p.batch as f64

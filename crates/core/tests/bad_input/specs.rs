@@ -420,6 +420,7 @@ pub struct Ssu {
     pub d: Option<T>,
     pub z: Option<T>,
     pub out: T,
+    pub state_indices: Option<T>,
 }
 
 /// `state[2, 4, 16, 8]` f32, activations bf16, one group, every optional input given.
@@ -435,7 +436,16 @@ pub fn ssu() -> Ssu {
         d: Some(t(8, DType::F32, &[4, 16])),
         z: Some(t(9, DType::BF16, &[2, 4, 16])),
         out: t(10, DType::BF16, &[2, 4, 16]),
+        state_indices: None,
     }
+}
+
+/// [`ssu`] over a state cache `[5, 4, 16, 8]` with `state_indices [2]` (i32).
+pub fn ssu_indexed() -> Ssu {
+    let mut s = ssu();
+    s.state.shape = vec![5, 4, 16, 8];
+    s.state_indices = Some(t(11, DType::I32, &[2]));
+    s
 }
 
 impl Spec for Ssu {
@@ -452,6 +462,7 @@ impl Spec for Ssu {
             z: opt_view(&self.z)?,
             out: self.out.view_mut()?,
             dt_softplus: true,
+            state_indices: opt_view(&self.state_indices)?,
         }))
     }
     fn tensors(&mut self) -> Vec<&mut T> {
@@ -467,6 +478,7 @@ impl Spec for Ssu {
         v.extend(self.dt_bias.as_mut());
         v.extend(self.d.as_mut());
         v.extend(self.z.as_mut());
+        v.extend(self.state_indices.as_mut());
         v
     }
     fn optional(&mut self) -> Vec<&mut Option<T>> {

@@ -322,14 +322,18 @@ pub fn direct(op: OpKind) -> BoxedStrategy<Problem> {
                 any::<bool>(),
                 any::<bool>(),
             ),
-            align(),
+            (
+                align(),
+                prop_oneof![Just(None), Just(Some(DType::I32)), Just(Some(DType::I64))],
+                any_size(),
+            ),
         )
             .prop_map(
                 |(
                     (batch, groups, head_dim, state_dim, per),
                     (dtype, state_dtype),
                     (a, b, d, z, sp),
-                    align,
+                    (align, index_dtype, slots),
                 )| {
                     Problem::SelectiveStateUpdate(SelectiveStateUpdateProblem {
                         batch,
@@ -345,6 +349,8 @@ pub fn direct(op: OpKind) -> BoxedStrategy<Problem> {
                         z,
                         dt_softplus: sp,
                         align,
+                        cache_slots: if index_dtype.is_some() { slots } else { batch },
+                        index_dtype,
                     })
                 },
             )
@@ -637,8 +643,8 @@ pub fn args(problem: &Problem) -> Option<Args<'static>> {
             } else {
                 vec![h, pp, n]
             };
-            let specs = vec![
-                spec(p.state_dtype, &[b, h, pp, n]),
+            let mut specs = vec![
+                spec(p.state_dtype, &[p.cache_slots, h, pp, n]),
                 spec(p.dtype, &[b, h, pp]),
                 spec(p.dtype, &[b, h, pp]),
                 spec(DType::F32, &[h, pp]),
@@ -650,8 +656,23 @@ pub fn args(problem: &Problem) -> Option<Args<'static>> {
                 spec(p.dtype, &[b, h, pp]),
             ];
             // Leave out the optional tensors the problem does not have.
+            let ix = p.index_dtype.unwrap_or(DType::I32);
+            specs.push(Spec {
+                counted: false,
+                ..spec(ix, &[b])
+            });
             let keep = [
-                true, true, true, p.dt_bias, true, true, true, p.d, p.z, true,
+                true,
+                true,
+                true,
+                p.dt_bias,
+                true,
+                true,
+                true,
+                p.d,
+                p.z,
+                true,
+                p.index_dtype.is_some(),
             ];
             let index: Vec<Option<usize>> = keep
                 .iter()
@@ -681,6 +702,7 @@ pub fn args(problem: &Problem) -> Option<Args<'static>> {
                 z: at(8),
                 out: v.view_mut(index[9]?),
                 dt_softplus: p.dt_softplus,
+                state_indices: at(10),
             })
         }
         Problem::SiluMul(p) => {

@@ -1,7 +1,7 @@
 //! `selective_state_update` oracle and the `reference.selective_state_update` kernel.
 
 use kernelyard_core::ops::selective_state_update::{
-    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem,
+    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem, PAD_SLOT_ID,
 };
 use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
@@ -12,8 +12,10 @@ use crate::ops::meta;
 /// The inputs of one decode step, dense and in logical order, widened to `f64`.
 #[derive(Clone, Copy, Debug)]
 pub struct SsuInputs<'a> {
-    /// State `[B, H, P, N]` before the step.
+    /// State `[cache_slots, H, P, N]` before the step (`[B, H, P, N]` without indices).
     pub state: &'a [f64],
+    /// Optional `[B]`: each batch entry's slot of the state, or [`PAD_SLOT_ID`].
+    pub state_indices: Option<&'a [i64]>,
     /// Input `[B, H, P]`.
     pub x: &'a [f64],
     /// Time step `[B, H, P]`.
@@ -41,61 +43,126 @@ fn softplus(x: f64) -> f64 {
     }
 }
 
+/// What a batch entry's `state_indices` entry makes of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// It updates this row of the state.
+    Live(usize),
+    /// [`PAD_SLOT_ID`]: no state access, a zero output row.
+    Pad,
+    /// Outside the cache: no state access, a NaN output row (what the GPU kernels do with an
+    /// index validation could not read).
+    Bad,
+}
+
+fn slot(i: &SsuInputs<'_>, b: usize, slots: usize) -> Slot {
+    let Some(ix) = i.state_indices else {
+        return Slot::Live(b);
+    };
+    match ix.get(b).copied() {
+        Some(PAD_SLOT_ID) => Slot::Pad,
+        Some(v) => match usize::try_from(v) {
+            Ok(s) if s < slots => Slot::Live(s),
+            _ => Slot::Bad,
+        },
+        None => Slot::Bad,
+    }
+}
+
 /// One Mamba decode step in `f64`, with the semantics documented in
 /// [`kernelyard_core::ops::selective_state_update`].
 ///
-/// Returns `(new_state [B, H, P, N], y [B, H, P])`. The new state is not rounded, and `y` is
-/// computed from it (as `mamba_ssm` computes in f32 and stores the state afterwards).
-/// `(batch, head)` pairs run in parallel; each `y`'s sum over `n` is taken in index order.
+/// Returns `(new_state, y [B, H, P])`, `new_state` shaped as `i.state` (the cache with
+/// indices: rows no entry names, padded entries' and out-of-range entries' untouched). The new
+/// state is not rounded, and `y` is computed from it (as `mamba_ssm` computes in f32 and
+/// stores the state afterwards). A padded entry's `y` row is 0, an out-of-range one's NaN.
+/// Entries run in parallel; each `y`'s sum over `n` is taken in index order. With duplicate
+/// indices (which validation rejects) the later entry's update wins.
 pub fn selective_state_update(
     p: &SelectiveStateUpdateProblem,
     i: &SsuInputs<'_>,
 ) -> (Vec<f64>, Vec<f64>) {
-    let (heads, pn, n_dim) = (p.heads, p.head_dim * p.state_dim, p.state_dim);
+    let (heads, pn) = (p.heads, p.head_dim * p.state_dim);
     let mut state = i.state.to_vec();
     let mut y = vec![0.0; p.batch * p.heads * p.head_dim];
     if pn == 0 || p.groups == 0 || !p.heads.is_multiple_of(p.groups) {
         return (state, y);
     }
+    let slots = i.state.len() / (heads * pn).max(1);
+    // Each live entry's rows of the state, copied out, updated in parallel and written back in
+    // entry order.
+    let mut rows: Vec<(Slot, Vec<f64>)> = (0..p.batch)
+        .map(|b| match slot(i, b, slots) {
+            Slot::Live(s) => (
+                Slot::Live(s),
+                state[s * heads * pn..(s + 1) * heads * pn].to_vec(),
+            ),
+            other => (other, Vec::new()),
+        })
+        .collect();
     let heads_per_group = p.heads / p.groups;
-    state
-        .par_chunks_mut(pn)
-        .zip(y.par_chunks_mut(p.head_dim))
+    rows.par_iter_mut()
+        .zip(y.par_chunks_mut(heads * p.head_dim))
         .enumerate()
-        .for_each(|(bh, (st, yo))| {
-            let (b, h) = (bh / heads, bh % heads);
-            let g = h / heads_per_group;
-            let proj = (b * p.groups + g) * n_dim;
-            let (bm, cm) = (&i.bm[proj..proj + n_dim], &i.cm[proj..proj + n_dim]);
-            for (c, (s_row, out)) in st.chunks_mut(n_dim).zip(yo.iter_mut()).enumerate() {
-                let xi = bh * p.head_dim + c;
-                let hc = h * p.head_dim + c;
-                let x = i.x[xi];
-                let mut dt = i.dt[xi] + i.dt_bias.map_or(0.0, |bias| bias[hc]);
-                if p.dt_softplus {
-                    dt = softplus(dt);
+        .for_each(|(b, ((kind, st), yb))| match kind {
+            Slot::Pad => yb.fill(0.0),
+            Slot::Bad => yb.fill(f64::NAN),
+            Slot::Live(_) => {
+                for (h, (sh, yo)) in st.chunks_mut(pn).zip(yb.chunks_mut(p.head_dim)).enumerate() {
+                    step(p, i, b, h, heads_per_group, sh, yo);
                 }
-                let mut acc = 0.0;
-                for (n, s) in s_row.iter_mut().enumerate() {
-                    let a = if p.a_per_head {
-                        i.a[h]
-                    } else {
-                        i.a[hc * n_dim + n]
-                    };
-                    *s = *s * (a * dt).exp() + bm[n] * dt * x;
-                    acc += *s * cm[n];
-                }
-                if let Some(d) = i.d {
-                    acc += d[hc] * x;
-                }
-                if let Some(z) = i.z {
-                    let zv = z[xi];
-                    acc *= zv / (1.0 + (-zv).exp());
-                }
-                *out = acc;
             }
         });
+    for (kind, st) in rows {
+        if let Slot::Live(s) = kind {
+            state[s * heads * pn..(s + 1) * heads * pn].copy_from_slice(&st);
+        }
+    }
     (state, y)
+}
+
+/// Batch entry `b`, head `h`: updates `st [P, N]` (that head's state rows) and writes `yo [P]`.
+fn step(
+    p: &SelectiveStateUpdateProblem,
+    i: &SsuInputs<'_>,
+    b: usize,
+    h: usize,
+    heads_per_group: usize,
+    st: &mut [f64],
+    yo: &mut [f64],
+) {
+    let (heads, n_dim) = (p.heads, p.state_dim);
+    let bh = b * heads + h;
+    let g = h / heads_per_group;
+    let proj = (b * p.groups + g) * n_dim;
+    let (bm, cm) = (&i.bm[proj..proj + n_dim], &i.cm[proj..proj + n_dim]);
+    for (c, (s_row, out)) in st.chunks_mut(n_dim).zip(yo.iter_mut()).enumerate() {
+        let xi = bh * p.head_dim + c;
+        let hc = h * p.head_dim + c;
+        let x = i.x[xi];
+        let mut dt = i.dt[xi] + i.dt_bias.map_or(0.0, |bias| bias[hc]);
+        if p.dt_softplus {
+            dt = softplus(dt);
+        }
+        let mut acc = 0.0;
+        for (n, s) in s_row.iter_mut().enumerate() {
+            let a = if p.a_per_head {
+                i.a[h]
+            } else {
+                i.a[hc * n_dim + n]
+            };
+            *s = *s * (a * dt).exp() + bm[n] * dt * x;
+            acc += *s * cm[n];
+        }
+        if let Some(d) = i.d {
+            acc += d[hc] * x;
+        }
+        if let Some(z) = i.z {
+            let zv = z[xi];
+            acc *= zv / (1.0 + (-zv).exp());
+        }
+        *out = acc;
+    }
 }
 
 /// The `reference.selective_state_update` kernel.
@@ -128,8 +195,12 @@ fn launch(
     let cm = gather("cm", &s.cm)?;
     let d = optional("d", &s.d)?;
     let z = optional("z", &s.z)?;
+    // Exact: validation bounded every index by the cache's rows (or it is the pad slot).
+    let indices: Option<Vec<i64>> =
+        optional("state_indices", &s.state_indices)?.map(|v| v.iter().map(|&i| i as i64).collect());
     let inputs = SsuInputs {
         state: &state,
+        state_indices: indices.as_deref(),
         x: &x,
         dt: &dt,
         dt_bias: dt_bias.as_deref(),
@@ -151,7 +222,7 @@ mod tests {
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
     use kernelyard_core::{
-        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut, ValidationError,
     };
 
     #[derive(Clone, Copy)]
@@ -183,6 +254,8 @@ mod tests {
             z: opt,
             dt_softplus: softplus,
             align: 16,
+            cache_slots: dm.b,
+            index_dtype: None,
         }
     }
 
@@ -225,6 +298,7 @@ mod tests {
         fn inputs(&self, opt: bool) -> SsuInputs<'_> {
             SsuInputs {
                 state: &self.state,
+                state_indices: None,
                 x: &self.x,
                 dt: &self.dt,
                 dt_bias: opt.then_some(self.dt_bias.as_slice()),
@@ -446,6 +520,7 @@ mod tests {
                 z: Some(TensorView::from_slice(&z, &bhp).unwrap()),
                 out: TensorViewMut::from_slice(&mut out, &bhp).unwrap(),
                 dt_softplus: true,
+                state_indices: None,
             };
             let plan = rt
                 .run(
@@ -460,6 +535,7 @@ mod tests {
         let (wx, wdt, wz, wbm, wcm) = (wide(&x), wide(&dt), wide(&z), wide(&bm), wide(&cm));
         let inputs = SsuInputs {
             state: &state_before,
+            state_indices: None,
             x: &wx,
             dt: &wdt,
             dt_bias: Some(&dtb),
@@ -486,6 +562,117 @@ mod tests {
                     (g - w).abs() <= half_ulp * w.abs(),
                     "{name}[{k}] = {g}, oracle {w}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn indices_update_their_slots_and_pads_leave_the_cache() {
+        // Cache of 5 slots; entry 0 -> slot 3, entry 1 padded: slot 3 gets entry 0's update,
+        // every other slot is untouched, entry 1's output row is zero.
+        let dm = Dims {
+            b: 2,
+            h: 2,
+            p: 3,
+            n: 4,
+            g: 1,
+        };
+        let slots = 5;
+        let o = Owned::new(dm, false);
+        let row = dm.h * dm.p * dm.n;
+        let cache: Vec<f64> = data(slots * row, 11, 1.0);
+        let mut dense = o.inputs(true);
+        let mut both = o.state.clone();
+        both[..row].copy_from_slice(&cache[3 * row..4 * row]);
+        dense.state = &both;
+        let pr = problem(dm, false, true, true);
+        let (want_state, want_y) = selective_state_update(&pr, &dense);
+        let mut ix = o.inputs(true);
+        ix.state = &cache;
+        let indices = [3, PAD_SLOT_ID];
+        ix.state_indices = Some(&indices);
+        let mut pr_ix = pr.clone();
+        pr_ix.cache_slots = slots;
+        pr_ix.index_dtype = Some(DType::I64);
+        let (st, y) = selective_state_update(&pr_ix, &ix);
+        let hp = dm.h * dm.p;
+        assert_eq!(y[..hp], want_y[..hp]);
+        assert!(y[hp..].iter().all(|v| *v == 0.0));
+        for s in 0..slots {
+            let got = &st[s * row..(s + 1) * row];
+            if s == 3 {
+                assert_eq!(got, &want_state[..row]);
+            } else {
+                assert_eq!(got, &cache[s * row..(s + 1) * row], "slot {s}");
+            }
+        }
+        // An index outside the cache: NaN output, cache untouched.
+        let bad = [3, 7];
+        ix.state_indices = Some(&bad);
+        let (st, y) = selective_state_update(&pr_ix, &ix);
+        assert!(y[hp..].iter().all(|v| v.is_nan()));
+        assert_eq!(st[4 * row..], cache[4 * row..]);
+    }
+
+    fn launch_with_indices(indices: &[i32], slots: usize) -> Result<Vec<f32>, Error> {
+        let dm = Dims {
+            b: indices.len(),
+            h: 1,
+            p: 2,
+            n: 4,
+            g: 1,
+        };
+        let o = Owned::new(dm, true);
+        let f = |v: &[f64]| v.iter().map(|e| *e as f32).collect::<Vec<f32>>();
+        let mut cache = f(&data(slots * dm.h * dm.p * dm.n, 12, 1.0));
+        let (x, dt, a, bm, cm) = (f(&o.x), f(&o.dt), f(&o.a), f(&o.bm), f(&o.cm));
+        let mut out = vec![f32::NAN; dm.b * dm.h * dm.p];
+        let bhp = [dm.b, dm.h, dm.p];
+        let bgn = [dm.b, dm.g, dm.n];
+        let rt = Runtime::builder().build().unwrap();
+        let args = SelectiveStateUpdateArgs {
+            state: TensorViewMut::from_slice(&mut cache, &[slots, dm.h, dm.p, dm.n]).unwrap(),
+            x: TensorView::from_slice(&x, &bhp).unwrap(),
+            dt: TensorView::from_slice(&dt, &bhp).unwrap(),
+            dt_bias: None,
+            a: TensorView::from_slice(&a, &[dm.h]).unwrap(),
+            bm: TensorView::from_slice(&bm, &bgn).unwrap(),
+            cm: TensorView::from_slice(&cm, &bgn).unwrap(),
+            d: None,
+            z: None,
+            out: TensorViewMut::from_slice(&mut out, &bhp).unwrap(),
+            dt_softplus: false,
+            state_indices: Some(TensorView::from_slice(indices, &[dm.b]).unwrap()),
+        };
+        rt.run(
+            &Policy::auto(),
+            &Stream::host(),
+            &mut Args::SelectiveStateUpdate(args),
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn host_indices_are_validated() {
+        let out = launch_with_indices(&[2, -1, 0], 3).unwrap();
+        assert!(out[2..4].iter().all(|v| *v == 0.0), "{out:?}");
+        assert!(out.iter().all(|v| v.is_finite()));
+        match launch_with_indices(&[2, 0, 2], 3) {
+            Err(Error::Validation(ValidationError::DuplicateStateIndex {
+                index: 2,
+                first: 0,
+                second: 2,
+            })) => {}
+            other => panic!("{other:?}"),
+        }
+        for bad in [3, -2] {
+            match launch_with_indices(&[0, bad], 3) {
+                Err(Error::Validation(ValidationError::StateIndexOutOfRange {
+                    row: 1,
+                    index,
+                    slots: 3,
+                })) => assert_eq!(index, i64::from(bad)),
+                other => panic!("{other:?}"),
             }
         }
     }

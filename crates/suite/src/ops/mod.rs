@@ -66,6 +66,14 @@ pub(crate) trait Driver: Sync {
         outs: &'a mut [DeviceTensor],
     ) -> Result<Args<'a>, String>;
 
+    /// Adjusts the inputs of a batch whose first `rows` rows are an instance's and the rest
+    /// were appended by the batch-invariance check (e.g. appended state indices must not name
+    /// the first rows' slots).
+    fn fix_appended(&self, inputs: &mut [HostTensor], rows: usize) -> Result<(), String> {
+        let _ = (inputs, rows);
+        Ok(())
+    }
+
     /// The launch error the instance must produce instead of outputs, if any.
     fn expected_error(&self, inst: &Instance) -> Result<Option<ExpectedError>, String> {
         let _ = inst;
@@ -247,6 +255,7 @@ pub(crate) fn padded(
             None => inputs.push(t.clone()),
         }
     }
+    driver.fix_appended(&mut inputs, n)?;
     let outputs = driver.outputs(&problem, &inputs)?;
     Ok(Instance {
         problem,

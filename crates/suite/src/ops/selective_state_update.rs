@@ -3,8 +3,16 @@
 //! `A` is negative (`-exp(u)`, `u` in `[ln 0.5, ln 16)`), so the state decays. With softplus,
 //! `dt + dt_bias` lies around `[-6, 0]` (time steps of 0.002 to 0.7, as Mamba's init gives);
 //! without it, `dt` and `dt_bias` are small and positive so `exp(A * dt)` stays below 1.
+//!
+//! With `state_indices`, the state is a cache of `cache_slots` rows (no batch axis: every run
+//! gets the whole cache) and the indices are distinct random slots; when the cache has more
+//! slots than the batch has rows, about one entry in four is [`PAD_SLOT_ID`] (never all).
+//! Rows appended by the batch-invariance check are padded entries
+//! ([`Driver::fix_appended`]), so they cannot name a slot the first rows own.
 
-use kernelyard::ops::selective_state_update::{SelectiveStateUpdate, SelectiveStateUpdateArgs};
+use kernelyard::ops::selective_state_update::{
+    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem, PAD_SLOT_ID,
+};
 use kernelyard::ops::Listed;
 use kernelyard::{Args, DType, Problem};
 use kernelyard_reference::host::round_to;
@@ -27,7 +35,19 @@ impl Driver for SsuDriver {
     fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
         let mut q = expect::<SelectiveStateUpdate>(p)?.clone();
         q.batch = rows;
+        if q.index_dtype.is_none() {
+            q.cache_slots = rows;
+        }
         Ok(SelectiveStateUpdate::wrap(q))
+    }
+
+    fn fix_appended(&self, inputs: &mut [HostTensor], rows: usize) -> Result<(), String> {
+        if let Some(ix) = inputs.iter_mut().find(|t| t.name == "state_indices") {
+            for v in ix.data.iter_mut().skip(rows) {
+                *v = PAD_SLOT_ID as f64;
+            }
+        }
+        Ok(())
     }
 
     fn generate(
@@ -59,8 +79,8 @@ impl Driver for SsuDriver {
             HostTensor::uniform(
                 "state",
                 p.state_dtype,
-                vec![b, h, hd, n],
-                Some(0),
+                vec![p.cache_slots, h, hd, n],
+                state_axis(p),
                 rng,
                 -1.0,
                 1.0,
@@ -112,6 +132,15 @@ impl Driver for SsuDriver {
                 2.0,
             ));
         }
+        if let Some(dt) = p.index_dtype {
+            v.push(HostTensor::of(
+                "state_indices",
+                dt,
+                vec![b],
+                Some(0),
+                indices(p, rng),
+            ));
+        }
         Ok(v)
     }
 
@@ -124,7 +153,12 @@ impl Driver for SsuDriver {
             vec![h, hd, n]
         };
         let mut v = vec![
-            HostTensor::shape_only("state", p.state_dtype, vec![b, h, hd, n], Some(0)),
+            HostTensor::shape_only(
+                "state",
+                p.state_dtype,
+                vec![p.cache_slots, h, hd, n],
+                state_axis(p),
+            ),
             HostTensor::shape_only("x", p.dtype, vec![b, h, hd], Some(0)),
             HostTensor::shape_only("dt", p.dtype, vec![b, h, hd], Some(0)),
             HostTensor::shape_only("a", DType::F32, a_shape, None),
@@ -150,6 +184,14 @@ impl Driver for SsuDriver {
                 Some(0),
             ));
         }
+        if let Some(dt) = p.index_dtype {
+            v.push(HostTensor::shape_only(
+                "state_indices",
+                dt,
+                vec![b],
+                Some(0),
+            ));
+        }
         Ok(v)
     }
 
@@ -159,8 +201,8 @@ impl Driver for SsuDriver {
             OutputSpec {
                 name: "state",
                 dtype: p.state_dtype,
-                shape: vec![p.batch, p.heads, p.head_dim, p.state_dim],
-                batch_axis: Some(0),
+                shape: vec![p.cache_slots, p.heads, p.head_dim, p.state_dim],
+                batch_axis: state_axis(p),
                 init: Init::FromInput(Instance::input_index(inputs, "state")?),
             },
             OutputSpec {
@@ -175,8 +217,12 @@ impl Driver for SsuDriver {
 
     fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
         let p = expect::<SelectiveStateUpdate>(&inst.problem)?;
+        let indices: Option<Vec<i64>> = inst
+            .optional("state_indices")
+            .map(|v| v.iter().map(|&i| i as i64).collect());
         let inputs = SsuInputs {
             state: &inst.input("state")?.data,
+            state_indices: indices.as_deref(),
             x: &inst.input("x")?.data,
             dt: &inst.input("dt")?.data,
             dt_bias: inst.optional("dt_bias"),
@@ -210,6 +256,34 @@ impl Driver for SsuDriver {
             z: optional_input(ins, "z")?,
             out: required(out, "out")?,
             dt_softplus: p.dt_softplus,
+            state_indices: optional_input(ins, "state_indices")?,
         }))
     }
+}
+
+/// The state's batch axis: rows are batch entries without indices; a cache has none.
+fn state_axis(p: &SelectiveStateUpdateProblem) -> Option<usize> {
+    p.index_dtype.is_none().then_some(0)
+}
+
+/// Distinct random slots of the cache, one per batch entry; with spare slots, about one entry
+/// in four (never all) is [`PAD_SLOT_ID`].
+fn indices(p: &SelectiveStateUpdateProblem, rng: &mut Rng) -> Vec<f64> {
+    let slots = rng.permutation(p.cache_slots);
+    let pads = p.cache_slots > p.batch;
+    let mut live = 0;
+    let mut v: Vec<f64> = (0..p.batch)
+        .map(|b| {
+            if b >= slots.len() || (pads && rng.below(4) == 0) {
+                PAD_SLOT_ID as f64
+            } else {
+                live += 1;
+                slots[b] as f64
+            }
+        })
+        .collect();
+    if live == 0 {
+        v[0] = slots[0] as f64;
+    }
+    v
 }
