@@ -21,6 +21,11 @@
 #                  --include-ignored, then every example with each of the argument lists
 #                  in CANDLE_EXAMPLE_ARGS (`;`-separated; default `--device cuda`, with
 #                  `--kv-heads 8`, with `--batch-invariant`)                      -> candle.log
+#   ssu            selective_state_update (issue 15): its selection test binary, verify --op
+#                  selective_state_update, compute-sanitizer memcheck, racecheck and synccheck over
+#                  it, the bench rows at torch_ops.py's shapes with a bf16 and an f32 state, the
+#                  torch.compile peer for each (scripts/ssu_peer.py), the ratio table
+#                                                                                -> ssu.log, ssu_bench_{bf16,f32}.jsonl, ssu_ratios.md
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -180,6 +185,31 @@ for stage in $stages; do
     python3 scripts/ratio_table.py "$OUT/bench.jsonl" >"$OUT/ratios.md" 2>&1
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"
+    ;;
+  ssu)
+    start=$SECONDS
+    log="$OUT/ssu.log"
+    : >"$log"
+    for t in ssu_selection emulated_ssu; do
+      [ -x ".gpu/bin/$t" ] && ".gpu/bin/$t" --include-ignored >>"$log" 2>&1
+    done
+    $K verify --device cuda:0 --op selective_state_update >>"$log" 2>&1
+    note "ssu verify: rc=$? $(grep -E 'passed|failed' "$log" | tail -1)"
+    for tool in memcheck racecheck synccheck; do
+      sanitized $tool "$log" "selective_state_update" -- --op selective_state_update
+    done
+    for state in bf16 f32; do
+      j="$OUT/ssu_bench_$state.jsonl"
+      : >"$j"
+      for s in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 \
+        batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
+        bench_rows "$j" selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
+      done
+      PYTHONUNBUFFERED=1 python3 scripts/ssu_peer.py peer --state $state >>"$j" 2>>"$OUT/bench.err"
+    done
+    python3 scripts/ssu_peer.py table "$OUT/ssu_bench_bf16.jsonl" "$OUT/ssu_bench_f32.jsonl" >"$OUT/ssu_ratios.md" 2>&1
+    cat "$OUT/ssu_ratios.md"
+    note "ssu: $((SECONDS - start)) s"
     ;;
   candle)
     # kernelyard-candle's GPU tests (every op against candle's own on the same tensors) and its
