@@ -45,6 +45,7 @@ pub mod runtime;
 pub mod select;
 pub mod stream;
 pub mod tensor;
+pub mod tune;
 
 pub use backend::{Backend, BackendEntry, DeviceBuffer, KnownBackend, KNOWN_BACKENDS};
 pub use caps::{Arch, ArchReq, ArchVersion, Capabilities, Feature, Gfx, Sm, Version};

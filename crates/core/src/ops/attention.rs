@@ -321,6 +321,8 @@ impl Op for Attention {
         params: "batch=1,seq_q=1024,heads_q=32,heads_kv=8,head_dim=128,causal=1",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["batch"];
+    const BUCKETED: &'static [&'static str] = &["batch", "seq_q", "seq_kv", "heads_q", "heads_kv"];
     type Problem = AttentionProblem;
     type Args<'a> = AttentionArgs<'a>;
 

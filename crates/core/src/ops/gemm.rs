@@ -463,6 +463,8 @@ impl Op for Gemm {
         params: "m=128,n=128,k=128",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["m", "batch"];
+    const BUCKETED: &'static [&'static str] = &["m", "n", "k", "batch"];
     type Problem = GemmProblem;
     type Args<'a> = GemmArgs<'a>;
 

@@ -82,6 +82,13 @@ pub trait Op: Send + Sync + 'static {
     const SCALARS: &'static [ScalarKey];
     /// A representative problem.
     const EXAMPLE: Example;
+    /// Problem fields that count batch rows (m, rows, tokens, batch): a tuning key leaves them
+    /// out under a determinism or batch-invariance constraint, so no tuned choice can depend
+    /// on them ([`crate::tune`]).
+    const BATCH_FIELDS: &'static [&'static str] = &[];
+    /// Problem fields that are sizes whose power-of-two bucket is enough to key a tuned choice
+    /// (never alignment, strides, dtypes or flags, which stay exact).
+    const BUCKETED: &'static [&'static str] = &[];
 
     /// The problem descriptor: shapes, dtypes, layout, flags and least alignment; no data and no
     /// scalars. It has `dtype` and `align` fields (the catalog reads them).
@@ -174,6 +181,20 @@ macro_rules! catalog {
             pub fn scalars(self) -> &'static [ScalarKey] {
                 match self {
                     $( OpKind::$variant => <$module::$op as Op>::SCALARS, )+
+                }
+            }
+
+            /// The problem fields that count batch rows (see [`Op::BATCH_FIELDS`]).
+            pub fn batch_fields(self) -> &'static [&'static str] {
+                match self {
+                    $( OpKind::$variant => <$module::$op as Op>::BATCH_FIELDS, )+
+                }
+            }
+
+            /// The problem fields a tuning key buckets (see [`Op::BUCKETED`]).
+            pub fn bucketed(self) -> &'static [&'static str] {
+                match self {
+                    $( OpKind::$variant => <$module::$op as Op>::BUCKETED, )+
                 }
             }
 

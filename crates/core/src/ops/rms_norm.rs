@@ -210,6 +210,8 @@ impl Op for RmsNorm {
         params: "rows=128,hidden=4096",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["rows"];
+    const BUCKETED: &'static [&'static str] = &["rows", "hidden"];
     type Problem = RmsNormProblem;
     type Args<'a> = RmsNormArgs<'a>;
 

@@ -346,6 +346,8 @@ impl Op for Rope {
         params: "tokens=128,heads=32,head_dim=128",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["tokens"];
+    const BUCKETED: &'static [&'static str] = &["tokens", "heads"];
     type Problem = RopeProblem;
     type Args<'a> = RopeArgs<'a>;
 

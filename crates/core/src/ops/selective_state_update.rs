@@ -536,6 +536,8 @@ impl Op for SelectiveStateUpdate {
         params: "batch=8,heads=32,head_dim=64,state_dim=128",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["batch", "cache_slots"];
+    const BUCKETED: &'static [&'static str] = &["batch", "heads", "head_dim", "cache_slots"];
     type Problem = SelectiveStateUpdateProblem;
     type Args<'a> = SelectiveStateUpdateArgs<'a>;
 

@@ -196,6 +196,8 @@ impl Op for SiluMul {
         params: "rows=128,d=14336",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["rows"];
+    const BUCKETED: &'static [&'static str] = &["rows", "d"];
     type Problem = SiluMulProblem;
     type Args<'a> = SiluMulArgs<'a>;
 

@@ -136,6 +136,8 @@ impl Op for Softmax {
         params: "rows=128,cols=4096",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["rows"];
+    const BUCKETED: &'static [&'static str] = &["rows", "cols"];
     type Problem = RowsProblem;
     type Args<'a> = SoftmaxArgs<'a>;
 

@@ -223,6 +223,8 @@ impl Op for TokenLogprobs {
         params: "tokens=128,vocab=32000",
         dtype: DType::BF16,
     };
+    const BATCH_FIELDS: &'static [&'static str] = &["tokens"];
+    const BUCKETED: &'static [&'static str] = &["tokens", "vocab"];
     type Problem = TokenLogprobsProblem;
     type Args<'a> = TokenLogprobsArgs<'a>;
 
