@@ -60,9 +60,10 @@ pub use ops::{Args, Example, Listed, Op, OpKind, Problem, ScalarKey, Work};
 pub use presets::{Preset, PresetError, PRESETS};
 pub use reason::Reason;
 pub use registry::Registry;
-pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder};
+pub use runtime::{BackendState, BackendStatus, Runtime, RuntimeBuilder, TUNE_ENV};
 pub use select::{
-    Candidate, Choice, Pins, Plan, Policy, SelectionReport, Selector, Verdict, PIN_ENV,
+    Candidate, Choice, ChoiceSource, Pins, Plan, Policy, SelectionReport, Selector, TuningNote,
+    Verdict, PIN_ENV,
 };
 pub use stream::{OwnedStream, Stream};
 pub use tensor::{TensorView, TensorViewMut, MAX_RANK};

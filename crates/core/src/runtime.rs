@@ -18,6 +18,7 @@ use crate::ops::{Args, Problem};
 use crate::registry::Registry;
 use crate::select::{Pins, Plan, Policy, Selector};
 use crate::stream::{OwnedStream, Stream};
+use crate::tune::TuningCache;
 
 /// Whether a backend can be used in this process.
 #[derive(Clone, Debug, Serialize)]
@@ -75,11 +76,26 @@ struct DeviceEntry {
     backend: Option<&'static dyn Backend>,
 }
 
+/// The environment variable that turns tuned selection on for every policy that names no
+/// kernel, with the cache at [`TuningCache::default_path`]: `1` (or `on`, `true`).
+pub const TUNE_ENV: &str = "KERNELYARD_TUNE";
+
 /// Backends, devices and selection for one process (or one test).
 pub struct Runtime {
     backends: Vec<BackendStatus>,
     devices: Vec<DeviceEntry>,
     selector: Selector,
+    tuning_error: Option<String>,
+}
+
+/// Where a runtime's tuning cache comes from.
+enum TuningSource {
+    /// `KERNELYARD_TUNE`: on (every untuned policy tuned, default path) or off.
+    Env,
+    /// This cache, for policies that ask for tuning.
+    Cache(TuningCache),
+    /// The default path's cache, for policies that ask for tuning.
+    DefaultPath,
 }
 
 /// Builds a [`Runtime`] with explicit parts (for tests and embedders).
@@ -88,6 +104,7 @@ pub struct RuntimeBuilder {
     pins: Option<String>,
     probe: bool,
     simulated: Vec<Capabilities>,
+    tuning: TuningSource,
 }
 
 impl RuntimeBuilder {
@@ -100,6 +117,20 @@ impl RuntimeBuilder {
     /// Use these pins (`op=kernel,...`) instead of reading `KERNELYARD_KERNELS`.
     pub fn pins(mut self, spec: impl Into<String>) -> Self {
         self.pins = Some(spec.into());
+        self
+    }
+
+    /// Use `cache` for policies that ask for tuning ([`Policy::tuned`]) instead of reading
+    /// `KERNELYARD_TUNE`.
+    pub fn tuning_cache(mut self, cache: TuningCache) -> Self {
+        self.tuning = TuningSource::Cache(cache);
+        self
+    }
+
+    /// Load the cache at [`TuningCache::default_path`] for policies that ask for tuning
+    /// (without turning tuning on for the others, as `KERNELYARD_TUNE=1` does).
+    pub fn tuning_from_default_path(mut self) -> Self {
+        self.tuning = TuningSource::DefaultPath;
         self
     }
 
@@ -188,11 +219,47 @@ impl RuntimeBuilder {
             });
         }
         devices.sort_by_key(|d| d.caps.device);
+        let (cache, all, tuning_error) = load_tuning(self.tuning);
         Ok(Runtime {
             backends,
             devices,
-            selector: Selector::new(registry, pins),
+            selector: Selector::new(registry, pins).with_tuning(cache.map(Arc::new), all),
+            tuning_error,
         })
+    }
+}
+
+/// The tuning cache, whether every policy is tuned, and why a requested cache is missing.
+fn load_tuning(source: TuningSource) -> (Option<TuningCache>, bool, Option<String>) {
+    let (wanted, all) = match source {
+        TuningSource::Cache(c) => return (Some(c), false, None),
+        TuningSource::DefaultPath => (true, false),
+        TuningSource::Env => {
+            let v = std::env::var(TUNE_ENV).unwrap_or_default();
+            let on = matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "on" | "true");
+            (on, on)
+        }
+    };
+    if !wanted {
+        return (None, false, None);
+    }
+    let loaded = match TuningCache::default_path() {
+        None => Err("no tuning cache path: set KERNELYARD_TUNING_CACHE to an absolute path".into()),
+        Some(p) => TuningCache::open(p).map_err(|e| e.to_string()),
+    };
+    match loaded {
+        Ok(c) => {
+            tracing::debug!(
+                path = ?c.path(),
+                entries = c.entries().count(),
+                "kernelyard: tuning cache loaded"
+            );
+            (Some(c), all, None)
+        }
+        Err(why) => {
+            tracing::warn!(why = %why, "kernelyard: tuning cache not used");
+            (None, all, Some(why))
+        }
     }
 }
 
@@ -235,12 +302,24 @@ impl Runtime {
             pins: None,
             probe: true,
             simulated: Vec::new(),
+            tuning: TuningSource::Env,
         }
     }
 
     /// The registry.
     pub fn registry(&self) -> &'static Registry {
         self.selector.registry()
+    }
+
+    /// The tuning cache tuned policies use, if one is loaded.
+    pub fn tuning_cache(&self) -> Option<&TuningCache> {
+        self.selector.tuning_cache()
+    }
+
+    /// Why the tuning cache that was asked for (`KERNELYARD_TUNE`,
+    /// [`RuntimeBuilder::tuning_from_default_path`]) is not loaded, if it is not.
+    pub fn tuning_error(&self) -> Option<&str> {
+        self.tuning_error.as_deref()
     }
 
     /// Every known or registered backend with its state.

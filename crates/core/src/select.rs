@@ -24,6 +24,7 @@ use crate::ops::{Args, OpKind, Problem};
 use crate::reason::Reason;
 use crate::registry::Registry;
 use crate::stream::Stream;
+use crate::tune::{EnvMismatch, Lookup, TuningCache, TuningEnv, TuningKey};
 
 mod cache;
 
@@ -53,6 +54,11 @@ pub struct Policy {
     pub deterministic: bool,
     /// Only kernels that declare batch invariance (and determinism).
     pub batch_invariant: bool,
+    /// Among the runnable kernels, prefer the one the tuning cache measured fastest for the
+    /// problem's tuning key ([`crate::tune`]); without a usable entry, choose as without it.
+    /// Ignored when a kernel is named (by the policy or a pin).
+    #[serde(default)]
+    pub tuned: bool,
 }
 
 impl Policy {
@@ -62,7 +68,19 @@ impl Policy {
             choice: Choice::Auto,
             deterministic: false,
             batch_invariant: false,
+            tuned: false,
         }
+    }
+
+    /// Also prefer the tuning cache's measured choice (see [`Policy::tuned`](Policy#structfield.tuned)).
+    pub fn tuned(mut self) -> Self {
+        self.tuned = true;
+        self
+    }
+
+    /// The choice must not depend on the batch: determinism or batch invariance was asked.
+    pub fn constrained(&self) -> bool {
+        self.deterministic || self.batch_invariant
     }
 
     /// Exactly the kernel `name`.
@@ -131,6 +149,9 @@ impl fmt::Display for Policy {
         if self.batch_invariant {
             f.write_str(" +batch_invariant")?;
         }
+        if self.tuned {
+            f.write_str(" +tuned")?;
+        }
         Ok(())
     }
 }
@@ -167,6 +188,70 @@ pub struct Candidate {
     pub verdict: Verdict,
 }
 
+/// What decided the choice among the runnable kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoiceSource {
+    /// The policy named the kernel.
+    Named,
+    /// A `KERNELYARD_KERNELS` pin named it.
+    Pinned,
+    /// The highest priority (the only kernel, or the only one of its priority).
+    Priority,
+    /// The kernels' heuristic scores (or names) among kernels of equal priority.
+    Heuristic,
+    /// A tuning cache entry measured it fastest.
+    Tuned,
+}
+
+impl fmt::Display for ChoiceSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChoiceSource::Named => "named by the policy",
+            ChoiceSource::Pinned => "pinned",
+            ChoiceSource::Priority => "priority",
+            ChoiceSource::Heuristic => "heuristic score among equal priorities",
+            ChoiceSource::Tuned => "tuning",
+        })
+    }
+}
+
+/// What a tuned selection found in the tuning cache.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "tuning", rename_all = "snake_case")]
+pub enum TuningNote {
+    /// The selector has no tuning cache (`RuntimeBuilder::tuning_cache`, `KERNELYARD_TUNE`).
+    NoCache,
+    /// No entry for the key.
+    Miss {
+        /// The key (one line).
+        key: String,
+    },
+    /// An entry measured elsewhere: not applied.
+    Stale {
+        /// The key (one line).
+        key: String,
+        /// Every difference from here.
+        mismatches: Vec<EnvMismatch>,
+    },
+    /// The entry's choice cannot run this problem (or is not a candidate): not applied.
+    Unusable {
+        /// The key (one line).
+        key: String,
+        /// The cached choice.
+        choice: String,
+        /// Why it cannot run.
+        why: String,
+    },
+    /// The entry's choice was applied.
+    Applied {
+        /// The key (one line).
+        key: String,
+        /// Every candidate's measured median time, ms (`None`: rejected), with verification.
+        measured: Vec<(String, Option<f64>, bool)>,
+    },
+}
+
 /// Why a plan was chosen: every candidate with its verdict.
 #[derive(Clone, Debug, Serialize)]
 pub struct SelectionReport {
@@ -182,6 +267,10 @@ pub struct SelectionReport {
     pub pinned_by_env: Option<&'static str>,
     /// The chosen kernel, if any.
     pub selected: Option<&'static str>,
+    /// What decided the choice, if one was made.
+    pub source: Option<ChoiceSource>,
+    /// What the tuning cache said, for a tuned policy.
+    pub tuning: Option<TuningNote>,
     /// Every candidate, in preference order.
     pub candidates: Vec<Candidate>,
 }
@@ -206,6 +295,35 @@ impl fmt::Display for SelectionReport {
         writeln!(f, "  problem {}", self.problem)?;
         if let Some(pin) = self.pinned_by_env {
             writeln!(f, "  pinned by {PIN_ENV}: {pin}")?;
+        }
+        if let Some(src) = self.source {
+            writeln!(f, "  chosen by: {src}")?;
+        }
+        match &self.tuning {
+            None => {}
+            Some(TuningNote::NoCache) => writeln!(f, "  tuning: no tuning cache loaded")?,
+            Some(TuningNote::Miss { key }) => writeln!(f, "  tuning: no entry for {key}")?,
+            Some(TuningNote::Stale { key, mismatches }) => {
+                writeln!(
+                    f,
+                    "  tuning: entry for {key} not applied, measured elsewhere:"
+                )?;
+                for m in mismatches {
+                    writeln!(f, "      {m}")?;
+                }
+            }
+            Some(TuningNote::Unusable { key, choice, why }) => writeln!(
+                f,
+                "  tuning: entry for {key} chose {choice}, which cannot run here: {why}"
+            )?,
+            Some(TuningNote::Applied { key, measured }) => {
+                writeln!(f, "  tuning: entry for {key}, measured:")?;
+                for (k, ms, verified) in measured {
+                    let t = ms.map_or("-".to_string(), |ms| format!("{ms:.4} ms"));
+                    let v = if *verified { "verified" } else { "rejected" };
+                    writeln!(f, "      {k}: {t} ({v})")?;
+                }
+            }
         }
         for c in &self.candidates {
             match &c.verdict {
@@ -458,6 +576,8 @@ type CacheKey = (DeviceId, Problem, Policy);
 pub struct Selector {
     registry: &'static Registry,
     pins: Pins,
+    tuning: Option<Arc<TuningCache>>,
+    tune_all: bool,
     // Keyed by the key's Fx hash, computed once per select; see `cache.rs` for the layout.
     cache: ClockCache<CacheKey, Arc<Plan>>,
 }
@@ -482,7 +602,83 @@ impl Selector {
         Selector {
             registry,
             pins,
+            tuning: None,
+            tune_all: false,
             cache: ClockCache::new(capacity),
+        }
+    }
+
+    /// Uses `cache` for tuned policies; with `all`, every policy that names no kernel is
+    /// treated as tuned (`KERNELYARD_TUNE=1`). Cached plans are kept: set this before
+    /// selecting.
+    pub fn with_tuning(mut self, cache: Option<Arc<TuningCache>>, all: bool) -> Self {
+        self.tuning = cache;
+        self.tune_all = all;
+        self
+    }
+
+    /// The tuning cache, if one is loaded.
+    pub fn tuning_cache(&self) -> Option<&TuningCache> {
+        self.tuning.as_deref()
+    }
+
+    /// What the tuning cache holds for `problem` on `caps` under `policy`, and the usable
+    /// entry's choice, if any.
+    fn tuned_choice(
+        &self,
+        caps: &Capabilities,
+        problem: &Problem,
+        policy: &Policy,
+    ) -> (TuningNote, Option<String>) {
+        let Some(cache) = &self.tuning else {
+            return (TuningNote::NoCache, None);
+        };
+        let key = match TuningKey::new(problem, caps, policy.constrained()) {
+            Ok(k) => k,
+            Err(e) => {
+                return (
+                    TuningNote::Miss {
+                        key: format!("(no key: {e})"),
+                    },
+                    None,
+                )
+            }
+        };
+        let label = key.label();
+        let version = |name: &str| self.registry.get(name).map(|k| k.meta().version);
+        match cache.lookup(&key, &TuningEnv::of(caps), version) {
+            Lookup::Miss => (TuningNote::Miss { key: label }, None),
+            Lookup::Stale { mismatches, .. } => (
+                TuningNote::Stale {
+                    key: label,
+                    mismatches,
+                },
+                None,
+            ),
+            Lookup::Hit(entry) => {
+                if entry.choice.tactic.is_some() {
+                    return (
+                        TuningNote::Unusable {
+                            key: label,
+                            choice: entry.choice.to_string(),
+                            why: "tactics are not supported by this build".into(),
+                        },
+                        None,
+                    );
+                }
+                let measured = entry
+                    .measurements
+                    .iter()
+                    .map(|m| (m.candidate.to_string(), m.ms, m.verified))
+                    .collect();
+                (
+                    TuningNote::Applied {
+                        key: label,
+                        measured,
+                    },
+                    Some(entry.choice.kernel.clone()),
+                )
+            }
         }
     }
 
@@ -611,6 +807,8 @@ impl Selector {
             policy: policy.clone(),
             pinned_by_env: pinned.map(|k| k.meta().name),
             selected: None,
+            source: None,
+            tuning: None,
             candidates: Vec::new(),
         };
         let evaluate = |k: &'static dyn Kernel| {
@@ -648,6 +846,11 @@ impl Selector {
                 });
             }
             report.selected = Some(k.meta().name);
+            report.source = Some(if pinned.is_some() {
+                ChoiceSource::Pinned
+            } else {
+                ChoiceSource::Named
+            });
             return Ok(Plan {
                 kernel: k,
                 device: caps.device,
@@ -673,6 +876,37 @@ impl Selector {
                 .then(sb.cmp(sa))
                 .then(ma.name.cmp(mb.name))
         });
+        let mut source = match runnable.as_slice() {
+            [(a, _), (b, _), ..] if a.meta().priority == b.meta().priority => {
+                ChoiceSource::Heuristic
+            }
+            _ => ChoiceSource::Priority,
+        };
+        if policy.tuned || self.tune_all {
+            let (mut note, choice) = self.tuned_choice(caps, problem, policy);
+            if let (Some(choice), TuningNote::Applied { key, .. }) = (choice, &note) {
+                if let Some(i) = runnable.iter().position(|(k, _)| k.meta().name == choice) {
+                    let k = runnable.remove(i);
+                    runnable.insert(0, k);
+                    source = ChoiceSource::Tuned;
+                } else {
+                    let why = match rejected.iter().find(|(k, _)| k.meta().name == choice) {
+                        Some((_, reasons)) => reasons
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        None => "not a candidate for this device and operator".to_string(),
+                    };
+                    note = TuningNote::Unusable {
+                        key: key.clone(),
+                        choice,
+                        why,
+                    };
+                }
+            }
+            report.tuning = Some(note);
+        }
         for (i, (k, score)) in runnable.iter().enumerate() {
             report.candidates.push(Candidate {
                 kernel: k.meta().name,
@@ -698,6 +932,7 @@ impl Selector {
         match runnable.first() {
             Some(&(k, _)) => {
                 report.selected = Some(k.meta().name);
+                report.source = Some(source);
                 Ok(Plan {
                     kernel: k,
                     device: caps.device,

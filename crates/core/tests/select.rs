@@ -12,6 +12,8 @@ mod fakes;
 mod plans;
 #[path = "select/prepare.rs"]
 mod prepare;
+#[path = "select/tuned.rs"]
+mod tuned;
 
 use kernelyard_core::{
     Arch, ArchReq, DType, DeviceId, DeviceKind, Error, Feature, Gfx, Kernel, KernelMeta, OpKind,
