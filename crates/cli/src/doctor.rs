@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::ops::Example;
+use kernelyard::tune::{Lookup, TuningCache, TuningEnv};
 use kernelyard::{
     BackendState, BackendStatus, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, OpKind,
     Params, Problem, Reason, Runtime, PIN_ENV,
@@ -50,6 +51,7 @@ struct DoctorJson<'a> {
     devices: Vec<&'a Capabilities>,
     backends: Vec<BackendJson<'a>>,
     pins: PinsJson,
+    tuning: TuningJson,
     ops: Vec<OpJson>,
     /// Present when doctor exits non-zero (a bad `KERNELYARD_KERNELS`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +66,75 @@ struct BackendJson<'a> {
     #[serde(flatten)]
     status: &'a BackendStatus,
     message: String,
+}
+
+/// The tuning cache at its default path, judged against the present devices.
+#[derive(Serialize)]
+struct TuningJson {
+    /// `KERNELYARD_TUNE` turns tuned selection on.
+    enabled: bool,
+    /// The cache file, if a path is configured.
+    path: Option<String>,
+    /// Why the file cannot be used, if it cannot.
+    error: Option<String>,
+    /// Entries in the file.
+    entries: usize,
+    /// Entries usable on a present device (same environment and kernel versions).
+    usable: usize,
+    /// Entries not usable on any present device, each with why (for the device of its arch).
+    stale: Vec<String>,
+}
+
+fn tuning(rt: &Runtime) -> TuningJson {
+    let enabled = std::env::var(kernelyard::TUNE_ENV)
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "on" | "true"));
+    let mut j = TuningJson {
+        enabled,
+        path: None,
+        error: None,
+        entries: 0,
+        usable: 0,
+        stale: Vec::new(),
+    };
+    let Some(path) = TuningCache::default_path() else {
+        j.error = Some("no path: KERNELYARD_TUNING_CACHE, KERNELYARD_CACHE_DIR, XDG_CACHE_HOME and HOME are unset".into());
+        return j;
+    };
+    j.path = Some(path.display().to_string());
+    let cache = match TuningCache::open(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            j.error = Some(e.to_string());
+            return j;
+        }
+    };
+    let version = |name: &str| rt.registry().get(name).map(|k| k.meta().version);
+    for entry in cache.entries() {
+        j.entries += 1;
+        let mut why = None;
+        let mut usable = false;
+        for caps in rt.devices() {
+            if caps.arch.to_string() != entry.key.arch {
+                continue;
+            }
+            match cache.lookup(&entry.key, &TuningEnv::of(caps), version) {
+                Lookup::Hit(_) => usable = true,
+                Lookup::Stale { mismatches, .. } => {
+                    let m: Vec<String> = mismatches.iter().map(|m| m.to_string()).collect();
+                    why = Some(format!("{}: {}", entry.key.label(), m.join("; ")));
+                }
+                Lookup::Miss => {}
+            }
+        }
+        if usable {
+            j.usable += 1;
+        } else {
+            j.stale.push(why.unwrap_or_else(|| {
+                format!("{}: no present device of its arch", entry.key.label())
+            }));
+        }
+    }
+    j
 }
 
 #[derive(Serialize)]
@@ -128,6 +199,7 @@ pub fn run(args: &DoctorArgs) -> error::Result<ExitCode> {
             })
             .collect(),
         pins,
+        tuning: tuning(&rt),
         ops,
         error,
         simulated: sim.map(SimulatedJson::new),
@@ -267,6 +339,31 @@ fn text(r: &DoctorJson<'_>) -> Result<String, std::fmt::Error> {
         }
         (Some(v), None) if !v.trim().is_empty() => writeln!(t, "  {v}")?,
         _ => writeln!(t, "  none")?,
+    }
+
+    let tu = &r.tuning;
+    writeln!(
+        t,
+        "\ntuning ({}={}):",
+        kernelyard::TUNE_ENV,
+        if tu.enabled { "on" } else { "off" }
+    )?;
+    match (&tu.path, &tu.error) {
+        (_, Some(err)) => writeln!(t, "  cache not usable: {err}")?,
+        (Some(p), None) => writeln!(
+            t,
+            "  cache {p}: {} entries, {} usable on a present device, {} not",
+            tu.entries,
+            tu.usable,
+            tu.stale.len()
+        )?,
+        (None, None) => writeln!(t, "  no cache")?,
+    }
+    for s in tu.stale.iter().take(10) {
+        writeln!(t, "    not applied: {s}")?;
+    }
+    if tu.stale.len() > 10 {
+        writeln!(t, "    ... and {} more", tu.stale.len() - 10)?;
     }
 
     match &r.simulated {

@@ -61,6 +61,11 @@ pub struct ExplainArgs {
     /// batch it rides in); implies --deterministic.
     #[arg(long)]
     batch_invariant: bool,
+    /// Prefer the tuning cache's measured choice (KERNELYARD_TUNING_CACHE, else tuning.json
+    /// beside the kernel cache), as `Policy::auto().tuned()` does; the report says what the
+    /// cache held (no entry, an entry measured elsewhere and why, or the measured times).
+    #[arg(long)]
+    tuned: bool,
     /// Print one JSON object `{"selected", "error", "report"}` instead of text; `error` is
     /// null, or `{"class", "message", "exit_code"}` (also for errors before selection). With
     /// --simulate it also has `"simulated": {"name", "device", "description", "capabilities"}`.
@@ -93,6 +98,13 @@ pub fn run(args: &ExplainArgs) -> error::Result<ExitCode> {
             }
             (rt, sim.caps.device)
         }
+        (None, Some(device)) if args.tuned => (
+            kernelyard::Runtime::builder()
+                .tuning_from_default_path()
+                .build()
+                .map_err(error::runtime)?,
+            device,
+        ),
         (None, Some(device)) => (crate::runtime()?, device),
         // clap requires one of the two.
         (None, None) => {
@@ -146,6 +158,9 @@ fn policy(args: &ExplainArgs) -> Policy {
     }
     if args.batch_invariant {
         policy = policy.batch_invariant();
+    }
+    if args.tuned {
+        policy = policy.tuned();
     }
     policy
 }

@@ -15,6 +15,7 @@ mod explain;
 mod list;
 mod output;
 mod simulate;
+mod tune;
 mod verify;
 
 use std::process::ExitCode;
@@ -86,6 +87,20 @@ enum Command {
                       Run `kernelyard explain --help` for every operator's problem keys."
     )]
     Bench(bench::BenchArgs),
+    /// Tune a problem: verify every kernel that can run it against the reference, time the
+    /// verified ones, and record the fastest in the tuning cache.
+    ///
+    /// A candidate that fails verification is reported with the failure and never chosen.
+    /// The cache (--out, else KERNELYARD_TUNING_CACHE, else tuning.json beside the kernel
+    /// cache) is written atomically after each problem; applications use it with
+    /// KERNELYARD_TUNE=1 or `Policy::auto().tuned()`, and only where it was measured. Progress
+    /// goes to stderr, a table per problem (or JSON lines with --json) to stdout. Exits 1 if a
+    /// problem had no verified candidate.
+    #[command(
+        after_help = "Example: kernelyard tune softmax --device cuda:0 --problem rows=16384,cols=4096 --dtype bf16 --all-buckets
+                      Run `kernelyard explain --help` for every operator's problem keys."
+    )]
+    Tune(tune::TuneArgs),
 }
 
 /// Logs through `tracing` to stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=kernelyard=debug`
@@ -119,6 +134,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => (explain::run(args), args.json),
         Command::Verify(args) => (verify::run(args), args.json),
         Command::Bench(args) => (bench::run(args), args.json),
+        Command::Tune(args) => (tune::run(args), args.json),
     };
     match result {
         Ok(code) => code,

@@ -1,8 +1,8 @@
 //! Tuning keys and the persistent tuning cache: the data half of autotuning (issue 16).
 //!
-//! **Status:** keys, environments, entries and the cache file are here and tested on the CPU;
-//! nothing reads the cache yet (no `Policy::tuned`, no tuner, no `kernelyard tune`). The plan
-//! and the decisions are in `docs/TUNING.md`.
+//! Selection reads the cache for tuned policies ([`Policy::tuned`](crate::Policy)); the tuner
+//! that fills it is `kernelyard_suite::tune` (`kernelyard tune`). Status, decisions and next
+//! steps: `docs/TUNING.md`.
 //!
 //! # Keys ([`TuningKey`])
 //! A key is the problem with its sizes coarsened to what changes the best choice:
@@ -50,7 +50,7 @@ use crate::ops::{OpKind, Problem};
 pub const FORMAT: u32 = 1;
 
 /// A field of a [`TuningKey`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyValue {
     /// The field's exact value (as the problem serializes it).
@@ -70,7 +70,7 @@ pub fn bucket(v: u64) -> u32 {
 
 /// What the cache is keyed by: an operator, an architecture, whether the choice is constrained
 /// (determinism or batch invariance), and the problem's fields, bucketed or exact.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TuningKey {
     /// The operator.
     pub op: OpKind,
@@ -245,7 +245,7 @@ impl std::fmt::Display for EnvMismatch {
 }
 
 /// A candidate: a kernel and, optionally, one of its named configurations.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Candidate {
     /// The kernel's registered name.
     pub kernel: String,

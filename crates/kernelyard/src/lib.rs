@@ -55,17 +55,17 @@
 
 pub use kernelyard_core::{
     backend, caps, device, dtype, error, half, inventory, kernel, ops, presets, reason, registry,
-    runtime, select, stream, tensor,
+    runtime, select, stream, tensor, tune,
 };
 
 pub use kernelyard_core::{
     Arch, ArchReq, ArchVersion, Args, Backend, BackendEntry, BackendState, BackendStatus,
-    Candidate, Capabilities, CheckFn, Choice, DType, DeviceBuffer, DeviceId, DeviceKind, Element,
-    Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta, KnownBackend,
-    LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy, PrepareFn,
-    ProbeError, Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn,
-    SelectError, SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, ValidationError,
-    Verdict, Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV,
+    Candidate, Capabilities, CheckFn, Choice, ChoiceSource, DType, DeviceBuffer, DeviceId,
+    DeviceKind, Element, Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta,
+    KnownBackend, LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy,
+    PrepareFn, ProbeError, Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn,
+    SelectError, SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, TuningNote,
+    ValidationError, Verdict, Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV, TUNE_ENV,
 };
 
 /// DLPack import/export of tensor views (feature `dlpack`): see [`kernelyard_core::dlpack`].

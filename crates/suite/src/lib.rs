@@ -50,6 +50,7 @@ pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod tolerance;
+pub mod tune;
 
 pub use bench::{
     bench, BenchError, BenchOptions, BenchReport, BenchRow, BenchScalars, KernelChoice, Refused,
@@ -59,6 +60,7 @@ pub use cases::{cases_for, Case};
 pub use known::{KnownDifference, KNOWN_DIFFERENCES};
 pub use report::{summary_table, CaseResult, Outcome, SuiteReport, Tally};
 pub use runner::{
-    kernels_without_pass, run_suite, seed_from_env, SuiteOptions, DEFAULT_SEED, SEED_ENV,
+    kernels_without_pass, run_suite, seed_from_env, ProblemVerifier, SuiteOptions, DEFAULT_SEED,
+    SEED_ENV,
 };
 pub use tolerance::{markdown_table, tolerance, Tolerance, TOLERANCES};

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
-use kernelyard::{DType, DeviceId, Kernel, OpKind, Runtime};
+use kernelyard::{DType, DeviceId, Kernel, OpKind, Problem, Runtime};
 
 use crate::cases::{case_path, cases_for, Case};
 use crate::compare::{against_oracle, bit_difference, num, Metrics};
@@ -196,6 +196,87 @@ pub fn kernels_without_pass(
         }
     }
     v
+}
+
+/// Verifies kernels on one problem, as the suite verifies them on a case: fresh inputs from
+/// the seed (made once), the oracle (computed once, on the first kernel that runs), and every
+/// check the kernel declares (oracle, determinism, batch invariance). What the tuner admits a
+/// candidate by.
+pub struct ProblemVerifier {
+    driver: Option<&'static dyn Driver>,
+    prepared: Result<Prepared, String>,
+    oracle: Option<Result<Vec<Vec<f64>>, String>>,
+    seed: u64,
+    label: String,
+}
+
+impl ProblemVerifier {
+    /// Inputs for `problem` with `scalars` (the op's defaults when `None`), from `seed`.
+    pub fn new(problem: &Problem, scalars: &crate::bench::BenchScalars, seed: u64) -> Self {
+        let op = problem.op();
+        let label = format!("{problem}");
+        let driver = match driver(op) {
+            Ok(d) => d,
+            Err(e) => {
+                return ProblemVerifier {
+                    driver: None,
+                    prepared: Err(e),
+                    oracle: None,
+                    seed,
+                    label,
+                }
+            }
+        };
+        let prepared = (|| {
+            let scalars = scalars.resolve(problem)?;
+            let mut rng = Rng::derived(seed, &[op.name(), "tune", &label]);
+            let inst = instance(driver, problem.clone(), scalars, &mut rng)?;
+            let expected_error = driver.expected_error(&inst)?;
+            Ok(Prepared {
+                inst,
+                expected_error,
+            })
+        })();
+        ProblemVerifier {
+            driver: Some(driver),
+            prepared,
+            oracle: None,
+            seed,
+            label,
+        }
+    }
+
+    /// Runs `kernel` on the problem on `device` and judges it.
+    pub fn verify(
+        &mut self,
+        rt: &Runtime,
+        device: DeviceId,
+        kernel: &'static dyn Kernel,
+    ) -> Outcome {
+        let (p, driver) = match (&self.prepared, self.driver) {
+            (Ok(p), Some(d)) => (p, d),
+            (Err(e), _) => {
+                return Outcome::Fail {
+                    why: format!("case: {e}"),
+                }
+            }
+            (Ok(_), None) => {
+                return Outcome::Fail {
+                    why: "harness bug: no driver".into(),
+                }
+            }
+        };
+        let op = p.inst.problem.op();
+        let run = KernelRun {
+            rt,
+            device,
+            kernel,
+            driver,
+            seed_parts: [op.name(), "tune", &self.label],
+            seed: self.seed,
+        };
+        run.outcome(p, &mut self.oracle)
+    }
 }
 
 /// The cases of `op` and its driver.
