@@ -11,7 +11,7 @@
 //!   [`params!`](crate::params), [`Launch`](launch::Launch)), the pure plans that choose an
 //!   entry point and a launch shape from a problem ([`rows`]), and per kernel source
 //!   ([`rms_norm`], [`softmax`], [`log_softmax`], [`token_logprobs`], [`rope`], [`silu_mul`],
-//!   [`gemm_bi_simt`], [`gemm_bi_mfma`]) its plan, the problem checks (`check` or
+//!   [`selective_state_update`], [`gemm_bi_simt`], [`gemm_bi_mfma`]) its plan, the problem checks (`check` or
 //!   `check_shape`: the reasons a kernel cannot run a problem) and the launch sequence
 //!   (`launch`: entry points, shapes and parameters, in order). A plan or check reads only the
 //!   problem and, where its docs say so, a device property of the backend's
@@ -41,6 +41,7 @@ pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
 pub mod rows;
+pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;
 pub mod source;

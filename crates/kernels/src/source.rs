@@ -65,9 +65,15 @@ impl KernelSource {
     /// compiler with an include path). An `#include` of a name not in [`HEADERS`] is left as
     /// it is.
     pub fn spliced(&self) -> String {
+        self.spliced_with(HEADERS)
+    }
+
+    /// [`spliced`](Self::spliced) with `headers` in place of [`HEADERS`]: the tests' CPU
+    /// emulator (`crates/kernels/tests/emu/`) passes [`HEADERS`] with its own `port.cuh`.
+    pub fn spliced_with(&self, headers: &[(&'static str, &'static str)]) -> String {
         let mut out = String::with_capacity(self.code.len() + 16 * 1024);
         let mut seen = Vec::new();
-        splice(self.code, HEADERS, &mut out, &mut seen);
+        splice(self.code, headers, &mut out, &mut seen);
         out
     }
 
@@ -154,6 +160,23 @@ mod tests {
                     int main;\n";
         assert_eq!(out, want);
         assert_eq!(seen, ["outer.h", "inner.h"]);
+    }
+
+    #[test]
+    fn a_header_can_be_replaced() {
+        let s = KernelSource {
+            file: "t.cu",
+            code: "#include \"common.cuh\"\nextern \"C\" __global__ void t() {}\n",
+            symbols: &["t"],
+        };
+        let headers: Vec<_> = HEADERS
+            .iter()
+            .map(|&(n, t)| (n, if n == "port.cuh" { "int port;\n" } else { t }))
+            .collect();
+        let text = s.spliced_with(&headers);
+        assert!(text.contains("// ---- begin port.cuh\nint port;\n\n// ---- end port.cuh\n"));
+        assert!(!text.contains("#define KY_LANES") && text.contains("ky_warp_sum"));
+        assert_eq!(s.spliced_with(HEADERS), s.spliced());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //!
 //! Kernels ([`ops`]): `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`,
 //! `rocm.token_logprobs`, `rocm.rope` from the same sources as the CUDA backend,
-//! `rocm.silu_mul` from the source shared with it, and the
+//! `rocm.silu_mul` and `rocm.selective_state_update` from the sources shared with it, and the
 //! batch-invariant GEMM as `rocm.gemm.batch_invariant.mfma` (matrix cores, gfx908 and gfx90a)
 //! and `rocm.gemm.batch_invariant` (portable, every architecture). Each declares its gfx range
 //! and wavefront assumption.

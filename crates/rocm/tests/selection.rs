@@ -32,6 +32,10 @@ fn problems(dtype: DType) -> Vec<(OpKind, Problem)> {
         (OpKind::TokenLogprobs, "tokens=4,vocab=32000"),
         (OpKind::Rope, "tokens=4,heads=8,head_dim=128"),
         (OpKind::SiluMul, "rows=4,d=1024"),
+        (
+            OpKind::SelectiveStateUpdate,
+            "batch=4,heads=8,head_dim=64,state_dim=128",
+        ),
         (OpKind::Gemm, "m=128,n=256,k=64"),
     ]
     .into_iter()
@@ -54,7 +58,7 @@ fn kernel(name: &str) -> &'static dyn Kernel {
 }
 
 #[test]
-fn every_kernel_declares_its_range_and_the_backend_registers_seven_ops() {
+fn every_kernel_declares_its_range_and_the_backend_registers_eight_ops() {
     let names: Vec<&str> = ops::kernels().iter().map(|k| k.meta().name).collect();
     assert_eq!(
         names,
@@ -65,6 +69,7 @@ fn every_kernel_declares_its_range_and_the_backend_registers_seven_ops() {
             "rocm.token_logprobs",
             "rocm.rope",
             "rocm.silu_mul",
+            "rocm.selective_state_update",
             "rocm.gemm.batch_invariant",
             "rocm.gemm.batch_invariant.mfma",
         ]
@@ -122,6 +127,25 @@ fn silu_mul_has_the_rocm_defaults() {
     assert_eq!((m.priority, m.version, m.align), (10, 1, 1));
     assert!(m.deterministic && m.batch_invariant);
     assert_eq!(m.source, "kernelyard_rocm::ops::silu_mul");
+}
+
+#[test]
+fn selective_state_update_has_the_rocm_defaults() {
+    let m = kernel("rocm.selective_state_update").meta();
+    assert_eq!(m.op, OpKind::SelectiveStateUpdate);
+    assert_eq!(m.arch.to_string(), "gfx900 or newer");
+    assert!(matches!(
+        m.arch,
+        ArchReq::Rocm {
+            wavefront: None,
+            ..
+        }
+    ));
+    assert_eq!(m.dtypes, [DType::F32, DType::F16, DType::BF16]);
+    assert!(m.features.is_empty());
+    assert_eq!((m.priority, m.version, m.align), (10, 1, 1));
+    assert!(m.deterministic && m.batch_invariant);
+    assert_eq!(m.source, "kernelyard_rocm::ops::selective_state_update");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //!    within the op's tolerance, and determinism and batch invariance where the kernel declares
 //!    them). A candidate that fails is recorded as rejected with the failure (burn#5626: a wrong
 //!    candidate is caught before it can win).
-//! 3. **Timing** ([`bench`]): the verified candidates are timed as `kernelyard bench` times them
+//! 3. **Timing** ([`bench()`]): the verified candidates are timed as `kernelyard bench` times them
 //!    (warm-up, rotating inputs beyond the L2 cache, each run timed on its own with CUDA events
 //!    or the host clock, the median).
 //! 4. **Entry**: the fastest verified candidate, every measurement, and the environment.

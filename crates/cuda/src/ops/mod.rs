@@ -23,6 +23,7 @@ pub mod gemm_bi_sm90;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
+pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;
 pub mod token_logprobs;
@@ -61,6 +62,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &kernelyard_kernels::silu_mul::SOURCE,
         kernels: &[&silu_mul::SILU_MUL],
+    },
+    SourceEntry {
+        source: &kernelyard_kernels::selective_state_update::SOURCE,
+        kernels: &[&selective_state_update::SELECTIVE_STATE_UPDATE],
     },
     SourceEntry {
         source: &gemm_bi::SOURCE,
@@ -234,7 +239,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 11] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 12] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -296,6 +301,12 @@ mod tests {
             ),
             (&rope::ROPE, "cuda.rope", OpKind::Rope, NVRTC),
             (&silu_mul::SILU_MUL, "cuda.silu_mul", OpKind::SiluMul, NVRTC),
+            (
+                &selective_state_update::SELECTIVE_STATE_UPDATE,
+                "cuda.selective_state_update",
+                OpKind::SelectiveStateUpdate,
+                NVRTC,
+            ),
         ];
         for (kernel, name, op, declared) in want {
             let m = kernel.meta();

@@ -7,7 +7,7 @@
 //!
 //! | kernel | source | arch range | wavefront |
 //! |---|---|---|---|
-//! | `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`, `rocm.token_logprobs`, `rocm.rope`, `rocm.silu_mul` | the CUDA backend's | gfx900 or newer | 32 or 64 |
+//! | `rocm.rms_norm`, `rocm.softmax`, `rocm.log_softmax`, `rocm.token_logprobs`, `rocm.rope`, `rocm.silu_mul`, `rocm.selective_state_update` | the CUDA backend's | gfx900 or newer | 32 or 64 |
 //! | `rocm.gemm.batch_invariant` | `gemm_bi_simt.cu` (portable) | gfx900 or newer | 32 or 64 |
 //! | `rocm.gemm.batch_invariant.mfma` | `gemm_bi_mfma.cu` (MFMA) | gfx908..=gfx90a | 64 |
 //!
@@ -31,11 +31,13 @@ use kernelyard_kernels::source::SourceEntry;
 
 mod gemm;
 mod rows;
+mod selective_state_update;
 mod silu_mul;
 mod token_logprobs;
 
 pub use gemm::{GEMM_BATCH_INVARIANT, GEMM_BATCH_INVARIANT_MFMA};
 pub use rows::{LOG_SOFTMAX, RMS_NORM, ROPE, SOFTMAX};
+pub use selective_state_update::SELECTIVE_STATE_UPDATE;
 pub use silu_mul::SILU_MUL;
 pub use token_logprobs::TOKEN_LOGPROBS;
 
@@ -154,6 +156,10 @@ pub fn sources() -> &'static [SourceEntry] {
         SourceEntry {
             source: &kernelyard_kernels::silu_mul::SOURCE,
             kernels: &[&SILU_MUL],
+        },
+        SourceEntry {
+            source: &kernelyard_kernels::selective_state_update::SOURCE,
+            kernels: &[&SELECTIVE_STATE_UPDATE],
         },
         SourceEntry {
             source: &kernelyard_kernels::gemm_bi_simt::SOURCE,
