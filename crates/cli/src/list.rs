@@ -113,5 +113,14 @@ fn describe(text: &mut String, m: &KernelMeta) -> std::fmt::Result {
         m.arch,
         join(&features),
         m.align
-    )
+    )?;
+    if !m.tactics.is_empty() {
+        let t: Vec<String> = m
+            .tactics
+            .iter()
+            .map(|t| format!("{}@{t}", m.name))
+            .collect();
+        writeln!(text, "  tactics {}", t.join(", "))?;
+    }
+    Ok(())
 }

@@ -44,8 +44,11 @@ fn tune_records_the_verified_fastest_and_explain_and_doctor_read_it() {
     let o = run_env(&env, &args);
     assert_eq!(code(&o), 0, "{}", all(&o));
     let out = stdout(&o);
-    // Rows 1, 2, 4, 8 and 12: five buckets, each a table with the reference chosen.
-    assert_eq!(out.matches("reference.softmax").count(), 5, "{out}");
+    // Rows 1, 2, 4, 8 and 12: five buckets, each a table of the reference kernel in its
+    // default configuration and its one tactic, both verified, one chosen.
+    assert_eq!(out.matches("  candidate ").count(), 5, "{out}");
+    assert_eq!(out.matches("reference.softmax@serial ").count(), 5, "{out}");
+    assert_eq!(out.matches("  yes       *").count(), 5, "{out}");
     assert!(out.contains("(5 entries)"), "{out}");
     assert!(common::stderr(&o).contains("verifying against the reference"));
     let text = std::fs::read_to_string(&file).unwrap();

@@ -141,6 +141,15 @@ pub enum Error {
         /// What was asked for (``variant `v8` of bf16``, `i32 input`).
         what: String,
     },
+    /// A kernel was launched with a tactic it does not have (selection never does this: a
+    /// bug in the caller of [`Kernel::launch`](crate::Kernel::launch)).
+    #[error("kernel `{kernel}` has no tactic `{tactic}`")]
+    NoSuchTactic {
+        /// The kernel.
+        kernel: &'static str,
+        /// The tactic.
+        tactic: &'static str,
+    },
     /// A launch on a stream that is capturing a graph (CUDA graphs, HIP graphs) needed work
     /// that capture forbids: compiling or loading a module, allocating a workspace, or
     /// synchronising. Nothing was queued; the capture is intact.
@@ -431,6 +440,16 @@ pub enum SelectError {
         /// The op the call was for.
         op: OpKind,
         /// Registered kernels for that op.
+        known: Vec<&'static str>,
+    },
+    /// A named kernel has no tactic of the name given (`kernel@tactic`).
+    #[error("kernel `{kernel}` has no tactic `{tactic}`; its tactics: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownTactic {
+        /// The kernel.
+        kernel: &'static str,
+        /// The tactic asked for.
+        tactic: String,
+        /// The kernel's tactics.
         known: Vec<&'static str>,
     },
     /// A named kernel exists but cannot run this problem; it is never substituted.

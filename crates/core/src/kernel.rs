@@ -54,6 +54,39 @@ pub struct KernelMeta {
     pub source: &'static str,
     /// One line on what it is.
     pub summary: &'static str,
+    /// Named configurations besides the default one (block sizes, tiles, library algorithm
+    /// indices, thread counts), addressable as `name@tactic` ([`Policy::kernel`](crate::Policy::kernel)),
+    /// run by the equivalence suite and measured by the tuner. Every tactic must compute what the
+    /// default computes, within the op's tolerance, and keep the kernel's determinism and batch
+    /// invariance declarations.
+    pub tactics: &'static [&'static str],
+}
+
+/// `name@tactic` for a kernel and one of its tactics (`name` alone for the default), interned:
+/// the same `&'static str` for the same pair, allocated once per pair a process uses.
+pub fn tactic_label(name: &'static str, tactic: Option<&'static str>) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Labels = HashMap<(&'static str, &'static str), &'static str>;
+    let Some(t) = tactic else {
+        return name;
+    };
+    static LABELS: OnceLock<Mutex<Labels>> = OnceLock::new();
+    let mut labels = LABELS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    labels
+        .entry((name, t))
+        .or_insert_with(|| Box::leak(format!("{name}@{t}").into_boxed_str()))
+}
+
+/// Splits `name@tactic` into the kernel's name and the tactic, if any.
+pub fn split_tactic(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('@') {
+        Some((k, t)) => (k, Some(t)),
+        None => (spec, None),
+    }
 }
 
 impl KernelMeta {
@@ -83,7 +116,14 @@ impl KernelMeta {
             priority: 10,
             source,
             summary,
+            tactics: &[],
         }
+    }
+
+    /// With these named configurations (see [`KernelMeta::tactics`](KernelMeta#structfield.tactics)).
+    pub const fn tactics(mut self, tactics: &'static [&'static str]) -> Self {
+        self.tactics = tactics;
+        self
     }
 
     /// With these supported primary dtypes.
@@ -223,6 +263,9 @@ pub struct LaunchCtx<'a> {
     pub stream: &'a Stream,
     /// The capabilities of the stream's device.
     pub caps: &'a Capabilities,
+    /// The tactic selected (one of the kernel's [`KernelMeta::tactics`]), or `None` for the
+    /// default configuration.
+    pub tactic: Option<&'static str>,
 }
 
 /// A problem check: push a reason for every requirement `O`'s problem does not meet.

@@ -19,7 +19,7 @@ use crate::backend::KNOWN_BACKENDS;
 use crate::caps::Capabilities;
 use crate::device::{DeviceId, DeviceKind};
 use crate::error::{Error, SelectError};
-use crate::kernel::{Kernel, LaunchCtx};
+use crate::kernel::{split_tactic, tactic_label, Kernel, LaunchCtx};
 use crate::ops::{Args, OpKind, Problem};
 use crate::reason::Reason;
 use crate::registry::Registry;
@@ -83,7 +83,7 @@ impl Policy {
         self.deterministic || self.batch_invariant
     }
 
-    /// Exactly the kernel `name`.
+    /// Exactly the kernel `name`, or one of its tactics as `name@tactic`.
     pub fn kernel(name: impl Into<String>) -> Self {
         Policy {
             choice: Choice::Kernel(name.into()),
@@ -267,6 +267,8 @@ pub struct SelectionReport {
     pub pinned_by_env: Option<&'static str>,
     /// The chosen kernel, if any.
     pub selected: Option<&'static str>,
+    /// The chosen kernel's tactic, if not its default configuration.
+    pub tactic: Option<&'static str>,
     /// What decided the choice, if one was made.
     pub source: Option<ChoiceSource>,
     /// What the tuning cache said, for a tuned policy.
@@ -298,6 +300,9 @@ impl fmt::Display for SelectionReport {
         }
         if let Some(src) = self.source {
             writeln!(f, "  chosen by: {src}")?;
+        }
+        if let Some(t) = self.tactic {
+            writeln!(f, "  tactic: {t}")?;
         }
         match &self.tuning {
             None => {}
@@ -357,6 +362,7 @@ impl fmt::Display for SelectionReport {
 /// A selected kernel for one (device, problem, policy), with its report.
 pub struct Plan {
     kernel: &'static dyn Kernel,
+    tactic: Option<&'static str>,
     device: DeviceId,
     /// The device's capabilities, handed to every launch (probed once by the runtime).
     caps: Capabilities,
@@ -373,6 +379,16 @@ impl Plan {
     /// The chosen kernel's name.
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.meta().name
+    }
+
+    /// The chosen tactic, or `None` for the kernel's default configuration.
+    pub fn tactic(&self) -> Option<&'static str> {
+        self.tactic
+    }
+
+    /// `kernel@tactic`, or the kernel's name for its default configuration.
+    pub fn label(&self) -> &'static str {
+        tactic_label(self.kernel_name(), self.tactic)
     }
 
     /// The device it runs on.
@@ -423,6 +439,7 @@ impl Plan {
         let ctx = LaunchCtx {
             stream,
             caps: &self.caps,
+            tactic: self.tactic,
         };
         self.kernel.prepare(&ctx, &self.problem)?;
         tracing::debug!(
@@ -470,6 +487,7 @@ impl Plan {
         let ctx = LaunchCtx {
             stream,
             caps: &self.caps,
+            tactic: self.tactic,
         };
         tracing::trace!(
             kernel = self.kernel_name(),
@@ -629,7 +647,7 @@ impl Selector {
         caps: &Capabilities,
         problem: &Problem,
         policy: &Policy,
-    ) -> (TuningNote, Option<String>) {
+    ) -> (TuningNote, Option<crate::tune::Candidate>) {
         let Some(cache) = &self.tuning else {
             return (TuningNote::NoCache, None);
         };
@@ -656,16 +674,6 @@ impl Selector {
                 None,
             ),
             Lookup::Hit(entry) => {
-                if entry.choice.tactic.is_some() {
-                    return (
-                        TuningNote::Unusable {
-                            key: label,
-                            choice: entry.choice.to_string(),
-                            why: "tactics are not supported by this build".into(),
-                        },
-                        None,
-                    );
-                }
                 let measured = entry
                     .measurements
                     .iter()
@@ -676,7 +684,7 @@ impl Selector {
                         key: label,
                         measured,
                     },
-                    Some(entry.choice.kernel.clone()),
+                    Some(entry.choice.clone()),
                 )
             }
         }
@@ -770,13 +778,15 @@ impl Selector {
             Choice::Kernel(_) => None,
             _ => self.pins.get(op, kind),
         };
+        let mut named_tactic: Option<&'static str> = None;
         let named: Option<&'static dyn Kernel> = match (&policy.choice, pinned) {
-            (Choice::Kernel(name), _) => {
+            (Choice::Kernel(spec), _) => {
+                let (name, tactic) = split_tactic(spec);
                 let k = self
                     .registry
                     .get(name)
                     .ok_or_else(|| SelectError::UnknownKernel {
-                        name: name.clone(),
+                        name: name.to_string(),
                         op,
                         known: self.registry.names_for(op),
                     })?;
@@ -786,6 +796,20 @@ impl Selector {
                         kernel_op: k.meta().op,
                         op,
                     });
+                }
+                if let Some(t) = tactic {
+                    named_tactic = Some(
+                        k.meta()
+                            .tactics
+                            .iter()
+                            .copied()
+                            .find(|x| *x == t)
+                            .ok_or_else(|| SelectError::UnknownTactic {
+                                kernel: k.meta().name,
+                                tactic: t.to_string(),
+                                known: k.meta().tactics.to_vec(),
+                            })?,
+                    );
                 }
                 Some(k)
             }
@@ -807,6 +831,7 @@ impl Selector {
             policy: policy.clone(),
             pinned_by_env: pinned.map(|k| k.meta().name),
             selected: None,
+            tactic: None,
             source: None,
             tuning: None,
             candidates: Vec::new(),
@@ -846,6 +871,7 @@ impl Selector {
                 });
             }
             report.selected = Some(k.meta().name);
+            report.tactic = named_tactic;
             report.source = Some(if pinned.is_some() {
                 ChoiceSource::Pinned
             } else {
@@ -853,6 +879,7 @@ impl Selector {
             });
             return Ok(Plan {
                 kernel: k,
+                tactic: named_tactic,
                 device: caps.device,
                 caps: caps.clone(),
                 problem: problem.clone(),
@@ -882,25 +909,48 @@ impl Selector {
             }
             _ => ChoiceSource::Priority,
         };
+        let mut tactic = None;
         if policy.tuned || self.tune_all {
             let (mut note, choice) = self.tuned_choice(caps, problem, policy);
             if let (Some(choice), TuningNote::Applied { key, .. }) = (choice, &note) {
-                if let Some(i) = runnable.iter().position(|(k, _)| k.meta().name == choice) {
+                let pos = runnable
+                    .iter()
+                    .position(|(k, _)| k.meta().name == choice.kernel);
+                let known_tactic = |k: &'static dyn Kernel| match &choice.tactic {
+                    None => Ok(None),
+                    Some(t) => k
+                        .meta()
+                        .tactics
+                        .iter()
+                        .copied()
+                        .find(|x| x == t)
+                        .map(Some)
+                        .ok_or_else(|| format!("the kernel has no tactic `{t}` (any more)")),
+                };
+                let usable = pos.map(|i| (i, known_tactic(runnable[i].0)));
+                if let Some((i, Ok(t))) = usable {
                     let k = runnable.remove(i);
                     runnable.insert(0, k);
+                    tactic = t;
                     source = ChoiceSource::Tuned;
                 } else {
-                    let why = match rejected.iter().find(|(k, _)| k.meta().name == choice) {
-                        Some((_, reasons)) => reasons
+                    let why = match (
+                        usable,
+                        rejected
+                            .iter()
+                            .find(|(k, _)| k.meta().name == choice.kernel),
+                    ) {
+                        (Some((_, Err(why))), _) => why,
+                        (_, Some((_, reasons))) => reasons
                             .iter()
                             .map(|r| r.to_string())
                             .collect::<Vec<_>>()
                             .join("; "),
-                        None => "not a candidate for this device and operator".to_string(),
+                        _ => "not a candidate for this device and operator".to_string(),
                     };
                     note = TuningNote::Unusable {
                         key: key.clone(),
-                        choice,
+                        choice: choice.to_string(),
                         why,
                     };
                 }
@@ -932,9 +982,11 @@ impl Selector {
         match runnable.first() {
             Some(&(k, _)) => {
                 report.selected = Some(k.meta().name);
+                report.tactic = tactic;
                 report.source = Some(source);
                 Ok(Plan {
                     kernel: k,
+                    tactic,
                     device: caps.device,
                     caps: caps.clone(),
                     problem: problem.clone(),

@@ -316,6 +316,7 @@ fn kernel_def_launch_with_another_ops_arguments_is_wrong_op() {
     let ctx = LaunchCtx {
         stream: &stream,
         caps: &caps,
+        tactic: None,
     };
     let (softmax_problem, _) = softmax().args().unwrap().validate().unwrap();
     let mut softmax_args = softmax().args().unwrap();

@@ -11,10 +11,10 @@
 //!   [`params!`](crate::params), [`Launch`](launch::Launch)), the pure plans that choose an
 //!   entry point and a launch shape from a problem ([`rows`]), and per kernel source
 //!   ([`rms_norm`], [`softmax`], [`log_softmax`], [`token_logprobs`], [`rope`], [`silu_mul`],
-//!   [`selective_state_update`], [`gemm_bi_simt`], [`gemm_bi_mfma`]) its plan, the problem checks (`check` or
-//!   `check_shape`: the reasons a kernel cannot run a problem) and the launch sequence
-//!   (`launch`: entry points, shapes and parameters, in order). A plan or check reads only the
-//!   problem and, where its docs say so, a device property of the backend's
+//!   [`selective_state_update`], [`gemm_bi_simt`], [`gemm_bi_mfma`]) its plan, the problem
+//!   checks (`check` or `check_shape`: the reasons a kernel cannot run a problem) and the launch
+//!   sequence (`launch`: entry points, shapes and parameters, in order). A plan or check reads
+//!   only the problem and, where its docs say so, a device property of the backend's
 //!   [`Capabilities`](kernelyard_core::Capabilities) (the SM count, the opt-in shared memory
 //!   per block), so both backends run the same entry points with the same launch shapes and
 //!   parameters for a problem.

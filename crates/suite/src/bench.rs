@@ -29,6 +29,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use kernelyard::kernel::tactic_label;
 use kernelyard::{
     Args, DeviceId, DeviceKind, Error, OpKind, Plan, Policy, Problem, Runtime, SelectError, Verdict,
 };
@@ -261,8 +262,15 @@ fn selections(
             }
             candidates
                 .iter()
-                .map(|k| {
-                    let name = k.meta().name;
+                .flat_map(|&k| {
+                    std::iter::once(k.meta().name).chain(
+                        k.meta()
+                            .tactics
+                            .iter()
+                            .map(move |t| tactic_label(k.meta().name, Some(*t))),
+                    )
+                })
+                .map(|name| {
                     let policy = Policy::kernel(name);
                     match rt.select(device, problem, &policy) {
                         Ok(_) => Ok(policy),
@@ -436,7 +444,7 @@ pub fn bench(
                 _ => return Err(e.into()),
             },
         };
-        let kernel = plan.kernel_name();
+        let kernel = plan.label();
         progress(&format!(
             "timing {kernel}: {} warm-up runs, then {} timed runs over {} set(s)",
             opts.warmup, opts.iters, n_sets

@@ -15,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
+use kernelyard::kernel::tactic_label;
 use kernelyard::{DType, DeviceId, Kernel, OpKind, Problem, Runtime};
 
 use crate::cases::{case_path, cases_for, Case};
@@ -83,12 +84,19 @@ fn ops(opts: &SuiteOptions) -> Vec<OpKind> {
         .collect()
 }
 
-/// Every (device, kernel) the suite runs for `op`.
-fn targets(rt: &Runtime, opts: &SuiteOptions, op: OpKind) -> Vec<(DeviceId, &'static dyn Kernel)> {
+/// A kernel in one configuration: its default, or one of its tactics.
+type Target = (DeviceId, &'static dyn Kernel, Option<&'static str>);
+
+/// Every (device, kernel, tactic) the suite runs for `op`: each kernel's default and each of
+/// its tactics, so no tactic ships unverified.
+fn targets(rt: &Runtime, opts: &SuiteOptions, op: OpKind) -> Vec<Target> {
     let mut v = Vec::new();
     for device in devices(rt, opts) {
         for &k in rt.registry().candidates(device.kind, op) {
-            v.push((device, k));
+            v.push((device, k, None));
+            for t in k.meta().tactics {
+                v.push((device, k, Some(*t)));
+            }
         }
     }
     v
@@ -122,10 +130,10 @@ pub fn run_suite(
         let (cases, driver) = match cases_and_driver(op) {
             Ok(c) => c,
             Err(e) => {
-                for &(device, k) in &targets {
+                for &(device, k, tactic) in &targets {
                     record(CaseResult {
                         device,
-                        kernel: k.meta().name,
+                        kernel: tactic_label(k.meta().name, tactic),
                         op,
                         case: case_path(op),
                         dtype: DType::F32,
@@ -141,8 +149,8 @@ pub fn run_suite(
             for &dtype in &case.dtypes {
                 let prepared = prepare(driver, op, case, dtype, opts.seed);
                 let mut oracle: Option<Result<Vec<Vec<f64>>, String>> = None;
-                for &(device, k) in &targets {
-                    let name = k.meta().name;
+                for &(device, k, tactic) in &targets {
+                    let name = tactic_label(k.meta().name, tactic);
                     let outcome = match &prepared {
                         Err(e) => Outcome::Fail {
                             why: format!("case: {e}"),
@@ -152,6 +160,7 @@ pub fn run_suite(
                                 rt,
                                 device,
                                 kernel: k,
+                                label: name,
                                 driver,
                                 seed_parts: [op.name(), &case.name, dtype.name()],
                                 seed: opts.seed,
@@ -184,8 +193,8 @@ pub fn kernels_without_pass(
 ) -> Vec<(DeviceId, &'static str)> {
     let mut v = Vec::new();
     for op in ops(opts) {
-        for (device, k) in targets(rt, opts, op) {
-            let name = k.meta().name;
+        for (device, k, tactic) in targets(rt, opts, op) {
+            let name = tactic_label(k.meta().name, tactic);
             let passed = report
                 .results
                 .iter()
@@ -246,12 +255,14 @@ impl ProblemVerifier {
         }
     }
 
-    /// Runs `kernel` on the problem on `device` and judges it.
+    /// Runs `kernel` (in its default configuration, or `tactic`) on the problem on `device`
+    /// and judges it.
     pub fn verify(
         &mut self,
         rt: &Runtime,
         device: DeviceId,
         kernel: &'static dyn Kernel,
+        tactic: Option<&'static str>,
     ) -> Outcome {
         let (p, driver) = match (&self.prepared, self.driver) {
             (Ok(p), Some(d)) => (p, d),
@@ -271,6 +282,7 @@ impl ProblemVerifier {
             rt,
             device,
             kernel,
+            label: tactic_label(kernel.meta().name, tactic),
             driver,
             seed_parts: [op.name(), "tune", &self.label],
             seed: self.seed,
@@ -329,6 +341,8 @@ struct KernelRun<'r> {
     rt: &'r Runtime,
     device: DeviceId,
     kernel: &'static dyn Kernel,
+    /// `kernel@tactic`, or the kernel's name for its default configuration.
+    label: &'static str,
     driver: &'static dyn Driver,
     seed_parts: [&'r str; 3],
     seed: u64,
@@ -336,13 +350,7 @@ struct KernelRun<'r> {
 
 impl KernelRun<'_> {
     fn execute(&self, inst: &Instance) -> Result<Vec<Downloaded>, RunError> {
-        execute(
-            self.rt,
-            self.device,
-            self.kernel.meta().name,
-            self.driver,
-            inst,
-        )
+        execute(self.rt, self.device, self.label, self.driver, inst)
     }
 
     /// Runs every check and decides the outcome.

@@ -16,7 +16,8 @@
 //!    or the host clock, the median).
 //! 4. **Entry**: the fastest verified candidate, every measurement, and the environment.
 //!
-//! Tactics (named configurations of one kernel) are not measured yet: kernels have none.
+//! Each kernel is a candidate in its default configuration and in each of its tactics
+//! (`kernel@tactic`): every one is verified before it is timed.
 //!
 //! # Once per process, thread-safe
 //! Results are memoised per (device, key) in a process-wide map behind a mutex held while
@@ -27,8 +28,9 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use kernelyard::kernel::tactic_label;
 use kernelyard::tune::{Candidate, Measurement, TuneError, TuningEntry, TuningEnv, TuningKey};
-use kernelyard::{DeviceId, Policy, Problem, Runtime, SelectError, Verdict};
+use kernelyard::{DeviceId, Kernel, Policy, Problem, Runtime, SelectError, Verdict};
 
 use crate::bench::{bench, BenchError, BenchOptions, BenchScalars, KernelChoice};
 use crate::report::Outcome;
@@ -190,32 +192,34 @@ pub fn tune(
     let mut verifier = ProblemVerifier::new(&opts.problem, &BenchScalars::default(), opts.seed);
     let mut measurements = Vec::new();
     let mut verified = Vec::new();
-    for (i, &k) in candidates.iter().enumerate() {
+    // Every kernel in its default configuration and in each of its tactics.
+    let configs: Vec<(&'static dyn Kernel, Option<&'static str>)> = candidates
+        .iter()
+        .flat_map(|&k| {
+            std::iter::once((k, None)).chain(k.meta().tactics.iter().map(move |t| (k, Some(*t))))
+        })
+        .collect();
+    let n = configs.len();
+    for (i, &(k, tactic)) in configs.iter().enumerate() {
         let m = k.meta();
+        let label = tactic_label(m.name, tactic);
         let candidate = Candidate {
             kernel: m.name.to_string(),
-            tactic: None,
+            tactic: tactic.map(str::to_string),
         };
-        if let Err(e) = rt.select(opts.device, &opts.problem, &opts.policy(m.name)) {
+        if let Err(e) = rt.select(opts.device, &opts.problem, &opts.policy(label)) {
             let why = reasons(&e, m.name);
-            progress(&format!(
-                "[{}/{}] {}: cannot run: {why}",
-                i + 1,
-                candidates.len(),
-                m.name
-            ));
+            progress(&format!("[{}/{n}] {label}: cannot run: {why}", i + 1));
             measurements.push(rejected(candidate, m.version, why));
             continue;
         }
         progress(&format!(
-            "[{}/{}] {}: verifying against the reference",
-            i + 1,
-            candidates.len(),
-            m.name
+            "[{}/{n}] {label}: verifying against the reference",
+            i + 1
         ));
-        match verifier.verify(rt, opts.device, k) {
+        match verifier.verify(rt, opts.device, k, tactic) {
             Outcome::Pass { .. } => {
-                verified.push(i);
+                verified.push(label);
                 measurements.push(Measurement {
                     candidate,
                     kernel_version: m.version,
@@ -225,29 +229,31 @@ pub fn tune(
                 });
             }
             Outcome::Fail { why } => {
-                progress(&format!("    {}: rejected: {why}", m.name));
+                progress(&format!("    {label}: rejected: {why}"));
                 measurements.push(rejected(candidate, m.version, why));
             }
             Outcome::Skip { reasons } => {
                 let why = reasons.join("; ");
-                progress(&format!("    {}: skipped: {why}", m.name));
+                progress(&format!("    {label}: skipped: {why}"));
                 measurements.push(rejected(candidate, m.version, why));
             }
         }
     }
-    for &i in &verified {
-        let name = candidates[i].meta().name;
-        progress(&format!("timing {name}"));
+    for label in verified {
+        progress(&format!("timing {label}"));
         let mut bo = BenchOptions::new(opts.device, opts.problem.clone());
-        bo.kernels = KernelChoice::Named(name.to_string());
+        bo.kernels = KernelChoice::Named(label.to_string());
         bo.warmup = opts.warmup;
         bo.iters = opts.iters;
         bo.seed = opts.seed;
         // The copy bandwidth is not needed here: a token copy.
         bo.copy_bytes = Some(1 << 20);
         let report = bench(rt, &bo, &mut |_| {}).map_err(TuneFailure::Bench)?;
-        let ms = report.rows.iter().find(|r| r.kernel == name).map(|r| r.ms);
-        if let Some(m) = measurements.iter_mut().find(|m| m.candidate.kernel == name) {
+        let ms = report.rows.iter().find(|r| r.kernel == label).map(|r| r.ms);
+        if let Some(m) = measurements
+            .iter_mut()
+            .find(|m| m.candidate.to_string() == label)
+        {
             m.ms = ms;
         }
     }

@@ -23,6 +23,8 @@ pub struct Fake {
     pub smem: u64,
     pub score: i32,
     pub launches: AtomicUsize,
+    /// The tactic of the last launch.
+    pub last_tactic: std::sync::Mutex<Option<&'static str>>,
 }
 
 impl Fake {
@@ -32,6 +34,7 @@ impl Fake {
             smem: 0,
             score: 0,
             launches: AtomicUsize::new(0),
+            last_tactic: std::sync::Mutex::new(None),
         }
     }
     pub fn score(self, score: i32) -> Fake {
@@ -60,7 +63,8 @@ impl Kernel for Fake {
     fn score(&self, _: &Capabilities, _: &Problem) -> i32 {
         self.score
     }
-    fn launch(&self, _: &LaunchCtx<'_>, args: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
+    fn launch(&self, ctx: &LaunchCtx<'_>, args: &mut Args<'_>, _: &Problem) -> Result<(), Error> {
+        *self.last_tactic.lock().unwrap() = ctx.tactic;
         if args.op() != self.meta.op {
             return Err(Error::WrongOp {
                 kernel: self.meta.name,
@@ -90,6 +94,7 @@ pub fn meta(name: &'static str, op: OpKind, device: DeviceKind) -> KernelMeta {
         priority: 0,
         source: "tests/select.rs",
         summary: "a fake kernel for selection tests",
+        tactics: &[],
     }
 }
 

@@ -251,3 +251,113 @@ fn a_tuned_policy_without_a_cache_behaves_as_today() {
     assert_eq!(plan.report().tuning, Some(TuningNote::NoCache));
     assert!(Policy::auto().tuned().to_string().ends_with("+tuned"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tactics: `kernel@tactic`.
+
+fn tactical() -> Runtime {
+    let r = registry(&[fake(KernelMeta {
+        tactics: &["t128", "t256"],
+        ..softmax("cuda.softmax.t", 10, true)
+    })]);
+    Runtime::builder()
+        .registry(r)
+        .pins("")
+        .no_probe()
+        .simulated_device(cuda(0, 9, 0))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_tactic_is_selected_by_name_and_an_unknown_one_is_an_error() {
+    let rt = tactical();
+    let plan = rt
+        .select(GPU0, &sm(8), &Policy::kernel("cuda.softmax.t@t256"))
+        .unwrap();
+    assert_eq!(plan.kernel_name(), "cuda.softmax.t");
+    assert_eq!(plan.tactic(), Some("t256"));
+    assert_eq!(plan.label(), "cuda.softmax.t@t256");
+    assert_eq!(plan.report().tactic, Some("t256"));
+    assert!(plan.report().to_string().contains("tactic: t256"));
+    let default = rt
+        .select(GPU0, &sm(8), &Policy::kernel("cuda.softmax.t"))
+        .unwrap();
+    assert_eq!(default.tactic(), None);
+    assert_eq!(default.label(), "cuda.softmax.t");
+    match rt.select(GPU0, &sm(8), &Policy::kernel("cuda.softmax.t@t999")) {
+        Err(kernelyard_core::SelectError::UnknownTactic {
+            kernel,
+            tactic,
+            known,
+        }) => {
+            assert_eq!(kernel, "cuda.softmax.t");
+            assert_eq!(tactic, "t999");
+            assert_eq!(known, ["t128", "t256"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_tuned_tactic_is_applied_with_its_kernel() {
+    let caps = cuda(0, 9, 0);
+    let key = TuningKey::new(&sm(8), &caps, false).unwrap();
+    let t = |tactic: Option<&str>, ms| Measurement {
+        candidate: Candidate {
+            kernel: "cuda.softmax.t".into(),
+            tactic: tactic.map(str::to_string),
+        },
+        ..measured("cuda.softmax.t", ms)
+    };
+    let mut cache = TuningCache::in_memory();
+    cache.insert(
+        TuningEntry::from_measurements(
+            key,
+            TuningEnv::of(&caps),
+            vec![t(None, 0.3), t(Some("t128"), 0.1), t(Some("t256"), 0.2)],
+        )
+        .unwrap(),
+    );
+    let r = registry(&[fake(KernelMeta {
+        tactics: &["t128", "t256"],
+        ..softmax("cuda.softmax.t", 10, true)
+    })]);
+    let rt = Runtime::builder()
+        .registry(r)
+        .pins("")
+        .no_probe()
+        .simulated_device(caps)
+        .tuning_cache(cache)
+        .build()
+        .unwrap();
+    let plan = rt.select(GPU0, &sm(8), &Policy::auto().tuned()).unwrap();
+    assert_eq!(plan.label(), "cuda.softmax.t@t128");
+    assert_eq!(plan.report().source, Some(ChoiceSource::Tuned));
+    // Untuned: the default configuration.
+    let plan = rt.select(GPU0, &sm(8), &Policy::auto()).unwrap();
+    assert_eq!(plan.label(), "cuda.softmax.t");
+}
+
+#[test]
+fn the_launch_gets_the_plans_tactic() {
+    let k = fake(KernelMeta {
+        tactics: &["fast"],
+        ..crate::fakes::cuda_gemm("cuda.gemm.t")
+    });
+    let rt = Runtime::builder()
+        .registry(registry(&[k]))
+        .pins("")
+        .no_probe()
+        .simulated_device(cuda(0, 9, 0))
+        .build()
+        .unwrap();
+    let stream = kernelyard_core::Stream::default_for(GPU0);
+    let mut args = crate::fakes::gemm_args(8, 32, 16, GPU0);
+    rt.run(&Policy::kernel("cuda.gemm.t@fast"), &stream, &mut args)
+        .unwrap();
+    assert_eq!(*k.last_tactic.lock().unwrap(), Some("fast"));
+    rt.run(&Policy::kernel("cuda.gemm.t"), &stream, &mut args)
+        .unwrap();
+    assert_eq!(*k.last_tactic.lock().unwrap(), None);
+}

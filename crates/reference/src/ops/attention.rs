@@ -110,20 +110,26 @@ pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(
 );
 crate::register_kernel!(ATTENTION);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut AttentionArgs<'_>, p: &AttentionProblem) -> Result<(), Error> {
-    let scale = f64::from(a.effective_scale());
-    let (out, lse) = attention(
-        p,
-        &gather("q", &a.q)?,
-        &gather("k", &a.k)?,
-        &gather("v", &a.v)?,
-        scale,
-    );
-    scatter("out", &mut a.out, &out)?;
-    if let Some(l) = &mut a.lse {
-        scatter("lse", l, &lse)?;
-    }
-    Ok(())
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut AttentionArgs<'_>,
+    p: &AttentionProblem,
+) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.attention", || {
+        let scale = f64::from(a.effective_scale());
+        let (out, lse) = attention(
+            p,
+            &gather("q", &a.q)?,
+            &gather("k", &a.k)?,
+            &gather("v", &a.v)?,
+            scale,
+        );
+        scatter("out", &mut a.out, &out)?;
+        if let Some(l) = &mut a.lse {
+            scatter("lse", l, &lse)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -98,18 +98,20 @@ pub static GEMM: KernelDef<Gemm> = KernelDef::<Gemm>::new(
 );
 crate::register_kernel!(GEMM);
 
-fn launch(_: &LaunchCtx<'_>, g: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
-    let a = gather("a", &g.a)?;
-    let b = gather("b", &g.b)?;
-    // With beta == 0, C is write-only: it may hold NaN, so it is not even gathered.
-    let c = if p.accumulate {
-        gather("c", &g.c.as_view())?
-    } else {
-        Vec::new()
-    };
-    let y = gemm(p, &a, &b, &c, f64::from(g.alpha), f64::from(g.beta));
-    scatter("c", &mut g.c, &y)?;
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, g: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.gemm", || {
+        let a = gather("a", &g.a)?;
+        let b = gather("b", &g.b)?;
+        // With beta == 0, C is write-only: it may hold NaN, so it is not even gathered.
+        let c = if p.accumulate {
+            gather("c", &g.c.as_view())?
+        } else {
+            Vec::new()
+        };
+        let y = gemm(p, &a, &b, &c, f64::from(g.alpha), f64::from(g.beta));
+        scatter("c", &mut g.c, &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -35,10 +35,12 @@ pub static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
 );
 crate::register_kernel!(LOG_SOFTMAX);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut LogSoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
-    let y = log_softmax(p, &gather("x", &a.x)?);
-    scatter("out", &mut a.out, &y)?;
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, a: &mut LogSoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.log_softmax", || {
+        let y = log_softmax(p, &gather("x", &a.x)?);
+        scatter("out", &mut a.out, &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -55,19 +55,21 @@ pub static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
 );
 crate::register_kernel!(RMS_NORM);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut RmsNormArgs<'_>, p: &RmsNormProblem) -> Result<(), Error> {
-    let x = gather("x", &a.x)?;
-    let weight = gather("weight", &a.weight)?;
-    let residual = match &a.residual {
-        Some(r) => Some(gather("residual", r)?),
-        None => None,
-    };
-    let (y, stored) = rms_norm(p, &x, &weight, residual.as_deref(), f64::from(a.eps));
-    scatter("out", &mut a.out, &y)?;
-    if let (Some(view), Some(values)) = (a.residual_out.as_mut(), stored) {
-        scatter("residual_out", view, &values)?;
-    }
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, a: &mut RmsNormArgs<'_>, p: &RmsNormProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.rms_norm", || {
+        let x = gather("x", &a.x)?;
+        let weight = gather("weight", &a.weight)?;
+        let residual = match &a.residual {
+            Some(r) => Some(gather("residual", r)?),
+            None => None,
+        };
+        let (y, stored) = rms_norm(p, &x, &weight, residual.as_deref(), f64::from(a.eps));
+        scatter("out", &mut a.out, &y)?;
+        if let (Some(view), Some(values)) = (a.residual_out.as_mut(), stored) {
+            scatter("residual_out", view, &values)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

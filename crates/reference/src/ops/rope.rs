@@ -62,14 +62,16 @@ pub static ROPE: KernelDef<Rope> = KernelDef::<Rope>::new(
 );
 crate::register_kernel!(ROPE);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
-    // In place (`RopeInput::InPlace`), `x` is a view borrowed from the one writable view:
-    // `gather` copies it into a `Vec`, and the borrow ends before `scatter` writes.
-    let x = gather("x", &a.input.x())?;
-    let positions = gather_indices("positions", &a.positions)?;
-    let y = rope(p, &x, &positions, f64::from(a.theta));
-    scatter("out", a.input.out_mut(), &y)?;
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, a: &mut RopeArgs<'_>, p: &RopeProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.rope", || {
+        // In place (`RopeInput::InPlace`), `x` is a view borrowed from the one writable view:
+        // `gather` copies it into a `Vec`, and the borrow ends before `scatter` writes.
+        let x = gather("x", &a.input.x())?;
+        let positions = gather_indices("positions", &a.positions)?;
+        let y = rope(p, &x, &positions, f64::from(a.theta));
+        scatter("out", a.input.out_mut(), &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

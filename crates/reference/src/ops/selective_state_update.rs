@@ -178,42 +178,44 @@ pub static SELECTIVE_STATE_UPDATE: KernelDef<SelectiveStateUpdate> =
 crate::register_kernel!(SELECTIVE_STATE_UPDATE);
 
 fn launch(
-    _: &LaunchCtx<'_>,
+    ctx: &LaunchCtx<'_>,
     s: &mut SelectiveStateUpdateArgs<'_>,
     p: &SelectiveStateUpdateProblem,
 ) -> Result<(), Error> {
-    let optional = |name, v: &Option<_>| match v {
-        Some(v) => gather(name, v).map(Some),
-        None => Ok(None),
-    };
-    let state = gather("state", &s.state.as_view())?;
-    let x = gather("x", &s.x)?;
-    let dt = gather("dt", &s.dt)?;
-    let dt_bias = optional("dt_bias", &s.dt_bias)?;
-    let a = gather("a", &s.a)?;
-    let bm = gather("bm", &s.bm)?;
-    let cm = gather("cm", &s.cm)?;
-    let d = optional("d", &s.d)?;
-    let z = optional("z", &s.z)?;
-    // Exact: validation bounded every index by the cache's rows (or it is the pad slot).
-    let indices: Option<Vec<i64>> =
-        optional("state_indices", &s.state_indices)?.map(|v| v.iter().map(|&i| i as i64).collect());
-    let inputs = SsuInputs {
-        state: &state,
-        state_indices: indices.as_deref(),
-        x: &x,
-        dt: &dt,
-        dt_bias: dt_bias.as_deref(),
-        a: &a,
-        bm: &bm,
-        cm: &cm,
-        d: d.as_deref(),
-        z: z.as_deref(),
-    };
-    let (new_state, y) = selective_state_update(p, &inputs);
-    scatter("state", &mut s.state, &new_state)?;
-    scatter("out", &mut s.out, &y)?;
-    Ok(())
+    crate::ops::with_tactic(ctx, "reference.selective_state_update", || {
+        let optional = |name, v: &Option<_>| match v {
+            Some(v) => gather(name, v).map(Some),
+            None => Ok(None),
+        };
+        let state = gather("state", &s.state.as_view())?;
+        let x = gather("x", &s.x)?;
+        let dt = gather("dt", &s.dt)?;
+        let dt_bias = optional("dt_bias", &s.dt_bias)?;
+        let a = gather("a", &s.a)?;
+        let bm = gather("bm", &s.bm)?;
+        let cm = gather("cm", &s.cm)?;
+        let d = optional("d", &s.d)?;
+        let z = optional("z", &s.z)?;
+        // Exact: validation bounded every index by the cache's rows (or it is the pad slot).
+        let indices: Option<Vec<i64>> = optional("state_indices", &s.state_indices)?
+            .map(|v| v.iter().map(|&i| i as i64).collect());
+        let inputs = SsuInputs {
+            state: &state,
+            state_indices: indices.as_deref(),
+            x: &x,
+            dt: &dt,
+            dt_bias: dt_bias.as_deref(),
+            a: &a,
+            bm: &bm,
+            cm: &cm,
+            d: d.as_deref(),
+            z: z.as_deref(),
+        };
+        let (new_state, y) = selective_state_update(p, &inputs);
+        scatter("state", &mut s.state, &new_state)?;
+        scatter("out", &mut s.out, &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -54,14 +54,16 @@ pub static SILU_MUL: KernelDef<SiluMul> = KernelDef::<SiluMul>::new(
 );
 crate::register_kernel!(SILU_MUL);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut SiluMulArgs<'_>, p: &SiluMulProblem) -> Result<(), Error> {
-    let (gate, up) = match &a.input {
-        SiluMulInput::Fused(x) => split_fused(p, &gather("x", x)?),
-        SiluMulInput::Split { gate, up } => (gather("gate", gate)?, gather("up", up)?),
-    };
-    let y = silu_mul(p, &gate, &up);
-    scatter("out", &mut a.out, &y)?;
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, a: &mut SiluMulArgs<'_>, p: &SiluMulProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.silu_mul", || {
+        let (gate, up) = match &a.input {
+            SiluMulInput::Fused(x) => split_fused(p, &gather("x", x)?),
+            SiluMulInput::Split { gate, up } => (gather("gate", gate)?, gather("up", up)?),
+        };
+        let y = silu_mul(p, &gate, &up);
+        scatter("out", &mut a.out, &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -33,10 +33,12 @@ pub static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
 );
 crate::register_kernel!(SOFTMAX);
 
-fn launch(_: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
-    let y = softmax(p, &gather("x", &a.x)?);
-    scatter("out", &mut a.out, &y)?;
-    Ok(())
+fn launch(ctx: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &RowsProblem) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.softmax", || {
+        let y = softmax(p, &gather("x", &a.x)?);
+        scatter("out", &mut a.out, &y)?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

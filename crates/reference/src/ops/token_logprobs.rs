@@ -90,34 +90,36 @@ pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> = KernelDef::<TokenLogprobs>
 crate::register_kernel!(TOKEN_LOGPROBS);
 
 fn launch(
-    _: &LaunchCtx<'_>,
+    ctx: &LaunchCtx<'_>,
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
 ) -> Result<(), Error> {
-    let targets = gather_indices("targets", &a.targets)?;
-    if a.checked {
-        // Nothing is written when the launch fails.
-        if let Some((row, target)) = first_out_of_range(p, &targets, a.ignore_index) {
-            return Err(Error::TargetOutOfRange {
-                row,
-                target,
-                vocab: p.vocab,
-            });
+    crate::ops::with_tactic(ctx, "reference.token_logprobs", || {
+        let targets = gather_indices("targets", &a.targets)?;
+        if a.checked {
+            // Nothing is written when the launch fails.
+            if let Some((row, target)) = first_out_of_range(p, &targets, a.ignore_index) {
+                return Err(Error::TargetOutOfRange {
+                    row,
+                    target,
+                    vocab: p.vocab,
+                });
+            }
         }
-    }
-    let logits = gather("logits", &a.logits)?;
-    let (logprobs, entropy) = token_logprobs(
-        p,
-        &logits,
-        &targets,
-        f64::from(a.temperature),
-        a.ignore_index,
-    );
-    scatter("out", &mut a.out, &logprobs)?;
-    if let Some(view) = a.entropy.as_mut() {
-        scatter("entropy", view, &entropy)?;
-    }
-    Ok(())
+        let logits = gather("logits", &a.logits)?;
+        let (logprobs, entropy) = token_logprobs(
+            p,
+            &logits,
+            &targets,
+            f64::from(a.temperature),
+            a.ignore_index,
+        );
+        scatter("out", &mut a.out, &logprobs)?;
+        if let Some(view) = a.entropy.as_mut() {
+            scatter("entropy", view, &entropy)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
