@@ -538,14 +538,25 @@ fn bench_prints_a_table() {
 
 #[test]
 fn bench_all_times_every_kernel_for_the_device() {
+    // Every kernel for the device, in its default configuration and in each of its tactics.
     let list = run(&["list", "--op", "softmax", "--json"]);
     let cpu_kernels: Vec<String> = json(&list)["kernels"]
         .as_array()
         .expect("kernels is an array")
         .iter()
         .filter(|k| k["device"] == "cpu")
-        .map(|k| k["name"].as_str().unwrap().to_string())
+        .flat_map(|k| {
+            let name = k["name"].as_str().unwrap().to_string();
+            let tactics: Vec<String> = k["tactics"]
+                .as_array()
+                .expect("tactics is an array")
+                .iter()
+                .map(|t| format!("{name}@{}", t.as_str().unwrap()))
+                .collect();
+            std::iter::once(name).chain(tactics)
+        })
         .collect();
+    assert!(cpu_kernels.contains(&"reference.softmax@serial".to_string()));
     assert!(!cpu_kernels.is_empty());
     let o = bench_on_cpu("softmax", "rows=2,cols=8", "f32", &["--all", "--json"]);
     assert_eq!(code(&o), 0, "{}", all(&o));

@@ -617,8 +617,15 @@ mod tests {
         let mut o = opts(OpKind::Softmax, "rows=2,cols=8", DType::F32);
         o.kernels = KernelChoice::All;
         let report = bench(&rt, &o, &mut |_| {}).unwrap();
-        assert_eq!(report.rows.len(), 1);
+        // The reference kernel in its default configuration and its tactic.
+        let timed: Vec<&str> = report.rows.iter().map(|r| r.kernel).collect();
+        assert_eq!(timed, ["reference.softmax", "reference.softmax@serial"]);
         assert!(report.skipped.is_empty());
+        o.kernels = KernelChoice::Named("reference.softmax@serial".into());
+        assert_eq!(
+            bench(&rt, &o, &mut |_| {}).unwrap().rows[0].kernel,
+            "reference.softmax@serial"
+        );
         o.kernels = KernelChoice::Named("reference.softmax".into());
         assert_eq!(
             bench(&rt, &o, &mut |_| {}).unwrap().rows[0].kernel,

@@ -11,7 +11,6 @@
 //! stage of scripts/gpu_proof.sh.
 
 #[path = "../../kernels/tests/emu/mod.rs"]
-#[allow(dead_code)] // this test uses part of the emulator's API
 mod emu;
 
 use kernelyard::ops::selective_state_update::{
