@@ -190,7 +190,7 @@ for stage in $stages; do
     start=$SECONDS
     log="$OUT/ssu.log"
     : >"$log"
-    for t in ssu_selection emulated_ssu; do
+    for t in ssu_selection emulated; do
       [ -x ".gpu/bin/$t" ] && ".gpu/bin/$t" --include-ignored >>"$log" 2>&1
     done
     $K verify --device cuda:0 --op selective_state_update >>"$log" 2>&1

@@ -100,11 +100,25 @@ pub fn check(_caps: &Capabilities, p: &RmsNormProblem, reasons: &mut Vec<Reason>
 pub fn launch(
     gpu: &dyn Launch,
     stream: &Stream,
-    _caps: &Capabilities,
+    caps: &Capabilities,
     a: &mut RmsNormArgs<'_>,
     p: &RmsNormProblem,
 ) -> Result<(), Error> {
-    let plan = plan(p.hidden, p.dtype.size(), p.align);
+    launch_tactic(gpu, stream, caps, a, p, None)
+}
+
+/// [`launch`] with one of the row kernels' tactics ([`crate::rows::TACTICS`]), or `None` for
+/// the default configuration.
+pub fn launch_tactic(
+    gpu: &dyn Launch,
+    stream: &Stream,
+    _caps: &Capabilities,
+    a: &mut RmsNormArgs<'_>,
+    p: &RmsNormProblem,
+    tactic: Option<&str>,
+) -> Result<(), Error> {
+    let target = crate::rows::target_threads(&SOURCE, tactic)?;
+    let plan = RowPlan::with_target(p.hidden, p.dtype.size(), p.align, None, target);
     // Core validated that residual and residual_out come together; the pointers decide.
     let (residual, residual_out): (*const c_void, *mut c_void) =
         match (&a.residual, &mut a.residual_out) {

@@ -59,6 +59,30 @@ pub const STATIC_SHARED_BYTES: u64 = 256;
 /// Longest row the kernels accept: in-row offsets are 32-bit.
 pub const MAX_COLS: usize = 1 << 30;
 
+/// The row kernels' tactics (`cuda.softmax@t128`, ...): the threads a row aims at on the
+/// one-row-per-block register path (1025 to 16384 columns) instead of [`TARGET_THREADS`]:
+/// 128 (more chunks per thread, more blocks per SM) or 512 (fewer chunks per thread, more
+/// threads per row). Elsewhere a tactic's plan is the default's. Each is a fixed function of
+/// `cols` and the element size, so it keeps determinism and batch invariance; its reduction
+/// tree differs from the default's, so its bits may too (within the op's tolerance).
+pub const TACTICS: &[&str] = &["t128", "t512"];
+
+/// The target threads per row of `tactic` (`None`: the default, [`TARGET_THREADS`]).
+pub fn target_threads(source: &KernelSource, tactic: Option<&str>) -> Result<u32, Error> {
+    match tactic {
+        None => Ok(TARGET_THREADS),
+        Some("t128") => Ok(128),
+        Some("t512") => Ok(512),
+        Some(other) => Err(Error::NoEntryPoint {
+            file: source.file,
+            what: format!(
+                "tactic `{other}` (the row kernels have {})",
+                TACTICS.join(", ")
+            ),
+        }),
+    }
+}
+
 /// Which kernel family runs a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowPath {
@@ -96,6 +120,19 @@ impl RowPlan {
     /// The block shape and reduction order depend on `cols` and `elem_bytes` alone (see the
     /// module docs for the table).
     pub fn new(cols: usize, elem_bytes: usize, align: usize, shared_limit: Option<u64>) -> RowPlan {
+        RowPlan::with_target(cols, elem_bytes, align, shared_limit, TARGET_THREADS)
+    }
+
+    /// [`RowPlan::new`] aiming at `target` threads per row (at most [`MAX_REGISTER_THREADS`])
+    /// on the one-row-per-block register path: a tactic's plan ([`TACTICS`]).
+    pub fn with_target(
+        cols: usize,
+        elem_bytes: usize,
+        align: usize,
+        shared_limit: Option<u64>,
+        target: u32,
+    ) -> RowPlan {
+        let target = target.clamp(32, MAX_REGISTER_THREADS) as usize;
         let per_chunk = (16 / elem_bytes.clamp(1, 16)).max(1);
         let vector = align >= 16 && cols.is_multiple_of(per_chunk);
         let nv = cols.div_ceil(per_chunk).max(1);
@@ -138,7 +175,7 @@ impl RowPlan {
             };
         }
         let chunks = options()
-            .find(|&c| nv.div_ceil(c) <= TARGET_THREADS as usize)
+            .find(|&c| nv.div_ceil(c) <= target)
             .unwrap_or(max_chunks);
         let block = (nv.div_ceil(chunks).div_ceil(32) * 32) as u32;
         RowPlan {
@@ -265,12 +302,13 @@ pub(crate) fn launch_rows(
     gpu: &dyn Launch,
     stream: &Stream,
     caps: &Capabilities,
-    (source, op): (&'static KernelSource, &str),
+    (source, op, tactic): (&'static KernelSource, &str, Option<&str>),
     p: &RowsProblem,
     (x, y): (*const c_void, *mut c_void),
 ) -> Result<(), Error> {
     let optin = caps.shared_mem_per_block_optin;
-    let plan = RowPlan::new(p.cols, p.dtype.size(), p.align, Some(optin));
+    let target = target_threads(source, tactic)?;
+    let plan = RowPlan::with_target(p.cols, p.dtype.size(), p.align, Some(optin), target);
     let symbol = entry_point(source, op, p.dtype, plan.variant(), "")?;
     let (rows, cols, tpr) = (p.rows as i64, p.cols as i64, i64::from(plan.tpr));
     // SAFETY: the parameters match `<op>_<dtype>_<variant>(const void* x, void* y, long long
@@ -389,10 +427,13 @@ pub(crate) mod tests {
 
     #[test]
     fn every_row_length_is_covered_within_the_entry_points_bounds() {
-        for size in [4, 2] {
+        for (size, target) in [4, 2].into_iter().flat_map(|s| {
+            [None, Some("t128"), Some("t512")]
+                .map(|t| (s, target_threads(&crate::softmax::SOURCE, t).unwrap()))
+        }) {
             let v = 16 / size;
             for cols in cols_to_try() {
-                let p = plan(cols, size);
+                let p = RowPlan::with_target(cols, size, 16, H100, target);
                 assert!(
                     p.block.is_multiple_of(32) && p.block <= 1024,
                     "{cols}: {p:?}"
@@ -428,6 +469,37 @@ pub(crate) mod tests {
                     assert!(cols > MAX_REGISTER_THREADS as usize * 32, "{cols}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tactics_change_the_middle_path_only() {
+        let t = |tactic| target_threads(&crate::softmax::SOURCE, tactic).unwrap();
+        assert_eq!(t(None), TARGET_THREADS);
+        // rms_norm at 4096 bf16 (512 chunks): 256 threads by default, 128 or 512 by tactic.
+        let shape = |target| {
+            let p = RowPlan::with_target(4096, 2, 16, H100, target);
+            (p.block, p.variant())
+        };
+        assert_eq!(shape(t(None)), (256, "v2"));
+        assert_eq!(shape(t(Some("t128"))), (128, "v4"));
+        assert_eq!(shape(t(Some("t512"))), (512, "v1"));
+        // Short rows (several per block) and two-pass rows: the default's plan.
+        for cols in [1, 100, 1024, 20_000, 200_000] {
+            for tactic in TACTICS {
+                let with = RowPlan::with_target(cols, 2, 16, H100, t(Some(tactic)));
+                assert_eq!(with, RowPlan::new(cols, 2, 16, H100), "{cols} {tactic}");
+            }
+        }
+        match target_threads(&crate::softmax::SOURCE, Some("t64")) {
+            Err(Error::NoEntryPoint { file, what }) => {
+                assert_eq!(file, "softmax.cu");
+                assert!(
+                    what.contains("t64") && what.contains("t128, t512"),
+                    "{what}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

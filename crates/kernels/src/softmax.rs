@@ -76,8 +76,21 @@ pub fn launch(
     a: &mut SoftmaxArgs<'_>,
     p: &SoftmaxProblem,
 ) -> Result<(), Error> {
+    launch_tactic(gpu, stream, caps, a, p, None)
+}
+
+/// [`launch`] with one of the row kernels' tactics ([`crate::rows::TACTICS`]), or `None` for
+/// the default configuration.
+pub fn launch_tactic(
+    gpu: &dyn Launch,
+    stream: &Stream,
+    caps: &Capabilities,
+    a: &mut SoftmaxArgs<'_>,
+    p: &SoftmaxProblem,
+    tactic: Option<&str>,
+) -> Result<(), Error> {
     let io = (a.x.as_ptr(), a.out.as_mut_ptr());
-    launch_rows(gpu, stream, caps, (&SOURCE, "softmax"), p, io)
+    launch_rows(gpu, stream, caps, (&SOURCE, "softmax", tactic), p, io)
 }
 
 #[cfg(test)]

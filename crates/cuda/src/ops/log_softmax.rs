@@ -39,12 +39,14 @@ const META: KernelMeta = nvrtc_meta::<LogSoftmax>(
     "cuda.log_softmax",
     module_path!(),
     "log-softmax over rows, f32 math; row in registers (or shared memory for long rows), 16-byte accesses",
-);
+
+)
+.tactics(kernelyard_kernels::rows::TACTICS);
 
 fn launch(
     ctx: &LaunchCtx<'_>,
     a: &mut LogSoftmaxArgs<'_>,
     p: &LogSoftmaxProblem,
 ) -> Result<(), Error> {
-    log_softmax::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
+    log_softmax::launch_tactic(&CudaLauncher, ctx.stream, ctx.caps, a, p, ctx.tactic)
 }

@@ -50,8 +50,9 @@ const META: KernelMeta = nvrtc_meta::<RmsNorm>(
     "cuda.rms_norm",
     module_path!(),
     "RMSNorm over rows with the fused residual add, f32 math; row in registers, 16-byte accesses",
-);
+)
+.tactics(kernelyard_kernels::rows::TACTICS);
 
 fn launch(ctx: &LaunchCtx<'_>, a: &mut RmsNormArgs<'_>, p: &RmsNormProblem) -> Result<(), Error> {
-    rms_norm::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
+    rms_norm::launch_tactic(&CudaLauncher, ctx.stream, ctx.caps, a, p, ctx.tactic)
 }

@@ -40,8 +40,9 @@ const META: KernelMeta = nvrtc_meta::<Softmax>(
     "cuda.softmax",
     module_path!(),
     "softmax over rows, f32 math; row in registers (or two passes for long rows), 16-byte accesses",
-);
+)
+.tactics(kernelyard_kernels::rows::TACTICS);
 
 fn launch(ctx: &LaunchCtx<'_>, a: &mut SoftmaxArgs<'_>, p: &SoftmaxProblem) -> Result<(), Error> {
-    softmax::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
+    softmax::launch_tactic(&CudaLauncher, ctx.stream, ctx.caps, a, p, ctx.tactic)
 }

@@ -1,0 +1,207 @@
+//! The shared GPU kernels through the whole equivalence suite on the CPU emulator
+//! (`crates/kernels/tests/emu/`): each kernel's exact source and real launch sequence
+//! (`kernelyard_kernels::<op>::launch...`), registered for the CPU with the CUDA kernel's check
+//! and tactics, against every suite case of its op, judged as on a GPU: the oracle within
+//! tolerance with outputs poisoned, two runs bitwise equal, and each row's bits the same in
+//! sub-batches and in a padded batch.
+//!
+//! - `selective_state_update` (issue 15): the state cache and indices, pad slots, groups, state
+//!   dtypes, N = 128 and 256, Mamba-2 2.7B's shape.
+//! - `softmax`, `log_softmax`, `rms_norm` in their default configuration and in each of the
+//!   row kernels' tactics (`@t128`, `@t512`, issue 16), which no GPU has run yet.
+//!
+//! What this does not prove: speed, the GPU's memory model (races, coalescing), or bits equal
+//! to a GPU's where the compiler fuses differently (docs/SSU.md). The GPU proof is the `ssu`
+//! and `tests`/`verify` stages of scripts/gpu_proof.sh.
+
+#[path = "../../kernels/tests/emu/mod.rs"]
+mod emu;
+
+use kernelyard::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
+use kernelyard::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
+use kernelyard::ops::selective_state_update::{
+    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem,
+};
+use kernelyard::ops::softmax::{Softmax, SoftmaxArgs, SoftmaxProblem};
+use kernelyard::{
+    ArchReq, DeviceId, DeviceKind, Error, Kernel, KernelDef, KernelMeta, LaunchCtx, Listed, OpKind,
+    Registry, Runtime,
+};
+use kernelyard_kernels::source::KernelSource;
+use kernelyard_kernels::{log_softmax, rms_norm, rows, selective_state_update as ssu, softmax};
+use kernelyard_suite::{run_suite, Outcome, SuiteOptions, DEFAULT_SEED};
+
+/// The emulator of `source`, built once per process.
+fn emulator(source: &'static KernelSource) -> Result<&'static emu::Emulator, Error> {
+    emu::Emulator::shared(source).map_err(|e| Error::Device {
+        backend: "emulator",
+        source: e.into(),
+    })
+}
+
+const fn meta<O: Listed>(name: &'static str, summary: &'static str) -> KernelMeta {
+    KernelMeta::new::<O>(
+        name,
+        "emu",
+        DeviceKind::Cpu,
+        ArchReq::Any,
+        module_path!(),
+        summary,
+    )
+}
+
+fn ssu_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut SelectiveStateUpdateArgs<'_>,
+    p: &SelectiveStateUpdateProblem,
+) -> Result<(), Error> {
+    ssu::launch(emulator(&ssu::SOURCE)?, ctx.stream, ctx.caps, a, p)
+}
+
+static SSU: KernelDef<SelectiveStateUpdate> = KernelDef::<SelectiveStateUpdate>::new(
+    meta::<SelectiveStateUpdate>(
+        "emu.selective_state_update",
+        "crates/kernels/kernels/selective_state_update.cu on the CPU emulator",
+    ),
+    ssu_launch,
+)
+.with_check(ssu::check);
+
+fn softmax_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut SoftmaxArgs<'_>,
+    p: &SoftmaxProblem,
+) -> Result<(), Error> {
+    let gpu = emulator(&softmax::SOURCE)?;
+    softmax::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+}
+
+static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta::<Softmax>(
+        "emu.softmax",
+        "crates/kernels/kernels/softmax.cu on the CPU emulator",
+    )
+    .tactics(rows::TACTICS),
+    softmax_launch,
+)
+.with_check(softmax::check);
+
+fn log_softmax_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut LogSoftmaxArgs<'_>,
+    p: &LogSoftmaxProblem,
+) -> Result<(), Error> {
+    let gpu = emulator(&log_softmax::SOURCE)?;
+    log_softmax::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+}
+
+static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
+    meta::<LogSoftmax>(
+        "emu.log_softmax",
+        "crates/kernels/kernels/log_softmax.cu on the CPU emulator",
+    )
+    .tactics(rows::TACTICS),
+    log_softmax_launch,
+)
+.with_check(log_softmax::check);
+
+fn rms_norm_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut RmsNormArgs<'_>,
+    p: &RmsNormProblem,
+) -> Result<(), Error> {
+    let gpu = emulator(&rms_norm::SOURCE)?;
+    rms_norm::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+}
+
+static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
+    meta::<RmsNorm>(
+        "emu.rms_norm",
+        "crates/kernels/kernels/rms_norm.cu on the CPU emulator",
+    )
+    .tactics(rows::TACTICS),
+    rms_norm_launch,
+)
+.with_check(rms_norm::check);
+
+/// Runs the suite of `op` on the CPU with the reference kernels and `kernel`, and checks that
+/// every case passed every check for the kernel in each of its configurations.
+fn suite_passes(op: OpKind, kernel: &'static dyn Kernel, min_results: usize) {
+    let kernels: Vec<&'static dyn Kernel> = Registry::global()
+        .unwrap()
+        .all()
+        .iter()
+        .copied()
+        .filter(|k| k.meta().op == op)
+        .chain([kernel])
+        .collect();
+    let registry: &'static Registry = Box::leak(Box::new(Registry::from_kernels(kernels).unwrap()));
+    let rt = Runtime::builder().registry(registry).build().unwrap();
+    let opts = SuiteOptions {
+        op: Some(op),
+        device: Some(DeviceId::CPU),
+        seed: DEFAULT_SEED,
+    };
+    let name = kernel.meta().name;
+    let ours_name = |k: &str| k == name || k.starts_with(&format!("{name}@"));
+    let report = run_suite(&rt, &opts, &mut |r| {
+        if ours_name(r.kernel) {
+            eprintln!("{} {} {}: {:?}", r.kernel, r.dtype, r.case, r.outcome)
+        }
+    });
+    let ours: Vec<_> = report
+        .results
+        .iter()
+        .filter(|r| ours_name(r.kernel))
+        .collect();
+    let configurations = 1 + kernel.meta().tactics.len();
+    assert!(
+        ours.len() >= min_results * configurations,
+        "{} results",
+        ours.len()
+    );
+    for t in kernel.meta().tactics {
+        let label = format!("{name}@{t}");
+        assert!(
+            ours.iter().any(|r| r.kernel == label),
+            "no result for {label}"
+        );
+    }
+    let mut failed = Vec::new();
+    for r in &ours {
+        match &r.outcome {
+            Outcome::Pass { checks, .. } => {
+                assert_eq!(
+                    checks,
+                    &["oracle", "deterministic", "batch_invariant"],
+                    "{} {} {}",
+                    r.kernel,
+                    r.case,
+                    r.dtype
+                );
+            }
+            other => failed.push(format!("{} {} {}: {other:?}", r.kernel, r.case, r.dtype)),
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn selective_state_update_passes_the_suite_on_the_emulator() {
+    suite_passes(OpKind::SelectiveStateUpdate, &SSU, 40);
+}
+
+#[test]
+fn softmax_and_its_tactics_pass_the_suite_on_the_emulator() {
+    suite_passes(OpKind::Softmax, &SOFTMAX, 10);
+}
+
+#[test]
+fn log_softmax_and_its_tactics_pass_the_suite_on_the_emulator() {
+    suite_passes(OpKind::LogSoftmax, &LOG_SOFTMAX, 10);
+}
+
+#[test]
+fn rms_norm_and_its_tactics_pass_the_suite_on_the_emulator() {
+    suite_passes(OpKind::RmsNorm, &RMS_NORM, 10);
+}
