@@ -121,6 +121,28 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
+    /// `selective_state_update`: an entry of host `state_indices` is neither a slot of the
+    /// state cache nor the pad slot (found by the kernel that read it, before any write).
+    #[error("`state_indices[{row}]` = {index} is outside the state cache's slots [0, {slots}) and is not the pad slot -1")]
+    StateIndexOutOfRange {
+        /// The batch row.
+        row: usize,
+        /// Its index.
+        index: i64,
+        /// Slots of the state cache.
+        slots: usize,
+    },
+    /// `selective_state_update`: two batch rows of host `state_indices` name the same slot;
+    /// both would update it at once (found by the kernel that read them, before any write).
+    #[error("`state_indices[{first}]` and `state_indices[{second}]` both name slot {index}: each slot may be updated by one batch row (use the pad slot -1 to skip a row)")]
+    DuplicateStateIndex {
+        /// The slot.
+        index: i64,
+        /// The first row naming it.
+        first: usize,
+        /// The second row naming it.
+        second: usize,
+    },
     /// A kernel was launched with arguments of an op it does not implement (a dispatch bug).
     #[error("kernel `{kernel}` implements {op} but was launched with {got} arguments")]
     WrongOp {
@@ -323,28 +345,6 @@ pub enum ValidationError {
         input: &'static str,
         /// What is allowed instead.
         allowed: &'static str,
-    },
-    /// `selective_state_update`: an entry of host-readable `state_indices` is neither a slot of
-    /// the state cache nor the pad slot.
-    #[error("`state_indices[{row}]` = {index} is outside the state cache's slots [0, {slots}) and is not the pad slot -1")]
-    StateIndexOutOfRange {
-        /// The batch row.
-        row: usize,
-        /// Its index.
-        index: i64,
-        /// Slots of the state cache.
-        slots: usize,
-    },
-    /// `selective_state_update`: two batch rows of host-readable `state_indices` name the same
-    /// slot; both would update it at once.
-    #[error("`state_indices[{first}]` and `state_indices[{second}]` both name slot {index}: each slot may be updated by one batch row (use the pad slot -1 to skip a row)")]
-    DuplicateStateIndex {
-        /// The slot.
-        index: i64,
-        /// The first row naming it.
-        first: usize,
-        /// The second row naming it.
-        second: usize,
     },
     /// A scalar parameter is out of range.
     #[error("`{param}` = {value} is invalid: {why}")]

@@ -28,13 +28,15 @@
 //!   row `out[b]` is **set to zero** (every backend, so a padded batch gives the same bits
 //!   everywhere);
 //! - two entries naming the same slot would update it concurrently, and any other index is
-//!   outside the cache. When the indices are host memory, validation rejects both
-//!   ([`ValidationError::DuplicateStateIndex`], [`ValidationError::StateIndexOutOfRange`])
-//!   before any backend runs. Device-resident indices cannot be read without a
-//!   synchronisation, so there the GPU kernels guard memory instead: an out-of-range entry
-//!   leaves the cache untouched and gets a NaN output row; duplicates are the caller's contract
-//!   (as in `mamba_ssm` and FlashInfer): the slot's final value is then one of the racing
-//!   entries' (never memory outside the cache). [`check_state_indices`] checks a host copy.
+//!   outside the cache. Validation reads no tensor data (it checks views, never their
+//!   contents), so the indices' values are checked where they are read: the reference backend
+//!   (host memory) rejects both ([`Error::DuplicateStateIndex`],
+//!   [`Error::StateIndexOutOfRange`]) before it reads or
+//!   writes anything. Device-resident indices cannot be read without a synchronisation, so
+//!   there the GPU kernels guard memory instead: an out-of-range entry leaves the cache
+//!   untouched and gets a NaN output row; duplicates are the caller's contract (as in
+//!   `mamba_ssm` and FlashInfer): the slot's final value is then one of the racing entries'
+//!   (never memory outside the cache). [`check_state_indices`] checks a host copy.
 //!
 //! Without indices, `state` is `[B, H, P, N]` and entry `b` owns row `b` (`cache_slots ==
 //! batch`).
@@ -59,17 +61,17 @@ pub const PAD_SLOT_ID: i64 = -1;
 pub fn check_state_indices(
     indices: impl IntoIterator<Item = i64>,
     slots: usize,
-) -> Result<(), ValidationError> {
+) -> Result<(), Error> {
     let mut seen: HashMap<i64, usize> = HashMap::new();
     for (row, index) in indices.into_iter().enumerate() {
         if index == PAD_SLOT_ID {
             continue;
         }
         if index < 0 || usize::try_from(index).map_or(true, |i| i >= slots) {
-            return Err(ValidationError::StateIndexOutOfRange { row, index, slots });
+            return Err(Error::StateIndexOutOfRange { row, index, slots });
         }
         if let Some(&first) = seen.get(&index) {
-            return Err(ValidationError::DuplicateStateIndex {
+            return Err(Error::DuplicateStateIndex {
                 index,
                 first,
                 second: row,
@@ -485,20 +487,6 @@ impl SelectiveStateUpdateArgs<'_> {
                 )?;
                 no_alias("out", &self.out, "state_indices", ix)?;
                 no_alias("state", &self.state, "state_indices", ix)?;
-                if ix.device() == DeviceId::CPU {
-                    match ix.dtype() {
-                        DType::I32 => check_state_indices(
-                            ix.as_slice::<i32>("state_indices")?
-                                .iter()
-                                .map(|&i| i64::from(i)),
-                            cache_slots,
-                        )?,
-                        _ => check_state_indices(
-                            ix.as_slice::<i64>("state_indices")?.iter().copied(),
-                            cache_slots,
-                        )?,
-                    }
-                }
                 Some(ix.dtype())
             }
             None => None,

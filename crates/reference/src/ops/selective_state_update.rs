@@ -1,12 +1,13 @@
 //! `selective_state_update` oracle and the `reference.selective_state_update` kernel.
 
 use kernelyard_core::ops::selective_state_update::{
-    SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem, PAD_SLOT_ID,
+    check_state_indices, SelectiveStateUpdate, SelectiveStateUpdateArgs,
+    SelectiveStateUpdateProblem, PAD_SLOT_ID,
 };
 use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
-use crate::host::{gather, scatter};
+use crate::host::{gather, gather_indices, scatter};
 use crate::ops::meta;
 
 /// The inputs of one decode step, dense and in logical order, widened to `f64`.
@@ -196,9 +197,15 @@ fn launch(
         let cm = gather("cm", &s.cm)?;
         let d = optional("d", &s.d)?;
         let z = optional("z", &s.z)?;
-        // Exact: validation bounded every index by the cache's rows (or it is the pad slot).
-        let indices: Option<Vec<i64>> = optional("state_indices", &s.state_indices)?
-            .map(|v| v.iter().map(|&i| i as i64).collect());
+        // Any index outside the cache (and any slot named twice) is refused before anything
+        // is computed or written.
+        let indices = match &s.state_indices {
+            Some(v) => Some(gather_indices("state_indices", v)?),
+            None => None,
+        };
+        if let Some(ix) = &indices {
+            check_state_indices(ix.iter().copied(), p.cache_slots)?;
+        }
         let inputs = SsuInputs {
             state: &state,
             state_indices: indices.as_deref(),
@@ -224,7 +231,7 @@ mod tests {
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
     use kernelyard_core::{
-        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut, ValidationError,
+        Args, DType, Element, Policy, Runtime, Stream, TensorView, TensorViewMut,
     };
 
     #[derive(Clone, Copy)]
@@ -655,25 +662,25 @@ mod tests {
     }
 
     #[test]
-    fn host_indices_are_validated() {
+    fn host_indices_out_of_range_or_duplicated_are_errors() {
         let out = launch_with_indices(&[2, -1, 0], 3).unwrap();
         assert!(out[2..4].iter().all(|v| *v == 0.0), "{out:?}");
         assert!(out.iter().all(|v| v.is_finite()));
         match launch_with_indices(&[2, 0, 2], 3) {
-            Err(Error::Validation(ValidationError::DuplicateStateIndex {
+            Err(Error::DuplicateStateIndex {
                 index: 2,
                 first: 0,
                 second: 2,
-            })) => {}
+            }) => {}
             other => panic!("{other:?}"),
         }
         for bad in [3, -2] {
             match launch_with_indices(&[0, bad], 3) {
-                Err(Error::Validation(ValidationError::StateIndexOutOfRange {
+                Err(Error::StateIndexOutOfRange {
                     row: 1,
                     index,
                     slots: 3,
-                })) => assert_eq!(index, i64::from(bad)),
+                }) => assert_eq!(index, i64::from(bad)),
                 other => panic!("{other:?}"),
             }
         }
