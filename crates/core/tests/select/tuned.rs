@@ -361,3 +361,30 @@ fn the_launch_gets_the_plans_tactic() {
         .unwrap();
     assert_eq!(*k.last_tactic.lock().unwrap(), None);
 }
+
+#[test]
+fn a_pin_is_never_replaced_by_tuning() {
+    let caps = cuda(0, 9, 0);
+    let r = registry(&[
+        fake(softmax("cuda.softmax.a", 10, true)),
+        fake(softmax("cuda.softmax.b", 5, true)),
+    ]);
+    let rt = Runtime::builder()
+        .registry(r)
+        .pins("softmax=cuda.softmax.a")
+        .no_probe()
+        .simulated_device(caps.clone())
+        .tuning_cache(cache_for(
+            &caps,
+            &sm(32),
+            false,
+            "cuda.softmax.b",
+            "cuda.softmax.a",
+        ))
+        .build()
+        .unwrap();
+    let plan = rt.select(GPU0, &sm(32), &Policy::auto().tuned()).unwrap();
+    assert_eq!(plan.kernel_name(), "cuda.softmax.a");
+    assert_eq!(plan.report().source, Some(ChoiceSource::Pinned));
+    assert_eq!(plan.report().tuning, None);
+}
