@@ -16,6 +16,9 @@
 #                                                                                -> {memcheck,racecheck,synccheck}_<op>.log
 #   sanitize_gemm  memcheck and racecheck over verify --op gemm, the invariant GEMM kernels
 #                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
+#   tune           issue 16's sweep: `kernelyard tune` on row ops across widths, odd and small
+#                  GEMMs, SSU shapes; tuned vs untuned per problem (scripts/tune_table.py)
+#                                                                                -> tune.jsonl, tune.log, tuning.json, tune.md
 #   candle         kernelyard-candle built with candle's `cuda` feature (KERNELYARD_PACK_CANDLE=1
 #                  bash scripts/gpu_pack.sh stages .gpu/candle/): every test binary with
 #                  --include-ignored, then every example with each of the argument lists
@@ -195,21 +198,56 @@ for stage in $stages; do
     done
     $K verify --device cuda:0 --op selective_state_update >>"$log" 2>&1
     note "ssu verify: rc=$? $(grep -E 'passed|failed' "$log" | tail -1)"
-    for tool in memcheck racecheck synccheck; do
-      sanitized $tool "$log" "selective_state_update" -- --op selective_state_update
-    done
+    # SSU_SANITIZE=0 leaves the sanitizers out (a call that runs them on its own).
+    if [ "${SSU_SANITIZE:-1}" = 1 ]; then
+      for tool in memcheck racecheck synccheck; do
+        sanitized $tool "$log" "selective_state_update" -- --op selective_state_update
+      done
+    fi
     for state in bf16 f32; do
       j="$OUT/ssu_bench_$state.jsonl"
       : >"$j"
+      # torch_ops.py's shapes (full A, as its peer), then Mamba-2 2.7B as served (A per head,
+      # i32 indices into a cache of 512 slots); `--all`: every tactic (row, tile4 .. tile32).
       for s in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 \
-        batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
+        batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
+        batch=64,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=512; do
         bench_rows "$j" selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
       done
       PYTHONUNBUFFERED=1 python3 scripts/ssu_peer.py peer --state $state >>"$j" 2>>"$OUT/bench.err"
     done
+    # The issue's named peer (one call per timing, bf16 state).
+    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op selective_state_update >>"$OUT/ssu_bench_bf16.jsonl" 2>>"$OUT/bench.err"
     python3 scripts/ssu_peer.py table "$OUT/ssu_bench_bf16.jsonl" "$OUT/ssu_bench_f32.jsonl" >"$OUT/ssu_ratios.md" 2>&1
     cat "$OUT/ssu_ratios.md"
     note "ssu: $((SECONDS - start)) s"
+    ;;
+  tune)
+    # Issue 16's sweep: `kernelyard tune` over shapes where the default choice may lose (row ops
+    # across widths, odd and small GEMMs with cuBLASLt's algorithms, SSU tiles); each problem's
+    # JSON has every candidate's ms, verified or rejected, the choice and the untuned choice.
+    start=$SECONDS
+    j="$OUT/tune.jsonl" cache="$OUT/tuning.json"
+    : >"$j"
+    tune_one() { $K tune "$@" --device cuda:0 --out "$cache" --json >>"$j" 2>>"$OUT/tune.log" || echo "tune $* failed" >>"$OUT/tune.log"; }
+    for cols in 1536 2048 4096 8192 16384; do
+      for op in softmax log_softmax; do tune_one $op --problem rows=16384,cols=$cols --dtype bf16; done
+      tune_one rms_norm --problem rows=16384,hidden=$cols --dtype bf16
+    done
+    for s in m=37,n=129,k=71 m=1,n=4096,k=4096 m=16,n=4096,k=4096 m=128,n=4096,k=4096 \
+      m=77,n=3000,k=1000 m=1000,n=1000,k=1000 m=4096,n=4096,k=4096 m=128,n=4096,k=4096,trans_b=1; do
+      tune_one gemm --problem "$s" --dtype bf16
+    done
+    for state in bf16 f32; do
+      for s in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
+        batch=4,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1; do
+        tune_one selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
+      done
+    done
+    tune_one selective_state_update --problem batch=64,heads=64,head_dim=64,state_dim=128,groups=8 --dtype bf16 --batch-invariant
+    python3 scripts/tune_table.py "$j" >"$OUT/tune.md" 2>&1
+    cat "$OUT/tune.md"
+    note "tune: $((SECONDS - start)) s, $(wc -l <"$j") problems"
     ;;
   candle)
     # kernelyard-candle's GPU tests (every op against candle's own on the same tensors) and its

@@ -218,7 +218,28 @@ fn table(r: &TuneReport) -> String {
     if chosen.is_none() {
         t.push_str("  no candidate was verified: nothing recorded\n");
     }
+    if let Some(line) = gain(r) {
+        t.push_str(&format!("  {line}\n"));
+    }
     t
+}
+
+/// The tuned choice against what selection picks without tuning: `untuned X (ms) -> tuned Y
+/// (ms): 1.23x`.
+fn gain(r: &TuneReport) -> Option<String> {
+    let untuned = r.untuned.as_ref()?;
+    let tuned = r.entry.as_ref()?.choice.to_string();
+    let ms = |label: &str| {
+        r.measurements
+            .iter()
+            .find(|m| m.candidate.to_string() == label)
+            .and_then(|m| m.ms)
+    };
+    let (u, t) = (ms(untuned)?, ms(&tuned)?);
+    Some(format!(
+        "untuned {untuned} ({u:.4} ms) -> tuned {tuned} ({t:.4} ms): {:.2}x",
+        u / t
+    ))
 }
 
 fn json_line(r: &TuneReport) -> Value {
@@ -227,6 +248,7 @@ fn json_line(r: &TuneReport) -> Value {
         "seconds": r.seconds,
         "memoised": r.memoised,
         "choice": r.entry.as_ref().map(|e: &TuningEntry| e.choice.to_string()),
+        "untuned": r.untuned,
         "measurements": r.measurements,
     })
 }

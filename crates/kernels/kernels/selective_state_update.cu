@@ -271,6 +271,239 @@ __device__ __forceinline__ void ssu_rows(
     }
 }
 
+// ---- The tiled kernel (`ssut_<dtype>_<state dtype>`, the default on the 16-byte path) ----------
+//
+// The row kernel above spends most of a row's life waiting: the index load, then the state
+// loads, then the Bm/Cm/A loads (behind dt), each a full memory latency, with bytes in flight
+// during only one of them; and a full A [H, P, N] is read again from L2 for every batch entry.
+// The tiled kernel keeps a block on the same TG = 128 / L rows (h, p) for a tile of up to
+// KY_SSU_TILE_MAX batch entries (the host's `tile`, a tactic): dt_bias and D are read once
+// per row, a full A once from L2 per row of the tile (A from L1 after the first entry), the tile's state indices once into shared memory, and
+// the entries stream through a software pipeline: while entry e is computed and stored, the
+// state chunks of entries e + 1 .. e + DEPTH and the Bm/Cm slices, x, dt and z of entry e + 1
+// are already in flight (register buffers, rotated by a fully unrolled loop so every buffer
+// index is static). Lanes: L is the fewest (a power of two) that leaves each lane at most
+// KY_SSU_TILE_CHUNKS = 2 chunks (N <= 256 for an f32 state, 512 for a half one; larger rows
+// and the element path take the row kernel). Grid: x over ceil(H * P / TG) row blocks, y over
+// batch tiles (at most 65535; blocks loop over the tiles beyond). Every loop is block-uniform
+// (idle rows past H * P run it with nothing to do), so the barriers and shuffles are reached by
+// every thread.
+//
+// Arithmetic per row is the row kernel's, in the same order for the same lanes: each lane sums
+// s * Cm over its chunks (k = 0, 1) and elements in increasing n, then the L lanes combine by
+// the butterfly. The order depends on N and the dtypes alone (L), never on the tile, the grid
+// or the row's place in the batch: deterministic and batch-invariant, and every tile size gives
+// the same bits. Its L differs from the row kernel's (2 chunks a lane instead of 4), so the two
+// kernels' bits may differ in the last place.
+
+// Most 16-byte state chunks per lane of the tiled kernel (the host's `TILE_CHUNKS_PER_LANE`).
+#define KY_SSU_TILE_CHUNKS 2
+// Blocks per SM the tiled kernel's register budget is sized for (the host's
+// `TILE_MIN_BLOCKS`).
+#ifndef KY_SSU_TILE_MIN_BLOCKS
+#define KY_SSU_TILE_MIN_BLOCKS 4
+#endif
+// Most batch entries per tile (the host's `MAX_TILE`).
+#define KY_SSU_TILE_MAX 32
+
+// E consecutive elements of T, as loaded (16-byte vectors, or one 8-byte load for 4 halves),
+// unpacked when used: the raw words keep a prefetched slice in as few registers as possible.
+template <typename T, int E>
+struct KySsuSlice {
+    static constexpr int W = E * Elem<T>::size / 4;
+    ky_u32 w[W];
+    __device__ __forceinline__ void load(const typename Elem<T>::storage* __restrict__ p) {
+        if constexpr (W >= 4) {
+            #pragma unroll
+            for (int i = 0; i < W / 4; ++i) {
+                const ky_vec16 v = ky_load16(p + i * (16 / Elem<T>::size));
+                #pragma unroll
+                for (int j = 0; j < 4; ++j) w[4 * i + j] = v.w[j];
+            }
+        } else {
+            static_assert(W == 2, "an 8-byte slice holds 4 halves");
+            const ky_vec8 v = *reinterpret_cast<const ky_vec8*>(p);
+            w[0] = v.w[0];
+            w[1] = v.w[1];
+        }
+    }
+    __device__ __forceinline__ void unpack(float (&out)[E]) const {
+        if constexpr (Elem<T>::size == 4) {
+            #pragma unroll
+            for (int i = 0; i < E; ++i) out[i] = __uint_as_float(w[i]);
+        } else {
+            #pragma unroll
+            for (int i = 0; i < W; ++i) {
+                out[2 * i] = Elem<T>::to_f32((ky_u16)(w[i] & 0xffffu));
+                out[2 * i + 1] = Elem<T>::to_f32((ky_u16)(w[i] >> 16));
+            }
+        }
+    }
+};
+
+template <typename T, typename S>
+__device__ __forceinline__ void ssu_tiles(
+    typename Elem<S>::storage* __restrict__ state, const typename Elem<T>::storage* __restrict__ x,
+    const typename Elem<T>::storage* __restrict__ dt, const float* __restrict__ dt_bias,
+    const float* __restrict__ a, const typename Elem<T>::storage* __restrict__ bm,
+    const typename Elem<T>::storage* __restrict__ cm, const float* __restrict__ dd,
+    const typename Elem<T>::storage* __restrict__ z, typename Elem<T>::storage* __restrict__ out,
+    const void* __restrict__ indices, ky_i64 batch, int heads, int head_dim, int state_dim,
+    int groups, int heads_per_group, ky_i64 cache_slots, int index_bytes, int flags, int lanes,
+    int tile) {
+    typedef typename Elem<T>::storage TS;
+    typedef typename Elem<S>::storage SS;
+    constexpr int ES = 16 / Elem<S>::size;  // state elements per chunk
+    constexpr int CH = KY_SSU_TILE_CHUNKS;
+    // State prefetch distance (entries ahead): 2, or 1 where the Bm/Cm slices are 32 bytes
+    // (f32 inputs with a half state), so that the buffers stay in registers.
+    constexpr int DEPTH = ES * Elem<T>::size > 16 ? 1 : 2;
+    constexpr int NB = DEPTH + 1;
+    typedef KySsuSlice<T, ES> Slice;
+    __shared__ ky_i64 slots[KY_SSU_TILE_MAX];
+
+    const int n_dim = state_dim;
+    const int chunks = n_dim / ES;  // exact: N * sizeof(S) % 16 == 0 on this path
+    const unsigned hp_n = (unsigned)heads * (unsigned)head_dim;
+    const int li = (int)threadIdx.x & (lanes - 1);
+    const unsigned per_block = KY_SSU_THREADS / (unsigned)lanes;
+    const unsigned hp = blockIdx.x * per_block + threadIdx.x / (unsigned)lanes;
+    const bool on = hp < hp_n;
+    const unsigned h = on ? hp / (unsigned)head_dim : 0u;
+    const unsigned g = h / (unsigned)heads_per_group;
+    const bool per_head = (flags & KY_SSU_A_PER_HEAD) != 0;
+
+    // The row's constants, once per block (a full A is re-read per entry where it is used,
+    // from L1 after the first: in registers it would cost the pipeline's buffers).
+    float bias = 0.0f, dv = 0.0f, a_head = 0.0f;
+    if (on) {
+        if (flags & KY_SSU_DT_BIAS) bias = dt_bias[hp];
+        if (flags & KY_SSU_D) dv = dd[hp];
+        if (per_head) a_head = a[h];
+    }
+    const float* ap = a + (ky_i64)hp * n_dim;
+
+    for (ky_i64 b0 = (ky_i64)blockIdx.y * tile; b0 < batch; b0 += (ky_i64)gridDim.y * tile) {
+        const int count = (int)min((ky_i64)tile, batch - b0);
+        __syncthreads();  // the previous tile's slots are read
+        if ((int)threadIdx.x < count) {
+            const ky_i64 b = b0 + threadIdx.x;
+            slots[threadIdx.x] = index_bytes == 8   ? static_cast<const long long*>(indices)[b]
+                                 : index_bytes == 4 ? (ky_i64) static_cast<const int*>(indices)[b]
+                                                    : b;
+        }
+        __syncthreads();
+
+        ky_vec16 sv[NB][CH];
+        Slice bv[NB][CH], cv[NB][CH];
+        float xr[NB], dr[NB], zr[NB];
+        // Issues the loads of entry e's state chunks (live rows only).
+        auto load_state = [&](ky_vec16 (&dst)[CH], int e) {
+            const ky_i64 slot = slots[e];
+            if (on && slot >= 0 && slot < cache_slots) {
+                const SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim;
+                #pragma unroll
+                for (int k = 0; k < CH; ++k) {
+                    const int c = li + k * lanes;
+                    if (c < chunks) dst[k] = ky_load16(st + c * ES);
+                }
+            }
+        };
+        // Issues the loads of entry e's Bm/Cm slices, x, dt and z.
+        auto load_side = [&](Slice (&bd)[CH], Slice (&cd)[CH], float& xd, float& dtd, float& zd,
+                             int e) {
+            if (on) {
+                const ky_i64 b = b0 + e;
+                const ky_i64 proj = (b * groups + g) * n_dim;
+                #pragma unroll
+                for (int k = 0; k < CH; ++k) {
+                    const int c = li + k * lanes;
+                    if (c < chunks) {
+                        bd[k].load(bm + proj + c * ES);
+                        cd[k].load(cm + proj + c * ES);
+                    }
+                }
+                const ky_i64 row = b * hp_n + hp;
+                xd = Elem<T>::load(x, row);
+                dtd = Elem<T>::load(dt, row);
+                zd = (flags & KY_SSU_Z) ? Elem<T>::load(z, row) : 0.0f;
+            }
+        };
+        // Entry e: update its state chunks, store them, reduce, write y.
+        auto compute = [&](ky_vec16 (&sd)[CH], const Slice (&bd)[CH], const Slice (&cd)[CH],
+                           float xv, float dtv, float zv, int e) {
+            const ky_i64 b = b0 + e;
+            const ky_i64 slot = slots[e];
+            const int kind = !on                                ? KY_SSU_IDLE
+                             : (slot >= 0 && slot < cache_slots) ? KY_SSU_LIVE
+                             : slot == -1                        ? KY_SSU_PAD
+                                                                 : KY_SSU_BAD;
+            float acc = 0.0f;
+            if (kind == KY_SSU_LIVE) {
+                float d = dtv;
+                if (flags & KY_SSU_DT_BIAS) d = ky_fadd_rn(d, bias);
+                if (flags & KY_SSU_SOFTPLUS) d = d > 20.0f ? d : log1pf(expf(d));
+                const float da_head = per_head ? __expf(ky_fmul_rn(a_head, d)) : 0.0f;
+                SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim;
+                #pragma unroll
+                for (int k = 0; k < CH; ++k) {
+                    const int c = li + k * lanes;
+                    if (c < chunks) {
+                        float s[ES], bf[ES], cf[ES], da[ES];
+                        if (!per_head) ky_ssu_slice<float, ES>(ap + c * ES, da);
+                        Vec16<S>::unpack(sd[k], s);
+                        bd[k].unpack(bf);
+                        cd[k].unpack(cf);
+                        #pragma unroll
+                        for (int i = 0; i < ES; ++i) {
+                            da[i] = per_head ? da_head : __expf(ky_fmul_rn(da[i], d));
+                        }
+                        acc = ky_ssu_update<ES>(s, bf, cf, da, d, xv, ES, acc);
+                        const ky_vec16 o = Vec16<S>::pack(s);
+                        ky_port_store16_global(st + c * ES, o.w);
+                    }
+                }
+            }
+            // Every lane of the warp gets here for every entry (idle and non-live rows with 0).
+            for (int o = lanes >> 1; o > 0; o >>= 1) acc = ky_fadd_rn(acc, ky_shfl_xor(acc, o));
+            if (li == 0 && kind != KY_SSU_IDLE) {
+                float y;
+                if (kind == KY_SSU_LIVE) {
+                    y = acc;
+                    if (flags & KY_SSU_D) y = fmaf(dv, xv, y);
+                    if (flags & KY_SSU_Z) y = ky_fmul_rn(y, zv / ky_fadd_rn(1.0f, expf(-zv)));
+                } else {
+                    y = kind == KY_SSU_PAD ? 0.0f : __int_as_float(0x7fc00000);
+                }
+                Elem<T>::store(out, b * hp_n + hp, y);
+            }
+        };
+
+        // Prologue: the state of entries 0 .. DEPTH - 1 and the side data of entry 0.
+        #pragma unroll
+        for (int e = 0; e < DEPTH; ++e) {
+            if (e < count) load_state(sv[e], e);
+        }
+        load_side(bv[0], cv[0], xr[0], dr[0], zr[0], 0);
+        // Entry e = r + u lives in buffer u (r is a multiple of NB); the loads for e + DEPTH
+        // (state) and e + 1 (side) go to the buffers of entries already done.
+        for (int r = 0; r < count; r += NB) {
+            #pragma unroll
+            for (int u = 0; u < NB; ++u) {
+                const int e = r + u;
+                if (e < count) {
+                    if (e + DEPTH < count) load_state(sv[(u + DEPTH) % NB], e + DEPTH);
+                    if (e + 1 < count) {
+                        const int n1 = (u + 1) % NB;
+                        load_side(bv[n1], cv[n1], xr[n1], dr[n1], zr[n1], e + 1);
+                    }
+                    compute(sv[u], bv[u], cv[u], xr[u], dr[u], zr[u], e);
+                }
+            }
+        }
+    }
+}
+
 // Entry points `ssu_<dtype>_<state dtype>_<v|s>`: block 128 threads, grid
 // min(ceil(rows / (128 / lanes)), 65535); `flags` of KY_SSU_A_PER_HEAD .. KY_SSU_SOFTPLUS;
 // dt_bias, d, z and state_indices may be null when their flag (or index_bytes) says so.
@@ -301,6 +534,32 @@ __device__ __forceinline__ void ssu_rows(
         ssu_##D##_##SD##_s(KY_SSU_ARGS) {                                                         \
         KY_SSU_CALL(T, S, false);                                                                 \
     }
+
+// Tiled entry points `ssut_<dtype>_<state dtype>` (16-byte path only): block 128 threads,
+// grid (ceil(H * P / (128 / lanes)), min(ceil(B / tile), 65535)); `batch` in place of `rows`,
+// `tile` the batch entries per tile (1 .. KY_SSU_TILE_MAX).
+#define KY_SSU_TILE_ENTRY(D, SD, T, S)                                                            \
+    extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, KY_SSU_TILE_MIN_BLOCKS)         \
+        ssut_##D##_##SD(KY_SSU_ARGS, int tile) {                                                  \
+        ssu_tiles<T, S>(                                                                          \
+            static_cast<Elem<S>::storage*>(state), static_cast<const Elem<T>::storage*>(x),       \
+            static_cast<const Elem<T>::storage*>(dt), static_cast<const float*>(dt_bias),         \
+            static_cast<const float*>(a), static_cast<const Elem<T>::storage*>(bm),               \
+            static_cast<const Elem<T>::storage*>(cm), static_cast<const float*>(d),               \
+            static_cast<const Elem<T>::storage*>(z), static_cast<Elem<T>::storage*>(out),         \
+            state_indices, rows, heads, head_dim, state_dim, groups, heads_per_group,             \
+            cache_slots, index_bytes, flags, lanes, tile);                                        \
+    }
+
+KY_SSU_TILE_ENTRY(f32, f32, float, float)
+KY_SSU_TILE_ENTRY(f32, f16, float, ky_f16)
+KY_SSU_TILE_ENTRY(f32, bf16, float, ky_bf16)
+KY_SSU_TILE_ENTRY(f16, f32, ky_f16, float)
+KY_SSU_TILE_ENTRY(f16, f16, ky_f16, ky_f16)
+KY_SSU_TILE_ENTRY(f16, bf16, ky_f16, ky_bf16)
+KY_SSU_TILE_ENTRY(bf16, f32, ky_bf16, float)
+KY_SSU_TILE_ENTRY(bf16, f16, ky_bf16, ky_f16)
+KY_SSU_TILE_ENTRY(bf16, bf16, ky_bf16, ky_bf16)
 
 KY_SSU_ENTRY(f32, f32, float, float)
 KY_SSU_ENTRY(f32, f16, float, ky_f16)

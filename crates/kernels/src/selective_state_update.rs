@@ -13,6 +13,23 @@
 //! [`FLAG_Z`] and [`FLAG_SOFTPLUS`] (a pointer whose flag is clear may be null), `lanes` the
 //! plan's [`SsuPlan::lanes`].
 //!
+//! The tiled entry points `ssut_<dtype>_<state dtype>` (9, 16-byte path only) take the same
+//! parameters with `rows` = `B` and one more, `int tile` (batch entries per tile, 1 ..= 32).
+//!
+//! Two kernels, chosen by [`plan_tactic`] (tactics [`TACTICS`]):
+//! - the **tiled kernel** (default where it applies: the 16-byte path and `N` up to
+//!   [`max_tiled_state_dim`], 256 f32 / 512 halves): a block keeps `128 / L` rows `(h, p)` (`L`
+//!   from [`tile_lanes`]: at most 2 chunks a lane) for tiles of `tile` batch entries and streams
+//!   the entries through a register pipeline (the state of the next two entries and the
+//!   Bm/Cm/x/dt/z of the next one in flight while one is computed), reading the tile's indices
+//!   once into shared memory and a full A once per row from L2 (then L1). Grid
+//!   `(ceil(H * P / (128 / L)), min(ceil(B / tile), 65535))`.
+//! - the **row kernel** (tactic `row`, and everything the tiled kernel does not take): one
+//!   `(b, h, p)` row per group of `L` lanes (below).
+//!
+//! Both sum each row in a fixed order that depends on `N` and the dtypes alone; the tile never
+//! changes a bit (tested on the emulator), the row kernel's lanes may (within tolerance).
+//!
 //! Responsibility: core validated the views (shapes, contiguity, dtypes, one device, `out` and
 //! the state disjoint from every input and from each other, host-readable indices in range and
 //! distinct) into the [`SelectiveStateUpdateProblem`], with `align` the least alignment (bytes,
@@ -22,7 +39,7 @@
 //! entry outside `[0, cache_slots)` other than the pad slot -1 leaves the state untouched and
 //! gets a NaN output row; the pad slot gets a zero row.
 //!
-//! # Launch configuration
+//! # Launch configuration (the row kernel)
 //! A *row* is a `(b, h, p)`, `rows = B * H * P`; its state row is `N` elements cut into 16-byte
 //! chunks (4 f32 or 8 halves, the last one partial when `N * state size` is not a multiple of
 //! 16). A group of `L` lanes within one warp takes a row, lane `l` the chunks `l, l + L, l + 2L,
@@ -126,6 +143,15 @@ pub static SOURCE: KernelSource = KernelSource {
         "ssu_bf16_f16_s",
         "ssu_bf16_bf16_v",
         "ssu_bf16_bf16_s",
+        "ssut_f32_f32",
+        "ssut_f32_f16",
+        "ssut_f32_bf16",
+        "ssut_f16_f32",
+        "ssut_f16_f16",
+        "ssut_f16_bf16",
+        "ssut_bf16_f32",
+        "ssut_bf16_f16",
+        "ssut_bf16_bf16",
     ],
 };
 
@@ -142,6 +168,45 @@ pub const MIN_BLOCKS: u32 = 4;
 /// Most blocks in the grid; the kernel loops over the rows beyond `MAX_GRID * (128 / L)`.
 pub const MAX_GRID: usize = 65535;
 
+/// Most 16-byte state chunks per lane of the tiled kernel (`KY_SSU_TILE_CHUNKS`).
+pub const TILE_CHUNKS_PER_LANE: usize = 2;
+/// Blocks per SM the tiled kernel's register budget is sized for (`KY_SSU_TILE_MIN_BLOCKS`).
+pub const TILE_MIN_BLOCKS: u32 = 4;
+/// Most batch entries per tile of the tiled kernel (`KY_SSU_TILE_MAX`).
+pub const MAX_TILE: u32 = 32;
+/// Batch entries per tile by default.
+pub const DEFAULT_TILE: u32 = 8;
+/// Most blocks along the grid's y (batch tiles); the tiled kernel loops over the tiles beyond.
+pub const MAX_GRID_Y: usize = 65535;
+
+/// The kernel's tactics (`cuda.selective_state_update@tile16`, ...): `row` runs the row kernel
+/// (one row per lane group, no batch tiles: the default before the tiled kernel), `tileN` the
+/// tiled kernel with `N` batch entries a tile (the default is [`DEFAULT_TILE`]). Where the
+/// tiled kernel does not apply (the element path, or `N` above [`max_tiled_state_dim`]) every
+/// tactic runs the row kernel. Each is a fixed function of the problem's shape that changes
+/// which thread computes a row, never the row's arithmetic order, so each keeps determinism and
+/// batch invariance; the tile size does not change any bits, the row kernel's lanes may (within
+/// the op's tolerance).
+pub const TACTICS: &[&str] = &["row", "tile4", "tile16", "tile32"];
+
+/// The tile of `tactic`: `Some(entries)` for the tiled kernel, `None` for the row kernel.
+pub fn tactic_tile(tactic: Option<&str>) -> Result<Option<u32>, Error> {
+    match tactic {
+        None => Ok(Some(DEFAULT_TILE)),
+        Some("row") => Ok(None),
+        Some("tile4") => Ok(Some(4)),
+        Some("tile16") => Ok(Some(16)),
+        Some("tile32") => Ok(Some(32)),
+        Some(other) => Err(Error::NoEntryPoint {
+            file: SOURCE.file,
+            what: format!(
+                "tactic `{other}` (selective_state_update has {})",
+                TACTICS.join(", ")
+            ),
+        }),
+    }
+}
+
 /// `flags`: A is `[H]` (`KY_SSU_A_PER_HEAD`).
 pub const FLAG_A_PER_HEAD: i32 = 1;
 /// `flags`: `dt_bias` is given (`KY_SSU_DT_BIAS`).
@@ -153,32 +218,52 @@ pub const FLAG_Z: i32 = 8;
 /// `flags`: softplus on `dt + dt_bias` (`KY_SSU_SOFTPLUS`).
 pub const FLAG_SOFTPLUS: i32 = 16;
 
+/// Which kernel a plan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SsuKernel {
+    /// The row kernel (`ssu_*`): one `(b, h, p)` row per lane group, grid-stride over rows.
+    Rows,
+    /// The tiled kernel (`ssut_*`): a block keeps `128 / L` rows `(h, p)` for tiles of `tile`
+    /// batch entries, streaming them through a register pipeline.
+    Tiles {
+        /// Batch entries per tile (1 ..= [`MAX_TILE`]).
+        tile: u32,
+    },
+}
+
 /// How a problem is launched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SsuPlan {
     /// The entry point.
     pub symbol: &'static str,
+    /// The kernel.
+    pub kernel: SsuKernel,
     /// 16-byte accesses (the `_v` entry point) rather than element ones (`_s`).
     pub vector: bool,
     /// Lanes per row, `L` (a power of two, 1 ..= 32).
     pub lanes: u32,
     /// Threads per block ([`THREADS`]).
     pub block: u32,
-    /// Blocks: `ceil(rows / (128 / L))`, at least 1 and at most [`MAX_GRID`].
+    /// Blocks along x: row kernel `ceil(rows / (128 / L))`, at most [`MAX_GRID`]; tiled
+    /// kernel `ceil(H * P / (128 / L))`. At least 1.
     pub grid: u32,
+    /// Blocks along y: 1 for the row kernel, `ceil(B / tile)` (at most [`MAX_GRID_Y`]) for the
+    /// tiled one. At least 1.
+    pub grid_y: u32,
 }
 
 impl SsuPlan {
     /// The launch shape.
     pub fn dims(&self) -> Dims {
         Dims {
-            grid: (self.grid, 1, 1),
+            grid: (self.grid, self.grid_y, 1),
             block: (self.block, 1, 1),
             shared_bytes: 0,
         }
     }
 
-    /// Rows a block handles per step of its loop: `128 / L`.
+    /// Rows a block handles per step of its loop: `128 / L` (the tiled kernel: rows `(h, p)`,
+    /// each for every entry of its tiles).
     pub fn rows_per_block(&self) -> usize {
         (THREADS / self.lanes.max(1)) as usize
     }
@@ -207,6 +292,23 @@ pub fn max_state_dim(state_bytes: usize) -> usize {
     CHUNKS_PER_LANE * MAX_LANES * CHUNK_BYTES / state_bytes.max(1)
 }
 
+/// Lanes per row of the tiled kernel: the fewest (a power of two) that leave each at most
+/// [`TILE_CHUNKS_PER_LANE`] chunks; `None` beyond [`MAX_LANES`] lanes.
+pub fn tile_lanes(state_dim: usize, state_bytes: usize) -> Option<u32> {
+    let need = chunks(state_dim, state_bytes)
+        .div_ceil(TILE_CHUNKS_PER_LANE)
+        .max(1);
+    need.checked_next_power_of_two()
+        .filter(|&l| l <= MAX_LANES)
+        .map(|l| l as u32)
+}
+
+/// The largest `state_dim` the tiled kernel takes: [`TILE_CHUNKS_PER_LANE`] chunks for each of
+/// [`MAX_LANES`] lanes (256 f32, 512 halves); larger rows run the row kernel.
+pub fn max_tiled_state_dim(state_bytes: usize) -> usize {
+    TILE_CHUNKS_PER_LANE * MAX_LANES * CHUNK_BYTES / state_bytes.max(1)
+}
+
 /// Whether `p` takes the 16-byte path: every pointer and row stride 16-byte aligned and
 /// `N * state size` a multiple of 16 (then every chunk of a state row, and the matching
 /// slices of Bm, Cm and A, are aligned for their loads; see the module docs). The second rule
@@ -230,29 +332,63 @@ fn symbol(dtype: DType, state_dtype: DType, variant: &str) -> Option<&'static st
     })
 }
 
-/// The plan for `p` (the module docs give the table): the entry point, lanes and block from
-/// `N`, the dtypes and `align` alone, the grid from the number of rows. Fails with
-/// [`Error::NoEntryPoint`] only for a dtype or state dtype that is not a float, which core's
-/// validation excludes (and [`check`] reports).
+/// The default plan for `p`: [`plan_tactic`] without a tactic.
 pub fn plan(p: &SelectiveStateUpdateProblem) -> Result<SsuPlan, Error> {
+    plan_tactic(p, None)
+}
+
+/// The plan for `p` under `tactic` (the module docs give the tables): the tiled kernel with the
+/// tactic's tile where `p` takes the 16-byte path and `N <= max_tiled_state_dim`, else the row
+/// kernel; the entry point, lanes and block from `N`, the dtypes and `align` alone, the grid
+/// from `H * P` and the batch. Fails with [`Error::NoEntryPoint`] for a tactic not in
+/// [`TACTICS`], or for a dtype or state dtype that is not a float, which core's validation
+/// excludes (and [`check`] reports).
+pub fn plan_tactic(
+    p: &SelectiveStateUpdateProblem,
+    tactic: Option<&str>,
+) -> Result<SsuPlan, Error> {
+    let tile = tactic_tile(tactic)?;
     let vector = vector(p);
-    let variant = if vector { "v" } else { "s" };
-    let symbol = symbol(p.dtype, p.state_dtype, variant).ok_or_else(|| Error::NoEntryPoint {
+    let tiled = tile.zip(tile_lanes(p.state_dim, p.state_dtype.size()).filter(|_| vector));
+    let missing = |variant: &str| Error::NoEntryPoint {
         file: SOURCE.file,
         what: format!(
             "variant `{variant}` of {} with a {} state",
             p.dtype, p.state_dtype
         ),
-    })?;
+    };
+    if let Some((tile, lanes)) = tiled {
+        let symbol = SOURCE
+            .symbols
+            .iter()
+            .copied()
+            .find(|s| *s == format!("ssut_{}_{}", p.dtype.name(), p.state_dtype.name()))
+            .ok_or_else(|| missing("tiled"))?;
+        let per_block = (THREADS / lanes) as usize;
+        let hp = p.heads.saturating_mul(p.head_dim);
+        return Ok(SsuPlan {
+            symbol,
+            kernel: SsuKernel::Tiles { tile },
+            vector,
+            lanes,
+            block: THREADS,
+            grid: hp.div_ceil(per_block).clamp(1, u32::MAX as usize) as u32,
+            grid_y: p.batch.div_ceil(tile as usize).clamp(1, MAX_GRID_Y) as u32,
+        });
+    }
+    let variant = if vector { "v" } else { "s" };
+    let symbol = symbol(p.dtype, p.state_dtype, variant).ok_or_else(|| missing(variant))?;
     let lanes = lanes(p.state_dim, p.state_dtype.size());
     let rows = rows(p);
     let per_block = (THREADS / lanes) as usize;
     Ok(SsuPlan {
         symbol,
+        kernel: SsuKernel::Rows,
         vector,
         lanes,
         block: THREADS,
         grid: rows.div_ceil(per_block).clamp(1, MAX_GRID) as u32,
+        grid_y: 1,
     })
 }
 
@@ -346,7 +482,7 @@ pub struct SsuParams {
     pub out: *mut c_void,
     /// `state_indices` or null.
     pub state_indices: *const c_void,
-    /// `B * H * P`.
+    /// `B * H * P` for the row kernel, `B` for the tiled one.
     pub rows: i64,
     /// `H`.
     pub heads: i32,
@@ -366,6 +502,9 @@ pub struct SsuParams {
     pub flags: i32,
     /// The plan's lanes per row.
     pub lanes: i32,
+    /// Batch entries per tile (the tiled kernel's last parameter; 0 for the row kernel, which
+    /// does not take it).
+    pub tile: i32,
 }
 
 /// `v` as a kernel `int` (saturating: [`check`] bounds every value passed this way).
@@ -411,7 +550,10 @@ pub fn params(
         z: ptr(&a.z),
         out: a.out.as_mut_ptr(),
         state_indices: ptr(&a.state_indices),
-        rows: long(rows(p)),
+        rows: match plan.kernel {
+            SsuKernel::Rows => long(rows(p)),
+            SsuKernel::Tiles { .. } => long(p.batch),
+        },
         heads: int(p.heads),
         head_dim: int(p.head_dim),
         state_dim: int(p.state_dim),
@@ -421,17 +563,22 @@ pub fn params(
         index_bytes: p.index_dtype.map_or(0, |d| d.size() as i32),
         flags,
         lanes: plan.lanes as i32,
+        tile: match plan.kernel {
+            SsuKernel::Rows => 0,
+            SsuKernel::Tiles { tile } => tile as i32,
+        },
     }
 }
 
-/// Launches `p` on `stream` through `gpu` (no device property matters). Core validated `a`
-/// into `p`, and [`check`] accepted it.
+/// Launches `p` on `stream` through `gpu` with `tactic` (one of [`TACTICS`], `None` for the
+/// default; no device property matters). Core validated `a` into `p`, and [`check`] accepted it.
 pub fn launch(
     gpu: &dyn Launch,
     stream: &Stream,
     _caps: &Capabilities,
     a: &mut SelectiveStateUpdateArgs<'_>,
     p: &SelectiveStateUpdateProblem,
+    tactic: Option<&str>,
 ) -> Result<(), Error> {
     debug_assert_eq!(
         (p.dt_bias, p.d, p.z, p.index_dtype.is_some()),
@@ -443,8 +590,42 @@ pub fn launch(
         )
     );
     debug_assert_eq!(p.a_per_head, a.a.shape().len() == 1);
-    let plan = plan(p)?;
+    let plan = plan_tactic(p, tactic)?;
     let k = params(a, p, &plan);
+    macro_rules! go {
+        ($($extra:expr),*) => {
+            gpu.launch(
+                stream,
+                &SOURCE,
+                plan.symbol,
+                plan.dims(),
+                &mut crate::params![
+                    k.state,
+                    k.x,
+                    k.dt,
+                    k.dt_bias,
+                    k.a,
+                    k.bm,
+                    k.cm,
+                    k.d,
+                    k.z,
+                    k.out,
+                    k.state_indices,
+                    k.rows,
+                    k.heads,
+                    k.head_dim,
+                    k.state_dim,
+                    k.groups,
+                    k.heads_per_group,
+                    k.cache_slots,
+                    k.index_bytes,
+                    k.flags,
+                    k.lanes
+                    $(, $extra)*
+                ],
+            )
+        };
+    }
     // SAFETY: the parameters match `ssu_<dtype>_<state>_<v|s>(void* state, const void* x,
     // const void* dt, const void* dt_bias, const void* a, const void* bm, const void* cm, const
     // void* d, const void* z, void* out, const void* state_indices, long long rows, int heads,
@@ -459,35 +640,15 @@ pub fn launch(
     // (the entry points' bound), `lanes` leaves each lane at most 4 chunks (`check` bounded
     // `N`), and the grid at most 65535 blocks (the kernel's 32-bit row counters within a grid
     // step; it loops over the rows beyond); `check` bounded `H * P` and `G` by 2^31 - 1.
+    // The tiled entry points `ssut_<dtype>_<state>` take the same parameters with `rows` = B
+    // plus `int tile` (1 ..= 32, the kernel's shared slot array), and their grid is
+    // (ceil(H * P / (128 / lanes)), at most 65535 batch tiles; the kernel loops over the rest);
+    // `lanes` leaves each lane at most 2 chunks there (the plan takes the tiled kernel only for
+    // such `N` on the 16-byte path).
     unsafe {
-        gpu.launch(
-            stream,
-            &SOURCE,
-            plan.symbol,
-            plan.dims(),
-            &mut crate::params![
-                k.state,
-                k.x,
-                k.dt,
-                k.dt_bias,
-                k.a,
-                k.bm,
-                k.cm,
-                k.d,
-                k.z,
-                k.out,
-                k.state_indices,
-                k.rows,
-                k.heads,
-                k.head_dim,
-                k.state_dim,
-                k.groups,
-                k.heads_per_group,
-                k.cache_slots,
-                k.index_bytes,
-                k.flags,
-                k.lanes,
-            ],
-        )
+        match plan.kernel {
+            SsuKernel::Rows => go!(),
+            SsuKernel::Tiles { .. } => go!(k.tile),
+        }
     }
 }

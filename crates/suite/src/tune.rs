@@ -76,6 +76,14 @@ impl TuneOptions {
         p
     }
 
+    /// Selection as it is without a tuning cache, under the same constraints.
+    fn untuned_policy(&self) -> Policy {
+        let mut p = Policy::auto();
+        p.deterministic = self.deterministic;
+        p.batch_invariant = self.batch_invariant;
+        p
+    }
+
     fn constrained(&self) -> bool {
         self.deterministic || self.batch_invariant
     }
@@ -90,6 +98,10 @@ pub struct TuneReport {
     pub measurements: Vec<Measurement>,
     /// The entry (the fastest verified candidate), or `None` if no candidate was verified.
     pub entry: Option<TuningEntry>,
+    /// What selection picks for the problem without tuning (priority and heuristics under the
+    /// same constraints), as `kernel` or `kernel@tactic`; `None` if nothing can run it. With
+    /// the measurements, the tuned choice's gain over it.
+    pub untuned: Option<String>,
     /// Wall time of the tuning, seconds.
     pub seconds: f64,
     /// This result was tuned earlier in this process and reused.
@@ -259,10 +271,15 @@ pub fn tune(
     }
     let entry =
         TuningEntry::from_measurements(key.clone(), TuningEnv::of(&caps), measurements.clone());
+    let untuned = rt
+        .select(opts.device, &opts.problem, &opts.untuned_policy())
+        .ok()
+        .map(|plan| plan.label().to_string());
     let report = TuneReport {
         key: key.clone(),
         measurements,
         entry,
+        untuned,
         seconds: start.elapsed().as_secs_f64(),
         memoised: false,
     };

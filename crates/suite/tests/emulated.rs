@@ -55,14 +55,15 @@ fn ssu_launch(
     a: &mut SelectiveStateUpdateArgs<'_>,
     p: &SelectiveStateUpdateProblem,
 ) -> Result<(), Error> {
-    ssu::launch(emulator(&ssu::SOURCE)?, ctx.stream, ctx.caps, a, p)
+    ssu::launch(emulator(&ssu::SOURCE)?, ctx.stream, ctx.caps, a, p, ctx.tactic)
 }
 
 static SSU: KernelDef<SelectiveStateUpdate> = KernelDef::<SelectiveStateUpdate>::new(
     meta::<SelectiveStateUpdate>(
         "emu.selective_state_update",
         "crates/kernels/kernels/selective_state_update.cu on the CPU emulator",
-    ),
+    )
+    .tactics(ssu::TACTICS),
     ssu_launch,
 )
 .with_check(ssu::check);

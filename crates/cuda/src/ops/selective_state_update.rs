@@ -14,8 +14,12 @@
 //! outside the cache a NaN row, neither touching the state. Math is f32 for every dtype.
 //!
 //! # Launch configuration
-//! [`plan`](kernelyard_kernels::selective_state_update::plan) from `N`, the dtypes and the
-//! alignment (the grid's size from the rows): `L` lanes of a warp per `(b, h, p)` row (1 to
+//! [`plan_tactic`](kernelyard_kernels::selective_state_update::plan_tactic) from `N`, the
+//! dtypes, the alignment and the tactic (the grid's size from the rows). By default, on the
+//! 16-byte path with `N` up to 256 (f32 state) / 512 (half state), the **tiled kernel**: a block
+//! keeps `128 / L` rows `(h, p)` for tiles of 8 batch entries (tactics `tile4`, `tile16`,
+//! `tile32`) and streams them through a register pipeline. Otherwise, and with the tactic
+//! `row`, the **row kernel**: `L` lanes of a warp per `(b, h, p)` row (1 to
 //! 32, at most 4 chunks of 16 bytes of state each), 128-thread blocks, 16-byte accesses (`_v`)
 //! when every pointer and row stride is 16-byte aligned and `N * state size` is a multiple of
 //! 16, element accesses (`_s`) otherwise, with the same bits. Each lane sums its elements in
@@ -25,7 +29,8 @@
 //!
 //! # Bytes moved
 //! `2 * B * H * P * N * state size` (the state rows read and written), plus the `[B, H, P]`
-//! tensors and, mostly from cache, Bm, Cm, A, `D` and `dt_bias`. Not measured on a GPU yet.
+//! tensors and, mostly from cache, Bm, Cm, A, `D` and `dt_bias`. Measured speeds:
+//! docs/BENCHMARKS.md.
 //!
 //! A Hopper variant (`cuda.selective_state_update.sm90`) is not registered: see the shared
 //! module's docs for why.
@@ -51,13 +56,14 @@ const META: KernelMeta = nvrtc_meta::<SelectiveStateUpdate>(
     "cuda.selective_state_update",
     module_path!(),
     "Mamba decode step (mamba_ssm selective_state_update), state in place, f32 math; lanes of \
-     a warp per (b, h, p) row, 16-byte accesses",
-);
+     a warp per (b, h, p) row, batch tiles streamed through registers, 16-byte accesses",
+)
+.tactics(selective_state_update::TACTICS);
 
 fn launch(
     ctx: &LaunchCtx<'_>,
     a: &mut SelectiveStateUpdateArgs<'_>,
     p: &SelectiveStateUpdateProblem,
 ) -> Result<(), Error> {
-    selective_state_update::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p)
+    selective_state_update::launch(&CudaLauncher, ctx.stream, ctx.caps, a, p, ctx.tactic)
 }

@@ -31,6 +31,11 @@ fn problem(
     }
 }
 
+/// The row kernel's plan (its tactic `row`).
+fn row_plan(p: &SelectiveStateUpdateProblem) -> SsuPlan {
+    plan_tactic(p, Some("row")).unwrap()
+}
+
 fn reasons(p: &SelectiveStateUpdateProblem) -> Vec<Reason> {
     let mut r = Vec::new();
     check(&Capabilities::host(), p, &mut r);
@@ -64,7 +69,7 @@ fn the_lanes_follow_the_table() {
         (64, DType::F16, 64),
         (1024, DType::BF16, 4),
     ] {
-        let plan = plan(&problem(3, 2, 4, n, DType::BF16, state)).unwrap();
+        let plan = row_plan(&problem(3, 2, 4, n, DType::BF16, state));
         assert_eq!(plan.rows_per_block(), per_block, "{n} {state}");
         assert_eq!(plan.block, THREADS);
     }
@@ -87,8 +92,12 @@ fn plans_of_any_sizes_are_computed_without_overflow() {
         );
         p.cache_slots = usize::MAX;
         p.groups = usize::MAX;
-        let plan = plan(&p).unwrap();
+        let plan = row_plan(&p);
         assert_eq!(plan.grid as usize, MAX_GRID);
+        for tactic in [None, Some("tile4"), Some("tile32")] {
+            let tiled = plan_tactic(&p, tactic).unwrap();
+            assert!(tiled.grid >= 1 && tiled.grid_y as usize <= MAX_GRID_Y);
+        }
         let r = reasons(&p);
         assert!(
             r.iter()
@@ -117,7 +126,7 @@ fn the_plan_does_not_depend_on_the_batch_except_for_the_grid() {
         let at = |batch| {
             let mut p = problem(batch, 24, 64, n, dtype, state);
             p.align = align;
-            plan(&p).unwrap()
+            row_plan(&p)
         };
         let one = at(1);
         for batch in [2, 3, 64, 1000, 1 << 20, 1 << 30] {
@@ -153,9 +162,12 @@ fn the_vector_path_needs_16_byte_alignment_and_whole_chunks() {
         let mut p = problem(2, 2, 4, n, DType::F16, state);
         p.align = align;
         assert_eq!(vector(&p), want, "{n} {state} align {align}");
-        let plan = plan(&p).unwrap();
+        let plan = row_plan(&p);
         assert_eq!(plan.vector, want);
         assert!(plan.symbol.ends_with(if want { "_v" } else { "_s" }));
+        // The tiled kernel is the 16-byte path's only.
+        let tiled = matches!(plan_tactic(&p, None).unwrap().kernel, SsuKernel::Tiles { .. });
+        assert_eq!(tiled, want, "{n} {state} align {align}");
     }
     // Whole chunks of state imply aligned slices of Bm, Cm (any dtype) and A: their row starts
     // and chunk starts are multiples of the slice width.
@@ -268,14 +280,14 @@ fn every_row_has_exactly_one_group() {
             if n > max_state_dim(state.size()) {
                 continue;
             }
-            let plan = plan(&problem(batch, h, p, n, DType::F32, state)).unwrap();
+            let plan = row_plan(&problem(batch, h, p, n, DType::F32, state));
             let seen = rows_covered(&plan, (batch * h * p) as u64, (h * p) as u32);
             assert!(seen.iter().all(|&c| c == 1), "{batch} {h} {p} {n} {state}");
         }
     }
     // Past the grid's cap (the kernel loops): 4 rows a block, 65535 blocks.
     let (batch, h, p) = (2100, 2, 64);
-    let plan = plan(&problem(batch, h, p, 512, DType::F32, DType::F32)).unwrap();
+    let plan = row_plan(&problem(batch, h, p, 512, DType::F32, DType::F32));
     assert_eq!(plan.grid as usize, MAX_GRID);
     assert!(batch * h * p > MAX_GRID * plan.rows_per_block());
     let seen = rows_covered(&plan, (batch * h * p) as u64, (h * p) as u32);
@@ -328,19 +340,27 @@ fn check_limits_the_state_row_and_the_in_batch_rows_only() {
 
 #[test]
 fn every_plan_names_a_listed_entry_point() {
-    assert_eq!(SOURCE.symbols.len(), 18);
+    assert_eq!(SOURCE.symbols.len(), 27);
     for dtype in DType::FLOATS.iter().copied() {
         for state in DType::FLOATS.iter().copied() {
             for align in [2, 16] {
                 let mut p = problem(2, 4, 8, 64, dtype, state);
                 p.align = align;
-                let plan = plan(&p).unwrap();
+                let plan = row_plan(&p);
                 let v = if align == 16 { "v" } else { "s" };
                 assert_eq!(
                     plan.symbol,
                     format!("ssu_{}_{}_{v}", dtype.name(), state.name())
                 );
                 assert!(SOURCE.lists(plan.symbol));
+                let tiled = plan_tactic(&p, None).unwrap();
+                let want = if align == 16 {
+                    format!("ssut_{}_{}", dtype.name(), state.name())
+                } else {
+                    plan.symbol.to_string()
+                };
+                assert_eq!(tiled.symbol, want);
+                assert!(SOURCE.lists(tiled.symbol));
             }
         }
     }
@@ -351,7 +371,18 @@ fn every_listed_entry_point_is_in_the_source() {
     // `KY_SSU_ENTRY(D, SD, T, S)` makes `ssu_##D##_##SD##_v` and `..._s`.
     assert!(SOURCE.code.contains("ssu_##D##_##SD##_v(KY_SSU_ARGS)"));
     assert!(SOURCE.code.contains("ssu_##D##_##SD##_s(KY_SSU_ARGS)"));
+    assert!(SOURCE.code.contains("ssut_##D##_##SD(KY_SSU_ARGS, int tile)"));
     for s in SOURCE.symbols {
+        if let Some(pair) = s.strip_prefix("ssut_") {
+            let (d, sd) = pair.split_once('_').unwrap();
+            assert!(
+                SOURCE
+                    .code
+                    .contains(&format!("\nKY_SSU_TILE_ENTRY({d}, {sd}, ")),
+                "{s}"
+            );
+            continue;
+        }
         let rest = s.strip_prefix("ssu_").unwrap();
         let (pair, variant) = rest.rsplit_once('_').unwrap();
         assert!(["v", "s"].contains(&variant), "{s}");
@@ -365,6 +396,9 @@ fn every_listed_entry_point_is_in_the_source() {
         ("KY_SSU_THREADS", THREADS as i64),
         ("KY_SSU_CHUNKS", CHUNKS_PER_LANE as i64),
         ("KY_SSU_MIN_BLOCKS", i64::from(MIN_BLOCKS)),
+        ("KY_SSU_TILE_CHUNKS", TILE_CHUNKS_PER_LANE as i64),
+        ("KY_SSU_TILE_MAX", i64::from(MAX_TILE)),
+        ("KY_SSU_TILE_MIN_BLOCKS", i64::from(TILE_MIN_BLOCKS)),
         ("KY_SSU_A_PER_HEAD", i64::from(FLAG_A_PER_HEAD)),
         ("KY_SSU_DT_BIAS", i64::from(FLAG_DT_BIAS)),
         ("KY_SSU_D", i64::from(FLAG_D)),
@@ -476,10 +510,19 @@ fn validated_arguments_launch_the_planned_entry_point_with_their_parameters() {
             (p.a_per_head, p.z, p.index_dtype, p.cache_slots),
             (a_per_head, optional, want.index_dtype, want.cache_slots)
         );
-        let plan = plan(&p).unwrap();
+        // The row kernel (its tactic): the tiled kernel's launch is tested below.
+        let plan = plan_tactic(&p, Some("row")).unwrap();
         assert_eq!(plan.lanes, 2);
         let k = params(&mut a, &p, &plan);
-        launch(&gpu, &Stream::host(), &Capabilities::host(), &mut a, &p).unwrap();
+        launch(
+            &gpu,
+            &Stream::host(),
+            &Capabilities::host(),
+            &mut a,
+            &p,
+            Some("row"),
+        )
+        .unwrap();
         let calls = gpu.0.take();
         assert_eq!(calls.len(), 1);
         let c = &calls[0];
@@ -526,6 +569,7 @@ fn validated_arguments_launch_the_planned_entry_point_with_their_parameters() {
             index_bytes: if indices { 4 } else { 0 },
             flags,
             lanes: 2,
+            tile: 0,
         };
         assert_eq!(k, want_params);
     }
@@ -546,4 +590,174 @@ fn groups_and_i64_indices_reach_the_parameters() {
     assert_eq!((k.groups, k.heads_per_group, k.index_bytes), (3, 2, 8));
     assert_eq!(k.state_indices, indices.as_ptr().cast());
     assert_eq!((k.lanes, plan.lanes), (1, 1));
+}
+
+#[test]
+fn the_tiled_lanes_leave_at_most_two_chunks() {
+    // (state size, largest N of each L from 1 to 32).
+    for (size, ns) in [
+        (4, [8, 16, 32, 64, 128, 256]),
+        (2, [16, 32, 64, 128, 256, 512]),
+    ] {
+        let mut low = 1;
+        for (i, &high) in ns.iter().enumerate() {
+            for n in low..=high {
+                assert_eq!(tile_lanes(n, size), Some(1 << i), "N = {n}, {size}");
+            }
+            low = high + 1;
+        }
+        assert_eq!(max_tiled_state_dim(size), *ns.last().unwrap());
+        assert_eq!(tile_lanes(low, size), None);
+    }
+    // Each element of a row has exactly one lane: lane l takes chunks l and l + L.
+    for (n, size) in [(128, 2), (128, 4), (256, 4), (512, 2), (8, 2), (40, 2)] {
+        let l = tile_lanes(n, size).unwrap() as usize;
+        let es = CHUNK_BYTES / size;
+        let mut seen = vec![0; n];
+        for lane in 0..l {
+            for k in 0..TILE_CHUNKS_PER_LANE {
+                let c = lane + k * l;
+                for e in 0..es {
+                    if c * es + e < n {
+                        seen[c * es + e] += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1), "{n} {size}");
+    }
+}
+
+#[test]
+fn the_tactics_choose_the_kernel_and_the_tile_only() {
+    let p = problem(37, 24, 64, 128, DType::BF16, DType::BF16);
+    let default = plan(&p).unwrap();
+    assert_eq!(default.kernel, SsuKernel::Tiles { tile: DEFAULT_TILE });
+    assert_eq!(
+        (default.symbol, default.lanes, default.grid, default.grid_y),
+        ("ssut_bf16_bf16", 8, 24 * 64 / 16, 37u32.div_ceil(DEFAULT_TILE))
+    );
+    assert_eq!(default.dims().grid, (96, 5, 1));
+    for (tactic, tile) in [("tile4", 4), ("tile16", 16), ("tile32", 32)] {
+        let t = plan_tactic(&p, Some(tactic)).unwrap();
+        assert_eq!(t.kernel, SsuKernel::Tiles { tile });
+        assert_eq!((t.symbol, t.lanes, t.grid), ("ssut_bf16_bf16", 8, 96));
+        assert_eq!(t.grid_y, 37u32.div_ceil(tile));
+    }
+    let row = plan_tactic(&p, Some("row")).unwrap();
+    assert_eq!((row.kernel, row.symbol, row.lanes), (SsuKernel::Rows, "ssu_bf16_bf16_v", 4));
+    assert!(TACTICS.iter().all(|t| tactic_tile(Some(t)).is_ok()));
+    assert!(TACTICS.iter().all(|t| t.strip_prefix("tile").map_or(true, |n| n
+        .parse::<u32>()
+        .is_ok_and(|n| n <= MAX_TILE))));
+    assert!(matches!(
+        plan_tactic(&p, Some("tile8x")),
+        Err(Error::NoEntryPoint { what, .. }) if what.contains("tile8x")
+    ));
+    // Where the tiled kernel does not apply, every tactic is the row kernel.
+    let mut unaligned = p.clone();
+    unaligned.align = 4;
+    let big = problem(3, 2, 4, 512, DType::BF16, DType::F32);
+    for q in [&unaligned, &big] {
+        for tactic in [None, Some("tile4"), Some("tile32"), Some("row")] {
+            assert_eq!(plan_tactic(q, tactic).unwrap(), row_plan(q), "{tactic:?}");
+        }
+    }
+    // Nothing but the grid's y depends on the batch.
+    for batch in [1, 2, 9, 1000, 1 << 20, 1 << 30] {
+        let q = problem(batch, 24, 64, 128, DType::BF16, DType::BF16);
+        let t = plan(&q).unwrap();
+        assert_eq!(
+            (t.symbol, t.lanes, t.grid, t.block, t.kernel),
+            (default.symbol, default.lanes, default.grid, default.block, default.kernel)
+        );
+        assert_eq!(
+            t.grid_y as usize,
+            batch.div_ceil(DEFAULT_TILE as usize).min(MAX_GRID_Y)
+        );
+    }
+}
+
+/// The tiled kernel's loops for one plan: block (x, y) takes rows `hp = x * (128 / L) + j` (those
+/// below `H * P`) for the entries of tiles `b0 = y * tile, y * tile + grid_y * tile, ...`, each
+/// `min(tile, B - b0)` entries. Returns how often each `(b, hp)` is taken.
+fn tiles_covered(plan: &SsuPlan, batch: usize, hp_n: usize) -> Vec<u32> {
+    let SsuKernel::Tiles { tile } = plan.kernel else {
+        panic!("not a tiled plan")
+    };
+    let (tile, per_block) = (tile as usize, plan.rows_per_block());
+    let mut seen = vec![0u32; batch * hp_n];
+    for y in 0..plan.grid_y as usize {
+        let mut b0 = y * tile;
+        while b0 < batch {
+            let count = tile.min(batch - b0);
+            for x in 0..plan.grid as usize {
+                for j in 0..per_block {
+                    let hp = x * per_block + j;
+                    if hp < hp_n {
+                        for e in 0..count {
+                            seen[(b0 + e) * hp_n + hp] += 1;
+                        }
+                    }
+                }
+            }
+            b0 += plan.grid_y as usize * tile;
+        }
+    }
+    seen
+}
+
+#[test]
+fn every_row_of_every_entry_has_exactly_one_tiled_group() {
+    for (batch, h, p, n, state) in [
+        (1, 1, 1, 16, DType::BF16),
+        (3, 5, 7, 128, DType::F32),
+        (37, 24, 64, 128, DType::BF16),
+        (5, 3, 1, 512, DType::BF16),
+        (70, 1, 3, 256, DType::F32),
+    ] {
+        for tactic in [None, Some("tile4"), Some("tile16"), Some("tile32")] {
+            let plan = plan_tactic(&problem(batch, h, p, n, DType::BF16, state), tactic).unwrap();
+            let seen = tiles_covered(&plan, batch, h * p);
+            assert!(seen.iter().all(|&c| c == 1), "{batch} {h} {p} {n} {tactic:?}");
+        }
+    }
+    // Past the grid's cap on y (the kernel loops over the tiles beyond).
+    let batch = MAX_GRID_Y * 4 + 3;
+    let plan = plan_tactic(&problem(batch, 1, 1, 16, DType::F32, DType::F32), Some("tile4"))
+        .unwrap();
+    assert_eq!(plan.grid_y as usize, MAX_GRID_Y);
+    let seen = tiles_covered(&plan, batch, 1);
+    assert!(seen.iter().all(|&c| c == 1));
+}
+
+#[test]
+fn the_tiled_launch_passes_the_batch_and_the_tile() {
+    let gpu = Recorder::default();
+    // The problem as validated from 16-byte aligned views (the recorder reads no memory).
+    let p = problem(3, 4, 6, 64, DType::F32, DType::BF16);
+    let mut bufs = Buffers::new(&p);
+    let mut a = bufs.args(&p);
+    let plan = plan_tactic(&p, Some("tile16")).unwrap();
+    assert!(plan.vector);
+    assert_eq!(plan.kernel, SsuKernel::Tiles { tile: 16 });
+    let k = params(&mut a, &p, &plan);
+    assert_eq!((k.rows, k.tile, k.lanes), (3, 16, 4));
+    launch(
+        &gpu,
+        &Stream::host(),
+        &Capabilities::host(),
+        &mut a,
+        &p,
+        Some("tile16"),
+    )
+    .unwrap();
+    let calls = gpu.0.take();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].symbol, calls[0].params, calls[0].dims),
+        ("ssut_f32_bf16", 22, plan.dims())
+    );
+    // 24 rows (h, p) of 32 a block: 1 block; 3 entries in one tile.
+    assert_eq!(plan.dims().grid, (1, 1, 1));
 }

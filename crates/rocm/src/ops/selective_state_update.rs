@@ -21,7 +21,8 @@ pub static SELECTIVE_STATE_UPDATE: KernelDef<SelectiveStateUpdate> =
             module_path!(),
             "Mamba decode step (mamba_ssm selective_state_update), state in place, f32 math \
              (kernels/selective_state_update.cu via hiprtc)",
-        ),
+        )
+        .tactics(selective_state_update::TACTICS),
         launch,
     )
     .with_check(check);
@@ -37,6 +38,6 @@ fn launch(
     p: &SelectiveStateUpdateProblem,
 ) -> Result<(), Error> {
     with_gpu(ctx, |gpu| {
-        selective_state_update::launch(gpu, ctx.stream, ctx.caps, a, p)
+        selective_state_update::launch(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
     })
 }
