@@ -199,9 +199,12 @@ for stage in $stages; do
     $K verify --device cuda:0 --op selective_state_update >>"$log" 2>&1
     note "ssu verify: rc=$? $(grep -E 'passed|failed' "$log" | tail -1)"
     # SSU_SANITIZE=0 leaves the sanitizers out (a call that runs them on its own).
+    # SSU_SANITIZE_FILTER: compute-sanitizer options that limit instrumentation (e.g.
+    # `--kernel-name regex:ssut` for the tiled kernel alone).
     if [ "${SSU_SANITIZE:-1}" = 1 ]; then
       for tool in memcheck racecheck synccheck; do
-        sanitized $tool "$log" "selective_state_update" -- --op selective_state_update
+        # shellcheck disable=SC2086
+        sanitized $tool "$log" "selective_state_update" ${SSU_SANITIZE_FILTER:-} -- --op selective_state_update
       done
     fi
     for state in bf16 f32; do
@@ -213,6 +216,18 @@ for stage in $stages; do
         batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
         batch=64,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=512; do
         bench_rows "$j" selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
+        # With .gpu/kernelyard-old staged: the same rows from it, labelled `old:` (same device,
+        # same run).
+        if [ -x .gpu/kernelyard-old ]; then
+          .gpu/kernelyard-old bench selective_state_update --problem "$s,state_dtype=$state" --dtype bf16 \
+            --device cuda:0 --all --json 2>>"$OUT/bench.err" \
+            | python3 -c 'import sys, json
+for l in sys.stdin:
+    try: r = json.loads(l)
+    except ValueError: continue
+    if "impl" in r: r["impl"] = "old:" + r["impl"]
+    print(json.dumps(r))' >>"$j"
+        fi
       done
       PYTHONUNBUFFERED=1 python3 scripts/ssu_peer.py peer --state $state >>"$j" 2>>"$OUT/bench.err"
     done
@@ -230,9 +245,10 @@ for stage in $stages; do
     j="$OUT/tune.jsonl" cache="$OUT/tuning.json"
     : >"$j"
     tune_one() { $K tune "$@" --device cuda:0 --out "$cache" --json >>"$j" 2>>"$OUT/tune.log" || echo "tune $* failed" >>"$OUT/tune.log"; }
-    for cols in 1536 2048 4096 8192 16384; do
-      for op in softmax log_softmax; do tune_one $op --problem rows=16384,cols=$cols --dtype bf16; done
-      tune_one rms_norm --problem rows=16384,hidden=$cols --dtype bf16
+    # One width per power-of-two bucket of the one-row-per-block path (1025 .. 16384 columns).
+    for cols in 1536 3072 6144 12288; do
+      for op in softmax log_softmax; do tune_one $op --problem rows=4096,cols=$cols --dtype bf16; done
+      tune_one rms_norm --problem rows=4096,hidden=$cols --dtype bf16
     done
     for s in m=37,n=129,k=71 m=1,n=4096,k=4096 m=16,n=4096,k=4096 m=128,n=4096,k=4096 \
       m=77,n=3000,k=1000 m=1000,n=1000,k=1000 m=4096,n=4096,k=4096 m=128,n=4096,k=4096,trans_b=1; do

@@ -142,6 +142,14 @@ __device__ __forceinline__ ky_vec16 ky_load16_stream(const void* p) {
     return v;
 }
 
+// Load cached in L2 only, for a row read once and written back in place (keeps L1 for data
+// read again).
+__device__ __forceinline__ ky_vec16 ky_load16_cg(const void* p) {
+    ky_vec16 v;
+    ky_port_load16_cg(p, v.w);
+    return v;
+}
+
 // One 128-bit store (a plain struct assignment may be split into four 32-bit stores).
 // Generic addressing: `p` may point to global or shared memory.
 __device__ __forceinline__ void ky_store16(void* p, const ky_vec16& v) {

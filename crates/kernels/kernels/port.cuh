@@ -9,7 +9,8 @@
 // kernels/ is written once):
 // - f16 <-> f32: PTX `cvt` on CUDA; clang's `_Float16` on HIP (v_cvt_f32_f16 / v_cvt_f16_f32).
 //   Both round to nearest even and keep NaN a NaN, so the bits agree (NaN payloads aside).
-// - 16-byte streaming load and 16-byte stores: PTX `ld.global.nc.L1::no_allocate.v4` and
+// - 16-byte streaming load, L2-only load and 16-byte stores: PTX `ld.global.nc.L1::no_allocate.v4`,
+//   `ld.global.cg.v4` and
 //   `st.v4` / `st.global.v4` on CUDA; on HIP a 4 x u32 vector access (one dwordx4), the load
 //   with clang's nontemporal hint. Vector accesses may alias any type, like the asm did.
 // - warp shuffles: `__shfl_xor_sync(full mask, ...)` on CUDA; `__shfl_xor(v, o, KY_LANES)` on
@@ -147,6 +148,20 @@ __device__ __forceinline__ void ky_port_load16_nc(const void* p, unsigned int (&
     w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
 #else
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3])
+                 : "l"(p));
+#endif
+}
+
+// Load of global data cached in L2 only (`ld.global.cg`: not allocated in L1), for data read
+// once and written back by the same thread (a state row updated in place): it keeps L1 for the
+// data the block reads again. Plain (coherent) load on HIP.
+__device__ __forceinline__ void ky_port_load16_cg(const void* p, unsigned int (&w)[4]) {
+#if KY_HIP
+    const ky_port_u32x4 v = *static_cast<const ky_port_u32x4*>(p);
+    w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+#else
+    asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3])
                  : "l"(p));
 #endif

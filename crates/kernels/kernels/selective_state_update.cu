@@ -174,7 +174,7 @@ __device__ __forceinline__ void ssu_rows(
                 for (int k = 0; k < CH; ++k) {
                     const int c = li + k * lanes;
                     if constexpr (VEC) {
-                        if (c < chunks) sv[k] = ky_load16(st + c * ES);
+                        if (c < chunks) sv[k] = ky_load16_cg(st + c * ES);
                     } else {
                         #pragma unroll
                         for (int e = 0; e < ES; ++e) {
@@ -303,6 +303,9 @@ __device__ __forceinline__ void ssu_rows(
 #ifndef KY_SSU_TILE_MIN_BLOCKS
 #define KY_SSU_TILE_MIN_BLOCKS 4
 #endif
+// Batch entries whose state loads the tiled kernel keeps in flight together (the host's
+// `TILE_GROUP`).
+#define KY_SSU_TILE_GROUP 4
 // Most batch entries per tile (the host's `MAX_TILE`).
 #define KY_SSU_TILE_MAX 32
 
@@ -355,10 +358,9 @@ __device__ __forceinline__ void ssu_tiles(
     typedef typename Elem<S>::storage SS;
     constexpr int ES = 16 / Elem<S>::size;  // state elements per chunk
     constexpr int CH = KY_SSU_TILE_CHUNKS;
-    // State prefetch distance (entries ahead): 2, or 1 where the Bm/Cm slices are 32 bytes
-    // (f32 inputs with a half state), so that the buffers stay in registers.
-    constexpr int DEPTH = ES * Elem<T>::size > 16 ? 1 : 2;
-    constexpr int NB = DEPTH + 1;
+    // Entries in flight together: KY_SSU_TILE_GROUP, or 2 where the Bm/Cm slices are 32 bytes
+    // (f32 inputs with a half state), so that everything stays in registers.
+    constexpr int U = ES * Elem<T>::size > 16 ? 2 : KY_SSU_TILE_GROUP;
     typedef KySsuSlice<T, ES> Slice;
     __shared__ ky_i64 slots[KY_SSU_TILE_MAX];
 
@@ -373,15 +375,27 @@ __device__ __forceinline__ void ssu_tiles(
     const unsigned g = h / (unsigned)heads_per_group;
     const bool per_head = (flags & KY_SSU_A_PER_HEAD) != 0;
 
-    // The row's constants, once per block (a full A is re-read per entry where it is used,
-    // from L1 after the first: in registers it would cost the pipeline's buffers).
+    // The row's constants, once per block: dt_bias, D, and A (its slices, or the head's value).
     float bias = 0.0f, dv = 0.0f, a_head = 0.0f;
+    float av[CH][ES];
+    #pragma unroll
+    for (int k = 0; k < CH; ++k) {
+        #pragma unroll
+        for (int i = 0; i < ES; ++i) av[k][i] = 0.0f;
+    }
     if (on) {
         if (flags & KY_SSU_DT_BIAS) bias = dt_bias[hp];
         if (flags & KY_SSU_D) dv = dd[hp];
-        if (per_head) a_head = a[h];
+        if (per_head) {
+            a_head = a[h];
+        } else {
+            #pragma unroll
+            for (int k = 0; k < CH; ++k) {
+                const int c = li + k * lanes;
+                if (c < chunks) ky_ssu_slice<float, ES>(a + (ky_i64)hp * n_dim + c * ES, av[k]);
+            }
+        }
     }
-    const float* ap = a + (ky_i64)hp * n_dim;
 
     for (ky_i64 b0 = (ky_i64)blockIdx.y * tile; b0 < batch; b0 += (ky_i64)gridDim.y * tile) {
         const int count = (int)min((ky_i64)tile, batch - b0);
@@ -394,10 +408,7 @@ __device__ __forceinline__ void ssu_tiles(
         }
         __syncthreads();
 
-        ky_vec16 sv[NB][CH];
-        Slice bv[NB][CH], cv[NB][CH];
-        float xr[NB], dr[NB], zr[NB];
-        // Issues the loads of entry e's state chunks (live rows only).
+        // Issues the loads of entry e's state chunks (live rows only; L2 only).
         auto load_state = [&](ky_vec16 (&dst)[CH], int e) {
             const ky_i64 slot = slots[e];
             if (on && slot >= 0 && slot < cache_slots) {
@@ -405,7 +416,7 @@ __device__ __forceinline__ void ssu_tiles(
                 #pragma unroll
                 for (int k = 0; k < CH; ++k) {
                     const int c = li + k * lanes;
-                    if (c < chunks) dst[k] = ky_load16(st + c * ES);
+                    if (c < chunks) dst[k] = ky_load16_cg(st + c * ES);
                 }
             }
         };
@@ -450,13 +461,12 @@ __device__ __forceinline__ void ssu_tiles(
                     const int c = li + k * lanes;
                     if (c < chunks) {
                         float s[ES], bf[ES], cf[ES], da[ES];
-                        if (!per_head) ky_ssu_slice<float, ES>(ap + c * ES, da);
                         Vec16<S>::unpack(sd[k], s);
                         bd[k].unpack(bf);
                         cd[k].unpack(cf);
                         #pragma unroll
                         for (int i = 0; i < ES; ++i) {
-                            da[i] = per_head ? da_head : __expf(ky_fmul_rn(da[i], d));
+                            da[i] = per_head ? da_head : __expf(ky_fmul_rn(av[k][i], d));
                         }
                         acc = ky_ssu_update<ES>(s, bf, cf, da, d, xv, ES, acc);
                         const ky_vec16 o = Vec16<S>::pack(s);
@@ -479,25 +489,25 @@ __device__ __forceinline__ void ssu_tiles(
             }
         };
 
-        // Prologue: the state of entries 0 .. DEPTH - 1 and the side data of entry 0.
-        #pragma unroll
-        for (int e = 0; e < DEPTH; ++e) {
-            if (e < count) load_state(sv[e], e);
-        }
-        load_side(bv[0], cv[0], xr[0], dr[0], zr[0], 0);
-        // Entry e = r + u lives in buffer u (r is a multiple of NB); the loads for e + DEPTH
-        // (state) and e + 1 (side) go to the buffers of entries already done.
-        for (int r = 0; r < count; r += NB) {
+        // U entries at a time: all their state loads in flight together, then each computed in
+        // turn with the next one's side data (Bm/Cm, x, dt, z) in flight.
+        for (int e0 = 0; e0 < count; e0 += U) {
+            ky_vec16 sv[U][CH];
             #pragma unroll
-            for (int u = 0; u < NB; ++u) {
-                const int e = r + u;
-                if (e < count) {
-                    if (e + DEPTH < count) load_state(sv[(u + DEPTH) % NB], e + DEPTH);
-                    if (e + 1 < count) {
-                        const int n1 = (u + 1) % NB;
-                        load_side(bv[n1], cv[n1], xr[n1], dr[n1], zr[n1], e + 1);
+            for (int u = 0; u < U; ++u) {
+                if (e0 + u < count) load_state(sv[u], e0 + u);
+            }
+            Slice bv[2][CH], cv[2][CH];
+            float xr[2], dr[2], zr[2];
+            load_side(bv[0], cv[0], xr[0], dr[0], zr[0], e0);
+            #pragma unroll
+            for (int u = 0; u < U; ++u) {
+                if (e0 + u < count) {
+                    const int nx = (u + 1) & 1;
+                    if (u + 1 < U && e0 + u + 1 < count) {
+                        load_side(bv[nx], cv[nx], xr[nx], dr[nx], zr[nx], e0 + u + 1);
                     }
-                    compute(sv[u], bv[u], cv[u], xr[u], dr[u], zr[u], e);
+                    compute(sv[u], bv[u & 1], cv[u & 1], xr[u & 1], dr[u & 1], zr[u & 1], e0 + u);
                 }
             }
         }

@@ -66,6 +66,11 @@ inline void ky_port_load16_nc(const void* p, unsigned int (&w)[4]) {
     memcpy(w, p, 16);
 }
 
+inline void ky_port_load16_cg(const void* p, unsigned int (&w)[4]) {
+    ky_emu::check16(p, "ky_port_load16_cg");
+    memcpy(w, p, 16);
+}
+
 inline void ky_port_store16(void* p, const unsigned int (&w)[4]) {
     ky_emu::check16(p, "ky_port_store16");
     memcpy(p, w, 16);
