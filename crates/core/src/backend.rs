@@ -26,6 +26,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Finds the devices and their capabilities, or says why the backend cannot be used here
     /// (e.g. "libcuda.so not found"). Must not panic.
     fn probe(&self) -> Result<Vec<Capabilities>, ProbeError>;
+    /// The versions of the libraries this backend's kernels depend on that can change which
+    /// kernel or tactic is fastest (`cublaslt` -> 13.0.2), for the tuning environment
+    /// ([`TuningEnv::of`](crate::tune::TuningEnv::of)): process-wide, reported for every
+    /// device of the backend's kind; a library that is absent is not listed. The driver's and
+    /// the run-time compiler's versions are in [`Capabilities`], not here. Must not panic. The
+    /// default lists none.
+    fn library_versions(&self) -> Vec<(&'static str, crate::caps::Version)> {
+        Vec::new()
+    }
+
     /// Allocates `bytes` of device memory on `device`.
     fn alloc(&'static self, device: DeviceId, bytes: usize) -> Result<DeviceBuffer, Error>;
     /// Frees memory from [`Backend::alloc`].

@@ -172,6 +172,20 @@ pub enum Error {
         /// The tactic.
         tactic: &'static str,
     },
+    /// A tactic the kernel declares cannot run this problem here: a library offers fewer
+    /// configurations for it than the tactic's index (cuBLASLt's heuristic list), and only the
+    /// device knows. Nothing else was run in its place; the equivalence suite counts it as a
+    /// skip and the tuner as a rejected candidate, with this reason.
+    #[error("kernel `{kernel}` cannot run tactic `{tactic}` on this problem: {source}")]
+    TacticUnavailable {
+        /// The kernel.
+        kernel: &'static str,
+        /// The tactic.
+        tactic: &'static str,
+        /// Why (the backend's typed error).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A launch on a stream that is capturing a graph (CUDA graphs, HIP graphs) needed work
     /// that capture forbids: compiling or loading a module, allocating a workspace, or
     /// synchronising. Nothing was queued; the capture is intact.

@@ -20,7 +20,9 @@
 //!
 //! # Environment ([`TuningEnv`])
 //! Every entry records where it was measured: device name, architecture, multiprocessor count,
-//! driver and compiler versions, library versions (cuBLASLt) and each measured kernel's version.
+//! driver and compiler (NVRTC, hiprtc) versions, library versions (cuBLASLt: the backends of
+//! the device's kind report them, [`Backend::library_versions`](crate::Backend::library_versions))
+//! and each measured kernel's version.
 //! [`TuningCache::lookup`] reports an entry measured elsewhere as [`Lookup::Stale`] with every
 //! difference ([`EnvMismatch`]); such an entry is never applied (the lesson of flashinfer
 //! PR #3970: a cache that needed "healing").
@@ -43,7 +45,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::caps::Capabilities;
+use crate::caps::{Capabilities, Version};
 use crate::ops::{OpKind, Problem};
 
 /// The version of the cache file's format.
@@ -162,15 +164,36 @@ pub struct TuningEnv {
 }
 
 impl TuningEnv {
-    /// The environment of a device (libraries to be added by the backend that knows them).
+    /// The environment of a device: its capabilities, and the library versions that the
+    /// backends of its kind registered in this binary report
+    /// ([`Backend::library_versions`](crate::Backend::library_versions), e.g. cuBLASLt's for
+    /// CUDA devices).
     pub fn of(caps: &Capabilities) -> TuningEnv {
+        let kind = caps.arch.kind();
+        TuningEnv::with_libraries(
+            caps,
+            crate::backend::registered_backends()
+                .filter(|b| b.device_kind() == kind)
+                .flat_map(|b| b.library_versions()),
+        )
+    }
+
+    /// The environment of a device of `caps` with these library versions (what
+    /// [`TuningEnv::of`] gives when the device's backends report `libraries`).
+    pub fn with_libraries(
+        caps: &Capabilities,
+        libraries: impl IntoIterator<Item = (&'static str, Version)>,
+    ) -> TuningEnv {
         TuningEnv {
             device_name: caps.name.clone(),
             arch: caps.arch.to_string(),
             multiprocessors: caps.multiprocessors,
             driver: caps.driver_version.map(|v| v.to_string()),
             compiler: caps.compiler_version.map(|v| v.to_string()),
-            libraries: BTreeMap::new(),
+            libraries: libraries
+                .into_iter()
+                .map(|(name, v)| (name.to_owned(), v.to_string()))
+                .collect(),
         }
     }
 

@@ -9,7 +9,7 @@ use kernelyard_core::tune::{
     bucket, Candidate, KeyValue, Lookup, Measurement, TuneError, TuningCache, TuningEntry,
     TuningEnv, TuningKey,
 };
-use kernelyard_core::{Capabilities, DType, OpKind, Params, Problem};
+use kernelyard_core::{Capabilities, DType, OpKind, Params, Problem, Version};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -236,6 +236,77 @@ fn an_entry_from_another_environment_is_stale_with_every_difference() {
     ));
     let miss = key(OpKind::Softmax, "rows=4096,cols=8192", false);
     assert_eq!(cache.lookup(&miss, &env(), v1), Lookup::Miss);
+}
+
+#[test]
+fn the_environment_carries_library_versions_and_a_new_cublaslt_makes_entries_stale() {
+    let h100 = kernelyard_core::presets::simulate("h100").unwrap();
+    let v = |major, minor, patch| Version::new(major, minor, patch);
+    let measured_with = TuningEnv::with_libraries(&h100, [("cublaslt", v(13, 0, 2))]);
+    assert_eq!(measured_with.libraries["cublaslt"], "13.0.2");
+    // The compiler (NVRTC) stays where it was, not among the libraries.
+    assert_eq!(
+        measured_with.compiler,
+        h100.compiler_version.map(|c| c.to_string())
+    );
+    assert_eq!(measured_with.libraries.len(), 1);
+    // Without libraries it is what `of` gives where no backend of the kind reports any (core's
+    // tests register none).
+    assert_eq!(TuningEnv::with_libraries(&h100, []), TuningEnv::of(&h100));
+    assert!(TuningEnv::of(&h100).libraries.is_empty());
+
+    let k = TuningKey::new(
+        &problem(OpKind::Gemm, "m=37,n=129,k=71", DType::BF16),
+        &h100,
+        false,
+    )
+    .unwrap();
+    let tactic = |t: &str, ms| Measurement {
+        candidate: Candidate {
+            kernel: "cuda.gemm.cublaslt".into(),
+            tactic: Some(t.into()),
+        },
+        ..measured("cuda.gemm.cublaslt", Some(ms), true)
+    };
+    let mut cache = TuningCache::in_memory();
+    let e = TuningEntry::from_measurements(
+        k.clone(),
+        measured_with.clone(),
+        vec![tactic("algo0", 0.02), tactic("algo3", 0.01)],
+    )
+    .unwrap();
+    assert_eq!(e.choice.to_string(), "cuda.gemm.cublaslt@algo3");
+    cache.insert(e);
+    let v1 = |_: &str| Some(1);
+    assert!(matches!(
+        cache.lookup(&k, &measured_with, v1),
+        Lookup::Hit(_)
+    ));
+    // Another cuBLASLt: algo3 may be another algorithm now.
+    let upgraded = TuningEnv::with_libraries(&h100, [("cublaslt", v(13, 1, 0))]);
+    let Lookup::Stale { mismatches, .. } = cache.lookup(&k, &upgraded, v1) else {
+        panic!("an entry measured with cuBLASLt 13.0.2 must be stale with 13.1.0");
+    };
+    assert_eq!(mismatches.len(), 1);
+    assert_eq!(
+        mismatches[0].to_string(),
+        "libraries.cublaslt: measured with 13.0.2, now 13.1.0"
+    );
+    // No cuBLASLt now (or none known when it was measured): stale too, never "the same".
+    let Lookup::Stale { mismatches, .. } = cache.lookup(&k, &TuningEnv::of(&h100), v1) else {
+        panic!("an entry measured with cuBLASLt must be stale without it");
+    };
+    assert_eq!(
+        mismatches[0].to_string(),
+        "libraries.cublaslt: measured with 13.0.2, now absent"
+    );
+    // The versions survive the file.
+    let json = serde_json::to_value(&measured_with).unwrap();
+    assert_eq!(json["libraries"]["cublaslt"], "13.0.2");
+    assert_eq!(
+        serde_json::from_value::<TuningEnv>(json).unwrap(),
+        measured_with
+    );
 }
 
 /// A fresh directory under the system's temporary directory, removed on drop.

@@ -108,8 +108,8 @@ unsafe impl Sync for Device {}
 /// The devices and cuBLASLt, as probed (the driver's and NVRTC's versions are in each
 /// device's capabilities and module cache).
 pub(crate) struct Platform {
-    /// Why cuBLASLt cannot be used, if it cannot.
-    pub(crate) cublaslt: Result<(), String>,
+    /// cuBLASLt's version, or why it cannot be used ([`cublaslt_version`]).
+    pub(crate) cublaslt: Result<Version, String>,
     /// The devices, by ordinal.
     pub(crate) devices: Vec<Device>,
 }
@@ -203,15 +203,7 @@ fn probe() -> Result<Platform, Unavailable> {
         return Err(Unavailable::NoNvrtc);
     }
     let nvrtc = nvrtc_version()?;
-    let cublaslt = if CudaLib::CublasLt.is_present() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{CUBLASLT_LIB} not found: install the CUDA {} toolkit (or PyPI's {CUBLAS_PIP}) and \
-             put its lib directory on LD_LIBRARY_PATH",
-            BINDINGS.major
-        ))
-    };
+    let cublaslt = cublaslt_version().clone();
     let count = drv("cuDeviceGetCount", result::device::get_count())?;
     if count <= 0 {
         return Err(Unavailable::NoDevice { at_init: false });
@@ -221,6 +213,35 @@ fn probe() -> Result<Platform, Unavailable> {
         devices.push(probe_device(ordinal, driver, nvrtc)?);
     }
     Ok(Platform { cublaslt, devices })
+}
+
+/// cuBLASLt's version (`cublasLtGetVersion`), or why it cannot be used (not found). Probed
+/// once, apart from the devices: opening the library and asking its version needs no driver,
+/// so the tuning environment can have it without probing the devices
+/// ([`Backend::library_versions`](kernelyard_core::Backend::library_versions)).
+pub(crate) fn cublaslt_version() -> &'static Result<Version, String> {
+    static CUBLASLT: OnceLock<Result<Version, String>> = OnceLock::new();
+    CUBLASLT.get_or_init(|| {
+        if !CudaLib::CublasLt.is_present() {
+            return Err(format!(
+                "{CUBLASLT_LIB} not found: install the CUDA {} toolkit (or PyPI's {CUBLAS_PIP}) \
+                 and put its lib directory on LD_LIBRARY_PATH",
+                BINDINGS.major
+            ));
+        }
+        // SAFETY: the library is present (checked above, with cudarc's own file names, so its
+        // loader finds it and does not panic); the call takes no arguments and has no
+        // preconditions.
+        let v = unsafe { cudarc::cublaslt::sys::cublasLtGetVersion() };
+        Ok(cublas_version(v))
+    })
+}
+
+/// A cuBLAS/cuBLASLt version number (`major * 10000 + minor * 100 + patch`, as
+/// `CUBLAS_VERSION` and `cublasLtGetVersion` give it) as a [`Version`].
+pub(crate) fn cublas_version(v: usize) -> Version {
+    let part = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+    Version::new(part(v / 10_000), part(v / 100 % 100), part(v % 100))
 }
 
 fn driver_version() -> Result<Version, CudaError> {
@@ -367,6 +388,28 @@ mod tests {
                 assert!(why.is_some(), "{e}");
                 // Probed once: the same answer again.
                 assert_eq!(capabilities().err().as_ref(), why);
+            }
+        }
+    }
+
+    #[test]
+    fn cublas_versions_decode_as_the_header_encodes_them() {
+        // CUBLAS_VERSION = MAJOR * 10000 + MINOR * 100 + PATCH (cublas_api.h, CUDA 11 to 13).
+        assert_eq!(cublas_version(130_002), Version::new(13, 0, 2));
+        assert_eq!(cublas_version(120_603), Version::new(12, 6, 3));
+        assert_eq!(cublas_version(130_100).to_string(), "13.1.0");
+    }
+
+    #[test]
+    fn the_cublaslt_version_is_there_exactly_when_the_library_is() {
+        match cublaslt_version() {
+            Ok(v) => {
+                assert!(CudaLib::CublasLt.is_present());
+                assert!(v.major >= 11, "{v}");
+            }
+            Err(why) => {
+                assert!(!CudaLib::CublasLt.is_present());
+                assert!(why.contains(CUBLASLT_LIB), "{why}");
             }
         }
     }

@@ -101,6 +101,21 @@ pub enum CudaError {
         /// The problem.
         what: String,
     },
+    /// A tactic of `cuda.gemm.cublaslt` (`algoK`) names an index beyond the algorithms
+    /// cuBLASLt's heuristic offers for the problem (the list depends on the problem, the
+    /// device and cuBLASLt's version). Nothing else is run instead.
+    #[error(
+        "cuBLASLt's heuristic offers {offered} algorithm{} for this problem; tactic {tactic} \
+         does not exist (this problem has algo0{})",
+        if *.offered == 1 { "" } else { "s" },
+        if *.offered > 1 { format!(" to algo{}", .offered - 1) } else { " only".to_owned() }
+    )]
+    AlgorithmIndex {
+        /// The tactic asked for (`algo5`).
+        tactic: &'static str,
+        /// How many algorithms the heuristic offers for the problem.
+        offered: usize,
+    },
     /// A buffer of another backend or device was given to this one.
     #[error("{what}")]
     Misuse {
@@ -111,9 +126,17 @@ pub enum CudaError {
 
 impl From<CudaError> for Error {
     fn from(e: CudaError) -> Error {
-        Error::Device {
-            backend: crate::BACKEND,
-            source: Box::new(e),
+        match e {
+            // Only `cuda.gemm.cublaslt` has algorithm tactics.
+            CudaError::AlgorithmIndex { tactic, .. } => Error::TacticUnavailable {
+                kernel: "cuda.gemm.cublaslt",
+                tactic,
+                source: Box::new(e),
+            },
+            e => Error::Device {
+                backend: crate::BACKEND,
+                source: Box::new(e),
+            },
         }
     }
 }

@@ -50,7 +50,7 @@ use std::ffi::c_void;
 
 use cudarc::driver::{result, sys};
 use kernelyard_core::{
-    Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, ProbeError, Stream,
+    Backend, Capabilities, DeviceBuffer, DeviceId, DeviceKind, Error, ProbeError, Stream, Version,
 };
 
 pub use error::CudaError;
@@ -115,6 +115,16 @@ impl Backend for CudaBackend {
 
     fn probe(&self) -> Result<Vec<Capabilities>, ProbeError> {
         device::capabilities().map_err(ProbeError::new)
+    }
+
+    /// cuBLASLt's version (`cublaslt`), when the library is present: the indices of
+    /// `cuda.gemm.cublaslt`'s tactics change with it. NVRTC's is the devices'
+    /// `compiler_version`.
+    fn library_versions(&self) -> Vec<(&'static str, Version)> {
+        device::cublaslt_version()
+            .iter()
+            .map(|&v| ("cublaslt", v))
+            .collect()
     }
 
     fn alloc(&'static self, device: DeviceId, bytes: usize) -> Result<DeviceBuffer, Error> {

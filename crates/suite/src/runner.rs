@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::Serialize;
 
 use kernelyard::kernel::tactic_label;
-use kernelyard::{DType, DeviceId, Kernel, OpKind, Problem, Runtime};
+use kernelyard::{DType, DeviceId, Error, Kernel, OpKind, Problem, Runtime};
 
 use crate::cases::{case_path, cases_for, Case};
 use crate::compare::{against_oracle, bit_difference, num, Metrics};
@@ -386,6 +386,13 @@ impl KernelRun<'_> {
             Err(RunError::Failed(why)) => {
                 return Outcome::Fail {
                     why: format!("run: {why}"),
+                }
+            }
+            // A declared tactic the device cannot offer for this problem (cuBLASLt's list is
+            // shorter): nothing ran, nothing else was run instead.
+            Err(RunError::Launch(e @ Error::TacticUnavailable { .. })) => {
+                return Outcome::Skip {
+                    reasons: vec![e.to_string()],
                 }
             }
             Err(RunError::Launch(e)) => {

@@ -55,7 +55,14 @@ fn ssu_launch(
     a: &mut SelectiveStateUpdateArgs<'_>,
     p: &SelectiveStateUpdateProblem,
 ) -> Result<(), Error> {
-    ssu::launch(emulator(&ssu::SOURCE)?, ctx.stream, ctx.caps, a, p, ctx.tactic)
+    ssu::launch(
+        emulator(&ssu::SOURCE)?,
+        ctx.stream,
+        ctx.caps,
+        a,
+        p,
+        ctx.tactic,
+    )
 }
 
 static SSU: KernelDef<SelectiveStateUpdate> = KernelDef::<SelectiveStateUpdate>::new(

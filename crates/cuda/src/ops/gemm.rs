@@ -9,8 +9,21 @@
 //!   alpha and beta are f32 on the host. With `beta == 0` C is not read.
 //! - **Batch.** Strided batches; a broadcast operand has batch stride 0.
 //! - **Plans.** Descriptors, layouts and the heuristic's algorithm are made once per (device,
-//!   problem) and cached; the heuristic is told the problem's least alignment, so the
-//!   algorithm it picks is valid for every call the problem describes.
+//!   problem, tactic) and cached; the heuristic is told the problem's least alignment, so the
+//!   algorithms it offers are valid for every call the problem describes.
+//! - **Tactics** ([`TACTICS`]: `algo0` to `algo7`). The heuristic
+//!   (`cublasLtMatmulAlgoGetHeuristic`, the same preference: workspace and alignments) is asked
+//!   for up to eight algorithms, best first; those it marks usable (state `SUCCESS`) are the
+//!   list, and `cuda.gemm.cublaslt@algoK` runs its K-th entry. No tactic is `algo0`, the
+//!   heuristic's first, as before tactics. The list is the heuristic's answer for this problem,
+//!   this device and this cuBLASLt: it may be shorter than eight, and a tactic beyond it is
+//!   [`CudaError::AlgorithmIndex`] from the launch (and from
+//!   [`Plan::prepare`](kernelyard_core::Plan::prepare)), never a fallback to another
+//!   algorithm; the tuner records it as that candidate's rejection. Selection cannot reject it
+//!   earlier: the list is known only once cuBLASLt is asked on the device. The indices change
+//!   with cuBLASLt's version, so the CUDA backend reports that version
+//!   ([`library_versions`](kernelyard_core::Backend::library_versions)) and a tuning entry
+//!   measured with another cuBLASLt is stale.
 //! - **Workspace.** 32 MiB per stream, allocated on first use (or by
 //!   [`Plan::prepare`](kernelyard_core::Plan::prepare)) and kept until the stream is released
 //!   ([`release_stream`](crate::release_stream); streams made by kernelyard release theirs when
@@ -26,7 +39,7 @@
 //!   `deterministic` or `batch_invariant` constraint never returns this kernel.
 
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublaslt::{result as lt, sys as ltsys};
@@ -45,6 +58,15 @@ use crate::ops::SM75_AND_NEWER;
 /// Workspace per (device, stream), bytes.
 pub const WORKSPACE_BYTES: usize = 32 << 20;
 
+/// The kernel's tactics: `algoK` runs the K-th algorithm of cuBLASLt's heuristic list for the
+/// problem (see the module docs); no tactic is `algo0`.
+pub const TACTICS: &[&str] = &[
+    "algo0", "algo1", "algo2", "algo3", "algo4", "algo5", "algo6", "algo7",
+];
+
+/// How many algorithms the heuristic is asked for: one per tactic.
+const HEURISTIC_ALGOS: usize = TACTICS.len();
+
 /// The `cuda.gemm.cublaslt` kernel.
 pub static GEMM_CUBLASLT: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
     .with_check(check)
@@ -61,7 +83,22 @@ const META: KernelMeta = KernelMeta::new::<Gemm>(
     module_path!(),
     "cuBLASLt matmul (f32 compute); fast, but not batch-invariant",
 )
-.nondeterministic();
+.nondeterministic()
+.tactics(TACTICS);
+
+/// The index into the heuristic's list that `tactic` names (`None`, the default: 0).
+fn algo_index(tactic: Option<&'static str>) -> Result<usize, Error> {
+    match tactic {
+        None => Ok(0),
+        Some(t) => TACTICS
+            .iter()
+            .position(|x| *x == t)
+            .ok_or(Error::NoSuchTactic {
+                kernel: META.name,
+                tactic: t,
+            }),
+    }
+}
 
 fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
     match dtype {
@@ -108,7 +145,7 @@ fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), E
     let stream = ctx.stream;
     bind(stream.device())?;
     let handle = handle(stream)?;
-    plan(stream, handle, p)?;
+    plan(stream, handle, p, ctx.tactic)?;
     workspace(stream)?;
     Ok(())
 }
@@ -117,7 +154,7 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     let stream = ctx.stream;
     bind(stream.device())?;
     let handle = handle(stream)?;
-    let plan = plan(stream, handle, p)?;
+    let plan = plan(stream, handle, p, ctx.tactic)?;
     let workspace = workspace(stream)?;
     let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
     let c = a.c.as_mut_ptr();
@@ -256,22 +293,36 @@ unsafe impl Send for Plan {}
 // SAFETY: as above.
 unsafe impl Sync for Plan {}
 
-type PlanCache = Mutex<HashMap<(u32, GemmProblem), Arc<Plan>>>;
+/// A plan's key: the device's index, the problem, and the index into the heuristic's list
+/// (the tactic's), so plans of different tactics never mix.
+type PlanKey = (u32, GemmProblem, usize);
 
-/// The problem's descriptors and algorithm on `stream`'s device, made on first use (refused on
-/// a capturing stream: the heuristic query is not a stream operation, but a launch in a
-/// capture makes nothing, so what a replay runs is exactly what was prepared).
-fn plan(stream: &Stream, handle: Handle, p: &GemmProblem) -> Result<Arc<Plan>, Error> {
+type PlanCache = Mutex<HashMap<PlanKey, Arc<Plan>>>;
+
+/// The key of the plan for `p` on device `device` with `tactic`.
+fn plan_key(device: u32, p: &GemmProblem, tactic: Option<&'static str>) -> Result<PlanKey, Error> {
+    Ok((device, p.clone(), algo_index(tactic)?))
+}
+
+/// The problem's descriptors and the tactic's algorithm on `stream`'s device, made on first
+/// use (refused on a capturing stream: the heuristic query is not a stream operation, but a
+/// launch in a capture makes nothing, so what a replay runs is exactly what was prepared).
+fn plan(
+    stream: &Stream,
+    handle: Handle,
+    p: &GemmProblem,
+    tactic: Option<&'static str>,
+) -> Result<Arc<Plan>, Error> {
     static PLANS: OnceLock<PlanCache> = OnceLock::new();
     let cache = PLANS.get_or_init(Default::default);
-    let key = (stream.device().index, p.clone());
+    let key = plan_key(stream.device().index, p, tactic)?;
     if let Some(plan) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(Arc::clone(plan));
     }
     guard(stream, || {
         "choosing the cuBLASLt algorithm for this problem".to_owned()
     })?;
-    let plan = Arc::new(make_plan(handle, p)?);
+    let plan = Arc::new(make_plan(handle, p, key.2, tactic)?);
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     // Plans are small; a process with very many shapes keeps the newest 4096.
     if map.len() >= 4096 {
@@ -301,7 +352,55 @@ pub(crate) fn lt_shapes(p: &GemmProblem) -> ([usize; 3], bool, [usize; 3], bool,
     (a, p.trans_b, b, p.trans_a, [p.n, p.m])
 }
 
-fn make_plan(handle: Handle, p: &GemmProblem) -> Result<Plan, Error> {
+/// A heuristic result slot before cuBLASLt fills it (never read unless filled).
+const NO_RESULT: ltsys::cublasLtMatmulHeuristicResult_t = ltsys::cublasLtMatmulHeuristicResult_t {
+    algo: ltsys::cublasLtMatmulAlgo_t { data: [0; 8] },
+    workspaceSize: 0,
+    state: ltsys::cublasStatus_t::CUBLAS_STATUS_NOT_INITIALIZED,
+    wavesCount: 0.0,
+    reserved: [0; 4],
+};
+
+/// The algorithms of a heuristic answer that cuBLASLt marks usable (state `SUCCESS`), in its
+/// order (best first): the list the tactics index.
+fn usable_algos(
+    results: &[ltsys::cublasLtMatmulHeuristicResult_t],
+) -> Vec<ltsys::cublasLtMatmulAlgo_t> {
+    results
+        .iter()
+        .filter(|r| r.state == ltsys::cublasStatus_t::CUBLAS_STATUS_SUCCESS)
+        .map(|r| r.algo)
+        .collect()
+}
+
+/// The algorithm at `index` of the heuristic's usable list `algos` for `p` (the index `tactic`
+/// names; `None` is the default, index 0), or why there is none: no algorithm at all, or fewer
+/// than the tactic needs (never another algorithm instead).
+fn choose(
+    algos: &[ltsys::cublasLtMatmulAlgo_t],
+    index: usize,
+    tactic: Option<&'static str>,
+    p: &GemmProblem,
+) -> Result<ltsys::cublasLtMatmulAlgo_t, CudaError> {
+    if algos.is_empty() {
+        return Err(CudaError::NoAlgorithm {
+            what: format!("{p:?} (its heuristic offers none)"),
+        });
+    }
+    algos.get(index).copied().ok_or(CudaError::AlgorithmIndex {
+        tactic: tactic.unwrap_or(TACTICS[0]),
+        offered: algos.len(),
+    })
+}
+
+/// The descriptors of `p` and the algorithm at `index` of the heuristic's list (the tactic
+/// `tactic`'s).
+fn make_plan(
+    handle: Handle,
+    p: &GemmProblem,
+    index: usize,
+    tactic: Option<&'static str>,
+) -> Result<Plan, Error> {
     let ab_type = cuda_type(p.dtype).ok_or_else(|| CudaError::Misuse {
         what: format!("gemm in {}", p.dtype),
     })?;
@@ -367,8 +466,12 @@ fn make_plan(handle: Handle, p: &GemmProblem) -> Result<Plan, Error> {
     let pref = lt::create_matmul_pref().map_err(lt_err("cublasLtMatmulPreferenceCreate"))?;
     let ws = WORKSPACE_BYTES as u64;
     let align = p.align.max(1) as u32;
-    // SAFETY: `pref` is live; each attribute gets a value of its documented type.
-    let heuristic =
+    let mut results = [NO_RESULT; HEURISTIC_ALGOS];
+    let mut returned: c_int = 0;
+    // SAFETY: `pref` is live; each attribute gets a value of its documented type. The handle,
+    // the descriptor and the layouts are live and describe `p`; `results` has room for the
+    // `HEURISTIC_ALGOS` results asked for, and `returned` is a valid out-pointer.
+    let status =
         unsafe {
             lt::set_matmul_pref_attribute(
             pref,
@@ -386,22 +489,49 @@ fn make_plan(handle: Handle, p: &GemmProblem) -> Result<Plan, Error> {
             lt::set_matmul_pref_attribute(pref, attr, (&align as *const u32).cast(), 4)
                 .map_err(lt_err("cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)"))?;
         }
-            let h = lt::get_matmul_algo_heuristic(handle.0, desc, lt_a, lt_b, lt_c, lt_c, pref);
+            let status = ltsys::cublasLtMatmulAlgoGetHeuristic(
+                handle.0,
+                desc,
+                lt_a,
+                lt_b,
+                lt_c,
+                lt_c,
+                pref,
+                HEURISTIC_ALGOS as c_int,
+                results.as_mut_ptr(),
+                &mut returned,
+            );
             let _ = lt::destroy_matmul_pref(pref);
-            h
+            status
         };
-    let heuristic = heuristic.map_err(|e| {
-        Error::from(CudaError::NoAlgorithm {
+    // cuBLASLt filled the first `returned` slots (at most the number asked for).
+    let filled = &results[..usize::try_from(returned).unwrap_or(0).min(HEURISTIC_ALGOS)];
+    let chosen = status
+        .result()
+        .map_err(|e| CudaError::NoAlgorithm {
             what: format!("{p:?} ({:?})", e.0),
         })
-    })?;
-    Ok(Plan {
-        desc,
-        lt_a,
-        lt_b,
-        lt_c,
-        algo: heuristic.algo,
-    })
+        .and_then(|()| choose(&usable_algos(filled), index, tactic, p));
+    match chosen {
+        Ok(algo) => Ok(Plan {
+            desc,
+            lt_a,
+            lt_b,
+            lt_c,
+            algo,
+        }),
+        Err(e) => {
+            // SAFETY: the descriptor and the layouts were made above for this plan, which is
+            // not made: nothing else holds them, and each is destroyed once.
+            unsafe {
+                let _ = lt::destroy_matrix_layout(lt_c);
+                let _ = lt::destroy_matrix_layout(lt_b);
+                let _ = lt::destroy_matrix_layout(lt_a);
+                let _ = lt::destroy_matmul_desc(desc);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +573,109 @@ mod tests {
             (a, ta, b, tb, c),
             ([5, 3, 5], true, [2, 5, 2], true, [3, 2])
         );
+    }
+
+    #[test]
+    fn tactics_name_the_first_eight_entries_of_the_heuristic_list() {
+        assert_eq!(META.tactics, TACTICS);
+        assert_eq!(HEURISTIC_ALGOS, 8);
+        assert_eq!(algo_index(None).unwrap(), 0);
+        for (i, t) in TACTICS.iter().enumerate() {
+            assert_eq!(*t, format!("algo{i}"));
+            assert_eq!(algo_index(Some(t)).unwrap(), i);
+        }
+        // A name the kernel does not declare (selection refuses it first): a typed error.
+        assert_eq!(
+            algo_index(Some("algo8")).unwrap_err().to_string(),
+            "kernel `cuda.gemm.cublaslt` has no tactic `algo8`"
+        );
+    }
+
+    #[test]
+    fn plans_of_different_tactics_never_share_a_key() {
+        let p = problem(37, 129, 71, false, false);
+        let key = |device, tactic| plan_key(device, &p, tactic).unwrap();
+        // The default is algo0's plan: the same algorithm, so the same key.
+        assert_eq!(key(0, None), key(0, Some("algo0")));
+        let keys: std::collections::HashSet<PlanKey> =
+            TACTICS.iter().map(|t| key(0, Some(t))).collect();
+        assert_eq!(keys.len(), TACTICS.len());
+        assert_ne!(key(0, Some("algo3")), key(1, Some("algo3")));
+        let q = problem(37, 129, 72, false, false);
+        assert_ne!(
+            key(0, Some("algo3")),
+            plan_key(0, &q, Some("algo3")).unwrap()
+        );
+    }
+
+    fn result(tag: u64, state: ltsys::cublasStatus_t) -> ltsys::cublasLtMatmulHeuristicResult_t {
+        ltsys::cublasLtMatmulHeuristicResult_t {
+            algo: ltsys::cublasLtMatmulAlgo_t { data: [tag; 8] },
+            state,
+            ..NO_RESULT
+        }
+    }
+
+    #[test]
+    fn the_list_keeps_the_usable_algorithms_in_the_heuristics_order() {
+        use ltsys::cublasStatus_t::{
+            CUBLAS_STATUS_NOT_SUPPORTED as NO, CUBLAS_STATUS_SUCCESS as OK,
+        };
+        let results = [result(7, OK), result(8, NO), result(9, OK), result(10, OK)];
+        let tags: Vec<u64> = usable_algos(&results).iter().map(|a| a.data[0]).collect();
+        assert_eq!(tags, [7, 9, 10]);
+        assert!(usable_algos(&[NO_RESULT; 3]).is_empty());
+    }
+
+    #[test]
+    fn a_tactic_beyond_the_list_is_an_error_never_another_algorithm() {
+        use ltsys::cublasStatus_t::CUBLAS_STATUS_SUCCESS as OK;
+        let p = problem(37, 129, 71, false, false);
+        let algos = usable_algos(&[result(7, OK), result(8, OK), result(9, OK)]);
+        assert_eq!(choose(&algos, 0, None, &p).unwrap().data[0], 7);
+        assert_eq!(choose(&algos, 2, Some("algo2"), &p).unwrap().data[0], 9);
+        let e = choose(&algos, 5, Some("algo5"), &p).unwrap_err();
+        assert_eq!(
+            e,
+            CudaError::AlgorithmIndex {
+                tactic: "algo5",
+                offered: 3
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "cuBLASLt's heuristic offers 3 algorithms for this problem; tactic algo5 does not \
+             exist (this problem has algo0 to algo2)"
+        );
+        // As a launch error: core's `TacticUnavailable` (the suite skips it, the tuner rejects
+        // the candidate), with the same text.
+        let launch: Error = e.into();
+        assert!(matches!(
+            launch,
+            Error::TacticUnavailable {
+                kernel: "cuda.gemm.cublaslt",
+                tactic: "algo5",
+                ..
+            }
+        ));
+        assert!(
+            launch.to_string().contains("tactic algo5 does not exist"),
+            "{launch}"
+        );
+        assert_eq!(
+            choose(&algos[..1], 1, Some("algo1"), &p)
+                .unwrap_err()
+                .to_string(),
+            "cuBLASLt's heuristic offers 1 algorithm for this problem; tactic algo1 does not \
+             exist (this problem has algo0 only)"
+        );
+        // No algorithm at all is what it was before tactics, whatever the tactic.
+        for (i, t) in [(0, None), (4, Some("algo4"))] {
+            assert!(matches!(
+                choose(&[], i, t, &p),
+                Err(CudaError::NoAlgorithm { .. })
+            ));
+        }
     }
 
     #[test]

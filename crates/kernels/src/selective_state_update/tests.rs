@@ -166,7 +166,10 @@ fn the_vector_path_needs_16_byte_alignment_and_whole_chunks() {
         assert_eq!(plan.vector, want);
         assert!(plan.symbol.ends_with(if want { "_v" } else { "_s" }));
         // The tiled kernel is the 16-byte path's only.
-        let tiled = matches!(plan_tactic(&p, None).unwrap().kernel, SsuKernel::Tiles { .. });
+        let tiled = matches!(
+            plan_tactic(&p, None).unwrap().kernel,
+            SsuKernel::Tiles { .. }
+        );
         assert_eq!(tiled, want, "{n} {state} align {align}");
     }
     // Whole chunks of state imply aligned slices of Bm, Cm (any dtype) and A: their row starts
@@ -371,7 +374,9 @@ fn every_listed_entry_point_is_in_the_source() {
     // `KY_SSU_ENTRY(D, SD, T, S)` makes `ssu_##D##_##SD##_v` and `..._s`.
     assert!(SOURCE.code.contains("ssu_##D##_##SD##_v(KY_SSU_ARGS)"));
     assert!(SOURCE.code.contains("ssu_##D##_##SD##_s(KY_SSU_ARGS)"));
-    assert!(SOURCE.code.contains("ssut_##D##_##SD(KY_SSU_ARGS, int tile)"));
+    assert!(SOURCE
+        .code
+        .contains("ssut_##D##_##SD(KY_SSU_ARGS, int tile)"));
     for s in SOURCE.symbols {
         if let Some(pair) = s.strip_prefix("ssut_") {
             let (d, sd) = pair.split_once('_').unwrap();
@@ -635,7 +640,12 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
     assert_eq!(default.kernel, SsuKernel::Tiles { tile: DEFAULT_TILE });
     assert_eq!(
         (default.symbol, default.lanes, default.grid, default.grid_y),
-        ("ssut_bf16_bf16", 8, 24 * 64 / 16, 37u32.div_ceil(DEFAULT_TILE))
+        (
+            "ssut_bf16_bf16",
+            8,
+            24 * 64 / 16,
+            37u32.div_ceil(DEFAULT_TILE)
+        )
     );
     assert_eq!(default.dims().grid, (96, 5, 1));
     for (tactic, tile) in [("tile4", 4), ("tile16", 16), ("tile32", 32)] {
@@ -645,11 +655,14 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
         assert_eq!(t.grid_y, 37u32.div_ceil(tile));
     }
     let row = plan_tactic(&p, Some("row")).unwrap();
-    assert_eq!((row.kernel, row.symbol, row.lanes), (SsuKernel::Rows, "ssu_bf16_bf16_v", 4));
+    assert_eq!(
+        (row.kernel, row.symbol, row.lanes),
+        (SsuKernel::Rows, "ssu_bf16_bf16_v", 4)
+    );
     assert!(TACTICS.iter().all(|t| tactic_tile(Some(t)).is_ok()));
-    assert!(TACTICS.iter().all(|t| t.strip_prefix("tile").map_or(true, |n| n
-        .parse::<u32>()
-        .is_ok_and(|n| n <= MAX_TILE))));
+    assert!(TACTICS.iter().all(|t| t
+        .strip_prefix("tile")
+        .is_none_or(|n| n.parse::<u32>().is_ok_and(|n| n <= MAX_TILE))));
     assert!(matches!(
         plan_tactic(&p, Some("tile8x")),
         Err(Error::NoEntryPoint { what, .. }) if what.contains("tile8x")
@@ -669,7 +682,13 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
         let t = plan(&q).unwrap();
         assert_eq!(
             (t.symbol, t.lanes, t.grid, t.block, t.kernel),
-            (default.symbol, default.lanes, default.grid, default.block, default.kernel)
+            (
+                default.symbol,
+                default.lanes,
+                default.grid,
+                default.block,
+                default.kernel
+            )
         );
         assert_eq!(
             t.grid_y as usize,
@@ -719,13 +738,19 @@ fn every_row_of_every_entry_has_exactly_one_tiled_group() {
         for tactic in [None, Some("tile4"), Some("tile16"), Some("tile32")] {
             let plan = plan_tactic(&problem(batch, h, p, n, DType::BF16, state), tactic).unwrap();
             let seen = tiles_covered(&plan, batch, h * p);
-            assert!(seen.iter().all(|&c| c == 1), "{batch} {h} {p} {n} {tactic:?}");
+            assert!(
+                seen.iter().all(|&c| c == 1),
+                "{batch} {h} {p} {n} {tactic:?}"
+            );
         }
     }
     // Past the grid's cap on y (the kernel loops over the tiles beyond).
     let batch = MAX_GRID_Y * 4 + 3;
-    let plan = plan_tactic(&problem(batch, 1, 1, 16, DType::F32, DType::F32), Some("tile4"))
-        .unwrap();
+    let plan = plan_tactic(
+        &problem(batch, 1, 1, 16, DType::F32, DType::F32),
+        Some("tile4"),
+    )
+    .unwrap();
     assert_eq!(plan.grid_y as usize, MAX_GRID_Y);
     let seen = tiles_covered(&plan, batch, 1);
     assert!(seen.iter().all(|&c| c == 1));
