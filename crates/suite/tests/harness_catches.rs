@@ -156,13 +156,42 @@ fn runs_nothing(_: &LaunchCtx<'_>, _: &mut SoftmaxArgs<'_>, _: &RowsProblem) -> 
     Ok(())
 }
 
+/// Correct by default; its tactic `short` is one the device "does not offer" for any problem
+/// (as cuBLASLt's heuristic list can be shorter than a tactic's index).
+static TACTIC_UNAVAILABLE: KernelDef<Softmax> = KernelDef::<Softmax>::new(
+    meta(
+        "broken.tactic_unavailable",
+        true,
+        true,
+        "a tactic it cannot run",
+    )
+    .tactics(&["short"]),
+    tactic_unavailable,
+);
+fn tactic_unavailable(
+    ctx: &LaunchCtx<'_>,
+    a: &mut SoftmaxArgs<'_>,
+    p: &RowsProblem,
+) -> Result<(), Error> {
+    if let Some(tactic) = ctx.tactic {
+        return Err(Error::TacticUnavailable {
+            kernel: "broken.tactic_unavailable",
+            tactic,
+            source: "the device offers none of it here".into(),
+        });
+    }
+    let y = compute(a, p)?;
+    write(a, &y, |_| false)
+}
+
 /// A runtime whose registry holds only the broken kernels (the reference backend still
 /// provides the CPU device and its memory).
 fn runtime() -> Runtime {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     kernelyard_reference::link();
     let registry = REGISTRY.get_or_init(|| {
-        let kernels: [&'static dyn Kernel; 6] = [
+        let kernels: [&'static dyn Kernel; 7] = [
+            &TACTIC_UNAVAILABLE,
             &UNWRITTEN,
             &BATCH_DEPENDENT,
             &NONDETERMINISTIC,
@@ -300,6 +329,34 @@ fn rejections_are_skips_with_reasons_and_never_coverage() {
         assert!(
             uncovered.contains(&(DeviceId::CPU, name)),
             "{name} is not reported as uncovered: {uncovered:?}"
+        );
+    }
+}
+
+#[test]
+fn a_tactic_the_device_does_not_offer_is_a_skip_with_its_reason() {
+    let rt = runtime();
+    let report = suite(&rt);
+    let text = report.to_string();
+    let default = of(&report, "broken.tactic_unavailable");
+    assert!(
+        default
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Pass { .. })),
+        "{text}"
+    );
+    let short = of(&report, "broken.tactic_unavailable@short");
+    let f32_runs: Vec<_> = short.iter().filter(|r| r.dtype == DType::F32).collect();
+    assert!(!f32_runs.is_empty(), "{text}");
+    for r in f32_runs {
+        let Outcome::Skip { reasons } = &r.outcome else {
+            panic!("{r} should be a skip, not a failure");
+        };
+        assert!(
+            reasons
+                .iter()
+                .any(|s| s.contains("cannot run tactic `short`") && s.contains("offers none")),
+            "{r}"
         );
     }
 }
