@@ -174,7 +174,7 @@ __device__ __forceinline__ void ssu_rows(
                 for (int k = 0; k < CH; ++k) {
                     const int c = li + k * lanes;
                     if constexpr (VEC) {
-                        if (c < chunks) sv[k] = ky_load16_cg(st + c * ES);
+                        if (c < chunks) sv[k] = ky_load16(st + c * ES);
                     } else {
                         #pragma unroll
                         for (int e = 0; e < ES; ++e) {
@@ -271,23 +271,23 @@ __device__ __forceinline__ void ssu_rows(
     }
 }
 
-// ---- The tiled kernel (`ssut_<dtype>_<state dtype>`, the default on the 16-byte path) ----------
+// ---- The tiled kernel (`ssut_<dtype>_<state dtype>`: the tactics tile4 .. tile32) -----------
 //
-// The row kernel above spends most of a row's life waiting: the index load, then the state
-// loads, then the Bm/Cm/A loads (behind dt), each a full memory latency, with bytes in flight
-// during only one of them; and a full A [H, P, N] is read again from L2 for every batch entry.
-// The tiled kernel keeps a block on the same TG = 128 / L rows (h, p) for a tile of up to
-// KY_SSU_TILE_MAX batch entries (the host's `tile`, a tactic): dt_bias and D are read once
-// per row, a full A once from L2 per row of the tile (A from L1 after the first entry), the tile's state indices once into shared memory, and
-// the entries stream through a software pipeline: while entry e is computed and stored, the
-// state chunks of entries e + 1 .. e + DEPTH and the Bm/Cm slices, x, dt and z of entry e + 1
-// are already in flight (register buffers, rotated by a fully unrolled loop so every buffer
-// index is static). Lanes: L is the fewest (a power of two) that leaves each lane at most
-// KY_SSU_TILE_CHUNKS = 2 chunks (N <= 256 for an f32 state, 512 for a half one; larger rows
-// and the element path take the row kernel). Grid: x over ceil(H * P / TG) row blocks, y over
-// batch tiles (at most 65535; blocks loop over the tiles beyond). Every loop is block-uniform
-// (idle rows past H * P run it with nothing to do), so the barriers and shuffles are reached by
-// every thread.
+// Written for the full A [H, P, N] of the torch peer's benchmark, which the row kernel reads
+// again from L2/L1 for every batch entry (N * 4 bytes a row, more than a bf16 state row). The
+// tiled kernel keeps a block on the same TG = 128 / L rows (h, p) for a tile of up to
+// KY_SSU_TILE_MAX batch entries (the host's `tile`): dt_bias, D and A (its slices, in
+// registers) are read once per row of the tile, the tile's state indices once into shared
+// memory; then KY_SSU_TILE_GROUP entries at a time (2 where the Bm/Cm slices are 32 bytes) have
+// all their state loads in flight together (L2-only loads, `ld.global.cg`, so L1 keeps Bm/Cm),
+// and are computed in turn with the next entry's Bm/Cm slices, x, dt and z in flight. Lanes: L
+// is the fewest (a power of two) that leaves each lane at most KY_SSU_TILE_CHUNKS = 2 chunks
+// (N <= 256 for an f32 state, 512 for a half one; larger rows and the element path take the
+// row kernel). Grid: x over ceil(H * P / TG) row blocks, y over batch tiles (at most 65535;
+// blocks loop over the tiles beyond). Every loop is block-uniform (idle rows past H * P run it
+// with nothing to do), so the barriers and shuffles are reached by every thread. Measured
+// (docs/BENCHMARKS.md): an earlier pipelined form of it was not faster than the row kernel, so
+// the row kernel is the default; this form has passed the suite on the CPU emulator only.
 //
 // Arithmetic per row is the row kernel's, in the same order for the same lanes: each lane sums
 // s * Cm over its chunks (k = 0, 1) and elements in increasing n, then the L lanes combine by

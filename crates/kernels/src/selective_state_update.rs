@@ -17,15 +17,16 @@
 //! parameters with `rows` = `B` and one more, `int tile` (batch entries per tile, 1 ..= 32).
 //!
 //! Two kernels, chosen by [`plan_tactic`] (tactics [`TACTICS`]):
-//! - the **tiled kernel** (default where it applies: the 16-byte path and `N` up to
+//! - the **row kernel** (the default, and what every tactic runs where the tiled kernel does
+//!   not apply): one `(b, h, p)` row per group of `L` lanes (below). Measured the faster of the
+//!   two, or within 5 % (docs/BENCHMARKS.md).
+//! - the **tiled kernel** (tactics `tile4` .. `tile32`, on the 16-byte path with `N` up to
 //!   [`max_tiled_state_dim`], 256 f32 / 512 halves): a block keeps `128 / L` rows `(h, p)` (`L`
-//!   from [`tile_lanes`]: at most 2 chunks a lane) for tiles of `tile` batch entries and streams
-//!   the entries through a register pipeline (the state of the next two entries and the
-//!   Bm/Cm/x/dt/z of the next one in flight while one is computed), reading the tile's indices
-//!   once into shared memory and a full A once per row from L2 (then L1). Grid
-//!   `(ceil(H * P / (128 / L)), min(ceil(B / tile), 65535))`.
-//! - the **row kernel** (tactic `row`, and everything the tiled kernel does not take): one
-//!   `(b, h, p)` row per group of `L` lanes (below).
+//!   from [`tile_lanes`]: at most 2 chunks a lane) for tiles of `tile` batch entries, holds A
+//!   in registers once per tile, reads the tile's indices once into shared memory, and issues
+//!   the state loads of 4 entries at a time (L2-only). Grid
+//!   `(ceil(H * P / (128 / L)), min(ceil(B / tile), 65535))`. For the tuner; not yet measured in
+//!   this form (an earlier, pipelined form was, and lost to the row kernel).
 //!
 //! Both sum each row in a fixed order that depends on `N` and the dtypes alone; the tile never
 //! changes a bit (tested on the emulator), the row kernel's lanes may (within tolerance).
@@ -174,27 +175,25 @@ pub const TILE_CHUNKS_PER_LANE: usize = 2;
 pub const TILE_MIN_BLOCKS: u32 = 4;
 /// Most batch entries per tile of the tiled kernel (`KY_SSU_TILE_MAX`).
 pub const MAX_TILE: u32 = 32;
-/// Batch entries per tile by default.
-pub const DEFAULT_TILE: u32 = 8;
 /// Most blocks along the grid's y (batch tiles); the tiled kernel loops over the tiles beyond.
 pub const MAX_GRID_Y: usize = 65535;
 
-/// The kernel's tactics (`cuda.selective_state_update@tile16`, ...): `row` runs the row kernel
-/// (one row per lane group, no batch tiles: the default before the tiled kernel), `tileN` the
-/// tiled kernel with `N` batch entries a tile (the default is [`DEFAULT_TILE`]). Where the
-/// tiled kernel does not apply (the element path, or `N` above [`max_tiled_state_dim`]) every
+/// The kernel's tactics (`cuda.selective_state_update@tile16`, ...): `tileN` runs the tiled
+/// kernel with `N` batch entries a tile; the default (no tactic) is the row kernel, the faster
+/// one where both were measured (docs/BENCHMARKS.md, second SSU session). Where the tiled
+/// kernel does not apply (the element path, or `N` above [`max_tiled_state_dim`]) every
 /// tactic runs the row kernel. Each is a fixed function of the problem's shape that changes
 /// which thread computes a row, never the row's arithmetic order, so each keeps determinism and
 /// batch invariance; the tile size does not change any bits, the row kernel's lanes may (within
 /// the op's tolerance).
-pub const TACTICS: &[&str] = &["row", "tile4", "tile16", "tile32"];
+pub const TACTICS: &[&str] = &["tile4", "tile8", "tile16", "tile32"];
 
 /// The tile of `tactic`: `Some(entries)` for the tiled kernel, `None` for the row kernel.
 pub fn tactic_tile(tactic: Option<&str>) -> Result<Option<u32>, Error> {
     match tactic {
-        None => Ok(Some(DEFAULT_TILE)),
-        Some("row") => Ok(None),
+        None => Ok(None),
         Some("tile4") => Ok(Some(4)),
+        Some("tile8") => Ok(Some(8)),
         Some("tile16") => Ok(Some(16)),
         Some("tile32") => Ok(Some(32)),
         Some(other) => Err(Error::NoEntryPoint {

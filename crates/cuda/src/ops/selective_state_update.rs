@@ -15,11 +15,11 @@
 //!
 //! # Launch configuration
 //! [`plan_tactic`](kernelyard_kernels::selective_state_update::plan_tactic) from `N`, the
-//! dtypes, the alignment and the tactic (the grid's size from the rows). By default, on the
-//! 16-byte path with `N` up to 256 (f32 state) / 512 (half state), the **tiled kernel**: a block
-//! keeps `128 / L` rows `(h, p)` for tiles of 8 batch entries (tactics `tile4`, `tile16`,
-//! `tile32`) and streams them through a register pipeline. Otherwise, and with the tactic
-//! `row`, the **row kernel**: `L` lanes of a warp per `(b, h, p)` row (1 to
+//! dtypes, the alignment and the tactic (the grid's size from the rows). The tactics `tile4`,
+//! `tile8`, `tile16`, `tile32` run the **tiled kernel** on the 16-byte path with `N` up to 256
+//! (f32 state) / 512 (half state): a block keeps `128 / L` rows `(h, p)` for tiles of that many
+//! batch entries, A in registers once per tile. By default (and where the tiled kernel does not
+//! apply) the **row kernel**: `L` lanes of a warp per `(b, h, p)` row (1 to
 //! 32, at most 4 chunks of 16 bytes of state each), 128-thread blocks, 16-byte accesses (`_v`)
 //! when every pointer and row stride is 16-byte aligned and `N * state size` is a multiple of
 //! 16, element accesses (`_s`) otherwise, with the same bits. Each lane sums its elements in
@@ -56,7 +56,7 @@ const META: KernelMeta = nvrtc_meta::<SelectiveStateUpdate>(
     "cuda.selective_state_update",
     module_path!(),
     "Mamba decode step (mamba_ssm selective_state_update), state in place, f32 math; lanes of \
-     a warp per (b, h, p) row, batch tiles streamed through registers, 16-byte accesses",
+     a warp per (b, h, p) row, 16-byte accesses; batch-tiled tactics",
 )
 .tactics(selective_state_update::TACTICS);
 

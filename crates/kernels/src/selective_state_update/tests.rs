@@ -31,9 +31,9 @@ fn problem(
     }
 }
 
-/// The row kernel's plan (its tactic `row`).
+/// The row kernel's plan (the default).
 fn row_plan(p: &SelectiveStateUpdateProblem) -> SsuPlan {
-    plan_tactic(p, Some("row")).unwrap()
+    plan_tactic(p, None).unwrap()
 }
 
 fn reasons(p: &SelectiveStateUpdateProblem) -> Vec<Reason> {
@@ -94,7 +94,7 @@ fn plans_of_any_sizes_are_computed_without_overflow() {
         p.groups = usize::MAX;
         let plan = row_plan(&p);
         assert_eq!(plan.grid as usize, MAX_GRID);
-        for tactic in [None, Some("tile4"), Some("tile32")] {
+        for tactic in [Some("tile8"), Some("tile4"), Some("tile32")] {
             let tiled = plan_tactic(&p, tactic).unwrap();
             assert!(tiled.grid >= 1 && tiled.grid_y as usize <= MAX_GRID_Y);
         }
@@ -167,7 +167,7 @@ fn the_vector_path_needs_16_byte_alignment_and_whole_chunks() {
         assert!(plan.symbol.ends_with(if want { "_v" } else { "_s" }));
         // The tiled kernel is the 16-byte path's only.
         let tiled = matches!(
-            plan_tactic(&p, None).unwrap().kernel,
+            plan_tactic(&p, Some("tile8")).unwrap().kernel,
             SsuKernel::Tiles { .. }
         );
         assert_eq!(tiled, want, "{n} {state} align {align}");
@@ -356,7 +356,7 @@ fn every_plan_names_a_listed_entry_point() {
                     format!("ssu_{}_{}_{v}", dtype.name(), state.name())
                 );
                 assert!(SOURCE.lists(plan.symbol));
-                let tiled = plan_tactic(&p, None).unwrap();
+                let tiled = plan_tactic(&p, Some("tile8")).unwrap();
                 let want = if align == 16 {
                     format!("ssut_{}_{}", dtype.name(), state.name())
                 } else {
@@ -516,7 +516,7 @@ fn validated_arguments_launch_the_planned_entry_point_with_their_parameters() {
             (a_per_head, optional, want.index_dtype, want.cache_slots)
         );
         // The row kernel (its tactic): the tiled kernel's launch is tested below.
-        let plan = plan_tactic(&p, Some("row")).unwrap();
+        let plan = plan_tactic(&p, None).unwrap();
         assert_eq!(plan.lanes, 2);
         let k = params(&mut a, &p, &plan);
         launch(
@@ -525,7 +525,7 @@ fn validated_arguments_launch_the_planned_entry_point_with_their_parameters() {
             &Capabilities::host(),
             &mut a,
             &p,
-            Some("row"),
+            None,
         )
         .unwrap();
         let calls = gpu.0.take();
@@ -636,16 +636,11 @@ fn the_tiled_lanes_leave_at_most_two_chunks() {
 #[test]
 fn the_tactics_choose_the_kernel_and_the_tile_only() {
     let p = problem(37, 24, 64, 128, DType::BF16, DType::BF16);
-    let default = plan(&p).unwrap();
-    assert_eq!(default.kernel, SsuKernel::Tiles { tile: DEFAULT_TILE });
+    let default = plan_tactic(&p, Some("tile8")).unwrap();
+    assert_eq!(default.kernel, SsuKernel::Tiles { tile: 8 });
     assert_eq!(
         (default.symbol, default.lanes, default.grid, default.grid_y),
-        (
-            "ssut_bf16_bf16",
-            8,
-            24 * 64 / 16,
-            37u32.div_ceil(DEFAULT_TILE)
-        )
+        ("ssut_bf16_bf16", 8, 24 * 64 / 16, 37u32.div_ceil(8))
     );
     assert_eq!(default.dims().grid, (96, 5, 1));
     for (tactic, tile) in [("tile4", 4), ("tile16", 16), ("tile32", 32)] {
@@ -654,7 +649,7 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
         assert_eq!((t.symbol, t.lanes, t.grid), ("ssut_bf16_bf16", 8, 96));
         assert_eq!(t.grid_y, 37u32.div_ceil(tile));
     }
-    let row = plan_tactic(&p, Some("row")).unwrap();
+    let row = plan(&p).unwrap();
     assert_eq!(
         (row.kernel, row.symbol, row.lanes),
         (SsuKernel::Rows, "ssu_bf16_bf16_v", 4)
@@ -672,14 +667,14 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
     unaligned.align = 4;
     let big = problem(3, 2, 4, 512, DType::BF16, DType::F32);
     for q in [&unaligned, &big] {
-        for tactic in [None, Some("tile4"), Some("tile32"), Some("row")] {
+        for tactic in [None, Some("tile4"), Some("tile8"), Some("tile32")] {
             assert_eq!(plan_tactic(q, tactic).unwrap(), row_plan(q), "{tactic:?}");
         }
     }
     // Nothing but the grid's y depends on the batch.
     for batch in [1, 2, 9, 1000, 1 << 20, 1 << 30] {
         let q = problem(batch, 24, 64, 128, DType::BF16, DType::BF16);
-        let t = plan(&q).unwrap();
+        let t = plan_tactic(&q, Some("tile8")).unwrap();
         assert_eq!(
             (t.symbol, t.lanes, t.grid, t.block, t.kernel),
             (
@@ -690,10 +685,7 @@ fn the_tactics_choose_the_kernel_and_the_tile_only() {
                 default.kernel
             )
         );
-        assert_eq!(
-            t.grid_y as usize,
-            batch.div_ceil(DEFAULT_TILE as usize).min(MAX_GRID_Y)
-        );
+        assert_eq!(t.grid_y as usize, batch.div_ceil(8).min(MAX_GRID_Y));
     }
 }
 
@@ -735,7 +727,7 @@ fn every_row_of_every_entry_has_exactly_one_tiled_group() {
         (5, 3, 1, 512, DType::BF16),
         (70, 1, 3, 256, DType::F32),
     ] {
-        for tactic in [None, Some("tile4"), Some("tile16"), Some("tile32")] {
+        for tactic in [Some("tile8"), Some("tile4"), Some("tile16"), Some("tile32")] {
             let plan = plan_tactic(&problem(batch, h, p, n, DType::BF16, state), tactic).unwrap();
             let seen = tiles_covered(&plan, batch, h * p);
             assert!(
