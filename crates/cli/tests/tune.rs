@@ -47,7 +47,17 @@ fn tune_records_the_verified_fastest_and_explain_and_doctor_read_it() {
     // Rows 1, 2, 4, 8 and 12: five buckets, each a table of the reference kernel in its
     // default configuration and its one tactic, both verified, one chosen.
     assert_eq!(out.matches("  candidate ").count(), 5, "{out}");
-    assert_eq!(out.matches("reference.softmax@serial ").count(), 5, "{out}");
+    // (Table rows only: each table's last line names the untuned and tuned choices.)
+    assert_eq!(
+        out.matches("\n  reference.softmax@serial ").count(),
+        5,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("  untuned reference.softmax (").count(),
+        5,
+        "{out}"
+    );
     assert_eq!(out.matches("  yes       *").count(), 5, "{out}");
     assert!(out.contains("(5 entries)"), "{out}");
     assert!(common::stderr(&o).contains("verifying against the reference"));
