@@ -124,6 +124,28 @@ __device__ __forceinline__ float ky_ssu_update(float (&s)[E], const float (&b)[E
     return acc;
 }
 
+// The end of a row in both kernels: the L lanes' butterfly over `acc` (every lane of the warp
+// calls it), then lane 0 of a non-idle group writes y (D * x and the gate on live rows, 0 on
+// the pad slot, NaN on an index outside the cache) to out[row].
+template <typename T>
+__device__ __forceinline__ void ky_ssu_finish(float acc, int lanes, int li, int kind, int flags,
+                                              float dv, float xv, float zv,
+                                              typename Elem<T>::storage* __restrict__ out,
+                                              ky_i64 row) {
+    for (int o = lanes >> 1; o > 0; o >>= 1) acc = ky_fadd_rn(acc, ky_shfl_xor(acc, o));
+    if (li == 0 && kind != KY_SSU_IDLE) {
+        float y;
+        if (kind == KY_SSU_LIVE) {
+            y = acc;
+            if (flags & KY_SSU_D) y = fmaf(dv, xv, y);
+            if (flags & KY_SSU_Z) y = ky_fmul_rn(y, zv / ky_fadd_rn(1.0f, expf(-zv)));
+        } else {
+            y = kind == KY_SSU_PAD ? 0.0f : __int_as_float(0x7fc00000);
+        }
+        Elem<T>::store(out, row, y);
+    }
+}
+
 template <typename T, typename S, bool VEC>
 __device__ __forceinline__ void ssu_rows(
     typename Elem<S>::storage* __restrict__ state, const typename Elem<T>::storage* __restrict__ x,
@@ -250,18 +272,7 @@ __device__ __forceinline__ void ssu_rows(
             }
         }
         // Every lane of the warp gets here each iteration (idle and non-live rows with 0).
-        for (int o = lanes >> 1; o > 0; o >>= 1) acc = ky_fadd_rn(acc, ky_shfl_xor(acc, o));
-        if (li == 0 && kind != KY_SSU_IDLE) {
-            float y;
-            if (kind == KY_SSU_LIVE) {
-                y = acc;
-                if (flags & KY_SSU_D) y = fmaf(dv, xv, y);
-                if (flags & KY_SSU_Z) y = ky_fmul_rn(y, zv / ky_fadd_rn(1.0f, expf(-zv)));
-            } else {
-                y = kind == KY_SSU_PAD ? 0.0f : __int_as_float(0x7fc00000);
-            }
-            Elem<T>::store(out, row, y);
-        }
+        ky_ssu_finish<T>(acc, lanes, li, kind, flags, dv, xv, zv, out, row);
         b += step_b;
         hp += step_hp;
         if (hp >= hp_n) {
@@ -475,18 +486,7 @@ __device__ __forceinline__ void ssu_tiles(
                 }
             }
             // Every lane of the warp gets here for every entry (idle and non-live rows with 0).
-            for (int o = lanes >> 1; o > 0; o >>= 1) acc = ky_fadd_rn(acc, ky_shfl_xor(acc, o));
-            if (li == 0 && kind != KY_SSU_IDLE) {
-                float y;
-                if (kind == KY_SSU_LIVE) {
-                    y = acc;
-                    if (flags & KY_SSU_D) y = fmaf(dv, xv, y);
-                    if (flags & KY_SSU_Z) y = ky_fmul_rn(y, zv / ky_fadd_rn(1.0f, expf(-zv)));
-                } else {
-                    y = kind == KY_SSU_PAD ? 0.0f : __int_as_float(0x7fc00000);
-                }
-                Elem<T>::store(out, b * hp_n + hp, y);
-            }
+            ky_ssu_finish<T>(acc, lanes, li, kind, flags, dv, xv, zv, out, b * hp_n + hp);
         };
 
         // U entries at a time: all their state loads in flight together, then each computed in
