@@ -18,7 +18,10 @@
 #                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
 #   tune           issue 16's sweep: `kernelyard tune` on row ops across widths, odd and small
 #                  GEMMs, SSU shapes; tuned vs untuned per problem (scripts/tune_table.py)
+#                  TUNE_SETS picks the groups (default `rows gemm ssu`)
 #                                                                                -> tune.jsonl, tune.log, tuning.json, tune.md
+#   gemm_tactics   issue 16's cuBLASLt tactics: the cublaslt_tactics test binary, then verify --op
+#                  gemm (every kernel and every tactic, cublaslt@algo0..7 included)  -> gemm_tactics.log
 #   candle         kernelyard-candle built with candle's `cuda` feature (KERNELYARD_PACK_CANDLE=1
 #                  bash scripts/gpu_pack.sh stages .gpu/candle/): every test binary with
 #                  --include-ignored, then every example with each of the argument lists
@@ -200,7 +203,7 @@ for stage in $stages; do
     note "ssu verify: rc=$? $(grep -E 'passed|failed' "$log" | tail -1)"
     # SSU_SANITIZE=0 leaves the sanitizers out (a call that runs them on its own).
     # SSU_SANITIZE_FILTER: compute-sanitizer options that limit instrumentation (e.g.
-    # `--kernel-name regex:ssut` for the tiled kernel alone).
+    # `--kernel-regex kns=ssut` for the tiled kernel alone).
     if [ "${SSU_SANITIZE:-1}" = 1 ]; then
       for tool in memcheck racecheck synccheck; do
         # shellcheck disable=SC2086
@@ -245,27 +248,48 @@ for l in sys.stdin:
     j="$OUT/tune.jsonl" cache="$OUT/tuning.json"
     : >"$j"
     tune_one() { $K tune "$@" --device cuda:0 --out "$cache" --json >>"$j" 2>>"$OUT/tune.log" || echo "tune $* failed" >>"$OUT/tune.log"; }
+    sets=" ${TUNE_SETS:-rows gemm ssu} "
     # One width per power-of-two bucket of the one-row-per-block path (1025 .. 16384 columns).
-    for cols in 1536 3072 6144 12288; do
-      for op in softmax log_softmax; do tune_one $op --problem rows=4096,cols=$cols --dtype bf16; done
-      tune_one rms_norm --problem rows=4096,hidden=$cols --dtype bf16
-    done
+    if [[ $sets == *" rows "* ]]; then
+      for cols in 1536 3072 6144 12288; do
+        for op in softmax log_softmax; do tune_one $op --problem rows=4096,cols=$cols --dtype bf16; done
+        tune_one rms_norm --problem rows=4096,hidden=$cols --dtype bf16
+      done
+    fi
     # (The tuner verifies each candidate against the f64 reference on the host: shapes of a
     # few GFLOP at most.)
-    for s in m=37,n=129,k=71 m=1,n=4096,k=4096 m=16,n=4096,k=4096 m=128,n=4096,k=4096 \
-      m=77,n=3000,k=1000 m=128,n=4096,k=4096,trans_b=1; do
-      tune_one gemm --problem "$s" --dtype bf16
-    done
-    for state in bf16 f32; do
-      for s in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
-        batch=4,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1; do
-        tune_one selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
+    if [[ $sets == *" gemm "* ]]; then
+      for s in m=37,n=129,k=71 m=1,n=4096,k=4096 m=16,n=4096,k=4096 m=128,n=4096,k=4096 \
+        m=77,n=3000,k=1000 m=128,n=4096,k=4096,trans_b=1; do
+        tune_one gemm --problem "$s" --dtype bf16
       done
-    done
-    tune_one selective_state_update --problem batch=64,heads=64,head_dim=64,state_dim=128,groups=8 --dtype bf16 --batch-invariant
+    fi
+    if [[ $sets == *" ssu "* ]]; then
+      for state in bf16 f32; do
+        for s in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
+          batch=4,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1; do
+          tune_one selective_state_update --problem "$s,state_dtype=$state" --dtype bf16
+        done
+      done
+      tune_one selective_state_update --problem batch=64,heads=64,head_dim=64,state_dim=128,groups=8 --dtype bf16 --batch-invariant
+    fi
     python3 scripts/tune_table.py "$j" >"$OUT/tune.md" 2>&1
     cat "$OUT/tune.md"
     note "tune: $((SECONDS - start)) s, $(wc -l <"$j") problems"
+    ;;
+  gemm_tactics)
+    start=$SECONDS
+    log="$OUT/gemm_tactics.log"
+    : >"$log"
+    if [ -x .gpu/bin/cublaslt_tactics ]; then
+      timeout 200 .gpu/bin/cublaslt_tactics --include-ignored --nocapture >>"$log" 2>&1
+      note "cublaslt_tactics: rc=$?, $(grep -E '^test result' "$log" | tail -1)"
+    else
+      note "cublaslt_tactics: .gpu/bin/cublaslt_tactics was not staged"
+    fi
+    timeout 300 $K verify --device cuda:0 --op gemm >>"$log" 2>&1
+    note "verify --op gemm (every tactic): rc=$?, $((SECONDS - start)) s, $(grep -E '^total' "$log" | tail -1)"
+    grep -E 'cublaslt|FAIL' "$log" | grep -v '^test ' | head -20
     ;;
   candle)
     # kernelyard-candle's GPU tests (every op against candle's own on the same tensors) and its
@@ -303,7 +327,7 @@ for l in sys.stdin:
     grep -E '^test .* FAILED$|panicked' "$OUT/candle.log" | head -20
     ;;
   *)
-    note "unknown stage \`$stage\` (stages: tests verify bench sanitize gemm_bi sanitize_op sanitize_gemm candle)"
+    note "unknown stage \`$stage\` (stages: tests verify bench sanitize gemm_bi sanitize_op sanitize_gemm tune gemm_tactics ssu candle)"
     ;;
   esac
 done

@@ -39,8 +39,9 @@
 // the stores (one 16-byte store a chunk on `_v`) come after the last chunk, so no load of the
 // row is ordered behind a store. `_v` needs every pointer 16-byte aligned and
 // N * sizeof(S) % 16 == 0 (then every row and chunk of Bm, Cm and A is aligned for its loads
-// too: the host's rule). Without spills on sm_75 .. sm_120 (PyPI ptxas 13.0): 64 to 92
-// registers on `_v`, up to the 128 of the bound on `_s` (crates/kernels/src/
+// too: the host's rule). Registers (PyPI ptxas 13.0, sm_75 .. sm_120): at most 64 on `_v`
+// (72-78 with f32 inputs and a half state), up to the 128 of the bound on `_s`; see
+// KY_SSU_MIN_BLOCKS below for why and for the spills (crates/kernels/src/
 // selective_state_update.rs lists them).
 //
 // Reduction over n: each lane sums s * Cm over its own elements in increasing n (one fmaf
@@ -65,9 +66,23 @@
 #define KY_SSU_THREADS 128
 // Most 16-byte state chunks per lane (the host's `CHUNKS_PER_LANE`).
 #define KY_SSU_CHUNKS 4
-// Blocks per SM the register budget is sized for (`__launch_bounds__`; the host's
-// `MIN_BLOCKS`): 4 x 128 threads leaves 128 registers a thread.
+// Blocks per SM the register budget is sized for (`__launch_bounds__`). The `_s` entry points
+// (the host's `MIN_BLOCKS`): 4 x 128 threads leaves 128 registers a thread (their element-wise
+// state arrays spill at 64). The `_v` entry points (`V_MIN_BLOCKS`): 8, 64 registers, which an
+// H100 measured 13-15 % faster than 4 (80 registers, 37.5 % occupancy) with a bf16 state and
+// 2-4 % with an f32 state (docs/BENCHMARKS.md, "third session"); f32 inputs with a half state
+// (`V_MIN_BLOCKS_WIDE`) take 6, 72-78 registers, where 64 would spill. PyPI ptxas 13.0 reports
+// no spills for any of them on sm_75 .. sm_120 except 4 bytes in `ssu_f16_f16_v` on sm_86 and
+// sm_89. On HIP (where the bound counts wavefronts per SIMD, unmeasured on AMD hardware) the
+// `_v` entry points keep 4.
 #define KY_SSU_MIN_BLOCKS 4
+#if KY_HIP
+#define KY_SSU_V_MIN_BLOCKS 4
+#define KY_SSU_V_MIN_BLOCKS_WIDE 4
+#else
+#define KY_SSU_V_MIN_BLOCKS 8
+#define KY_SSU_V_MIN_BLOCKS_WIDE 6
+#endif
 
 // `flags` (the host's `FLAG_*`).
 #define KY_SSU_A_PER_HEAD 1
@@ -534,9 +549,10 @@ __device__ __forceinline__ void ssu_tiles(
         state_indices, rows, heads, head_dim, state_dim, groups, heads_per_group, cache_slots,    \
         index_bytes, flags, lanes)
 
-// `ssu_<D>_<SD>_v` and `ssu_<D>_<SD>_s` for dtype D (storage T) and state dtype SD (S).
-#define KY_SSU_ENTRY(D, SD, T, S)                                                                 \
-    extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, KY_SSU_MIN_BLOCKS)              \
+// `ssu_<D>_<SD>_v` and `ssu_<D>_<SD>_s` for dtype D (storage T) and state dtype SD (S); VB is
+// the `_v` entry point's blocks per SM (KY_SSU_V_MIN_BLOCKS or KY_SSU_V_MIN_BLOCKS_WIDE).
+#define KY_SSU_ENTRY(D, SD, T, S, VB)                                                             \
+    extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, VB)                             \
         ssu_##D##_##SD##_v(KY_SSU_ARGS) {                                                         \
         KY_SSU_CALL(T, S, true);                                                                  \
     }                                                                                             \
@@ -571,12 +587,12 @@ KY_SSU_TILE_ENTRY(bf16, f32, ky_bf16, float)
 KY_SSU_TILE_ENTRY(bf16, f16, ky_bf16, ky_f16)
 KY_SSU_TILE_ENTRY(bf16, bf16, ky_bf16, ky_bf16)
 
-KY_SSU_ENTRY(f32, f32, float, float)
-KY_SSU_ENTRY(f32, f16, float, ky_f16)
-KY_SSU_ENTRY(f32, bf16, float, ky_bf16)
-KY_SSU_ENTRY(f16, f32, ky_f16, float)
-KY_SSU_ENTRY(f16, f16, ky_f16, ky_f16)
-KY_SSU_ENTRY(f16, bf16, ky_f16, ky_bf16)
-KY_SSU_ENTRY(bf16, f32, ky_bf16, float)
-KY_SSU_ENTRY(bf16, f16, ky_bf16, ky_f16)
-KY_SSU_ENTRY(bf16, bf16, ky_bf16, ky_bf16)
+KY_SSU_ENTRY(f32, f32, float, float, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(f32, f16, float, ky_f16, KY_SSU_V_MIN_BLOCKS_WIDE)
+KY_SSU_ENTRY(f32, bf16, float, ky_bf16, KY_SSU_V_MIN_BLOCKS_WIDE)
+KY_SSU_ENTRY(f16, f32, ky_f16, float, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(f16, f16, ky_f16, ky_f16, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(f16, bf16, ky_f16, ky_bf16, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(bf16, f32, ky_bf16, float, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(bf16, f16, ky_bf16, ky_f16, KY_SSU_V_MIN_BLOCKS)
+KY_SSU_ENTRY(bf16, bf16, ky_bf16, ky_bf16, KY_SSU_V_MIN_BLOCKS)

@@ -82,11 +82,17 @@
 //! so they give the same bits, and the order depends only on `N` and the dtypes: deterministic
 //! and batch-invariant.
 //!
-//! Registers (PyPI `ptxas` 13.0 on the spliced source, `__launch_bounds__(128, 4)`: no stack
-//! frame, no spills on any entry point): `_v` 64 to 80 on sm_75 ..= sm_90 and 72 to 92 on
-//! sm_100 and sm_120 (5 or 6 blocks of 128 threads an SM), `_s` 92 to 128 (its element loads
-//! of a half state hold 32 floats). hiprtc (ROCm 5.2): no scratch memory on gfx908, gfx90a or
-//! gfx1030; `_v` 63 to 96 VGPRs, `_s` up to 114 (on gfx908 some in AGPRs).
+//! Registers (PyPI `ptxas` 13.0 on the spliced source, no stack frame): `_v` entry points are
+//! bounded to [`V_MIN_BLOCKS`] = 8 blocks of 128 threads an SM (64 registers; 56 to 64 on
+//! sm_75 ..= sm_120), except f32 inputs with a half state, [`V_MIN_BLOCKS_WIDE`] = 6 (72 to
+//! 78), where 64 would spill; the only spill left is 4 bytes in `ssu_f16_f16_v` on sm_86 and
+//! sm_89. On an H100 the bound of 8 was 13-15 % faster than the former 4 (80 registers, 37.5 %
+//! occupancy: the kernel waits on L1/L2 latency with half the issue slots idle) with a bf16
+//! state, 2-4 % with an f32 state, and 10 or 12 were slower (docs/BENCHMARKS.md, third
+//! session). `_s` keeps [`MIN_BLOCKS`] = 4: 92 to 128 registers (its element loads of a half
+//! state hold 32 floats), which spill hundreds of bytes at 64. hiprtc (ROCm 5.2, where every
+//! bound stays 4): no scratch memory on gfx908, gfx90a or gfx1030; `_v` 63 to 96 VGPRs, `_s`
+//! up to 114 (on gfx908 some in AGPRs).
 //!
 //! # Bytes moved
 //! `2 * B * H * P * N * state size` (the state rows of the batch read and written, what core's
@@ -164,8 +170,14 @@ pub const CHUNKS_PER_LANE: usize = 4;
 pub const CHUNK_BYTES: usize = 16;
 /// Most lanes per row: one warp.
 pub const MAX_LANES: usize = 32;
-/// Blocks per SM the entry points' register budget is sized for (`KY_SSU_MIN_BLOCKS`).
+/// Blocks per SM the `_s` entry points' register budget is sized for (`KY_SSU_MIN_BLOCKS`).
 pub const MIN_BLOCKS: u32 = 4;
+/// Blocks per SM the `_v` entry points' register budget is sized for on CUDA
+/// (`KY_SSU_V_MIN_BLOCKS`; 4 on HIP).
+pub const V_MIN_BLOCKS: u32 = 8;
+/// The same for the `_v` entry points with f32 inputs and a half state
+/// (`KY_SSU_V_MIN_BLOCKS_WIDE`; 4 on HIP).
+pub const V_MIN_BLOCKS_WIDE: u32 = 6;
 /// Most blocks in the grid; the kernel loops over the rows beyond `MAX_GRID * (128 / L)`.
 pub const MAX_GRID: usize = 65535;
 

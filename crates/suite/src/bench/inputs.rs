@@ -9,7 +9,7 @@ use crate::exec::{upload_encoded, DeviceTensor, Encoded};
 use crate::ops::{instance, Driver};
 use crate::rng::Rng;
 
-use super::{BenchError, MAX_SETS, ROTATION_BYTES};
+use super::{BenchError, MAX_SETS, MIN_SETS, ROTATION_BYTES};
 
 /// One instance's tensors on the host, in their dtypes' storage.
 pub(super) struct HostSet {
@@ -84,15 +84,9 @@ impl HostSet {
         })
     }
 
-    /// How many sets to upload: enough to exceed [`ROTATION_BYTES`], at most [`MAX_SETS`],
-    /// and at most half of `memory` (0: unknown) in all, but at least one.
+    /// How many sets to upload: [`sets_for`] this set's bytes.
     pub fn sets_wanted(&self, memory: usize) -> usize {
-        let mut n = ROTATION_BYTES.div_ceil(self.bytes).clamp(1, MAX_SETS);
-        if memory > 0 {
-            // Leave half the device's memory to the kernels' workspaces and everyone else.
-            n = n.min((memory / 2 / self.bytes).max(1));
-        }
-        n
+        sets_for(self.bytes, memory)
     }
 
     /// Uploads set number `index` to `device`: the inputs the launch reads, and the outputs
@@ -138,4 +132,17 @@ pub(super) struct Set {
     pub ins: Vec<DeviceTensor>,
     /// The outputs, named as the instance's.
     pub outs: Vec<DeviceTensor>,
+}
+
+/// How many sets of `set_bytes` to upload: enough to exceed [`ROTATION_BYTES`], at least
+/// [`MIN_SETS`] and at most [`MAX_SETS`], and at most half of `memory` (0: unknown) in all, but
+/// at least one.
+pub fn sets_for(set_bytes: usize, memory: usize) -> usize {
+    let set_bytes = set_bytes.max(1);
+    let mut n = ROTATION_BYTES.div_ceil(set_bytes).clamp(MIN_SETS, MAX_SETS);
+    if memory > 0 {
+        // Leave half the device's memory to the kernels' workspaces and everyone else.
+        n = n.min((memory / 2 / set_bytes).max(1));
+    }
+    n
 }
