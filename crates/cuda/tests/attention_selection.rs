@@ -3,39 +3,16 @@
 //! faster on the H100 (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other
 //! sm_80+ devices, and typed reasons where neither runs.
 
-use kernelyard_core::{
-    DType, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime, SelectError, Sm, Verdict,
-};
+mod selection_support;
 
-/// The reasons `kernel` was rejected for, from a `KernelRejected` error.
-fn rejection(err: SelectError, kernel: &str) -> Vec<Reason> {
-    let SelectError::KernelRejected { name, report } = err else {
-        panic!("expected {kernel} to be rejected, got {err}");
-    };
-    assert_eq!(name, kernel);
-    let candidate = report.candidates.iter().find(|c| c.kernel == kernel);
-    match candidate.map(|c| &c.verdict) {
-        Some(Verdict::Rejected { reasons }) => reasons.clone(),
-        other => panic!("{kernel}: expected a rejection, got {other:?}:\n{report}"),
-    }
-}
+use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, Sm};
+use selection_support::{rejection, runtime};
 
 const MMA: &str = "cuda.attention";
 const SM90: &str = "cuda.attention.sm90";
 
-fn runtime(sm: Sm, optin: u64) -> Runtime {
-    kernelyard_cuda::link();
-    Runtime::builder()
-        .no_probe()
-        .pins("")
-        .simulated_device(kernelyard_cuda::device::simulated_caps(sm, optin))
-        .build()
-        .expect("runtime")
-}
-
 fn attention(params: &str, dtype: DType) -> Problem {
-    let params = Params::parse(OpKind::Attention, params).expect("params");
-    Problem::from_params(OpKind::Attention, &params, dtype).expect("problem")
+    selection_support::problem(OpKind::Attention, params, dtype)
 }
 
 const SHAPES: &[&str] = &[

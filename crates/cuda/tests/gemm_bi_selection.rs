@@ -14,42 +14,28 @@
 //!
 //! The same properties are checked on the real device by `gemm_batch_invariance.rs`.
 
+mod selection_support;
+
 use std::collections::BTreeSet;
 
 use kernelyard_core::{
-    Capabilities, DType, DeviceId, Feature, Kernel, OpKind, Params, Policy, Problem, Reason,
-    Runtime, SelectError, SelectionReport, Sm, Verdict,
+    DType, DeviceId, Feature, Kernel, OpKind, Policy, Problem, Reason, Runtime, SelectError,
+    SelectionReport, Sm, Verdict,
 };
+use selection_support::H100_OPTIN;
 
 const BI: &str = "cuda.gemm.batch_invariant";
 const BI_SM90: &str = "cuda.gemm.batch_invariant.sm90";
 const CUBLASLT: &str = "cuda.gemm.cublaslt";
 
-/// A simulated CUDA device of capability `sm` (an H100-like one; only the architecture and
-/// its features differ between them).
-fn simulated(sm: Sm) -> Capabilities {
-    kernelyard_cuda::device::simulated_caps(sm, 227 << 10)
-}
-
-/// A runtime with one simulated device of capability `sm` and no pins (whatever
-/// `KERNELYARD_KERNELS` says).
+/// A runtime with one simulated H100-like device of capability `sm` (only the architecture
+/// and its features differ between them) and no pins.
 fn runtime(sm: Sm) -> Runtime {
-    kernelyard_cuda::link();
-    Runtime::builder()
-        .no_probe()
-        .pins("")
-        .simulated_device(simulated(sm))
-        .build()
-        .expect("runtime")
+    selection_support::runtime(sm, H100_OPTIN)
 }
 
 fn gemm(params: &str, dtype: DType) -> Problem {
-    Problem::from_params(
-        OpKind::Gemm,
-        &Params::parse(OpKind::Gemm, params).expect("params"),
-        dtype,
-    )
-    .expect("problem")
+    selection_support::problem(OpKind::Gemm, params, dtype)
 }
 
 /// The shapes of the issue (forward, decode, and the backward layouts), bf16 and f16, C in

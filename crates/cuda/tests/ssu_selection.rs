@@ -3,39 +3,19 @@
 //! the `batch_invariant` / `deterministic` constraints and whatever the batch or alignment;
 //! older architectures and state rows longer than its lanes can hold are typed reasons.
 
-use kernelyard_core::{
-    DType, DeviceId, OpKind, Params, Policy, Problem, Reason, Runtime, SelectError, Sm, Verdict,
-};
+mod selection_support;
+
+use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, Runtime, Sm};
+use selection_support::{rejection, H100_OPTIN};
 
 const SSU: &str = "cuda.selective_state_update";
 
 fn runtime(sm: Sm) -> Runtime {
-    kernelyard_cuda::link();
-    Runtime::builder()
-        .no_probe()
-        .pins("")
-        .simulated_device(kernelyard_cuda::device::simulated_caps(sm, 227 << 10))
-        .build()
-        .expect("runtime")
+    selection_support::runtime(sm, H100_OPTIN)
 }
 
 fn ssu(params: &str, dtype: DType) -> Problem {
-    let op = OpKind::SelectiveStateUpdate;
-    let params = Params::parse(op, params).unwrap_or_else(|e| panic!("{params}: {e}"));
-    Problem::from_params(op, &params, dtype).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The reasons `kernel` was rejected for, from a `KernelRejected` error.
-fn rejection(err: SelectError, kernel: &str) -> Vec<Reason> {
-    let SelectError::KernelRejected { name, report } = err else {
-        panic!("expected {kernel} to be rejected, got {err}");
-    };
-    assert_eq!(name, kernel);
-    let candidate = report.candidates.iter().find(|c| c.kernel == kernel);
-    match candidate.map(|c| &c.verdict) {
-        Some(Verdict::Rejected { reasons }) => reasons.clone(),
-        other => panic!("{kernel}: expected a rejection, got {other:?}:\n{report}"),
-    }
+    selection_support::problem(OpKind::SelectiveStateUpdate, params, dtype)
 }
 
 const FLOATS: [(DType, &str); 3] = [

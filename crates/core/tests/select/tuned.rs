@@ -6,8 +6,8 @@ use kernelyard_core::tune::{
     Candidate, Measurement, TuningCache, TuningEntry, TuningEnv, TuningKey,
 };
 use kernelyard_core::{
-    Capabilities, ChoiceSource, DType, DeviceKind, KernelMeta, OpKind, Policy, Problem, Runtime,
-    TuningNote,
+    Capabilities, ChoiceSource, DType, DeviceKind, KernelMeta, OpKind, Policy, Problem, Registry,
+    Runtime, TuningNote,
 };
 
 use crate::fakes::{cuda, fake, meta, problem, registry, GPU0};
@@ -54,19 +54,37 @@ fn cache_for(
     c
 }
 
-fn runtime(cache: TuningCache) -> Runtime {
-    let r = registry(&[
+/// A runtime over `r` with one simulated device `caps`, the pins `pins` and, if given, a
+/// tuning cache.
+fn simulated(
+    r: &'static Registry,
+    caps: Capabilities,
+    pins: &str,
+    cache: Option<TuningCache>,
+) -> Runtime {
+    let b = Runtime::builder()
+        .registry(r)
+        .pins(pins)
+        .no_probe()
+        .simulated_device(caps);
+    match cache {
+        Some(c) => b.tuning_cache(c),
+        None => b,
+    }
+    .build()
+    .unwrap()
+}
+
+/// The two softmax kernels `a` (priority 10) and `b` (5), both invariant.
+fn two_softmaxes() -> &'static Registry {
+    registry(&[
         fake(softmax("cuda.softmax.a", 10, true)),
         fake(softmax("cuda.softmax.b", 5, true)),
-    ]);
-    Runtime::builder()
-        .registry(r)
-        .pins("")
-        .no_probe()
-        .simulated_device(cuda(0, 9, 0))
-        .tuning_cache(cache)
-        .build()
-        .unwrap()
+    ])
+}
+
+fn runtime(cache: TuningCache) -> Runtime {
+    simulated(two_softmaxes(), cuda(0, 9, 0), "", Some(cache))
 }
 
 fn sm(rows: usize) -> Problem {
@@ -187,14 +205,7 @@ fn an_unusable_choice_falls_back_with_the_reason() {
         "cuda.softmax.fast",
         "cuda.softmax.a",
     );
-    let rt = Runtime::builder()
-        .registry(r)
-        .pins("")
-        .no_probe()
-        .simulated_device(caps)
-        .tuning_cache(cache)
-        .build()
-        .unwrap();
+    let rt = simulated(r, caps, "", Some(cache));
     let plan = rt
         .select(GPU0, &key_problem, &Policy::auto().deterministic().tuned())
         .unwrap();
@@ -235,17 +246,8 @@ fn under_batch_invariance_the_tuned_choice_does_not_depend_on_the_batch() {
 
 #[test]
 fn a_tuned_policy_without_a_cache_behaves_as_today() {
-    let r = registry(&[
-        fake(softmax("cuda.softmax.a", 10, true)),
-        fake(softmax("cuda.softmax.b", 5, true)),
-    ]);
-    let rt = Runtime::builder()
-        .registry(r)
-        .pins("")
-        .no_probe()
-        .simulated_device(cuda(0, 9, 0))
-        .build()
-        .unwrap();
+    let r = two_softmaxes();
+    let rt = simulated(r, cuda(0, 9, 0), "", None);
     let plan = rt.select(GPU0, &sm(32), &Policy::auto().tuned()).unwrap();
     assert_eq!(plan.kernel_name(), "cuda.softmax.a");
     assert_eq!(plan.report().tuning, Some(TuningNote::NoCache));
@@ -260,13 +262,7 @@ fn tactical() -> Runtime {
         tactics: &["t128", "t256"],
         ..softmax("cuda.softmax.t", 10, true)
     })]);
-    Runtime::builder()
-        .registry(r)
-        .pins("")
-        .no_probe()
-        .simulated_device(cuda(0, 9, 0))
-        .build()
-        .unwrap()
+    simulated(r, cuda(0, 9, 0), "", None)
 }
 
 #[test]
@@ -323,14 +319,7 @@ fn a_tuned_tactic_is_applied_with_its_kernel() {
         tactics: &["t128", "t256"],
         ..softmax("cuda.softmax.t", 10, true)
     })]);
-    let rt = Runtime::builder()
-        .registry(r)
-        .pins("")
-        .no_probe()
-        .simulated_device(caps)
-        .tuning_cache(cache)
-        .build()
-        .unwrap();
+    let rt = simulated(r, caps, "", Some(cache));
     let plan = rt.select(GPU0, &sm(8), &Policy::auto().tuned()).unwrap();
     assert_eq!(plan.label(), "cuda.softmax.t@t128");
     assert_eq!(plan.report().source, Some(ChoiceSource::Tuned));
@@ -345,13 +334,7 @@ fn the_launch_gets_the_plans_tactic() {
         tactics: &["fast"],
         ..crate::fakes::cuda_gemm("cuda.gemm.t")
     });
-    let rt = Runtime::builder()
-        .registry(registry(&[k]))
-        .pins("")
-        .no_probe()
-        .simulated_device(cuda(0, 9, 0))
-        .build()
-        .unwrap();
+    let rt = simulated(registry(&[k]), cuda(0, 9, 0), "", None);
     let stream = kernelyard_core::Stream::default_for(GPU0);
     let mut args = crate::fakes::gemm_args(8, 32, 16, GPU0);
     rt.run(&Policy::kernel("cuda.gemm.t@fast"), &stream, &mut args)
@@ -365,24 +348,19 @@ fn the_launch_gets_the_plans_tactic() {
 #[test]
 fn a_pin_is_never_replaced_by_tuning() {
     let caps = cuda(0, 9, 0);
-    let r = registry(&[
-        fake(softmax("cuda.softmax.a", 10, true)),
-        fake(softmax("cuda.softmax.b", 5, true)),
-    ]);
-    let rt = Runtime::builder()
-        .registry(r)
-        .pins("softmax=cuda.softmax.a")
-        .no_probe()
-        .simulated_device(caps.clone())
-        .tuning_cache(cache_for(
+    let r = two_softmaxes();
+    let rt = simulated(
+        r,
+        caps.clone(),
+        "softmax=cuda.softmax.a",
+        Some(cache_for(
             &caps,
             &sm(32),
             false,
             "cuda.softmax.b",
             "cuda.softmax.a",
-        ))
-        .build()
-        .unwrap();
+        )),
+    );
     let plan = rt.select(GPU0, &sm(32), &Policy::auto().tuned()).unwrap();
     assert_eq!(plan.kernel_name(), "cuda.softmax.a");
     assert_eq!(plan.report().source, Some(ChoiceSource::Pinned));
