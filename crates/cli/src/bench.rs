@@ -9,7 +9,6 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use kernelyard::{DType, DeviceId, OpKind, Params, Problem};
 use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP, MAX_RUNS};
 use kernelyard_suite::{bench, BenchOptions, BenchScalars, KernelChoice};
 
@@ -18,19 +17,8 @@ use crate::error::{self, Class, CliError};
 /// Arguments of `kernelyard bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    // The operator; the help lists the catalog's.
-    #[arg(value_name = "OP", help = format!("The operator ({})", crate::op_names()))]
-    op: OpKind,
-    /// The device to time on: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
-    #[arg(long, value_name = "DEV")]
-    device: DeviceId,
-    /// The problem's shape and flags as `key=value,...` (the keys per operator are listed by
-    /// `kernelyard explain --help`).
-    #[arg(long, value_name = "K=V,...")]
-    problem: String,
-    /// The primary dtype (of the main input): f32, f16 or bf16.
-    #[arg(long, value_name = "T")]
-    dtype: DType,
+    #[command(flatten)]
+    target: crate::target::Target,
     /// Time exactly this kernel; if it cannot run the problem, exit 2 with its reasons.
     /// Default: the kernel `explain` would select.
     #[arg(long, value_name = "NAME", conflicts_with = "all")]
@@ -63,8 +51,7 @@ pub struct BenchArgs {
 
 /// Runs `kernelyard bench`.
 pub fn run(args: &BenchArgs) -> error::Result<ExitCode> {
-    let params = Params::parse(args.op, &args.problem).map_err(error::problem)?;
-    let problem = Problem::from_params(args.op, &params, args.dtype).map_err(error::problem)?;
+    let problem = args.target.problem()?;
     let scalars = BenchScalars::parse(args.scalars.as_deref().unwrap_or(""))
         .map_err(|e| CliError::new(Class::Problem, anyhow::anyhow!("bad --scalars: {e}")))?;
     let rt = crate::runtime()?;
@@ -77,7 +64,7 @@ pub fn run(args: &BenchArgs) -> error::Result<ExitCode> {
         warmup: args.warmup,
         iters: args.iters,
         scalars,
-        ..BenchOptions::new(args.device, problem)
+        ..BenchOptions::new(args.target.device, problem)
     };
     let report = bench(&rt, &opts, &mut |line| crate::output::error(line))
         .map_err(|err| CliError::new(Class::of_bench(&err), err))?;

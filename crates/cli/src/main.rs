@@ -15,6 +15,7 @@ mod explain;
 mod list;
 mod output;
 mod simulate;
+mod target;
 mod tune;
 mod verify;
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kernelyard::tune::{TuningCache, TuningEntry};
-use kernelyard::{DType, DeviceId, OpKind, Params, Problem};
+use kernelyard::Problem;
 use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP};
 use kernelyard_suite::tune::{tune, TuneFailure, TuneOptions, TuneReport};
 use serde_json::{json, Value};
@@ -21,19 +21,8 @@ use crate::error::{self, Class, CliError};
 /// Arguments of `kernelyard tune`.
 #[derive(Args)]
 pub struct TuneArgs {
-    // The operator; the help lists the catalog's.
-    #[arg(value_name = "OP", help = format!("The operator ({})", crate::op_names()))]
-    op: OpKind,
-    /// The device to tune on: `cpu`, `cuda:N` or `rocm:N`. There is no default device.
-    #[arg(long, value_name = "DEV")]
-    device: DeviceId,
-    /// The problem's shape and flags as `key=value,...` (the keys per operator are listed by
-    /// `kernelyard explain --help`).
-    #[arg(long, value_name = "K=V,...")]
-    problem: String,
-    /// The primary dtype (of the main input): f32, f16 or bf16.
-    #[arg(long, value_name = "T")]
-    dtype: DType,
+    #[command(flatten)]
+    target: crate::target::Target,
     /// Tune for deterministic policies: only kernels that declare determinism are candidates,
     /// and the key leaves out the batch sizes.
     #[arg(long)]
@@ -65,8 +54,7 @@ pub struct TuneArgs {
 
 /// Runs `kernelyard tune`.
 pub fn run(args: &TuneArgs) -> error::Result<ExitCode> {
-    let params = Params::parse(args.op, &args.problem).map_err(error::problem)?;
-    let problem = Problem::from_params(args.op, &params, args.dtype).map_err(error::problem)?;
+    let problem = args.target.problem()?;
     if args.iters == 0 {
         return Err(CliError::new(
             Class::Usage,
@@ -101,7 +89,7 @@ pub fn run(args: &TuneArgs) -> error::Result<ExitCode> {
             batch_invariant: args.batch_invariant,
             warmup: args.warmup,
             iters: args.iters,
-            ..TuneOptions::new(args.device, p.clone())
+            ..TuneOptions::new(args.target.device, p.clone())
         };
         let report = tune(&rt, &opts, &mut |line| crate::output::error(line)).map_err(failure)?;
         match &report.entry {
