@@ -19,20 +19,16 @@
 
 // ---- register path ---------------------------------------------------------------------------
 
+// Finishes one row whose raw chunks `raw` holds: the reductions (through `red0` and `red1`, 32
+// floats each) and y.
 template <typename T, int C, bool VEC>
-__device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64 rows,
-                                                ky_i64 cols64, ky_i64 tpr64) {
+__device__ __forceinline__ void log_softmax_row(const KyChunks<T, C, VEC>& raw, void* yv, ky_i64 off,
+                                            int lane, int tpr, int cols, bool active,
+                                            float* red0, float* red1) {
     typedef typename Elem<T>::storage S;
     constexpr int V = Vec16<T>::n;
-    __shared__ float red[2][32];
-    const int tpr = (int)tpr64, cols = (int)cols64;
-    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
-    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
-    const bool active = row < rows;
-    const ky_i64 off = (active ? row : 0) * cols64;
-
     float v[C][V];
-    ky_load_chunks<T, C, VEC, true>((const S*)xv + off, lane, tpr, cols, active, KY_NEG_INF, v);
+    raw.unpack(lane, tpr, cols, active, KY_NEG_INF, v);
 
     float m = KY_NEG_INF;
     #pragma unroll
@@ -40,7 +36,7 @@ __device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64
         #pragma unroll
         for (int k = 0; k < V; ++k) m = fmaxf(m, v[i][k]);
     }
-    m = ky_group_max(m, tpr, red[0]);
+    m = ky_group_max(m, tpr, red0);
 
     // Padding reads as -inf: exp2f(-inf) = 0. A row of -inf (or with +inf or NaN) gives NaN,
     // as the f64 oracle does.
@@ -53,7 +49,7 @@ __device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64
             s += exp2f(v[i][k] * KY_LOG2E);
         }
     }
-    s = ky_group_sum(s, tpr, red[1]);
+    s = ky_group_sum(s, tpr, red1);
     const float ls = logf(s);
     #pragma unroll
     for (int i = 0; i < C; ++i) {
@@ -61,6 +57,49 @@ __device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64
         for (int k = 0; k < V; ++k) v[i][k] -= ls;
     }
     ky_store_chunks<T, C, VEC>((S*)yv + off, lane, tpr, cols, active, v);
+}
+
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void log_softmax_reg(const void* xv, void* yv, ky_i64 rows, ky_i64 cols64,
+                                            ky_i64 tpr64) {
+    typedef typename Elem<T>::storage S;
+    __shared__ float red[2][32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
+    const bool active = row < rows;
+    const ky_i64 off = (active ? row : 0) * cols64;
+    KyChunks<T, C, VEC> raw;
+    raw.template load<true>((const S*)xv + off, lane, tpr, cols, active);
+    log_softmax_row<T, C, VEC>(raw, yv, off, lane, tpr, cols, active, red[0], red[1]);
+}
+
+// The persistent form (rows.cuh, `ky_rows_pipelined`): the same rows, the next set's loads in
+// flight while this one is reduced.
+template <typename T, int C, bool VEC>
+__device__ __forceinline__ void log_softmax_persistent(const void* xv, void* yv, ky_i64 rows,
+                                                   ky_i64 cols64, ky_i64 tpr64) {
+    typedef typename Elem<T>::storage S;
+    typedef KyChunks<T, C, VEC> Raw;
+    __shared__ float red[2][2][32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int rpb = (int)blockDim.x / tpr;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 sets = (rows + rpb - 1) / rpb;
+    ky_rows_pipelined<Raw>(
+        sets,
+        [&](Raw& raw, ky_i64 set) {
+            const ky_i64 row = set * rpb + group;
+            const bool active = set < sets && row < rows;
+            raw.template load<true>((const S*)xv + (active ? row : 0) * cols64, lane, tpr, cols,
+                                    active);
+        },
+        [&](Raw& raw, ky_i64 set, int parity) {
+            const ky_i64 row = set * rpb + group;
+            const bool active = row < rows;
+            log_softmax_row<T, C, VEC>(raw, yv, (active ? row : 0) * cols64, lane, tpr, cols, active,
+                                 red[parity][0], red[parity][1]);
+        });
 }
 
 // ---- two-pass paths --------------------------------------------------------------------------
@@ -145,6 +184,15 @@ __device__ __forceinline__ void log_softmax_two_pass(const void* xv, void* yv,
         log_softmax_reg<T, C, VEC>(x, y, rows, cols, tpr);                                         \
     }
 
+// Persistent register path (`_pv<C>`): the register path's block and tpr; grid =
+// min(sets, multiprocessors * KY_P_TPSM(C, false) / blockDim.x), sets = ceil(rows /
+// (blockDim.x / tpr)).
+#define KY_LOG_SOFTMAX_P(NAME, T, C)                                                                 \
+    extern "C" __global__ void __launch_bounds__(512, KY_P_TPSM(C, false) / 512)                  \
+        NAME(const void* x, void* y, long long rows, long long cols, long long tpr) {              \
+        log_softmax_persistent<T, C, true>(x, y, rows, cols, tpr);                                        \
+    }
+
 #define KY_LOG_SOFTMAX_TWO_PASS(NAME, T, VEC, SMEM)                                                \
     extern "C" __global__ void __launch_bounds__(512)                                              \
         NAME(const void* x, void* y, long long rows, long long cols, long long tpr) {              \
@@ -160,6 +208,9 @@ __device__ __forceinline__ void log_softmax_two_pass(const void* xv, void* yv,
     KY_LOG_SOFTMAX_REG(log_softmax_##D##_s1, T, 1, false, 1024)                                    \
     KY_LOG_SOFTMAX_REG(log_softmax_##D##_s2, T, 2, false, 1024)                                    \
     KY_LOG_SOFTMAX_REG(log_softmax_##D##_s4, T, 4, false, 512)                                     \
+    KY_LOG_SOFTMAX_P(log_softmax_##D##_pv1, T, 1) \
+    KY_LOG_SOFTMAX_P(log_softmax_##D##_pv2, T, 2) \
+    KY_LOG_SOFTMAX_P(log_softmax_##D##_pv4, T, 4) \
     KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_smem_v, T, true, true)                               \
     KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_smem_s, T, false, true)                              \
     KY_LOG_SOFTMAX_TWO_PASS(log_softmax_##D##_long_v, T, true, false)                              \
@@ -171,3 +222,4 @@ KY_LOG_SOFTMAX_DTYPE(bf16, ky_bf16)
 // f32 chunks hold 4 elements: 8 chunks keep 32 values per thread, as 4 chunks of a 16-bit type.
 KY_LOG_SOFTMAX_REG(log_softmax_f32_v8, float, 8, true, 512)
 KY_LOG_SOFTMAX_REG(log_softmax_f32_s8, float, 8, false, 512)
+KY_LOG_SOFTMAX_P(log_softmax_f32_pv8, float, 8)

@@ -44,39 +44,43 @@ __device__ __forceinline__ float ky_add_round(float x, float r) {
 // types) and are converted where used; RES (the fused residual add) is a template parameter so
 // the plain kernel holds no residual registers.
 
+// One set of loads of the register path: x (and the residual) of one row, as raw chunks.
 template <typename T, int C, bool VEC, bool RES>
-__device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, const void* wv,
-                                             void* yv, void* rov, ky_i64 rows, ky_i64 cols64,
-                                             ky_i64 tpr64, float eps) {
+struct KyRmsIn {
+    typedef typename Elem<T>::storage S;
+    KyChunks<T, C, VEC> x;
+    KyChunks<T, RES ? C : 1, VEC> r;  // RES only
+
+    __device__ __forceinline__ void load(const void* xv, const void* rv, ky_i64 off, int lane,
+                                         int tpr, int cols, bool active) {
+        x.template load<true>((const S*)xv + off, lane, tpr, cols, active);
+        if constexpr (RES) r.template load<true>((const S*)rv + off, lane, tpr, cols, active);
+    }
+};
+
+// Finishes one row whose loads `in` holds: the fused add (stored to residual_out), the weight
+// loads, the sum of squares, its reduction (through `red`, 32 floats) and y.
+template <typename T, int C, bool VEC, bool RES>
+__device__ __forceinline__ void rms_norm_row(KyRmsIn<T, C, VEC, RES>& in, const void* wv,
+                                             void* yv, void* rov, ky_i64 off, int lane, int tpr,
+                                             int cols, bool active, float eps, float* red) {
     typedef typename Elem<T>::storage S;
     constexpr int V = Vec16<T>::n;
-    __shared__ float red[32];
-    const int tpr = (int)tpr64, cols = (int)cols64;
-    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
-    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
-    const bool active = row < rows;
-    const ky_i64 off = (active ? row : 0) * cols64;
-
-    // Every load of the row (x and the residual, or x and the weight) is in flight before the
-    // first use; with a residual, the weight loads follow the add (fewer live registers) and
-    // overlap the sum of squares and the reduction.
-    KyChunks<T, C, VEC> xr, wr;
-    xr.template load<true>((const S*)xv + off, lane, tpr, cols, active);
+    KyChunks<T, C, VEC>& xr = in.x;
     if constexpr (RES) {
-        KyChunks<T, C, VEC> rr;
-        rr.template load<true>((const S*)rv + off, lane, tpr, cols, active);
         #pragma unroll
         for (int i = 0; i < C; ++i) {
             const int e0 = (i * tpr + lane) * V;
             float a[V], b[V];
             xr.unpack_chunk(i, e0, cols, active, 0.0f, a);
-            rr.unpack_chunk(i, e0, cols, active, 0.0f, b);
+            in.r.unpack_chunk(i, e0, cols, active, 0.0f, b);
             #pragma unroll
             for (int k = 0; k < V; ++k) a[k] = ky_add_round<T>(a[k], b[k]);
             xr.pack_chunk(i, e0, cols, active, a);
         }
         xr.store((S*)rov + off, lane, tpr, cols, active);
     }
+    KyChunks<T, C, VEC> wr;
     wr.template load<false>((const S*)wv, lane, tpr, cols, active);
 
     float ss = 0.0f;
@@ -101,6 +105,52 @@ __device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, con
         xr.pack_chunk(i, e0, cols, active, a);
     }
     xr.store((S*)yv + off, lane, tpr, cols, active);
+}
+
+// Every load of the row (x and the residual, or x and the weight) is in flight before the
+// first use; with a residual, the weight loads follow the add (fewer live registers) and
+// overlap the sum of squares and the reduction.
+template <typename T, int C, bool VEC, bool RES>
+__device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, const void* wv,
+                                             void* yv, void* rov, ky_i64 rows, ky_i64 cols64,
+                                             ky_i64 tpr64, float eps) {
+    __shared__ float red[32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
+    const bool active = row < rows;
+    const ky_i64 off = (active ? row : 0) * cols64;
+    KyRmsIn<T, C, VEC, RES> in;
+    in.load(xv, rv, off, lane, tpr, cols, active);
+    rms_norm_row<T, C, VEC, RES>(in, wv, yv, rov, off, lane, tpr, cols, active, eps, red);
+}
+
+// The persistent form (rows.cuh, `ky_rows_pipelined`): the same rows, the next set's x (and
+// residual) in flight while this one is reduced.
+template <typename T, int C, bool VEC, bool RES>
+__device__ __forceinline__ void rms_norm_persistent(const void* xv, const void* rv,
+                                                    const void* wv, void* yv, void* rov,
+                                                    ky_i64 rows, ky_i64 cols64, ky_i64 tpr64,
+                                                    float eps) {
+    __shared__ float red[2][32];
+    const int tpr = (int)tpr64, cols = (int)cols64;
+    const int rpb = (int)blockDim.x / tpr;
+    const int group = threadIdx.x / tpr, lane = threadIdx.x - group * tpr;
+    const ky_i64 sets = (rows + rpb - 1) / rpb;
+    typedef KyRmsIn<T, C, VEC, RES> In;
+    ky_rows_pipelined<In>(
+        sets,
+        [&](In& in, ky_i64 set) {
+            const ky_i64 row = set * rpb + group;
+            const bool active = set < sets && row < rows;
+            in.load(xv, rv, (active ? row : 0) * cols64, lane, tpr, cols, active);
+        },
+        [&](In& in, ky_i64 set, int parity) {
+            const ky_i64 row = set * rpb + group;
+            const bool active = row < rows;
+            rms_norm_row<T, C, VEC, RES>(in, wv, yv, rov, (active ? row : 0) * cols64, lane, tpr,
+                                         cols, active, eps, red[parity]);
+        });
 }
 
 // ---- long-row path ---------------------------------------------------------------------------
@@ -193,6 +243,21 @@ __device__ __forceinline__ void rms_norm_long(const void* xv, const void* rv, co
                                       eps);                                                        \
     }
 
+// Persistent register path (`_pv<C>`): the register path's block and tpr; grid =
+// min(sets, multiprocessors * KY_P_TPSM(C, RES) / blockDim.x), sets = ceil(rows /
+// (blockDim.x / tpr)).
+#define KY_RMS_P(NAME, T, C, MAXT)                                                                 \
+    extern "C" __global__ void __launch_bounds__(MAXT, KY_P_TPSM(C, false) / MAXT)                 \
+        NAME(KY_RMS_ARGS) {                                                                        \
+        rms_norm_persistent<T, C, true, false>(x, residual, weight, y, residual_out, rows, cols,   \
+                                               tpr, eps);                                          \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(MAXT, KY_P_TPSM(C, true) / MAXT)                  \
+        NAME##_res(KY_RMS_ARGS) {                                                                  \
+        rms_norm_persistent<T, C, true, true>(x, residual, weight, y, residual_out, rows, cols,    \
+                                              tpr, eps);                                           \
+    }
+
 #define KY_RMS_LONG(NAME, T, VEC)                                                                  \
     extern "C" __global__ void __launch_bounds__(512) NAME(KY_RMS_ARGS) {                          \
         (void)rows;                                                                                \
@@ -212,6 +277,9 @@ __device__ __forceinline__ void rms_norm_long(const void* xv, const void* rv, co
     KY_RMS_REG(rms_norm_##D##_s1, T, 1, false, 1024)                                               \
     KY_RMS_REG(rms_norm_##D##_s2, T, 2, false, 1024)                                               \
     KY_RMS_REG(rms_norm_##D##_s4, T, 4, false, 512)                                                \
+    KY_RMS_P(rms_norm_##D##_pv1, T, 1, 512)                                                        \
+    KY_RMS_P(rms_norm_##D##_pv2, T, 2, 512)                                                        \
+    KY_RMS_P(rms_norm_##D##_pv4, T, 4, 512)                                                        \
     KY_RMS_LONG(rms_norm_##D##_long_v, T, true)                                                    \
     KY_RMS_LONG(rms_norm_##D##_long_s, T, false)
 
@@ -221,3 +289,4 @@ KY_RMS_DTYPE(bf16, ky_bf16)
 // f32 chunks hold 4 elements: 8 chunks keep 32 values per thread, as 4 chunks of a 16-bit type.
 KY_RMS_REG(rms_norm_f32_v8, float, 8, true, 512)
 KY_RMS_REG(rms_norm_f32_s8, float, 8, false, 512)
+KY_RMS_P(rms_norm_f32_pv8, float, 8, 512)

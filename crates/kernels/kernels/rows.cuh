@@ -189,3 +189,39 @@ __device__ __forceinline__ void ky_block_lse(float& m, float& s, float* sm, floa
         ky_lse_combine(m, s, ky_shfl_xor(m, o), ky_shfl_xor(s, o));
     }
 }
+
+// ---- persistent register path -----------------------------------------------------------------
+// The `_p` entry points: a grid of about as many blocks as the SMs keep resident walks the row
+// sets (a set = the rows of one block: blockDim.x / tpr rows), set blockIdx.x, then + gridDim.x,
+// ..., with the next set's loads issued before the current set is reduced and stored, so a
+// block always has a row's loads in flight (the one-shot entry points drain between rows:
+// their loads, reduction and stores do not overlap inside a block). Each row is computed
+// exactly as by the one-shot entry point of the same (C, tpr): the grid changes no bits.
+//
+// Every persistent entry point is bounded to KY_P_TPSM(C, RES) / MAXT blocks of MAXT threads
+// per SM: 1024 threads (at most 64 registers a thread) for up to 2 chunks a thread and no
+// second input, else 512 (128 registers: 64 spill there), so the host's grid of
+// multiprocessors * KY_P_TPSM / blockDim.x blocks (crates/kernels/src/rows.rs,
+// `persistent_threads_per_sm`, the same rule) is resident at once on CUDA. HIP's bound is in
+// waves per EU: the grid is the same and correct, only perhaps not all resident at once.
+#define KY_P_TPSM(C, RES) (((C) <= 2 && !(RES)) ? 1024 : 512)
+
+// Walks the sets as above with two buffers of type Buf: `load(buf, set)` issues a set's loads
+// (a set at or past `sets` loads nothing), `body(buf, set, parity)` reduces and stores it;
+// parity alternates 0, 1 so the body can use two scratch areas (a block-wide reduction of set
+// s + 2g reuses set s's scratch only after the barrier of set s + g). The trip count is the
+// same for every thread of a block.
+template <typename Buf, typename Load, typename Body>
+__device__ __forceinline__ void ky_rows_pipelined(ky_i64 sets, Load load, Body body) {
+    const ky_i64 g = gridDim.x;
+    Buf a, b;
+    ky_i64 s = blockIdx.x;
+    load(a, s);
+    for (; s < sets; s += 2 * g) {
+        load(b, s + g);
+        body(a, s, 0);
+        if (s + g >= sets) break;
+        load(a, s + 2 * g);
+        body(b, s + g, 1);
+    }
+}

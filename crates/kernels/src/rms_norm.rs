@@ -23,7 +23,8 @@ use crate::rows::{check_rows, entry_point, RowPlan};
 use crate::source::KernelSource;
 
 /// The source and its entry points: the register variants (`v1` .. `v8`, `s1` .. `s8`; `v8`/`s8`
-/// for f32 only) and the two-pass ones (`long_v`, `long_s`), each plain and `_res`.
+/// for f32 only), the persistent ones (`pv1` .. `pv8`) and the two-pass ones (`long_v`,
+/// `long_s`), each plain and `_res`.
 pub static SOURCE: KernelSource = KernelSource {
     file: "rms_norm.cu",
     code: include_str!("../kernels/rms_norm.cu"),
@@ -48,6 +49,14 @@ pub static SOURCE: KernelSource = KernelSource {
         "rms_norm_f32_long_v_res",
         "rms_norm_f32_long_s",
         "rms_norm_f32_long_s_res",
+        "rms_norm_f32_pv1",
+        "rms_norm_f32_pv1_res",
+        "rms_norm_f32_pv2",
+        "rms_norm_f32_pv2_res",
+        "rms_norm_f32_pv4",
+        "rms_norm_f32_pv4_res",
+        "rms_norm_f32_pv8",
+        "rms_norm_f32_pv8_res",
         "rms_norm_f16_v1",
         "rms_norm_f16_v1_res",
         "rms_norm_f16_v2",
@@ -64,6 +73,12 @@ pub static SOURCE: KernelSource = KernelSource {
         "rms_norm_f16_long_v_res",
         "rms_norm_f16_long_s",
         "rms_norm_f16_long_s_res",
+        "rms_norm_f16_pv1",
+        "rms_norm_f16_pv1_res",
+        "rms_norm_f16_pv2",
+        "rms_norm_f16_pv2_res",
+        "rms_norm_f16_pv4",
+        "rms_norm_f16_pv4_res",
         "rms_norm_bf16_v1",
         "rms_norm_bf16_v1_res",
         "rms_norm_bf16_v2",
@@ -80,6 +95,12 @@ pub static SOURCE: KernelSource = KernelSource {
         "rms_norm_bf16_long_v_res",
         "rms_norm_bf16_long_s",
         "rms_norm_bf16_long_s_res",
+        "rms_norm_bf16_pv1",
+        "rms_norm_bf16_pv1_res",
+        "rms_norm_bf16_pv2",
+        "rms_norm_bf16_pv2_res",
+        "rms_norm_bf16_pv4",
+        "rms_norm_bf16_pv4_res",
     ],
 };
 
@@ -112,13 +133,13 @@ pub fn launch(
 pub fn launch_tactic(
     gpu: &dyn Launch,
     stream: &Stream,
-    _caps: &Capabilities,
+    caps: &Capabilities,
     a: &mut RmsNormArgs<'_>,
     p: &RmsNormProblem,
     tactic: Option<&str>,
 ) -> Result<(), Error> {
-    let target = crate::rows::target_threads(&SOURCE, tactic)?;
-    let plan = RowPlan::with_target(p.hidden, p.dtype.size(), p.align, None, target);
+    let t = crate::rows::tactic(&SOURCE, tactic)?;
+    let plan = crate::rows::tactic_plan(t, p.hidden, p.dtype.size(), p.align, None);
     // Core validated that residual and residual_out come together; the pointers decide.
     let (residual, residual_out): (*const c_void, *mut c_void) =
         match (&a.residual, &mut a.residual_out) {
@@ -143,7 +164,7 @@ pub fn launch_tactic(
             stream,
             &SOURCE,
             symbol,
-            plan.dims(p.rows),
+            plan.launch_dims(p.rows, caps.multiprocessors, fused),
             &mut crate::params![x, residual, weight, y, residual_out, rows, cols, tpr, eps],
         )
     }

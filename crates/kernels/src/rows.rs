@@ -59,27 +59,76 @@ pub const STATIC_SHARED_BYTES: u64 = 256;
 /// Longest row the kernels accept: in-row offsets are 32-bit.
 pub const MAX_COLS: usize = 1 << 30;
 
-/// The row kernels' tactics (`cuda.softmax@t128`, ...): the threads a row aims at on the
-/// one-row-per-block register path (1025 to 16384 columns) instead of [`TARGET_THREADS`]:
-/// 128 (more chunks per thread, more blocks per SM) or 512 (fewer chunks per thread, more
-/// threads per row). Elsewhere a tactic's plan is the default's. Each is a fixed function of
-/// `cols` and the element size, so it keeps determinism and batch invariance; its reduction
-/// tree differs from the default's, so its bits may too (within the op's tolerance).
-pub const TACTICS: &[&str] = &["t128", "t512"];
+/// The row kernels' tactics (`cuda.softmax@t128`, ...).
+/// - `t128`, `t512`: the threads a row aims at on the one-row-per-block register path (1025 to
+///   16384 columns) instead of [`TARGET_THREADS`]: 128 (more chunks per thread, more blocks
+///   per SM) or 512 (fewer chunks per thread, more threads per row). Elsewhere their plan is
+///   the default's. Their reduction tree differs from the default's, so their bits may too
+///   (within the op's tolerance).
+/// - `p`, `p128`: the persistent register path ([`RowPlan::persistent`]) with the default's or
+///   `t128`'s block: the same rows computed the same way (the same bits as the plan they
+///   extend), by a grid of about as many blocks as the SMs keep resident, each with the next
+///   row's loads in flight while it reduces the current one. Only 16-byte register plans have
+///   the persistent entry points; elsewhere their plan is the one-shot one.
+///
+/// Each is a fixed function of `cols` and the element size, so it keeps determinism and batch
+/// invariance.
+pub const TACTICS: &[&str] = &["t128", "t512", "p", "p128"];
 
-/// The target threads per row of `tactic` (`None`: the default, [`TARGET_THREADS`]).
-pub fn target_threads(source: &KernelSource, tactic: Option<&str>) -> Result<u32, Error> {
-    match tactic {
-        None => Ok(TARGET_THREADS),
-        Some("t128") => Ok(128),
-        Some("t512") => Ok(512),
-        Some(other) => Err(Error::NoEntryPoint {
-            file: source.file,
-            what: format!(
-                "tactic `{other}` (the row kernels have {})",
-                TACTICS.join(", ")
-            ),
-        }),
+/// The threads per row a tactic aims at and whether it asks for the persistent path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tactic {
+    /// Target threads per row on the one-row-per-block register path.
+    pub target: u32,
+    /// The persistent register path (where the plan has it).
+    pub persistent: bool,
+}
+
+/// The configuration of `tactic` (`None`: the default, [`TARGET_THREADS`], one-shot).
+pub fn tactic(source: &KernelSource, tactic: Option<&str>) -> Result<Tactic, Error> {
+    let (target, persistent) = match tactic {
+        None => (TARGET_THREADS, false),
+        Some("t128") => (128, false),
+        Some("t512") => (512, false),
+        Some("p") => (TARGET_THREADS, true),
+        Some("p128") => (128, true),
+        Some(other) => {
+            return Err(Error::NoEntryPoint {
+                file: source.file,
+                what: format!(
+                    "tactic `{other}` (the row kernels have {})",
+                    TACTICS.join(", ")
+                ),
+            })
+        }
+    };
+    Ok(Tactic { target, persistent })
+}
+
+/// The plan of `tactic` for rows of `cols` elements (see [`RowPlan::with_target`] and
+/// [`RowPlan::persistent`]).
+pub fn tactic_plan(
+    t: Tactic,
+    cols: usize,
+    elem_bytes: usize,
+    align: usize,
+    shared_limit: Option<u64>,
+) -> RowPlan {
+    let plan = RowPlan::with_target(cols, elem_bytes, align, shared_limit, t.target);
+    if t.persistent {
+        plan.persistent()
+    } else {
+        plan
+    }
+}
+
+/// Threads per SM the persistent entry points are bounded to keep resident (`KY_P_TPSM` in
+/// `rows.cuh`): 1024 (64 registers) for at most 2 chunks per thread and one input, else 512.
+pub fn persistent_threads_per_sm(chunks: u32, second_input: bool) -> u32 {
+    if chunks <= 2 && !second_input {
+        1024
+    } else {
+        512
     }
 }
 
@@ -111,6 +160,8 @@ pub struct RowPlan {
     pub block: u32,
     /// Threads per row: a power of two up to 32 (several rows per block), or `block`.
     pub tpr: u32,
+    /// The persistent entry point (`pv<C>`): only on the 16-byte register path.
+    pub persistent: bool,
 }
 
 impl RowPlan {
@@ -160,6 +211,7 @@ impl RowPlan {
                 vector,
                 block: TWO_PASS_THREADS,
                 tpr: TWO_PASS_THREADS,
+                persistent: false,
             };
         }
         if nv <= 32 * max_chunks {
@@ -172,6 +224,7 @@ impl RowPlan {
                 vector,
                 block: ROWS_BLOCK,
                 tpr,
+                persistent: false,
             };
         }
         let chunks = options()
@@ -185,6 +238,16 @@ impl RowPlan {
             vector,
             block,
             tpr: block,
+            persistent: false,
+        }
+    }
+
+    /// This plan on the persistent register path where it has one (16-byte register plans),
+    /// else unchanged: the same block, rows and bits, a grid capped by [`RowPlan::launch_dims`].
+    pub fn persistent(self) -> RowPlan {
+        RowPlan {
+            persistent: self.vector && matches!(self.path, RowPath::Register { .. }),
+            ..self
         }
     }
 
@@ -211,9 +274,30 @@ impl RowPlan {
         }
     }
 
-    /// The entry point's suffix: `v1` .. `v8`, `s1` .. `s8`, `smem_v`, `smem_s`, `long_v`,
-    /// `long_s`.
+    /// The launch shape for `rows` rows on a device of `multiprocessors` SMs: [`RowPlan::dims`],
+    /// with a persistent plan's grid capped at the blocks the SMs keep resident
+    /// ([`persistent_threads_per_sm`]; `second_input`: rms_norm's fused residual).
+    pub fn launch_dims(&self, rows: usize, multiprocessors: u32, second_input: bool) -> Dims {
+        let mut dims = self.dims(rows);
+        if let (true, RowPath::Register { chunks }) = (self.persistent, self.path) {
+            let per_sm = (persistent_threads_per_sm(chunks, second_input) / self.block).max(1);
+            let resident = u64::from(multiprocessors.max(1)) * u64::from(per_sm);
+            dims.grid.0 = u64::from(dims.grid.0).min(resident) as u32;
+        }
+        dims
+    }
+
+    /// The entry point's suffix: `v1` .. `v8`, `s1` .. `s8`, `pv1` .. `pv8`, `smem_v`,
+    /// `smem_s`, `long_v`, `long_s`.
     pub fn variant(&self) -> &'static str {
+        if self.persistent {
+            return match self.path {
+                RowPath::Register { chunks: 1 } => "pv1",
+                RowPath::Register { chunks: 2 } => "pv2",
+                RowPath::Register { chunks: 4 } => "pv4",
+                _ => "pv8",
+            };
+        }
         match (self.path, self.vector) {
             (RowPath::Shared { .. }, true) => "smem_v",
             (RowPath::Shared { .. }, false) => "smem_s",
@@ -307,8 +391,8 @@ pub(crate) fn launch_rows(
     (x, y): (*const c_void, *mut c_void),
 ) -> Result<(), Error> {
     let optin = caps.shared_mem_per_block_optin;
-    let target = target_threads(source, tactic)?;
-    let plan = RowPlan::with_target(p.cols, p.dtype.size(), p.align, Some(optin), target);
+    let t = self::tactic(source, tactic)?;
+    let plan = tactic_plan(t, p.cols, p.dtype.size(), p.align, Some(optin));
     let symbol = entry_point(source, op, p.dtype, plan.variant(), "")?;
     let (rows, cols, tpr) = (p.rows as i64, p.cols as i64, i64::from(plan.tpr));
     // SAFETY: the parameters match `<op>_<dtype>_<variant>(const void* x, void* y, long long
@@ -322,7 +406,7 @@ pub(crate) fn launch_rows(
             stream,
             source,
             symbol,
-            plan.dims(p.rows),
+            plan.launch_dims(p.rows, caps.multiprocessors, false),
             &mut crate::params![x, y, rows, cols, tpr],
         )
     }
@@ -372,6 +456,7 @@ pub(crate) mod tests {
             vector: true,
             block: 256,
             tpr: 256,
+            persistent: false,
         };
         assert_eq!(p, want);
         assert_eq!(p.variant(), "v2");
@@ -428,12 +513,17 @@ pub(crate) mod tests {
     #[test]
     fn every_row_length_is_covered_within_the_entry_points_bounds() {
         for (size, target) in [4, 2].into_iter().flat_map(|s| {
-            [None, Some("t128"), Some("t512")]
-                .map(|t| (s, target_threads(&crate::softmax::SOURCE, t).unwrap()))
+            [None, Some("t128"), Some("t512"), Some("p"), Some("p128")]
+                .map(|t| (s, tactic(&crate::softmax::SOURCE, t).unwrap()))
         }) {
             let v = 16 / size;
             for cols in cols_to_try() {
-                let p = RowPlan::with_target(cols, size, 16, H100, target);
+                let p = tactic_plan(target, cols, size, 16, H100);
+                assert_eq!(
+                    p.persistent,
+                    target.persistent && p.vector && matches!(p.path, RowPath::Register { .. }),
+                    "{cols}: {p:?}"
+                );
                 assert!(
                     p.block.is_multiple_of(32) && p.block <= 1024,
                     "{cols}: {p:?}"
@@ -474,7 +564,7 @@ pub(crate) mod tests {
 
     #[test]
     fn tactics_change_the_middle_path_only() {
-        let t = |tactic| target_threads(&crate::softmax::SOURCE, tactic).unwrap();
+        let t = |name| tactic(&crate::softmax::SOURCE, name).unwrap().target;
         assert_eq!(t(None), TARGET_THREADS);
         // rms_norm at 4096 bf16 (512 chunks): 256 threads by default, 128 or 512 by tactic.
         let shape = |target| {
@@ -486,20 +576,70 @@ pub(crate) mod tests {
         assert_eq!(shape(t(Some("t512"))), (512, "v1"));
         // Short rows (several per block) and two-pass rows: the default's plan.
         for cols in [1, 100, 1024, 20_000, 200_000] {
-            for tactic in TACTICS {
-                let with = RowPlan::with_target(cols, 2, 16, H100, t(Some(tactic)));
-                assert_eq!(with, RowPlan::new(cols, 2, 16, H100), "{cols} {tactic}");
+            for name in ["t128", "t512"] {
+                let with = RowPlan::with_target(cols, 2, 16, H100, t(Some(name)));
+                assert_eq!(with, RowPlan::new(cols, 2, 16, H100), "{cols} {name}");
             }
         }
-        match target_threads(&crate::softmax::SOURCE, Some("t64")) {
+        match tactic(&crate::softmax::SOURCE, Some("t64")) {
             Err(Error::NoEntryPoint { file, what }) => {
                 assert_eq!(file, "softmax.cu");
                 assert!(
-                    what.contains("t64") && what.contains("t128, t512"),
+                    what.contains("t64") && what.contains("t128, t512, p, p128"),
                     "{what}"
                 );
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn persistent_plans_keep_the_block_and_cap_the_grid() {
+        let p = |name, cols, size, align| {
+            let t = tactic(&crate::softmax::SOURCE, Some(name)).unwrap();
+            tactic_plan(t, cols, size, align, H100)
+        };
+        // bf16 rows of 4096: the default's block (256 threads, 2 chunks), `pv2`; 132 SMs keep
+        // 1024 / 256 = 4 blocks each resident.
+        let plan = p("p", 4096, 2, 16);
+        assert_eq!((plan.block, plan.tpr, plan.variant()), (256, 256, "pv2"));
+        assert_eq!(plan.launch_dims(16384, 132, false).grid, (528, 1, 1));
+        assert_eq!(plan.dims(16384).grid, (16384, 1, 1));
+        // Fewer rows than resident blocks: one block per row, as one-shot.
+        assert_eq!(plan.launch_dims(100, 132, false).grid, (100, 1, 1));
+        // With the second input (rms_norm's residual), 512 threads per SM: 2 blocks.
+        assert_eq!(plan.launch_dims(16384, 132, true).grid, (264, 1, 1));
+        // `p128`: t128's block, 4 chunks, 512 threads per SM.
+        let plan = p("p128", 4096, 2, 16);
+        assert_eq!((plan.block, plan.variant()), (128, "pv4"));
+        assert_eq!(plan.launch_dims(16384, 132, false).grid, (528, 1, 1));
+        // Short rows share a block: sets of 16 rows.
+        let plan = p("p", 64, 2, 16);
+        assert_eq!((plan.rows_per_block(), plan.variant()), (16, "pv1"));
+        assert_eq!(plan.launch_dims(100_000, 132, false).grid, (1056, 1, 1));
+        // Scalar and two-pass plans have no persistent entry points: one-shot.
+        assert_eq!(
+            p("p", 4096, 2, 8),
+            RowPlan::with_target(4096, 2, 8, H100, 256)
+        );
+        assert_eq!(p("p", 32768, 2, 16), RowPlan::new(32768, 2, 16, H100));
+        // Every persistent variant is listed for every dtype (f32 up to pv8).
+        for (source, op) in [
+            (&crate::softmax::SOURCE, "softmax"),
+            (&crate::log_softmax::SOURCE, "log_softmax"),
+            (&crate::rms_norm::SOURCE, "rms_norm"),
+        ] {
+            for dtype in [DType::F32, DType::F16, DType::BF16] {
+                for name in ["p", "p128"] {
+                    for cols in cols_to_try().filter(|c| *c <= 16384) {
+                        let plan = p(name, cols, dtype.size(), 16);
+                        assert!(
+                            entry_point(source, op, dtype, plan.variant(), "").is_ok(),
+                            "{op} {dtype} {cols} {plan:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -19,8 +19,8 @@ use crate::rows::{check_rows, launch_rows};
 use crate::source::KernelSource;
 
 /// The source and its entry points: per dtype, the register variants (`v1` .. `v8`, `s1` ..
-/// `s8`; `v8`/`s8` for f32 only) and the two-pass ones (`smem_v`, `smem_s`, `long_v`,
-/// `long_s`).
+/// `s8`; `v8`/`s8` for f32 only), the persistent ones (`pv1` .. `pv8`) and the two-pass ones
+/// (`smem_v`, `smem_s`, `long_v`, `long_s`).
 pub static SOURCE: KernelSource = KernelSource {
     file: "softmax.cu",
     code: include_str!("../kernels/softmax.cu"),
@@ -37,6 +37,10 @@ pub static SOURCE: KernelSource = KernelSource {
         "softmax_f32_smem_s",
         "softmax_f32_long_v",
         "softmax_f32_long_s",
+        "softmax_f32_pv1",
+        "softmax_f32_pv2",
+        "softmax_f32_pv4",
+        "softmax_f32_pv8",
         "softmax_f16_v1",
         "softmax_f16_v2",
         "softmax_f16_v4",
@@ -47,6 +51,9 @@ pub static SOURCE: KernelSource = KernelSource {
         "softmax_f16_smem_s",
         "softmax_f16_long_v",
         "softmax_f16_long_s",
+        "softmax_f16_pv1",
+        "softmax_f16_pv2",
+        "softmax_f16_pv4",
         "softmax_bf16_v1",
         "softmax_bf16_v2",
         "softmax_bf16_v4",
@@ -57,6 +64,9 @@ pub static SOURCE: KernelSource = KernelSource {
         "softmax_bf16_smem_s",
         "softmax_bf16_long_v",
         "softmax_bf16_long_s",
+        "softmax_bf16_pv1",
+        "softmax_bf16_pv2",
+        "softmax_bf16_pv4",
     ],
 };
 

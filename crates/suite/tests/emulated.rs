@@ -24,8 +24,8 @@ use kernelyard::ops::selective_state_update::{
 };
 use kernelyard::ops::softmax::{Softmax, SoftmaxArgs, SoftmaxProblem};
 use kernelyard::{
-    ArchReq, DeviceId, DeviceKind, Error, Kernel, KernelDef, KernelMeta, LaunchCtx, Listed, OpKind,
-    Registry, Runtime,
+    ArchReq, Capabilities, DeviceId, DeviceKind, Error, Kernel, KernelDef, KernelMeta, LaunchCtx,
+    Listed, OpKind, Registry, Runtime,
 };
 use kernelyard_kernels::source::KernelSource;
 use kernelyard_kernels::{log_softmax, rms_norm, rows, selective_state_update as ssu, softmax};
@@ -75,13 +75,23 @@ static SSU: KernelDef<SelectiveStateUpdate> = KernelDef::<SelectiveStateUpdate>:
 )
 .with_check(ssu::check);
 
+/// `caps` with one multiprocessor: the persistent row entry points then run a grid of a few
+/// blocks that walk many row sets each (both buffers, the early exit), as on a GPU with more
+/// rows than resident blocks.
+fn one_sm(caps: &Capabilities) -> Capabilities {
+    Capabilities {
+        multiprocessors: 1,
+        ..caps.clone()
+    }
+}
+
 fn softmax_launch(
     ctx: &LaunchCtx<'_>,
     a: &mut SoftmaxArgs<'_>,
     p: &SoftmaxProblem,
 ) -> Result<(), Error> {
     let gpu = emulator(&softmax::SOURCE)?;
-    softmax::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+    softmax::launch_tactic(gpu, ctx.stream, &one_sm(ctx.caps), a, p, ctx.tactic)
 }
 
 static SOFTMAX: KernelDef<Softmax> = KernelDef::<Softmax>::new(
@@ -100,7 +110,7 @@ fn log_softmax_launch(
     p: &LogSoftmaxProblem,
 ) -> Result<(), Error> {
     let gpu = emulator(&log_softmax::SOURCE)?;
-    log_softmax::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+    log_softmax::launch_tactic(gpu, ctx.stream, &one_sm(ctx.caps), a, p, ctx.tactic)
 }
 
 static LOG_SOFTMAX: KernelDef<LogSoftmax> = KernelDef::<LogSoftmax>::new(
@@ -119,7 +129,7 @@ fn rms_norm_launch(
     p: &RmsNormProblem,
 ) -> Result<(), Error> {
     let gpu = emulator(&rms_norm::SOURCE)?;
-    rms_norm::launch_tactic(gpu, ctx.stream, ctx.caps, a, p, ctx.tactic)
+    rms_norm::launch_tactic(gpu, ctx.stream, &one_sm(ctx.caps), a, p, ctx.tactic)
 }
 
 static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
