@@ -32,6 +32,12 @@
 #                  it, the bench rows at torch_ops.py's shapes with a bf16 and an f32 state, the
 #                  torch.compile peer for each (scripts/ssu_peer.py), the ratio table
 #                                                                                -> ssu.log, ssu_bench_{bf16,f32}.jsonl, ssu_ratios.md
+#   rows           issue 17's row kernels: verify --op rms_norm/softmax/log_softmax (every tactic,
+#                  the persistent `p`/`p128` included), memcheck/racecheck/synccheck over them
+#                  (unless ROWS_SANITIZE=0),
+#                  then ROWS_REPEATS (default 2) rounds of `bench --all` at torch_ops.py's row-op
+#                  shapes (rms_norm, softmax, log_softmax, rope, silu_mul, token_logprobs with
+#                  64 x 151936 too) and torch_ops.py for those ops   -> rows.log, rows_bench.jsonl, rows_ratios.md
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -191,6 +197,40 @@ for stage in $stages; do
     python3 scripts/ratio_table.py "$OUT/bench.jsonl" >"$OUT/ratios.md" 2>&1
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"
+    ;;
+  rows)
+    start=$SECONDS
+    : >"$OUT/rows.log"
+    for op in rms_norm softmax log_softmax; do
+      $K verify --device cuda:0 --op $op >>"$OUT/rows.log" 2>&1
+      note "verify --op $op: rc=$?, $(grep -E 'passed|failed' "$OUT/rows.log" | tail -1)"
+    done
+    if [ "${ROWS_SANITIZE:-1}" = 1 ]; then
+      for op in rms_norm softmax log_softmax; do
+        for tool in memcheck racecheck synccheck; do
+          sanitized $tool "$OUT/rows.log" "verify --op $op" -- --op $op
+        done
+      done
+    fi
+    : >"$OUT/rows_bench.jsonl"
+    r() { bench_rows "$OUT/rows_bench.jsonl" "$@"; }
+    for rep in $(seq 1 "${ROWS_REPEATS:-2}"); do
+      for s in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $s --dtype bf16; done
+      for op in softmax log_softmax; do
+        for s in rows=16384,cols=4096 rows=4096,cols=32768 rows=4096,cols=8192; do r $op --problem $s --dtype bf16; done
+      done
+      r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+      for s in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $s --dtype bf16; done
+      for s in tokens=64,vocab=151936 tokens=4096,vocab=151936 tokens=16384,vocab=32000; do
+        r token_logprobs --problem $s --dtype bf16
+      done
+      for op in rms_norm softmax log_softmax token_logprobs rope silu_mul; do
+        PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op $op >>"$OUT/rows_bench.jsonl" 2>>"$OUT/bench.err"
+      done
+    done
+    python3 scripts/ratio_table.py "$OUT/rows_bench.jsonl" >"$OUT/rows_ratios.md" 2>&1
+    note "rows bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/rows_bench.jsonl") kernelyard rows"
+    cat "$OUT/rows_ratios.md"
     ;;
   ssu)
     start=$SECONDS
