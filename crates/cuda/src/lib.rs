@@ -69,8 +69,8 @@ kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&CUDA) }
 /// Ensures this crate is linked (so its `inventory` registrations are present).
 pub fn link() {}
 
-/// Frees what kernelyard keeps for `stream` (its cuBLASLt workspace), after waiting for the
-/// work queued on it. Streams made by
+/// Frees what kernelyard keeps for `stream` (its workspace: cuBLASLt and split token_logprobs
+/// use it), after waiting for the work queued on it. Streams made by
 /// [`Runtime::create_stream`](kernelyard_core::Runtime::create_stream) do this when they are
 /// destroyed; a framework that lends its own streams calls it before destroying one that
 /// kernelyard launched on (otherwise the 32 MiB stay allocated until the process ends: a

@@ -1,8 +1,11 @@
 // kernels/token_logprobs.cu: out[t] = log_softmax(logits[t] / T)[targets[t]] and, optionally,
 // the entropy of softmax(logits[t] / T), in one pass over each row of logits.
 //
-// One CTA per row (blockDim.x a multiple of 32, at most 256, chosen from the vocabulary size
-// and dtype alone). The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16 elements); thread
+// Rows of at most 2048 chunks (32 KiB): one CTA per row (blockDim.x a multiple of 32, at most
+// 256, chosen from the vocabulary size and dtype alone). Longer rows are split: `_split` CTAs
+// each fold 2048 chunks of a row (256 threads) and write their merged state, and
+// `_combine` (one thread per row) merges a row's states in split order and writes its outputs;
+// the split count is ceil(chunks / 2048), a function of the vocabulary size and dtype alone. The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16 elements); thread
 // `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so each load instruction
 // of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in flight per thread.
 //
@@ -22,15 +25,17 @@
 // clamped: 0 * -FLT_MAX = 0, not 0 * -inf = NaN); a NaN logit makes s NaN; a +inf logit gives
 // NaN; a row of -inf gives NaN log-probabilities and entropy.
 //
-// Batch invariance and determinism: a chunk's position in the row fixes the thread and the
-// order in which its elements are folded, so the bits depend only on (vocab, blockDim.x). The
+// Batch invariance and determinism: a chunk's position in the row fixes the split, the thread
+// and the order in which its elements are folded, and the splits merge in split order, so the
+// bits depend only on (vocab, dtype). The
 // 16-byte path (`_v16`, taken when the problem is 16-byte aligned) and the any-alignment path
 // load the same chunks (the latter element by element) and run the same arithmetic, so a row
 // gives the same bits whichever path its batch's alignment selects.
 //
 // Checked mode: `token_logprobs_check` atomicMin's the index of every bad row (a target outside
 // [0, vocab) that is not ignore_index) into `bad` (initialised to ~0 by the host); the main
-// kernel, launched after it on the same stream, writes nothing when `*bad != ~0`.
+// kernel (or the combine), launched after it on the same stream, writes nothing when
+// `*bad != ~0`.
 #include "common.cuh"
 
 #define KY_TL_FLT_MAX 3.402823466e+38f
@@ -130,36 +135,25 @@ __device__ __forceinline__ void ky_tl_load_chunk(const typename Elem<T>::storage
     }
 }
 
+// Folds chunks [begin, end) of `row` (end <= the row's chunk count) into thread `tid`'s state:
+// steps of KY_TL_UNROLL * blockDim.x chunks from `begin`, thread tid taking chunks
+// `base + u * blockDim.x + tid`; the steps that lie wholly in the row's whole chunks first,
+// then at most one guarded step (chunks at or past `end` are -inf).
 template <typename T, bool VEC>
-__device__ __forceinline__ void token_logprobs_impl(
-    const void* logits_, const void* targets, float* out, float* entropy,
-    const unsigned long long* bad, ky_i64 vocab, ky_i64 target_size, ky_i64 ignore_index,
-    float k) {
-    typedef typename Elem<T>::storage S;
+__device__ __forceinline__ ky_tl_state ky_tl_fold_range(const typename Elem<T>::storage* row,
+                                                        ky_i64 begin, ky_i64 end, ky_i64 vocab,
+                                                        float k) {
     const int n = Vec16<T>::n;
-    const ky_i64 row_idx = blockIdx.x;
-    const S* row = static_cast<const S*>(logits_) + row_idx * vocab;
     const int tid = threadIdx.x;
     const ky_i64 nt = blockDim.x;
-
-    // Thread 0 fetches the target and its logit first; the loads overlap the pass.
-    ky_i64 target = 0;
-    float xt = 0.0f;
-    if (tid == 0) {
-        target = ky_tl_target(targets, target_size, row_idx);
-        if (target != ignore_index && target >= 0 && target < vocab) {
-            xt = Elem<T>::load(row, target);
-        }
-    }
-
-    const ky_i64 nchunks = (vocab + n - 1) / n;
     const ky_i64 nfull = vocab / n;
+    const ky_i64 fend = end < nfull ? end : nfull;
     const ky_i64 step = nt * KY_TL_UNROLL;
     ky_tl_state st = ky_tl_empty();
     float x[KY_TL_UNROLL * n];
-    ky_i64 base = 0;
+    ky_i64 base = begin;
     // Groups whose chunks all lie wholly in the row (the same for every thread).
-    for (; base + step <= nfull; base += step) {
+    for (; base + step <= fend; base += step) {
         #pragma unroll
         for (int u = 0; u < KY_TL_UNROLL; ++u) {
             ky_tl_load_chunk<T, VEC>(row, base + u * nt + tid, vocab, true, x + u * n);
@@ -167,11 +161,11 @@ __device__ __forceinline__ void token_logprobs_impl(
         ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
     }
     // The last group, if any: chunks past the end are all -inf.
-    if (base < nchunks) {
+    if (base < end) {
         #pragma unroll
         for (int u = 0; u < KY_TL_UNROLL; ++u) {
             const ky_i64 c = base + u * nt + tid;
-            if (c < nchunks) {
+            if (c < end) {
                 ky_tl_load_chunk<T, VEC>(row, c, vocab, c < nfull, x + u * n);
             } else {
                 #pragma unroll
@@ -180,10 +174,14 @@ __device__ __forceinline__ void token_logprobs_impl(
         }
         ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
     }
+    return st;
+}
 
-    // Block merge in a fixed order: butterfly in each warp, then over the warps in warp 0.
+// Block merge in a fixed order: a butterfly in each warp, then over the warps in warp 0.
+// Returns true in thread 0, which holds the block's state; one __syncthreads.
+__device__ __forceinline__ bool ky_tl_block_merge(ky_tl_state& st) {
     __shared__ float sm_m[32], sm_s[32], sm_w[32];
-    const int lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     st = ky_tl_warp_merge(st);
     if (lane == 0) {
         sm_m[warp] = st.m;
@@ -191,17 +189,22 @@ __device__ __forceinline__ void token_logprobs_impl(
         sm_w[warp] = st.w;
     }
     __syncthreads();
-    if (warp != 0) return;
+    if (warp != 0) return false;
     st = ky_tl_empty();
-    if (lane < (int)(nt >> 5)) {
+    if (lane < (int)(blockDim.x >> 5)) {
         st.m = sm_m[lane];
         st.s = sm_s[lane];
         st.w = sm_w[lane];
     }
     st = ky_tl_warp_merge(st);
-    if (tid != 0) return;
-    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
+    return tid == 0;
+}
 
+// Writes row `row_idx`'s log-probability (and entropy) from its merged state, its target and
+// the target's logit `xt` (read only for a target in range).
+__device__ __forceinline__ void ky_tl_finish(ky_tl_state st, ky_i64 target, float xt, float* out,
+                                             float* entropy, ky_i64 row_idx, ky_i64 vocab,
+                                             ky_i64 ignore_index, float k) {
     const float l2s = log2f(st.s);
     float lp;
     if (target == ignore_index) {
@@ -215,6 +218,84 @@ __device__ __forceinline__ void token_logprobs_impl(
     if (entropy != nullptr) {
         entropy[row_idx] = ky_fmul_rn(ky_fsub_rn(l2s, __fdiv_rn(st.w, st.s)), KY_TL_LN2);
     }
+}
+
+template <typename T, bool VEC>
+__device__ __forceinline__ void token_logprobs_impl(
+    const void* logits_, const void* targets, float* out, float* entropy,
+    const unsigned long long* bad, ky_i64 vocab, ky_i64 target_size, ky_i64 ignore_index,
+    float k) {
+    typedef typename Elem<T>::storage S;
+    const int n = Vec16<T>::n;
+    const ky_i64 row_idx = blockIdx.x;
+    const S* row = static_cast<const S*>(logits_) + row_idx * vocab;
+
+    // Thread 0 fetches the target and its logit first; the loads overlap the pass.
+    ky_i64 target = 0;
+    float xt = 0.0f;
+    if (threadIdx.x == 0) {
+        target = ky_tl_target(targets, target_size, row_idx);
+        if (target != ignore_index && target >= 0 && target < vocab) {
+            xt = Elem<T>::load(row, target);
+        }
+    }
+    ky_tl_state st = ky_tl_fold_range<T, VEC>(row, 0, (vocab + n - 1) / n, vocab, k);
+    if (!ky_tl_block_merge(st)) return;
+    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
+    ky_tl_finish(st, target, xt, out, entropy, row_idx, vocab, ignore_index, k);
+}
+
+// Split rows: CTA x = r * splits + s folds chunks [s * split_chunks, (s + 1) * split_chunks)
+// of row r (the last split to the row's end) and writes its merged state (m, s, w) to
+// part[(r * splits + s) * 3 + {0, 1, 2}].
+template <typename T, bool VEC>
+__device__ __forceinline__ void token_logprobs_split_impl(const void* logits_, float* part,
+                                                          ky_i64 vocab, ky_i64 splits,
+                                                          ky_i64 split_chunks, float k) {
+    typedef typename Elem<T>::storage S;
+    const int n = Vec16<T>::n;
+    const ky_i64 r = (ky_i64)blockIdx.x / splits, sp = (ky_i64)blockIdx.x - r * splits;
+    const S* row = static_cast<const S*>(logits_) + r * vocab;
+    const ky_i64 nchunks = (vocab + n - 1) / n;
+    const ky_i64 begin = sp * split_chunks;
+    const ky_i64 end = begin + split_chunks < nchunks ? begin + split_chunks : nchunks;
+    ky_tl_state st = ky_tl_fold_range<T, VEC>(row, begin, end, vocab, k);
+    if (!ky_tl_block_merge(st)) return;
+    float* p = part + blockIdx.x * 3ll;
+    p[0] = st.m;
+    p[1] = st.s;
+    p[2] = st.w;
+}
+
+// The split rows' combine: one thread per row merges the row's `splits` states in split order
+// (0, 1, ...) and writes its outputs as the one-CTA kernel does.
+template <typename T>
+__device__ __forceinline__ void token_logprobs_combine_impl(
+    const void* logits_, const void* targets, const float* part, float* out, float* entropy,
+    const unsigned long long* bad, ky_i64 tokens, ky_i64 vocab, ky_i64 splits,
+    ky_i64 target_size, ky_i64 ignore_index, float k) {
+    typedef typename Elem<T>::storage S;
+    const ky_i64 r = (ky_i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= tokens) return;
+    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
+    const ky_i64 target = ky_tl_target(targets, target_size, r);
+    float xt = 0.0f;
+    if (target != ignore_index && target >= 0 && target < vocab) {
+        xt = Elem<T>::load(static_cast<const S*>(logits_) + r * vocab, target);
+    }
+    const float* p = part + r * splits * 3;
+    ky_tl_state st;
+    st.m = p[0];
+    st.s = p[1];
+    st.w = p[2];
+    for (ky_i64 i = 1; i < splits; ++i) {
+        ky_tl_state u;
+        u.m = p[3 * i];
+        u.s = p[3 * i + 1];
+        u.w = p[3 * i + 2];
+        st = ky_tl_merge(st, u);
+    }
+    ky_tl_finish(st, target, xt, out, entropy, r, vocab, ignore_index, k);
 }
 
 // Entry points: one CTA per row, grid (tokens, 1, 1). `k` = log2(e) / temperature.
@@ -235,6 +316,37 @@ KY_TL_ENTRY(token_logprobs_bf16, ky_bf16, false)
 KY_TL_ENTRY(token_logprobs_f32_v16, float, true)
 KY_TL_ENTRY(token_logprobs_f16_v16, ky_f16, true)
 KY_TL_ENTRY(token_logprobs_bf16_v16, ky_bf16, true)
+
+// Split rows (rows longer than one split): grid (rows * splits, 1, 1) of any multiple of 32
+// threads up to 256; `part` holds rows * splits * 3 floats. Then the combine, one thread per
+// row: grid ceil(rows / blockDim.x).
+#define KY_TL_SPLIT(NAME, T, VEC)                                                              \
+    extern "C" __global__ void __launch_bounds__(256, 4) NAME(                                  \
+        const void* logits, void* part, long long vocab, long long splits,                    \
+        long long split_chunks, float k) {                                                    \
+        token_logprobs_split_impl<T, VEC>(logits, static_cast<float*>(part), vocab, splits,    \
+                                          split_chunks, k);                                   \
+    }
+#define KY_TL_COMBINE(NAME, T)                                                                 \
+    extern "C" __global__ void NAME(const void* logits, const void* targets, const void* part, \
+                                    void* out, void* entropy, const void* bad,                \
+                                    long long tokens, long long vocab, long long splits,      \
+                                    long long target_size, long long ignore_index, float k) { \
+        token_logprobs_combine_impl<T>(logits, targets, static_cast<const float*>(part),       \
+                                       static_cast<float*>(out), static_cast<float*>(entropy), \
+                                       static_cast<const unsigned long long*>(bad), tokens,    \
+                                       vocab, splits, target_size, ignore_index, k);           \
+    }
+
+KY_TL_SPLIT(token_logprobs_f32_split, float, false)
+KY_TL_SPLIT(token_logprobs_f16_split, ky_f16, false)
+KY_TL_SPLIT(token_logprobs_bf16_split, ky_bf16, false)
+KY_TL_SPLIT(token_logprobs_f32_v16_split, float, true)
+KY_TL_SPLIT(token_logprobs_f16_v16_split, ky_f16, true)
+KY_TL_SPLIT(token_logprobs_bf16_v16_split, ky_bf16, true)
+KY_TL_COMBINE(token_logprobs_f32_combine, float)
+KY_TL_COMBINE(token_logprobs_f16_combine, ky_f16)
+KY_TL_COMBINE(token_logprobs_bf16_combine, ky_bf16)
 
 // Checked mode, before the main kernel: the least bad row index into `*bad` (left at ~0 when
 // every target is in range or ignore_index). Grid-stride over the rows.

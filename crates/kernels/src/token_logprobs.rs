@@ -9,6 +9,14 @@
 //!   both fold the same chunks in the same order. Signature: `(const void* logits, const void*
 //!   targets, void* out, void* entropy, const void* bad, long long vocab, long long
 //!   target_size, long long ignore_index, float k)`, `k = log2(e) / T`.
+//! - **Split rows.** A row of more than [`SPLIT_CHUNKS`] 16-byte chunks (32 KiB: 16384 bf16,
+//!   8192 f32) is folded by [`splits`] CTAs of [`SPLIT_THREADS`] threads (`..._split`, grid
+//!   `rows * splits`), each writing its merged state `(m, s, w)` to scratch memory the backend
+//!   owns ([`Scratch`], [`PART_BYTES`] per split), then `token_logprobs_<dtype>_combine` (one
+//!   thread per row) merges the row's states in split order and writes the outputs. The split
+//!   count depends on the vocabulary size and dtype only: a row's bits do not depend on its
+//!   batch. Why: with one CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132
+//!   SMs busy (0.61 TB/s). Rows run in passes of as many as the scratch holds.
 //! - **Checked mode.** Before the main kernel, `token_logprobs_check`
 //!   (`SOURCE.symbols[CHECK_SYMBOL]`) records the least bad row in an 8-byte slot initialised
 //!   to all ones, with [`CHECK_THREADS`] threads per block and at most [`CHECK_MAX_BLOCKS`]
@@ -20,7 +28,7 @@
 //! cannot do; [`launch`] queues the pre-pass (when given a slot) and the main kernel through
 //! the backend. The backend owns the checked mode's slot: it allocates the 8 bytes, sets them
 //! to `u64::MAX`, and after the launch waits for the stream, reads the slot and reports
-//! [`Error::TargetOutOfRange`] for the row it names.
+//! [`Error::TargetOutOfRange`] for the row it names. It also owns the split path's scratch.
 
 use std::ffi::c_void;
 
@@ -43,6 +51,15 @@ pub static SOURCE: KernelSource = KernelSource {
         "token_logprobs_f16_v16",
         "token_logprobs_bf16_v16",
         "token_logprobs_check",
+        "token_logprobs_f32_split",
+        "token_logprobs_f16_split",
+        "token_logprobs_bf16_split",
+        "token_logprobs_f32_v16_split",
+        "token_logprobs_f16_v16_split",
+        "token_logprobs_bf16_v16_split",
+        "token_logprobs_f32_combine",
+        "token_logprobs_f16_combine",
+        "token_logprobs_bf16_combine",
     ],
 };
 
@@ -79,16 +96,82 @@ pub fn block_threads(vocab: usize, dtype: DType) -> u32 {
     want.next_multiple_of(32).clamp(32, MAX_THREADS as usize) as u32
 }
 
+/// Chunks (16 bytes each) of a row that one CTA of the split path folds: 32 KiB of logits.
+pub const SPLIT_CHUNKS: usize = 2048;
+
+/// Threads per CTA of the split path (`..._split`): 4 steps of [`UNROLL`] chunks per thread
+/// for a whole split.
+pub const SPLIT_THREADS: u32 = 256;
+
+/// Threads per CTA of the split path's combine (one thread per row).
+pub const COMBINE_THREADS: u32 = 256;
+
+/// Bytes of one split's partial state (`m`, `s`, `w` as f32) in the scratch buffer.
+pub const PART_BYTES: usize = 12;
+
+/// How many CTAs fold each row: `ceil(chunks / SPLIT_CHUNKS)`, from the vocabulary size and
+/// dtype alone, so a row's bits do not depend on its batch. One split (rows of at most 32 KiB)
+/// runs the one-CTA-per-row kernel; more run the split kernel, then the combine, which merges
+/// each row's splits in split order.
+pub fn splits(vocab: usize, dtype: DType) -> usize {
+    vocab
+        .div_ceil(chunk_elems(dtype).max(1))
+        .div_ceil(SPLIT_CHUNKS)
+        .max(1)
+}
+
+/// Scratch bytes the split path needs to run all of `p`'s rows in one pass (0 when its rows
+/// are not split). A launch given less runs the rows in passes of as many rows as fit.
+pub fn scratch_bytes(p: &TokenLogprobsProblem) -> usize {
+    let splits = splits(p.vocab, p.dtype);
+    if splits == 1 {
+        0
+    } else {
+        p.tokens.saturating_mul(splits).saturating_mul(PART_BYTES)
+    }
+}
+
+/// Device memory a launch of the split path writes its partial states to (the backend's).
+#[derive(Clone, Copy, Debug)]
+pub struct Scratch {
+    /// The buffer (may be null when the problem's rows are not split).
+    pub ptr: *mut c_void,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+impl Scratch {
+    /// No scratch: for problems whose rows are not split ([`scratch_bytes`] is 0).
+    pub const NONE: Scratch = Scratch {
+        ptr: std::ptr::null_mut(),
+        bytes: 0,
+    };
+}
+
+fn dtype_index(dtype: DType) -> Option<usize> {
+    match dtype {
+        DType::F32 => Some(0),
+        DType::F16 => Some(1),
+        DType::BF16 => Some(2),
+        _ => None,
+    }
+}
+
 /// The main entry point for logits of `dtype`, with 16-byte loads when `vec`; `None` for a
 /// dtype the kernel does not handle.
 pub fn symbol(dtype: DType, vec: bool) -> Option<&'static str> {
-    let i = match dtype {
-        DType::F32 => 0,
-        DType::F16 => 1,
-        DType::BF16 => 2,
-        _ => return None,
-    };
+    let i = dtype_index(dtype)?;
     Some(SOURCE.symbols[i + if vec { 3 } else { 0 }])
+}
+
+/// The split path's entry points for `dtype`: the split kernel (16-byte loads when `vec`) and
+/// the combine; `None` for a dtype the kernels do not handle.
+pub fn split_symbols(dtype: DType, vec: bool) -> Option<(&'static str, &'static str)> {
+    let i = dtype_index(dtype)?;
+    Some((
+        SOURCE.symbols[CHECK_SYMBOL + 1 + i + if vec { 3 } else { 0 }],
+        SOURCE.symbols[CHECK_SYMBOL + 7 + i],
+    ))
 }
 
 /// Pushes the reasons the kernels cannot run `p`: targets that are not i32 or i64, more
@@ -120,9 +203,16 @@ pub fn check(_caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<R
 /// main kernel. Nothing is waited for: the backend reads the slot after the stream has run
 /// both. Core validated `a` into `p`, and [`check`] accepted it.
 ///
+/// Rows longer than one split ([`splits`] > 1) run the split kernel and the combine instead
+/// of the main kernel, in passes of as many rows as `scratch` holds partial states for (all of
+/// them when it has [`scratch_bytes`]).
+///
 /// # Safety
 /// `bad` must be null, or point at 8 bytes of device memory on the stream's device that stay
 /// allocated until the work queued here completes (both kernels write or read it there).
+/// `scratch.ptr` must point at `scratch.bytes` bytes of device memory on the stream's device
+/// that nothing else uses until the work queued here completes (null and 0 when the rows are
+/// not split).
 pub unsafe fn launch(
     gpu: &dyn Launch,
     stream: &Stream,
@@ -130,6 +220,7 @@ pub unsafe fn launch(
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
     bad: *mut c_void,
+    scratch: Scratch,
 ) -> Result<(), Error> {
     let symbol = symbol(p.dtype, p.align >= 16).ok_or_else(|| Error::NoEntryPoint {
         file: SOURCE.file,
@@ -173,6 +264,11 @@ pub unsafe fn launch(
         };
     }
     let bad = bad as *const c_void;
+    let splits = splits(p.vocab, p.dtype);
+    if splits > 1 {
+        // SAFETY: this function's contract, passed on.
+        return unsafe { launch_split(gpu, stream, a, p, bad, scratch, splits) };
+    }
     let dims = Dims {
         grid: (p.tokens as u32, 1, 1),
         block: (block_threads(p.vocab, p.dtype), 1, 1),
@@ -203,6 +299,114 @@ pub unsafe fn launch(
             ],
         )
     }
+}
+
+/// The split path of [`launch`]: per pass of `rows` rows, the split kernel (grid `rows *
+/// splits`) then the combine.
+///
+/// # Safety
+/// [`launch`]'s contract.
+unsafe fn launch_split(
+    gpu: &dyn Launch,
+    stream: &Stream,
+    a: &mut TokenLogprobsArgs<'_>,
+    p: &TokenLogprobsProblem,
+    bad: *const c_void,
+    scratch: Scratch,
+    splits: usize,
+) -> Result<(), Error> {
+    let (split, combine) =
+        split_symbols(p.dtype, p.align >= 16).ok_or_else(|| Error::NoEntryPoint {
+            file: SOURCE.file,
+            what: format!("{} logits", p.dtype),
+        })?;
+    let per_row = splits * PART_BYTES;
+    // Rows per pass: what the scratch holds, and a grid of at most 2^31 - 1 CTAs.
+    let pass = (scratch.bytes / per_row).min(i32::MAX as usize / splits);
+    if scratch.ptr.is_null() || pass == 0 {
+        return Err(Error::NoEntryPoint {
+            file: SOURCE.file,
+            what: format!(
+                "split rows ({splits} splits) without scratch memory for one row's {per_row} \
+                 bytes (a bug in the backend)"
+            ),
+        });
+    }
+    let elem = p.dtype.size();
+    let target_size = p.target_dtype.size();
+    let (vocab, nsplits) = (p.vocab as i64, splits as i64);
+    let split_chunks = SPLIT_CHUNKS as i64;
+    let (ts, ignore_index) = (target_size as i64, a.ignore_index);
+    let k = (LOG2_E / f64::from(a.temperature)) as f32;
+    let part = scratch.ptr;
+    let mut r0 = 0;
+    while r0 < p.tokens {
+        let rows = pass.min(p.tokens - r0);
+        // This pass's rows: the views' pointers advanced by r0 rows (inside the views: r0 <
+        // tokens), as device addresses (never dereferenced here).
+        let logits = a.logits.as_ptr().wrapping_byte_add(r0 * p.vocab * elem);
+        let targets = a.targets.as_ptr().wrapping_byte_add(r0 * target_size);
+        let out = a.out.as_mut_ptr().wrapping_byte_add(r0 * 4);
+        let entropy = a.entropy.as_mut().map_or(std::ptr::null_mut(), |e| {
+            e.as_mut_ptr().wrapping_byte_add(r0 * 4)
+        });
+        let dims = Dims {
+            grid: ((rows * splits) as u32, 1, 1),
+            block: (SPLIT_THREADS, 1, 1),
+            shared_bytes: 0,
+        };
+        // SAFETY: the parameters match `token_logprobs_<dtype>[_v16]_split(const void*,
+        // void*, long long, long long, long long, float)`; the pass's `rows` rows of logits lie
+        // in the validated view; `part` holds `rows * splits * 3` floats (`pass` is what the
+        // scratch holds, this function's contract); the grid is at most 2^31 - 1 CTAs; the
+        // `_v16` entry point only for a 16-byte aligned problem (each split starts at a whole
+        // 16-byte chunk).
+        unsafe {
+            gpu.launch(
+                stream,
+                &SOURCE,
+                split,
+                dims,
+                &mut crate::params![logits, part, vocab, nsplits, split_chunks, k],
+            )?
+        };
+        let tokens = rows as i64;
+        let dims = Dims {
+            grid: (rows.div_ceil(COMBINE_THREADS as usize) as u32, 1, 1),
+            block: (COMBINE_THREADS, 1, 1),
+            shared_bytes: 0,
+        };
+        let part = part as *const c_void;
+        // SAFETY: the parameters match `token_logprobs_<dtype>_combine(const void*, const
+        // void*, const void*, void*, void*, const void*, long long, long long, long long, long
+        // long, long long, float)`; the pass's rows of logits, targets, out and entropy lie in
+        // the validated views; `part` holds the states the split kernel wrote just before on
+        // this stream; `bad` is null or 8 bytes (the contract).
+        unsafe {
+            gpu.launch(
+                stream,
+                &SOURCE,
+                combine,
+                dims,
+                &mut crate::params![
+                    logits,
+                    targets,
+                    part,
+                    out,
+                    entropy,
+                    bad,
+                    tokens,
+                    vocab,
+                    nsplits,
+                    ts,
+                    ignore_index,
+                    k
+                ],
+            )?
+        };
+        r0 += rows;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -286,6 +490,7 @@ mod tests {
                 &mut a,
                 &p,
                 std::ptr::null_mut(),
+                Scratch::NONE,
             )
         }
         .unwrap();
@@ -299,7 +504,7 @@ mod tests {
         let mut slot = [u64::MAX];
         let bad = slot.as_mut_ptr().cast::<c_void>();
         // SAFETY: the recorder launches nothing and reads no slot.
-        unsafe { launch(&gpu, &Stream::host(), &caps, &mut a, &p, bad) }.unwrap();
+        unsafe { launch(&gpu, &Stream::host(), &caps, &mut a, &p, bad, Scratch::NONE) }.unwrap();
         let calls = gpu.0.take();
         assert_eq!(calls.len(), 2);
         let check_dims = Dims {
@@ -313,6 +518,113 @@ mod tests {
         );
         assert_eq!(calls[0].first, targets.as_ptr().cast());
         assert_eq!((calls[1].symbol, calls[1].dims), (want_main, main));
+    }
+
+    #[test]
+    fn splits_depend_on_the_row_only() {
+        // 16-byte chunks, 2048 per split: 32 KiB of logits per CTA.
+        assert_eq!(splits(1, DType::BF16), 1);
+        assert_eq!(splits(16_384, DType::BF16), 1);
+        assert_eq!(splits(16_385, DType::BF16), 2);
+        assert_eq!(splits(8_192, DType::F32), 1);
+        assert_eq!(splits(32_000, DType::BF16), 2);
+        assert_eq!(splits(151_936, DType::BF16), 10);
+        assert_eq!(splits(151_936, DType::F32), 19);
+        assert_eq!(splits(usize::MAX, DType::BF16), usize::MAX / 8 / 2048 + 1);
+        let p = |tokens, vocab| TokenLogprobsProblem {
+            tokens,
+            vocab,
+            dtype: DType::BF16,
+            target_dtype: DType::I64,
+            entropy: true,
+            checked: false,
+            align: 16,
+        };
+        assert_eq!(scratch_bytes(&p(64, 151_936)), 64 * 10 * PART_BYTES);
+        assert_eq!(scratch_bytes(&p(64, 16_384)), 0);
+        assert_eq!(scratch_bytes(&p(usize::MAX, 151_936)), usize::MAX);
+    }
+
+    #[test]
+    fn split_rows_run_the_split_kernel_and_the_combine_in_passes() {
+        let (t, v) = (7, 20_000);
+        let logits = vec![0.0f32; t * v];
+        let targets = vec![1i64; t];
+        let mut out = vec![0.0f32; t];
+        let mut ent = vec![0.0f32; t];
+        let mut a = TokenLogprobsArgs::new(
+            TensorView::from_slice(&logits, &[t, v]).unwrap(),
+            TensorView::from_slice(&targets, &[t]).unwrap(),
+            TensorViewMut::from_slice(&mut out, &[t]).unwrap(),
+        );
+        a.entropy = Some(TensorViewMut::from_slice(&mut ent, &[t]).unwrap());
+        let (p, _) = a.validate().unwrap();
+        let splits = splits(v, DType::F32);
+        assert_eq!(splits, 3);
+        let (want_split, want_combine) = split_symbols(DType::F32, p.align >= 16).unwrap();
+        let gpu = Recorder::default();
+        let caps = Capabilities::host();
+        let mut part = vec![0u8; 3 * splits * PART_BYTES + 5];
+        let scratch = Scratch {
+            ptr: part.as_mut_ptr().cast(),
+            bytes: part.len(),
+        };
+        // SAFETY: the recorder launches nothing.
+        unsafe {
+            launch(
+                &gpu,
+                &Stream::host(),
+                &caps,
+                &mut a,
+                &p,
+                std::ptr::null_mut(),
+                scratch,
+            )
+        }
+        .unwrap();
+        let calls = gpu.0.take();
+        // 7 rows, 3 per pass: passes of 3, 3 and 1 rows, each the split kernel then the combine.
+        let rows: Vec<usize> = calls
+            .iter()
+            .filter(|c| c.symbol == want_split)
+            .map(|c| c.dims.grid.0 as usize / splits)
+            .collect();
+        assert_eq!(rows, [3, 3, 1]);
+        for (i, pass) in calls.chunks(2).enumerate() {
+            assert_eq!(pass[0].symbol, want_split);
+            assert_eq!(pass[0].dims.block, (SPLIT_THREADS, 1, 1));
+            assert_eq!(pass[0].params, 6);
+            assert_eq!(
+                pass[0].first,
+                logits[i * 3 * v..].as_ptr().cast(),
+                "pass {i} starts at its first row"
+            );
+            assert_eq!(pass[1].symbol, want_combine);
+            assert_eq!(pass[1].dims.block, (COMBINE_THREADS, 1, 1));
+            assert_eq!(pass[1].params, 12);
+        }
+        // Without scratch for one row: an error, nothing launched.
+        let small = Scratch {
+            ptr: part.as_mut_ptr().cast(),
+            bytes: splits * PART_BYTES - 1,
+        };
+        for scratch in [Scratch::NONE, small] {
+            // SAFETY: the recorder launches nothing.
+            let err = unsafe {
+                launch(
+                    &gpu,
+                    &Stream::host(),
+                    &caps,
+                    &mut a,
+                    &p,
+                    std::ptr::null_mut(),
+                    scratch,
+                )
+            }
+            .unwrap_err();
+            assert!(matches!(err, Error::NoEntryPoint { .. }), "{err}");
+            assert!(gpu.0.take().is_empty());
+        }
     }
 
     #[test]
@@ -355,7 +667,10 @@ mod tests {
     fn every_symbol_is_an_entry_of_the_source() {
         for s in SOURCE.symbols {
             let n = SOURCE.code.matches(&format!("{s}(")).count()
-                + SOURCE.code.matches(&format!("KY_TL_ENTRY({s},")).count();
+                + ["KY_TL_ENTRY", "KY_TL_SPLIT", "KY_TL_COMBINE"]
+                    .iter()
+                    .map(|m| SOURCE.code.matches(&format!("{m}({s},")).count())
+                    .sum::<usize>();
             assert!(n >= 1, "{s} is not defined in {}", SOURCE.file);
         }
         assert!(SOURCE

@@ -234,16 +234,18 @@ fn workspaces() -> &'static Workspaces {
     WORKSPACES.get_or_init(Default::default)
 }
 
-/// `stream`'s workspace, allocated on first use (refused on a capturing stream). The caller
-/// bound the device.
-fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
+/// `stream`'s workspace ([`WORKSPACE_BYTES`]), allocated on first use (refused on a capturing
+/// stream). cuBLASLt uses it during a matmul, and the split path of `cuda.token_logprobs` for
+/// its partial states: work on one stream runs in order, so they never overlap, and neither
+/// keeps anything in it between launches. The caller bound the device.
+pub(crate) fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
     let key = stream_key(stream)?;
     let mut map = workspaces().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&w) = map.get(&key) {
         return Ok(w);
     }
     guard(stream, || {
-        format!("allocating the {WORKSPACE_BYTES}-byte cuBLASLt workspace for this stream")
+        format!("allocating the {WORKSPACE_BYTES}-byte workspace for this stream")
     })?;
     // SAFETY: the device's context is current (bound by the caller).
     let w = crate::error::drv("cuMemAlloc", unsafe { drv::malloc_sync(WORKSPACE_BYTES) })?;
@@ -251,7 +253,7 @@ fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
         device = %stream.device(),
         stream_id = key.1,
         bytes = WORKSPACE_BYTES,
-        "kernelyard: cuBLASLt workspace allocated"
+        "kernelyard: stream workspace allocated"
     );
     map.insert(key, w);
     Ok(w)

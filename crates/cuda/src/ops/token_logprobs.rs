@@ -1,7 +1,8 @@
 //! `cuda.token_logprobs`: `log_softmax(logits / T)[target]` per row, and optionally the row's
 //! entropy, in one read of the logits (`kernels/token_logprobs.cu`).
 //!
-//! - **Design.** One CTA per row; an online log-sum-exp in base 2 (`y = x log2(e) / T`, with
+//! - **Design.** One CTA per row (per split of 32 KiB for longer rows, then a combine that
+//!   merges the splits in order: [`kernelyard_kernels::token_logprobs::splits`]); an online log-sum-exp in base 2 (`y = x log2(e) / T`, with
 //!   `ex2.approx`) that also carries `sum 2^(y - m) (y - m)`, rescaled when the running max
 //!   grows, so the entropy comes out of the same pass: `H = (log2 s - w / s) ln 2`. The row is
 //!   read as 16-byte chunks, [`UNROLL`](kernelyard_kernels::token_logprobs::UNROLL) loads in
@@ -26,6 +27,11 @@
 //!   [`Error::TargetOutOfRange`] for the first bad row. The checked mode therefore cannot be
 //!   captured in a CUDA graph: on a capturing stream it returns `CaptureForbidden` and queues
 //!   nothing. The unchecked mode is asynchronous and capturable.
+//! - **Scratch.** Split rows write their partial states to the stream's workspace
+//!   ([`crate::ops::gemm::workspace`], shared with cuBLASLt: work on one stream runs in order),
+//!   made by `prepare` (or the first launch outside a capture) and freed by
+//!   [`crate::release_stream`]; 32 MiB hold about 280k rows of a 151936-entry bf16 vocabulary,
+//!   and more rows run in passes.
 //!
 //! Responsibility: core validated the views (shapes, dtypes, devices, no aliasing, a finite
 //! positive temperature); [`kernelyard_kernels::token_logprobs::check`] rejects what the launch
@@ -38,6 +44,7 @@ use kernelyard_core::ops::token_logprobs::{
     TokenLogprobs, TokenLogprobsArgs, TokenLogprobsProblem,
 };
 use kernelyard_core::{DType, DeviceId, Error, KernelDef, KernelMeta, LaunchCtx, Stream};
+
 use kernelyard_kernels::token_logprobs;
 
 use crate::device::bind;
@@ -50,7 +57,7 @@ use crate::ops::nvrtc_meta;
 pub static TOKEN_LOGPROBS: KernelDef<TokenLogprobs> =
     KernelDef::<TokenLogprobs>::new(META, launch_checked)
         .with_check(token_logprobs::check)
-        .with_prepare(crate::ops::prepare_nvrtc::<TokenLogprobs>);
+        .with_prepare(prepare);
 kernelyard_core::register!(TOKEN_LOGPROBS);
 
 const META: KernelMeta = nvrtc_meta::<TokenLogprobs>(
@@ -115,6 +122,31 @@ impl Drop for BadRow {
     }
 }
 
+/// Loads the module and, for split rows, makes the stream's workspace (the partial states'
+/// scratch), so that a launch inside a graph capture makes nothing.
+fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &TokenLogprobsProblem) -> Result<(), Error> {
+    crate::ops::prepare_nvrtc::<TokenLogprobs>(meta, ctx, p)?;
+    if token_logprobs::scratch_bytes(p) > 0 {
+        bind(ctx.stream.device())?;
+        crate::ops::gemm::workspace(ctx.stream)?;
+    }
+    Ok(())
+}
+
+/// The split path's scratch: the stream's workspace ([`crate::ops::gemm::workspace`]) when
+/// `p`'s rows are split, else none.
+fn scratch(stream: &Stream, p: &TokenLogprobsProblem) -> Result<token_logprobs::Scratch, Error> {
+    if token_logprobs::scratch_bytes(p) == 0 {
+        return Ok(token_logprobs::Scratch::NONE);
+    }
+    bind(stream.device())?;
+    let ptr = crate::ops::gemm::workspace(stream)?;
+    Ok(token_logprobs::Scratch {
+        ptr: ptr as *mut c_void,
+        bytes: crate::ops::gemm::WORKSPACE_BYTES,
+    })
+}
+
 /// Reads target `row` from device memory (the value the error reports).
 fn read_target(targets: *const c_void, dtype: DType, row: usize) -> Result<i64, Error> {
     let at = targets as sys::CUdeviceptr + (row * dtype.size()) as sys::CUdeviceptr;
@@ -163,9 +195,12 @@ fn launch_checked(
         .as_ref()
         .map_or(std::ptr::null_mut(), |b| b.ptr as *mut c_void);
     let targets = a.targets.as_ptr();
+    let scratch = scratch(stream, p)?;
     // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
-    // which `BadRow`'s drop frees only after the stream has drained.
-    unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad)? };
+    // which `BadRow`'s drop frees only after the stream has drained; `scratch` is none or the
+    // stream's own workspace, which lives until `release_stream` and is used only by work on
+    // this stream, in order.
+    unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad, scratch)? };
     if let Some(slot) = bad_row {
         if let Some(row) = slot.read()? {
             let target = read_target(targets, p.target_dtype, row)?;

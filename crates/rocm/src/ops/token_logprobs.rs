@@ -54,36 +54,51 @@ mod slot {
     use crate::error::check;
     use crate::hip::{self, Hip};
     use crate::launch::HipLauncher;
+    use kernelyard_kernels::token_logprobs;
 
-    /// Eight bytes of device memory for the first bad row, freed on drop after the stream has
-    /// finished with it.
-    struct BadRow {
+    /// The most scratch a launch allocates for the split path's partial states (rows beyond
+    /// it run in passes), as the CUDA backend's stream workspace.
+    const MAX_SCRATCH_BYTES: usize = 32 << 20;
+
+    /// Device memory of one launch: the checked mode's slot for the first bad row (8 bytes), or
+    /// the split path's partial states; freed on drop after the stream has finished with it.
+    struct DeviceBuf {
         hip: &'static Hip,
         device: DeviceId,
         stream: hipStream_t,
         ptr: *mut c_void,
     }
 
-    impl BadRow {
-        /// Allocates the slot and queues its initialisation to `u64::MAX` ("no bad row").
-        fn new(stream: &Stream) -> Result<Self, Error> {
+    impl DeviceBuf {
+        /// Allocates `bytes` (at least 1) and, with `fill`, queues setting every byte to it.
+        fn new(stream: &Stream, bytes: usize, fill: Option<u8>) -> Result<Self, Error> {
             let device = stream.device();
             bind(device)?;
             let h = hip_api()?;
+            let bytes = bytes.max(1);
             let mut ptr: *mut c_void = std::ptr::null_mut();
             // SAFETY: valid out-pointer; the device is current.
-            check(h, "hipMalloc", unsafe { (h.api.hipMalloc)(&mut ptr, 8) })?;
-            let slot = BadRow {
+            check(h, "hipMalloc", unsafe {
+                (h.api.hipMalloc)(&mut ptr, bytes)
+            })?;
+            let buf = DeviceBuf {
                 hip: h,
                 device,
                 stream: stream.raw() as hipStream_t,
                 ptr,
             };
-            // SAFETY: `ptr` holds 8 bytes; the stream is a live stream of the device.
-            check(h, "hipMemsetAsync", unsafe {
-                (h.api.hipMemsetAsync)(slot.ptr, 0xff, 8, slot.stream)
-            })?;
-            Ok(slot)
+            if let Some(fill) = fill {
+                // SAFETY: `ptr` holds `bytes` bytes; the stream is a live stream of the device.
+                check(h, "hipMemsetAsync", unsafe {
+                    (h.api.hipMemsetAsync)(buf.ptr, i32::from(fill), bytes, buf.stream)
+                })?;
+            }
+            Ok(buf)
+        }
+
+        /// The checked mode's slot, set to `u64::MAX` ("no bad row").
+        fn slot(stream: &Stream) -> Result<Self, Error> {
+            DeviceBuf::new(stream, 8, Some(0xff))
         }
 
         /// Waits for the stream and reads the slot: the first bad row, if any.
@@ -99,11 +114,11 @@ mod slot {
         }
     }
 
-    impl Drop for BadRow {
+    impl Drop for DeviceBuf {
         fn drop(&mut self) {
             if bind(self.device).is_ok() {
-                // SAFETY: once the stream has drained no kernel uses the slot, which was
-                // allocated by `new` and is freed once. On failure the 8 bytes leak.
+                // SAFETY: once the stream has drained no kernel uses the buffer, which was
+                // allocated by `new` and is freed once. On failure it leaks.
                 unsafe {
                     let _ = (self.hip.api.hipStreamSynchronize)(self.stream);
                     let _ = (self.hip.api.hipFree)(self.ptr);
@@ -156,18 +171,29 @@ mod slot {
         p: &TokenLogprobsProblem,
     ) -> Result<(), Error> {
         let slot = if a.checked {
-            Some(BadRow::new(ctx.stream)?)
+            Some(DeviceBuf::slot(ctx.stream)?)
         } else {
             None
         };
         let bad = slot.as_ref().map_or(std::ptr::null_mut(), |s| s.ptr);
+        // The split path's partial states: allocated per launch (and waited for when dropped,
+        // so this path synchronises the stream; the CUDA backend keeps a workspace per stream).
+        let bytes = token_logprobs::scratch_bytes(p).min(MAX_SCRATCH_BYTES);
+        let part = (bytes > 0)
+            .then(|| DeviceBuf::new(ctx.stream, bytes, None))
+            .transpose()?;
+        let scratch =
+            part.as_ref()
+                .map_or(token_logprobs::Scratch::NONE, |b| token_logprobs::Scratch {
+                    ptr: b.ptr,
+                    bytes,
+                });
         let targets = a.targets.as_ptr();
         let gpu = HipLauncher::new(ctx.caps);
         // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
-        // which live until `slot` drops after the stream has drained.
-        unsafe {
-            kernelyard_kernels::token_logprobs::launch(&gpu, ctx.stream, ctx.caps, a, p, bad)?
-        };
+        // and `scratch` none or `bytes` bytes of it, which live until `slot` and `part` drop
+        // after the stream has drained; nothing else uses them.
+        unsafe { token_logprobs::launch(&gpu, ctx.stream, ctx.caps, a, p, bad, scratch)? };
         if let Some(slot) = slot {
             if let Some(row) = slot.read()? {
                 let target = read_target(slot.hip, targets, p.target_dtype, row)?;
