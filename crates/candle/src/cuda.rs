@@ -221,9 +221,9 @@ pub(crate) fn run_inplace2<O: KyInplace2>(
     crate::launch(O::NAME, op.policy(), &stream, &mut args)
 }
 
-/// Releases what kernelyard keeps for `dev`'s stream (today the cuBLASLt workspace of
-/// `cuda.gemm.cublaslt`, 32 MiB, kept per stream for the life of the process). Call it before
-/// dropping the last handle of a device made with `candle_core::CudaDevice::new_with_stream`
+/// Releases what kernelyard keeps for `dev`'s stream (today the workspace of
+/// `cuda.gemm.cublaslt` and of token_logprobs' split rows, 32 MiB, kept per stream for the life
+/// of the process). Call it before dropping the last handle of a device made with `candle_core::CudaDevice::new_with_stream`
 /// on which `ky_matmul` ran, if the program makes many such devices. candle's default devices
 /// (`Device::new_cuda`) use the calling thread's per-thread default stream: call it from a
 /// thread that is about to end, if the program starts many short-lived threads that multiply.

@@ -73,7 +73,7 @@
 //! - `cuda`: candle's CUDA backend (`candle-core/cuda`, whose build needs `nvcc`) and
 //!   kernelyard's (`kernelyard/cuda`, which needs no toolkit to build). Without it, CPU only.
 //!   With it, `release_stream(&CudaDevice)` frees what kernelyard keeps per stream (the
-//!   cuBLASLt workspace, 32 MiB) before a device made with `CudaDevice::new_with_stream` is
+//!   stream workspace of cuBLASLt and split token_logprobs, 32 MiB) before a device made with `CudaDevice::new_with_stream` is
 //!   dropped. Devices from `Device::new_cuda` share the calling thread's per-thread default
 //!   stream: one workspace per thread that ran the cuBLASLt GEMM, for the life of the process.
 //!

@@ -15,8 +15,8 @@
 //! - A launch that synchronises by design (the checked mode of `token_logprobs`) is refused in
 //!   a capture the same way.
 //!
-//! **Stream identity.** Per-stream state (cuBLASLt workspaces) is keyed by [`stream_id`]
-//! (`cuStreamGetId`), not by the handle: the handle of the per-thread default stream
+//! **Stream identity.** Per-stream state (the workspace of cuBLASLt and split token_logprobs) is
+//! keyed by [`stream_id`] (`cuStreamGetId`), not by the handle: the handle of the per-thread default stream
 //! (`CU_STREAM_PER_THREAD`, the value candle's default device uses on every thread) is the same
 //! on every thread, while its id differs per thread; and a handle value can be reused by a new
 //! stream after its owner destroys the old one, while ids are never reused. The driver gives no

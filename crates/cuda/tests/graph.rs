@@ -30,7 +30,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const DEV: DeviceId = DeviceId::cuda(0);
 const T: usize = 64;
 const H: usize = 1024;
-const V: usize = 4096;
+/// Longer than token_logprobs' 16384-element bf16 split and softmax's register path: the chain
+/// captures the split rows (two splits and the combine, their scratch made by `prepare`) and
+/// softmax's shared-memory path.
+const V: usize = 20480;
 
 fn runtime() -> Runtime {
     kernelyard_cuda::link();
@@ -339,13 +342,13 @@ fn work_a_capture_forbids_is_refused_with_a_typed_error_and_the_capture_survives
     }
     assert!(!is_capturing(&stream).expect("status"));
 
-    // Seen outside a capture (releasing registers its id), the stream still has no cuBLASLt
-    // workspace: allocating one is refused.
+    // Seen outside a capture (releasing registers its id), the stream still has no workspace
+    // (cuBLASLt's): allocating one is refused.
     // SAFETY: the stream is live and nothing else launches on it.
     unsafe { kernelyard_cuda::release_stream(&stream) }.expect("release");
     match CapturedGraph::capture(&stream, || launch_gemm(&mut chain)) {
         Err(Error::CaptureForbidden { what, fix, .. }) => {
-            assert!(what.contains("cuBLASLt workspace"), "{what}");
+            assert!(what.contains("stream workspace (cuBLASLt"), "{what}");
             assert!(fix.contains("Plan::prepare"), "{fix}");
         }
         other => panic!("expected CaptureForbidden, got {other:?}"),

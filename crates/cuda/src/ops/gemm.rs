@@ -245,7 +245,10 @@ pub(crate) fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
         return Ok(w);
     }
     guard(stream, || {
-        format!("allocating the {WORKSPACE_BYTES}-byte workspace for this stream")
+        format!(
+            "allocating the {WORKSPACE_BYTES}-byte stream workspace (cuBLASLt, split \
+             token_logprobs) for this stream"
+        )
     })?;
     // SAFETY: the device's context is current (bound by the caller).
     let w = crate::error::drv("cuMemAlloc", unsafe { drv::malloc_sync(WORKSPACE_BYTES) })?;
