@@ -38,6 +38,10 @@
 #                  then ROWS_REPEATS (default 2) rounds of `bench --all` at torch_ops.py's row-op
 #                  shapes (rms_norm, softmax, log_softmax, rope, silu_mul, token_logprobs with
 #                  64 x 151936 too) and torch_ops.py for those ops   -> rows.log, rows_bench.jsonl, rows_ratios.md
+#   logprobs       token_logprobs' split rows (issue 17): verify --op token_logprobs, memcheck/
+#                  racecheck/synccheck over it, the graph test binary (.gpu/bin/graph), then
+#                  bench at few and many rows (with .gpu/kernelyard-old: the same rows from it)
+#                  and torch_ops.py                            -> logprobs.log, logprobs_bench.jsonl, logprobs_ratios.md
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -197,6 +201,32 @@ for stage in $stages; do
     python3 scripts/ratio_table.py "$OUT/bench.jsonl" >"$OUT/ratios.md" 2>&1
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"
+    ;;
+  logprobs)
+    start=$SECONDS
+    : >"$OUT/logprobs.log"
+    $K verify --device cuda:0 --op token_logprobs >>"$OUT/logprobs.log" 2>&1
+    note "verify --op token_logprobs: rc=$?, $(grep -E 'passed|failed' "$OUT/logprobs.log" | tail -1)"
+    for tool in memcheck racecheck synccheck; do
+      sanitized $tool "$OUT/logprobs.log" "verify --op token_logprobs" -- --op token_logprobs
+    done
+    if [ -x .gpu/bin/graph ]; then
+      .gpu/bin/graph --include-ignored --test-threads 1 --nocapture >>"$OUT/logprobs.log" 2>&1
+      note "graph tests: rc=$?, $(grep -E '^test result' "$OUT/logprobs.log" | tail -1)"
+    fi
+    : >"$OUT/logprobs_bench.jsonl"
+    for s in tokens=1,vocab=151936 tokens=64,vocab=151936 tokens=256,vocab=151936 \
+      tokens=64,vocab=32000 tokens=64,vocab=128256 tokens=4096,vocab=151936 tokens=16384,vocab=32000; do
+      bench_rows "$OUT/logprobs_bench.jsonl" token_logprobs --problem $s,entropy=1 --dtype bf16
+      if [ -x .gpu/kernelyard-old ]; then
+        .gpu/kernelyard-old bench token_logprobs --problem $s,entropy=1 --dtype bf16 --device cuda:0 --json \
+          | sed 's/"impl":"cuda.token_logprobs"/"impl":"old:cuda.token_logprobs"/' >>"$OUT/logprobs_bench.jsonl" 2>>"$OUT/bench.err"
+      fi
+    done
+    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op token_logprobs >>"$OUT/logprobs_bench.jsonl" 2>>"$OUT/bench.err"
+    python3 scripts/ratio_table.py "$OUT/logprobs_bench.jsonl" >"$OUT/logprobs_ratios.md" 2>&1
+    note "logprobs: $((SECONDS - start)) s"
+    cat "$OUT/logprobs_ratios.md"
     ;;
   rows)
     start=$SECONDS

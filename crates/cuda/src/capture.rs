@@ -16,15 +16,15 @@
 //!   a capture the same way.
 //!
 //! **Stream identity.** Per-stream state (the workspace of cuBLASLt and split token_logprobs) is
-//! keyed by [`stream_id`] (`cuStreamGetId`), not by the handle: the handle of the per-thread default stream
-//! (`CU_STREAM_PER_THREAD`, the value candle's default device uses on every thread) is the same
-//! on every thread, while its id differs per thread; and a handle value can be reused by a new
-//! stream after its owner destroys the old one, while ids are never reused. The driver gives no
-//! id while a stream captures, so the id seen last outside a capture for that handle (and
-//! thread) is used then: prepare before capturing (a stream never seen is refused). A
-//! framework that destroys a stream without [`release_stream`](crate::release_stream) and gets
-//! its handle back for a new stream that it then captures on without preparing would reuse the
-//! old stream's workspace: prepare, or release.
+//! keyed by [`stream_id`] (`cuStreamGetId`), not by the handle: the handle of the per-thread
+//! default stream (`CU_STREAM_PER_THREAD`, the value candle's default device uses on every thread)
+//! is the same on every thread, while its id differs per thread; and a handle value can be reused
+//! by a new stream after its owner destroys the old one, while ids are never reused. The driver
+//! gives no id while a stream captures, so the id seen last outside a capture for that handle (and
+//! thread) is used then: prepare before capturing (a stream never seen is refused). A framework
+//! that destroys a stream without [`release_stream`](crate::release_stream) and gets its handle
+//! back for a new stream that it then captures on without preparing would reuse the old stream's
+//! workspace: prepare, or release.
 //!
 //! [`CapturedGraph`] captures work queued on a stream into an executable graph and replays it
 //! (what the GPU tests use; frameworks usually have their own, e.g. cudarc's `CudaGraph`).

@@ -1,7 +1,9 @@
-//! Selection between the two CUDA attention kernels on simulated devices (no GPU needed):
-//! `cuda.attention.sm90` (TMA + wgmma, priority 11) wherever it can run, since it measured
-//! faster on the H100 (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other
-//! sm_80+ devices, and typed reasons where neither runs.
+//! Selection between the CUDA attention kernels on simulated devices (no GPU needed):
+//! `cuda.attention.decode` (split keys, priority 30) for problems of at most 8 query rows per
+//! key/value head on every sm_75+ device; otherwise `cuda.attention.sm90` (TMA + wgmma,
+//! priority 11) wherever it can run, since it measured faster on the H100
+//! (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices; and
+//! typed reasons where none runs.
 
 mod selection_support;
 
@@ -10,6 +12,7 @@ use selection_support::{rejection, runtime};
 
 const MMA: &str = "cuda.attention";
 const SM90: &str = "cuda.attention.sm90";
+const DECODE: &str = "cuda.attention.decode";
 
 fn attention(params: &str, dtype: DType) -> Problem {
     selection_support::problem(OpKind::Attention, params, dtype)
@@ -19,8 +22,103 @@ const SHAPES: &[&str] = &[
     "batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0",
     "batch=1,seq_q=16384,heads_q=32,heads_kv=8,head_dim=128,causal=1",
     "batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1,lse=1",
+    // 16 query rows per key/value head: past the decode kernel's 8.
+    "batch=2,seq_q=2,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
+];
+
+/// torch_ops.py's decode shapes, a short-query prefill and a one-query MQA step.
+const DECODE_SHAPES: &[&str] = &[
+    "batch=64,seq_q=1,seq_kv=4096,heads_q=32,heads_kv=8,head_dim=128",
+    "batch=8,seq_q=1,seq_kv=32768,heads_q=32,heads_kv=8,head_dim=128,lse=1",
+    "batch=1,seq_q=1,seq_kv=131072,heads_q=32,heads_kv=8,head_dim=128,causal=1",
+    "batch=2,seq_q=2,seq_kv=1000,heads_q=8,heads_kv=2,head_dim=256,causal=1",
     "batch=2,seq_q=1,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
 ];
+
+#[test]
+fn decode_problems_get_the_split_kernel_on_every_device() {
+    for (sm, optin) in [
+        (Sm::new(7, 5), 64 << 10),
+        (Sm::new(8, 0), 163 << 10),
+        (Sm::new(8, 9), 99 << 10),
+        (Sm::new(9, 0), 227 << 10),
+        (Sm::new(12, 0), 99 << 10),
+    ] {
+        let rt = runtime(sm, optin);
+        for s in DECODE_SHAPES {
+            for dtype in [DType::BF16, DType::F16, DType::F32] {
+                let p = attention(s, dtype);
+                for policy in [Policy::auto(), Policy::auto().batch_invariant()] {
+                    let plan = rt
+                        .select(DeviceId::cuda(0), &p, &policy)
+                        .unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
+                    assert_eq!(
+                        plan.kernel_name(),
+                        DECODE,
+                        "{sm} {s} {dtype}:\n{}",
+                        plan.report()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_decode_kernel_names_what_it_cannot_run() {
+    let rt = runtime(Sm::new(9, 0), 227 << 10);
+    for (s, what) in [
+        (
+            "batch=2,seq_q=2,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
+            "16 query rows",
+        ),
+        ("seq_q=1,seq_kv=77,heads_q=2,head_dim=76", "head_dim 76"),
+        ("seq_q=1,seq_kv=77,heads_q=2,head_dim=512", "head_dim 512"),
+    ] {
+        let err = rt
+            .select(
+                DeviceId::cuda(0),
+                &attention(s, DType::BF16),
+                &Policy::kernel(DECODE),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{s}: selected"));
+        let reasons = rejection(err, DECODE);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ShapeUnsupported { what: w } if w.contains(what))),
+            "{s}: {reasons:?}"
+        );
+    }
+    // A device with 16 KiB of shared memory per block: 8 rows at head dim 256 need 32.8 KB.
+    kernelyard_cuda::link();
+    let caps = kernelyard_core::Capabilities {
+        shared_mem_per_block: 16 << 10,
+        ..kernelyard_cuda::device::simulated_caps(Sm::new(8, 0), 48 << 10)
+    };
+    let small = kernelyard_core::Runtime::builder()
+        .no_probe()
+        .pins("")
+        .simulated_device(caps)
+        .build()
+        .expect("runtime");
+    let p = attention(
+        "seq_q=1,seq_kv=700,heads_q=8,heads_kv=1,head_dim=256",
+        DType::BF16,
+    );
+    let err = small
+        .select(DeviceId::cuda(0), &p, &Policy::kernel(DECODE))
+        .unwrap_err();
+    let reasons = rejection(err, DECODE);
+    assert!(
+        reasons.iter().any(|r| matches!(
+            r,
+            Reason::SharedMemory { need: 32_832, have } if *have == 16 << 10
+        )),
+        "{reasons:?}"
+    );
+}
 
 #[test]
 fn the_hopper_kernel_is_preferred_where_it_runs() {

@@ -10,7 +10,7 @@
 //!   launch shape, the parameter list and the launcher a backend provides ([`launch`],
 //!   [`params!`](crate::params), [`Launch`](launch::Launch)), the pure plans that choose an
 //!   entry point and a launch shape from a problem ([`rows`]), and per kernel source
-//!   ([`rms_norm`], [`softmax`], [`log_softmax`], [`token_logprobs`], [`rope`], [`silu_mul`],
+//!   ([`rms_norm`], [`softmax`], [`log_softmax`], [`token_logprobs`], [`attention_decode`], [`rope`], [`silu_mul`],
 //!   [`selective_state_update`], [`gemm_bi_simt`], [`gemm_bi_mfma`]) its plan, the problem
 //!   checks (`check` or `check_shape`: the reasons a kernel cannot run a problem) and the launch
 //!   sequence (`launch`: entry points, shapes and parameters, in order). A plan or check reads
@@ -33,6 +33,7 @@
 
 #![deny(missing_docs)]
 
+pub mod attention_decode;
 pub mod cache;
 pub mod gemm_bi_mfma;
 pub mod gemm_bi_simt;

@@ -16,6 +16,7 @@ use kernelyard_core::{
 use crate::source::SourceEntry;
 
 pub mod attention;
+pub mod attention_decode;
 pub mod attention_sm90;
 pub mod gemm;
 pub mod gemm_bi;
@@ -38,6 +39,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &attention_sm90::SOURCE,
         kernels: &[&attention_sm90::ATTENTION_SM90],
+    },
+    SourceEntry {
+        source: &kernelyard_kernels::attention_decode::SOURCE,
+        kernels: &[&attention_decode::ATTENTION_DECODE],
     },
     SourceEntry {
         source: &kernelyard_kernels::rms_norm::SOURCE,
