@@ -42,6 +42,11 @@
 #                  racecheck/synccheck over it, the graph test binary (.gpu/bin/graph), then
 #                  bench at few and many rows (with .gpu/kernelyard-old: the same rows from it)
 #                  and torch_ops.py                            -> logprobs.log, logprobs_bench.jsonl, logprobs_ratios.md
+#   decode         cuda.attention.decode (issue 18): verify --op attention, memcheck/racecheck/
+#                  synccheck over it with the decode kernels alone instrumented (unless
+#                  DECODE_SANITIZE=0), bench at
+#                  torch_ops.py's decode shapes and torch_ops.py --op attention_decode
+#                                                              -> decode.log, decode_bench.jsonl, decode_ratios.md
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -201,6 +206,31 @@ for stage in $stages; do
     python3 scripts/ratio_table.py "$OUT/bench.jsonl" >"$OUT/ratios.md" 2>&1
     note "bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench.jsonl") kernelyard rows"
     cat "$OUT/ratios.md"
+    ;;
+  decode)
+    start=$SECONDS
+    : >"$OUT/decode.log"
+    $K verify --device cuda:0 --op attention >>"$OUT/decode.log" 2>&1
+    note "verify --op attention: rc=$?, $(grep -E 'passed|failed' "$OUT/decode.log" | tail -1)"
+    grep -E "cuda.attention.decode +[0-9]" "$OUT/decode.log" | tail -1
+    if [ "${DECODE_SANITIZE:-1}" = 1 ]; then
+      for tool in memcheck racecheck synccheck; do
+        sanitized $tool "$OUT/decode.log" "verify --op attention (decode kernels)" \
+          --kernel-regex kns=attention_decode -- --op attention
+      done
+    fi
+    : >"$OUT/decode_bench.jsonl"
+    for s in batch=64,seq_q=1,seq_kv=4096,heads_q=32,heads_kv=8,head_dim=128 \
+      batch=8,seq_q=1,seq_kv=32768,heads_q=32,heads_kv=8,head_dim=128 \
+      batch=1,seq_q=1,seq_kv=131072,heads_q=32,heads_kv=8,head_dim=128; do
+      bench_rows "$OUT/decode_bench.jsonl" attention --problem $s --dtype bf16
+    done
+    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op attention_decode >>"$OUT/decode_bench.jsonl" 2>>"$OUT/bench.err"
+    python3 scripts/decode_rows.py "$OUT/decode_bench.jsonl" >"$OUT/decode_rekeyed.jsonl"
+    python3 scripts/ratio_table.py "$OUT/decode_rekeyed.jsonl" >"$OUT/decode_ratios.md" 2>&1
+    rm -f "$OUT/decode_rekeyed.jsonl"
+    note "decode: $((SECONDS - start)) s"
+    cat "$OUT/decode_ratios.md"
     ;;
   logprobs)
     start=$SECONDS
