@@ -244,7 +244,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 12] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 13] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -288,6 +288,16 @@ mod tests {
                 Declared {
                     priority: 11,
                     ..HOPPER
+                },
+            ),
+            (
+                &attention_decode::ATTENTION_DECODE,
+                "cuda.attention.decode",
+                OpKind::Attention,
+                Declared {
+                    align: 16,
+                    priority: 30,
+                    ..NVRTC
                 },
             ),
             (&rms_norm::RMS_NORM, "cuda.rms_norm", OpKind::RmsNorm, NVRTC),
