@@ -224,6 +224,11 @@ for stage in $stages; do
       batch=8,seq_q=1,seq_kv=32768,heads_q=32,heads_kv=8,head_dim=128 \
       batch=1,seq_q=1,seq_kv=131072,heads_q=32,heads_kv=8,head_dim=128; do
       bench_rows "$OUT/decode_bench.jsonl" attention --problem $s --dtype bf16
+      if [ -x .gpu/kernelyard-old ]; then
+        .gpu/kernelyard-old bench attention --problem $s --dtype bf16 --device cuda:0 --json \
+          --kernel cuda.attention.decode 2>>"$OUT/bench.err" \
+          | sed 's/"impl":"cuda.attention.decode"/"impl":"old:cuda.attention.decode"/' >>"$OUT/decode_bench.jsonl"
+      fi
     done
     PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op attention_decode >>"$OUT/decode_bench.jsonl" 2>>"$OUT/bench.err"
     python3 scripts/decode_rows.py "$OUT/decode_bench.jsonl" >"$OUT/decode_rekeyed.jsonl"
