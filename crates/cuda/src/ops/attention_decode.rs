@@ -16,7 +16,7 @@
 //! - **Bytes.** K and V are read once (`2 B Skv Hkv D` elements); q, the outputs and the
 //!   scratch (`B Hq Sq splits (D + 2)` floats, written and read once) are small beside them.
 //! - **Scratch.** The partial results go to the stream's workspace
-//!   ([`crate::ops::gemm::workspace`], shared with cuBLASLt and token_logprobs; work on a stream
+//!   (`workspace` in `ops/gemm.rs`, shared with cuBLASLt and token_logprobs; work on a stream
 //!   runs in order), made by `prepare`; batches larger than it holds run in passes.
 //!
 //! Responsibility: core validated the views; [`attention_decode::check`] rejects what the

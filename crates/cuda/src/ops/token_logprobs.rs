@@ -28,7 +28,7 @@
 //!   captured in a CUDA graph: on a capturing stream it returns `CaptureForbidden` and queues
 //!   nothing. The unchecked mode is asynchronous and capturable.
 //! - **Scratch.** Split rows write their partial states to the stream's workspace
-//!   ([`crate::ops::gemm::workspace`], shared with cuBLASLt: work on one stream runs in order),
+//!   (`workspace` in `ops/gemm.rs`, shared with cuBLASLt: work on one stream runs in order),
 //!   made by `prepare` (or the first launch outside a capture) and freed by
 //!   [`crate::release_stream`]; 32 MiB hold about 280k rows of a 151936-entry bf16 vocabulary,
 //!   and more rows run in passes.
