@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 7, call 9 (kept for the record): token_logprobs with 1024-chunk splits (a variant
+# Session 7, call 9 (kept for the record; ran on an H200): token_logprobs with 1024-chunk splits (a variant
 # build, .gpu/kernelyard-s1k) against the committed 2048, then the decode stage (decode v2 with
 # the next step's loads prefetched, `old:` = v1), then the decode sanitizers.
 set -uo pipefail
@@ -19,6 +19,6 @@ note() { echo "## $1"; }
 export KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 K=.gpu/kernelyard; export CUDA_PATH=/usr/local/cuda; export PATH=$CUDA_PATH/bin:$PATH
 : >"$OUT/decode_sanitize.log"
-for tool in memcheck racecheck synccheck; do
+for tool in ${DECODE_TOOLS:-memcheck racecheck synccheck}; do
   sanitized $tool "$OUT/decode_sanitize.log" "verify --op attention (decode kernels)" --kernel-regex kns=attention_decode -- --op attention
 done

@@ -12,8 +12,7 @@
 //   it (R <= KY_AD_MAX_ROWS), so K and V are read once for all of a GQA group's heads.
 //   1. q rows to shared memory as f32, times scale * log2(e).
 //   2. Scores: a group of g lanes (a power of two, g * C chunks of 16 bytes cover D) takes
-//      KY_AD_U consecutive keys at a time, all their K loads in flight before the first use
-//      and the next step's issued before this step's math;
+//      KY_AD_U consecutive keys at a time, all their K loads in flight before the first use;
 //      each lane dots its C chunks with every row, the group adds the partial dots by a xor
 //      butterfly; the masked scores (-inf) go to shared memory.
 //   3. Per row, in one warp: m = max, p = 2^(s - m) (0 when m = -inf), l = sum p, by fixed
@@ -40,24 +39,6 @@
 // Most query rows (G * Sq) per CTA.
 #define KY_AD_MAX_ROWS 8
 #define KY_AD_LN2 0.693147180559945309f
-
-// Issues the 16-byte loads of keys t0 + first + u (u < KY_AD_U, those below n) of `base` for
-// lane gl's chunks into `raw`.
-template <typename T, int C>
-__device__ __forceinline__ void ky_ad_load(ky_vec16 (&raw)[KY_AD_U][C],
-                                           const typename Elem<T>::storage* base, ky_i64 kv_row,
-                                           int t0, int first, int n, int gl, int g, int D) {
-    constexpr int V = Vec16<T>::n;
-    #pragma unroll
-    for (int u = 0; u < KY_AD_U; ++u) {
-        const int t = t0 + first + u;
-        #pragma unroll
-        for (int c = 0; c < C; ++c) {
-            const int e0 = (gl + c * g) * V;
-            if (t < n && e0 < D) raw[u][c] = ky_load16_stream(base + t * kv_row + e0);
-        }
-    }
-}
 
 // Shared memory (floats): qs[R][D], sc[R][chunk], red[KY_AD_WARPS][KY_AD_RT][D], ml[2][R].
 template <typename T, int C>
@@ -105,12 +86,16 @@ __device__ __forceinline__ void attention_decode_impl(const void* qv, const void
     const ky_i64 diag = seq_kv - seq_q;  // query i sees keys j <= i + diag
 
     // 2. Scores.
-    // The next step's loads are issued before this step's math (two register buffers).
-    ky_vec16 raw[KY_AD_U][C], nxt[KY_AD_U][C];
-    ky_ad_load<T, C>(raw, kbase, kv_row, 0, first, n, gl, g, D);
     for (int t0 = 0; t0 < n; t0 += per_step) {
-        if (t0 + per_step < n) {
-            ky_ad_load<T, C>(nxt, kbase, kv_row, t0 + per_step, first, n, gl, g, D);
+        ky_vec16 raw[KY_AD_U][C];
+        #pragma unroll
+        for (int u = 0; u < KY_AD_U; ++u) {
+            const int t = t0 + first + u;
+            #pragma unroll
+            for (int c = 0; c < C; ++c) {
+                const int e0 = (gl + c * g) * V;
+                if (t < n && e0 < D) raw[u][c] = ky_load16_stream(kbase + t * kv_row + e0);
+            }
         }
         #pragma unroll
         for (int u = 0; u < KY_AD_U; ++u) {
@@ -149,11 +134,6 @@ __device__ __forceinline__ void attention_decode_impl(const void* qv, const void
                 }
             }
         }
-        #pragma unroll
-        for (int u = 0; u < KY_AD_U; ++u) {
-            #pragma unroll
-            for (int c = 0; c < C; ++c) raw[u][c] = nxt[u][c];
-        }
     }
     __syncthreads();
 
@@ -189,10 +169,16 @@ __device__ __forceinline__ void attention_decode_impl(const void* qv, const void
                 for (int k = 0; k < V; ++k) acc[rr][c][k] = 0.0f;
             }
         }
-        ky_ad_load<T, C>(raw, vbase, kv_row, 0, first, n, gl, g, D);
         for (int t0 = 0; t0 < n; t0 += per_step) {
-            if (t0 + per_step < n) {
-                ky_ad_load<T, C>(nxt, vbase, kv_row, t0 + per_step, first, n, gl, g, D);
+            ky_vec16 raw[KY_AD_U][C];
+            #pragma unroll
+            for (int u = 0; u < KY_AD_U; ++u) {
+                const int t = t0 + first + u;
+                #pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    const int e0 = (gl + c * g) * V;
+                    if (t < n && e0 < D) raw[u][c] = ky_load16_stream(vbase + t * kv_row + e0);
+                }
             }
             #pragma unroll
             for (int u = 0; u < KY_AD_U; ++u) {
@@ -212,11 +198,6 @@ __device__ __forceinline__ void attention_decode_impl(const void* qv, const void
                         for (int k = 0; k < V; ++k) acc[rr][c][k] = fmaf(p, vf[k], acc[rr][c][k]);
                     }
                 }
-            }
-            #pragma unroll
-            for (int u = 0; u < KY_AD_U; ++u) {
-                #pragma unroll
-                for (int c = 0; c < C; ++c) raw[u][c] = nxt[u][c];
             }
         }
         // Groups of a warp (lanes gl, gl + g, ...), then the warps in order.
