@@ -11,11 +11,12 @@
 #                  invariant GEMM kernels alone instrumented (sanitize_gemm's run), then over
 #                  the whole suite                                               -> memcheck.log, racecheck.log
 #   gemm_bi        the invariant GEMM alone: its GPU test binaries (gemm_*), verify --op gemm,
-#                  the gemm bench rows and torch.matmul                          -> gemm_bi.log, bench_gemm.jsonl, ratios_gemm.md
+#                  the gemm bench rows (NN, NT, TN; with .gpu/kernelyard-old its sm90 kernel's
+#                  NN and NT rows as "old:"), torch.matmul and torch_ops.py --op gemm_layouts
+#                                                                                -> gemm_bi.log, bench_gemm.jsonl, ratios_gemm.md
 #   sanitize_op    memcheck, racecheck, synccheck over verify --op $SANITIZE_OP (default silu_mul)
 #                                                                                -> {memcheck,racecheck,synccheck}_<op>.log
-#   sanitize_gemm  memcheck and racecheck over verify --op gemm, the invariant GEMM kernels
-#                  instrumented                                                 -> memcheck_gemm.log, racecheck_gemm.log
+#   sanitize_gemm  memcheck, racecheck and synccheck over verify --op gemm      -> {memcheck,racecheck,synccheck}_gemm.log
 #   tune           issue 16's sweep: `kernelyard tune` on row ops across widths, odd and small
 #                  GEMMs, SSU shapes; tuned vs untuned per problem (scripts/tune_table.py)
 #                  TUNE_SETS picks the groups (default `rows gemm ssu`)
@@ -61,14 +62,28 @@ K=.gpu/kernelyard
 stages=${*:-tests verify bench sanitize}
 summary=()
 note() { summary+=("$1"); echo "## $1"; }
-# The gemm bench shapes (bf16): each NN (torch_ops.py's `a @ b`) and NT (`x @ W^T`, a linear
-# layer's forward; the JSON rows say "layout": "nt").
+# The gemm bench shapes (bf16): each NN (torch_ops.py's `a @ b`), NT (`x @ W^T`, a linear
+# layer's forward; the JSON rows say "layout": "nt") and TN (`A^T @ dC`, the weight gradient;
+# "layout": "tn", torch_ops.py --op gemm_layouts).
 GEMM_SHAPES="m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=1,n=4096,k=4096"
 # bench_rows OUT.jsonl OP ARGS...: one `kernelyard bench --all --json` into OUT.jsonl.
 bench_rows() { local out=$1; shift; $K bench "$@" --device cuda:0 --all --json >>"$out" 2>>"$OUT/bench.err" || echo "bench $* failed" >&2; }
-gemm_bench() { # gemm_bench OUT.jsonl: the gemm shapes, NN then NT
+gemm_bench() { # gemm_bench OUT.jsonl: the gemm shapes, NN, NT, then TN
   for s in $GEMM_SHAPES; do bench_rows "$1" gemm --problem "$s" --dtype bf16; done
   for s in $GEMM_SHAPES; do bench_rows "$1" gemm --problem "$s,trans_b=1" --dtype bf16; done
+  for s in $GEMM_SHAPES; do bench_rows "$1" gemm --problem "$s,trans_a=1" --dtype bf16; done
+}
+# gemm_bench_old OUT.jsonl: with .gpu/kernelyard-old staged, its invariant sm90 kernel on the NN and NT
+# shapes, rows labelled "old:" (the same kernel before a change, in the same call).
+gemm_bench_old() {
+  [ -x .gpu/kernelyard-old ] || return 0
+  local s t
+  for s in $GEMM_SHAPES; do
+    for t in "" ",trans_b=1"; do
+      .gpu/kernelyard-old bench gemm --problem "$s$t" --dtype bf16 --device cuda:0 --kernel cuda.gemm.batch_invariant.sm90 --json 2>>"$OUT/bench.err" \
+        | sed 's/"impl":"cuda.gemm/"impl":"old:cuda.gemm/' >>"$1"
+    done
+  done
 }
 # sanitized TOOL LOG LABEL [FILTER...] -- VERIFY-ARGS...: compute-sanitizer TOOL over `kernelyard
 # verify --device cuda:0 VERIFY-ARGS` (170 s at most), appended to LOG, with a summary note.
@@ -130,7 +145,7 @@ for stage in $stages; do
     done
     ;;
   sanitize_gemm)
-    for tool in memcheck racecheck; do
+    for tool in memcheck racecheck synccheck; do
       : >"$OUT/${tool}_gemm.log"
       # No --kernel-name filter: with one, racecheck aborted ("failed to handle a hardware
       # exception") once the TMA/wgmma kernel ran (docs/GPU.md). Unfiltered it runs clean for
@@ -155,7 +170,9 @@ for stage in $stages; do
     start=$SECONDS
     : >"$OUT/bench_gemm.jsonl"
     gemm_bench "$OUT/bench_gemm.jsonl"
+    gemm_bench_old "$OUT/bench_gemm.jsonl"
     PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op gemm >>"$OUT/bench_gemm.jsonl" 2>>"$OUT/bench.err"
+    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op gemm_layouts >>"$OUT/bench_gemm.jsonl" 2>>"$OUT/bench.err"
     python3 scripts/ratio_table.py "$OUT/bench_gemm.jsonl" >"$OUT/ratios_gemm.md" 2>&1
     note "gemm bench: $((SECONDS - start)) s, $(grep -c kernelyard "$OUT/bench_gemm.jsonl") kernelyard rows"
     cat "$OUT/ratios_gemm.md"

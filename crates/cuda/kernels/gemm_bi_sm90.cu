@@ -3,28 +3,33 @@
 // warpgroups, one producer warpgroup, mbarrier handshakes. `cuda.gemm.batch_invariant.sm90`
 // (crates/cuda/src/ops/gemm_bi_sm90.rs) launches it.
 //
-// C = alpha * op(A) @ op(B) + beta * C, A/B f16 or bf16, C in A's dtype or f32, A not transposed.
+// C = alpha * op(A) @ op(B) + beta * C, A/B f16 or bf16, C in A's dtype or f32, every layout.
 //
 // Batch invariance (the reason this kernel exists): every output element is reduced over K in
 // one order that depends on nothing but K: k-tiles of 64 in increasing order, each as four
 // k16 wgmma steps into the same f32 accumulator, started from zero. The block tile (128 x 256)
 // and the stage count are fixed; nothing depends on M or the batch, there is no split-K and no
-// atomic. Rows past M, columns past N and k past K are zero-filled by TMA and contribute exact
+// atomic. Rows past M, columns past N and k past K are zero-filled and contribute exact
 // zeros; stores are predicated. The epilogue computes every element with the same explicit
 // arithmetic (`alpha * acc`, then `fma(beta, c, .)`), whatever path stores it.
 //
 // Layouts (row-major storage; see crates/cuda/src/ops/gemm.rs for the problem's conventions):
-// - A not transposed ([m, k], K-major): one TMA box of 64 k x 128 rows per stage, 128-byte
+// - A not transposed ([m, k], K-major): one box of 64 k x 128 rows per stage, 128-byte
 //   swizzle; wgmma reads it K-major (descriptor SBO = 1024 bytes, k16 step = +32 bytes).
-// - A transposed is not supported: its row stride is M, so its 16-byte alignment (TMA's
-//   rule) would change with M, and with it the kernel selection picks; such problems go to
-//   the mma.sync kernel (gemm_bi.cu) for every M.
+// - A transposed ([k, m], M-major: the backward's dB = A^T dC): two boxes of 64 m x 64 k rows
+//   (8 KiB each, one per consumer warpgroup), read with wgmma's transpose flag for A: SBO =
+//   1024 bytes (the next 8 k rows), k16 step = +2048 bytes (16 rows of 128 bytes).
 // - B transposed ([n, k], K-major): one box of 64 k x 256 rows, read like A.
 // - B not transposed ([k, n], N-major): four boxes of 64 n x 64 k rows (8 KiB each), read with
 //   wgmma's transpose flag; descriptor LBO = 8192 bytes (the next 64-wide N block), SBO = 1024
 //   bytes (the next 8 k rows), k16 step = +2048 bytes (16 rows of 128 bytes).
 // Every box is 128 bytes wide (64 elements) so the 128-byte swizzle atom is the whole row;
 // stage buffers are 1024-byte aligned, as the swizzle needs.
+//
+// Loads: TMA copies an operand whose address and strides are multiples of 16 bytes. Any other
+// (A^T's row stride is M, so an odd M makes it one) is loaded by the producer warpgroup into
+// the same swizzled layout with the same zero fill (`manual_box`): the shared memory wgmma
+// reads, and so every bit of C, is the same either way, and the host picks per launch.
 #include "common.cuh"
 #include "hopper.cuh"
 
@@ -52,18 +57,18 @@ __device__ __forceinline__ void tma_load(void* dst, const KyTensorMap* map, int 
         : "memory");
 }
 
-template <typename T, int TB> struct KyWgmma;
+template <typename T, int TA, int TB> struct KyWgmma;
 
 // One definition per instruction shape for both 16-bit types: TY (bf16 or f16) is pasted
 // into the storage type and the instruction (the PTX is what the two spelled-out copies gave).
 #define SM90_KYWGMMA(TY) \
-template <int TB> struct KyWgmma<ky_##TY, TB> {                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                               \
+template <int TA, int TB> struct KyWgmma<ky_##TY, TA, TB> {                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                               \
   static __device__ __forceinline__ void run(float (&d)[128], ky_u64 da, ky_u64 db) {                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                         \
     asm volatile(                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                             \
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                              \
       "wgmma.mma_async.sync.aligned.m64n256k16.f32." #TY "." #TY " "                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                          \
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "  \
-      "%128, %129, p, 1, 1, 0, %130;\n}\n"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                    \
+      "%128, %129, p, 1, 1, %130, %131;\n}\n"                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                    \
       :                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                       \
       "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                         \
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                   \
@@ -81,7 +86,7 @@ template <int TB> struct KyWgmma<ky_##TY, TB> {                                 
       "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                         \
       "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                         \
       "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                          \
-      : "l"(da), "l"(db), "n"(TB));                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           \
+      : "l"(da), "l"(db), "n"(TA), "n"(TB));                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           \
   }                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                                           \
 };
 SM90_KYWGMMA(bf16)
@@ -130,12 +135,13 @@ __device__ __forceinline__ float value(const C* c, float acc, float alpha, float
 }
 
 // Stores one consumer thread's fragment: wgmma's m64n256 f32 layout gives warp w rows
-// 16w + lane/4 (+8) and, per 8-column block i, columns 8i + 2 (lane % 4) (+1). Pairs are
-// stored as one 4- or 8-byte word (ldc is even and C 16-byte aligned: the kernel's checks).
+// 16w + lane/4 (+8) and, per 8-column block i, columns 8i + 2 (lane % 4) (+1). With `pairs`
+// (C's address, ldc and batch stride keep every even column's pair aligned) a pair is stored
+// as one 4- or 8-byte word; otherwise element by element, with the same values.
 template <typename C>
 __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_i64 ldc,
                                          ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
-                                         float alpha, float beta, int accumulate) {
+                                         float alpha, float beta, int accumulate, int pairs) {
     C* c = (C*)c_ptr;
     const int lane = threadIdx.x & 31;
     const ky_i64 r = row0 + (lane >> 2);
@@ -150,7 +156,12 @@ __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_
                 const float v0 = value(p, d[i * 4 + h * 2], alpha, beta, accumulate);
                 if (col + 1 < n) {
                     const float v1 = value(p + 1, d[i * 4 + h * 2 + 1], alpha, beta, accumulate);
-                    Out<C>::store2(p, v0, v1);
+                    if (pairs) {
+                        Out<C>::store2(p, v0, v1);
+                    } else {
+                        Out<C>::store(p, v0);
+                        Out<C>::store(p + 1, v1);
+                    }
                 } else {
                     Out<C>::store(p, v0);
                 }
@@ -176,18 +187,101 @@ __device__ __forceinline__ Tile tile_of(int t, int tiles_m, int tiles_n) {
     return Tile{batch, tile_m * BM, tile_n * BN};
 }
 
+// An operand as the manual loads see it: its first element (batch entry 0), its row stride
+// and batch stride in elements (batch stride 0: broadcast), and its contiguous (`inner`) and
+// strided (`outer`) extents.
+struct Operand {
+    const ky_u16* ptr;
+    ky_i64 ld, batch_stride, inner, outer;
+};
+
+// Writes the box of `rows` x 64 elements at (inner0, outer0) of batch entry `batch` of `op`
+// into `dst` exactly as a TMA copy with the 128-byte swizzle and zero fill writes it: element
+// (o, i) of the box at byte o * 128 + ((i / 8) ^ (o % 8)) * 16 + (i % 8) * 2 (`dst` is
+// 1024-byte aligned). Used for an operand whose address or strides TMA cannot take (16 bytes):
+// the shared memory, and so every bit of the result, is the same either way. Each of the
+// producer warpgroup's 128 threads writes 16-byte chunks; a chunk is one 16-byte load when it
+// is aligned and whole, else element by element.
+__device__ __forceinline__ void manual_box(unsigned char* dst, const Operand& op, int batch,
+                                           ky_i64 inner0, ky_i64 outer0, int rows) {
+    const ky_u16* base = op.ptr + (ky_i64)batch * op.batch_stride;
+    for (int c = threadIdx.x; c < rows * 8; c += 128) {
+        const int o = c >> 3, ch = c & 7;
+        const ky_i64 go = outer0 + o, gi = inner0 + ch * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (go < op.outer && gi < op.inner) {
+            const ky_u16* src = base + go * op.ld + gi;
+            if (gi + 8 <= op.inner && ((ky_u64)src & 15) == 0) {
+                v = *(const uint4*)src;
+            } else {
+                ky_u32 w[4] = {0, 0, 0, 0};
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    if (gi + j < op.inner) w[j >> 1] |= (ky_u32)src[j] << ((j & 1) * 16);
+                v = make_uint4(w[0], w[1], w[2], w[3]);
+            }
+        }
+        *(uint4*)(dst + o * 128 + ((ch ^ (o & 7)) << 4)) = v;
+    }
+}
+
+// Makes this thread's shared-memory writes visible to the async proxy (wgmma's reads).
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// The stage's A (rows m0.., k0..) and B (columns n0.., k0..) tiles, TMA copies or manual
+// loads per operand (`manual` bit 0: A, bit 1: B). Shared layouts, each box 128 bytes wide:
+// - A not transposed: one box of 128 rows x 64 k; transposed: two boxes of 64 k x 64 m;
+// - B transposed: one box of 256 rows x 64 k; not transposed: four boxes of 64 k x 64 n.
+// Called by thread 0 alone for the TMA copies (`tma` true) and by all 128 producer threads
+// for the manual loads (`tma` false).
+template <int TA, int TB>
+__device__ __forceinline__ void load_stage(unsigned char* sa, unsigned char* sb, bool tma,
+                                           int manual, const KyTensorMap* map_a,
+                                           const KyTensorMap* map_b, const Operand& op_a,
+                                           const Operand& op_b, const Tile& tile, int ab, int bb,
+                                           int k0, ky_u64* bar) {
+    if (tma != ((manual & 1) != 0)) {
+        if (TA) {
+            for (int j = 0; j < BM / 64; ++j) {
+                if (tma) tma_load(sa + j * 8192, map_a, tile.m0 + j * 64, k0, ab, bar);
+                else manual_box(sa + j * 8192, op_a, ab, tile.m0 + j * 64, k0, BK);
+            }
+        } else {
+            if (tma) tma_load(sa, map_a, k0, tile.m0, ab, bar);
+            else manual_box(sa, op_a, ab, k0, tile.m0, BM);
+        }
+    }
+    if (tma != ((manual & 2) != 0)) {
+        if (TB) {
+            if (tma) tma_load(sb, map_b, k0, tile.n0, bb, bar);
+            else manual_box(sb, op_b, bb, k0, tile.n0, BN);
+        } else {
+            for (int j = 0; j < BN / 64; ++j) {
+                if (tma) tma_load(sb + j * 8192, map_b, tile.n0 + j * 64, k0, bb, bar);
+                else manual_box(sb + j * 8192, op_b, bb, tile.n0 + j * 64, k0, BK);
+            }
+        }
+    }
+}
+
 // The kernel: a persistent grid (at most one block per SM) walks the tiles of every batch,
 // block b taking tiles b, b + gridDim.x, ... The producer runs ahead across tiles through the
 // ring (a global k-iteration count `it` gives each stage's barrier phase), so the next tile's
 // loads overlap this tile's epilogue. Which block computes a tile changes nothing in its
 // arithmetic. Coordinates of the tensor maps are (inner, outer, batch); a broadcast operand
-// (`a_bcast`, `b_bcast`) is read at batch coordinate 0. TB: B is transposed (stored [n, k]).
-template <typename T, int TB>
+// (`a_bcast`, `b_bcast`) is read at batch coordinate 0. TA: A is transposed (stored [k, m]);
+// TB: B is transposed (stored [n, k]). `manual` (bit 0: A, bit 1: B) names the operands the
+// producer warpgroup loads itself instead of TMA (its map is then unused); `c_pairs`: C's
+// pairs may be stored as one word.
+template <typename T, int TA, int TB>
 __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap* map_b,
+                                     const Operand& op_a, const Operand& op_b, int manual,
                                      void* c, ky_i64 m, ky_i64 n, ky_i64 k, ky_i64 ldc,
                                      ky_i64 batch_stride_c, int batches, int a_bcast,
                                      int b_bcast, float alpha, float beta, int accumulate,
-                                     int c_f32) {
+                                     int c_f32, int c_pairs) {
     extern __shared__ unsigned char ky_smem_raw[];
     // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
     unsigned char* smem =
@@ -199,11 +293,15 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     const int tiles_n = (int)((n + BN - 1) / BN);
     const int tiles = tiles_m * tiles_n * batches;
     const int ktiles = (int)((k + BK - 1) / BK);
+    // Bytes the TMA copies of one stage bring (what `full` waits for besides its arrivals).
+    const ky_u32 tma_bytes = ((manual & 1) ? 0 : A_BYTES) + ((manual & 2) ? 0 : B_BYTES);
 
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; ++s) {
-            mbar_init(&full[s], 1);
+            // With manual loads every producer thread arrives after its writes (thread 0's
+            // arrival also sets the stage's TMA bytes); else thread 0 alone.
+            mbar_init(&full[s], manual ? 128 : 1);
             mbar_init(&empty[s], 256);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -211,9 +309,10 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     __syncthreads();
 
     if (wg == 0) {
-        // Producer: one thread issues every copy; its warpgroup gives registers back.
+        // Producer: thread 0 issues every TMA copy (all 128 threads take part in manual
+        // loads); the warpgroup gives registers back.
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
-        if (threadIdx.x == 0) {
+        if (manual || threadIdx.x == 0) {
             int it = 0;
             for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
                 const Tile tile = tile_of(t, tiles_m, tiles_n);
@@ -224,14 +323,18 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                     if (it >= STAGES) mbar_wait(&empty[s], ((it / STAGES) - 1) & 1);
                     unsigned char* sa = smem + s * STAGE_BYTES;
                     unsigned char* sb = sa + A_BYTES;
-                    mbar_expect_tx(&full[s], STAGE_BYTES);
                     const int k0 = kt * BK;
-                    tma_load(sa, map_a, k0, tile.m0, ab, &full[s]);
-                    if (TB) {
-                        tma_load(sb, map_b, k0, tile.n0, bb, &full[s]);
+                    if (manual) {
+                        load_stage<TA, TB>(sa, sb, false, manual, map_a, map_b, op_a, op_b,
+                                           tile, ab, bb, k0, &full[s]);
+                        fence_proxy_async();
+                    }
+                    if (threadIdx.x == 0) {
+                        mbar_expect_tx(&full[s], tma_bytes);
+                        load_stage<TA, TB>(sa, sb, true, manual, map_a, map_b, op_a, op_b,
+                                           tile, ab, bb, k0, &full[s]);
                     } else {
-                        for (int j = 0; j < BN / 64; ++j)
-                            tma_load(sb + j * 8192, map_b, tile.n0 + j * 64, k0, bb, &full[s]);
+                        mbar_arrive(&full[s]);
                     }
                 }
             }
@@ -241,7 +344,10 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
         const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the tile
         const int warp = (threadIdx.x / 32) & 3;
         // Descriptor offsets (bytes): K-major (transpose flag 0) steps 32 bytes per k16 inside
-        // the swizzle row (LBO unused, 16); N-major (flag 1) steps 16 rows of 128 bytes.
+        // the swizzle row (LBO unused, 16); MN-major (flag 1) steps 16 rows of 128 bytes, LBO
+        // the next 64-wide block (B's; A's 64 rows per warpgroup are one block).
+        const ky_u32 a_lbo = TA ? 8192 : 16;
+        const int a_step = TA ? 2048 : 32;
         const ky_u32 b_lbo = TB ? 16 : 8192;
         const int b_step = TB ? 32 : 2048;
         float d[128];
@@ -256,13 +362,14 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
             for (int kt = 0; kt < ktiles; ++kt, ++it) {
                 const int s = it % STAGES;
                 mbar_wait(&full[s], (it / STAGES) & 1);
+                // Rows cw * 64.. of A: byte 8192 * cw in both of A's layouts.
                 const unsigned char* sa = smem + s * STAGE_BYTES + cw * 8192;
                 const unsigned char* sb = smem + s * STAGE_BYTES + A_BYTES;
                 wgmma_fence();
 #pragma unroll
                 for (int kk = 0; kk < BK / 16; ++kk) {
-                    KyWgmma<T, TB ? 0 : 1>::run(d, desc(sa + kk * 32, 16, 1024),
-                                                desc(sb + kk * b_step, b_lbo, 1024));
+                    KyWgmma<T, TA, TB ? 0 : 1>::run(d, desc(sa + kk * a_step, a_lbo, 1024),
+                                                    desc(sb + kk * b_step, b_lbo, 1024));
                 }
                 wgmma_commit();
                 wgmma_wait1();
@@ -276,26 +383,37 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
             void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
                              : (void*)((T*)c + tile.batch * batch_stride_c);
             if (c_f32)
-                epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate);
+                epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
+                                c_pairs);
             else
-                epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate);
+                epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate, c_pairs);
         }
     }
 }
 
 }  // namespace sm90
 
-#define KY_GEMM_SM90(NAME, T, TB)                                                               \
+#define KY_GEMM_SM90(NAME, T, TA, TB)                                                           \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1) NAME(                        \
         const __grid_constant__ KyTensorMap map_a, const __grid_constant__ KyTensorMap map_b,   \
-        void* c, long long m, long long n, long long k, long long ldc, long long batch_stride_c, \
-        int batches, int a_bcast, int b_bcast, float alpha, float beta, int accumulate,          \
-        int c_f32) {                                                                             \
-        sm90::gemm<T, TB>(&map_a, &map_b, c, m, n, k, ldc, batch_stride_c, batches, a_bcast,     \
-                          b_bcast, alpha, beta, accumulate, c_f32);                              \
+        const void* a, long long lda, long long batch_stride_a, const void* b, long long ldb,    \
+        long long batch_stride_b, int manual, void* c, long long m, long long n, long long k,   \
+        long long ldc, long long batch_stride_c, int batches, int a_bcast, int b_bcast,         \
+        float alpha, float beta, int accumulate, int c_f32, int c_pairs) {                      \
+        const sm90::Operand op_a{(const ky_u16*)a, lda, a_bcast ? 0 : batch_stride_a,            \
+                                 TA ? m : k, TA ? k : m};                                       \
+        const sm90::Operand op_b{(const ky_u16*)b, ldb, b_bcast ? 0 : batch_stride_b,            \
+                                 TB ? k : n, TB ? n : k};                                       \
+        sm90::gemm<T, TA, TB>(&map_a, &map_b, op_a, op_b, manual, c, m, n, k, ldc,              \
+                              batch_stride_c, batches, a_bcast, b_bcast, alpha, beta,           \
+                              accumulate, c_f32, c_pairs);                                      \
     }
 
-KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0)
-KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 1)
-KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0)
-KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 1)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0, 0)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 0, 1)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tn, ky_bf16, 1, 0)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tt, ky_bf16, 1, 1)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0, 0)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 0, 1)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tn, ky_f16, 1, 0)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tt, ky_f16, 1, 1)

@@ -10,8 +10,8 @@
 //!   (dA = dC B^T with `trans_b`; dB = A^T dC with `trans_a`, whose M axis is A's columns) and
 //!   a batched product with a broadcast weight (each batch entry as computed alone);
 //! - with A's row stride exactly M (dB over an odd token count), the problem's alignment changes
-//!   with the sub-batch, and with it the mma.sync kernel's loads (16-byte or element-wise):
-//!   the bits must not;
+//!   with the sub-batch, and with it the mma.sync kernel's loads (16-byte or element-wise) and
+//!   the sm90 kernel's (TMA or its own): the bits must not;
 //! - sampled rows of every full product are within the tolerance contract of an `f64` product
 //!   (`kernelyard_suite::tolerance`, `docs/TOLERANCES.md`), and no output stays NaN (outputs
 //!   are poisoned with NaN before every launch).
@@ -25,9 +25,9 @@
 //! return it (checked here on the device, and on simulated devices in `gemm_bi_selection.rs`).
 //!
 //! A kernel the device is not meant to run (the sm90 one off sm_90, both below sm_80) is
-//! asserted to be rejected by selection for its architecture and printed as `SKIP`, and so is
-//! a layout a kernel documents it declines (the sm90 one with A transposed), with a shape
-//! reason; anything else the device is meant to run must run. No test returns early and
+//! asserted to be rejected by selection for its architecture and printed as `SKIP`; anything
+//! else the device is meant to run must run (both kernels take every layout: the sm90 one
+//! loads an operand TMA cannot copy, such as A^T with an odd row stride, itself). No test returns early and
 //! passes; without CUDA they panic with the reason. Run with `--include-ignored`
 //! (`scripts/gpu_proof.sh` does, in its `tests` and `gemm_bi` stages). Inputs are uniform in
 //! [-1, 1) from a fresh seed printed first; `KERNELYARD_SEED=<seed>` reproduces a run.
@@ -42,7 +42,7 @@ use kernelyard_core::{DType, OpKind, Params, Policy, Problem, Reason, TensorView
 use kernelyard_suite::rng::Rng;
 
 use support::{
-    case, declines, diff_rows, expected_invariant, nan_check, pack_a, random16, random_b,
+    case, diff_rows, expected_invariant, nan_check, pack_a, random16, random_b,
     rejection, sampled_rows, value_check, Case, Gpu, BI, BI_SM90, CUBLASLT,
 };
 
@@ -83,7 +83,8 @@ const BWD_DB: Case = case("dB = A^T @ dC", 4096, 1536, 2048, TN);
 /// A weight gradient over an odd token count (k = 2049) into f32, N not a multiple of 128, A's
 /// row stride exactly M: the problem is 16-byte aligned for some sub-batches (64 and 1000 rows,
 /// the full batch) and not for others (1, 2, 7, 129), so the mma.sync kernel switches between
-/// its 16-byte and element-wise loads, which must not change a bit.
+/// its 16-byte and element-wise loads and the sm90 kernel between TMA and its own loads of A,
+/// which must not change a bit.
 const BWD_DB_ODD: Case = Case {
     c_dtype: DType::F32,
     tight_lda: true,
@@ -321,11 +322,7 @@ fn check_invariant(cases: &[Case]) {
     let mut failures = Vec::new();
     for kernel in &kernels {
         for case in cases {
-            if declines(kernel, case.trans_a) {
-                gpu.assert_declined(kernel, case);
-            } else {
-                check_rows(&gpu, kernel, case, Expect::Invariant, &mut failures);
-            }
+            check_rows(&gpu, kernel, case, Expect::Invariant, &mut failures);
         }
     }
     assert!(
@@ -393,9 +390,8 @@ fn cublaslt_batch_dependence_is_reported_not_asserted() {
 }
 
 /// On this device, selection with `batch_invariant` or `deterministic` returns the invariant
-/// kernel with the highest priority the device is meant to run (on sm_90 the sm90 one, or the
-/// mma.sync one for A transposed, which the sm90 one declines), never
-/// cuBLASLt, which stays the unconstrained choice; an f32 problem has no invariant kernel and
+/// kernel with the highest priority the device is meant to run (on sm_90 the sm90 one, in
+/// every layout), never cuBLASLt, which stays the unconstrained choice; an f32 problem has no invariant kernel and
 /// fails with every candidate's reasons.
 #[test]
 #[ignore = "requires a CUDA device"]
@@ -413,8 +409,7 @@ fn constrained_selection_on_this_device_never_returns_cublaslt() {
             dtype,
         )
         .expect("problem");
-        let Problem::Gemm(g) = &p else { unreachable!() };
-        let expected = expected_invariant(gpu.sm(), g.trans_a);
+        let expected = expected_invariant(gpu.sm());
         let auto = gpu
             .rt
             .select(gpu.device, &p, &Policy::auto())

@@ -4,9 +4,9 @@
 //!
 //! - With either constraint, selection returns a batch-invariant kernel and never
 //!   `cuda.gemm.cublaslt` (which declares neither property): `cuda.gemm.batch_invariant.sm90`
-//!   (priority 6) on sm_90 (except for A transposed, which it declines with a shape reason),
-//!   `cuda.gemm.batch_invariant` (priority 5) there for A transposed and on other sm_80+
-//!   devices.
+//!   (priority 6) on sm_90, in every layout and alignment (A transposed with an odd row
+//!   stride included: it loads what TMA cannot copy itself, so its choice never depends on M),
+//!   `cuda.gemm.batch_invariant` (priority 5) on other sm_80+ devices.
 //! - Without constraints cuBLASLt (priority 10) stays the choice.
 //! - Where no invariant kernel can run (sm_75, or f32 A/B), selection fails with every
 //!   candidate's reasons: cuBLASLt's "not batch-invariant", the invariant kernels' architecture
@@ -47,6 +47,9 @@ fn problems() -> Vec<(String, Problem)> {
         "m=128,n=14336,k=4096,trans_b=1",
         "m=2048,n=4096,k=1536,trans_b=1",
         "m=4096,n=1536,k=2048,trans_a=1,c_dtype=f32",
+        "m=17,n=1000,k=2049,trans_a=1,c_dtype=f32",
+        "m=1,n=33,k=9,trans_a=1,trans_b=1",
+        "m=7,n=1000,k=65",
         "batch=3,m=683,n=1000,k=4096,trans_b=1,broadcast=b",
     ];
     let mut out = Vec::new();
@@ -56,10 +59,6 @@ fn problems() -> Vec<(String, Problem)> {
         }
     }
     out
-}
-
-fn trans_a(p: &Problem) -> bool {
-    matches!(p, Problem::Gemm(g) if g.trans_a)
 }
 
 fn registered(name: &str) -> &'static dyn Kernel {
@@ -149,20 +148,8 @@ fn on_sm90_the_constraints_select_the_sm90_kernel_never_cublaslt() {
                 .select(DeviceId::cuda(0), &p, &policy)
                 .unwrap_or_else(|e| panic!("{what}, {policy}: {e}"));
             let report = plan.report();
-            if trans_a(&p) {
-                // The sm90 kernel declines A transposed (its row stride is M, and TMA's 16-byte
-                // rule would make the kernel depend on M): the mma.sync kernel takes it.
-                assert_eq!(plan.kernel_name(), BI, "{what}, {policy}:\n{report}");
-                let sm90 = reasons(report, BI_SM90);
-                assert!(
-                    sm90.iter()
-                        .any(|r| matches!(r, Reason::ShapeUnsupported { .. })),
-                    "{what}: {sm90:?}"
-                );
-            } else {
-                assert_eq!(plan.kernel_name(), BI_SM90, "{what}, {policy}:\n{report}");
-                assert_eq!(verdict(report, BI), &Verdict::Runnable, "{what}:\n{report}");
-            }
+            assert_eq!(plan.kernel_name(), BI_SM90, "{what}, {policy}:\n{report}");
+            assert_eq!(verdict(report, BI), &Verdict::Runnable, "{what}:\n{report}");
             let lt = reasons(report, CUBLASLT);
             assert!(lt.contains(&Reason::NotDeterministic), "{what}: {lt:?}");
             assert_eq!(

@@ -2,24 +2,30 @@
 //! (`sm_90a`): TMA copies into a four-stage shared-memory ring, `wgmma` into f32 accumulators.
 //!
 //! - **What it computes.** `C = alpha * op(A) @ op(B) + beta * C` for f16/bf16 A and B, C in
-//!   A's dtype or f32, B transposed or not, a batch (broadcast operands included). A
-//!   transposed is rejected (see below).
+//!   A's dtype or f32, every layout (A and B each transposed or not: the forward `x @ W` and
+//!   `x @ W^T`, and both backward products `dC @ W` / `dC @ W^T` and `A^T @ dC`), a batch
+//!   (broadcast operands included), any alignment.
 //! - **Why it is batch-invariant.** Every element of C is reduced over K in one order that
 //!   depends only on K: k-tiles of 64 in increasing order, four k16 `wgmma` steps each, into
 //!   one f32 accumulator started at zero. The block tile (128 x 256), the stage count and the
 //!   entry point depend only on the dtypes and transposes, never on M or the batch; there is no
-//!   split-K and no atomic. Tails are zero-filled by TMA (exact zeros in the sum) and stores are
+//!   split-K and no atomic. Tails are zero-filled (exact zeros in the sum) and stores are
 //!   predicated, so a row's bits do not depend on which rows ride with it
 //!   (`kernels/gemm_bi_sm90.cu` has the layout details).
+//! - **Alignment never changes the kernel.** TMA needs 16-byte addresses and strides. With A
+//!   transposed (`dB = A^T dC`), A's row stride is M, so that rule would make the kernel, and
+//!   with it the bits, depend on M. Instead the launch looks at each operand: one TMA can take
+//!   is copied by TMA, any other is loaded by the producer warpgroup into the same swizzled
+//!   shared-memory layout (zero-filled the same way), and C's pairs are stored as words only
+//!   where aligned. The shared memory the tensor cores read, and every bit of C, are the same
+//!   either way; only the speed differs (the manual loads are slower). So the kernel declares
+//!   the least alignment (2 bytes) and takes every problem its dtypes allow.
 //! - **What it needs.** Compute capability 9.0 exactly (`wgmma` and TMA are `sm_90a`
-//!   instructions), 16-byte alignment of every pointer, row stride and batch stride (TMA's rule
-//!   for global addresses and strides), and 193 KiB of shared memory per block. Anything else is
-//!   rejected with a typed reason, never launched; selection then falls to the `mma.sync`
-//!   kernel (`cuda.gemm.batch_invariant`). None of these facts depends on M, so a problem's
-//!   kernel never changes with M: with A not transposed its row stride is K, and its batch
-//!   stride a multiple of it. That is why A transposed is not taken: its row stride is M (the
-//!   layout of `dB = A^T dC`), so its alignment, and with it the selected kernel (and its
-//!   bits), would change with M.
+//!   instructions), sizes TMA's 32-bit coordinates hold and 193 KiB of shared memory per
+//!   block. Anything else is rejected with a typed reason, never launched; selection then falls
+//!   to the `mma.sync` kernel (`cuda.gemm.batch_invariant`). None of these facts depends on M
+//!   in a way that changes the kernel for a problem that differs only in M (the size limits
+//!   are far above any M that fits a device).
 //! - **Tensor maps** are encoded on the host for each launch (`cuTensorMapEncodeTiled`, a few
 //!   microseconds of CPU) and passed by value as `__grid_constant__` parameters.
 
@@ -41,8 +47,12 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
     symbols: &[
         "gemm_bi_sm90_bf16_nn",
         "gemm_bi_sm90_bf16_nt",
+        "gemm_bi_sm90_bf16_tn",
+        "gemm_bi_sm90_bf16_tt",
         "gemm_bi_sm90_f16_nn",
         "gemm_bi_sm90_f16_nt",
+        "gemm_bi_sm90_f16_tn",
+        "gemm_bi_sm90_f16_tt",
     ],
 };
 
@@ -71,29 +81,16 @@ const META: KernelMeta = tensor_core_meta::<Gemm>(
     module_path!(),
     "TMA + wgmma tensor-core GEMM (sm_90a); batch-invariant, deterministic",
     TensorCores::Hopper,
-    16,
+    2,
     6,
 );
 
-/// Only A not transposed, C in A's dtype or f32, 16-byte strides (checked on the strides
-/// themselves: [`strides_aligned`]), sizes TMA's 32-bit coordinates hold, and
-/// [`SHARED_BYTES`] of opt-in shared memory per block.
+/// C in A's dtype or f32, sizes TMA's 32-bit coordinates hold, and [`SHARED_BYTES`] of opt-in
+/// shared memory per block. Every layout and alignment is taken (see the module docs).
 fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
-    if p.trans_a {
-        reasons.push(Reason::ShapeUnsupported {
-            what: "A transposed (its row stride is M, so TMA's 16-byte rule would make the \
-                   choice of kernel depend on M)"
-                .to_owned(),
-        });
-    }
     if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
         reasons.push(Reason::ShapeUnsupported {
             what: format!("C of dtype {} with A/B of {}", p.c_dtype, p.dtype),
-        });
-    }
-    if !strides_aligned(p) {
-        reasons.push(Reason::ShapeUnsupported {
-            what: "a row or batch stride that is not a multiple of 16 bytes (TMA)".to_owned(),
         });
     }
     // TMA coordinates and the tile index are i32 (a tile count that overflows is above too).
@@ -115,14 +112,32 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
 
 fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
     let symbol = symbol(p)?;
-    let map_a = tensor_map(p.dtype, a.a.as_ptr(), operand_a(p))?;
-    let map_b = tensor_map(p.dtype, a.b.as_ptr(), operand_b(p))?;
+    let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
+    let (op_a, op_b) = (operand_a(p), operand_b(p));
+    // Each operand by TMA where its address and strides allow, else by manual loads (bit 0:
+    // A, bit 1: B); the bits of C are the same either way.
+    let mut manual = 0i32;
+    let map_a = if tma_takes(a_ptr, &op_a) {
+        tensor_map(p.dtype, a_ptr, op_a)?
+    } else {
+        manual |= 1;
+        unused_map()
+    };
+    let map_b = if tma_takes(b_ptr, &op_b) {
+        tensor_map(p.dtype, b_ptr, op_b)?
+    } else {
+        manual |= 2;
+        unused_map()
+    };
     let c = a.c.as_mut_ptr();
+    let c_pairs = i32::from(pairs_aligned(c as usize, p));
     let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
+    let (lda, ldb) = (p.lda as i64, p.ldb as i64);
+    let (batch_stride_a, batch_stride_b) = (p.batch_stride_a as i64, p.batch_stride_b as i64);
     let (ldc, batch_stride_c) = (p.ldc as i64, p.batch_stride_c as i64);
     let batches = p.batch as i32;
-    let a_bcast = i32::from(p.batch_stride_a == 0);
-    let b_bcast = i32::from(p.batch_stride_b == 0);
+    let a_bcast = i32::from(p.batch == 1 || p.batch_stride_a == 0);
+    let b_bcast = i32::from(p.batch == 1 || p.batch_stride_b == 0);
     let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
     let accumulate = i32::from(p.accumulate);
     let c_f32 = i32::from(p.c_dtype == DType::F32);
@@ -131,11 +146,15 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
         block: (THREADS, 1, 1),
         shared_bytes: SHARED_BYTES as u32,
     };
-    // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap, KyTensorMap, void*, long
-    // long x5, int x3, float, float, int, int)`: the maps are 128-byte values copied into
-    // the parameter space, describing A and B exactly as core validated them (shape,
-    // strides, dtype, device); C is written only inside [m, n] of each batch, within
-    // bounds core checked, and read only when `accumulate`.
+    // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap x2, const void*, long long x2,
+    // const void*, long long x2, int, void*, long long x5, int x3, float x2, int x3)`: the
+    // maps are 128-byte values copied into the parameter space, describing A and B exactly as
+    // core validated them (shape, strides, dtype, device), or zeros for an operand in
+    // `manual`, whose map the kernel never reads; the manual loads read A and B only inside
+    // their validated extents (`lda`, `ldb` and the batch strides are the validated ones);
+    // C is written only inside [m, n] of each batch, within bounds core checked, and read
+    // only when `accumulate`; pairs are stored as one word only when `pairs_aligned` says
+    // every such word is aligned.
     unsafe {
         launch::launch(
             ctx.stream,
@@ -145,6 +164,13 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
             &mut kernelyard_kernels::params![
                 map_a,
                 map_b,
+                a_ptr,
+                lda,
+                batch_stride_a,
+                b_ptr,
+                ldb,
+                batch_stride_b,
+                manual,
                 c,
                 m,
                 n,
@@ -157,25 +183,50 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
                 alpha,
                 beta,
                 accumulate,
-                c_f32
+                c_f32,
+                c_pairs
             ],
         )
     }
 }
 
-/// The entry point for the problem's dtype and B's layout.
+/// The entry point for the problem's dtype and layout.
 fn symbol(p: &GemmProblem) -> Result<&'static str, Error> {
-    let dtype = match (p.dtype, p.trans_a) {
-        (DType::BF16, false) => 0,
-        (DType::F16, false) => 2,
-        (other, trans_a) => {
+    let dtype = match p.dtype {
+        DType::BF16 => 0,
+        DType::F16 => 4,
+        other => {
             return Err(CudaError::Misuse {
-                what: format!("{} on {other} with trans_a={trans_a}", META.name),
+                what: format!("{} on {other}", META.name),
             }
             .into())
         }
     };
-    Ok(SOURCE.symbols[dtype + usize::from(p.trans_b)])
+    Ok(SOURCE.symbols[dtype + 2 * usize::from(p.trans_a) + usize::from(p.trans_b)])
+}
+
+/// A tensor map for an operand the kernel loads itself: never read.
+fn unused_map() -> sys::CUtensorMap {
+    sys::CUtensorMap { opaque: [0; 16] }
+}
+
+/// Whether TMA can copy an operand at `ptr`: a 16-byte aligned address, and row and batch
+/// strides that are multiples of 16 bytes where they are stepped over (the strides of unit
+/// dimensions are replaced, see [`stride_bytes`]).
+fn tma_takes(ptr: *const c_void, o: &Operand) -> bool {
+    let stepped = |stride: usize, extent: usize| extent == 1 || stride.is_multiple_of(8);
+    (ptr as usize).is_multiple_of(16)
+        && stepped(o.row_stride, o.dims[1])
+        && stepped(o.batch_stride, o.dims[2])
+}
+
+/// Whether every pair of C the epilogue writes (row `r`, even column `j`) starts on a multiple
+/// of twice the element size: C's address, `ldc` and (batched) its batch stride keep it so.
+fn pairs_aligned(c: usize, p: &GemmProblem) -> bool {
+    let elem = p.c_dtype.size().max(1);
+    c.is_multiple_of(2 * elem)
+        && p.ldc.is_multiple_of(2)
+        && (p.batch == 1 || p.batch_stride_c.is_multiple_of(2))
 }
 
 /// Tiles of C over every batch, if that count fits a `usize`.
@@ -192,21 +243,6 @@ fn grid_x(p: &GemmProblem, multiprocessors: u32) -> u32 {
     tiles(p).map_or(sms, |t| t.min(sms)) as u32
 }
 
-/// Row strides of A, B and C and the batch strides of A and B are multiples of 16 bytes,
-/// whatever M is. Core's `align` ignores the row stride of a one-row matrix, so with M = 1 it
-/// would accept a K that is not a multiple of 8 and then refuse the same K at M = 2: checking
-/// the strides themselves keeps the kernel's choice independent of M. (C's stride is tested
-/// in elements of 16 bytes' worth, so no multiplication can overflow.)
-fn strides_aligned(p: &GemmProblem) -> bool {
-    let c_elems = 16 / p.c_dtype.size().clamp(1, 16);
-    let batched = |s: usize| p.batch == 1 || s.is_multiple_of(8);
-    p.lda.is_multiple_of(8)
-        && p.ldb.is_multiple_of(8)
-        && p.ldc.is_multiple_of(c_elems)
-        && batched(p.batch_stride_a)
-        && batched(p.batch_stride_b)
-}
-
 /// One operand as TMA sees it: `[inner, outer, batch]` extents, the row and batch strides in
 /// elements, and the box (inner, outer) a copy moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,15 +253,15 @@ struct Operand {
     box_dims: [u32; 2],
 }
 
-/// A: stored `[m, k]` (K-major, one box of 64 k by 128 rows).
+/// A: stored `[m, k]` (K-major, one box of 64 k by 128 rows) or, transposed, `[k, m]`
+/// (M-major, two boxes of 64 m by 64 k rows).
 fn operand_a(p: &GemmProblem) -> Operand {
-    operand(
-        p,
-        [p.k, p.m],
-        p.lda,
-        p.batch_stride_a,
-        [BK as u32, BM as u32],
-    )
+    let (dims, box_dims) = if p.trans_a {
+        ([p.m, p.k], [64, BK as u32])
+    } else {
+        ([p.k, p.m], [BK as u32, BM as u32])
+    };
+    operand(p, dims, p.lda, p.batch_stride_a, box_dims)
 }
 
 /// B: stored `[n, k]` when transposed (K-major, one box of 64 k by 256 rows) or `[k, n]`
@@ -351,12 +387,13 @@ mod tests {
     fn symbols_follow_dtype_and_transposes() {
         let mut p = problem(8, 8, 8, false, true);
         assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_bf16_nt");
+        p.trans_a = true;
+        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_bf16_tt");
         p.dtype = DType::F16;
         p.trans_b = false;
-        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_nn");
-        p.trans_a = true;
-        assert!(symbol(&p).is_err());
+        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_tn");
         p.trans_a = false;
+        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_nn");
         p.dtype = DType::F32;
         assert!(symbol(&p).is_err());
     }
@@ -410,18 +447,53 @@ mod tests {
         p.c_dtype = DType::F16;
         let mut reasons = Vec::new();
         GEMM_BATCH_INVARIANT_SM90.check_problem(&caps, &Problem::Gemm(p), &mut reasons);
-        assert_eq!(reasons.len(), 3, "{reasons:?}");
-        // K = 9 with one row: core calls it aligned, the strides do not.
-        let mut one = problem(1, 64, 9, false, false);
-        assert!(!strides_aligned(&one));
-        one.k = 64;
-        one.lda = 64;
-        assert!(strides_aligned(&one));
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons
             .iter()
             .any(|r| matches!(r, Reason::SharedMemory { need: 197_696, .. })));
         assert!(reasons
             .iter()
             .any(|r| matches!(r, Reason::ShapeUnsupported { .. })));
+    }
+
+    #[test]
+    fn every_layout_and_alignment_is_taken() {
+        let caps = kernelyard_core::presets::simulate("h100").unwrap();
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (m, k) in [(1, 9), (17, 65), (4096, 4096)] {
+                let mut p = problem(m, 72, k, ta, tb);
+                p.align = 2;
+                let mut reasons = Vec::new();
+                GEMM_BATCH_INVARIANT_SM90.check_problem(&caps, &Problem::Gemm(p), &mut reasons);
+                assert!(reasons.is_empty(), "{ta} {tb} {m} {k}: {reasons:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn operands_tma_cannot_copy_are_loaded_by_hand() {
+        let aligned = 0x1000 as *const c_void;
+        // dB = A^T dC with A's row stride M: TMA for M a multiple of 8 only.
+        let p = problem(136, 72, 200, true, false);
+        assert_eq!(operand_a(&p).dims, [136, 200, 1]);
+        assert_eq!(operand_a(&p).box_dims, [64, 64]);
+        assert!(tma_takes(aligned, &operand_a(&p)));
+        let odd = problem(17, 72, 200, true, false);
+        assert!(!tma_takes(aligned, &operand_a(&odd)));
+        // One row of A (m = 1, not transposed): its stride is never stepped.
+        let one = problem(1, 72, 9, false, false);
+        assert!(tma_takes(aligned, &operand_a(&one)));
+        // A misaligned address.
+        assert!(!tma_takes(0x1002 as *const c_void, &operand_a(&p)));
+        // C's pairs: an odd ldc or an address off a pair's size stores element by element.
+        let mut c = problem(8, 72, 8, false, false);
+        assert!(pairs_aligned(0x1000, &c));
+        assert!(!pairs_aligned(0x1002, &c));
+        c.ldc = 73;
+        assert!(!pairs_aligned(0x1000, &c));
+        c.ldc = 72;
+        c.c_dtype = DType::F32;
+        assert!(!pairs_aligned(0x1004, &c));
+        assert!(pairs_aligned(0x1008, &c));
     }
 }

@@ -62,28 +62,6 @@ impl fmt::Display for Case {
     }
 }
 
-impl Case {
-    /// The problem of the case with contiguous arguments (with `trans_a`, [`pack_a`] may round
-    /// A's row stride up to 8 elements; selection's verdict on the layout is the same).
-    pub(crate) fn problem(&self) -> Problem {
-        let params = format!(
-            "m={},n={},k={},trans_a={},trans_b={},c_dtype={}",
-            self.m,
-            self.n,
-            self.k,
-            u8::from(self.trans_a),
-            u8::from(self.trans_b),
-            self.c_dtype
-        );
-        Problem::from_params(
-            OpKind::Gemm,
-            &Params::parse(OpKind::Gemm, &params).expect("params"),
-            self.dtype,
-        )
-        .expect("problem")
-    }
-}
-
 /// A bf16 case with C in bf16; `t` is `(trans_a, trans_b)`.
 pub(crate) const fn case(
     name: &'static str,
@@ -329,28 +307,6 @@ impl Gpu {
         runnable
     }
 
-    /// Asserts that selection rejects `kernel` for `case` with a shape reason (a layout it
-    /// [`declines`]), and prints it as a SKIP.
-    pub(crate) fn assert_declined(&self, kernel: &str, case: &Case) {
-        let e = match self
-            .rt
-            .select(self.device, &case.problem(), &Policy::kernel(kernel))
-        {
-            Ok(_) => panic!("{kernel} was selected for {case}, a layout it documents it declines"),
-            Err(e) => e,
-        };
-        let reasons = rejection(&e, kernel)
-            .unwrap_or_else(|| panic!("{kernel}: expected a rejection, got {e}"));
-        assert!(
-            reasons
-                .iter()
-                .any(|r| matches!(r, Reason::ShapeUnsupported { .. })),
-            "{kernel} {case}: rejected without a shape reason: {reasons:?}"
-        );
-        let text: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-        println!("SKIP {kernel} {case}: {}", text.join("; "));
-    }
-
     /// Uploads a stored matrix.
     pub(crate) fn upload(&self, dtype: DType, m: &Stored) -> DevMatrix {
         let mut buf = self
@@ -434,19 +390,10 @@ pub(crate) fn meant_for(kernel: &str, sm: Sm) -> bool {
     }
 }
 
-/// Whether `kernel` documents that it does not take a layout: the sm90 kernel rejects A
-/// transposed (with it, TMA's 16-byte rule on A's row stride, which is M, would make the
-/// choice of kernel depend on M), and selection falls to the mma.sync kernel.
-pub(crate) fn declines(kernel: &str, trans_a: bool) -> bool {
-    kernel == BI_SM90 && trans_a
-}
-
-/// The invariant kernel constrained selection must return on `sm` for a layout, if any: the
-/// highest priority one meant for the device that does not decline the layout.
-pub(crate) fn expected_invariant(sm: Sm, trans_a: bool) -> Option<&'static str> {
-    [BI_SM90, BI]
-        .into_iter()
-        .find(|&k| meant_for(k, sm) && !declines(k, trans_a))
+/// The invariant kernel constrained selection must return on `sm`, if any: the highest
+/// priority one meant for the device (both take every layout).
+pub(crate) fn expected_invariant(sm: Sm) -> Option<&'static str> {
+    [BI_SM90, BI].into_iter().find(|&k| meant_for(k, sm))
 }
 
 /// The reasons `kernel` was rejected for, if `e` is its rejection.
