@@ -6,12 +6,13 @@
 // C = alpha * op(A) @ op(B) + beta * C, A/B f16 or bf16, C in A's dtype or f32, every layout.
 //
 // Batch invariance (the reason this kernel exists): every output element is reduced over K in
-// one order that depends on nothing but K: k-tiles of 64 in increasing order, each as four
-// k16 wgmma steps into the same f32 accumulator, started from zero. The block tile (128 x 256)
-// and the stage count are fixed; nothing depends on M or the batch, there is no split-K and no
-// atomic. Rows past M, columns past N and k past K are zero-filled and contribute exact
-// zeros; stores are predicated. The epilogue computes every element with the same explicit
-// arithmetic (`alpha * acc`, then `fma(beta, c, .)`), whatever path stores it.
+// one order that depends on nothing but N, K and the device: K's k-tiles of 64 are cut into
+// splits (see "Split-K" below), each split summed in increasing order, four k16 wgmma steps
+// per k-tile, into an f32 accumulator started from zero, and the splits' sums added in split
+// order. The block tile (128 x 256) and the stage count are fixed; nothing depends on M or the
+// batch, and there is no atomic. Rows past M, columns past N and k past K are zero-filled and
+// contribute exact zeros; stores are predicated. The epilogue computes every element with the
+// same explicit arithmetic (`alpha * acc`, then `fma(beta, c, .)`), whatever path stores it.
 //
 // Layouts (row-major storage; see crates/cuda/src/ops/gemm.rs for the problem's conventions):
 // - A not transposed ([m, k], K-major): one box of 64 k x 128 rows per stage, 128-byte
@@ -266,6 +267,72 @@ __device__ __forceinline__ void load_stage(unsigned char* sa, unsigned char* sb,
     }
 }
 
+// Split-K. K's k-tiles are cut into splits of `chunk` k-tiles (the last may be shorter); the
+// split count is a function of N, K and the device alone (crates/cuda/src/ops/gemm_bi_sm90.rs),
+// never of M. Each split's partial sum p_s starts from zero, and C's element is
+// value((((p_0 + p_1) + p_2) + ...)): one order, whichever of two schedules computes it.
+// - Serial (a block takes a whole tile): after split s the block adds its running sum (its own
+//   slot of the workspace, written at split s - 1) to p_s and stores that, or, after the last
+//   split, stores C. `running_*` below.
+// - Spread (few tiles: each block takes one (tile, split) unit): p_s goes to the workspace as
+//   [split][batch][m][n] f32, and `gemm_bi_sm90_reduce_*` adds the splits in order and stores C.
+// f32 addition is commutative, so p_s + running equals running + p_s bit for bit.
+
+// This consumer thread's 128 floats of a block's running-sum slot (coalesced: float i of
+// thread t at i * 256 + t).
+__device__ __forceinline__ void running_add(float (&d)[128], const float* slot) {
+    const int t = threadIdx.x - 128;
+#pragma unroll
+    for (int i = 0; i < 128; ++i) d[i] = __fadd_rn(d[i], slot[i * 256 + t]);
+}
+__device__ __forceinline__ void running_store(const float (&d)[128], float* slot) {
+    const int t = threadIdx.x - 128;
+#pragma unroll
+    for (int i = 0; i < 128; ++i) slot[i * 256 + t] = d[i];
+}
+
+// Stores a fragment's partial sums (no alpha) into `part`, the [m, n] f32 matrix of one split
+// and batch entry (positions as `epilogue`); pairs as one 8-byte word when n is even.
+__device__ __forceinline__ void partial_store(const float (&d)[128], float* part, ky_i64 m,
+                                              ky_i64 n, ky_i64 row0, ky_i64 col0) {
+    const int lane = threadIdx.x & 31;
+    const ky_i64 r = row0 + (lane >> 2);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const ky_i64 col = col0 + i * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const ky_i64 row = r + h * 8;
+            if (row < m && col < n) {
+                float* p = part + row * n + col;
+                if (col + 1 < n && (n & 1) == 0) {
+                    *(float2*)p = make_float2(d[i * 4 + h * 2], d[i * 4 + h * 2 + 1]);
+                } else {
+                    p[0] = d[i * 4 + h * 2];
+                    if (col + 1 < n) p[1] = d[i * 4 + h * 2 + 1];
+                }
+            }
+        }
+    }
+}
+
+// The spread schedule's second kernel: C = value(((p_0 + p_1) + ...)) for every element, the
+// partials read from `ws` ([splits][batches][m][n] f32).
+template <typename C>
+__device__ __forceinline__ void reduce(const float* ws, void* c, ky_i64 m, ky_i64 n, ky_i64 ldc,
+                                       ky_i64 batch_stride_c, int batches, int splits,
+                                       float alpha, float beta, int accumulate) {
+    const ky_i64 total = (ky_i64)batches * m * n;
+    for (ky_i64 e = (ky_i64)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (ky_i64)gridDim.x * blockDim.x) {
+        float sum = ws[e];
+        for (int s = 1; s < splits; ++s) sum = __fadd_rn(sum, ws[s * total + e]);
+        const ky_i64 b = e / (m * n), row = (e / n) % m, col = e % n;
+        C* p = (C*)c + b * batch_stride_c + row * ldc + col;
+        Out<C>::store(p, value(p, sum, alpha, beta, accumulate));
+    }
+}
+
 // The kernel: a persistent grid (at most one block per SM) walks the tiles of every batch,
 // block b taking tiles b, b + gridDim.x, ... The producer runs ahead across tiles through the
 // ring (a global k-iteration count `it` gives each stage's barrier phase), so the next tile's
@@ -281,7 +348,8 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                                      void* c, ky_i64 m, ky_i64 n, ky_i64 k, ky_i64 ldc,
                                      ky_i64 batch_stride_c, int batches, int a_bcast,
                                      int b_bcast, float alpha, float beta, int accumulate,
-                                     int c_f32, int c_pairs) {
+                                     int c_f32, int c_pairs, int splits, int chunk, int spread,
+                                     float* ws) {
     extern __shared__ unsigned char ky_smem_raw[];
     // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
     unsigned char* smem =
@@ -293,6 +361,8 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     const int tiles_n = (int)((n + BN - 1) / BN);
     const int tiles = tiles_m * tiles_n * batches;
     const int ktiles = (int)((k + BK - 1) / BK);
+    // Work units: tiles (serial) or (tile, split) pairs (spread), with their k-tile ranges.
+    const int units = spread ? tiles * splits : tiles;
     // Bytes the TMA copies of one stage bring (what `full` waits for besides its arrivals).
     const ky_u32 tma_bytes = ((manual & 1) ? 0 : A_BYTES) + ((manual & 2) ? 0 : B_BYTES);
 
@@ -314,11 +384,13 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
         if (manual || threadIdx.x == 0) {
             int it = 0;
-            for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-                const Tile tile = tile_of(t, tiles_m, tiles_n);
+            for (int u = blockIdx.x; u < units; u += gridDim.x) {
+                const Tile tile = tile_of(spread ? u / splits : u, tiles_m, tiles_n);
                 const int ab = a_bcast ? 0 : tile.batch;
                 const int bb = b_bcast ? 0 : tile.batch;
-                for (int kt = 0; kt < ktiles; ++kt, ++it) {
+                const int k_begin = spread ? (u % splits) * chunk : 0;
+                const int k_end = spread ? min(k_begin + chunk, ktiles) : ktiles;
+                for (int kt = k_begin; kt < k_end; ++kt, ++it) {
                     const int s = it % STAGES;
                     if (it >= STAGES) mbar_wait(&empty[s], ((it / STAGES) - 1) & 1);
                     unsigned char* sa = smem + s * STAGE_BYTES;
@@ -351,42 +423,60 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
         const ky_u32 b_lbo = TB ? 16 : 8192;
         const int b_step = TB ? 32 : 2048;
         float d[128];
+        float* slot = ws + (ky_i64)blockIdx.x * (BM * BN);  // serial running sum (splits > 1)
         int it = 0;
-        for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-            const Tile tile = tile_of(t, tiles_m, tiles_n);
-#pragma unroll
-            for (int i = 0; i < 128; ++i) d[i] = 0.0f;
-            // One wgmma group stays in flight: after issuing stage s, wait for the group
-            // before it and release that group's stage.
-            int prev = -1;
-            for (int kt = 0; kt < ktiles; ++kt, ++it) {
-                const int s = it % STAGES;
-                mbar_wait(&full[s], (it / STAGES) & 1);
-                // Rows cw * 64.. of A: byte 8192 * cw in both of A's layouts.
-                const unsigned char* sa = smem + s * STAGE_BYTES + cw * 8192;
-                const unsigned char* sb = smem + s * STAGE_BYTES + A_BYTES;
-                wgmma_fence();
-#pragma unroll
-                for (int kk = 0; kk < BK / 16; ++kk) {
-                    KyWgmma<T, TA, TB ? 0 : 1>::run(d, desc(sa + kk * a_step, a_lbo, 1024),
-                                                    desc(sb + kk * b_step, b_lbo, 1024));
-                }
-                wgmma_commit();
-                wgmma_wait1();
-                if (prev >= 0) mbar_arrive(&empty[prev]);
-                prev = s;
-            }
-            wgmma_wait0();
-            keep(d);
-            if (prev >= 0) mbar_arrive(&empty[prev]);
+        for (int u = blockIdx.x; u < units; u += gridDim.x) {
+            const Tile tile = tile_of(spread ? u / splits : u, tiles_m, tiles_n);
             const ky_i64 row0 = (ky_i64)tile.m0 + cw * 64 + warp * 16;
-            void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
-                             : (void*)((T*)c + tile.batch * batch_stride_c);
-            if (c_f32)
-                epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
+            const int sp_begin = spread ? u % splits : 0;
+            const int sp_end = spread ? sp_begin + 1 : splits;
+            for (int sp = sp_begin; sp < sp_end; ++sp) {
+                const int k_end = min((sp + 1) * chunk, ktiles);
+#pragma unroll
+                for (int i = 0; i < 128; ++i) d[i] = 0.0f;
+                // One wgmma group stays in flight: after issuing stage s, wait for the group
+                // before it and release that group's stage.
+                int prev = -1;
+                for (int kt = sp * chunk; kt < k_end; ++kt, ++it) {
+                    const int s = it % STAGES;
+                    mbar_wait(&full[s], (it / STAGES) & 1);
+                    // Rows cw * 64.. of A: byte 8192 * cw in both of A's layouts.
+                    const unsigned char* sa = smem + s * STAGE_BYTES + cw * 8192;
+                    const unsigned char* sb = smem + s * STAGE_BYTES + A_BYTES;
+                    wgmma_fence();
+#pragma unroll
+                    for (int kk = 0; kk < BK / 16; ++kk) {
+                        KyWgmma<T, TA, TB ? 0 : 1>::run(d, desc(sa + kk * a_step, a_lbo, 1024),
+                                                        desc(sb + kk * b_step, b_lbo, 1024));
+                    }
+                    wgmma_commit();
+                    wgmma_wait1();
+                    if (prev >= 0) mbar_arrive(&empty[prev]);
+                    prev = s;
+                }
+                wgmma_wait0();
+                keep(d);
+                if (prev >= 0) mbar_arrive(&empty[prev]);
+                // Split sp's partial sum is complete in d.
+                if (spread) {
+                    partial_store(d, ws + ((ky_i64)sp * batches + tile.batch) * m * n, m, n,
+                                  row0, tile.n0);
+                    continue;
+                }
+                if (sp > 0) running_add(d, slot);
+                if (sp + 1 < splits) {
+                    running_store(d, slot);
+                    continue;
+                }
+                void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
+                                 : (void*)((T*)c + tile.batch * batch_stride_c);
+                if (c_f32)
+                    epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
+                                    c_pairs);
+                else
+                    epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
                                 c_pairs);
-            else
-                epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate, c_pairs);
+            }
         }
     }
 }
@@ -399,14 +489,15 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
         const void* a, long long lda, long long batch_stride_a, const void* b, long long ldb,    \
         long long batch_stride_b, int manual, void* c, long long m, long long n, long long k,   \
         long long ldc, long long batch_stride_c, int batches, int a_bcast, int b_bcast,         \
-        float alpha, float beta, int accumulate, int c_f32, int c_pairs) {                      \
+        float alpha, float beta, int accumulate, int c_f32, int c_pairs, int splits, int chunk,  \
+        int spread, float* ws) {                                                                 \
         const sm90::Operand op_a{(const ky_u16*)a, lda, a_bcast ? 0 : batch_stride_a,            \
                                  TA ? m : k, TA ? k : m};                                       \
         const sm90::Operand op_b{(const ky_u16*)b, ldb, b_bcast ? 0 : batch_stride_b,            \
                                  TB ? k : n, TB ? n : k};                                       \
         sm90::gemm<T, TA, TB>(&map_a, &map_b, op_a, op_b, manual, c, m, n, k, ldc,              \
                               batch_stride_c, batches, a_bcast, b_bcast, alpha, beta,           \
-                              accumulate, c_f32, c_pairs);                                      \
+                              accumulate, c_f32, c_pairs, splits, chunk, spread, ws);           \
     }
 
 KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0, 0)
@@ -417,3 +508,16 @@ KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0, 0)
 KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 0, 1)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tn, ky_f16, 1, 0)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tt, ky_f16, 1, 1)
+
+#define KY_GEMM_SM90_REDUCE(NAME, C)                                                             \
+    extern "C" __global__ void __launch_bounds__(256) NAME(                                     \
+        const float* ws, void* c, long long m, long long n, long long ldc,                      \
+        long long batch_stride_c, int batches, int splits, float alpha, float beta,             \
+        int accumulate) {                                                                        \
+        sm90::reduce<C>(ws, c, m, n, ldc, batch_stride_c, batches, splits, alpha, beta,          \
+                        accumulate);                                                             \
+    }
+
+KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_bf16, ky_bf16)
+KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_f16, ky_f16)
+KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_f32, float)

@@ -3,8 +3,12 @@
 //! For `cuda.gemm.batch_invariant` (mma.sync, sm_80 and newer) and
 //! `cuda.gemm.batch_invariant.sm90` (wgmma/TMA, sm_90 only):
 //! - every row of C computed in the full batch has the same bits when its row of op(A) is
-//!   computed alone, in sub-batches of 1, 2, 7, 64, 129 and 1000 rows at the start, the middle
-//!   and the end, and in batches padded with random rows (after; before and after);
+//!   computed alone, in sub-batches of 1, 2, 7, 17, 64, 128, 129 and 1000 rows at the start,
+//!   the middle and the end, and in batches padded with random rows (after; before and after);
+//! - for the sm90 kernel this compares its two split-K schedules too: K = 2048 and 4096 with N
+//!   of 1000 to 1536 are cut into 4 splits; sub-batches up to 1000 rows run them spread over
+//!   blocks (partial sums, then a reduction kernel), the full batches serially (a block's
+//!   running sum), and the bits must agree;
 //! - three runs of the full batch are bitwise identical;
 //! - the same holds for the forward layouts (`x @ W` and `x @ W^T`), the backward ones
 //!   (dA = dC B^T with `trans_b`; dB = A^T dC with `trans_a`, whose M axis is A's columns) and
@@ -47,7 +51,7 @@ use support::{
 };
 
 /// Sub-batch sizes (those below M), each at the start, the middle and the end of the batch.
-const SUB_BATCHES: &[usize] = &[1, 2, 7, 64, 129, 1000];
+const SUB_BATCHES: &[usize] = &[1, 2, 7, 17, 64, 128, 129, 1000];
 /// Random rows of op(A) before the batch in the "padded before and after" run.
 const PAD_BEFORE: usize = 17;
 /// Random rows of op(A) after the batch in both padded runs.

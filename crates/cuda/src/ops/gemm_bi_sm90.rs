@@ -6,12 +6,20 @@
 //!   `x @ W^T`, and both backward products `dC @ W` / `dC @ W^T` and `A^T @ dC`), a batch
 //!   (broadcast operands included), any alignment.
 //! - **Why it is batch-invariant.** Every element of C is reduced over K in one order that
-//!   depends only on K: k-tiles of 64 in increasing order, four k16 `wgmma` steps each, into
-//!   one f32 accumulator started at zero. The block tile (128 x 256), the stage count and the
-//!   entry point depend only on the dtypes and transposes, never on M or the batch; there is no
-//!   split-K and no atomic. Tails are zero-filled (exact zeros in the sum) and stores are
-//!   predicated, so a row's bits do not depend on which rows ride with it
+//!   depends only on N, K and the device: K is cut into `splits` splits (a function of N, K and
+//!   the multiprocessor count: `Split`); each split's partial sum runs over its k-tiles of 64
+//!   in increasing order, four k16 `wgmma` steps each, into an f32 accumulator started at
+//!   zero; C's element is `alpha * ((p_0 + p_1) + ...)` (`+ beta * C`). The block tile
+//!   (128 x 256), the stage count and the entry point depend only on the dtypes and
+//!   transposes; there is no atomic. Tails are zero-filled (exact zeros in the sum) and stores
+//!   are predicated, so a row's bits do not depend on which rows ride with it
 //!   (`kernels/gemm_bi_sm90.cu` has the layout details).
+//! - **Small M (split-K).** With few row blocks (decode, M = 1..128), splits give the device
+//!   more blocks: each block takes one (tile, split), writes its partial sums to the stream's
+//!   workspace and a second kernel adds them in split order (`Schedule::Spread`). With many
+//!   row blocks a block takes a whole tile and keeps its running sum in a workspace slot of
+//!   its own (`Schedule::Serial`). Which schedule runs depends on M; the bits do not (the
+//!   same additions in the same order), which `tests/gemm_batch_invariance.rs` checks bitwise.
 //! - **Alignment never changes the kernel.** TMA needs 16-byte addresses and strides. With A
 //!   transposed (`dB = A^T dC`), A's row stride is M, so that rule would make the kernel, and
 //!   with it the bits, depend on M. Instead the launch looks at each operand: one TMA can take
@@ -35,8 +43,10 @@ use cudarc::driver::sys;
 use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason};
 
+use crate::device::bind;
 use crate::error::CudaError;
 use crate::launch::{self, Dims};
+use crate::ops::gemm::WORKSPACE_BYTES;
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
@@ -53,6 +63,9 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
         "gemm_bi_sm90_f16_nt",
         "gemm_bi_sm90_f16_tn",
         "gemm_bi_sm90_f16_tt",
+        "gemm_bi_sm90_reduce_bf16",
+        "gemm_bi_sm90_reduce_f16",
+        "gemm_bi_sm90_reduce_f32",
     ],
 };
 
@@ -66,6 +79,14 @@ const BK: usize = 64;
 const STAGES: usize = 4;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
+/// The most splits of K (see [`Split`]).
+const MAX_SPLITS: usize = 4;
+/// The fewest k-tiles in a split.
+const MIN_CHUNK: usize = 8;
+/// Bytes of one block's running-sum slot in the serial schedule (a 128 x 256 f32 tile).
+const SLOT_BYTES: usize = BM * BN * 4;
+/// Threads per block of the spread schedule's reduction.
+const REDUCE_THREADS: u32 = 256;
 /// Dynamic shared memory: the stages, 1 KiB of slack for the 1024-byte alignment the swizzle
 /// needs, and the full/empty barriers.
 pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 * 8) as u64;
@@ -73,7 +94,7 @@ pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 *
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
 pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
     .with_check(check)
-    .with_prepare(crate::ops::prepare_nvrtc::<Gemm>);
+    .with_prepare(prepare);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(
@@ -110,8 +131,22 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
     }
 }
 
+/// Loads the module and makes the stream's workspace (the split-K partial sums), so a launch
+/// inside a graph capture makes nothing.
+fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
+    crate::ops::prepare_nvrtc::<Gemm>(meta, ctx, p)?;
+    bind(ctx.stream.device())?;
+    crate::ops::gemm::workspace(ctx.stream)?;
+    Ok(())
+}
+
 fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
     let symbol = symbol(p)?;
+    let sms = ctx.caps.multiprocessors;
+    let split = Split::of(p, sms);
+    let schedule = split.schedule(p, sms, WORKSPACE_BYTES);
+    bind(ctx.stream.device())?;
+    let ws = crate::ops::gemm::workspace(ctx.stream)? as *mut c_void;
     let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
     let (op_a, op_b) = (operand_a(p), operand_b(p));
     // Each operand by TMA where its address and strides allow, else by manual loads (bit 0:
@@ -141,13 +176,18 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
     let accumulate = i32::from(p.accumulate);
     let c_f32 = i32::from(p.c_dtype == DType::F32);
+    let (splits, chunk) = (split.splits as i32, split.chunk as i32);
+    let spread = i32::from(schedule == Schedule::Spread);
     let dims = Dims {
-        grid: (grid_x(p, ctx.caps.multiprocessors), 1, 1),
+        grid: (schedule.grid(p, &split, sms), 1, 1),
         block: (THREADS, 1, 1),
         shared_bytes: SHARED_BYTES as u32,
     };
     // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap x2, const void*, long long x2,
-    // const void*, long long x2, int, void*, long long x5, int x3, float x2, int x3)`: the
+    // const void*, long long x2, int, void*, long long x5, int x3, float x2, int x6, float*)`:
+    // `ws` is the stream's own workspace (used by work on this stream only, in order), and
+    // `Split::schedule` keeps what the schedule writes there within WORKSPACE_BYTES: the spread
+    // partial sums ([splits][batch][m][n] f32) or one SLOT_BYTES slot per block; the
     // maps are 128-byte values copied into the parameter space, describing A and B exactly as
     // core validated them (shape, strides, dtype, device), or zeros for an operand in
     // `manual`, whose map the kernel never reads; the manual loads read A and B only inside
@@ -184,9 +224,142 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
                 beta,
                 accumulate,
                 c_f32,
-                c_pairs
+                c_pairs,
+                splits,
+                chunk,
+                spread,
+                ws
+            ],
+        )?;
+    }
+    if schedule == Schedule::Spread {
+        reduce(ctx, a, p, &split, ws)?;
+    }
+    Ok(())
+}
+
+/// The spread schedule's second kernel: C from the partial sums in `ws`, added in split order.
+fn reduce(
+    ctx: &LaunchCtx<'_>,
+    a: &mut GemmArgs<'_>,
+    p: &GemmProblem,
+    split: &Split,
+    ws: *mut c_void,
+) -> Result<(), Error> {
+    let symbol = SOURCE.symbols[match p.c_dtype {
+        DType::BF16 => 8,
+        DType::F16 => 9,
+        _ => 10,
+    }];
+    let total = p.batch.saturating_mul(p.m).saturating_mul(p.n);
+    let blocks = total
+        .div_ceil(REDUCE_THREADS as usize)
+        .clamp(1, ctx.caps.multiprocessors.max(1) as usize * 8) as u32;
+    let c = a.c.as_mut_ptr();
+    let (m, n) = (p.m as i64, p.n as i64);
+    let (ldc, batch_stride_c) = (p.ldc as i64, p.batch_stride_c as i64);
+    let (batches, splits) = (p.batch as i32, split.splits as i32);
+    let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
+    let accumulate = i32::from(p.accumulate);
+    let dims = Dims {
+        grid: (blocks, 1, 1),
+        block: (REDUCE_THREADS, 1, 1),
+        shared_bytes: 0,
+    };
+    // SAFETY: the parameters match `gemm_bi_sm90_reduce_*(const float*, void*, long long x4,
+    // int x2, float x2, int)`; `ws` holds the [splits][batch][m][n] partial sums the GEMM
+    // kernel just wrote on this stream (within the workspace: `Split::schedule`); C is written
+    // inside [m, n] of each batch, within bounds core checked, and read only when
+    // `accumulate`.
+    unsafe {
+        launch::launch(
+            ctx.stream,
+            &SOURCE,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                ws as *const c_void,
+                c,
+                m,
+                n,
+                ldc,
+                batch_stride_c,
+                batches,
+                splits,
+                alpha,
+                beta,
+                accumulate
             ],
         )
+    }
+}
+
+/// How K is cut: `splits` splits of `chunk` k-tiles (the last may be shorter), a function of
+/// N, K and the device's multiprocessor count alone, never of M or the batch, so every row of
+/// C is summed in the same order whatever rides with it. Splits are there for small M: with
+/// few row blocks, `multiprocessors / column blocks` splits (at most [`MAX_SPLITS`], each of
+/// [`MIN_CHUNK`] k-tiles or more) give the device more blocks. C's element is
+/// `value(((p_0 + p_1) + ...))` of the splits' partial sums, whichever [`Schedule`] runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Split {
+    splits: usize,
+    chunk: usize,
+}
+
+impl Split {
+    fn of(p: &GemmProblem, multiprocessors: u32) -> Split {
+        let ktiles = p.k.div_ceil(BK).max(1);
+        let tiles_n = p.n.div_ceil(BN).max(1);
+        let want = (multiprocessors as usize / tiles_n)
+            .min(MAX_SPLITS)
+            .min(ktiles / MIN_CHUNK)
+            .max(1);
+        let chunk = ktiles.div_ceil(want);
+        Split {
+            splits: ktiles.div_ceil(chunk),
+            chunk,
+        }
+    }
+
+    /// The schedule for `p`: spread when there are splits, the tiles alone would leave
+    /// multiprocessors idle and the partial sums fit `workspace` bytes; serial otherwise. The
+    /// choice depends on M, the bits do not (the kernel's comment says why).
+    fn schedule(&self, p: &GemmProblem, multiprocessors: u32, workspace: usize) -> Schedule {
+        let partials = self
+            .splits
+            .checked_mul(p.batch)
+            .and_then(|x| x.checked_mul(p.m))
+            .and_then(|x| x.checked_mul(p.n))
+            .and_then(|x| x.checked_mul(4));
+        let few_tiles = tiles(p).is_some_and(|t| t < multiprocessors as usize);
+        match partials {
+            Some(bytes) if self.splits > 1 && few_tiles && bytes <= workspace => Schedule::Spread,
+            _ => Schedule::Serial,
+        }
+    }
+}
+
+/// Who computes a tile's splits (see the kernel's "Split-K" comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    /// A block takes a whole tile, keeping its running sum in its own workspace slot.
+    Serial,
+    /// A block takes one (tile, split); a second kernel adds the splits.
+    Spread,
+}
+
+impl Schedule {
+    /// The persistent grid: at most one block per SM (the shared memory allows no more), per
+    /// work unit, and (serial, with splits) per workspace slot. Which block computes a unit
+    /// does not change its arithmetic.
+    fn grid(self, p: &GemmProblem, split: &Split, multiprocessors: u32) -> u32 {
+        let sms = multiprocessors.max(1) as usize;
+        let units = match self {
+            Schedule::Serial => tiles(p),
+            Schedule::Spread => tiles(p).and_then(|t| t.checked_mul(split.splits)),
+        };
+        let slots = WORKSPACE_BYTES / SLOT_BYTES;
+        units.map_or(sms, |u| u.min(sms)).min(slots).max(1) as u32
     }
 }
 
@@ -234,13 +407,6 @@ fn tiles(p: &GemmProblem) -> Option<usize> {
     p.m.div_ceil(BM)
         .checked_mul(p.n.div_ceil(BN))?
         .checked_mul(p.batch)
-}
-
-/// The persistent grid: one block per SM (the shared memory allows no more), or one per tile
-/// when there are fewer tiles. Which block computes a tile does not change its arithmetic.
-fn grid_x(p: &GemmProblem, multiprocessors: u32) -> u32 {
-    let sms = multiprocessors.max(1) as usize;
-    tiles(p).map_or(sms, |t| t.min(sms)) as u32
 }
 
 /// One operand as TMA sees it: `[inner, outer, batch]` extents, the row and batch strides in
@@ -430,13 +596,73 @@ mod tests {
     }
 
     #[test]
-    fn grid_and_shared_memory_do_not_depend_on_anything_but_tiles() {
-        assert_eq!(grid_x(&problem(1, 4096, 4096, false, false), 132), 16);
-        assert_eq!(grid_x(&problem(129, 257, 64, false, false), 132), 4);
-        assert_eq!(grid_x(&problem(4096, 4096, 4096, false, false), 132), 132);
+    fn grid_and_shared_memory_do_not_depend_on_anything_but_the_work() {
+        let grid = |p: &GemmProblem| {
+            let split = Split::of(p, 132);
+            split.schedule(p, 132, WORKSPACE_BYTES).grid(p, &split, 132)
+        };
+        // One row, N = 4096, K = 4096: 16 tiles, 4 splits each, spread.
+        assert_eq!(grid(&problem(1, 4096, 4096, false, false)), 64);
+        // K = 64: one k-tile, no split: one block per tile.
+        assert_eq!(grid(&problem(129, 257, 64, false, false)), 4);
+        assert_eq!(grid(&problem(4096, 4096, 4096, false, false)), 132);
         // 4 stages of (128 + 256) x 64 bf16, alignment slack and 8 barriers: fits an H100's
         // 227 KiB opt-in, not an sm_86's 99 KiB.
         assert_eq!(SHARED_BYTES, 197_696);
+    }
+
+    #[test]
+    fn splits_depend_on_n_k_and_the_device_never_on_m_or_the_batch() {
+        for (n, k, sms, want) in [
+            // 16 column blocks on 132 SMs: 8 would fit, at most 4; 64 k-tiles in 4 of 16.
+            (4096, 4096, 132, Split { splits: 4, chunk: 16 }),
+            // 56 column blocks: 2 splits of 32 k-tiles.
+            (14336, 4096, 132, Split { splits: 2, chunk: 32 }),
+            // As many column blocks as SMs: no split.
+            (33792, 4096, 132, Split { splits: 1, chunk: 64 }),
+            // K of 15 k-tiles: a split needs 8, so one.
+            (4096, 960, 132, Split { splits: 1, chunk: 15 }),
+            // 17 k-tiles, 2 wanted: chunks of 9 and 8.
+            (4096, 1088, 132, Split { splits: 2, chunk: 9 }),
+            // A smaller device: 78 / 16 = 4.
+            (4096, 4096, 78, Split { splits: 4, chunk: 16 }),
+            (4096, 4096, 40, Split { splits: 2, chunk: 32 }),
+        ] {
+            for m in [1, 17, 128, 1000, 4096] {
+                for batch in [1, 3] {
+                    let mut p = problem(m, n, k, false, true);
+                    p.batch = batch;
+                    assert_eq!(Split::of(&p, sms), want, "n={n} k={k} sms={sms} m={m}");
+                }
+            }
+        }
+        // Never an empty split: (splits - 1) * chunk < k-tiles <= splits * chunk.
+        for k in (64..=8192).step_by(64) {
+            let s = Split::of(&problem(1, 4096, k, false, false), 132);
+            let ktiles = k / 64;
+            assert!((s.splits - 1) * s.chunk < ktiles && ktiles <= s.splits * s.chunk, "{k}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_spreads_few_tiles_whose_partials_fit() {
+        let sched = |m: usize, ws: usize| {
+            let p = problem(m, 4096, 4096, false, true);
+            Split::of(&p, 132).schedule(&p, 132, ws)
+        };
+        assert_eq!(sched(1, WORKSPACE_BYTES), Schedule::Spread);
+        assert_eq!(sched(128, WORKSPACE_BYTES), Schedule::Spread);
+        // 4 splits x 512 x 4096 f32 = 32 MiB: fits exactly; 513 rows do not.
+        assert_eq!(sched(512, WORKSPACE_BYTES), Schedule::Spread);
+        assert_eq!(sched(513, WORKSPACE_BYTES), Schedule::Serial);
+        // 9 row blocks x 16 = 144 tiles: enough for the device alone.
+        assert_eq!(sched(1025, 1 << 40), Schedule::Serial);
+        assert_eq!(sched(1, 1024), Schedule::Serial);
+        // No split: serial, whatever M.
+        let p = problem(1, 4096, 448, false, true);
+        assert_eq!(Split::of(&p, 132).schedule(&p, 132, WORKSPACE_BYTES), Schedule::Serial);
+        // Serial grids never exceed the workspace's slots.
+        assert!(WORKSPACE_BYTES / SLOT_BYTES >= 132);
     }
 
     #[test]
