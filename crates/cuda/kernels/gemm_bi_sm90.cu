@@ -226,6 +226,13 @@ __device__ __forceinline__ void manual_box(unsigned char* dst, const Operand& op
     }
 }
 
+// Announces `bytes` of TMA copies to `bar` without arriving on it.
+__device__ __forceinline__ void mbar_expect_tx_only(ky_u64* bar, ky_u32 bytes) {
+    asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+
 // Makes this thread's shared-memory writes visible to the async proxy (wgmma's reads).
 __device__ __forceinline__ void fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -369,8 +376,9 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; ++s) {
-            // With manual loads every producer thread arrives after its writes (thread 0's
-            // arrival also sets the stage's TMA bytes); else thread 0 alone.
+            // With manual loads every producer thread arrives after its writes (thread 0 also
+            // announces the stage's TMA bytes, without arriving); else thread 0 alone, with
+            // the bytes.
             mbar_init(&full[s], manual ? 128 : 1);
             mbar_init(&empty[s], 256);
         }
@@ -396,18 +404,23 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                     unsigned char* sa = smem + s * STAGE_BYTES;
                     unsigned char* sb = sa + A_BYTES;
                     const int k0 = kt * BK;
-                    if (manual) {
-                        load_stage<TA, TB>(sa, sb, false, manual, map_a, map_b, op_a, op_b,
-                                           tile, ab, bb, k0, &full[s]);
-                        fence_proxy_async();
-                    }
-                    if (threadIdx.x == 0) {
+                    if (!manual) {
                         mbar_expect_tx(&full[s], tma_bytes);
+                        load_stage<TA, TB>(sa, sb, true, 0, map_a, map_b, op_a, op_b, tile, ab,
+                                           bb, k0, &full[s]);
+                        continue;
+                    }
+                    // Thread 0 starts the TMA copies first (their bytes announced without an
+                    // arrival), then every thread loads its share and arrives.
+                    if (threadIdx.x == 0) {
+                        mbar_expect_tx_only(&full[s], tma_bytes);
                         load_stage<TA, TB>(sa, sb, true, manual, map_a, map_b, op_a, op_b,
                                            tile, ab, bb, k0, &full[s]);
-                    } else {
-                        mbar_arrive(&full[s]);
                     }
+                    load_stage<TA, TB>(sa, sb, false, manual, map_a, map_b, op_a, op_b, tile,
+                                       ab, bb, k0, &full[s]);
+                    fence_proxy_async();
+                    mbar_arrive(&full[s]);
                 }
             }
         }

@@ -46,8 +46,8 @@ use kernelyard_core::{DType, OpKind, Params, Policy, Problem, Reason, TensorView
 use kernelyard_suite::rng::Rng;
 
 use support::{
-    case, diff_rows, expected_invariant, nan_check, pack_a, random16, random_b,
-    rejection, sampled_rows, value_check, Case, Gpu, BI, BI_SM90, CUBLASLT,
+    case, diff_rows, expected_invariant, nan_check, pack_a, random16, random_b, rejection,
+    sampled_rows, value_check, Case, Gpu, BI, BI_SM90, CUBLASLT,
 };
 
 /// Sub-batch sizes (those below M), each at the start, the middle and the end of the batch.
@@ -363,6 +363,98 @@ fn a_broadcast_weight_over_a_batch_is_invariant() {
     let mut failures = Vec::new();
     for kernel in gpu.invariant_kernels() {
         check_broadcast(&gpu, kernel, &BROADCAST, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures (seed {:#x}):\n{}",
+        failures.len(),
+        gpu.seed,
+        failures.join("\n")
+    );
+}
+
+/// Host threads sharing one stream (an embedder's default stream). The sm90 kernel's spread
+/// split-K passes partial sums through the stream's workspace to a second kernel: a launch by
+/// another thread between the two would make both results wrong (the first GPU run of the
+/// split path failed this way: the tests of this file share the default stream). Four threads
+/// run products of their own (small M, so split and spread) on the same stream, 8 times each,
+/// with every invariant kernel: each result must equal the thread's first bit for bit and be
+/// within the tolerance contract.
+#[test]
+#[ignore = "requires a CUDA device"]
+fn threads_sharing_a_stream_keep_their_partial_sums_apart() {
+    let gpu = Gpu::new();
+    let mut failures = Vec::new();
+    let cases = [
+        case("thread 0", 1, 1536, 4096, NN),
+        case("thread 1", 17, 1000, 4096, NT),
+        case("thread 2", 128, 1536, 2048, TN),
+        case("thread 3", 64, 4096, 4096, NT),
+    ];
+    for kernel in gpu.invariant_kernels() {
+        let gpu = &gpu;
+        let results: Vec<Vec<String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cases
+                .iter()
+                .map(|case| {
+                    scope.spawn(move || {
+                        let mut errors = Vec::new();
+                        let mut rng = Rng::derived(gpu.seed, &["threads", case.name]);
+                        let logical = random16(case.dtype, case.m * case.k, &mut rng);
+                        let (b_stored, op_b) = random_b(case, &mut rng);
+                        let b = gpu.upload(case.dtype, &b_stored);
+                        let a = gpu.upload(case.dtype, &pack_a(case, &logical, &[0..case.m]));
+                        let layout = (case.trans_a, case.trans_b);
+                        let mut first: Option<Vec<u32>> = None;
+                        for run in 0..8 {
+                            let c = match gpu.product(
+                                kernel,
+                                a.view(),
+                                b.view(),
+                                layout,
+                                case.c_dtype,
+                                &[case.m, case.n],
+                            ) {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    errors.push(format!("{kernel} {case} run {run}: {e}"));
+                                    break;
+                                }
+                            };
+                            match &first {
+                                None => {
+                                    let rows = sampled_rows(case.m, &mut rng);
+                                    if let Some(e) =
+                                        value_check(case, &c, &logical, 0, &op_b, &rows)
+                                    {
+                                        errors.push(format!("{kernel} {case}: {e}"));
+                                    }
+                                    first = Some(c);
+                                }
+                                Some(f) => {
+                                    let d = diff_rows(f, 0, &c, 0, case.m, case.n, case.c_dtype);
+                                    if let Some(d) = d {
+                                        errors.push(format!("{kernel} {case} run {run}: {d}"));
+                                    }
+                                }
+                            }
+                        }
+                        errors
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec!["a thread panicked".to_owned()])
+                })
+                .collect()
+        });
+        for errors in results {
+            failures.extend(errors);
+        }
+        println!("{kernel}: 4 threads x 8 runs on one stream");
     }
     assert!(
         failures.is_empty(),

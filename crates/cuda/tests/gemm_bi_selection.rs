@@ -6,7 +6,9 @@
 //!   `cuda.gemm.cublaslt` (which declares neither property): `cuda.gemm.batch_invariant.sm90`
 //!   (priority 6) on sm_90, in every layout and alignment (A transposed with an odd row
 //!   stride included: it loads what TMA cannot copy itself, so its choice never depends on M),
-//!   `cuda.gemm.batch_invariant` (priority 5) on other sm_80+ devices.
+//!   `cuda.gemm.batch_invariant` (priority 5) on other sm_80+ devices;
+//!   `cuda.gemm.batch_invariant.sm90.splitk` (priority 4: split-K for small M, other bits)
+//!   only when named (or pinned, or tuned), and then for every M.
 //! - Without constraints cuBLASLt (priority 10) stays the choice.
 //! - Where no invariant kernel can run (sm_75, or f32 A/B), selection fails with every
 //!   candidate's reasons: cuBLASLt's "not batch-invariant", the invariant kernels' architecture
@@ -26,6 +28,7 @@ use selection_support::H100_OPTIN;
 
 const BI: &str = "cuda.gemm.batch_invariant";
 const BI_SM90: &str = "cuda.gemm.batch_invariant.sm90";
+const BI_SM90_SPLITK: &str = "cuda.gemm.batch_invariant.sm90.splitk";
 const CUBLASLT: &str = "cuda.gemm.cublaslt";
 
 /// A runtime with one simulated H100-like device of capability `sm` (only the architecture
@@ -97,7 +100,7 @@ fn is_arch(r: &Reason) -> bool {
 
 #[test]
 fn the_invariant_kernels_declare_what_selection_relies_on() {
-    for (name, priority) in [(BI, 5), (BI_SM90, 6)] {
+    for (name, priority) in [(BI_SM90_SPLITK, 4), (BI, 5), (BI_SM90, 6)] {
         let m = registered(name).meta();
         assert_eq!(m.op, OpKind::Gemm, "{name}");
         assert_eq!(m.backend, "cuda", "{name}");
@@ -113,18 +116,20 @@ fn the_invariant_kernels_declare_what_selection_relies_on() {
     let lt = registered(CUBLASLT).meta();
     assert!(!lt.deterministic && !lt.batch_invariant);
     assert!(lt.priority > registered(BI_SM90).meta().priority);
-    // The wgmma/TMA kernel is for sm_90 alone, with arch-specific instructions (sm_90a).
-    match registered(BI_SM90).meta().arch {
-        kernelyard_core::ArchReq::Cuda {
-            min,
-            max,
-            arch_specific,
-        } => {
-            assert_eq!(min, Sm::new(9, 0));
-            assert_eq!(max, Some(Sm::new(9, 0)));
-            assert!(arch_specific);
+    // The wgmma/TMA kernels are for sm_90 alone, with arch-specific instructions (sm_90a).
+    for name in [BI_SM90, BI_SM90_SPLITK] {
+        match registered(name).meta().arch {
+            kernelyard_core::ArchReq::Cuda {
+                min,
+                max,
+                arch_specific,
+            } => {
+                assert_eq!(min, Sm::new(9, 0));
+                assert_eq!(max, Some(Sm::new(9, 0)));
+                assert!(arch_specific);
+            }
+            other => panic!("{name}: {other:?}"),
         }
-        other => panic!("{BI_SM90}: {other:?}"),
     }
     match registered(BI).meta().arch {
         kernelyard_core::ArchReq::Cuda { min, .. } => assert_eq!(min, Sm::new(8, 0)),
@@ -208,11 +213,27 @@ fn off_sm90_the_constraints_select_the_mma_kernel() {
 }
 
 #[test]
+fn the_split_k_kernel_runs_when_named_for_every_m_and_layout() {
+    let rt = runtime(Sm::new(9, 0));
+    for m in [1, 17, 128, 1000, 4096] {
+        for layout in ["", ",trans_b=1", ",trans_a=1"] {
+            let p = gemm(&format!("m={m},n=4096,k=4096{layout}"), DType::BF16);
+            let plan = rt
+                .select(DeviceId::cuda(0), &p, &Policy::kernel(BI_SM90_SPLITK))
+                .unwrap_or_else(|e| panic!("m={m}{layout}: {e}"));
+            assert_eq!(plan.kernel_name(), BI_SM90_SPLITK);
+        }
+    }
+}
+
+#[test]
 fn named_invariant_kernels_outside_their_range_are_rejected_not_replaced() {
     let p = gemm("m=2048,n=1536,k=4096", DType::BF16);
     for (sm, name) in [
         (Sm::new(8, 0), BI_SM90),
         (Sm::new(10, 0), BI_SM90),
+        (Sm::new(8, 9), BI_SM90_SPLITK),
+        (Sm::new(12, 0), BI_SM90_SPLITK),
         (Sm::new(7, 5), BI),
     ] {
         match runtime(sm).select(DeviceId::cuda(0), &p, &Policy::kernel(name)) {

@@ -30,6 +30,7 @@ use kernelyard_kernels::attention_decode;
 
 use crate::device::bind;
 use crate::launch::CudaLauncher;
+use crate::ops::gemm::Workspace;
 use crate::ops::nvrtc_meta;
 
 /// The `cuda.attention.decode` kernel.
@@ -57,13 +58,15 @@ fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &AttentionProblem) -> Resu
     Ok(())
 }
 
-fn scratch(stream: &Stream) -> Result<attention_decode::Scratch, Error> {
+/// The stream's workspace, held while the launches are enqueued, as the kernels' scratch.
+fn scratch(stream: &Stream) -> Result<(Workspace, attention_decode::Scratch), Error> {
     bind(stream.device())?;
-    let ptr = crate::ops::gemm::workspace(stream)?;
-    Ok(attention_decode::Scratch {
-        ptr: ptr as *mut c_void,
+    let ws = crate::ops::gemm::workspace(stream)?;
+    let scratch = attention_decode::Scratch {
+        ptr: ws.ptr as *mut c_void,
         bytes: crate::ops::gemm::WORKSPACE_BYTES,
-    })
+    };
+    Ok((ws, scratch))
 }
 
 fn launch(
@@ -71,7 +74,8 @@ fn launch(
     a: &mut AttentionArgs<'_>,
     p: &AttentionProblem,
 ) -> Result<(), Error> {
-    let scratch = scratch(ctx.stream)?;
+    // `_held` keeps other users of the stream's workspace out of the launch sequence.
+    let (_held, scratch) = scratch(ctx.stream)?;
     // SAFETY: `scratch` is the stream's own workspace, which lives until `release_stream` and
     // is used only by work on this stream, in order.
     unsafe { attention_decode::launch(&CudaLauncher, ctx.stream, a, p, scratch) }

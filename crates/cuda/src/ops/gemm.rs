@@ -155,6 +155,7 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     bind(stream.device())?;
     let handle = handle(stream)?;
     let plan = plan(stream, handle, p, ctx.tactic)?;
+    // Held until the matmul is enqueued (cuBLASLt may launch several kernels through it).
     let workspace = workspace(stream)?;
     let (alpha, beta) = (a.alpha, if p.accumulate { a.beta } else { 0.0 });
     let c = a.c.as_mut_ptr();
@@ -177,7 +178,7 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
             c,
             plan.lt_c,
             &plan.algo,
-            workspace as *mut c_void,
+            workspace.ptr as *mut c_void,
             WORKSPACE_BYTES,
             stream.raw() as ltsys::cudaStream_t,
         )
@@ -235,19 +236,23 @@ fn workspaces() -> &'static Workspaces {
 }
 
 /// `stream`'s workspace ([`WORKSPACE_BYTES`]), allocated on first use (refused on a capturing
-/// stream). cuBLASLt uses it during a matmul, and the split path of `cuda.token_logprobs` for
-/// its partial states: work on one stream runs in order, so they never overlap, and neither
-/// keeps anything in it between launches. The caller bound the device.
-pub(crate) fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
+/// stream), held for the caller (see [`Workspace`]). cuBLASLt uses it during a matmul, the
+/// split paths of `cuda.token_logprobs`, `cuda.attention.decode` and the sm90 invariant GEMM
+/// for their partial results: work on one stream runs in order and each enqueues its launches
+/// while holding it, so they never overlap, and none keeps anything in it between launches.
+/// The caller bound the device.
+pub(crate) fn workspace(stream: &Stream) -> Result<Workspace, Error> {
     let key = stream_key(stream)?;
+    // The sequence lock first, then the map's (the only order either is taken in).
+    let seq = sequence_lock(key).lock().unwrap_or_else(|e| e.into_inner());
     let mut map = workspaces().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&w) = map.get(&key) {
-        return Ok(w);
+        return Ok(Workspace { ptr: w, _seq: seq });
     }
     guard(stream, || {
         format!(
             "allocating the {WORKSPACE_BYTES}-byte stream workspace (cuBLASLt, split \
-             token_logprobs) for this stream"
+             token_logprobs, attention decode, the sm90 GEMM's split-K) for this stream"
         )
     })?;
     // SAFETY: the device's context is current (bound by the caller).
@@ -259,7 +264,30 @@ pub(crate) fn workspace(stream: &Stream) -> Result<drvsys::CUdeviceptr, Error> {
         "kernelyard: stream workspace allocated"
     );
     map.insert(key, w);
-    Ok(w)
+    Ok(Workspace { ptr: w, _seq: seq })
+}
+
+/// A stream's workspace while its user enqueues the launches that use it.
+///
+/// Several host threads may share a stream (an embedder's default stream). A user whose
+/// launches pass data through the workspace (partial sums, then a kernel that combines them)
+/// must enqueue them with no other user's launch in between, or the second kernel could read
+/// another thread's partials: holding this keeps every other user of the same stream's
+/// workspace waiting until the sequence is enqueued (microseconds; nothing waits for the GPU).
+/// Streams share 64 such locks by a hash of their key, so two streams may wait on each other
+/// for as long as an enqueue takes, never longer.
+pub(crate) struct Workspace {
+    /// The device address of the [`WORKSPACE_BYTES`] bytes.
+    pub(crate) ptr: drvsys::CUdeviceptr,
+    _seq: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The enqueue lock of the stream `key` (one of 64).
+fn sequence_lock(key: (u32, u64)) -> &'static Mutex<()> {
+    static LOCKS: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+    let h = (u64::from(key.0).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key.1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    &LOCKS[(h >> 58) as usize]
 }
 
 /// Frees `stream`'s workspace, if it has one, after the stream has finished the work queued on

@@ -94,8 +94,19 @@ pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 *
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
 pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
     .with_check(check)
-    .with_prepare(prepare);
+    .with_prepare(crate::ops::prepare_nvrtc::<Gemm>);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
+
+/// The `cuda.gemm.batch_invariant.sm90.splitk` kernel: the same kernel with K cut into splits
+/// by N, K and the device (`Split::of`), for small M. Its bits differ from the unsplit
+/// kernel's, so it is a kernel of its own (never a tactic) with a lower priority: constrained
+/// selection takes it only when it is named, pinned, or chosen by tuning, whose key has no
+/// M under `batch_invariant`, so one choice holds for every M of an (N, K).
+pub static GEMM_BATCH_INVARIANT_SM90_SPLITK: KernelDef<Gemm> =
+    KernelDef::<Gemm>::new(META_SPLITK, launch_split_k)
+        .with_check(check)
+        .with_prepare(prepare_split_k);
+kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90_SPLITK);
 
 const META: KernelMeta = tensor_core_meta::<Gemm>(
     "cuda.gemm.batch_invariant.sm90",
@@ -106,7 +117,17 @@ const META: KernelMeta = tensor_core_meta::<Gemm>(
     6,
 );
 
-/// C in A's dtype or f32, sizes TMA's 32-bit coordinates hold, and [`SHARED_BYTES`] of opt-in
+const META_SPLITK: KernelMeta = tensor_core_meta::<Gemm>(
+    "cuda.gemm.batch_invariant.sm90.splitk",
+    module_path!(),
+    "the sm90 invariant GEMM with split-K for small M (splits from N, K and the device, added \
+     in a fixed order); batch-invariant, deterministic",
+    TensorCores::Hopper,
+    2,
+    4,
+);
+
+/// C in A's dtype or f32, sizes TMA's 32-bit coordinates hold, strides an i64 holds, and [`SHARED_BYTES`] of opt-in
 /// shared memory per block. Every layout and alignment is taken (see the module docs).
 fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
     if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
@@ -123,6 +144,22 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
             what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
         });
     }
+    // Strides are i64 in the kernel (and in the manual loads' address arithmetic).
+    if [
+        p.lda,
+        p.ldb,
+        p.ldc,
+        p.batch_stride_a,
+        p.batch_stride_b,
+        p.batch_stride_c,
+    ]
+    .iter()
+    .any(|&s| s > i64::MAX as usize)
+    {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "a row or batch stride above 2^63 - 1".to_owned(),
+        });
+    }
     if SHARED_BYTES > caps.shared_mem_per_block_optin {
         reasons.push(Reason::SharedMemory {
             need: SHARED_BYTES,
@@ -133,20 +170,43 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
 
 /// Loads the module and makes the stream's workspace (the split-K partial sums), so a launch
 /// inside a graph capture makes nothing.
-fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
+fn prepare_split_k(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
     crate::ops::prepare_nvrtc::<Gemm>(meta, ctx, p)?;
     bind(ctx.stream.device())?;
     crate::ops::gemm::workspace(ctx.stream)?;
     Ok(())
 }
 
+/// `cuda.gemm.batch_invariant.sm90`: K in one piece.
 fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    run(ctx, a, p, Split::whole(p))
+}
+
+/// `cuda.gemm.batch_invariant.sm90.splitk`: K in `Split::of` splits.
+fn launch_split_k(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<(), Error> {
+    run(ctx, a, p, Split::of(p, ctx.caps.multiprocessors))
+}
+
+fn run(
+    ctx: &LaunchCtx<'_>,
+    a: &mut GemmArgs<'_>,
+    p: &GemmProblem,
+    split: Split,
+) -> Result<(), Error> {
     let symbol = symbol(p)?;
     let sms = ctx.caps.multiprocessors;
-    let split = Split::of(p, sms);
     let schedule = split.schedule(p, sms, WORKSPACE_BYTES);
-    bind(ctx.stream.device())?;
-    let ws = crate::ops::gemm::workspace(ctx.stream)? as *mut c_void;
+    // With splits: the stream's workspace, held until both kernels are enqueued, so no other
+    // user of it may launch between the partial sums and their reduction.
+    let held = if split.splits > 1 {
+        bind(ctx.stream.device())?;
+        Some(crate::ops::gemm::workspace(ctx.stream)?)
+    } else {
+        None
+    };
+    let ws = held
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |w| w.ptr as *mut c_void);
     let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
     let (op_a, op_b) = (operand_a(p), operand_b(p));
     // Each operand by TMA where its address and strides allow, else by manual loads (bit 0:
@@ -185,7 +245,8 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     };
     // SAFETY: the parameters match `gemm_bi_sm90_*(KyTensorMap x2, const void*, long long x2,
     // const void*, long long x2, int, void*, long long x5, int x3, float x2, int x6, float*)`:
-    // `ws` is the stream's own workspace (used by work on this stream only, in order), and
+    // `ws` is null with one split (never read then) or the stream's own workspace (used by
+    // work on this stream only, in order), and
     // `Split::schedule` keeps what the schedule writes there within WORKSPACE_BYTES: the spread
     // partial sums ([splits][batch][m][n] f32) or one SLOT_BYTES slot per block; the
     // maps are 128-byte values copied into the parameter space, describing A and B exactly as
@@ -235,6 +296,7 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     if schedule == Schedule::Spread {
         reduce(ctx, a, p, &split, ws)?;
     }
+    drop(held);
     Ok(())
 }
 
@@ -307,6 +369,15 @@ struct Split {
 }
 
 impl Split {
+    /// K in one piece.
+    fn whole(p: &GemmProblem) -> Split {
+        let ktiles = p.k.div_ceil(BK).max(1);
+        Split {
+            splits: 1,
+            chunk: ktiles,
+        }
+    }
+
     fn of(p: &GemmProblem, multiprocessors: u32) -> Split {
         let ktiles = p.k.div_ceil(BK).max(1);
         let tiles_n = p.n.div_ceil(BN).max(1);
@@ -615,18 +686,74 @@ mod tests {
     fn splits_depend_on_n_k_and_the_device_never_on_m_or_the_batch() {
         for (n, k, sms, want) in [
             // 16 column blocks on 132 SMs: 8 would fit, at most 4; 64 k-tiles in 4 of 16.
-            (4096, 4096, 132, Split { splits: 4, chunk: 16 }),
+            (
+                4096,
+                4096,
+                132,
+                Split {
+                    splits: 4,
+                    chunk: 16,
+                },
+            ),
             // 56 column blocks: 2 splits of 32 k-tiles.
-            (14336, 4096, 132, Split { splits: 2, chunk: 32 }),
+            (
+                14336,
+                4096,
+                132,
+                Split {
+                    splits: 2,
+                    chunk: 32,
+                },
+            ),
             // As many column blocks as SMs: no split.
-            (33792, 4096, 132, Split { splits: 1, chunk: 64 }),
+            (
+                33792,
+                4096,
+                132,
+                Split {
+                    splits: 1,
+                    chunk: 64,
+                },
+            ),
             // K of 15 k-tiles: a split needs 8, so one.
-            (4096, 960, 132, Split { splits: 1, chunk: 15 }),
+            (
+                4096,
+                960,
+                132,
+                Split {
+                    splits: 1,
+                    chunk: 15,
+                },
+            ),
             // 17 k-tiles, 2 wanted: chunks of 9 and 8.
-            (4096, 1088, 132, Split { splits: 2, chunk: 9 }),
+            (
+                4096,
+                1088,
+                132,
+                Split {
+                    splits: 2,
+                    chunk: 9,
+                },
+            ),
             // A smaller device: 78 / 16 = 4.
-            (4096, 4096, 78, Split { splits: 4, chunk: 16 }),
-            (4096, 4096, 40, Split { splits: 2, chunk: 32 }),
+            (
+                4096,
+                4096,
+                78,
+                Split {
+                    splits: 4,
+                    chunk: 16,
+                },
+            ),
+            (
+                4096,
+                4096,
+                40,
+                Split {
+                    splits: 2,
+                    chunk: 32,
+                },
+            ),
         ] {
             for m in [1, 17, 128, 1000, 4096] {
                 for batch in [1, 3] {
@@ -640,7 +767,10 @@ mod tests {
         for k in (64..=8192).step_by(64) {
             let s = Split::of(&problem(1, 4096, k, false, false), 132);
             let ktiles = k / 64;
-            assert!((s.splits - 1) * s.chunk < ktiles && ktiles <= s.splits * s.chunk, "{k}");
+            assert!(
+                (s.splits - 1) * s.chunk < ktiles && ktiles <= s.splits * s.chunk,
+                "{k}"
+            );
         }
     }
 
@@ -660,7 +790,10 @@ mod tests {
         assert_eq!(sched(1, 1024), Schedule::Serial);
         // No split: serial, whatever M.
         let p = problem(1, 4096, 448, false, true);
-        assert_eq!(Split::of(&p, 132).schedule(&p, 132, WORKSPACE_BYTES), Schedule::Serial);
+        assert_eq!(
+            Split::of(&p, 132).schedule(&p, 132, WORKSPACE_BYTES),
+            Schedule::Serial
+        );
         // Serial grids never exceed the workspace's slots.
         assert!(WORKSPACE_BYTES / SLOT_BYTES >= 132);
     }

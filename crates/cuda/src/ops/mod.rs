@@ -78,7 +78,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     },
     SourceEntry {
         source: &gemm_bi_sm90::SOURCE,
-        kernels: &[&gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90],
+        kernels: &[
+            &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90,
+            &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90_SPLITK,
+        ],
     },
 ];
 
@@ -244,7 +247,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 13] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 14] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -269,6 +272,17 @@ mod tests {
                 OpKind::Gemm,
                 Declared {
                     priority: 6,
+                    align: 2,
+                    ..HOPPER
+                },
+            ),
+            (
+                &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90_SPLITK,
+                "cuda.gemm.batch_invariant.sm90.splitk",
+                OpKind::Gemm,
+                Declared {
+                    priority: 4,
+                    align: 2,
                     ..HOPPER
                 },
             ),

@@ -50,6 +50,7 @@ use kernelyard_kernels::token_logprobs;
 use crate::device::bind;
 use crate::error::drv;
 use crate::launch::CudaLauncher;
+use crate::ops::gemm::Workspace;
 use crate::ops::nvrtc_meta;
 
 /// The `cuda.token_logprobs` kernel: [`token_logprobs::check`], and the checked mode around
@@ -133,18 +134,22 @@ fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &TokenLogprobsProblem) -> 
     Ok(())
 }
 
-/// The split path's scratch: the stream's workspace ([`crate::ops::gemm::workspace`]) when
-/// `p`'s rows are split, else none.
-fn scratch(stream: &Stream, p: &TokenLogprobsProblem) -> Result<token_logprobs::Scratch, Error> {
+/// The split path's scratch: the stream's workspace ([`crate::ops::gemm::workspace`], held
+/// while the launches are enqueued) when `p`'s rows are split, else none.
+fn scratch(
+    stream: &Stream,
+    p: &TokenLogprobsProblem,
+) -> Result<(Option<Workspace>, token_logprobs::Scratch), Error> {
     if token_logprobs::scratch_bytes(p) == 0 {
-        return Ok(token_logprobs::Scratch::NONE);
+        return Ok((None, token_logprobs::Scratch::NONE));
     }
     bind(stream.device())?;
-    let ptr = crate::ops::gemm::workspace(stream)?;
-    Ok(token_logprobs::Scratch {
-        ptr: ptr as *mut c_void,
+    let ws = crate::ops::gemm::workspace(stream)?;
+    let scratch = token_logprobs::Scratch {
+        ptr: ws.ptr as *mut c_void,
         bytes: crate::ops::gemm::WORKSPACE_BYTES,
-    })
+    };
+    Ok((Some(ws), scratch))
 }
 
 /// Reads target `row` from device memory (the value the error reports).
@@ -195,12 +200,13 @@ fn launch_checked(
         .as_ref()
         .map_or(std::ptr::null_mut(), |b| b.ptr as *mut c_void);
     let targets = a.targets.as_ptr();
-    let scratch = scratch(stream, p)?;
+    let (held, scratch) = scratch(stream, p)?;
     // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
     // which `BadRow`'s drop frees only after the stream has drained; `scratch` is none or the
     // stream's own workspace, which lives until `release_stream` and is used only by work on
-    // this stream, in order.
+    // this stream, in order (`held` keeps other users' launches out of the sequence).
     unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad, scratch)? };
+    drop(held);
     if let Some(slot) = bad_row {
         if let Some(row) = slot.read()? {
             let target = read_target(targets, p.target_dtype, row)?;

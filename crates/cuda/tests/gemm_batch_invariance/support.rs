@@ -22,6 +22,8 @@ use kernelyard_suite::tolerance::{coarser, tolerance};
 
 pub(crate) const BI: &str = "cuda.gemm.batch_invariant";
 pub(crate) const BI_SM90: &str = "cuda.gemm.batch_invariant.sm90";
+/// The sm90 kernel with split-K (selected only when named, pinned or tuned).
+pub(crate) const BI_SM90_SPLITK: &str = "cuda.gemm.batch_invariant.sm90.splitk";
 pub(crate) const CUBLASLT: &str = "cuda.gemm.cublaslt";
 pub(crate) const DEVICE: DeviceId = DeviceId::cuda(0);
 
@@ -267,7 +269,7 @@ impl Gpu {
         .expect("problem");
         let mut runnable = Vec::new();
         let sm = self.sm();
-        for name in [BI, BI_SM90] {
+        for name in [BI, BI_SM90, BI_SM90_SPLITK] {
             let meant = meant_for(name, sm);
             match (
                 meant,
@@ -385,7 +387,7 @@ impl Gpu {
 pub(crate) fn meant_for(kernel: &str, sm: Sm) -> bool {
     match kernel {
         BI => sm >= Sm::new(8, 0),
-        BI_SM90 => sm == Sm::new(9, 0),
+        BI_SM90 | BI_SM90_SPLITK => sm == Sm::new(9, 0),
         other => panic!("no documented range for {other}"),
     }
 }
