@@ -16,7 +16,17 @@ export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBR
   timeout 60 .gpu/bin/graph --include-ignored --test-threads 1 2>&1 | tail -8
 } >"$OUT/workspace_users.log" 2>&1
 grep -E "passed|test result" "$OUT/workspace_users.log" | sed 's/^/## /' >>"$OUT/console_gemm_bi.log"
-timeout 240 bash scripts/gpu_proof.sh sanitize_gemm >"$OUT/console_sanitize.log" 2>&1
+# Where the split-K kernel's time goes at small M: ncu's duration of each kernel (the GEMM
+# and its reduction) against the unsplit kernel's.
+for s in m=128,n=4096,k=4096 m=1,n=4096,k=4096; do
+  for kern in cuda.gemm.batch_invariant.sm90.splitk cuda.gemm.batch_invariant.sm90; do
+    echo "=== $s $kern"
+    timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum -k regex:gemm_bi_sm90 -c 6 \
+      .gpu/kernelyard bench gemm --problem $s --dtype bf16 --device cuda:0 --kernel $kern 2>&1 \
+      | grep -E "gemm_bi_sm90|gpu__time_duration" | tail -6
+  done
+done >"$OUT/ncu_splitk.log" 2>&1
+timeout 200 bash scripts/gpu_proof.sh sanitize_gemm >"$OUT/console_sanitize.log" 2>&1
 cp "$OUT/ratios_gemm.md" "$FINAL/" 2>/dev/null
 grep -hE "^## " "$OUT"/console_*.log >"$FINAL/summary.txt"
 tar czf "$FINAL/all.tgz" -C "$OUT" .

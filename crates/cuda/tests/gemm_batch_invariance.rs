@@ -403,7 +403,10 @@ fn threads_sharing_a_stream_keep_their_partial_sums_apart() {
                         let logical = random16(case.dtype, case.m * case.k, &mut rng);
                         let (b_stored, op_b) = random_b(case, &mut rng);
                         let b = gpu.upload(case.dtype, &b_stored);
-                        let a = gpu.upload(case.dtype, &pack_a(case, &logical, &[0..case.m]));
+                        let a = gpu.upload(
+                            case.dtype,
+                            &pack_a(case, &logical, std::slice::from_ref(&(0..case.m))),
+                        );
                         let layout = (case.trans_a, case.trans_b);
                         let mut first: Option<Vec<u32>> = None;
                         for run in 0..8 {

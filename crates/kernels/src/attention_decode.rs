@@ -105,14 +105,8 @@ pub fn scratch_bytes(p: &AttentionProblem) -> usize {
     entry_scratch(p).saturating_mul(p.batch)
 }
 
-/// Device memory the split kernel writes its partial results to (the backend's).
-#[derive(Clone, Copy, Debug)]
-pub struct Scratch {
-    /// The buffer.
-    pub ptr: *mut c_void,
-    /// Its size in bytes.
-    pub bytes: usize,
-}
+/// Device memory the split kernel writes its partial results to.
+pub use crate::launch::Scratch;
 
 fn symbols(dtype: DType, c: usize) -> Option<(&'static str, &'static str)> {
     let s = &SOURCE.symbols;

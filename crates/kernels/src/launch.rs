@@ -133,3 +133,23 @@ pub(crate) mod tests {
         assert!(none.is_empty());
     }
 }
+
+/// Device memory a launch sequence passes partial results through (the backend's: the CUDA
+/// stream workspace, or a ROCm allocation), for the split paths of `token_logprobs` and
+/// `attention_decode`. The backend keeps it alive, and other work off it, until the sequence
+/// has run.
+#[derive(Clone, Copy, Debug)]
+pub struct Scratch {
+    /// The buffer (null for a problem that needs none).
+    pub ptr: *mut c_void,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+impl Scratch {
+    /// No scratch: for problems that need none (their `scratch_bytes` is 0).
+    pub const NONE: Scratch = Scratch {
+        ptr: std::ptr::null_mut(),
+        bytes: 0,
+    };
+}

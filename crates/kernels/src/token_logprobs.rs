@@ -131,22 +131,8 @@ pub fn scratch_bytes(p: &TokenLogprobsProblem) -> usize {
     }
 }
 
-/// Device memory a launch of the split path writes its partial states to (the backend's).
-#[derive(Clone, Copy, Debug)]
-pub struct Scratch {
-    /// The buffer (may be null when the problem's rows are not split).
-    pub ptr: *mut c_void,
-    /// Its size in bytes.
-    pub bytes: usize,
-}
-
-impl Scratch {
-    /// No scratch: for problems whose rows are not split ([`scratch_bytes`] is 0).
-    pub const NONE: Scratch = Scratch {
-        ptr: std::ptr::null_mut(),
-        bytes: 0,
-    };
-}
+/// Device memory a launch of the split path writes its partial states to.
+pub use crate::launch::Scratch;
 
 fn dtype_index(dtype: DType) -> Option<usize> {
     match dtype {

@@ -795,7 +795,7 @@ mod tests {
             Schedule::Serial
         );
         // Serial grids never exceed the workspace's slots.
-        assert!(WORKSPACE_BYTES / SLOT_BYTES >= 132);
+        const { assert!(WORKSPACE_BYTES / SLOT_BYTES >= 132) };
     }
 
     #[test]
