@@ -349,14 +349,18 @@ __device__ __forceinline__ void reduce(const float* ws, void* c, ky_i64 m, ky_i6
 // TB: B is transposed (stored [n, k]). `manual` (bit 0: A, bit 1: B) names the operands the
 // producer warpgroup loads itself instead of TMA (its map is then unused); `c_pairs`: C's
 // pairs may be stored as one word.
-template <typename T, int TA, int TB>
+template <typename T, int TA, int TB, bool SPLIT>
 __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap* map_b,
                                      const Operand& op_a, const Operand& op_b, int manual,
                                      void* c, ky_i64 m, ky_i64 n, ky_i64 k, ky_i64 ldc,
                                      ky_i64 batch_stride_c, int batches, int a_bcast,
                                      int b_bcast, float alpha, float beta, int accumulate,
-                                     int c_f32, int c_pairs, int splits, int chunk, int spread,
-                                     float* ws) {
+                                     int c_f32, int c_pairs, int splits_in, int chunk_in,
+                                     int spread_in, float* ws) {
+    // Without SPLIT (the unsplit kernel's entry points) K is one piece, known at compile time,
+    // so none of the split-K code is in those entry points.
+    const int splits = SPLIT ? splits_in : 1;
+    const int spread = SPLIT ? spread_in : 0;
     extern __shared__ unsigned char ky_smem_raw[];
     // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
     unsigned char* smem =
@@ -368,6 +372,7 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     const int tiles_n = (int)((n + BN - 1) / BN);
     const int tiles = tiles_m * tiles_n * batches;
     const int ktiles = (int)((k + BK - 1) / BK);
+    const int chunk = SPLIT ? chunk_in : ktiles;
     // Work units: tiles (serial) or (tile, split) pairs (spread), with their k-tile ranges.
     const int units = spread ? tiles * splits : tiles;
     // Bytes the TMA copies of one stage bring (what `full` waits for besides its arrivals).
@@ -496,7 +501,7 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 
 }  // namespace sm90
 
-#define KY_GEMM_SM90(NAME, T, TA, TB)                                                           \
+#define KY_GEMM_SM90(NAME, T, TA, TB, SPLIT)                                                    \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1) NAME(                        \
         const __grid_constant__ KyTensorMap map_a, const __grid_constant__ KyTensorMap map_b,   \
         const void* a, long long lda, long long batch_stride_a, const void* b, long long ldb,    \
@@ -508,19 +513,29 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                                  TA ? m : k, TA ? k : m};                                       \
         const sm90::Operand op_b{(const ky_u16*)b, ldb, b_bcast ? 0 : batch_stride_b,            \
                                  TB ? k : n, TB ? n : k};                                       \
-        sm90::gemm<T, TA, TB>(&map_a, &map_b, op_a, op_b, manual, c, m, n, k, ldc,              \
-                              batch_stride_c, batches, a_bcast, b_bcast, alpha, beta,           \
-                              accumulate, c_f32, c_pairs, splits, chunk, spread, ws);           \
+        sm90::gemm<T, TA, TB, SPLIT>(&map_a, &map_b, op_a, op_b, manual, c, m, n, k, ldc,       \
+                                     batch_stride_c, batches, a_bcast, b_bcast, alpha, beta,    \
+                                     accumulate, c_f32, c_pairs, splits, chunk, spread, ws);    \
     }
 
-KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0, 0)
-KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 0, 1)
-KY_GEMM_SM90(gemm_bi_sm90_bf16_tn, ky_bf16, 1, 0)
-KY_GEMM_SM90(gemm_bi_sm90_bf16_tt, ky_bf16, 1, 1)
-KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0, 0)
-KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 0, 1)
-KY_GEMM_SM90(gemm_bi_sm90_f16_tn, ky_f16, 1, 0)
-KY_GEMM_SM90(gemm_bi_sm90_f16_tt, ky_f16, 1, 1)
+// K in one piece (`cuda.gemm.batch_invariant.sm90`).
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0, 0, false)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 0, 1, false)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tn, ky_bf16, 1, 0, false)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tt, ky_bf16, 1, 1, false)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0, 0, false)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 0, 1, false)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tn, ky_f16, 1, 0, false)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tt, ky_f16, 1, 1, false)
+// K in splits (`cuda.gemm.batch_invariant.sm90.splitk`).
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nn_split, ky_bf16, 0, 0, true)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_nt_split, ky_bf16, 0, 1, true)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tn_split, ky_bf16, 1, 0, true)
+KY_GEMM_SM90(gemm_bi_sm90_bf16_tt_split, ky_bf16, 1, 1, true)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nn_split, ky_f16, 0, 0, true)
+KY_GEMM_SM90(gemm_bi_sm90_f16_nt_split, ky_f16, 0, 1, true)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tn_split, ky_f16, 1, 0, true)
+KY_GEMM_SM90(gemm_bi_sm90_f16_tt_split, ky_f16, 1, 1, true)
 
 #define KY_GEMM_SM90_REDUCE(NAME, C)                                                             \
     extern "C" __global__ void __launch_bounds__(256) NAME(                                     \

@@ -63,6 +63,14 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
         "gemm_bi_sm90_f16_nt",
         "gemm_bi_sm90_f16_tn",
         "gemm_bi_sm90_f16_tt",
+        "gemm_bi_sm90_bf16_nn_split",
+        "gemm_bi_sm90_bf16_nt_split",
+        "gemm_bi_sm90_bf16_tn_split",
+        "gemm_bi_sm90_bf16_tt_split",
+        "gemm_bi_sm90_f16_nn_split",
+        "gemm_bi_sm90_f16_nt_split",
+        "gemm_bi_sm90_f16_tn_split",
+        "gemm_bi_sm90_f16_tt_split",
         "gemm_bi_sm90_reduce_bf16",
         "gemm_bi_sm90_reduce_f16",
         "gemm_bi_sm90_reduce_f32",
@@ -193,7 +201,7 @@ fn run(
     p: &GemmProblem,
     split: Split,
 ) -> Result<(), Error> {
-    let symbol = symbol(p)?;
+    let symbol = symbol(p, split.splits > 1)?;
     let sms = ctx.caps.multiprocessors;
     let schedule = split.schedule(p, sms, WORKSPACE_BYTES);
     // With splits: the stream's workspace, held until both kernels are enqueued, so no other
@@ -309,9 +317,9 @@ fn reduce(
     ws: *mut c_void,
 ) -> Result<(), Error> {
     let symbol = SOURCE.symbols[match p.c_dtype {
-        DType::BF16 => 8,
-        DType::F16 => 9,
-        _ => 10,
+        DType::BF16 => 16,
+        DType::F16 => 17,
+        _ => 18,
     }];
     let total = p.batch.saturating_mul(p.m).saturating_mul(p.n);
     let blocks = total
@@ -434,8 +442,9 @@ impl Schedule {
     }
 }
 
-/// The entry point for the problem's dtype and layout.
-fn symbol(p: &GemmProblem) -> Result<&'static str, Error> {
+/// The entry point for the problem's dtype and layout, with the split-K code or without it
+/// (K in one piece: the code is compiled out).
+fn symbol(p: &GemmProblem, split: bool) -> Result<&'static str, Error> {
     let dtype = match p.dtype {
         DType::BF16 => 0,
         DType::F16 => 4,
@@ -446,7 +455,8 @@ fn symbol(p: &GemmProblem) -> Result<&'static str, Error> {
             .into())
         }
     };
-    Ok(SOURCE.symbols[dtype + 2 * usize::from(p.trans_a) + usize::from(p.trans_b)])
+    let layout = 2 * usize::from(p.trans_a) + usize::from(p.trans_b);
+    Ok(SOURCE.symbols[8 * usize::from(split) + dtype + layout])
 }
 
 /// A tensor map for an operand the kernel loads itself: never read.
@@ -623,16 +633,18 @@ mod tests {
     #[test]
     fn symbols_follow_dtype_and_transposes() {
         let mut p = problem(8, 8, 8, false, true);
-        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_bf16_nt");
+        assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_bf16_nt");
         p.trans_a = true;
-        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_bf16_tt");
+        assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_bf16_tt");
+        assert_eq!(symbol(&p, true).unwrap(), "gemm_bi_sm90_bf16_tt_split");
         p.dtype = DType::F16;
         p.trans_b = false;
-        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_tn");
+        assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_f16_tn");
         p.trans_a = false;
-        assert_eq!(symbol(&p).unwrap(), "gemm_bi_sm90_f16_nn");
+        assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_f16_nn");
+        assert_eq!(symbol(&p, true).unwrap(), "gemm_bi_sm90_f16_nn_split");
         p.dtype = DType::F32;
-        assert!(symbol(&p).is_err());
+        assert!(symbol(&p, false).is_err());
     }
 
     #[test]
