@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 8, call 3 (issue 17): v3 compiles the split-K code out of the unsplit kernel's entry
 # points (a template flag) after call 2 measured the unsplit kernel 8-25 % slower than the
-# session's starting build. First the timing question (sm90 kernel only, old vs v3, twice,
+# session's starting build. First the timing question (sm90 kernel only, old vs v3 vs
+# kernelyard-p (v3 with the old TMA-only producer loop restored as its own branch), twice,
 # and ncu durations at 128x4096x4096), then the GEMM proof again (tests, verify, bench, sanitizers).
 set -uo pipefail
 FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
@@ -10,14 +11,14 @@ export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBR
 : >"$OUT/ab.jsonl"
 for round in 1 2; do
   for s in m=128,n=4096,k=4096 m=1,n=4096,k=4096 m=4096,n=4096,k=4096 m=4096,n=4096,k=4096,trans_b=1 m=4096,n=14336,k=4096; do
-    for b in kernelyard-old kernelyard; do
+    for b in kernelyard-old kernelyard kernelyard-p; do
       timeout 60 .gpu/$b bench gemm --problem "$s" --dtype bf16 --device cuda:0 --kernel cuda.gemm.batch_invariant.sm90 --json 2>>"$OUT/bench.err" \
         | sed "s/\"impl\":\"cuda.gemm/\"impl\":\"$b$round:cuda.gemm/" >>"$OUT/ab.jsonl"
     done
   done
 done
 python3 scripts/ratio_table.py "$OUT/ab.jsonl" >"$OUT/ab.md" 2>&1
-for b in kernelyard-old kernelyard; do
+for b in kernelyard-old kernelyard kernelyard-p; do
   echo "=== $b"
   timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum -k regex:gemm_bi_sm90 -c 4 \
     .gpu/$b bench gemm --problem m=128,n=4096,k=4096 --dtype bf16 --device cuda:0 --kernel cuda.gemm.batch_invariant.sm90 2>&1 \
