@@ -284,6 +284,8 @@ __device__ __forceinline__ void load_stage(unsigned char* sa, unsigned char* sb,
 // - Spread (few tiles: each block takes one (tile, split) unit): p_s goes to the workspace as
 //   [split][batch][m][n] f32, and `gemm_bi_sm90_reduce_*` adds the splits in order and stores C.
 // f32 addition is commutative, so p_s + running equals running + p_s bit for bit.
+// Only the `*_split` entry points (SPLIT) contain this code: compiled into the others it made
+// them 4-25 % slower (2026-12-06), though their main loop was the same.
 
 // This consumer thread's 128 floats of a block's running-sum slot (coalesced: float i of
 // thread t at i * 256 + t).
