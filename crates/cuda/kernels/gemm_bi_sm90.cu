@@ -135,15 +135,13 @@ __device__ __forceinline__ float value(const C* c, float acc, float alpha, float
     return v;
 }
 
-// Stores one consumer thread's fragment: wgmma's m64n256 f32 layout gives warp w rows
-// 16w + lane/4 (+8) and, per 8-column block i, columns 8i + 2 (lane % 4) (+1). With `pairs`
-// (C's address, ldc and batch stride keep every even column's pair aligned) a pair is stored
-// as one 4- or 8-byte word; otherwise element by element, with the same values.
-template <typename C>
-__device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_i64 ldc,
-                                         ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
-                                         float alpha, float beta, int accumulate, int pairs) {
-    C* c = (C*)c_ptr;
+// Calls f(row, col, x0, x1, pair) for each pair of a consumer thread's fragment inside
+// [m, n]: wgmma's m64n256 f32 layout gives warp w rows 16w + lane/4 (+8) and, per 8-column
+// block i, columns 8i + 2 (lane % 4) (+1); x0, x1 are the pair's values and `pair` whether
+// column col + 1 is inside too.
+template <typename F>
+__device__ __forceinline__ void for_fragment(const float (&d)[128], ky_i64 m, ky_i64 n,
+                                             ky_i64 row0, ky_i64 col0, F f) {
     const int lane = threadIdx.x & 31;
     const ky_i64 r = row0 + (lane >> 2);
 #pragma unroll
@@ -152,23 +150,34 @@ __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const ky_i64 row = r + h * 8;
-            if (row < m && col < n) {
-                C* p = c + row * ldc + col;
-                const float v0 = value(p, d[i * 4 + h * 2], alpha, beta, accumulate);
-                if (col + 1 < n) {
-                    const float v1 = value(p + 1, d[i * 4 + h * 2 + 1], alpha, beta, accumulate);
-                    if (pairs) {
-                        Out<C>::store2(p, v0, v1);
-                    } else {
-                        Out<C>::store(p, v0);
-                        Out<C>::store(p + 1, v1);
-                    }
-                } else {
-                    Out<C>::store(p, v0);
-                }
-            }
+            if (row < m && col < n) f(row, col, d[i * 4 + h * 2], d[i * 4 + h * 2 + 1], col + 1 < n);
         }
     }
+}
+
+// Stores one consumer thread's fragment of C. With `pairs` (C's address, ldc and batch stride
+// keep every even column's pair aligned) a pair is stored as one 4- or 8-byte word; otherwise
+// element by element, with the same values.
+template <typename C>
+__device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_i64 ldc,
+                                         ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
+                                         float alpha, float beta, int accumulate, int pairs) {
+    C* c = (C*)c_ptr;
+    for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
+        C* p = c + row * ldc + col;
+        const float v0 = value(p, x0, alpha, beta, accumulate);
+        if (!pair) {
+            Out<C>::store(p, v0);
+            return;
+        }
+        const float v1 = value(p + 1, x1, alpha, beta, accumulate);
+        if (pairs) {
+            Out<C>::store2(p, v0, v1);
+        } else {
+            Out<C>::store(p, v0);
+            Out<C>::store(p + 1, v1);
+        }
+    });
 }
 
 // The tile `t` of a persistent block: (batch, row block, column block), rasterized in groups
@@ -301,28 +310,18 @@ __device__ __forceinline__ void running_store(const float (&d)[128], float* slot
 }
 
 // Stores a fragment's partial sums (no alpha) into `part`, the [m, n] f32 matrix of one split
-// and batch entry (positions as `epilogue`); pairs as one 8-byte word when n is even.
+// and batch entry; pairs as one 8-byte word when n is even.
 __device__ __forceinline__ void partial_store(const float (&d)[128], float* part, ky_i64 m,
                                               ky_i64 n, ky_i64 row0, ky_i64 col0) {
-    const int lane = threadIdx.x & 31;
-    const ky_i64 r = row0 + (lane >> 2);
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        const ky_i64 col = col0 + i * 8 + (lane & 3) * 2;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const ky_i64 row = r + h * 8;
-            if (row < m && col < n) {
-                float* p = part + row * n + col;
-                if (col + 1 < n && (n & 1) == 0) {
-                    *(float2*)p = make_float2(d[i * 4 + h * 2], d[i * 4 + h * 2 + 1]);
-                } else {
-                    p[0] = d[i * 4 + h * 2];
-                    if (col + 1 < n) p[1] = d[i * 4 + h * 2 + 1];
-                }
-            }
+    for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
+        float* p = part + row * n + col;
+        if (pair && (n & 1) == 0) {
+            *(float2*)p = make_float2(x0, x1);
+        } else {
+            p[0] = x0;
+            if (pair) p[1] = x1;
         }
-    }
+    });
 }
 
 // The spread schedule's second kernel: C = value(((p_0 + p_1) + ...)) for every element, the
