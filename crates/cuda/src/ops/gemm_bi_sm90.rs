@@ -135,8 +135,9 @@ const META_SPLITK: KernelMeta = tensor_core_meta::<Gemm>(
     4,
 );
 
-/// C in A's dtype or f32, sizes TMA's 32-bit coordinates hold, strides an i64 holds, and [`SHARED_BYTES`] of opt-in
-/// shared memory per block. Every layout and alignment is taken (see the module docs).
+/// C in A's dtype or f32, sizes TMA's 32-bit coordinates hold, strides an i64 holds, and
+/// [`SHARED_BYTES`] of opt-in shared memory per block. Every layout and alignment is taken
+/// (see the module docs).
 fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
     if p.c_dtype != p.dtype && p.c_dtype != DType::F32 {
         reasons.push(Reason::ShapeUnsupported {
