@@ -329,6 +329,11 @@ fn check_invariant(cases: &[Case]) {
             check_rows(&gpu, kernel, case, Expect::Invariant, &mut failures);
         }
     }
+    assert_no_failures(&gpu, &failures);
+}
+
+/// Panics with every failure (and the seed that reproduces them) if there is any.
+fn assert_no_failures(gpu: &Gpu, failures: &[String]) {
     assert!(
         failures.is_empty(),
         "{} failures (seed {:#x}):\n{}",
@@ -364,13 +369,7 @@ fn a_broadcast_weight_over_a_batch_is_invariant() {
     for kernel in gpu.invariant_kernels() {
         check_broadcast(&gpu, kernel, &BROADCAST, &mut failures);
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures (seed {:#x}):\n{}",
-        failures.len(),
-        gpu.seed,
-        failures.join("\n")
-    );
+    assert_no_failures(&gpu, &failures);
 }
 
 /// Host threads sharing one stream (an embedder's default stream). The sm90 kernel's spread
@@ -459,13 +458,7 @@ fn threads_sharing_a_stream_keep_their_partial_sums_apart() {
         }
         println!("{kernel}: 4 threads x 8 runs on one stream");
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures (seed {:#x}):\n{}",
-        failures.len(),
-        gpu.seed,
-        failures.join("\n")
-    );
+    assert_no_failures(&gpu, &failures);
 }
 
 /// cuBLASLt on the same shapes: whether its rows change with the batch is printed (it is not
@@ -479,13 +472,7 @@ fn cublaslt_batch_dependence_is_reported_not_asserted() {
     for case in [FWD_NN, FWD_NT, BWD_DB] {
         check_rows(&gpu, CUBLASLT, &case, Expect::ReportOnly, &mut failures);
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures (seed {:#x}):\n{}",
-        failures.len(),
-        gpu.seed,
-        failures.join("\n")
-    );
+    assert_no_failures(&gpu, &failures);
 }
 
 /// On this device, selection with `batch_invariant` or `deterministic` returns the invariant
