@@ -155,14 +155,48 @@ __device__ __forceinline__ void for_fragment(const float (&d)[128], ky_i64 m, ky
     }
 }
 
+// Stores one consumer thread's fragment of C element by element: the path for a C whose
+// pairs are not word-aligned (C's address, ldc or batch stride odd), with the same values as
+// `epilogue`. It is a loop over a local copy of the fragment, not unrolled: a second unrolled
+// store sequence beside the paired one made the whole kernel 4-27 % slower (docs/BENCHMARKS.md,
+// "v4"), and this path is rare.
+template <typename C>
+__device__ __forceinline__ void epilogue_unpaired(const float (&d)[128], C* c, ky_i64 ldc,
+                                                  ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
+                                                  float alpha, float beta, int accumulate) {
+    float t[128];
+#pragma unroll
+    for (int i = 0; i < 128; ++i) t[i] = d[i];
+    const int lane = threadIdx.x & 31;
+    const ky_i64 r = row0 + (lane >> 2);
+#pragma unroll 1
+    for (int i = 0; i < 32; ++i) {
+        const ky_i64 col = col0 + i * 8 + (lane & 3) * 2;
+#pragma unroll 1
+        for (int e = 0; e < 4; ++e) {
+            // e = 2 h + j: row r + 8 h, column col + j (wgmma's fragment order, as in
+            // for_fragment).
+            const ky_i64 row = r + (e >> 1) * 8;
+            if (row < m && col + (e & 1) < n) {
+                C* p = c + row * ldc + col + (e & 1);
+                Out<C>::store(p, value(p, t[i * 4 + e], alpha, beta, accumulate));
+            }
+        }
+    }
+}
+
 // Stores one consumer thread's fragment of C. With `pairs` (C's address, ldc and batch stride
 // keep every even column's pair aligned) a pair is stored as one 4- or 8-byte word; otherwise
-// element by element, with the same values.
+// through `epilogue_unpaired`, element by element, with the same values.
 template <typename C>
 __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_i64 ldc,
                                          ky_i64 m, ky_i64 n, ky_i64 row0, ky_i64 col0,
                                          float alpha, float beta, int accumulate, int pairs) {
     C* c = (C*)c_ptr;
+    if (!pairs) {
+        epilogue_unpaired(d, c, ldc, m, n, row0, col0, alpha, beta, accumulate);
+        return;
+    }
     for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
         C* p = c + row * ldc + col;
         const float v0 = value(p, x0, alpha, beta, accumulate);
@@ -170,13 +204,7 @@ __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_
             Out<C>::store(p, v0);
             return;
         }
-        const float v1 = value(p + 1, x1, alpha, beta, accumulate);
-        if (pairs) {
-            Out<C>::store2(p, v0, v1);
-        } else {
-            Out<C>::store(p, v0);
-            Out<C>::store(p + 1, v1);
-        }
+        Out<C>::store2(p, v0, value(p + 1, x1, alpha, beta, accumulate));
     });
 }
 
