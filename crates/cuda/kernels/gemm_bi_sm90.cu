@@ -530,6 +530,17 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 
 }  // namespace sm90
 
+// Which entry points a compile defines: the host builds one module per GEMM entry point and
+// one for the reductions (crates/cuda/src/ops/gemm_bi_sm90.rs, `MODULES`), defining
+// KY_SM90_ONLY as the module's index: 0..15, the GEMM entry points below in order; 16, the
+// three reductions. A first use then compiles one kernel, not nineteen. Without it (nvcc by
+// hand) the file defines them all.
+#ifdef KY_SM90_ONLY
+#define KY_SM90_WANT(i) (KY_SM90_ONLY == (i))
+#else
+#define KY_SM90_WANT(i) 1
+#endif
+
 #define KY_GEMM_SM90(NAME, T, TA, TB, SPLIT)                                                    \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1) NAME(                        \
         const __grid_constant__ KyTensorMap map_a, const __grid_constant__ KyTensorMap map_b,   \
@@ -548,23 +559,55 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     }
 
 // K in one piece (`cuda.gemm.batch_invariant.sm90`).
+#if KY_SM90_WANT(0)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_nn, ky_bf16, 0, 0, false)
+#endif
+#if KY_SM90_WANT(1)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_nt, ky_bf16, 0, 1, false)
+#endif
+#if KY_SM90_WANT(2)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_tn, ky_bf16, 1, 0, false)
+#endif
+#if KY_SM90_WANT(3)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_tt, ky_bf16, 1, 1, false)
+#endif
+#if KY_SM90_WANT(4)
 KY_GEMM_SM90(gemm_bi_sm90_f16_nn, ky_f16, 0, 0, false)
+#endif
+#if KY_SM90_WANT(5)
 KY_GEMM_SM90(gemm_bi_sm90_f16_nt, ky_f16, 0, 1, false)
+#endif
+#if KY_SM90_WANT(6)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tn, ky_f16, 1, 0, false)
+#endif
+#if KY_SM90_WANT(7)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tt, ky_f16, 1, 1, false)
+#endif
 // K in splits (`cuda.gemm.batch_invariant.sm90.splitk`).
+#if KY_SM90_WANT(8)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_nn_split, ky_bf16, 0, 0, true)
+#endif
+#if KY_SM90_WANT(9)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_nt_split, ky_bf16, 0, 1, true)
+#endif
+#if KY_SM90_WANT(10)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_tn_split, ky_bf16, 1, 0, true)
+#endif
+#if KY_SM90_WANT(11)
 KY_GEMM_SM90(gemm_bi_sm90_bf16_tt_split, ky_bf16, 1, 1, true)
+#endif
+#if KY_SM90_WANT(12)
 KY_GEMM_SM90(gemm_bi_sm90_f16_nn_split, ky_f16, 0, 0, true)
+#endif
+#if KY_SM90_WANT(13)
 KY_GEMM_SM90(gemm_bi_sm90_f16_nt_split, ky_f16, 0, 1, true)
+#endif
+#if KY_SM90_WANT(14)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tn_split, ky_f16, 1, 0, true)
+#endif
+#if KY_SM90_WANT(15)
 KY_GEMM_SM90(gemm_bi_sm90_f16_tt_split, ky_f16, 1, 1, true)
+#endif
 
 #define KY_GEMM_SM90_REDUCE(NAME, C)                                                             \
     extern "C" __global__ void __launch_bounds__(256) NAME(                                     \
@@ -575,6 +618,12 @@ KY_GEMM_SM90(gemm_bi_sm90_f16_tt_split, ky_f16, 1, 1, true)
                         accumulate);                                                             \
     }
 
+#if KY_SM90_WANT(16)
 KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_bf16, ky_bf16)
+#endif
+#if KY_SM90_WANT(16)
 KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_f16, ky_f16)
+#endif
+#if KY_SM90_WANT(16)
 KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_f32, float)
+#endif

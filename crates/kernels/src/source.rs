@@ -17,7 +17,11 @@ use kernelyard_core::{Arch, Kernel};
 #[derive(Debug)]
 pub struct KernelSource {
     /// File name under the `kernels/` folder of the crate that embeds it (`rms_norm.cu`:
-    /// `crates/kernels/kernels/rms_norm.cu`; `attention.cu`: `crates/cuda/kernels/attention.cu`).
+    /// `crates/kernels/kernels/rms_norm.cu`; `attention.cu`: `crates/cuda/kernels/attention.cu`),
+    /// or `<stem>.<part>.cu` for one module of a file compiled in parts
+    /// (`gemm_bi_sm90.bf16_nn.cu`: `crates/cuda/kernels/gemm_bi_sm90.cu` after a `#define`
+    /// that selects its entry points). It names the module in the caches and in errors, so
+    /// it is unique among a backend's sources.
     pub file: &'static str,
     /// Its text (embedded with `include_str!`).
     pub code: &'static str,

@@ -48,34 +48,69 @@ use crate::error::CudaError;
 use crate::launch::{self, Dims};
 use crate::ops::gemm::WORKSPACE_BYTES;
 use crate::ops::{tensor_core_meta, TensorCores};
-use crate::source::KernelSource;
+use crate::source::{KernelSource, SourceEntry};
 
-/// The kernel source.
-pub(crate) static SOURCE: KernelSource = KernelSource {
-    file: "gemm_bi_sm90.cu",
-    code: include_str!("../../kernels/gemm_bi_sm90.cu"),
-    symbols: &[
-        "gemm_bi_sm90_bf16_nn",
-        "gemm_bi_sm90_bf16_nt",
-        "gemm_bi_sm90_bf16_tn",
-        "gemm_bi_sm90_bf16_tt",
-        "gemm_bi_sm90_f16_nn",
-        "gemm_bi_sm90_f16_nt",
-        "gemm_bi_sm90_f16_tn",
-        "gemm_bi_sm90_f16_tt",
-        "gemm_bi_sm90_bf16_nn_split",
-        "gemm_bi_sm90_bf16_nt_split",
-        "gemm_bi_sm90_bf16_tn_split",
-        "gemm_bi_sm90_bf16_tt_split",
-        "gemm_bi_sm90_f16_nn_split",
-        "gemm_bi_sm90_f16_nt_split",
-        "gemm_bi_sm90_f16_tn_split",
-        "gemm_bi_sm90_f16_tt_split",
+/// One module of the kernel: `kernels/gemm_bi_sm90.cu` compiled with `KY_SM90_ONLY` naming
+/// the entry points it defines (the file's list, in order).
+macro_rules! module {
+    ($index:literal, $part:literal, $($symbol:literal),+) => {
+        KernelSource {
+            file: concat!("gemm_bi_sm90.", $part, ".cu"),
+            code: concat!(
+                "#define KY_SM90_ONLY ",
+                $index,
+                "\n",
+                include_str!("../../kernels/gemm_bi_sm90.cu")
+            ),
+            symbols: &[$($symbol),+],
+        }
+    };
+}
+
+/// The kernel's modules, one per GEMM entry point and one for the three reductions, each
+/// compiled from `kernels/gemm_bi_sm90.cu` alone: a first use compiles the one kernel it
+/// launches (a few seconds of NVRTC), not all nineteen (about a minute on an H100 host's CPU,
+/// measured 2026-12-06). Index `8 * split + 4 * f16 + 2 * trans_a + trans_b`; [`REDUCE`] is
+/// the last.
+pub(crate) static MODULES: [KernelSource; 17] = [
+    module!(0, "bf16_nn", "gemm_bi_sm90_bf16_nn"),
+    module!(1, "bf16_nt", "gemm_bi_sm90_bf16_nt"),
+    module!(2, "bf16_tn", "gemm_bi_sm90_bf16_tn"),
+    module!(3, "bf16_tt", "gemm_bi_sm90_bf16_tt"),
+    module!(4, "f16_nn", "gemm_bi_sm90_f16_nn"),
+    module!(5, "f16_nt", "gemm_bi_sm90_f16_nt"),
+    module!(6, "f16_tn", "gemm_bi_sm90_f16_tn"),
+    module!(7, "f16_tt", "gemm_bi_sm90_f16_tt"),
+    module!(8, "bf16_nn_split", "gemm_bi_sm90_bf16_nn_split"),
+    module!(9, "bf16_nt_split", "gemm_bi_sm90_bf16_nt_split"),
+    module!(10, "bf16_tn_split", "gemm_bi_sm90_bf16_tn_split"),
+    module!(11, "bf16_tt_split", "gemm_bi_sm90_bf16_tt_split"),
+    module!(12, "f16_nn_split", "gemm_bi_sm90_f16_nn_split"),
+    module!(13, "f16_nt_split", "gemm_bi_sm90_f16_nt_split"),
+    module!(14, "f16_tn_split", "gemm_bi_sm90_f16_tn_split"),
+    module!(15, "f16_tt_split", "gemm_bi_sm90_f16_tt_split"),
+    module!(
+        16,
+        "reduce",
         "gemm_bi_sm90_reduce_bf16",
         "gemm_bi_sm90_reduce_f16",
-        "gemm_bi_sm90_reduce_f32",
-    ],
-};
+        "gemm_bi_sm90_reduce_f32"
+    ),
+];
+
+/// The module of the split-K schedule's reductions.
+const REDUCE: usize = 16;
+
+const UNSPLIT: &[&dyn kernelyard_core::Kernel] = &[&GEMM_BATCH_INVARIANT_SM90];
+const SPLIT_K: &[&dyn kernelyard_core::Kernel] = &[&GEMM_BATCH_INVARIANT_SM90_SPLITK];
+
+/// The backend's source entry for module `i` of [`MODULES`], with the kernel that launches it.
+pub(crate) const fn source_entry(i: usize) -> SourceEntry {
+    SourceEntry {
+        source: &MODULES[i],
+        kernels: if i < 8 { UNSPLIT } else { SPLIT_K },
+    }
+}
 
 /// Rows of C per block.
 const BM: usize = 128;
@@ -87,7 +122,8 @@ const BK: usize = 64;
 const STAGES: usize = 4;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
-/// The most splits of K (see [`Split`]).
+/// The most splits of K (see [`Split`]). 8 was slower at M = 128 and 256 (shorter splits, more
+/// partial sums; docs/BENCHMARKS.md, ninth session), faster by 3 % only at M = 1.
 const MAX_SPLITS: usize = 4;
 /// The fewest k-tiles in a split.
 const MIN_CHUNK: usize = 8;
@@ -102,7 +138,7 @@ pub const SHARED_BYTES: u64 = (STAGES * (BM + BN) * BK * 2 + 1024 + STAGES * 2 *
 /// The `cuda.gemm.batch_invariant.sm90` kernel.
 pub static GEMM_BATCH_INVARIANT_SM90: KernelDef<Gemm> = KernelDef::<Gemm>::new(META, launch)
     .with_check(check)
-    .with_prepare(crate::ops::prepare_nvrtc::<Gemm>);
+    .with_prepare(prepare);
 kernelyard_core::register!(GEMM_BATCH_INVARIANT_SM90);
 
 /// The `cuda.gemm.batch_invariant.sm90.splitk` kernel: the same kernel with K cut into splits
@@ -177,11 +213,18 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
     }
 }
 
-/// Loads the module and makes the stream's workspace (the split-K partial sums), so a launch
-/// inside a graph capture makes nothing.
-fn prepare_split_k(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
-    crate::ops::prepare_nvrtc::<Gemm>(meta, ctx, p)?;
-    bind(ctx.stream.device())?;
+/// Loads the problem's module (compiling it on first use), so no launch compiles.
+fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
+    crate::device::load_symbols(ctx.stream.device(), entry(p, false)?.0)
+}
+
+/// Loads the problem's module and the reductions' and makes the stream's workspace (the
+/// split-K partial sums), so a launch inside a graph capture makes nothing.
+fn prepare_split_k(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &GemmProblem) -> Result<(), Error> {
+    let device = ctx.stream.device();
+    crate::device::load_symbols(device, entry(p, true)?.0)?;
+    crate::device::load_symbols(device, &MODULES[REDUCE])?;
+    bind(device)?;
     crate::ops::gemm::workspace(ctx.stream)?;
     Ok(())
 }
@@ -202,7 +245,7 @@ fn run(
     p: &GemmProblem,
     split: Split,
 ) -> Result<(), Error> {
-    let symbol = symbol(p, split.splits > 1)?;
+    let (module, symbol) = entry(p, split.splits > 1)?;
     let sms = ctx.caps.multiprocessors;
     let schedule = split.schedule(p, sms, WORKSPACE_BYTES);
     // With splits: the stream's workspace, held until both kernels are enqueued, so no other
@@ -268,7 +311,7 @@ fn run(
     unsafe {
         launch::launch(
             ctx.stream,
-            &SOURCE,
+            module,
             symbol,
             dims,
             &mut kernelyard_kernels::params![
@@ -317,10 +360,10 @@ fn reduce(
     split: &Split,
     ws: *mut c_void,
 ) -> Result<(), Error> {
-    let symbol = SOURCE.symbols[match p.c_dtype {
-        DType::BF16 => 16,
-        DType::F16 => 17,
-        _ => 18,
+    let symbol = MODULES[REDUCE].symbols[match p.c_dtype {
+        DType::BF16 => 0,
+        DType::F16 => 1,
+        _ => 2,
     }];
     let total = p.batch.saturating_mul(p.m).saturating_mul(p.n);
     let blocks = total
@@ -345,7 +388,7 @@ fn reduce(
     unsafe {
         launch::launch(
             ctx.stream,
-            &SOURCE,
+            &MODULES[REDUCE],
             symbol,
             dims,
             &mut kernelyard_kernels::params![
@@ -443,9 +486,9 @@ impl Schedule {
     }
 }
 
-/// The entry point for the problem's dtype and layout, with the split-K code or without it
-/// (K in one piece: the code is compiled out).
-fn symbol(p: &GemmProblem, split: bool) -> Result<&'static str, Error> {
+/// The module and entry point for the problem's dtype and layout, with the split-K code or
+/// without it (K in one piece: the code is compiled out).
+fn entry(p: &GemmProblem, split: bool) -> Result<(&'static KernelSource, &'static str), Error> {
     let dtype = match p.dtype {
         DType::BF16 => 0,
         DType::F16 => 4,
@@ -457,7 +500,8 @@ fn symbol(p: &GemmProblem, split: bool) -> Result<&'static str, Error> {
         }
     };
     let layout = 2 * usize::from(p.trans_a) + usize::from(p.trans_b);
-    Ok(SOURCE.symbols[8 * usize::from(split) + dtype + layout])
+    let module = &MODULES[8 * usize::from(split) + dtype + layout];
+    Ok((module, module.symbols[0]))
 }
 
 /// A tensor map for an operand the kernel loads itself: never read.
@@ -633,6 +677,7 @@ mod tests {
 
     #[test]
     fn symbols_follow_dtype_and_transposes() {
+        let symbol = |p: &GemmProblem, split: bool| entry(p, split).map(|(_, s)| s);
         let mut p = problem(8, 8, 8, false, true);
         assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_bf16_nt");
         p.trans_a = true;
@@ -644,8 +689,39 @@ mod tests {
         p.trans_a = false;
         assert_eq!(symbol(&p, false).unwrap(), "gemm_bi_sm90_f16_nn");
         assert_eq!(symbol(&p, true).unwrap(), "gemm_bi_sm90_f16_nn_split");
+        assert_eq!(
+            entry(&p, true).unwrap().0.file,
+            "gemm_bi_sm90.f16_nn_split.cu"
+        );
         p.dtype = DType::F32;
         assert!(symbol(&p, false).is_err());
+    }
+
+    /// Each module defines exactly its listed entry points: the `.cu` guards each one with
+    /// `#if KY_SM90_WANT(i)`, `i` being the module's index in [`MODULES`].
+    #[test]
+    fn each_module_index_guards_its_own_entry_points() {
+        let code = MODULES[0].code;
+        let mut defined: Vec<Vec<&str>> = vec![Vec::new(); MODULES.len()];
+        let mut lines = code.lines();
+        while let Some(line) = lines.next() {
+            let Some(i) = line
+                .strip_prefix("#if KY_SM90_WANT(")
+                .and_then(|r| r.strip_suffix(')'))
+            else {
+                continue;
+            };
+            let i: usize = i.parse().unwrap();
+            let def = lines.next().unwrap();
+            let name = def.split(['(', ',']).nth(1).unwrap();
+            defined[i].push(name);
+        }
+        for (i, module) in MODULES.iter().enumerate() {
+            assert_eq!(defined[i], module.symbols, "module {i}");
+            assert!(module
+                .code
+                .starts_with(&format!("#define KY_SM90_ONLY {i}\n")));
+        }
     }
 
     #[test]
@@ -698,7 +774,8 @@ mod tests {
     #[test]
     fn splits_depend_on_n_k_and_the_device_never_on_m_or_the_batch() {
         for (n, k, sms, want) in [
-            // 16 column blocks on 132 SMs: 8 would fit, at most 4; 64 k-tiles in 4 of 16.
+            // 16 column blocks on 132 SMs: 8 would fit, at most 4 (8 measured slower at
+            // M = 128 and 256: docs/BENCHMARKS.md); 64 k-tiles in 4 of 16.
             (
                 4096,
                 4096,

@@ -76,13 +76,24 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
         source: &gemm_bi::SOURCE,
         kernels: &[&gemm_bi::GEMM_BATCH_INVARIANT],
     },
-    SourceEntry {
-        source: &gemm_bi_sm90::SOURCE,
-        kernels: &[
-            &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90,
-            &gemm_bi_sm90::GEMM_BATCH_INVARIANT_SM90_SPLITK,
-        ],
-    },
+    // The sm90 GEMM: one module per entry point (`gemm_bi_sm90::MODULES`).
+    gemm_bi_sm90::source_entry(0),
+    gemm_bi_sm90::source_entry(1),
+    gemm_bi_sm90::source_entry(2),
+    gemm_bi_sm90::source_entry(3),
+    gemm_bi_sm90::source_entry(4),
+    gemm_bi_sm90::source_entry(5),
+    gemm_bi_sm90::source_entry(6),
+    gemm_bi_sm90::source_entry(7),
+    gemm_bi_sm90::source_entry(8),
+    gemm_bi_sm90::source_entry(9),
+    gemm_bi_sm90::source_entry(10),
+    gemm_bi_sm90::source_entry(11),
+    gemm_bi_sm90::source_entry(12),
+    gemm_bi_sm90::source_entry(13),
+    gemm_bi_sm90::source_entry(14),
+    gemm_bi_sm90::source_entry(15),
+    gemm_bi_sm90::source_entry(16),
 ];
 
 /// The preparation of every NVRTC kernel ([`Plan::prepare`](kernelyard_core::Plan::prepare)):
@@ -357,7 +368,7 @@ mod tests {
             assert!(m.source.starts_with("kernelyard_cuda::ops::"), "{name}");
         }
         // Every kernel of a source is in the table (cuBLASLt has no source).
-        let kernels: Vec<&str> = SOURCES
+        let kernels: std::collections::BTreeSet<&str> = SOURCES
             .iter()
             .flat_map(|e| e.kernels.iter().map(|k| k.meta().name))
             .collect();
