@@ -594,6 +594,12 @@ fn fill(mem: &mut Memory, slots: &[Slot], how: Fill, seed: u64) {
                             .copy_from_slice(&kernelyard::half::bf16::from_f64(x).to_le_bytes()),
                         DType::I32 => chunk.copy_from_slice(&((r % 8) as i32).to_le_bytes()),
                         DType::I64 => chunk.copy_from_slice(&((r % 8) as i64).to_le_bytes()),
+                        DType::F8E4M3 => {
+                            chunk[0] = kernelyard::float8::F8E4M3::from_f64(x).to_bits();
+                        }
+                        DType::F8E5M2 => {
+                            chunk[0] = kernelyard::float8::F8E5M2::from_f64(x).to_bits();
+                        }
                     }
                 }
             }
