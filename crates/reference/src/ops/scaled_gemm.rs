@@ -24,23 +24,28 @@ pub fn scaled_gemm(
     bias: Option<&[f64]>,
 ) -> Vec<f64> {
     let (m, n, k) = (p.m, p.n, p.k);
-    let mut out = vec![0.0; m * n];
+    // Arrays shorter than the problem says (a caller's bug) give NaN, never a panic: rows of
+    // `out` without a row of `a` keep this NaN.
+    let mut out = vec![f64::NAN; m * n];
     if n == 0 || k == 0 {
         return out;
     }
-    out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        let ai = &a[i * k..(i + 1) * k];
-        for (j, o) in row.iter_mut().enumerate() {
-            let bj = &b[j * k..(j + 1) * k];
-            let mut acc = 0.0f64;
-            for l in 0..k {
-                let x = scale_a[p.scale_a.a_index(i, l, k)] * ai[l];
-                let y = scale_b[p.scale_b.b_index(j, l, k)] * bj[l];
-                acc += x * y;
+    let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+    out.par_chunks_mut(n)
+        .zip(a.par_chunks(k))
+        .enumerate()
+        .for_each(|(i, (row, ai))| {
+            for (j, o) in row.iter_mut().enumerate() {
+                let bj = b.chunks(k).nth(j).unwrap_or(&[]);
+                let mut acc = 0.0f64;
+                for l in 0..k {
+                    let x = at(scale_a, p.scale_a.a_index(i, l, k)) * at(ai, l);
+                    let y = at(scale_b, p.scale_b.b_index(j, l, k)) * at(bj, l);
+                    acc += x * y;
+                }
+                *o = acc + bias.map_or(0.0, |b| at(b, j));
             }
-            *o = acc + bias.map_or(0.0, |b| b[j]);
-        }
-    });
+        });
     out
 }
 
@@ -214,6 +219,22 @@ mod tests {
         assert_eq!(got, rounded);
         // Not vacuous: the sums are not all representable in bf16 before rounding.
         assert!(want.iter().zip(&rounded).any(|(w, r)| w != r));
+    }
+
+    #[test]
+    fn short_arrays_give_nan_not_a_panic() {
+        let p = problem(2, 2, 2, ScaleMode::Row);
+        let y = scaled_gemm(
+            &p,
+            &[1.0, 1.0],
+            &[1.0, 1.0, 1.0, 1.0],
+            &[1.0],
+            &[1.0, 1.0],
+            None,
+        );
+        // Row 0 is complete but for nothing; row 1 has no data and no scale.
+        assert_eq!(&y[..2], &[2.0, 2.0]);
+        assert!(y[2].is_nan() && y[3].is_nan());
     }
 
     #[test]
