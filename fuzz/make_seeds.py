@@ -35,6 +35,7 @@ EXAMPLES = {
     "attention": ("batch=1,seq_q=1024,heads_q=32,heads_kv=8,head_dim=128,causal=1", "bf16"),
     "selective_state_update": ("batch=8,heads=32,head_dim=64,state_dim=128", "bf16"),
     "silu_mul": ("rows=128,d=14336", "bf16"),
+    "scaled_gemm": ("m=128,n=128,k=128", "f8e4m3"),
 }
 for op, (params, dtype) in EXAMPLES.items():
     write("parse_select", f"example_{op}", f"{op}\n{params}\n{dtype}\n")
@@ -51,6 +52,9 @@ for name, text in [
     ("attention_gqa_lse", "attention\nbatch=2,seq_q=1,seq_kv=4097,heads_q=64,heads_kv=8,head_dim=64,lse=1\nf16\nd"),
     ("ssu_all", "selective_state_update\nbatch=1,heads=8,head_dim=64,state_dim=16,groups=2,state_dtype=f32,a_per_head=1,dt_bias=1,d=1,z=1,dt_softplus=1\nbf16\n"),
     ("silu_mul_split", "silu_mul\nrows=4294967296,d=4294967296,split=1,align=16\nbf16\n"),
+    ("scaled_gemm_block_bias", "scaled_gemm\nm=3,n=130,k=200,scale_a=block,b_dtype=f8e5m2,out_dtype=f32,bias=1\nf8e4m3\n"),
+    ("scaled_gemm_mixed_scales", "scaled_gemm\nm=4,n=8,k=16,scale_a=block,scale_b=tensor\nf8e5m2\n"),
+    ("scaled_gemm_bf16_a", "scaled_gemm\nm=4,n=8,k=16\nbf16\n"),
     ("bad_key", "softmax\nrows=2,cols=8,bogus=1\nf32\n"),
     ("bad_dtype", "softmax\nrows=2,cols=8\nf8\n"),
 ]:
@@ -98,8 +102,9 @@ for name, data in [
 
 # ---- args_validate_run: `Input` in arbitrary's encoding --------------------------------------
 CALLS = ["Gemm", "GemmBatched", "RmsNorm", "RmsNormResidual", "Softmax", "LogSoftmax",
-         "TokenLogprobs", "Rope", "RopeInPlace", "Attention", "Ssu", "SiluMul", "SiluMulSplit"]
-DTS = ["F32", "F16", "BF16", "I32", "I64"]
+         "TokenLogprobs", "Rope", "RopeInPlace", "Attention", "Ssu", "SiluMul", "SiluMulSplit",
+         "ScaledGemm"]
+DTS = ["F32", "F16", "BF16", "I32", "I64", "F8E4M3", "F8E5M2"]
 MUTATIONS = ["Dim", "Shape", "Strides", "Stride", "Dtype", "Device", "Misalign", "PlaceIn",
              "Toggle"]
 
@@ -147,7 +152,11 @@ for name, data in [
     ("rope_cuda_device", args_input("Rope", mutations=[mutation("Device", b"\x00", variant(1, 4))])),
     ("rope_out_onto_x", args_input("Rope", mutations=[mutation("PlaceIn", b"\x02", b"\x00", struct.pack("<h", 0))])),
     ("token_logprobs_raw_targets", args_input("TokenLogprobs", flags=0x05, tame=False)),
-    ("ssu_state_i32", args_input("Ssu", mutations=[mutation("Dtype", b"\x00", variant(3, 5))])),
+    ("ssu_state_i32", args_input("Ssu", mutations=[mutation("Dtype", b"\x00", variant(3, len(DTS)))])),
+    ("scaled_gemm_e4m3_e5m2_block_bias", args_input("ScaledGemm", dtype="F8E4M3", second="F8E5M2", flags=0x21)),
+    ("scaled_gemm_row", args_input("ScaledGemm", dtype="F8E5M2", second="F8E4M3", flags=0x10)),
+    ("scaled_gemm_mixed_modes", args_input("ScaledGemm", dtype="F8E4M3", flags=0xA0, dims=(3, 4, 5, 2, 4))),
+    ("softmax_fp8_x", args_input("Softmax", mutations=[mutation("Dtype", b"\x00", variant(5, len(DTS)))])),
     ("attention_zero_seq", args_input("Attention", dims=(1, 0, 3, 2, 8))),
     ("silu_mul_strides", args_input("SiluMul", mutations=[mutation("Strides", b"\x00", b"\x01" + stride(0), b"\x01" + stride(1), b"\x00")])),
 ]:

@@ -29,6 +29,7 @@ use kernelyard::ops::gemm::GemmArgs;
 use kernelyard::ops::log_softmax::LogSoftmaxArgs;
 use kernelyard::ops::rms_norm::RmsNormArgs;
 use kernelyard::ops::rope::{RopeArgs, RopeStyle};
+use kernelyard::ops::scaled_gemm::{bias_dtypes, ScaleMode, ScaledGemmArgs};
 use kernelyard::ops::selective_state_update::SelectiveStateUpdateArgs;
 use kernelyard::ops::silu_mul::{SiluMulArgs, SiluMulInput};
 use kernelyard::ops::softmax::SoftmaxArgs;
@@ -58,6 +59,7 @@ enum Call {
     Ssu,
     SiluMul,
     SiluMulSplit,
+    ScaledGemm,
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -67,6 +69,8 @@ enum Dt {
     BF16,
     I32,
     I64,
+    F8E4M3,
+    F8E5M2,
 }
 
 impl Dt {
@@ -77,6 +81,8 @@ impl Dt {
             Dt::BF16 => DType::BF16,
             Dt::I32 => DType::I32,
             Dt::I64 => DType::I64,
+            Dt::F8E4M3 => DType::F8E4M3,
+            Dt::F8E5M2 => DType::F8E5M2,
         }
     }
 }
@@ -286,8 +292,9 @@ fn opt(writable: bool, present: bool, t: T) -> Slot {
 /// The valid baseline of `call` (before mutations).
 fn baseline(input: &Input) -> Vec<Slot> {
     let d = |i: usize| usize::from(input.dims[i] % 9);
+    // The float dtype of every op but scaled_gemm (FP8 is scaled_gemm's alone).
     let f = match input.dtype.get() {
-        DType::I32 | DType::I64 => DType::F32,
+        DType::I32 | DType::I64 | DType::F8E4M3 | DType::F8E5M2 => DType::F32,
         x => x,
     };
     let idx = match input.second.get() {
@@ -408,7 +415,34 @@ fn baseline(input: &Input) -> Vec<Slot> {
                 req(true, t(f, &[rows, dd])),
             ]
         }
+        Call::ScaledGemm => {
+            // k up to 8 * 32 + 8: block scales with one to three k-blocks.
+            let (m, n, k) = (d(0), d(1), 32 * d(2) + d(3));
+            let fp8 = |x: DType| if x.is_fp8() { x } else { DType::F8E4M3 };
+            let out = [DType::BF16, DType::F16, DType::F32][usize::from(input.dims[4] % 3)];
+            let (ma, mb) = scale_modes(input);
+            vec![
+                req(false, t(fp8(input.dtype.get()), &[m, k])),
+                req(false, t(fp8(input.second.get()), &[n, k])),
+                req(false, t(DType::F32, &ma.a_shape(m, k))),
+                req(false, t(DType::F32, &mb.b_shape(n, k))),
+                req(true, t(out, &[m, n])),
+                opt(false, flag(0), t(bias_dtypes(out)[0], &[n])),
+            ]
+        }
     }
+}
+
+/// scaled_gemm's scale modes: A's from flags bits 4-5, B's the same unless bit 7 is set (then
+/// from dims[4], often an unsupported pair).
+fn scale_modes(input: &Input) -> (ScaleMode, ScaleMode) {
+    let a = ScaleMode::ALL[usize::from(input.flags >> 4 & 3) % 3];
+    let b = if input.flags & 0x80 != 0 {
+        ScaleMode::ALL[usize::from(input.dims[4] / 3) % 3]
+    } else {
+        a
+    };
+    (a, b)
 }
 
 /// Row-major strides of `t`, or its own.
@@ -594,6 +628,12 @@ fn fill(mem: &mut Memory, slots: &[Slot], how: Fill, seed: u64) {
                             .copy_from_slice(&kernelyard::half::bf16::from_f64(x).to_le_bytes()),
                         DType::I32 => chunk.copy_from_slice(&((r % 8) as i32).to_le_bytes()),
                         DType::I64 => chunk.copy_from_slice(&((r % 8) as i64).to_le_bytes()),
+                        DType::F8E4M3 => {
+                            chunk[0] = kernelyard::float8::F8E4M3::from_f64(x).to_bits();
+                        }
+                        DType::F8E5M2 => {
+                            chunk[0] = kernelyard::float8::F8E5M2::from_f64(x).to_bits();
+                        }
                     }
                 }
             }
@@ -785,6 +825,19 @@ fn build<'a>(input: &Input, views: Vec<Option<View<'a>>>) -> Args<'a> {
             },
             out: w(next()),
         }),
+        Call::ScaledGemm => {
+            let (scale_a_mode, scale_b_mode) = scale_modes(input);
+            Args::ScaledGemm(ScaledGemmArgs {
+                a: r(next()),
+                b: r(next()),
+                scale_a: r(next()),
+                scale_b: r(next()),
+                scale_a_mode,
+                scale_b_mode,
+                out: w(next()),
+                bias: opt_r(next()),
+            })
+        }
     }
 }
 

@@ -44,7 +44,7 @@ pub struct ExplainArgs {
     /// below (`--help`). Keys with a default may be left out.
     #[arg(long, value_name = "K=V,...")]
     problem: String,
-    /// The primary dtype (of the main input): f32, f16, bf16, i32 or i64.
+    /// The primary dtype (of the main input): f32, f16, bf16, i32, i64, f8e4m3 or f8e5m2.
     #[arg(long, value_name = "T")]
     dtype: DType,
     /// Select exactly this kernel (e.g. `reference.gemm`); if it cannot run, the answer is an

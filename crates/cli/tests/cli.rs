@@ -103,7 +103,7 @@ fn doctor_json_parses() {
         .iter()
         .any(|d| d["device"] == "cpu"));
     let ops = v["ops"].as_array().expect("ops is an array");
-    assert_eq!(ops.len(), 9);
+    assert_eq!(ops.len(), 10);
     // Each op is checked against its descriptor's example problem.
     let silu_mul = ops
         .iter()
@@ -113,6 +113,15 @@ fn doctor_json_parses() {
     assert_eq!(silu_mul["dtype"], "bf16");
     assert_eq!(silu_mul["kernels"][0]["name"], "reference.silu_mul");
     assert_eq!(silu_mul["kernels"][0]["checks"][0]["runnable"], true);
+    // scaled_gemm's example is an FP8 problem, runnable on the reference backend only.
+    let scaled = ops
+        .iter()
+        .find(|o| o["op"] == "scaled_gemm")
+        .expect("scaled_gemm is listed");
+    assert_eq!(scaled["params"], "m=128,n=128,k=128");
+    assert_eq!(scaled["dtype"], "f8e4m3");
+    assert_eq!(scaled["kernels"][0]["name"], "reference.scaled_gemm");
+    assert_eq!(scaled["kernels"][0]["checks"][0]["runnable"], true);
     let gemm = ops
         .iter()
         .find(|o| o["op"] == "gemm")
@@ -498,7 +507,7 @@ fn help_lists_every_op() {
         assert_eq!(code(&o), 0, "{}", all(&o));
         let out = stdout(&o);
         assert!(
-            out.contains("gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention, selective_state_update, silu_mul"),
+            out.contains("gemm, rms_norm, softmax, log_softmax, token_logprobs, rope, attention, selective_state_update, silu_mul, scaled_gemm"),
             "{cmd:?}:\n{out}"
         );
     }

@@ -30,9 +30,14 @@
 //!   `kDLCUDAManaged`: unified memory names no device (its `device_id` is 0 by convention), and
 //!   kernelyard never picks a device for the caller; a caller who knows where the kernels run
 //!   views it with [`TensorView::from_raw_parts`] and that device.
-//! - Dtypes: the inverse of [`DType::dlpack`]: float32, float16, bfloat16, int32 and int64,
-//!   one lane. Anything else (float64, int8, uint*, bool, complex, fp8/fp6/fp4, vector lanes)
-//!   is [`DlpackError::UnsupportedDType`].
+//! - Dtypes: the inverse of [`DType::dlpack`]: float32, float16, bfloat16, int32, int64, and
+//!   DLPack 1.1's `kDLFloat8_e4m3fn` (code 10) and `kDLFloat8_e5m2` (code 12), 8 bits, as
+//!   [`DType::F8E4M3`] and [`DType::F8E5M2`]; one lane each. dlpark 0.10 names both codes
+//!   (`DLDataTypeCode::FLOAT8_E4M3FN`, `FLOAT8_E5M2`); the mapping goes through the raw code,
+//!   as for every dtype. Anything else (float64, int8, uint*, bool, complex, vector lanes, and
+//!   the other 8/6/4-bit codes: `kDLFloat8_e4m3` (8, the IEEE-like e4m3 with infinities, which
+//!   dlpark's candle interop uses for candle's `F8E4M3`), the `fnuz` variants, e3m4, e8m0,
+//!   fp6, fp4) is [`DlpackError::UnsupportedDType`].
 //! - Layout: the byte offset is added to the data pointer; strides are in elements; NULL
 //!   strides mean row-major contiguous (legacy and pre-1.2 producers; DLPack 1.2 forbids them
 //!   for `ndim > 0`, and they are still taken, since they can mean nothing else). Negative

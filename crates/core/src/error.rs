@@ -388,6 +388,17 @@ pub enum ValidationError {
         /// The maximum.
         max: usize,
     },
+    /// `scaled_gemm`: a pair of scale modes (A's, B's) the operator does not take; `why` says
+    /// which pairs it takes (`crate::ops::scaled_gemm`'s table).
+    #[error("`scale_a` {a} with `scale_b` {b} is not supported: {why}")]
+    UnsupportedScales {
+        /// A's scale mode.
+        a: crate::ops::scaled_gemm::ScaleMode,
+        /// B's scale mode.
+        b: crate::ops::scaled_gemm::ScaleMode,
+        /// The rule, and the pair to use instead.
+        why: &'static str,
+    },
     /// A host slice of another element type or device was requested from a view.
     #[error("`{arg}` is {have} on {device}; it cannot be read as a host slice of {want}")]
     NotHostSlice {

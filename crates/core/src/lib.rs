@@ -68,6 +68,8 @@ pub use select::{
 pub use stream::{OwnedStream, Stream};
 pub use tensor::{TensorView, TensorViewMut, MAX_RANK};
 
+/// Re-exported so backends and callers use the same `float8` version (the FP8 element types).
+pub use float8;
 /// Re-exported so backends and callers use the same `half` version.
 pub use half;
 /// Re-exported so backends can register with the same `inventory` version.

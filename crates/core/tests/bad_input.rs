@@ -16,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kernelyard_core::ops::gemm::{Gemm, GemmArgs, GemmProblem};
 use kernelyard_core::ops::rope::{RopeArgs, RopeInput};
+use kernelyard_core::ops::scaled_gemm::ScaleMode;
 use kernelyard_core::{
     Arch, ArchReq, Args, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelDef,
     KernelMeta, LaunchCtx, OpKind, Params, Policy, Problem, Registry, Runtime, SelectError, Sm,
@@ -23,8 +24,9 @@ use kernelyard_core::{
 };
 
 use specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, silu_mul, silu_mul_split,
-    softmax, ssu, ssu_indexed, token_logprobs, with, Built, Rows, Spec, GPU, OTHER_GPU, REGION,
+    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, scaled_gemm, silu_mul,
+    silu_mul_split, softmax, ssu, ssu_indexed, token_logprobs, with, Built, Rows, Spec, GPU,
+    OTHER_GPU, REGION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -504,6 +506,49 @@ fn cases() -> Vec<Case> {
         case!(SiluMul, "silu_mul up on another gpu", "up",
             || with(silu_mul_split(), |s| s.up.as_mut().unwrap().device = OTHER_GPU),
             V::DeviceMismatch { arg: "up", first: "gate", .. }),
+        // scaled_gemm (block scales, bf16 bias and out)
+        case!(ScaledGemm, "scaled_gemm block scales for A, per-tensor for B", "scale_a",
+            || with(scaled_gemm(), |s| s.modes.1 = ScaleMode::Tensor),
+            V::UnsupportedScales { a: ScaleMode::Block, b: ScaleMode::Tensor, .. }),
+        case!(ScaledGemm, "scaled_gemm per-tensor A with per-row B", "scale_b",
+            || with(scaled_gemm(), |s| s.modes = (ScaleMode::Tensor, ScaleMode::Row)),
+            V::UnsupportedScales { a: ScaleMode::Tensor, b: ScaleMode::Row, .. }),
+        case!(ScaledGemm, "scaled_gemm scale_a one k-block short", "scale_a",
+            || with(scaled_gemm(), |s| s.scale_a.shape = vec![4, 1]),
+            V::Dim { arg: "scale_a", expected: 2, got: 1, .. }),
+        case!(ScaledGemm, "scaled_gemm f16 scale_b", "scale_b",
+            || with(scaled_gemm(), |s| s.scale_b.dtype = DType::F16),
+            V::DtypeNotAllowed { arg: "scale_b", got: DType::F16, .. }),
+        case!(ScaledGemm, "scaled_gemm bf16 a", "a",
+            || with(scaled_gemm(), |s| s.a.dtype = DType::BF16),
+            V::DtypeNotAllowed { arg: "a", got: DType::BF16, .. }),
+        case!(ScaledGemm, "scaled_gemm fp8 out", "out",
+            || with(scaled_gemm(), |s| s.out.dtype = DType::F8E5M2),
+            V::DtypeNotAllowed { arg: "out", got: DType::F8E5M2, .. }),
+        case!(ScaledGemm, "scaled_gemm f32 bias next to a bf16 out", "bias",
+            || with(scaled_gemm(), |s| s.bias.as_mut().unwrap().dtype = DType::F32),
+            V::DtypeNotAllowed { arg: "bias", got: DType::F32, .. }),
+        case!(ScaledGemm, "scaled_gemm b with another k", "b",
+            || with(scaled_gemm(), |s| s.b.shape = vec![128, 128]),
+            V::Dim { arg: "b", dim: "k", expected: 256, got: 128, .. }),
+        case!(ScaledGemm, "scaled_gemm bias length", "bias",
+            || with(scaled_gemm(), |s| s.bias.as_mut().unwrap().shape = vec![4]),
+            V::Dim { arg: "bias", expected: 128, got: 4, .. }),
+        case!(ScaledGemm, "scaled_gemm out aliases scale_a", "out",
+            || with(scaled_gemm(), |s| s.out.addr = s.scale_a.addr),
+            V::Aliasing { output: "out", input: "scale_a", .. }),
+        case!(ScaledGemm, "scaled_gemm b on another gpu", "b",
+            || with(scaled_gemm(), |s| s.b.device = OTHER_GPU),
+            V::DeviceMismatch { arg: "b", first: "a", .. }),
+        case!(ScaledGemm, "scaled_gemm zero rows", "a",
+            || with(scaled_gemm(), |s| s.a.shape = vec![0, 256]),
+            V::ZeroSized { arg: "a", .. }),
+        case!(ScaledGemm, "scaled_gemm null scale_b", "scale_b",
+            || with(scaled_gemm(), |s| s.scale_b.addr = 0),
+            V::NullPointer { arg: "scale_b" }),
+        case!(ScaledGemm, "scaled_gemm odd address for a bf16 out", "out",
+            || with(scaled_gemm(), |s| s.out.addr += 1),
+            V::Misaligned { arg: "out", align: 2, .. }),
     ]
 }
 
@@ -580,6 +625,7 @@ fn baselines_validate() {
         Box::new(ssu()),
         Box::new(silu_mul()),
         Box::new(silu_mul_split()),
+        Box::new(scaled_gemm()),
     ];
     let mut ops = BTreeSet::new();
     for spec in &specs {

@@ -16,6 +16,7 @@ use kernelyard_core::ops::gemm::Gemm;
 use kernelyard_core::ops::log_softmax::LogSoftmax;
 use kernelyard_core::ops::rms_norm::RmsNorm;
 use kernelyard_core::ops::rope::Rope;
+use kernelyard_core::ops::scaled_gemm::ScaledGemm;
 use kernelyard_core::ops::selective_state_update::SelectiveStateUpdate;
 use kernelyard_core::ops::silu_mul::SiluMul;
 use kernelyard_core::ops::softmax::{RowsProblem, Softmax, SoftmaxArgs};
@@ -26,7 +27,8 @@ use kernelyard_core::{
 };
 
 use specs::{
-    attention, gemm, rms_norm, rope, silu_mul, softmax, ssu, token_logprobs, Rows, Spec, GPU,
+    attention, gemm, rms_norm, rope, scaled_gemm, silu_mul, softmax, ssu, token_logprobs, Rows,
+    Spec, GPU,
 };
 
 /// Every operator's example problem, in catalog order.
@@ -58,6 +60,7 @@ fn all_args() -> Vec<Args<'static>> {
         Box::new(attention()),
         Box::new(ssu()),
         Box::new(silu_mul()),
+        Box::new(scaled_gemm()),
     ];
     let args: Vec<Args<'static>> = specs
         .iter()
@@ -183,6 +186,7 @@ fn listed_returns_none_for_another_op() {
         listed_finds_only_its_own::<Attention>(&problems, &mut args),
         listed_finds_only_its_own::<SelectiveStateUpdate>(&problems, &mut args),
         listed_finds_only_its_own::<SiluMul>(&problems, &mut args),
+        listed_finds_only_its_own::<ScaledGemm>(&problems, &mut args),
     ]
     .into_iter()
     .collect();

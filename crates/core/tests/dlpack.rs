@@ -327,9 +327,7 @@ fn every_other_dtype_is_refused_with_its_name() {
         (DLDataType::F8E3M4, "float8_e3m4"),
         (DLDataType::F8E4M3, "float8_e4m3"),
         (DLDataType::F8E4M3B11FNUZ, "float8_e4m3b11fnuz"),
-        (DLDataType::F8E4M3FN, "float8_e4m3fn"),
         (DLDataType::F8E4M3FNUZ, "float8_e4m3fnuz"),
-        (DLDataType::F8E5M2, "float8_e5m2"),
         (DLDataType::F8E5M2FNUZ, "float8_e5m2fnuz"),
         (DLDataType::F8E8M0FNU, "float8_e8m0fnu"),
         (DLDataType::F6E2M3FN, "float6_e2m3fn"),
@@ -339,6 +337,12 @@ fn every_other_dtype_is_refused_with_its_name() {
         (DLDataType::new(DLDataTypeCode::BFLOAT, 16, 2), "bfloat16x2"),
         (DLDataType::new(DLDataTypeCode::INT, 64, 2), "int64x2"),
         (scalar(42, 16), "code42_16bit"),
+        // The FP8 codes kernelyard takes, at another width or with lanes.
+        (scalar(10, 16), "float8_e4m3fn"),
+        (
+            DLDataType::new(DLDataTypeCode::FLOAT8_E5M2, 8, 2),
+            "float8_e5m2x2",
+        ),
     ];
     for (dtype, name) in refused {
         let mut desc = Desc::cpu(&[2], &[1], DType::F32);
@@ -354,10 +358,67 @@ fn every_other_dtype_is_refused_with_its_name() {
         let msg = err.to_string();
         assert!(msg.contains(&format!("dtype {name} ")), "{msg}");
         assert!(
-            msg.contains("float32, float16, bfloat16, int32, int64"),
+            msg.contains("float32, float16, bfloat16, int32, int64, float8_e4m3fn, float8_e5m2"),
             "{msg}"
         );
     }
+}
+
+#[test]
+fn fp8_maps_to_dlpack_1_1_codes_and_back_with_its_bits() {
+    use kernelyard_core::float8::{F8E4M3, F8E5M2};
+    assert_eq!(dtype_to_dlpack(DType::F8E4M3), DLDataType::F8E4M3FN);
+    assert_eq!(dtype_to_dlpack(DType::F8E5M2), DLDataType::F8E5M2);
+    assert_eq!(
+        (
+            DLDataTypeCode::FLOAT8_E4M3FN.0,
+            DLDataTypeCode::FLOAT8_E5M2.0
+        ),
+        (10, 12)
+    );
+    // A torch.float8_e4m3fn tensor [448, -2^-9, NaN] as a producer hands it over.
+    let bits = [0x7Eu8, 0x81, 0x7F];
+    let mut desc = Desc::cpu(&[3], &[1], DType::F32);
+    desc.dtype = DLDataType::F8E4M3FN;
+    let m = versioned(bits.to_vec(), &desc);
+    // SAFETY: the producer's context owns the 3 bytes; nobody writes.
+    let v = unsafe { import_view(&m) }.unwrap();
+    assert_eq!(v.dtype(), DType::F8E4M3);
+    let got: Vec<u8> = v
+        .as_slice::<F8E4M3>("a")
+        .unwrap()
+        .iter()
+        .map(|x| x.to_bits())
+        .collect();
+    assert_eq!(got, bits);
+    let values: Vec<f64> = v
+        .as_slice::<F8E4M3>("a")
+        .unwrap()
+        .iter()
+        .map(|x| x.to_f64())
+        .collect();
+    assert_eq!(&values[..2], &[448.0, -(2f64.powi(-9))]);
+    assert!(values[2].is_nan());
+    // Export and import again: same dtype, same bytes (e5m2, odd byte offset in the slice).
+    let data = [
+        F8E5M2::from_bits(0x00),
+        F8E5M2::from_bits(0x7B),
+        F8E5M2::from_bits(0xFC),
+    ];
+    let view = TensorView::from_slice(&data[1..], &[2]).unwrap();
+    let e = export(view).unwrap();
+    // SAFETY: only the descriptor is read.
+    let t = unsafe { e.managed().tensor() };
+    assert_eq!(t.dtype, DLDataType::F8E5M2);
+    // SAFETY: `data` is alive and unwritten while the view lives.
+    let back = unsafe { import_view(e.managed()) }.unwrap();
+    let got: Vec<f64> = back
+        .as_slice::<F8E5M2>("b")
+        .unwrap()
+        .iter()
+        .map(|x| x.to_f64())
+        .collect();
+    assert_eq!(got, [57344.0, f64::NEG_INFINITY]);
 }
 
 #[test]

@@ -54,8 +54,8 @@
 #![deny(missing_docs)]
 
 pub use kernelyard_core::{
-    backend, caps, device, dtype, error, half, inventory, kernel, ops, presets, reason, registry,
-    runtime, select, stream, tensor, tune,
+    backend, caps, device, dtype, error, float8, half, inventory, kernel, ops, presets, reason,
+    registry, runtime, select, stream, tensor, tune,
 };
 
 pub use kernelyard_core::{

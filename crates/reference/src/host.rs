@@ -1,6 +1,7 @@
 //! Host tensors as dense `f64`: gathering views in logical (row-major) order and scattering
 //! results back with one rounding to the view's dtype.
 
+use float8::{F8E4M3, F8E5M2};
 use half::{bf16, f16};
 use kernelyard_core::{DType, DeviceId, Element, TensorView, TensorViewMut, ValidationError};
 
@@ -52,6 +53,8 @@ pub fn gather(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<f64>, Validat
         DType::BF16 => read::<bf16>(v),
         DType::I32 => read::<i32>(v),
         DType::I64 => read::<i64>(v),
+        DType::F8E4M3 => read::<F8E4M3>(v),
+        DType::F8E5M2 => read::<F8E5M2>(v),
     })
 }
 
@@ -99,6 +102,8 @@ pub fn scatter(
         DType::BF16 => write::<bf16>(v, values),
         DType::I32 => write::<i32>(v, values),
         DType::I64 => write::<i64>(v, values),
+        DType::F8E4M3 => write::<F8E4M3>(v, values),
+        DType::F8E5M2 => write::<F8E5M2>(v, values),
     }
     Ok(())
 }
@@ -111,6 +116,8 @@ pub fn round_to(dtype: DType, x: f64) -> f64 {
         DType::BF16 => bf16::from_f64(x).to_f64(),
         DType::I32 => x as i32 as f64,
         DType::I64 => x as i64 as f64,
+        DType::F8E4M3 => F8E4M3::from_f64(x).to_f64(),
+        DType::F8E5M2 => F8E5M2::from_f64(x).to_f64(),
     }
 }
 
@@ -143,5 +150,22 @@ mod tests {
         scatter("out", &mut v, &[1.0 + 1.0 / 512.0, -3.0]).unwrap();
         assert_eq!(out[0], bf16::from_f64(1.0 + 1.0 / 512.0));
         assert_eq!(out[1].to_f64(), -3.0);
+    }
+
+    #[test]
+    fn fp8_gathers_exactly_and_scatters_saturating() {
+        let data = [
+            F8E4M3::from_bits(0x7E),
+            F8E4M3::from_bits(0x01),
+            F8E4M3::from_bits(0xB8),
+        ];
+        let v = TensorView::from_slice(&data, &[3]).unwrap();
+        assert_eq!(gather("a", &v).unwrap(), vec![448.0, 2f64.powi(-9), -1.0]);
+        let mut out = [F8E5M2::from_bits(0); 3];
+        let mut w = TensorViewMut::from_slice(&mut out, &[3]).unwrap();
+        scatter("out", &mut w, &[1e9, 1.25, -0.0]).unwrap();
+        assert_eq!(out.map(|x| x.to_bits()), [0x7B, 0x3D, 0x80]);
+        assert_eq!(round_to(DType::F8E4M3, 500.0), 448.0);
+        assert_eq!(round_to(DType::F8E5M2, 3.0), 3.0);
     }
 }

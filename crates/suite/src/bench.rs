@@ -584,12 +584,20 @@ mod tests {
             ),
             (OpKind::SiluMul, "rows=4,d=33"),
             (OpKind::SiluMul, "rows=4,d=64,split=1"),
+            (OpKind::ScaledGemm, "m=4,n=16,k=32"),
+            (OpKind::ScaledGemm, "m=3,n=130,k=200,scale_a=block,bias=1"),
         ];
         for op in OpKind::ALL {
             assert!(cases.iter().any(|(o, _)| *o == op), "{op} is not benched");
         }
         for (op, params) in cases {
-            let o = opts(op, params, DType::BF16);
+            // scaled_gemm's primary dtype is A's FP8 type.
+            let dtype = if op == OpKind::ScaledGemm {
+                DType::F8E4M3
+            } else {
+                DType::BF16
+            };
+            let o = opts(op, params, dtype);
             let mut lines = Vec::new();
             let report = bench(&rt, &o, &mut |l| lines.push(l.to_string()))
                 .unwrap_or_else(|e| panic!("{op} {params}: {e}"));
@@ -608,7 +616,7 @@ mod tests {
             assert_eq!(json[0]["peer"], PEER);
             assert!(json[0]["copy_tbps"].as_f64().unwrap() > 0.0);
             assert_eq!(json[1]["impl"], row.kernel);
-            assert_eq!(json[1]["dtype"], "bf16");
+            assert_eq!(json[1]["dtype"], dtype.name());
             let memory_bound = matches!(row.work, Work::Bytes(_));
             assert_eq!(json[1].get("tbps").is_some(), memory_bound);
             assert_eq!(json[1].get("copy_fraction").is_some(), memory_bound);

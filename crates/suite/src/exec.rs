@@ -6,6 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use kernelyard::float8::{F8E4M3, F8E5M2};
 use kernelyard::half::{bf16, f16};
 use kernelyard::{
     DType, DeviceBuffer, DeviceId, Error, Policy, Problem, Runtime, SelectError, TensorView,
@@ -48,6 +49,8 @@ pub(crate) enum Encoded {
     BF16(Vec<bf16>),
     I32(Vec<i32>),
     I64(Vec<i64>),
+    F8E4M3(Vec<F8E4M3>),
+    F8E5M2(Vec<F8E5M2>),
 }
 
 impl Encoded {
@@ -59,6 +62,8 @@ impl Encoded {
             DType::BF16 => Encoded::BF16(par_map(values, bf16::from_f64)),
             DType::I32 => Encoded::I32(par_map(values, |v| v as i32)),
             DType::I64 => Encoded::I64(par_map(values, |v| v as i64)),
+            DType::F8E4M3 => Encoded::F8E4M3(par_map(values, F8E4M3::from_f64)),
+            DType::F8E5M2 => Encoded::F8E5M2(par_map(values, F8E5M2::from_f64)),
         }
     }
 
@@ -70,6 +75,8 @@ impl Encoded {
             Encoded::BF16(v) => buf.upload(v),
             Encoded::I32(v) => buf.upload(v),
             Encoded::I64(v) => buf.upload(v),
+            Encoded::F8E4M3(v) => buf.upload(v),
+            Encoded::F8E5M2(v) => buf.upload(v),
         }
     }
 }
@@ -139,6 +146,18 @@ fn download(t: &DeviceTensor) -> Result<Downloaded, Error> {
             .download::<i64>(n)?
             .into_iter()
             .map(|v| (v as f64, v as u64))
+            .unzip(),
+        DType::F8E4M3 => t
+            .buf
+            .download::<F8E4M3>(n)?
+            .into_iter()
+            .map(|v| (v.to_f64(), u64::from(v.to_bits())))
+            .unzip(),
+        DType::F8E5M2 => t
+            .buf
+            .download::<F8E5M2>(n)?
+            .into_iter()
+            .map(|v| (v.to_f64(), u64::from(v.to_bits())))
             .unzip(),
     };
     Ok(Downloaded { values, bits })

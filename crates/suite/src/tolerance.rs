@@ -43,6 +43,8 @@ const F32_WHY: &str = "f32 arithmetic: a few ulps (6e-8) per operation, plus acc
 const F16_WHY: &str = "one f16 rounding of each output (unit roundoff u = 4.9e-4): about 2u and 4u, room for f32 arithmetic";
 const BF16_WHY: &str = "one bf16 rounding of each output (unit roundoff u = 3.9e-3): about 2u and 4u, room for f32 arithmetic";
 
+const FP8_WHY: &str = "rows keyed by out's dtype; FP8 inputs exact, products exact in f32, f32 sums: abs(err) <= u_out abs(want) + gamma(k+3) sum abs(x y) (docs/TOLERANCES.md)";
+
 const fn row(op: OpKind, dtype: DType, rel_l2: f64, max_abs: f64, why: &'static str) -> Tolerance {
     Tolerance {
         op,
@@ -83,9 +85,13 @@ pub const TOLERANCES: &[Tolerance] = &[
     row(OpKind::SiluMul, DType::F32, 1e-5, 1e-5, "element-wise, no accumulation: f32 exp (a fast exp is off by up to 2 + 1.17 abs(g) ulps), a division and two products"),
     row(OpKind::SiluMul, DType::F16, 1e-3, 2e-3, F16_WHY),
     row(OpKind::SiluMul, DType::BF16, 8e-3, 1.6e-2, BF16_WHY),
+    row(OpKind::ScaledGemm, DType::F32, 2e-5, 1e-5, FP8_WHY),
+    row(OpKind::ScaledGemm, DType::F16, 1e-3, 2e-3, FP8_WHY),
+    row(OpKind::ScaledGemm, DType::BF16, 8e-3, 1.6e-2, FP8_WHY),
 ];
 
-/// The coarser of two float dtypes (`bf16` > `f16` > `f32`); integers count as `f32`.
+/// The coarser of two float dtypes (`bf16` > `f16` > `f32`); integers and the FP8 types count as
+/// `f32` (FP8 inputs are exact: `scaled_gemm` is judged by its output dtype's row).
 pub fn coarser(a: DType, b: DType) -> DType {
     let rank = |d: DType| match d {
         DType::BF16 => 2,
@@ -147,6 +153,9 @@ mod tests {
         assert_eq!(coarser(DType::F16, DType::F32), DType::F16);
         assert_eq!(coarser(DType::F32, DType::F32), DType::F32);
         assert_eq!(coarser(DType::I64, DType::F32), DType::F32);
+        assert_eq!(coarser(DType::F8E4M3, DType::BF16), DType::BF16);
+        assert_eq!(coarser(DType::F8E5M2, DType::F16), DType::F16);
+        assert_eq!(coarser(DType::F8E4M3, DType::F32), DType::F32);
     }
 
     /// `docs/TOLERANCES.md` must contain the table exactly as generated; on failure the

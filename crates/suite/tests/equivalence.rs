@@ -140,6 +140,11 @@ fn silu_mul() {
     check_op(OpKind::SiluMul);
 }
 
+#[test]
+fn scaled_gemm() {
+    check_op(OpKind::ScaledGemm);
+}
+
 /// Everything, over every op: the whole summary per seed.
 #[test]
 fn every_kernel_on_every_device() {

@@ -27,6 +27,7 @@ pub mod log_softmax;
 pub mod params;
 pub mod rms_norm;
 pub mod rope;
+pub mod scaled_gemm;
 pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;
@@ -360,6 +361,8 @@ catalog! {
     SelectiveStateUpdate => selective_state_update::SelectiveStateUpdate,
     /// The SwiGLU activation: `out = silu(gate) * up`.
     SiluMul => silu_mul::SiluMul,
+    /// FP8 GEMM with per-tensor, per-row or block scales: `out = (sa * A) @ (sb * B)^T (+ bias)`.
+    ScaledGemm => scaled_gemm::ScaledGemm,
 }
 
 impl OpKind {

@@ -6,8 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use kernelyard_core::{DType, DeviceId, OpKind};
 
 use crate::specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, silu_mul, silu_mul_split,
-    softmax, ssu, token_logprobs, Rows, Spec, GPU, OTHER_GPU, REGION, T,
+    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, scaled_gemm, silu_mul,
+    silu_mul_split, softmax, ssu, token_logprobs, Rows, Spec, GPU, OTHER_GPU, REGION, T,
 };
 
 /// Knuth's MMIX linear congruential generator; the high bits are the output.
@@ -144,7 +144,7 @@ fn mutate_tensor(rng: &mut Lcg, t: &mut T, other_addr: usize) {
 const MAX_FUZZ_RANK: usize = 7;
 
 fn fuzz_spec(rng: &mut Lcg) -> Box<dyn Spec> {
-    match rng.below(12) {
+    match rng.below(13) {
         0 => Box::new(gemm()),
         1 => Box::new(rms_norm()),
         2 => Box::new(rms_norm_residual()),
@@ -159,6 +159,7 @@ fn fuzz_spec(rng: &mut Lcg) -> Box<dyn Spec> {
         8 => Box::new(silu_mul()),
         9 => Box::new(silu_mul_split()),
         10 => Box::new(rope_in_place()),
+        11 => Box::new(scaled_gemm()),
         _ => Box::new(ssu()),
     }
 }

@@ -11,6 +11,7 @@ use kernelyard_core::ops::gemm::GemmArgs;
 use kernelyard_core::ops::log_softmax::LogSoftmaxArgs;
 use kernelyard_core::ops::rms_norm::RmsNormArgs;
 use kernelyard_core::ops::rope::{RopeArgs, RopeInput, RopeStyle};
+use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemmArgs};
 use kernelyard_core::ops::selective_state_update::SelectiveStateUpdateArgs;
 use kernelyard_core::ops::silu_mul::{SiluMulArgs, SiluMulInput};
 use kernelyard_core::ops::softmax::SoftmaxArgs;
@@ -540,6 +541,67 @@ impl Spec for SiluMul {
     }
     fn optional(&mut self) -> Vec<&mut Option<T>> {
         vec![&mut self.up]
+    }
+    fn scalars(&mut self) -> Vec<&mut f32> {
+        vec![]
+    }
+    fn sizes(&mut self) -> Vec<&mut usize> {
+        vec![]
+    }
+}
+
+/// `scaled_gemm`'s tensors and scale modes.
+#[derive(Clone, Debug)]
+pub struct ScaledGemm {
+    pub a: T,
+    pub b: T,
+    pub scale_a: T,
+    pub scale_b: T,
+    pub modes: (ScaleMode, ScaleMode),
+    pub bias: Option<T>,
+    pub out: T,
+}
+
+/// e4m3 `a[4, 256]` and `b[128, 256]` with block scales (`scale_a[4, 2]`, `scale_b[1, 2]`),
+/// a bf16 `bias[128]` and `out[4, 128]`.
+pub fn scaled_gemm() -> ScaledGemm {
+    ScaledGemm {
+        a: t(1, DType::F8E4M3, &[4, 256]),
+        b: t(2, DType::F8E4M3, &[128, 256]),
+        scale_a: t(3, DType::F32, &[4, 2]),
+        scale_b: t(4, DType::F32, &[1, 2]),
+        modes: (ScaleMode::Block, ScaleMode::Block),
+        bias: Some(t(5, DType::BF16, &[128])),
+        out: t(6, DType::BF16, &[4, 128]),
+    }
+}
+
+impl Spec for ScaledGemm {
+    fn args(&self) -> Built {
+        Ok(Args::ScaledGemm(ScaledGemmArgs {
+            a: self.a.view()?,
+            b: self.b.view()?,
+            scale_a: self.scale_a.view()?,
+            scale_b: self.scale_b.view()?,
+            scale_a_mode: self.modes.0,
+            scale_b_mode: self.modes.1,
+            bias: opt_view(&self.bias)?,
+            out: self.out.view_mut()?,
+        }))
+    }
+    fn tensors(&mut self) -> Vec<&mut T> {
+        let mut v = vec![
+            &mut self.a,
+            &mut self.b,
+            &mut self.scale_a,
+            &mut self.scale_b,
+            &mut self.out,
+        ];
+        v.extend(self.bias.as_mut());
+        v
+    }
+    fn optional(&mut self) -> Vec<&mut Option<T>> {
+        vec![&mut self.bias]
     }
     fn scalars(&mut self) -> Vec<&mut f32> {
         vec![]

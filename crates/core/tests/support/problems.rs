@@ -19,6 +19,7 @@ use kernelyard_core::ops::gemm::{GemmArgs, GemmProblem};
 use kernelyard_core::ops::log_softmax::LogSoftmaxArgs;
 use kernelyard_core::ops::rms_norm::{RmsNormArgs, RmsNormProblem};
 use kernelyard_core::ops::rope::{RopeArgs, RopeProblem, RopeStyle};
+use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemmArgs, ScaledGemmProblem};
 use kernelyard_core::ops::selective_state_update::{
     SelectiveStateUpdateArgs, SelectiveStateUpdateProblem,
 };
@@ -40,8 +41,25 @@ pub fn dtype() -> BoxedStrategy<DType> {
         3 => Just(DType::BF16),
         1 => Just(DType::I32),
         1 => Just(DType::I64),
+        1 => Just(DType::F8E4M3),
+        1 => Just(DType::F8E5M2),
     ]
     .boxed()
+}
+
+/// Every dtype, FP8 most often (the primary dtype of `scaled_gemm`).
+pub fn fp8_dtype() -> BoxedStrategy<DType> {
+    prop_oneof![
+        4 => Just(DType::F8E4M3),
+        4 => Just(DType::F8E5M2),
+        1 => dtype(),
+    ]
+    .boxed()
+}
+
+/// A scale mode.
+pub fn scale_mode() -> BoxedStrategy<ScaleMode> {
+    prop::sample::select(ScaleMode::ALL.to_vec()).boxed()
 }
 
 /// A size: mostly small, often a power of two or its neighbour up to 2^64, sometimes any
@@ -107,10 +125,16 @@ fn key_value(
         (_, "broadcast", _) => prop::sample::select(vec!["none", "a", "b", "c"])
             .prop_map(str::to_owned)
             .boxed(),
-        (_, k, _) if k.ends_with("dtype") => {
-            prop::sample::select(vec!["same", "f32", "f16", "bf16", "i32", "i64", "f8"])
+        (_, "scale_a" | "scale_b", _) => {
+            prop::sample::select(vec!["same", "tensor", "row", "block", "col"])
                 .prop_map(str::to_owned)
                 .boxed()
+        }
+        (_, k, _) if k.ends_with("dtype") => {
+            let names = vec![
+                "same", "f32", "f16", "bf16", "i32", "i64", "f8", "f8e4m3", "f8e5m2",
+            ];
+            prop::sample::select(names).prop_map(str::to_owned).boxed()
         }
         (_, "batch" | "groups", _) => size_text(),
         (_, _, Some("0" | "1")) => flag_text(),
@@ -129,7 +153,12 @@ pub fn params(op: OpKind) -> BoxedStrategy<(Params, DType)> {
         .map(|k| key_value(op, k.key, k.default))
         .collect();
     let names: Vec<&'static str> = op.params().iter().map(|k| k.key).collect();
-    (keys, dtype())
+    let primary = if op == OpKind::ScaledGemm {
+        fp8_dtype()
+    } else {
+        dtype()
+    };
+    (keys, primary)
         .prop_map(move |(values, dtype)| {
             let pairs = names
                 .iter()
@@ -365,6 +394,28 @@ pub fn direct(op: OpKind) -> BoxedStrategy<Problem> {
                     align,
                 })
             })
+            .boxed(),
+        OpKind::ScaledGemm => (
+            (any_size(), any_size(), any_size()),
+            (fp8_dtype(), fp8_dtype(), dtype()),
+            (scale_mode(), scale_mode(), any::<bool>(), align()),
+        )
+            .prop_map(
+                |((m, n, k), (dtype, b_dtype, out_dtype), (scale_a, scale_b, bias, align))| {
+                    Problem::ScaledGemm(ScaledGemmProblem {
+                        m,
+                        n,
+                        k,
+                        dtype,
+                        b_dtype,
+                        out_dtype,
+                        scale_a,
+                        scale_b,
+                        bias,
+                        align,
+                    })
+                },
+            )
             .boxed(),
     }
 }
@@ -726,6 +777,34 @@ pub fn args(problem: &Problem) -> Option<Args<'static>> {
             };
             let out = v.view_mut(if p.split { 2 } else { 1 });
             Args::SiluMul(SiluMulArgs { input, out })
+        }
+        Problem::ScaledGemm(p) => {
+            let uncounted = |shape: &[usize]| Spec {
+                counted: false,
+                ..spec(DType::F32, shape)
+            };
+            let mut specs = vec![
+                spec(p.dtype, &[p.m, p.k]),
+                spec(p.b_dtype, &[p.n, p.k]),
+                uncounted(&p.scale_a_shape()),
+                uncounted(&p.scale_b_shape()),
+                spec(p.out_dtype, &[p.m, p.n]),
+            ];
+            if p.bias {
+                let bias = kernelyard_core::ops::scaled_gemm::bias_dtypes(p.out_dtype)[0];
+                specs.push(spec(bias, &[p.n]));
+            }
+            let v = Views::new(specs, p.align)?;
+            Args::ScaledGemm(ScaledGemmArgs {
+                a: v.view(0),
+                b: v.view(1),
+                scale_a: v.view(2),
+                scale_b: v.view(3),
+                scale_a_mode: p.scale_a,
+                scale_b_mode: p.scale_b,
+                bias: p.bias.then(|| v.view(5)),
+                out: v.view_mut(4),
+            })
         }
     })
 }

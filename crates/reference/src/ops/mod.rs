@@ -12,6 +12,7 @@ pub mod gemm;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
+pub mod scaled_gemm;
 pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;

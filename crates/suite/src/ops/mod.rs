@@ -10,6 +10,7 @@ pub(crate) mod gemm;
 pub(crate) mod rms_norm;
 pub(crate) mod rope;
 pub(crate) mod rows;
+pub(crate) mod scaled_gemm;
 pub(crate) mod selective_state_update;
 pub(crate) mod silu_mul;
 pub(crate) mod token_logprobs;
@@ -162,6 +163,7 @@ suite! {
     Attention => attention::AttentionDriver, "attention.json";
     SelectiveStateUpdate => selective_state_update::SsuDriver, "selective_state_update.json";
     SiluMul => silu_mul::SiluMulDriver, "silu_mul.json";
+    ScaledGemm => scaled_gemm::ScaledGemmDriver, "scaled_gemm.json";
 }
 
 /// The suite's entry for `op`, or an error naming the list it is missing from.

@@ -1,0 +1,249 @@
+//! `scaled_gemm` oracle and the `reference.scaled_gemm` kernel.
+//!
+//! FP8 elements are decoded exactly (every e4m3 and e5m2 value is an f64), each is multiplied
+//! by the scale its mode gives it (per tensor, per row, or per 1x128 / 128x128 block, the last
+//! block of a row or column partial when `k` or `n` is not a multiple of 128), the products are
+//! summed in f64 in increasing `l`, the bias is added, and the sum is rounded once to `out`'s
+//! dtype (by `scatter`).
+
+use kernelyard_core::ops::scaled_gemm::{ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
+use kernelyard_core::{DType, Error, KernelDef, LaunchCtx};
+use rayon::prelude::*;
+
+use crate::host::{gather, scatter};
+use crate::ops::meta;
+
+/// `out[i, j] = sum_l (sa(i, l) * a[i, l]) * (sb(j, l) * b[j, l]) + bias[j]` over dense arrays
+/// (`a [m, k]`, `b [n, k]`, scales in the shapes of `p`'s modes, `bias [n]`), in f64.
+pub fn scaled_gemm(
+    p: &ScaledGemmProblem,
+    a: &[f64],
+    b: &[f64],
+    scale_a: &[f64],
+    scale_b: &[f64],
+    bias: Option<&[f64]>,
+) -> Vec<f64> {
+    let (m, n, k) = (p.m, p.n, p.k);
+    // Arrays shorter than the problem says (a caller's bug) give NaN, never a panic: rows of
+    // `out` without a row of `a` keep this NaN.
+    let mut out = vec![f64::NAN; m * n];
+    if n == 0 || k == 0 {
+        return out;
+    }
+    let at = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+    out.par_chunks_mut(n)
+        .zip(a.par_chunks(k))
+        .enumerate()
+        .for_each(|(i, (row, ai))| {
+            for (j, o) in row.iter_mut().enumerate() {
+                let bj = b.chunks(k).nth(j).unwrap_or(&[]);
+                let mut acc = 0.0f64;
+                for l in 0..k {
+                    let x = at(scale_a, p.scale_a.a_index(i, l, k)) * at(ai, l);
+                    let y = at(scale_b, p.scale_b.b_index(j, l, k)) * at(bj, l);
+                    acc += x * y;
+                }
+                *o = acc + bias.map_or(0.0, |b| at(b, j));
+            }
+        });
+    out
+}
+
+/// The `reference.scaled_gemm` kernel.
+pub static SCALED_GEMM: KernelDef<ScaledGemm> = KernelDef::<ScaledGemm>::new(
+    meta::<ScaledGemm>(
+        "reference.scaled_gemm",
+        module_path!(),
+        "FP8 (e4m3/e5m2) GEMM with per-tensor, per-row or block scales, exact decoding, f64 sums",
+    )
+    .dtypes(DType::FP8),
+    launch,
+);
+crate::register_kernel!(SCALED_GEMM);
+
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut ScaledGemmArgs<'_>,
+    p: &ScaledGemmProblem,
+) -> Result<(), Error> {
+    crate::ops::with_tactic(ctx, "reference.scaled_gemm", || {
+        let bias = a.bias.as_ref().map(|b| gather("bias", b)).transpose()?;
+        let y = scaled_gemm(
+            p,
+            &gather("a", &a.a)?,
+            &gather("b", &a.b)?,
+            &gather("scale_a", &a.scale_a)?,
+            &gather("scale_b", &a.scale_b)?,
+            bias.as_deref(),
+        );
+        scatter("out", &mut a.out, &y)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelyard_core::float8::{F8E4M3, F8E5M2};
+    use kernelyard_core::half::bf16;
+    use kernelyard_core::ops::scaled_gemm::ScaleMode;
+    use kernelyard_core::{Args, Policy, Runtime, Stream, TensorView, TensorViewMut};
+
+    fn problem(m: usize, n: usize, k: usize, mode: ScaleMode) -> ScaledGemmProblem {
+        ScaledGemmProblem {
+            m,
+            n,
+            k,
+            dtype: DType::F8E4M3,
+            b_dtype: DType::F8E4M3,
+            out_dtype: DType::F32,
+            scale_a: mode,
+            scale_b: mode,
+            bias: false,
+            align: 1,
+        }
+    }
+
+    #[test]
+    fn per_tensor_by_hand() {
+        // A = [[1, 2], [3, 4]], B = [[1, 1], [0.5, -2]] (B^T's columns), sa = 0.5, sb = 4.
+        let p = problem(2, 2, 2, ScaleMode::Tensor);
+        let y = scaled_gemm(
+            &p,
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1.0, 1.0, 0.5, -2.0],
+            &[0.5],
+            &[4.0],
+            None,
+        );
+        // (A @ B^T) = [[3, -3.5], [7, -6.5]], times 2.
+        assert_eq!(y, vec![6.0, -7.0, 14.0, -13.0]);
+        let y = scaled_gemm(
+            &p,
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1.0, 1.0, 0.5, -2.0],
+            &[0.5],
+            &[4.0],
+            Some(&[1.0, 0.25]),
+        );
+        assert_eq!(y, vec![7.0, -6.75, 15.0, -12.75]);
+    }
+
+    #[test]
+    fn per_row_by_hand() {
+        let p = problem(2, 3, 1, ScaleMode::Row);
+        // out[i, j] = sa[i] * a[i] * sb[j] * b[j].
+        let y = scaled_gemm(
+            &p,
+            &[1.0, 2.0],
+            &[1.0, 2.0, 3.0],
+            &[10.0, 100.0],
+            &[1.0, 0.5, 0.25],
+            None,
+        );
+        assert_eq!(y, vec![10.0, 10.0, 7.5, 200.0, 200.0, 150.0]);
+    }
+
+    #[test]
+    fn block_scales_with_partial_last_blocks() {
+        // k = 130: two k-blocks (128 and 2 columns); n = 130: two n-blocks of B (rows 0..128
+        // and 128..130). All elements 1, so each output is 128 * sa0 * sb0 + 2 * sa1 * sb1 with
+        // the scales of its row of A and block row of B.
+        let (m, n, k) = (2, 130, 130);
+        let p = problem(m, n, k, ScaleMode::Block);
+        assert_eq!(p.scale_a_shape(), vec![2, 2]);
+        assert_eq!(p.scale_b_shape(), vec![2, 2]);
+        let sa = [1.0, 10.0, 2.0, 0.5];
+        let sb = [2.0, 3.0, 0.25, 4.0];
+        let y = scaled_gemm(&p, &vec![1.0; m * k], &vec![1.0; n * k], &sa, &sb, None);
+        let want = |i: usize, j: usize| {
+            let jb = j / 128;
+            128.0 * sa[2 * i] * sb[2 * jb] + 2.0 * sa[2 * i + 1] * sb[2 * jb + 1]
+        };
+        assert_eq!(want(0, 0), 316.0);
+        for i in 0..m {
+            for j in 0..n {
+                assert_eq!(y[i * n + j], want(i, j), "[{i}, {j}]");
+            }
+        }
+        // Row 1 of A with B's second block row: 128 * 2 * 0.25 + 2 * 0.5 * 4.
+        assert_eq!(y[n + 129], 68.0);
+    }
+
+    /// Through the runtime: e4m3 A, e5m2 B, block scales, bf16 out with a bias; the result is
+    /// the oracle on the decoded values, rounded once to bf16.
+    #[test]
+    fn runs_through_the_runtime_and_rounds_once() {
+        let (m, n, k) = (3, 5, 200);
+        let a: Vec<F8E4M3> = (0..m * k)
+            .map(|i| F8E4M3::from_f64(((i * 7) % 23) as f64 * 0.25 - 2.75))
+            .collect();
+        let b: Vec<F8E5M2> = (0..n * k)
+            .map(|i| F8E5M2::from_f64(((i * 5) % 19) as f64 * 0.5 - 4.0))
+            .collect();
+        let sa: Vec<f32> = (0..m * 2).map(|i| 0.5 + i as f32 * 0.125).collect();
+        let sb: Vec<f32> = vec![0.75, 1.5];
+        let bias: Vec<bf16> = (0..n).map(|j| bf16::from_f64(j as f64 - 2.0)).collect();
+        let mut out = vec![bf16::from_f64(f64::NAN); m * n];
+        let args = ScaledGemmArgs {
+            a: TensorView::from_slice(&a, &[m, k]).unwrap(),
+            b: TensorView::from_slice(&b, &[n, k]).unwrap(),
+            scale_a: TensorView::from_slice(&sa, &[m, 2]).unwrap(),
+            scale_b: TensorView::from_slice(&sb, &[1, 2]).unwrap(),
+            scale_a_mode: ScaleMode::Block,
+            scale_b_mode: ScaleMode::Block,
+            bias: Some(TensorView::from_slice(&bias, &[n]).unwrap()),
+            out: TensorViewMut::from_slice(&mut out, &[m, n]).unwrap(),
+        };
+        let rt = Runtime::builder().build().unwrap();
+        let plan = rt
+            .run(
+                &Policy::auto(),
+                &Stream::host(),
+                &mut Args::ScaledGemm(args),
+            )
+            .unwrap();
+        assert_eq!(plan.kernel_name(), "reference.scaled_gemm");
+        let mut p = problem(m, n, k, ScaleMode::Block);
+        (p.b_dtype, p.out_dtype, p.bias) = (DType::F8E5M2, DType::BF16, true);
+        let want = scaled_gemm(
+            &p,
+            &a.iter().map(|x| x.to_f64()).collect::<Vec<_>>(),
+            &b.iter().map(|x| x.to_f64()).collect::<Vec<_>>(),
+            &sa.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+            &sb.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+            Some(&bias.iter().map(|x| x.to_f64()).collect::<Vec<_>>()),
+        );
+        let got: Vec<f64> = out.iter().map(|x| x.to_f64()).collect();
+        let rounded: Vec<f64> = want.iter().map(|&v| bf16::from_f64(v).to_f64()).collect();
+        assert_eq!(got, rounded);
+        // Not vacuous: the sums are not all representable in bf16 before rounding.
+        assert!(want.iter().zip(&rounded).any(|(w, r)| w != r));
+    }
+
+    #[test]
+    fn short_arrays_give_nan_not_a_panic() {
+        let p = problem(2, 2, 2, ScaleMode::Row);
+        let y = scaled_gemm(
+            &p,
+            &[1.0, 1.0],
+            &[1.0, 1.0, 1.0, 1.0],
+            &[1.0],
+            &[1.0, 1.0],
+            None,
+        );
+        // Row 0 is complete but for nothing; row 1 has no data and no scale.
+        assert_eq!(&y[..2], &[2.0, 2.0]);
+        assert!(y[2].is_nan() && y[3].is_nan());
+    }
+
+    #[test]
+    fn fp8_nan_and_e5m2_infinity_propagate() {
+        let p = problem(2, 1, 2, ScaleMode::Tensor);
+        let nan = F8E4M3::from_bits(0x7F).to_f64();
+        let inf = F8E5M2::from_bits(0x7C).to_f64();
+        let y = scaled_gemm(&p, &[nan, 1.0, inf, 1.0], &[1.0, 1.0], &[1.0], &[1.0], None);
+        assert!(y[0].is_nan());
+        assert_eq!(y[1], f64::INFINITY);
+    }
+}

@@ -1,0 +1,123 @@
+//! `scaled_gemm`: rows of A, of a row- or block-scaled `scale_a` and of `out` are independent
+//! (axis 0); B, `scale_b`, `bias` and a per-tensor `scale_a` are shared by every row.
+//!
+//! A and B are drawn uniform in `[-8, 8)` and rounded to their FP8 dtype (so every input is an
+//! FP8 value, exactly what the kernel reads), never zero; the scales are f32 in `[0.25, 2)`
+//! (positive, as quantisation scales are), the bias uniform in `[-4, 4)` in its dtype. Sums of
+//! k products up to 64 in magnitude stay far from f16's and bf16's ranges for the cases' k.
+
+use kernelyard::ops::scaled_gemm::{bias_dtypes, ScaleMode, ScaledGemm, ScaledGemmArgs};
+use kernelyard::ops::Listed;
+use kernelyard::{Args, DType, Problem};
+use kernelyard_reference::ops::scaled_gemm::scaled_gemm;
+
+use crate::cases::Scalars;
+use crate::data::{HostTensor, Init, Instance, OutputSpec};
+use crate::exec::{input, optional_input, outputs_mut, required, DeviceTensor};
+use crate::ops::{expect, Driver};
+use crate::rng::Rng;
+
+/// The range of A's and B's values before rounding to FP8.
+const RANGE: (f64, f64) = (-8.0, 8.0);
+/// The range of the scales.
+const SCALES: (f64, f64) = (0.25, 2.0);
+/// The range of the bias.
+const BIAS: (f64, f64) = (-4.0, 4.0);
+
+/// The `scaled_gemm` driver.
+pub(crate) struct ScaledGemmDriver;
+
+/// The inputs of `p`: name, dtype, shape, batch axis, value range.
+type InputDesc = (&'static str, DType, Vec<usize>, Option<usize>, (f64, f64));
+
+fn inputs(p: &kernelyard::ops::scaled_gemm::ScaledGemmProblem) -> Vec<InputDesc> {
+    let a_axis = (p.scale_a != ScaleMode::Tensor).then_some(0);
+    let mut v = vec![
+        ("a", p.dtype, vec![p.m, p.k], Some(0), RANGE),
+        ("b", p.b_dtype, vec![p.n, p.k], None, RANGE),
+        ("scale_a", DType::F32, p.scale_a_shape(), a_axis, SCALES),
+        ("scale_b", DType::F32, p.scale_b_shape(), None, SCALES),
+    ];
+    if p.bias {
+        v.push(("bias", bias_dtypes(p.out_dtype)[0], vec![p.n], None, BIAS));
+    }
+    v
+}
+
+impl Driver for ScaledGemmDriver {
+    fn rows(&self, p: &Problem) -> Result<usize, String> {
+        Ok(expect::<ScaledGemm>(p)?.m)
+    }
+
+    fn with_rows(&self, p: &Problem, rows: usize) -> Result<Problem, String> {
+        let mut q = expect::<ScaledGemm>(p)?.clone();
+        q.m = rows;
+        Ok(ScaledGemm::wrap(q))
+    }
+
+    fn generate(
+        &self,
+        p: &Problem,
+        _s: &Scalars,
+        rng: &mut Rng,
+    ) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<ScaledGemm>(p)?;
+        Ok(inputs(p)
+            .into_iter()
+            .map(|(name, dtype, shape, axis, (lo, hi))| {
+                HostTensor::uniform(name, dtype, shape, axis, rng, lo, hi)
+            })
+            .collect())
+    }
+
+    fn input_shapes(&self, p: &Problem) -> Result<Vec<HostTensor>, String> {
+        let p = expect::<ScaledGemm>(p)?;
+        Ok(inputs(p)
+            .into_iter()
+            .map(|(name, dtype, shape, axis, _)| HostTensor::shape_only(name, dtype, shape, axis))
+            .collect())
+    }
+
+    fn outputs(&self, p: &Problem, _inputs: &[HostTensor]) -> Result<Vec<OutputSpec>, String> {
+        let p = expect::<ScaledGemm>(p)?;
+        Ok(vec![OutputSpec {
+            name: "out",
+            dtype: p.out_dtype,
+            shape: vec![p.m, p.n],
+            batch_axis: Some(0),
+            init: Init::Poison,
+        }])
+    }
+
+    fn oracle(&self, inst: &Instance) -> Result<Vec<Vec<f64>>, String> {
+        let p = expect::<ScaledGemm>(&inst.problem)?;
+        Ok(vec![scaled_gemm(
+            p,
+            &inst.input("a")?.data,
+            &inst.input("b")?.data,
+            &inst.input("scale_a")?.data,
+            &inst.input("scale_b")?.data,
+            inst.optional("bias"),
+        )])
+    }
+
+    fn args<'a>(
+        &self,
+        inst: &Instance,
+        ins: &'a [DeviceTensor],
+        outs: &'a mut [DeviceTensor],
+    ) -> Result<Args<'a>, String> {
+        let p = expect::<ScaledGemm>(&inst.problem)?;
+        let [out] = outputs_mut(outs, ["out"])?;
+        Ok(Args::ScaledGemm(ScaledGemmArgs {
+            a: input(ins, "a")?,
+            b: input(ins, "b")?,
+            scale_a: input(ins, "scale_a")?,
+            scale_b: input(ins, "scale_b")?,
+            scale_a_mode: p.scale_a,
+            scale_b_mode: p.scale_b,
+            bias: optional_input(ins, "bias")?,
+            out: required(out, "out")?,
+        }))
+    }
+}
