@@ -192,7 +192,8 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
     })
 }
 
-fn lt_err(call: &'static str) -> impl Fn(lt::CublasError) -> Error {
+/// Maps a cuBLASLt error of `call` to the backend's error.
+pub(crate) fn lt_err(call: &'static str) -> impl Fn(lt::CublasError) -> Error {
     move |e| {
         CudaError::Cublas {
             call,
@@ -204,14 +205,14 @@ fn lt_err(call: &'static str) -> impl Fn(lt::CublasError) -> Error {
 
 /// A cuBLASLt handle (one per device, kept for the life of the process).
 #[derive(Clone, Copy)]
-struct Handle(ltsys::cublasLtHandle_t);
+pub(crate) struct Handle(pub(crate) ltsys::cublasLtHandle_t);
 // SAFETY: a cuBLASLt handle may be used from several threads (it holds no per-call state).
 unsafe impl Send for Handle {}
 // SAFETY: as above.
 unsafe impl Sync for Handle {}
 
 /// The device's cuBLASLt handle, made on first use (refused on a capturing `stream`).
-fn handle(stream: &Stream) -> Result<Handle, Error> {
+pub(crate) fn handle(stream: &Stream) -> Result<Handle, Error> {
     static HANDLES: OnceLock<Mutex<HashMap<u32, Handle>>> = OnceLock::new();
     let device = stream.device();
     let mut map = HANDLES

@@ -24,6 +24,7 @@ pub mod gemm_bi_sm90;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
+pub mod scaled_gemm;
 pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;

@@ -46,10 +46,9 @@ use crate::error::CudaError;
 use crate::ops::gemm::{handle, lt_err, workspace, Handle, WORKSPACE_BYTES};
 
 /// The `cuda.scaled_gemm.cublaslt` kernel.
-pub static SCALED_GEMM_CUBLASLT: KernelDef<ScaledGemm> =
-    KernelDef::<ScaledGemm>::new(META, launch)
-        .with_check(check)
-        .with_prepare(prepare);
+pub static SCALED_GEMM_CUBLASLT: KernelDef<ScaledGemm> = KernelDef::<ScaledGemm>::new(META, launch)
+    .with_check(check)
+    .with_prepare(prepare);
 kernelyard_core::register!(SCALED_GEMM_CUBLASLT);
 
 /// FP8 tensor cores: sm_89 (Ada) and newer.
@@ -412,20 +411,22 @@ fn make_plan(
                 lt::set_matmul_pref_attribute(pref, attr, (&align as *const u32).cast(), 4)
             });
         }
-        let status = set.map_err(lt_err("cublasLtMatmulPreferenceSetAttribute")).map(|()| {
-            ltsys::cublasLtMatmulAlgoGetHeuristic(
-                handle.0,
-                desc.0,
-                layouts[0].0,
-                layouts[1].0,
-                layouts[2].0,
-                layouts[2].0,
-                pref,
-                1,
-                &mut result,
-                &mut returned,
-            )
-        });
+        let status = set
+            .map_err(lt_err("cublasLtMatmulPreferenceSetAttribute"))
+            .map(|()| {
+                ltsys::cublasLtMatmulAlgoGetHeuristic(
+                    handle.0,
+                    desc.0,
+                    layouts[0].0,
+                    layouts[1].0,
+                    layouts[2].0,
+                    layouts[2].0,
+                    pref,
+                    1,
+                    &mut result,
+                    &mut returned,
+                )
+            });
         let _ = lt::destroy_matmul_pref(pref);
         status?
     };
@@ -477,7 +478,7 @@ mod tests {
     }
 
     fn reasons(p: &ScaledGemmProblem) -> Vec<Reason> {
-        let mut caps = Capabilities::default();
+        let mut caps = Capabilities::host();
         caps.features.insert(Feature::Bf16);
         let mut r = Vec::new();
         check(&caps, p, &mut r);
@@ -514,7 +515,11 @@ mod tests {
         };
         assert!(matches!(
             reasons(&p).as_slice(),
-            [Reason::DtypeUnsupported { arg: "b", dtype: DType::F8E5M2, .. }]
+            [Reason::DtypeUnsupported {
+                arg: "b",
+                dtype: DType::F8E5M2,
+                ..
+            }]
         ));
         for mode in [ScaleMode::Row, ScaleMode::Block] {
             let p = ScaledGemmProblem {

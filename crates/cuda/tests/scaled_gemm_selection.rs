@@ -1,0 +1,133 @@
+//! Selection of `cuda.scaled_gemm.cublaslt` on simulated devices (no GPU needed): sm_89 and
+//! newer select it for every accepted FP8 operand pair, output dtype and bias, with per-tensor
+//! scales; older architectures get `ArchTooOld`, and what the kernel does not take (e5m2 on
+//! both sides, per-row or block scales, a misaligned `k`) gets its typed reason. The
+//! `deterministic` and `batch_invariant` constraints refuse it (cuBLASLt's algorithm depends on
+//! M).
+
+mod selection_support;
+
+use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, Runtime, Sm};
+use selection_support::{rejection, H100_OPTIN};
+
+const LT: &str = "cuda.scaled_gemm.cublaslt";
+
+fn runtime(sm: Sm) -> Runtime {
+    selection_support::runtime(sm, H100_OPTIN)
+}
+
+fn scaled_gemm(params: &str, dtype: DType) -> Problem {
+    selection_support::problem(OpKind::ScaledGemm, params, dtype)
+}
+
+#[test]
+fn sm89_and_newer_select_it_for_every_accepted_pair() {
+    for sm in [Sm::new(8, 9), Sm::new(9, 0), Sm::new(10, 0), Sm::new(12, 0)] {
+        let rt = runtime(sm);
+        for (a, b) in [
+            ("f8e4m3", "f8e4m3"),
+            ("f8e4m3", "f8e5m2"),
+            ("f8e5m2", "f8e4m3"),
+        ] {
+            for out in ["bf16", "f16", "f32"] {
+                for bias in [0, 1] {
+                    for m in [1, 128, 4096] {
+                        let params =
+                            format!("m={m},n=256,k=512,b_dtype={b},out_dtype={out},bias={bias}");
+                        let p = scaled_gemm(&params, a.parse().unwrap());
+                        for policy in [Policy::auto(), Policy::kernel(LT)] {
+                            let plan = rt
+                                .select(DeviceId::cuda(0), &p, &policy)
+                                .unwrap_or_else(|e| panic!("{sm} {a} {params}: {e}"));
+                            assert_eq!(plan.kernel_name(), LT, "{sm} {a} {params}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sm80_and_older_are_too_old() {
+    for sm in [Sm::new(7, 5), Sm::new(8, 0), Sm::new(8, 6)] {
+        let rt = runtime(sm);
+        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(LT))
+            .unwrap_err();
+        let reasons = rejection(err, LT);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ArchTooOld { .. })),
+            "{sm}: {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn what_it_does_not_take_is_a_typed_reason() {
+    let rt = runtime(Sm::new(9, 0));
+    let e5m2 = scaled_gemm("m=128,n=256,k=512,b_dtype=f8e5m2", DType::F8E5M2);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &e5m2, &Policy::kernel(LT))
+            .unwrap_err(),
+        LT,
+    );
+    assert!(
+        matches!(
+            reasons.as_slice(),
+            [Reason::DtypeUnsupported {
+                arg: "b",
+                dtype: DType::F8E5M2,
+                ..
+            }]
+        ),
+        "{reasons:?}"
+    );
+    for mode in ["row", "block"] {
+        let p = scaled_gemm(&format!("m=128,n=256,k=512,scale_a={mode}"), DType::F8E4M3);
+        let reasons = rejection(
+            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT))
+                .unwrap_err(),
+            LT,
+        );
+        assert_eq!(reasons.len(), 2, "{mode}: {reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .all(|r| matches!(r, Reason::ShapeUnsupported { what }
+                if what.contains(&format!("per {mode}")))),
+            "{mode}: {reasons:?}"
+        );
+    }
+    let misaligned = scaled_gemm("m=128,n=256,k=500,align=4", DType::F8E4M3);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &misaligned, &Policy::kernel(LT))
+            .unwrap_err(),
+        LT,
+    );
+    assert!(
+        matches!(reasons.as_slice(), [Reason::Alignment { .. }]),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn deterministic_and_batch_invariant_policies_refuse_it() {
+    let rt = runtime(Sm::new(9, 0));
+    let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT).deterministic())
+            .unwrap_err(),
+        LT,
+    );
+    assert!(reasons.contains(&Reason::NotDeterministic), "{reasons:?}");
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT).batch_invariant())
+            .unwrap_err(),
+        LT,
+    );
+    assert!(reasons.contains(&Reason::NotBatchInvariant), "{reasons:?}");
+}
