@@ -72,9 +72,17 @@ def read_rows(paths):
 
 
 def key_of(row):
-    """(op, shape, dtype, layout); layout is None except for gemm ("nn" when absent)."""
-    layout = row.get("layout") or ("nn" if row["op"] == "gemm" else None)
-    return (row["op"], tuple(row["shape"]), row["dtype"], layout)
+    """(op, shape, dtype, layout); layout is None except for gemm ("nn" when absent).
+    scaled_gemm has one layout (A [m,k], B [n,k]: torch_ops.py calls it "nt"), and torch names
+    its FP8 dtypes without the "f8" prefix kernelyard uses ("e4m3" is "f8e4m3")."""
+    if row["op"] == "gemm":
+        layout = row.get("layout") or "nn"
+    else:
+        layout = None
+    dtype = row["dtype"]
+    if dtype in ("e4m3", "e5m2"):
+        dtype = "f8" + dtype
+    return (row["op"], tuple(row["shape"]), dtype, layout)
 
 
 def shape_label(key):
