@@ -1,7 +1,8 @@
 //! Selection of `cuda.scaled_gemm.cublaslt` on simulated devices (no GPU needed): sm_89 and
 //! newer select it for every accepted FP8 operand pair, output dtype and bias, with per-tensor
 //! scales; older architectures get `ArchTooOld`, and what the kernel does not take (e5m2 on
-//! both sides, per-row or block scales, a misaligned `k`) gets its typed reason. The
+//! both sides, per-row or block scales, misaligned pointers, k or n not a multiple of 16) gets
+//! its typed reason. The
 //! `deterministic` and `batch_invariant` constraints refuse it (cuBLASLt's algorithm depends on
 //! M).
 
@@ -109,7 +110,19 @@ fn what_it_does_not_take_is_a_typed_reason() {
         LT,
     );
     assert!(
-        matches!(reasons.as_slice(), [Reason::Alignment { .. }]),
+        matches!(reasons.as_slice(), [Reason::Alignment { .. }, Reason::ShapeUnsupported { what }]
+            if what.starts_with("k = 500")),
+        "{reasons:?}"
+    );
+    // 16-byte aligned pointers and k = 48, but n = 24 is not a multiple of 16.
+    let odd_n = scaled_gemm("m=3,n=24,k=48", DType::F8E4M3);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &odd_n, &Policy::kernel(LT))
+            .unwrap_err(),
+        LT,
+    );
+    assert!(
+        matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }] if what.starts_with("n = 24")),
         "{reasons:?}"
     );
 }

@@ -80,18 +80,8 @@
 #define KY_SSU_V_MIN_BLOCKS 4
 #define KY_SSU_V_MIN_BLOCKS_WIDE 4
 #else
-#ifndef KY_SSU_V_MIN_BLOCKS
 #define KY_SSU_V_MIN_BLOCKS 8
-#endif
-#ifndef KY_SSU_V_MIN_BLOCKS_WIDE
 #define KY_SSU_V_MIN_BLOCKS_WIDE 6
-#endif
-#endif
-
-// The `_v` path's prefetch (ssu_rows' PF): 1 begins each group's next row (index and state
-// loads) before computing the current one.
-#ifndef KY_SSU_PREFETCH
-#define KY_SSU_PREFETCH 0
 #endif
 
 // `flags` (the host's `FLAG_*`).
@@ -171,7 +161,7 @@ __device__ __forceinline__ void ky_ssu_finish(float acc, int lanes, int li, int 
     }
 }
 
-template <typename T, typename S, bool VEC, bool PF>
+template <typename T, typename S, bool VEC>
 __device__ __forceinline__ void ssu_rows(
     typename Elem<S>::storage* __restrict__ state, const typename Elem<T>::storage* __restrict__ x,
     const typename Elem<T>::storage* __restrict__ dt, const float* __restrict__ dt_bias,
@@ -198,70 +188,38 @@ __device__ __forceinline__ void ssu_rows(
     const unsigned step_b = step / hp_n, step_hp = step % hp_n;
     ky_i64 b = r0 / hp_n;
     unsigned hp = r0 % hp_n;
-    // Row `r` (of batch entry rb, hp = rhp) begins: its slot (from the indices), its kind and,
-    // on a live row, every state chunk's load in flight (into v on `_v`, f on `_s`).
-    auto begin_row = [&](ky_i64 r, ky_i64 rb, unsigned rhp, ky_vec16 (&v)[KY_SSU_CHUNKS],
-                         float (&f)[KY_SSU_CHUNKS][ES], SS*& st) -> int {
-        if (r >= rows) return KY_SSU_IDLE;
-        ky_i64 slot = rb;
-        if (index_bytes == 8) {
-            slot = static_cast<const long long*>(indices)[rb];
-        } else if (index_bytes == 4) {
-            slot = static_cast<const int*>(indices)[rb];
-        }
-        const int kind = (slot >= 0 && slot < cache_slots) ? KY_SSU_LIVE
-                         : slot == -1                      ? KY_SSU_PAD
-                                                           : KY_SSU_BAD;
-        if (kind != KY_SSU_LIVE) return kind;
-        st = state + ((ky_i64)slot * hp_n + rhp) * n_dim;
-        #pragma unroll
-        for (int k = 0; k < CH; ++k) {
-            const int c = li + k * lanes;
-            if constexpr (VEC) {
-                if (c < chunks) v[k] = ky_load16(st + c * ES);
-            } else {
-                #pragma unroll
-                for (int e = 0; e < ES; ++e) {
-                    const int n = c * ES + e;
-                    f[k][e] = (c < chunks && n < n_dim) ? Elem<S>::load(st, n) : 0.0f;
-                }
-            }
-        }
-        return kind;
-    };
-    // With PF (the `_v` path's prefetch, KY_SSU_PREFETCH) the next row of this lane's group
-    // has begun before the current one is computed: its index and state loads fly while this
-    // row's arithmetic, butterfly and stores run. The rows and their arithmetic are the same.
-    ky_vec16 sv[CH];
-    float sf[CH][ES];
-    SS* st = nullptr;
-    ky_vec16 pv[PF ? CH : 1];
-    SS* pst = nullptr;
-    int pkind = KY_SSU_IDLE;
-    ky_i64 pb = b;
-    unsigned php = hp;
-    if constexpr (PF) pkind = begin_row((ky_i64)r0, pb, php, pv, sf, pst);
     for (ky_i64 first = (ky_i64)r0 - gw; first < rows; first += step) {
         const ky_i64 row = first + gw;
-        int kind;
+        int kind = KY_SSU_IDLE;
         float acc = 0.0f, xv = 0.0f, zv = 0.0f, dv = 0.0f;
-        if constexpr (PF) {
-            kind = pkind;
-            st = pst;
-            #pragma unroll
-            for (int k = 0; k < CH; ++k) sv[k] = pv[k];
-            pb += step_b;
-            php += step_hp;
-            if (php >= hp_n) {
-                php -= hp_n;
-                ++pb;
+        if (row < rows) {
+            ky_i64 slot = b;
+            if (index_bytes == 8) {
+                slot = static_cast<const long long*>(indices)[b];
+            } else if (index_bytes == 4) {
+                slot = static_cast<const int*>(indices)[b];
             }
-            pkind = begin_row(row + step, pb, php, pv, sf, pst);
-        } else {
-            kind = begin_row(row, b, hp, sv, sf, st);
-        }
-        {
+            kind = (slot >= 0 && slot < cache_slots) ? KY_SSU_LIVE
+                   : slot == -1                      ? KY_SSU_PAD
+                                                     : KY_SSU_BAD;
             if (kind == KY_SSU_LIVE) {
+                SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim;
+                // The state chunks first, all in flight.
+                ky_vec16 sv[CH];
+                float sf[CH][ES];
+                #pragma unroll
+                for (int k = 0; k < CH; ++k) {
+                    const int c = li + k * lanes;
+                    if constexpr (VEC) {
+                        if (c < chunks) sv[k] = ky_load16(st + c * ES);
+                    } else {
+                        #pragma unroll
+                        for (int e = 0; e < ES; ++e) {
+                            const int n = c * ES + e;
+                            sf[k][e] = (c < chunks && n < n_dim) ? Elem<S>::load(st, n) : 0.0f;
+                        }
+                    }
+                }
                 const unsigned h = hp / (unsigned)head_dim;
                 const unsigned g = h / (unsigned)heads_per_group;
                 xv = Elem<T>::load(x, row);
@@ -581,8 +539,8 @@ __device__ __forceinline__ void ssu_tiles(
         int groups, int heads_per_group, long long cache_slots, int index_bytes, int flags,       \
         int lanes
 
-#define KY_SSU_CALL(T, S, VEC, PF)                                                                \
-    ssu_rows<T, S, VEC, PF>(                                                                          \
+#define KY_SSU_CALL(T, S, VEC)                                                                    \
+    ssu_rows<T, S, VEC>(                                                                          \
         static_cast<Elem<S>::storage*>(state), static_cast<const Elem<T>::storage*>(x),           \
         static_cast<const Elem<T>::storage*>(dt), static_cast<const float*>(dt_bias),             \
         static_cast<const float*>(a), static_cast<const Elem<T>::storage*>(bm),                   \
@@ -596,11 +554,11 @@ __device__ __forceinline__ void ssu_tiles(
 #define KY_SSU_ENTRY(D, SD, T, S, VB)                                                             \
     extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, VB)                             \
         ssu_##D##_##SD##_v(KY_SSU_ARGS) {                                                         \
-        KY_SSU_CALL(T, S, true, KY_SSU_PREFETCH != 0);                                                                  \
+        KY_SSU_CALL(T, S, true);                                                                  \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, KY_SSU_MIN_BLOCKS)              \
         ssu_##D##_##SD##_s(KY_SSU_ARGS) {                                                         \
-        KY_SSU_CALL(T, S, false, false);                                                                 \
+        KY_SSU_CALL(T, S, false);                                                                 \
     }
 
 // Tiled entry points `ssut_<dtype>_<state dtype>` (16-byte path only): block 128 threads,

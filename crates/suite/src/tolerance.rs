@@ -44,6 +44,7 @@ const F16_WHY: &str = "one f16 rounding of each output (unit roundoff u = 4.9e-4
 const BF16_WHY: &str = "one bf16 rounding of each output (unit roundoff u = 3.9e-3): about 2u and 4u, room for f32 arithmetic";
 
 const FP8_WHY: &str = "rows keyed by out's dtype; FP8 inputs exact, products exact in f32, f32 sums: abs(err) <= u_out abs(want) + gamma(k+3) sum abs(x y) (docs/TOLERANCES.md)";
+const FP8_F32_WHY: &str = "FP8 tensor cores add a k32 group's products in fixed point, about 14 bits below the largest: 1.05e-4 measured (cuBLASLt, H100); 4x room (docs/TOLERANCES.md)";
 
 const fn row(op: OpKind, dtype: DType, rel_l2: f64, max_abs: f64, why: &'static str) -> Tolerance {
     Tolerance {
@@ -85,7 +86,7 @@ pub const TOLERANCES: &[Tolerance] = &[
     row(OpKind::SiluMul, DType::F32, 1e-5, 1e-5, "element-wise, no accumulation: f32 exp (a fast exp is off by up to 2 + 1.17 abs(g) ulps), a division and two products"),
     row(OpKind::SiluMul, DType::F16, 1e-3, 2e-3, F16_WHY),
     row(OpKind::SiluMul, DType::BF16, 8e-3, 1.6e-2, BF16_WHY),
-    row(OpKind::ScaledGemm, DType::F32, 2e-5, 1e-5, FP8_WHY),
+    row(OpKind::ScaledGemm, DType::F32, 4e-4, 4e-4, FP8_F32_WHY),
     row(OpKind::ScaledGemm, DType::F16, 1e-3, 2e-3, FP8_WHY),
     row(OpKind::ScaledGemm, DType::BF16, 8e-3, 1.6e-2, FP8_WHY),
 ];

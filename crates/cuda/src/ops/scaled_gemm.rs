@@ -19,7 +19,8 @@
 //! - **Bias.** cuBLASLt's `BIAS` epilogue: `bias [n]` is a vector over cuBLASLt's rows (our
 //!   columns), of dtype bf16 (out bf16 or f32) or f16 (out f16).
 //! - **Alignment.** cuBLASLt's FP8 kernels need 16-byte pointers and leading dimensions, so the
-//!   kernel declares `align = 16`: k a multiple of 16, and out's rows 16-byte aligned.
+//!   kernel declares `align = 16` and its check asks k and n to be multiples of 16 (as torch's
+//!   `_scaled_mm` does); m is free (m = 1 decodes).
 //! - **Plans.** The layouts and the heuristic's algorithm are made once per (device, problem)
 //!   and cached. The matmul descriptor carries the call's scale and bias pointers, so each
 //!   launch makes its own (a host-side object: no stream work, so a launch in a capture is
@@ -114,6 +115,18 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
                 what: format!(
                     "{arg} per {mode}: this kernel takes per-tensor scales only (cuBLASLt's \
                      outer-vector and block scaling need CUDA 12.8+ bindings' A_SCALE_MODE)"
+                ),
+            });
+        }
+    }
+    // cuBLASLt's FP8 kernels take leading dimensions of 16 bytes' multiples: its A and B
+    // (our B and A) have leading dimension k bytes, its D (our out) n elements; torch's
+    // `_scaled_mm` asks the same (k and n multiples of 16). m may be anything.
+    for (dim, value) in [("k", p.k), ("n", p.n)] {
+        if value % 16 != 0 {
+            reasons.push(Reason::ShapeUnsupported {
+                what: format!(
+                    "{dim} = {value}: cuBLASLt's FP8 matmul takes k and n multiples of 16"
                 ),
             });
         }
