@@ -144,3 +144,102 @@ fn deterministic_and_batch_invariant_policies_refuse_it() {
     );
     assert!(reasons.contains(&Reason::NotBatchInvariant), "{reasons:?}");
 }
+
+const BI: &str = "cuda.scaled_gemm.batch_invariant.sm90";
+
+#[test]
+fn sm90_takes_the_invariant_kernel_under_the_batch_invariant_and_deterministic_policies() {
+    let rt = runtime(Sm::new(9, 0));
+    for (a, b) in [
+        ("f8e4m3", "f8e4m3"),
+        ("f8e4m3", "f8e5m2"),
+        ("f8e5m2", "f8e4m3"),
+        ("f8e5m2", "f8e5m2"),
+    ] {
+        for out in ["bf16", "f16", "f32"] {
+            for scales in ["tensor", "row"] {
+                // Any M: the choice never depends on it.
+                for m in [1, 3, 128, 4097] {
+                    let params = format!(
+                        "m={m},n=104,k=4096,b_dtype={b},out_dtype={out},scale_a={scales},bias=1"
+                    );
+                    let p = scaled_gemm(&params, a.parse().unwrap());
+                    for policy in [
+                        Policy::auto().batch_invariant(),
+                        Policy::auto().deterministic(),
+                    ] {
+                        let plan = rt
+                            .select(DeviceId::cuda(0), &p, &policy)
+                            .unwrap_or_else(|e| panic!("{a} {params} {policy}: {e}"));
+                        assert_eq!(plan.kernel_name(), BI, "{a} {params}");
+                    }
+                }
+            }
+        }
+    }
+    // Unconstrained, cuBLASLt (priority 10) is preferred where it takes the problem.
+    let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+    let plan = rt.select(DeviceId::cuda(0), &p, &Policy::auto()).unwrap();
+    assert_eq!(plan.kernel_name(), LT);
+}
+
+#[test]
+fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
+    for sm in [Sm::new(8, 9), Sm::new(8, 0)] {
+        let rt = runtime(sm);
+        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+        let reasons = rejection(
+            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(BI))
+                .unwrap_err(),
+            BI,
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ArchTooOld { .. })),
+            "{sm}: {reasons:?}"
+        );
+    }
+    for sm in [Sm::new(10, 0), Sm::new(12, 0)] {
+        let rt = runtime(sm);
+        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+        let reasons = rejection(
+            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(BI))
+                .unwrap_err(),
+            BI,
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ArchTooNew { .. } | Reason::ArchFamily { .. })),
+            "{sm}: {reasons:?}"
+        );
+    }
+    let rt = runtime(Sm::new(9, 0));
+    let block = scaled_gemm("m=128,n=256,k=512,scale_a=block", DType::F8E4M3);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &block, &Policy::kernel(BI))
+            .unwrap_err(),
+        BI,
+    );
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| matches!(r, Reason::ShapeUnsupported { what }
+            if what.contains("per block"))),
+        "{reasons:?}"
+    );
+    let odd_k = scaled_gemm("m=4,n=256,k=40,align=8", DType::F8E4M3);
+    let reasons = rejection(
+        rt.select(DeviceId::cuda(0), &odd_k, &Policy::kernel(BI))
+            .unwrap_err(),
+        BI,
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ShapeUnsupported { what } if what.starts_with("k = 40"))),
+        "{reasons:?}"
+    );
+}

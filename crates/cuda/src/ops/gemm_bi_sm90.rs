@@ -98,6 +98,24 @@ pub(crate) static MODULES: [KernelSource; 17] = [
     ),
 ];
 
+/// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points, one per
+/// (A type, B type, out type), index `3 * pair + out` here and `17 + ` that in the file
+/// (pairs e4m3 x e4m3, e4m3 x e5m2, e5m2 x e4m3, e5m2 x e5m2; out bf16, f16, f32).
+pub(crate) static SCALED_MODULES: [KernelSource; 12] = [
+    module!(17, "e4m3_e4m3_bf16", "scaled_gemm_sm90_e4m3_e4m3_bf16"),
+    module!(18, "e4m3_e4m3_f16", "scaled_gemm_sm90_e4m3_e4m3_f16"),
+    module!(19, "e4m3_e4m3_f32", "scaled_gemm_sm90_e4m3_e4m3_f32"),
+    module!(20, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
+    module!(21, "e4m3_e5m2_f16", "scaled_gemm_sm90_e4m3_e5m2_f16"),
+    module!(22, "e4m3_e5m2_f32", "scaled_gemm_sm90_e4m3_e5m2_f32"),
+    module!(23, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
+    module!(24, "e5m2_e4m3_f16", "scaled_gemm_sm90_e5m2_e4m3_f16"),
+    module!(25, "e5m2_e4m3_f32", "scaled_gemm_sm90_e5m2_e4m3_f32"),
+    module!(26, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
+    module!(27, "e5m2_e5m2_f16", "scaled_gemm_sm90_e5m2_e5m2_f16"),
+    module!(28, "e5m2_e5m2_f32", "scaled_gemm_sm90_e5m2_e5m2_f32"),
+];
+
 /// The module of the split-K schedule's reductions.
 const REDUCE: usize = 16;
 
@@ -538,11 +556,11 @@ fn tiles(p: &GemmProblem) -> Option<usize> {
 /// One operand as TMA sees it: `[inner, outer, batch]` extents, the row and batch strides in
 /// elements, and the box (inner, outer) a copy moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Operand {
-    dims: [usize; 3],
-    row_stride: usize,
-    batch_stride: usize,
-    box_dims: [u32; 2],
+pub(crate) struct Operand {
+    pub(crate) dims: [usize; 3],
+    pub(crate) row_stride: usize,
+    pub(crate) batch_stride: usize,
+    pub(crate) box_dims: [u32; 2],
 }
 
 /// A: stored `[m, k]` (K-major, one box of 64 k by 128 rows) or, transposed, `[k, m]`
@@ -594,32 +612,40 @@ fn operand(
 /// stepped over, so its stride (which core's alignment ignores, and which may be anything, even
 /// smaller than the row) is replaced by the smallest valid one: a multiple of 16 bytes that
 /// covers the elements before it.
-fn stride_bytes(stride: usize, extent: usize, inner: usize) -> u64 {
+fn stride_bytes(stride: usize, extent: usize, inner: usize, elem: u64) -> u64 {
     // Saturating: core bounds every stride's bytes by `isize::MAX`; any other value gives a
     // stride the driver refuses rather than a panic.
-    let bytes = (stride as u64).saturating_mul(2);
+    let bytes = (stride as u64).saturating_mul(elem);
     if extent == 1 {
-        let bytes = (stride.max(inner) as u64).saturating_mul(2);
+        let bytes = (stride.max(inner) as u64).saturating_mul(elem);
         bytes.checked_next_multiple_of(16).unwrap_or(bytes)
     } else {
         bytes
     }
 }
 
-/// Encodes a 3-D tiled tensor map with the 128-byte swizzle and zero fill out of bounds.
-fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUtensorMap, Error> {
-    let ty = match dtype {
-        DType::BF16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-        _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+/// Encodes a 3-D tiled tensor map with the 128-byte swizzle and zero fill out of bounds (FP8
+/// operands as bytes).
+pub(crate) fn tensor_map(
+    dtype: DType,
+    ptr: *const c_void,
+    o: Operand,
+) -> Result<sys::CUtensorMap, Error> {
+    use sys::CUtensorMapDataType as Ty;
+    let (ty, elem) = match dtype {
+        DType::BF16 => (Ty::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2),
+        DType::F8E4M3 | DType::F8E5M2 => (Ty::CU_TENSOR_MAP_DATA_TYPE_UINT8, 1),
+        _ => (Ty::CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2),
     };
     let dims = o.dims.map(|d| d as u64);
     // Byte strides of dimensions 1 and 2 (dimension 0 is contiguous).
     let strides = [
-        stride_bytes(o.row_stride, o.dims[1], o.dims[0]),
+        stride_bytes(o.row_stride, o.dims[1], o.dims[0], elem),
         stride_bytes(
             o.batch_stride,
             o.dims[2],
             o.dims[0].saturating_mul(o.dims[1]),
+            elem,
         ),
     ];
     let box_dims = [o.box_dims[0], o.box_dims[1], 1];
@@ -702,7 +728,8 @@ mod tests {
     #[test]
     fn each_module_index_guards_its_own_entry_points() {
         let code = MODULES[0].code;
-        let mut defined: Vec<Vec<&str>> = vec![Vec::new(); MODULES.len()];
+        let all: Vec<&KernelSource> = MODULES.iter().chain(SCALED_MODULES.iter()).collect();
+        let mut defined: Vec<Vec<&str>> = vec![Vec::new(); all.len()];
         let mut lines = code.lines();
         while let Some(line) = lines.next() {
             let Some(i) = line
@@ -716,7 +743,7 @@ mod tests {
             let name = def.split(['(', ',']).nth(1).unwrap();
             defined[i].push(name);
         }
-        for (i, module) in MODULES.iter().enumerate() {
+        for (i, module) in all.iter().enumerate() {
             assert_eq!(defined[i], module.symbols, "module {i}");
             assert!(module
                 .code
@@ -727,11 +754,14 @@ mod tests {
     #[test]
     fn strides_of_unit_dimensions_are_made_valid() {
         // m = k = 1: one element per row, row stride 1 (2 bytes): never stepped, so 16.
-        assert_eq!(stride_bytes(1, 1, 1), 16);
+        assert_eq!(stride_bytes(1, 1, 1, 2), 16);
+        // One FP8 byte: 16 too.
+        assert_eq!(stride_bytes(1, 1, 1, 1), 16);
         // One row of 521 elements with any stride: the row's bytes rounded up to 16.
-        assert_eq!(stride_bytes(3, 1, 521), 1056);
+        assert_eq!(stride_bytes(3, 1, 521, 2), 1056);
         // Real strides are kept (the kernel's alignment rule made them multiples of 16).
-        assert_eq!(stride_bytes(72, 5, 72), 144);
+        assert_eq!(stride_bytes(72, 5, 72, 2), 144);
+        assert_eq!(stride_bytes(4096, 7, 4096, 1), 4096);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
 pub mod scaled_gemm;
+pub mod scaled_gemm_sm90;
 pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;
@@ -95,6 +96,20 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     gemm_bi_sm90::source_entry(14),
     gemm_bi_sm90::source_entry(15),
     gemm_bi_sm90::source_entry(16),
+    // Its FP8 instantiation (`cuda.scaled_gemm.batch_invariant.sm90`), one module per entry
+    // point (`gemm_bi_sm90::SCALED_MODULES`).
+    scaled_gemm_sm90::source_entry(0),
+    scaled_gemm_sm90::source_entry(1),
+    scaled_gemm_sm90::source_entry(2),
+    scaled_gemm_sm90::source_entry(3),
+    scaled_gemm_sm90::source_entry(4),
+    scaled_gemm_sm90::source_entry(5),
+    scaled_gemm_sm90::source_entry(6),
+    scaled_gemm_sm90::source_entry(7),
+    scaled_gemm_sm90::source_entry(8),
+    scaled_gemm_sm90::source_entry(9),
+    scaled_gemm_sm90::source_entry(10),
+    scaled_gemm_sm90::source_entry(11),
 ];
 
 /// The preparation of every NVRTC kernel ([`Plan::prepare`](kernelyard_core::Plan::prepare)):
@@ -259,7 +274,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 14] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 16] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -348,6 +363,34 @@ mod tests {
                 OpKind::SelectiveStateUpdate,
                 NVRTC,
             ),
+            (
+                &scaled_gemm::SCALED_GEMM_CUBLASLT,
+                "cuda.scaled_gemm.cublaslt",
+                OpKind::ScaledGemm,
+                Declared {
+                    arch: ArchReq::Cuda {
+                        min: Sm::new(8, 9),
+                        max: None,
+                        arch_specific: false,
+                    },
+                    features: &[Feature::Fp8],
+                    dtypes: DType::FP8,
+                    align: 16,
+                    priority: 10,
+                    deterministic: false,
+                },
+            ),
+            (
+                &scaled_gemm_sm90::SCALED_GEMM_BATCH_INVARIANT_SM90,
+                "cuda.scaled_gemm.batch_invariant.sm90",
+                OpKind::ScaledGemm,
+                Declared {
+                    features: &[Feature::Wgmma, Feature::Tma, Feature::Fp8],
+                    dtypes: DType::FP8,
+                    priority: 6,
+                    ..HOPPER
+                },
+            ),
         ];
         for (kernel, name, op, declared) in want {
             let m = kernel.meta();
@@ -368,12 +411,12 @@ mod tests {
             );
             assert!(m.source.starts_with("kernelyard_cuda::ops::"), "{name}");
         }
-        // Every kernel of a source is in the table (cuBLASLt has no source).
+        // Every kernel of a source is in the table (the two cuBLASLt kernels have none).
         let kernels: std::collections::BTreeSet<&str> = SOURCES
             .iter()
             .flat_map(|e| e.kernels.iter().map(|k| k.meta().name))
             .collect();
-        assert_eq!(kernels.len() + 1, want.len());
+        assert_eq!(kernels.len() + 2, want.len());
         for name in kernels {
             assert!(want.iter().any(|w| w.1 == name), "{name}");
         }

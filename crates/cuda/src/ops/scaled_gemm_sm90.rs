@@ -1,0 +1,272 @@
+//! `cuda.scaled_gemm.batch_invariant.sm90`: the FP8 `scaled_gemm` on Hopper (`sm_90a`) with a
+//! fixed reduction order: deterministic and batch-invariant, where cuBLASLt's FP8 matmul
+//! (`cuda.scaled_gemm.cublaslt`) is neither.
+//!
+//! - **The kernel** is `cuda.gemm.batch_invariant.sm90`'s (`kernels/gemm_bi_sm90.cu`): the
+//!   same TMA ring, producer and consumer warpgroups, 128 x 256 block tile and persistent
+//!   rasterised grid, instantiated for one-byte operands. `scaled_gemm`'s A `[m, k]` and B
+//!   `[n, k]` are both K-major (the 16-bit kernel's "nt" path); a stage holds 128 k (the same
+//!   128-byte swizzle rows), consumed by four `wgmma ... m64n256k32` FP8 steps. The epilogue
+//!   multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc * scale_a[i]) *
+//!   scale_b[j]` per row), adds the bias and rounds once to `out`'s dtype.
+//! - **Why it is batch-invariant.** Every element of out is one f32 accumulator summed over K
+//!   in increasing k-tiles of 128, four k32 steps each, started from zero, whatever M is: the
+//!   tile, the stage count and the entry point depend on the dtypes alone; K is never split;
+//!   rows past M are zero-filled by TMA and stores are predicated. Scales are read on the
+//!   device (a CUDA graph replays with whatever the scale tensors then hold).
+//! - **Precision.** The tensor cores add each k32 group's products in fixed point (about 14
+//!   bits below the largest term, docs/TOLERANCES.md); this kernel does not promote partial
+//!   sums to separate f32 registers (the 128 accumulators already take most of a consumer
+//!   thread's registers), so its error may grow with K where cuBLASLt's does not.
+//! - **What it takes.** Compute capability 9.0 (`sm_90a`: `wgmma`, TMA), every FP8 operand pair
+//!   (e4m3 / e5m2 on either side), out bf16 / f16 / f32, per-tensor or per-row scales (block
+//!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), sizes TMA's
+//!   32-bit coordinates hold, and the 16-bit kernel's shared memory. Anything else is a typed
+//!   reason, never a launch.
+
+use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
+use kernelyard_core::{
+    Capabilities, DType, Error, Feature, KernelDef, KernelMeta, LaunchCtx, Reason,
+};
+
+use crate::error::CudaError;
+use crate::launch::{self, Dims};
+use crate::ops::gemm_bi_sm90::{tensor_map, Operand, SCALED_MODULES, SHARED_BYTES};
+use crate::ops::{tensor_core_meta, TensorCores};
+use crate::source::{KernelSource, SourceEntry};
+
+/// The `cuda.scaled_gemm.batch_invariant.sm90` kernel.
+pub static SCALED_GEMM_BATCH_INVARIANT_SM90: KernelDef<ScaledGemm> =
+    KernelDef::<ScaledGemm>::new(META, launch)
+        .with_check(check)
+        .with_prepare(prepare);
+kernelyard_core::register!(SCALED_GEMM_BATCH_INVARIANT_SM90);
+
+const META: KernelMeta = tensor_core_meta::<ScaledGemm>(
+    "cuda.scaled_gemm.batch_invariant.sm90",
+    module_path!(),
+    "TMA + wgmma FP8 GEMM (sm_90a), per-tensor or per-row scales; batch-invariant, \
+     deterministic",
+    TensorCores::Hopper,
+    16,
+    // Below cuBLASLt's 10: unconstrained selection takes cuBLASLt, `batch_invariant` or
+    // `deterministic` this.
+    6,
+)
+.dtypes(DType::FP8)
+.features(&[Feature::Wgmma, Feature::Tma, Feature::Fp8]);
+
+const KERNELS: &[&dyn kernelyard_core::Kernel] = &[&SCALED_GEMM_BATCH_INVARIANT_SM90];
+
+/// The backend's source entry for module `i` of [`SCALED_MODULES`].
+pub(crate) const fn source_entry(i: usize) -> SourceEntry {
+    SourceEntry {
+        source: &SCALED_MODULES[i],
+        kernels: KERNELS,
+    }
+}
+
+/// Rows of out per block and of an A box.
+const BM: u32 = 128;
+/// Columns of out per block and rows of a B box.
+const BN: u32 = 256;
+/// k per stage: one 128-byte swizzle row of one-byte elements.
+const BK: u32 = 128;
+/// Threads per block: one producer and two consumer warpgroups.
+const THREADS: u32 = 384;
+
+/// Per-tensor or per-row scales, k a multiple of 16, sizes TMA's 32-bit coordinates and the
+/// tile index hold, and the shared memory.
+fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
+    for (arg, mode) in [("scale_a", p.scale_a), ("scale_b", p.scale_b)] {
+        if mode == ScaleMode::Block {
+            reasons.push(Reason::ShapeUnsupported {
+                what: format!(
+                    "{arg} per {mode}: this kernel takes per-tensor and per-row scales (block \
+                     scales need a second set of accumulators to promote each k-block)"
+                ),
+            });
+        }
+    }
+    if !p.k.is_multiple_of(16) {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!(
+                "k = {}: TMA copies rows of a multiple of 16 bytes (k a multiple of 16)",
+                p.k
+            ),
+        });
+    }
+    if [p.m, p.n, p.k, tiles(p).unwrap_or(usize::MAX)]
+        .iter()
+        .any(|&d| d > i32::MAX as usize)
+    {
+        reasons.push(Reason::ShapeUnsupported {
+            what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
+        });
+    }
+    if (p.out_dtype == DType::BF16 || (p.bias && p.out_dtype == DType::F32))
+        && !caps.has(Feature::Bf16)
+    {
+        reasons.push(Reason::MissingFeature {
+            feature: Feature::Bf16,
+        });
+    }
+    if SHARED_BYTES > caps.shared_mem_per_block_optin {
+        reasons.push(Reason::SharedMemory {
+            need: SHARED_BYTES,
+            have: caps.shared_mem_per_block_optin,
+        });
+    }
+}
+
+/// Tiles of out, if that count fits a `usize`.
+fn tiles(p: &ScaledGemmProblem) -> Option<usize> {
+    p.m.div_ceil(BM as usize)
+        .checked_mul(p.n.div_ceil(BN as usize))
+}
+
+/// Loads the problem's module (compiling it on first use), so no launch compiles.
+fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &ScaledGemmProblem) -> Result<(), Error> {
+    crate::device::load_symbols(ctx.stream.device(), entry(p)?)
+}
+
+/// The module of the problem's operand pair and out dtype (its one entry point).
+fn entry(p: &ScaledGemmProblem) -> Result<&'static KernelSource, Error> {
+    let fp8 = |d: DType| match d {
+        DType::F8E4M3 => Some(0),
+        DType::F8E5M2 => Some(1),
+        _ => None,
+    };
+    let out = match p.out_dtype {
+        DType::BF16 => Some(0),
+        DType::F16 => Some(1),
+        DType::F32 => Some(2),
+        _ => None,
+    };
+    match (fp8(p.dtype), fp8(p.b_dtype), out) {
+        (Some(a), Some(b), Some(out)) => Ok(&SCALED_MODULES[3 * (2 * a + b) + out]),
+        _ => Err(CudaError::Misuse {
+            what: format!(
+                "{} on {} x {} -> {}",
+                META.name, p.dtype, p.b_dtype, p.out_dtype
+            ),
+        }
+        .into()),
+    }
+}
+
+/// A `[rows, k]` K-major FP8 operand as TMA sees it: boxes of 128 k by `box_rows` rows.
+fn operand(rows: usize, k: usize, box_rows: u32) -> Operand {
+    Operand {
+        dims: [k, rows, 1],
+        row_stride: k,
+        batch_stride: rows.saturating_mul(k),
+        box_dims: [BK, box_rows],
+    }
+}
+
+fn launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut ScaledGemmArgs<'_>,
+    p: &ScaledGemmProblem,
+) -> Result<(), Error> {
+    let module = entry(p)?;
+    let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
+    let map_a = tensor_map(p.dtype, a_ptr, operand(p.m, p.k, BM))?;
+    let map_b = tensor_map(p.b_dtype, b_ptr, operand(p.n, p.k, BN))?;
+    let out = a.out.as_mut_ptr();
+    let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
+    let (scale_a, scale_b) = (a.scale_a.as_ptr(), a.scale_b.as_ptr());
+    let rows = i32::from(p.scale_a == ScaleMode::Row);
+    let bias = a.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr());
+    let bias_f16 = i32::from(p.out_dtype == DType::F16);
+    let sms = ctx.caps.multiprocessors.max(1) as usize;
+    let grid = tiles(p).map_or(sms, |t| t.min(sms)).max(1) as u32;
+    let dims = Dims {
+        grid: (grid, 1, 1),
+        block: (THREADS, 1, 1),
+        shared_bytes: SHARED_BYTES as u32,
+    };
+    // SAFETY: the parameters match `scaled_gemm_sm90_*(KyTensorMap x2, void*, long long x3,
+    // const float* x2, int, const void*, int)`. The maps describe A `[m, k]` and B `[n, k]`
+    // exactly as core validated them (contiguous FP8 of those shapes on this device; 16-byte
+    // aligned pointers, the kernel's `align`, and k a multiple of 16, its check), and TMA
+    // reads only inside them. `out` is a contiguous `[m, n]` view of the module's out dtype,
+    // written only inside it (stores are predicated on m and n; pairs only when n is even).
+    // The scales are f32 views of one element each (per tensor) or of m and n (per row, with
+    // `rows`: core checked the shapes against the modes, which are equal here: core accepts
+    // only equal pairs and the check refuses block); the bias, when present, is `[n]` of the
+    // dtype `bias_f16` names.
+    unsafe {
+        launch::launch(
+            ctx.stream,
+            module,
+            module.symbols[0],
+            dims,
+            &mut kernelyard_kernels::params![
+                map_a, map_b, out, m, n, k, scale_a, scale_b, rows, bias, bias_f16
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(m: usize, n: usize, k: usize) -> ScaledGemmProblem {
+        ScaledGemmProblem {
+            m,
+            n,
+            k,
+            dtype: DType::F8E4M3,
+            b_dtype: DType::F8E4M3,
+            out_dtype: DType::BF16,
+            scale_a: ScaleMode::Tensor,
+            scale_b: ScaleMode::Tensor,
+            bias: false,
+            align: 16,
+        }
+    }
+
+    #[test]
+    fn modules_follow_the_operand_pair_and_out_dtype() {
+        let mut p = problem(1, 256, 128);
+        let symbol = |p: &ScaledGemmProblem| entry(p).unwrap().symbols[0];
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e4m3_e4m3_bf16");
+        p.b_dtype = DType::F8E5M2;
+        p.out_dtype = DType::F32;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e4m3_e5m2_f32");
+        p.dtype = DType::F8E5M2;
+        p.out_dtype = DType::F16;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e5m2_e5m2_f16");
+        p.b_dtype = DType::F8E4M3;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e5m2_e4m3_f16");
+        p.dtype = DType::BF16;
+        assert!(entry(&p).is_err());
+    }
+
+    #[test]
+    fn operands_are_k_major_boxes_of_128_bytes() {
+        assert_eq!(
+            operand(3, 4096, BM),
+            Operand {
+                dims: [4096, 3, 1],
+                row_stride: 4096,
+                batch_stride: 3 * 4096,
+                box_dims: [128, 128],
+            }
+        );
+        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 256]);
+    }
+
+    #[test]
+    fn nothing_but_the_dtypes_chooses_the_entry_point() {
+        // M changes the grid (at most one block per tile and per SM), never the module.
+        let small = entry(&problem(1, 4096, 4096)).unwrap().file;
+        let large = entry(&problem(8192, 4096, 4096)).unwrap().file;
+        assert_eq!(small, large);
+        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(16));
+        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(32));
+    }
+}
