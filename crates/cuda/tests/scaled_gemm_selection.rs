@@ -21,6 +21,25 @@ fn scaled_gemm(params: &str, dtype: DType) -> Problem {
     selection_support::problem(OpKind::ScaledGemm, params, dtype)
 }
 
+/// Why `kernel`, named by the policy (with `constrain` applied), is rejected for `p` on `rt`'s
+/// device.
+fn why(
+    rt: &Runtime,
+    p: &Problem,
+    kernel: &str,
+    constrain: fn(Policy) -> Policy,
+) -> Vec<Reason> {
+    let err = rt
+        .select(DeviceId::cuda(0), p, &constrain(Policy::kernel(kernel)))
+        .unwrap_err();
+    rejection(err, kernel)
+}
+
+/// The named kernel, unconstrained.
+fn named(p: Policy) -> Policy {
+    p
+}
+
 #[test]
 fn sm89_and_newer_select_it_for_every_accepted_pair() {
     for sm in [Sm::new(8, 9), Sm::new(9, 0), Sm::new(10, 0), Sm::new(12, 0)] {
@@ -54,10 +73,7 @@ fn sm80_and_older_are_too_old() {
     for sm in [Sm::new(7, 5), Sm::new(8, 0), Sm::new(8, 6)] {
         let rt = runtime(sm);
         let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let err = rt
-            .select(DeviceId::cuda(0), &p, &Policy::kernel(LT))
-            .unwrap_err();
-        let reasons = rejection(err, LT);
+        let reasons = why(&rt, &p, LT, named);
         assert!(
             reasons
                 .iter()
@@ -71,11 +87,7 @@ fn sm80_and_older_are_too_old() {
 fn what_it_does_not_take_is_a_typed_reason() {
     let rt = runtime(Sm::new(9, 0));
     let e5m2 = scaled_gemm("m=128,n=256,k=512,b_dtype=f8e5m2", DType::F8E5M2);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &e5m2, &Policy::kernel(LT))
-            .unwrap_err(),
-        LT,
-    );
+    let reasons = why(&rt, &e5m2, LT, named);
     assert!(
         matches!(
             reasons.as_slice(),
@@ -89,11 +101,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
     );
     for mode in ["row", "block"] {
         let p = scaled_gemm(&format!("m=128,n=256,k=512,scale_a={mode}"), DType::F8E4M3);
-        let reasons = rejection(
-            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT))
-                .unwrap_err(),
-            LT,
-        );
+        let reasons = why(&rt, &p, LT, named);
         assert_eq!(reasons.len(), 2, "{mode}: {reasons:?}");
         assert!(
             reasons
@@ -104,11 +112,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
         );
     }
     let misaligned = scaled_gemm("m=128,n=256,k=500,align=4", DType::F8E4M3);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &misaligned, &Policy::kernel(LT))
-            .unwrap_err(),
-        LT,
-    );
+    let reasons = why(&rt, &misaligned, LT, named);
     assert!(
         matches!(reasons.as_slice(), [Reason::Alignment { .. }, Reason::ShapeUnsupported { what }]
             if what.starts_with("k = 500")),
@@ -116,11 +120,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
     );
     // 16-byte aligned pointers and k = 48, but n = 24 is not a multiple of 16.
     let odd_n = scaled_gemm("m=3,n=24,k=48", DType::F8E4M3);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &odd_n, &Policy::kernel(LT))
-            .unwrap_err(),
-        LT,
-    );
+    let reasons = why(&rt, &odd_n, LT, named);
     assert!(
         matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }] if what.starts_with("n = 24")),
         "{reasons:?}"
@@ -131,17 +131,9 @@ fn what_it_does_not_take_is_a_typed_reason() {
 fn deterministic_and_batch_invariant_policies_refuse_it() {
     let rt = runtime(Sm::new(9, 0));
     let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT).deterministic())
-            .unwrap_err(),
-        LT,
-    );
+    let reasons = why(&rt, &p, LT, Policy::deterministic);
     assert!(reasons.contains(&Reason::NotDeterministic), "{reasons:?}");
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &p, &Policy::kernel(LT).batch_invariant())
-            .unwrap_err(),
-        LT,
-    );
+    let reasons = why(&rt, &p, LT, Policy::batch_invariant);
     assert!(reasons.contains(&Reason::NotBatchInvariant), "{reasons:?}");
 }
 
@@ -188,11 +180,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     for sm in [Sm::new(8, 9), Sm::new(8, 0)] {
         let rt = runtime(sm);
         let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let reasons = rejection(
-            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(BI))
-                .unwrap_err(),
-            BI,
-        );
+        let reasons = why(&rt, &p, BI, named);
         assert!(
             reasons
                 .iter()
@@ -203,11 +191,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     for sm in [Sm::new(10, 0), Sm::new(12, 0)] {
         let rt = runtime(sm);
         let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let reasons = rejection(
-            rt.select(DeviceId::cuda(0), &p, &Policy::kernel(BI))
-                .unwrap_err(),
-            BI,
-        );
+        let reasons = why(&rt, &p, BI, named);
         assert!(
             reasons
                 .iter()
@@ -217,11 +201,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     }
     let rt = runtime(Sm::new(9, 0));
     let block = scaled_gemm("m=128,n=256,k=512,scale_a=block", DType::F8E4M3);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &block, &Policy::kernel(BI))
-            .unwrap_err(),
-        BI,
-    );
+    let reasons = why(&rt, &block, BI, named);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
         reasons
@@ -231,11 +211,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
         "{reasons:?}"
     );
     let odd_k = scaled_gemm("m=4,n=256,k=40,align=8", DType::F8E4M3);
-    let reasons = rejection(
-        rt.select(DeviceId::cuda(0), &odd_k, &Policy::kernel(BI))
-            .unwrap_err(),
-        BI,
-    );
+    let reasons = why(&rt, &odd_k, BI, named);
     assert!(
         reasons
             .iter()

@@ -100,8 +100,12 @@ fn algo_index(tactic: Option<&'static str>) -> Result<usize, Error> {
     }
 }
 
-fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
+/// cuBLASLt's type code for `dtype`, for the types kernelyard hands it (FP8 for
+/// `cuda.scaled_gemm.cublaslt`).
+pub(crate) fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
     match dtype {
+        DType::F8E4M3 => Some(ltsys::cudaDataType::CUDA_R_8F_E4M3),
+        DType::F8E5M2 => Some(ltsys::cudaDataType::CUDA_R_8F_E5M2),
         DType::F32 => Some(ltsys::cudaDataType::CUDA_R_32F),
         DType::F16 => Some(ltsys::cudaDataType::CUDA_R_16F),
         DType::BF16 => Some(ltsys::cudaDataType::CUDA_R_16BF),
@@ -112,14 +116,7 @@ fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
 /// cuBLASLt's availability (probed with the platform), the dtypes it is given, and the sizes
 /// its 32-bit API takes.
 fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
-    if let Ok(platform) = platform() {
-        if let Err(why) = &platform.cublaslt {
-            reasons.push(Reason::BackendUnavailable {
-                backend: "cuda (cuBLASLt)",
-                why: why.clone(),
-            });
-        }
-    }
+    check_available(reasons);
     if (p.dtype == DType::BF16 || p.c_dtype == DType::BF16) && !caps.has(Feature::Bf16) {
         reasons.push(Reason::MissingFeature {
             feature: Feature::Bf16,
@@ -137,6 +134,18 @@ fn check(caps: &Capabilities, p: &GemmProblem, reasons: &mut Vec<Reason>) {
         reasons.push(Reason::ShapeUnsupported {
             what: "a dimension or leading dimension above 2^31 - 1".to_owned(),
         });
+    }
+}
+
+/// A `BackendUnavailable` reason when the platform probe found no cuBLASLt.
+pub(crate) fn check_available(reasons: &mut Vec<Reason>) {
+    if let Ok(platform) = platform() {
+        if let Err(why) = &platform.cublaslt {
+            reasons.push(Reason::BackendUnavailable {
+                backend: "cuda (cuBLASLt)",
+                why: why.clone(),
+            });
+        }
     }
 }
 
@@ -387,13 +396,14 @@ pub(crate) fn lt_shapes(p: &GemmProblem) -> ([usize; 3], bool, [usize; 3], bool,
 }
 
 /// A heuristic result slot before cuBLASLt fills it (never read unless filled).
-const NO_RESULT: ltsys::cublasLtMatmulHeuristicResult_t = ltsys::cublasLtMatmulHeuristicResult_t {
-    algo: ltsys::cublasLtMatmulAlgo_t { data: [0; 8] },
-    workspaceSize: 0,
-    state: ltsys::cublasStatus_t::CUBLAS_STATUS_NOT_INITIALIZED,
-    wavesCount: 0.0,
-    reserved: [0; 4],
-};
+pub(crate) const NO_RESULT: ltsys::cublasLtMatmulHeuristicResult_t =
+    ltsys::cublasLtMatmulHeuristicResult_t {
+        algo: ltsys::cublasLtMatmulAlgo_t { data: [0; 8] },
+        workspaceSize: 0,
+        state: ltsys::cublasStatus_t::CUBLAS_STATUS_NOT_INITIALIZED,
+        wavesCount: 0.0,
+        reserved: [0; 4],
+    };
 
 /// The algorithms of a heuristic answer that cuBLASLt marks usable (state `SUCCESS`), in its
 /// order (best first): the list the tactics index.

@@ -42,9 +42,11 @@ use kernelyard_core::{
 };
 
 use crate::capture::guard;
-use crate::device::{bind, platform};
+use crate::device::bind;
 use crate::error::CudaError;
-use crate::ops::gemm::{handle, lt_err, workspace, Handle, WORKSPACE_BYTES};
+use crate::ops::gemm::{
+    check_available, cuda_type, handle, lt_err, workspace, Handle, NO_RESULT, WORKSPACE_BYTES,
+};
 
 /// The `cuda.scaled_gemm.cublaslt` kernel.
 pub static SCALED_GEMM_CUBLASLT: KernelDef<ScaledGemm> = KernelDef::<ScaledGemm>::new(META, launch)
@@ -72,29 +74,10 @@ const META: KernelMeta = KernelMeta::new::<ScaledGemm>(
 .align(16)
 .nondeterministic();
 
-/// cuBLASLt's type code for `dtype`, for the types this kernel hands it.
-fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
-    match dtype {
-        DType::F8E4M3 => Some(ltsys::cudaDataType::CUDA_R_8F_E4M3),
-        DType::F8E5M2 => Some(ltsys::cudaDataType::CUDA_R_8F_E5M2),
-        DType::F32 => Some(ltsys::cudaDataType::CUDA_R_32F),
-        DType::F16 => Some(ltsys::cudaDataType::CUDA_R_16F),
-        DType::BF16 => Some(ltsys::cudaDataType::CUDA_R_16BF),
-        _ => None,
-    }
-}
-
 /// cuBLASLt's availability, the operand pair it takes, the scale modes wired here, and the
 /// sizes its 32-bit API takes.
 fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
-    if let Ok(platform) = platform() {
-        if let Err(why) = &platform.cublaslt {
-            reasons.push(Reason::BackendUnavailable {
-                backend: "cuda (cuBLASLt)",
-                why: why.clone(),
-            });
-        }
-    }
+    check_available(reasons);
     if p.dtype == DType::F8E5M2 && p.b_dtype == DType::F8E5M2 {
         reasons.push(Reason::DtypeUnsupported {
             arg: "b",
@@ -369,15 +352,6 @@ fn lt_shapes(p: &ScaledGemmProblem) -> [[usize; 3]; 3] {
     [[p.k, p.n, p.k], [p.k, p.m, p.k], [p.n, p.m, p.n]]
 }
 
-/// A heuristic result slot before cuBLASLt fills it (never read unless filled).
-const NO_RESULT: ltsys::cublasLtMatmulHeuristicResult_t = ltsys::cublasLtMatmulHeuristicResult_t {
-    algo: ltsys::cublasLtMatmulAlgo_t { data: [0; 8] },
-    workspaceSize: 0,
-    state: ltsys::cublasStatus_t::CUBLAS_STATUS_NOT_INITIALIZED,
-    wavesCount: 0.0,
-    reserved: [0; 4],
-};
-
 /// The layouts of `p` and the heuristic's first usable algorithm.
 fn make_plan(
     handle: Handle,
@@ -461,24 +435,28 @@ fn make_plan(
     })
 }
 
+/// An e4m3 x e4m3 -> bf16 problem with per-tensor scales, no bias, 16-byte aligned (for the
+/// FP8 kernels' unit tests).
+#[cfg(test)]
+pub(crate) fn test_problem(m: usize, n: usize, k: usize) -> ScaledGemmProblem {
+    ScaledGemmProblem {
+        m,
+        n,
+        k,
+        dtype: DType::F8E4M3,
+        b_dtype: DType::F8E4M3,
+        out_dtype: DType::BF16,
+        scale_a: ScaleMode::Tensor,
+        scale_b: ScaleMode::Tensor,
+        bias: false,
+        align: 16,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_problem as problem;
     use super::*;
-
-    fn problem(m: usize, n: usize, k: usize) -> ScaledGemmProblem {
-        ScaledGemmProblem {
-            m,
-            n,
-            k,
-            dtype: DType::F8E4M3,
-            b_dtype: DType::F8E4M3,
-            out_dtype: DType::BF16,
-            scale_a: ScaleMode::Tensor,
-            scale_b: ScaleMode::Tensor,
-            bias: false,
-            align: 16,
-        }
-    }
 
     #[test]
     fn row_major_operands_are_cublaslts_tn_form() {

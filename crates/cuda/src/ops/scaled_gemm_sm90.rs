@@ -213,21 +213,7 @@ fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn problem(m: usize, n: usize, k: usize) -> ScaledGemmProblem {
-        ScaledGemmProblem {
-            m,
-            n,
-            k,
-            dtype: DType::F8E4M3,
-            b_dtype: DType::F8E4M3,
-            out_dtype: DType::BF16,
-            scale_a: ScaleMode::Tensor,
-            scale_b: ScaleMode::Tensor,
-            bias: false,
-            align: 16,
-        }
-    }
+    use crate::ops::scaled_gemm::test_problem as problem;
 
     #[test]
     fn modules_follow_the_operand_pair_and_out_dtype() {
