@@ -23,12 +23,7 @@ fn scaled_gemm(params: &str, dtype: DType) -> Problem {
 
 /// Why `kernel`, named by the policy (with `constrain` applied), is rejected for `p` on `rt`'s
 /// device.
-fn why(
-    rt: &Runtime,
-    p: &Problem,
-    kernel: &str,
-    constrain: fn(Policy) -> Policy,
-) -> Vec<Reason> {
+fn why(rt: &Runtime, p: &Problem, kernel: &str, constrain: fn(Policy) -> Policy) -> Vec<Reason> {
     let err = rt
         .select(DeviceId::cuda(0), p, &constrain(Policy::kernel(kernel)))
         .unwrap_err();
