@@ -2,25 +2,29 @@
 //! fixed reduction order: deterministic and batch-invariant, where cuBLASLt's FP8 matmul
 //! (`cuda.scaled_gemm.cublaslt`) is neither.
 //!
-//! - **The kernel** is `cuda.gemm.batch_invariant.sm90`'s (`kernels/gemm_bi_sm90.cu`): the
-//!   same TMA ring, producer and consumer warpgroups, 128 x 256 block tile and persistent
-//!   rasterised grid, instantiated for one-byte operands. `scaled_gemm`'s A `[m, k]` and B
-//!   `[n, k]` are both K-major (the 16-bit kernel's "nt" path); a stage holds 128 k (the same
-//!   128-byte swizzle rows), consumed by four `wgmma ... m64n256k32` FP8 steps. The epilogue
-//!   multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc * scale_a[i]) *
-//!   scale_b[j]` per row), adds the bias and rounds once to `out`'s dtype.
-//! - **Why it is batch-invariant.** Every element of out is one f32 accumulator summed over K
-//!   in increasing k-tiles of 128, four k32 steps each, started from zero, whatever M is: the
-//!   tile, the stage count and the entry point depend on the dtypes alone; K is never split;
-//!   rows past M are zero-filled by TMA and stores are predicated. Scales are read on the
-//!   device (a CUDA graph replays with whatever the scale tensors then hold).
-//! - **Precision.** The tensor cores add each k32 group's products in fixed point (about 14
-//!   bits below the largest term, docs/TOLERANCES.md); this kernel does not promote partial
-//!   sums to separate f32 registers (the 128 accumulators already take most of a consumer
-//!   thread's registers), so its error may grow with K where cuBLASLt's does not.
+//! - **The kernel** lives beside `cuda.gemm.batch_invariant.sm90`'s in
+//!   `kernels/gemm_bi_sm90.cu` and shares its pipeline: a producer warpgroup issuing TMA copies
+//!   into a shared-memory ring (six stages here), two consumer warpgroups of 64 rows, full /
+//!   empty mbarriers, a persistent grid walking tiles in the same grouped order. `scaled_gemm`'s
+//!   A `[m, k]` and B `[n, k]` are both K-major; a stage holds 128 k of each (128-byte swizzle
+//!   rows), consumed by four `wgmma ... m64n128k32` FP8 steps.
+//! - **Promotion.** The tensor cores add FP8 products in fixed point, about 14 bits below the
+//!   largest term (docs/TOLERANCES.md): summed over all of K in their accumulator, the error
+//!   grew with K (1.1e-3 relative at k = 4096 in the first version, against cuBLASLt's 1.1e-4,
+//!   docs/BENCHMARKS.md). So each k-tile of 128 is summed alone (its first step starts from
+//!   zero) and added in f32 to a second, promoted accumulator. Two accumulators fit a thread's
+//!   registers at n128 (64 + 64), not at the 16-bit kernel's n256, hence the 128 x 128 tile.
+//! - **Epilogue.** `acc * (scale_a * scale_b)` per tensor, `(acc * scale_a[i]) * scale_b[j]` per
+//!   row, `+ bias[j]`, one rounding to `out`'s dtype. Scales are read on the device (a CUDA
+//!   graph replays with whatever the scale tensors then hold).
+//! - **Why it is batch-invariant.** Every element of out is `((t_0 + t_1) + ...)` over its
+//!   k-tiles, each `t_j` the tensor cores' sum of that tile's 128 products in a fixed order, then
+//!   scaled: the tile, the stage count and the entry point depend on the dtypes alone; K is
+//!   never split; rows past M are zero-filled by TMA and stores are predicated.
 //! - **What it takes.** Compute capability 9.0 (`sm_90a`: `wgmma`, TMA), every FP8 operand pair
 //!   (e4m3 / e5m2 on either side), out bf16 / f16 / f32, per-tensor or per-row scales (block
-//!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), sizes TMA's
+//!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), out rows of a
+//!   multiple of 16 bytes (checked on n, so that no M changes the verdict), sizes TMA's
 //!   32-bit coordinates hold, and the 16-bit kernel's shared memory. Anything else is a typed
 //!   reason, never a launch.
 
@@ -31,7 +35,7 @@ use kernelyard_core::{
 
 use crate::error::CudaError;
 use crate::launch::{self, Dims};
-use crate::ops::gemm_bi_sm90::{tensor_map, Operand, SCALED_MODULES, SHARED_BYTES};
+use crate::ops::gemm_bi_sm90::{tensor_map, Operand, SCALED_MODULES};
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::{KernelSource, SourceEntry};
 
@@ -69,11 +73,16 @@ pub(crate) const fn source_entry(i: usize) -> SourceEntry {
 /// Rows of out per block and of an A box.
 const BM: u32 = 128;
 /// Columns of out per block and rows of a B box.
-const BN: u32 = 256;
+const BN: u32 = 128;
 /// k per stage: one 128-byte swizzle row of one-byte elements.
 const BK: u32 = 128;
+/// Pipeline stages.
+const STAGES: u64 = 6;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
+/// Dynamic shared memory: the stages, 1 KiB of slack for the 1024-byte alignment the swizzle
+/// needs, and the full/empty barriers (`kernels/gemm_bi_sm90.cu`, `scaled_gemm`).
+pub const SHARED_BYTES: u64 = STAGES * ((BM + BN) * BK) as u64 + 1024 + STAGES * 2 * 8;
 
 /// Per-tensor or per-row scales, k a multiple of 16, sizes TMA's 32-bit coordinates and the
 /// tile index hold, and the shared memory.
@@ -93,6 +102,17 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
             what: format!(
                 "k = {}: TMA copies rows of a multiple of 16 bytes (k a multiple of 16)",
                 p.k
+            ),
+        });
+    }
+    // Out's rows must keep the 16-byte alignment the kernel declares whatever M is: with one
+    // row the problem's alignment ignores the row stride, and acceptance must not depend on M.
+    let row_bytes = p.n.saturating_mul(p.out_dtype.size());
+    if !row_bytes.is_multiple_of(16) {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!(
+                "n = {}: out's rows ({row_bytes} bytes of {}) are not a multiple of 16 bytes",
+                p.n, p.out_dtype
             ),
         });
     }
@@ -243,7 +263,7 @@ mod tests {
                 box_dims: [128, 128],
             }
         );
-        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 256]);
+        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 128]);
     }
 
     #[test]
@@ -252,7 +272,10 @@ mod tests {
         let small = entry(&problem(1, 4096, 4096)).unwrap().file;
         let large = entry(&problem(8192, 4096, 4096)).unwrap().file;
         assert_eq!(small, large);
-        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(16));
-        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(32));
+        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(32));
+        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(64));
+        // Six stages of (128 + 128) x 128 bytes, alignment slack and 12 barriers: an H100's
+        // 227 KiB opt-in holds it.
+        assert_eq!(SHARED_BYTES, 197_728);
     }
 }
