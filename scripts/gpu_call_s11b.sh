@@ -24,7 +24,7 @@ K=.gpu/kernelyard
   : >"$OUT/fp8.jsonl"
   for round in 1 2; do
     PYTHONUNBUFFERED=1 timeout 120 python3 .gpu/torch_ops.py --op scaled_gemm >>"$OUT/fp8.jsonl" 2>>"$OUT/bench.err"
-    for s in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=1,n=4096,k=4096; do
+    for s in ${SHAPES:-m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=1,n=4096,k=4096}; do
       for kern in cuda.scaled_gemm.cublaslt cuda.scaled_gemm.batch_invariant.sm90; do
         timeout 90 $K bench scaled_gemm --problem "$s" --dtype f8e4m3 --device cuda:0 \
           --kernel $kern --json >>"$OUT/fp8.jsonl" 2>>"$OUT/bench.err"
@@ -34,7 +34,7 @@ K=.gpu/kernelyard
   python3 scripts/ratio_table.py "$OUT/fp8.jsonl" --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8.md" 2>&1
   note "fp8 ratio table: rc=$?"
   cp "$OUT/fp8.md" "$OUT/fp8.jsonl" "$FINAL/"
-  for tool in memcheck racecheck synccheck; do
+  for tool in ${TOOLS:-memcheck racecheck synccheck}; do
     sanitized $tool "$OUT/fp8_$tool.log" "verify --op scaled_gemm" -- --op scaled_gemm
     grep -hE "^## " "$OUT"/console_fp8.log >"$FINAL/summary.txt" 2>/dev/null
   done
