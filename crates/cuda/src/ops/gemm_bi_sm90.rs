@@ -98,22 +98,14 @@ pub(crate) static MODULES: [KernelSource; 17] = [
     ),
 ];
 
-/// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points, one per
-/// (A type, B type, out type), index `3 * pair + out` here and `17 + ` that in the file
-/// (pairs e4m3 x e4m3, e4m3 x e5m2, e5m2 x e4m3, e5m2 x e5m2; out bf16, f16, f32).
-pub(crate) static SCALED_MODULES: [KernelSource; 12] = [
+/// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points (bf16
+/// out), one per (A type, B type), index `2 * a + b` here (e4m3 0, e5m2 1) and `17 + ` that in
+/// the file.
+pub(crate) static SCALED_MODULES: [KernelSource; 4] = [
     module!(17, "e4m3_e4m3_bf16", "scaled_gemm_sm90_e4m3_e4m3_bf16"),
-    module!(18, "e4m3_e4m3_f16", "scaled_gemm_sm90_e4m3_e4m3_f16"),
-    module!(19, "e4m3_e4m3_f32", "scaled_gemm_sm90_e4m3_e4m3_f32"),
-    module!(20, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
-    module!(21, "e4m3_e5m2_f16", "scaled_gemm_sm90_e4m3_e5m2_f16"),
-    module!(22, "e4m3_e5m2_f32", "scaled_gemm_sm90_e4m3_e5m2_f32"),
-    module!(23, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
-    module!(24, "e5m2_e4m3_f16", "scaled_gemm_sm90_e5m2_e4m3_f16"),
-    module!(25, "e5m2_e4m3_f32", "scaled_gemm_sm90_e5m2_e4m3_f32"),
-    module!(26, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
-    module!(27, "e5m2_e5m2_f16", "scaled_gemm_sm90_e5m2_e5m2_f16"),
-    module!(28, "e5m2_e5m2_f32", "scaled_gemm_sm90_e5m2_e5m2_f32"),
+    module!(18, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
+    module!(19, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
+    module!(20, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
 ];
 
 /// The module of the split-K schedule's reductions.
