@@ -80,8 +80,8 @@ const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
 
-/// Per-tensor or per-row scales, k a multiple of 16, sizes TMA's 32-bit coordinates and the
-/// tile index hold, and the shared memory.
+/// Per-tensor or per-row scales, k a multiple of 16, out rows of a multiple of 16 bytes, sizes
+/// TMA's 32-bit coordinates and the tile index hold, a bf16 out, and the shared memory.
 fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
     for (arg, mode) in [("scale_a", p.scale_a), ("scale_b", p.scale_b)] {
         if mode == ScaleMode::Block {
