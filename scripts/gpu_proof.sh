@@ -48,6 +48,13 @@
 #                  DECODE_SANITIZE=0), bench at
 #                  torch_ops.py's decode shapes and torch_ops.py --op attention_decode
 #                                                              -> decode.log, decode_bench.jsonl, decode_ratios.md
+#   fp8            scaled_gemm (issue 19): verify --op scaled_gemm (cuBLASLt and the invariant
+#                  sm90 kernel), memcheck/racecheck/synccheck over it with the invariant kernel
+#                  alone instrumented (cuBLASLt's own FP8 kernel trips racecheck; unless
+#                  FP8_SANITIZE=0), FP8_REPEATS (default 2) rounds of `bench --all` at
+#                  torch_ops.py's shapes plus M = 1, interleaved with torch_ops.py --op scaled_gemm,
+#                  and the ratio table with the cuBLASLt target (0.95x torch)
+#                                                              -> fp8.log, fp8_bench.jsonl, fp8_ratios.md
 # A GEMM-only call: `bash scripts/gpu_proof.sh gemm_bi sanitize_gemm` (7 files).
 # Logs go to $OUT (at most 8 files come back: the default stages write 8); a summary is
 # printed last.
@@ -253,6 +260,31 @@ for stage in $stages; do
     rm -f "$OUT/decode_rekeyed.jsonl"
     note "decode: $((SECONDS - start)) s"
     cat "$OUT/decode_ratios.md"
+    ;;
+  fp8)
+    start=$SECONDS
+    : >"$OUT/fp8.log"
+    $K verify --device cuda:0 --op scaled_gemm >>"$OUT/fp8.log" 2>&1
+    note "verify --op scaled_gemm: rc=$?, $(grep -E 'passed|failed' "$OUT/fp8.log" | tail -1)"
+    grep -E "^cuda:0 cuda.scaled_gemm" "$OUT/fp8.log"
+    if [ "${FP8_SANITIZE:-1}" = 1 ]; then
+      for tool in memcheck racecheck synccheck; do
+        sanitized $tool "$OUT/fp8.log" "verify --op scaled_gemm (invariant kernel)" \
+          --kernel-regex kns=scaled_gemm_sm90 -- --op scaled_gemm
+      done
+    fi
+    : >"$OUT/fp8_bench.jsonl"
+    for round in $(seq "${FP8_REPEATS:-2}"); do
+      PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op scaled_gemm >>"$OUT/fp8_bench.jsonl" 2>>"$OUT/bench.err"
+      for s in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 \
+        m=128,n=4096,k=4096 m=1,n=4096,k=4096; do
+        bench_rows "$OUT/fp8_bench.jsonl" scaled_gemm --problem $s --dtype f8e4m3
+      done
+    done
+    python3 scripts/ratio_table.py "$OUT/fp8_bench.jsonl" \
+      --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8_ratios.md" 2>&1
+    note "fp8: ratio table rc=$?, $((SECONDS - start)) s"
+    cat "$OUT/fp8_ratios.md"
     ;;
   logprobs)
     start=$SECONDS
