@@ -8,6 +8,8 @@
 
 mod selection_support;
 
+use std::convert::identity;
+
 use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, Runtime, Sm};
 use selection_support::{rejection, H100_OPTIN};
 
@@ -30,9 +32,10 @@ fn why(rt: &Runtime, p: &Problem, kernel: &str, constrain: fn(Policy) -> Policy)
     rejection(err, kernel)
 }
 
-/// The named kernel, unconstrained.
-fn named(p: Policy) -> Policy {
-    p
+/// Why `kernel` is rejected for an e4m3 128 x 256 x 512 problem on a simulated `sm`.
+fn arch_reasons(sm: Sm, kernel: &str) -> Vec<Reason> {
+    let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
+    why(&runtime(sm), &p, kernel, identity)
 }
 
 #[test]
@@ -66,9 +69,7 @@ fn sm89_and_newer_select_it_for_every_accepted_pair() {
 #[test]
 fn sm80_and_older_are_too_old() {
     for sm in [Sm::new(7, 5), Sm::new(8, 0), Sm::new(8, 6)] {
-        let rt = runtime(sm);
-        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let reasons = why(&rt, &p, LT, named);
+        let reasons = arch_reasons(sm, LT);
         assert!(
             reasons
                 .iter()
@@ -82,7 +83,7 @@ fn sm80_and_older_are_too_old() {
 fn what_it_does_not_take_is_a_typed_reason() {
     let rt = runtime(Sm::new(9, 0));
     let e5m2 = scaled_gemm("m=128,n=256,k=512,b_dtype=f8e5m2", DType::F8E5M2);
-    let reasons = why(&rt, &e5m2, LT, named);
+    let reasons = why(&rt, &e5m2, LT, identity);
     assert!(
         matches!(
             reasons.as_slice(),
@@ -96,7 +97,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
     );
     for mode in ["row", "block"] {
         let p = scaled_gemm(&format!("m=128,n=256,k=512,scale_a={mode}"), DType::F8E4M3);
-        let reasons = why(&rt, &p, LT, named);
+        let reasons = why(&rt, &p, LT, identity);
         assert_eq!(reasons.len(), 2, "{mode}: {reasons:?}");
         assert!(
             reasons
@@ -107,7 +108,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
         );
     }
     let misaligned = scaled_gemm("m=128,n=256,k=500,align=4", DType::F8E4M3);
-    let reasons = why(&rt, &misaligned, LT, named);
+    let reasons = why(&rt, &misaligned, LT, identity);
     assert!(
         matches!(reasons.as_slice(), [Reason::Alignment { .. }, Reason::ShapeUnsupported { what }]
             if what.starts_with("k = 500")),
@@ -115,7 +116,7 @@ fn what_it_does_not_take_is_a_typed_reason() {
     );
     // 16-byte aligned pointers and k = 48, but n = 24 is not a multiple of 16.
     let odd_n = scaled_gemm("m=3,n=24,k=48", DType::F8E4M3);
-    let reasons = why(&rt, &odd_n, LT, named);
+    let reasons = why(&rt, &odd_n, LT, identity);
     assert!(
         matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }] if what.starts_with("n = 24")),
         "{reasons:?}"
@@ -173,9 +174,7 @@ fn sm90_takes_the_invariant_kernel_under_the_batch_invariant_and_deterministic_p
 #[test]
 fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     for sm in [Sm::new(8, 9), Sm::new(8, 0)] {
-        let rt = runtime(sm);
-        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let reasons = why(&rt, &p, BI, named);
+        let reasons = arch_reasons(sm, BI);
         assert!(
             reasons
                 .iter()
@@ -184,9 +183,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
         );
     }
     for sm in [Sm::new(10, 0), Sm::new(12, 0)] {
-        let rt = runtime(sm);
-        let p = scaled_gemm("m=128,n=256,k=512", DType::F8E4M3);
-        let reasons = why(&rt, &p, BI, named);
+        let reasons = arch_reasons(sm, BI);
         assert!(
             reasons
                 .iter()
@@ -196,7 +193,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     }
     let rt = runtime(Sm::new(9, 0));
     let block = scaled_gemm("m=128,n=256,k=512,scale_a=block", DType::F8E4M3);
-    let reasons = why(&rt, &block, BI, named);
+    let reasons = why(&rt, &block, BI, identity);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
         reasons
@@ -208,7 +205,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     // f16 and f32 outs: the kernel does not promote its sums to f32 (their rows need it).
     for out in ["f16", "f32"] {
         let p = scaled_gemm(&format!("m=128,n=256,k=512,out_dtype={out}"), DType::F8E4M3);
-        let reasons = why(&rt, &p, BI, named);
+        let reasons = why(&rt, &p, BI, identity);
         assert!(
             matches!(
                 reasons.as_slice(),
@@ -221,7 +218,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
     // does not see the row stride: the verdict must not depend on M.
     for m in [1, 4] {
         let p = scaled_gemm(&format!("m={m},n=31,k=32"), DType::F8E4M3);
-        let reasons = why(&rt, &p, BI, named);
+        let reasons = why(&rt, &p, BI, identity);
         assert!(
             reasons.iter().any(
                 |r| matches!(r, Reason::ShapeUnsupported { what } if what.starts_with("n = 31"))
@@ -230,7 +227,7 @@ fn the_invariant_kernel_is_sm90a_only_and_names_what_it_does_not_take() {
         );
     }
     let odd_k = scaled_gemm("m=4,n=256,k=40,align=8", DType::F8E4M3);
-    let reasons = why(&rt, &odd_k, BI, named);
+    let reasons = why(&rt, &odd_k, BI, identity);
     assert!(
         reasons
             .iter()

@@ -192,13 +192,7 @@ fn launch(ctx: &LaunchCtx<'_>, a: &mut GemmArgs<'_>, p: &GemmProblem) -> Result<
             stream.raw() as ltsys::cudaStream_t,
         )
     }
-    .map_err(|e| {
-        CudaError::Cublas {
-            call: "cublasLtMatmul",
-            code: format!("{:?}", e.0),
-        }
-        .into()
-    })
+    .map_err(lt_err("cublasLtMatmul"))
 }
 
 /// Maps a cuBLASLt error of `call` to the backend's error.

@@ -176,13 +176,7 @@ fn launch(
             stream.raw() as ltsys::cudaStream_t,
         )
     }
-    .map_err(|e| {
-        CudaError::Cublas {
-            call: "cublasLtMatmul",
-            code: format!("{:?}", e.0),
-        }
-        .into()
-    })
+    .map_err(lt_err("cublasLtMatmul"))
 }
 
 /// The device pointers a descriptor carries: cuBLASLt's A scale (our `scale_b`), its B scale
