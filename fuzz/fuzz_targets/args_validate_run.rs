@@ -634,6 +634,12 @@ fn fill(mem: &mut Memory, slots: &[Slot], how: Fill, seed: u64) {
                         DType::F8E5M2 => {
                             chunk[0] = kernelyard::float8::F8E5M2::from_f64(x).to_bits();
                         }
+                        DType::F8E8M0 => {
+                            chunk[0] = kernelyard::F8E8M0::from_f64(x.abs()).to_bits();
+                        }
+                        DType::F4E2M1X2 => {
+                            chunk[0] = kernelyard::F4E2M1x2::pack(x, -x).to_bits();
+                        }
                     }
                 }
             }

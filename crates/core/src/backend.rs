@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::caps::Capabilities;
 use crate::device::{DeviceId, DeviceKind};
-use crate::dtype::{DType, Element};
+use crate::dtype::{DType, Storage};
 use crate::error::{Error, ProbeError, ValidationError};
 use crate::stream::Stream;
 use crate::tensor::{checked_numel, TensorView, TensorViewMut};
@@ -233,7 +233,7 @@ impl DeviceBuffer {
     }
 
     /// Copies host elements into the start of the buffer.
-    pub fn upload<T: Element>(&mut self, src: &[T]) -> Result<(), Error> {
+    pub fn upload<T: Storage>(&mut self, src: &[T]) -> Result<(), Error> {
         let bytes = std::mem::size_of_val(src);
         if bytes > self.bytes {
             return Err(ValidationError::Length {
@@ -243,7 +243,7 @@ impl DeviceBuffer {
             }
             .into());
         }
-        // SAFETY: `Element` types are plain numbers without padding, so their bytes are
+        // SAFETY: `Storage` types are plain bytes without padding, so their bytes are
         // initialised and may be viewed as `u8`.
         let raw = unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<u8>(), bytes) };
         self.backend.upload(self, raw)
@@ -251,7 +251,7 @@ impl DeviceBuffer {
 
     /// Copies the first `len` elements of the buffer to the host. A `len` beyond the buffer
     /// is an error before anything is allocated.
-    pub fn download<T: Element + Default>(&self, len: usize) -> Result<Vec<T>, Error> {
+    pub fn download<T: Storage + Default>(&self, len: usize) -> Result<Vec<T>, Error> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .filter(|&b| b <= self.bytes)
@@ -261,7 +261,7 @@ impl DeviceBuffer {
                 expected: len,
             })?;
         let mut out = vec![T::default(); len];
-        // SAFETY: every bit pattern is a valid `Element` (plain numbers), so writing bytes into
+        // SAFETY: every bit pattern is a valid `Storage` value (plain bytes), so writing bytes into
         // the vector's initialised storage is sound.
         let raw = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), bytes) };
         self.backend.download(self, raw)?;

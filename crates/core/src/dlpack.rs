@@ -32,12 +32,16 @@
 //!   views it with [`TensorView::from_raw_parts`] and that device.
 //! - Dtypes: the inverse of [`DType::dlpack`]: float32, float16, bfloat16, int32, int64, and
 //!   DLPack 1.1's `kDLFloat8_e4m3fn` (code 10) and `kDLFloat8_e5m2` (code 12), 8 bits, as
-//!   [`DType::F8E4M3`] and [`DType::F8E5M2`]; one lane each. dlpark 0.10 names both codes
-//!   (`DLDataTypeCode::FLOAT8_E4M3FN`, `FLOAT8_E5M2`); the mapping goes through the raw code,
-//!   as for every dtype. Anything else (float64, int8, uint*, bool, complex, vector lanes, and
-//!   the other 8/6/4-bit codes: `kDLFloat8_e4m3` (8, the IEEE-like e4m3 with infinities, which
-//!   dlpark's candle interop uses for candle's `F8E4M3`), the `fnuz` variants, e3m4, e8m0,
-//!   fp6, fp4) is [`DlpackError::UnsupportedDType`].
+//!   [`DType::F8E4M3`] and [`DType::F8E5M2`]; `kDLFloat8_e8m0fnu` (code 14), 8 bits, as
+//!   [`DType::F8E8M0`]; all one lane. `kDLFloat4_e2m1fn` (code 17) is taken as PyTorch exports
+//!   its `float4_e2m1fn_x2`: 4 bits, **2 lanes**, as [`DType::F4E2M1X2`] (one element per byte,
+//!   the shape counting bytes; the first value in the low nibble). dlpark 0.10 names these codes
+//!   (`DLDataTypeCode::FLOAT8_E4M3FN`, `FLOAT8_E5M2`, `FLOAT8_E8M0FNU`, `FLOAT4_E2M1FN`); the
+//!   mapping goes through the raw code, as for every dtype. Anything else (float64, int8,
+//!   uint*, bool, complex, other lane counts, a one-lane fp4 (unpacked nibbles have no
+//!   producer we know of), and the other 8/6-bit codes: `kDLFloat8_e4m3` (8, the IEEE-like e4m3
+//!   with infinities, which dlpark's candle interop uses for candle's `F8E4M3`), the `fnuz`
+//!   variants, e3m4, fp6) is [`DlpackError::UnsupportedDType`].
 //! - Layout: the byte offset is added to the data pointer; strides are in elements; NULL
 //!   strides mean row-major contiguous (legacy and pre-1.2 producers; DLPack 1.2 forbids them
 //!   for `ndim > 0`, and they are still taken, since they can mean nothing else). Negative
@@ -106,7 +110,7 @@ pub enum DlpackError {
         device: DeviceId,
     },
     /// The element type is not one of kernelyard's.
-    #[error("DLPack dtype {} (code {code}, {bits} bits, {lanes} lanes) is not one kernelyard takes; it takes {}, one lane each: convert the tensor first", dtype_name(*code, *bits, *lanes), supported_dtypes())]
+    #[error("DLPack dtype {} (code {code}, {bits} bits, {lanes} lanes) is not one kernelyard takes; it takes {}: convert the tensor first", dtype_name(*code, *bits, *lanes), supported_dtypes())]
     UnsupportedDType {
         /// The `DLDataTypeCode`.
         code: u8,

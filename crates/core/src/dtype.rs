@@ -19,6 +19,33 @@
 //! e4m3, 61440 for e5m2) becomes that value with its sign (CUDA's `__NV_SATFINITE`); NaN stays
 //! NaN (e4m3: `0x7F`); magnitudes at or below half the smallest subnormal become a zero of the
 //! same sign.
+//!
+//! # FP4 and its block scales
+//! [`DType::F4E2M1X2`] is the OCP MX 4-bit float e2m1 (sign, two exponent bits of bias 1, one
+//! mantissa bit; no infinity, no NaN) stored **two per byte**, as PyTorch's
+//! `float4_e2m1fn_x2`: one element of the dtype is one byte holding a pair, the even (first)
+//! value of the pair in bits 0-3 and the odd (next) one in bits 4-7, the order PyTorch and
+//! cuBLASLt's `CUDA_R_4F_E2M1` use. Shapes and strides count bytes (pairs): an FP4 matrix of
+//! `k` logical columns is a `[rows, k/2]` view, so `k` is even. [`DType::lanes`] is 2 for it.
+//! DLPack maps it as PyTorch does: `kDLFloat4_e2m1fn` (code 17), 4 bits, 2 lanes.
+//!
+//! | e2m1 code (sign 0) | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 |
+//! |---|---|---|---|---|---|---|---|---|
+//! | value | 0 | 0.5 | 1 | 1.5 | 2 | 3 | 4 | 6 |
+//!
+//! [`DType::F8E8M0`] is the OCP MX scale format e8m0 (`float8_e8m0fnu`, DLPack code 14): an
+//! unsigned biased exponent, the value of code `e` is `2^(e - 127)` (`2^-127 ..= 2^127`),
+//! `0xFF` is NaN; there is no zero and no sign. MXFP4's 32-element blocks carry e8m0 scales,
+//! NVFP4's 16-element blocks carry [`DType::F8E4M3`] scales (used as unsigned: UE4M3).
+//!
+//! Both are storage formats like FP8: only `scaled_gemm` takes them (FP4 as A and B, e4m3 and
+//! e8m0 as block scales). Host views hold them as [`F4E2M1x2`] and [`F8E8M0`] ([`fp4`]'s
+//! types): decoding is exact; encoding rounds to nearest, ties to even, and saturates (e2m1 at
+//! ±6; e8m0 at `2^127`, see [`F8E8M0::from_f64`]). A packed pair is not one number, so
+//! [`F4E2M1x2`] implements [`Storage`] (what a view's bytes hold) but not [`Element`] (one
+//! number per element).
+
+pub mod fp4;
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +55,8 @@ use half::{bf16, f16};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+
+pub use fp4::{F4E2M1x2, F8E8M0};
 
 /// The element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,11 +76,17 @@ pub enum DType {
     F8E4M3,
     /// OCP FP8 E5M2 (IEEE-like: infinities, max 57344); a storage format.
     F8E5M2,
+    /// OCP MX FP4 e2m1, two per byte (PyTorch's `float4_e2m1fn_x2`): one element is a packed
+    /// pair, the first value in the low nibble; a storage format (see the module docs).
+    F4E2M1X2,
+    /// OCP MX e8m0 (`float8_e8m0fnu`): a power of two `2^(e-127)`, `0xFF` NaN; MXFP4's block
+    /// scales.
+    F8E8M0,
 }
 
 impl DType {
     /// Every element type, in declaration order.
-    pub const ALL: [DType; 7] = [
+    pub const ALL: [DType; 9] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -59,6 +94,8 @@ impl DType {
         DType::I64,
         DType::F8E4M3,
         DType::F8E5M2,
+        DType::F4E2M1X2,
+        DType::F8E8M0,
     ];
     /// The floating-point types the catalog computes on: inputs and outputs of every operator
     /// that takes "a float". The FP8 types are not among them (see [`DType::FP8`]).
@@ -66,6 +103,9 @@ impl DType {
     /// The 8-bit floating-point storage types, taken only where an operator names them
     /// (`scaled_gemm`'s A and B).
     pub const FP8: &'static [DType] = &[DType::F8E4M3, DType::F8E5M2];
+    /// The 4-bit floating-point storage types (packed pairs), taken only where an operator
+    /// names them (`scaled_gemm`'s A and B with block scales).
+    pub const FP4: &'static [DType] = &[DType::F4E2M1X2];
     /// The integer types used for indices (targets, positions).
     pub const INDICES: &'static [DType] = &[DType::I32, DType::I64];
 
@@ -75,7 +115,16 @@ impl DType {
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::I64 => 8,
-            DType::F8E4M3 | DType::F8E5M2 => 1,
+            DType::F8E4M3 | DType::F8E5M2 | DType::F4E2M1X2 | DType::F8E8M0 => 1,
+        }
+    }
+
+    /// Values per element: 2 for the packed [`DType::F4E2M1X2`], 1 for every other type. A
+    /// tensor of `n` elements holds `n * lanes()` values.
+    pub const fn lanes(self) -> usize {
+        match self {
+            DType::F4E2M1X2 => 2,
+            _ => 1,
         }
     }
 
@@ -89,6 +138,8 @@ impl DType {
             DType::I64 => "i64",
             DType::F8E4M3 => "f8e4m3",
             DType::F8E5M2 => "f8e5m2",
+            DType::F4E2M1X2 => "f4e2m1x2",
+            DType::F8E8M0 => "f8e8m0",
         }
     }
 
@@ -98,13 +149,21 @@ impl DType {
         matches!(self, DType::F32 | DType::F16 | DType::BF16)
     }
 
-    /// True for the 8-bit floating-point storage types ([`DType::FP8`]).
+    /// True for the 8-bit floating-point operand types ([`DType::FP8`]: e4m3 and e5m2; not the
+    /// scale type e8m0).
     pub const fn is_fp8(self) -> bool {
         matches!(self, DType::F8E4M3 | DType::F8E5M2)
     }
 
+    /// True for the packed 4-bit floating-point types ([`DType::FP4`]).
+    pub const fn is_fp4(self) -> bool {
+        matches!(self, DType::F4E2M1X2)
+    }
+
     /// The DLPack `(code, bits, lanes)` triple of this type (`kDLInt` = 0, `kDLFloat` = 2,
-    /// `kDLBfloat` = 4, DLPack 1.1's `kDLFloat8_e4m3fn` = 10 and `kDLFloat8_e5m2` = 12).
+    /// `kDLBfloat` = 4, DLPack 1.1's `kDLFloat8_e4m3fn` = 10, `kDLFloat8_e5m2` = 12,
+    /// `kDLFloat8_e8m0fnu` = 14 and `kDLFloat4_e2m1fn` = 17). The packed FP4 pair is 4 bits
+    /// with 2 lanes, as PyTorch exports `float4_e2m1fn_x2` (`aten/src/ATen/DLConvertor.cpp`).
     pub const fn dlpack(self) -> (u8, u8, u16) {
         match self {
             DType::F32 => (2, 32, 1),
@@ -114,6 +173,8 @@ impl DType {
             DType::I64 => (0, 64, 1),
             DType::F8E4M3 => (10, 8, 1),
             DType::F8E5M2 => (12, 8, 1),
+            DType::F8E8M0 => (14, 8, 1),
+            DType::F4E2M1X2 => (17, 4, 2),
         }
     }
 }
@@ -136,6 +197,8 @@ impl FromStr for DType {
             "i64" | "int64" => DType::I64,
             "f8e4m3" | "float8_e4m3fn" => DType::F8E4M3,
             "f8e5m2" | "float8_e5m2" => DType::F8E5M2,
+            "f4e2m1x2" | "float4_e2m1fn_x2" => DType::F4E2M1X2,
+            "f8e8m0" | "float8_e8m0fnu" => DType::F8E8M0,
             _ => {
                 return Err(Error::UnknownDType {
                     name: s.to_string(),
@@ -145,21 +208,30 @@ impl FromStr for DType {
     }
 }
 
-/// A Rust type that can be the element of a tensor view.
+/// A Rust type that can be the element of a tensor view: plain bytes (no padding, every bit
+/// pattern valid) of the dtype it names. Host views ([`TensorView::from_slice`](crate::TensorView::from_slice))
+/// and device uploads take any `Storage`; [`Element`] adds the conversion of one number.
+pub trait Storage: Copy + Send + Sync + 'static {
+    /// The dtype tag of this type.
+    const DTYPE: DType;
+}
+
+/// A [`Storage`] type that holds one number.
 ///
 /// Widening to `f64` is exact for every float type (FP8 included) and for integers up to 2^53;
 /// narrowing rounds to nearest, ties to even (FP8: saturating, see the module docs).
-pub trait Element: Copy + Send + Sync + 'static {
-    /// The dtype tag of this type.
-    const DTYPE: DType;
+pub trait Element: Storage {
     /// Widen to `f64`.
     fn to_f64(self) -> f64;
     /// Narrow from `f64` with round-to-nearest-even (saturating for integers).
     fn from_f64(v: f64) -> Self;
 }
 
-impl Element for f32 {
+impl Storage for f32 {
     const DTYPE: DType = DType::F32;
+}
+
+impl Element for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -168,8 +240,11 @@ impl Element for f32 {
     }
 }
 
-impl Element for f16 {
+impl Storage for f16 {
     const DTYPE: DType = DType::F16;
+}
+
+impl Element for f16 {
     fn to_f64(self) -> f64 {
         self.to_f64()
     }
@@ -178,8 +253,11 @@ impl Element for f16 {
     }
 }
 
-impl Element for bf16 {
+impl Storage for bf16 {
     const DTYPE: DType = DType::BF16;
+}
+
+impl Element for bf16 {
     fn to_f64(self) -> f64 {
         self.to_f64()
     }
@@ -188,8 +266,11 @@ impl Element for bf16 {
     }
 }
 
-impl Element for i32 {
+impl Storage for i32 {
     const DTYPE: DType = DType::I32;
+}
+
+impl Element for i32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -198,8 +279,11 @@ impl Element for i32 {
     }
 }
 
-impl Element for i64 {
+impl Storage for i64 {
     const DTYPE: DType = DType::I64;
+}
+
+impl Element for i64 {
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -208,8 +292,11 @@ impl Element for i64 {
     }
 }
 
-impl Element for F8E4M3 {
+impl Storage for F8E4M3 {
     const DTYPE: DType = DType::F8E4M3;
+}
+
+impl Element for F8E4M3 {
     /// Exact: every e4m3 value (NaN included) is an f16, hence an f64.
     fn to_f64(self) -> f64 {
         F8E4M3::to_f64(&self)
@@ -220,8 +307,11 @@ impl Element for F8E4M3 {
     }
 }
 
-impl Element for F8E5M2 {
+impl Storage for F8E5M2 {
     const DTYPE: DType = DType::F8E5M2;
+}
+
+impl Element for F8E5M2 {
     /// Exact: every e5m2 value (infinities and NaN included) is an f16, hence an f64.
     fn to_f64(self) -> f64 {
         F8E5M2::to_f64(&self)
@@ -256,6 +346,27 @@ mod tests {
             assert_eq!(d.size(), 1);
         }
         assert!(DType::FLOATS.iter().all(|d| d.is_float() && !d.is_fp8()));
+    }
+
+    #[test]
+    fn fp4_and_e8m0_are_storage_types() {
+        assert_eq!(
+            "float4_e2m1fn_x2".parse::<DType>().unwrap(),
+            DType::F4E2M1X2
+        );
+        assert_eq!("float8_e8m0fnu".parse::<DType>().unwrap(), DType::F8E8M0);
+        for d in [DType::F4E2M1X2, DType::F8E8M0] {
+            assert!(!d.is_float() && !d.is_fp8() && !DType::FLOATS.contains(&d));
+            assert_eq!(d.size(), 1);
+        }
+        assert!(DType::F4E2M1X2.is_fp4() && !DType::F8E8M0.is_fp4());
+        assert_eq!(DType::F4E2M1X2.lanes(), 2);
+        assert!(DType::ALL
+            .iter()
+            .all(|&d| d == DType::F4E2M1X2 || d.lanes() == 1));
+        // The packed pair's DLPack bits times lanes is its byte.
+        let (_, bits, lanes) = DType::F4E2M1X2.dlpack();
+        assert_eq!(usize::from(bits) * usize::from(lanes), 8);
     }
 
     fn e4(bits: u8) -> f64 {

@@ -50,7 +50,7 @@ pub mod tune;
 pub use backend::{Backend, BackendEntry, DeviceBuffer, KnownBackend, KNOWN_BACKENDS};
 pub use caps::{Arch, ArchReq, ArchVersion, Capabilities, Feature, Gfx, Sm, Version};
 pub use device::{DeviceId, DeviceKind};
-pub use dtype::{DType, Element};
+pub use dtype::{DType, Element, F4E2M1x2, Storage, F8E8M0};
 pub use error::{Error, ProbeError, SelectError, ValidationError};
 pub use kernel::{
     CheckFn, Kernel, KernelDef, KernelEntry, KernelMeta, LaunchCtx, LaunchFn, PrepareFn, ScoreFn,

@@ -24,7 +24,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use crate::device::DeviceId;
-use crate::dtype::{DType, Element};
+use crate::dtype::{DType, Storage};
 use crate::error::ValidationError;
 
 /// The most dimensions a view may have.
@@ -184,7 +184,7 @@ unsafe impl Sync for TensorView<'_> {}
 
 impl<'a> TensorView<'a> {
     /// A contiguous view of a host slice with the given shape.
-    pub fn from_slice<T: Element>(data: &'a [T], shape: &[usize]) -> Result<Self, ValidationError> {
+    pub fn from_slice<T: Storage>(data: &'a [T], shape: &[usize]) -> Result<Self, ValidationError> {
         let expected = checked_numel(shape).ok_or_else(|| ValidationError::Overflow {
             arg: "view",
             what: format!("the element count of shape {shape:?}"),
@@ -244,7 +244,7 @@ impl<'a> TensorView<'a> {
     ///
     /// The slice lives for `'a`, as `&'a [T]` copied out of a `&&'a [T]` would: the view is a
     /// shared borrow for `'a` (see the module's "Aliasing").
-    pub fn as_slice<T: Element>(&self, arg: &'static str) -> Result<&'a [T], ValidationError> {
+    pub fn as_slice<T: Storage>(&self, arg: &'static str) -> Result<&'a [T], ValidationError> {
         host_check::<T>(arg, self.dtype, self.device, self.ptr as usize)?;
         require_contiguous(arg, self.shape(), self.strides())?;
         let len = self.numel().unwrap_or(0);
@@ -271,7 +271,7 @@ unsafe impl Sync for TensorViewMut<'_> {}
 
 impl<'a> TensorViewMut<'a> {
     /// A contiguous writable view of a host slice with the given shape.
-    pub fn from_slice<T: Element>(
+    pub fn from_slice<T: Storage>(
         data: &'a mut [T],
         shape: &[usize],
     ) -> Result<Self, ValidationError> {
@@ -347,7 +347,7 @@ impl<'a> TensorViewMut<'a> {
     /// The elements as a mutable host slice, if host memory of `T`, contiguous and aligned.
     ///
     /// The slice borrows the view mutably: no other slice or view of it exists meanwhile.
-    pub fn as_mut_slice<T: Element>(
+    pub fn as_mut_slice<T: Storage>(
         &mut self,
         arg: &'static str,
     ) -> Result<&mut [T], ValidationError> {
@@ -360,7 +360,7 @@ impl<'a> TensorViewMut<'a> {
     }
 }
 
-fn host_check<T: Element>(
+fn host_check<T: Storage>(
     arg: &'static str,
     dtype: DType,
     device: DeviceId,

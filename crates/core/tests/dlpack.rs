@@ -329,10 +329,14 @@ fn every_other_dtype_is_refused_with_its_name() {
         (DLDataType::F8E4M3B11FNUZ, "float8_e4m3b11fnuz"),
         (DLDataType::F8E4M3FNUZ, "float8_e4m3fnuz"),
         (DLDataType::F8E5M2FNUZ, "float8_e5m2fnuz"),
-        (DLDataType::F8E8M0FNU, "float8_e8m0fnu"),
         (DLDataType::F6E2M3FN, "float6_e2m3fn"),
         (DLDataType::F6E3M2FN, "float6_e3m2fn"),
+        // FP4 is taken packed, two lanes of 4 bits (PyTorch's float4_e2m1fn_x2), not one.
         (DLDataType::F4E2M1FN, "float4_e2m1fn"),
+        (
+            DLDataType::new(DLDataTypeCode::FLOAT4_E2M1FN, 8, 1),
+            "float4_e2m1fn",
+        ),
         (DLDataType::new(DLDataTypeCode::FLOAT, 32, 4), "float32x4"),
         (DLDataType::new(DLDataTypeCode::BFLOAT, 16, 2), "bfloat16x2"),
         (DLDataType::new(DLDataTypeCode::INT, 64, 2), "int64x2"),
@@ -419,6 +423,44 @@ fn fp8_maps_to_dlpack_1_1_codes_and_back_with_its_bits() {
         .map(|x| x.to_f64())
         .collect();
     assert_eq!(got, [57344.0, f64::NEG_INFINITY]);
+}
+
+#[test]
+fn fp4_pairs_and_e8m0_map_as_pytorch_exports_them() {
+    use kernelyard_core::{F4E2M1x2, F8E8M0};
+    assert_eq!(
+        dtype_to_dlpack(DType::F4E2M1X2),
+        DLDataType::new(DLDataTypeCode::FLOAT4_E2M1FN, 4, 2)
+    );
+    assert_eq!(dtype_to_dlpack(DType::F8E8M0), DLDataType::F8E8M0FNU);
+    assert_eq!(
+        (
+            DLDataTypeCode::FLOAT8_E8M0FNU.0,
+            DLDataTypeCode::FLOAT4_E2M1FN.0
+        ),
+        (14, 17)
+    );
+    // A torch.float4_e2m1fn_x2 tensor of shape [2] (four values 1, -6, 0.5, 3) as PyTorch
+    // hands it over: the shape counts bytes.
+    let bits = [0xF2u8, 0x51];
+    let mut desc = Desc::cpu(&[2], &[1], DType::F32);
+    desc.dtype = DLDataType::new(DLDataTypeCode::FLOAT4_E2M1FN, 4, 2);
+    let m = versioned(bits.to_vec(), &desc);
+    // SAFETY: the producer's context owns the 2 bytes; nobody writes.
+    let v = unsafe { import_view(&m) }.unwrap();
+    assert_eq!((v.dtype(), v.shape()), (DType::F4E2M1X2, &[2usize][..]));
+    let pairs = v.as_slice::<F4E2M1x2>("a").unwrap();
+    assert_eq!(F4E2M1x2::unpack_slice(pairs), [1.0, -6.0, 0.5, 3.0]);
+    // e8m0 scales [1, 2^-127, NaN] and back through an export.
+    let scales = [127u8, 0, 0xFF].map(F8E8M0::from_bits);
+    let e = export(TensorView::from_slice(&scales, &[3]).unwrap()).unwrap();
+    // SAFETY: only the descriptor is read.
+    assert_eq!(unsafe { e.managed().tensor() }.dtype, DLDataType::F8E8M0FNU);
+    // SAFETY: `scales` is alive and unwritten while the view lives.
+    let back = unsafe { import_view(e.managed()) }.unwrap();
+    let got = back.as_slice::<F8E8M0>("s").unwrap();
+    assert_eq!((got[0].to_f64(), got[1].to_f64()), (1.0, 2f64.powi(-127)));
+    assert!(got[2].to_f64().is_nan());
 }
 
 #[test]

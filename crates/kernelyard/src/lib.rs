@@ -61,11 +61,12 @@ pub use kernelyard_core::{
 pub use kernelyard_core::{
     Arch, ArchReq, ArchVersion, Args, Backend, BackendEntry, BackendState, BackendStatus,
     Candidate, Capabilities, CheckFn, Choice, ChoiceSource, DType, DeviceBuffer, DeviceId,
-    DeviceKind, Element, Error, Example, Feature, Gfx, Kernel, KernelDef, KernelEntry, KernelMeta,
-    KnownBackend, LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins, Plan, Policy,
-    PrepareFn, ProbeError, Problem, Reason, Registry, Runtime, RuntimeBuilder, ScalarKey, ScoreFn,
-    SelectError, SelectionReport, Selector, Sm, Stream, TensorView, TensorViewMut, TuningNote,
-    ValidationError, Verdict, Version, Work, KNOWN_BACKENDS, MAX_RANK, PIN_ENV, TUNE_ENV,
+    DeviceKind, Element, Error, Example, F4E2M1x2, Feature, Gfx, Kernel, KernelDef, KernelEntry,
+    KernelMeta, KnownBackend, LaunchCtx, LaunchFn, Listed, Op, OpKind, OwnedStream, Params, Pins,
+    Plan, Policy, PrepareFn, ProbeError, Problem, Reason, Registry, Runtime, RuntimeBuilder,
+    ScalarKey, ScoreFn, SelectError, SelectionReport, Selector, Sm, Storage, Stream, TensorView,
+    TensorViewMut, TuningNote, ValidationError, Verdict, Version, Work, F8E8M0, KNOWN_BACKENDS,
+    MAX_RANK, PIN_ENV, TUNE_ENV,
 };
 
 /// DLPack import/export of tensor views (feature `dlpack`): see [`kernelyard_core::dlpack`].

@@ -3,7 +3,10 @@
 
 use float8::{F8E4M3, F8E5M2};
 use half::{bf16, f16};
-use kernelyard_core::{DType, DeviceId, Element, TensorView, TensorViewMut, ValidationError};
+use kernelyard_core::dtype::fp4::{e2m1_from_f64, e2m1_to_f64};
+use kernelyard_core::{
+    DType, DeviceId, Element, F4E2M1x2, TensorView, TensorViewMut, ValidationError, F8E8M0,
+};
 
 /// Element offsets (in elements, from the base pointer) of every logical index, row-major.
 fn offsets(shape: &[usize], strides: &[isize]) -> Vec<isize> {
@@ -35,7 +38,9 @@ fn require_host(arg: &'static str, dtype: DType, device: DeviceId) -> Result<(),
     Ok(())
 }
 
-/// Reads every element of a host view, in logical order, as `f64` (exact for every dtype).
+/// Reads every element of a host view, in logical order, as `f64` (exact for every dtype). A
+/// packed FP4 view gives two values per element (its [`DType::lanes`]), the low nibble's
+/// first: `2 * numel` values, the logical matrix row-major.
 pub fn gather(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<f64>, ValidationError> {
     require_host(arg, v.dtype(), v.device())?;
     fn read<T: Element>(v: &TensorView<'_>) -> Vec<f64> {
@@ -55,6 +60,15 @@ pub fn gather(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<f64>, Validat
         DType::I64 => read::<i64>(v),
         DType::F8E4M3 => read::<F8E4M3>(v),
         DType::F8E5M2 => read::<F8E5M2>(v),
+        DType::F8E8M0 => read::<F8E8M0>(v),
+        DType::F4E2M1X2 => {
+            let base = v.as_ptr().cast::<F4E2M1x2>();
+            offsets(v.shape(), v.strides())
+                .into_iter()
+                // SAFETY: as in `read`.
+                .flat_map(|o| unsafe { base.offset(o).read() }.to_f64s())
+                .collect()
+        }
     })
 }
 
@@ -80,7 +94,8 @@ pub fn gather_indices(arg: &'static str, v: &TensorView<'_>) -> Result<Vec<i64>,
     }
 }
 
-/// Writes `values` (logical order) into a host view, rounding once to its dtype.
+/// Writes `values` (logical order) into a host view, rounding once to its dtype (a packed FP4
+/// view takes two values per element, the first into the low nibble).
 pub fn scatter(
     arg: &'static str,
     v: &mut TensorViewMut<'_>,
@@ -104,6 +119,16 @@ pub fn scatter(
         DType::I64 => write::<i64>(v, values),
         DType::F8E4M3 => write::<F8E4M3>(v, values),
         DType::F8E5M2 => write::<F8E5M2>(v, values),
+        DType::F8E8M0 => write::<F8E8M0>(v, values),
+        DType::F4E2M1X2 => {
+            let offs = offsets(v.shape(), v.strides());
+            let base = v.as_mut_ptr().cast::<F4E2M1x2>();
+            for (o, pair) in offs.into_iter().zip(values.chunks(2)) {
+                let second = pair.get(1).copied().unwrap_or(0.0);
+                // SAFETY: as in `write`.
+                unsafe { base.offset(o).write(F4E2M1x2::pack(pair[0], second)) }
+            }
+        }
     }
     Ok(())
 }
@@ -118,6 +143,8 @@ pub fn round_to(dtype: DType, x: f64) -> f64 {
         DType::I64 => x as i64 as f64,
         DType::F8E4M3 => F8E4M3::from_f64(x).to_f64(),
         DType::F8E5M2 => F8E5M2::from_f64(x).to_f64(),
+        DType::F8E8M0 => F8E8M0::from_f64(x).to_f64(),
+        DType::F4E2M1X2 => e2m1_to_f64(e2m1_from_f64(x)),
     }
 }
 
@@ -167,5 +194,41 @@ mod tests {
         assert_eq!(out.map(|x| x.to_bits()), [0x7B, 0x3D, 0x80]);
         assert_eq!(round_to(DType::F8E4M3, 500.0), 448.0);
         assert_eq!(round_to(DType::F8E5M2, 3.0), 3.0);
+    }
+
+    #[test]
+    fn fp4_gathers_two_values_per_byte_and_scatters_pairs() {
+        // A [2, 2]-byte view of a [2, 4] matrix, read through a transposed (strided) view so
+        // the byte order differs from the storage order.
+        let data = [0xF2u8, 0x51, 0x6C, 0x07].map(F4E2M1x2::from_bits);
+        let v = TensorView::from_slice(&data, &[2, 2]).unwrap();
+        assert_eq!(
+            gather("a", &v).unwrap(),
+            vec![1.0, -6.0, 0.5, 3.0, -2.0, 4.0, 6.0, 0.0]
+        );
+        // SAFETY: the transposed view addresses the same 4 live bytes of `data`.
+        let t = unsafe {
+            TensorView::from_raw_parts(
+                data.as_ptr().cast(),
+                DType::F4E2M1X2,
+                &[2, 2],
+                Some(&[1, 2]),
+                DeviceId::CPU,
+            )
+        }
+        .unwrap();
+        assert_eq!(
+            gather("a", &t).unwrap(),
+            vec![1.0, -6.0, -2.0, 4.0, 0.5, 3.0, 6.0, 0.0]
+        );
+        let mut out = [F4E2M1x2::default(); 2];
+        let mut w = TensorViewMut::from_slice(&mut out, &[2]).unwrap();
+        scatter("out", &mut w, &[0.75, 100.0, -0.25, 2.5]).unwrap();
+        assert_eq!(out.map(|x| x.to_bits()), [0x72, 0x48]);
+        assert_eq!(round_to(DType::F4E2M1X2, 5.5), 6.0);
+        assert_eq!(round_to(DType::F8E8M0, 0.3), 0.25);
+        let e8 = [F8E8M0::from_bits(126), F8E8M0::from_bits(0xFF)];
+        let g = gather("s", &TensorView::from_slice(&e8, &[2]).unwrap()).unwrap();
+        assert!(g[0] == 0.5 && g[1].is_nan());
     }
 }

@@ -7,6 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kernelyard::float8::{F8E4M3, F8E5M2};
+use kernelyard::{F4E2M1x2, F8E8M0};
 use kernelyard::half::{bf16, f16};
 use kernelyard::{
     DType, DeviceBuffer, DeviceId, Error, Policy, Problem, Runtime, SelectError, TensorView,
@@ -51,10 +52,13 @@ pub(crate) enum Encoded {
     I64(Vec<i64>),
     F8E4M3(Vec<F8E4M3>),
     F8E5M2(Vec<F8E5M2>),
+    F4E2M1X2(Vec<F4E2M1x2>),
+    F8E8M0(Vec<F8E8M0>),
 }
 
 impl Encoded {
-    /// `values` (already representable in `dtype`) in `dtype`'s storage.
+    /// `values` (already representable in `dtype`) in `dtype`'s storage (packed FP4: two values
+    /// per byte, the first in the low nibble).
     pub(crate) fn new(dtype: DType, values: &[f64]) -> Self {
         match dtype {
             DType::F32 => Encoded::F32(par_map(values, |v| v as f32)),
@@ -64,6 +68,8 @@ impl Encoded {
             DType::I64 => Encoded::I64(par_map(values, |v| v as i64)),
             DType::F8E4M3 => Encoded::F8E4M3(par_map(values, F8E4M3::from_f64)),
             DType::F8E5M2 => Encoded::F8E5M2(par_map(values, F8E5M2::from_f64)),
+            DType::F8E8M0 => Encoded::F8E8M0(par_map(values, F8E8M0::from_f64)),
+            DType::F4E2M1X2 => Encoded::F4E2M1X2(F4E2M1x2::pack_slice(values)),
         }
     }
 
@@ -77,6 +83,8 @@ impl Encoded {
             Encoded::I64(v) => buf.upload(v),
             Encoded::F8E4M3(v) => buf.upload(v),
             Encoded::F8E5M2(v) => buf.upload(v),
+            Encoded::F4E2M1X2(v) => buf.upload(v),
+            Encoded::F8E8M0(v) => buf.upload(v),
         }
     }
 }
@@ -93,7 +101,19 @@ fn upload(
     upload_encoded(rt, device, name, dtype, shape, &Encoded::new(dtype, values))
 }
 
-/// Allocates a tensor of `shape` on `device` and uploads `data` into it.
+/// The shape of the storage of a tensor whose values have the logical shape `shape`: the same
+/// but for packed FP4, whose last dimension counts pairs (its values' count over
+/// [`DType::lanes`]). Host tensors and output specs of the suite use logical shapes.
+pub(crate) fn storage_shape(dtype: DType, shape: &[usize]) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    if let Some(last) = s.last_mut() {
+        *last = last.div_ceil(dtype.lanes());
+    }
+    s
+}
+
+/// Allocates a tensor of logical shape `shape` on `device` and uploads `data` into it (the
+/// device tensor has the storage shape, [`storage_shape`]).
 pub(crate) fn upload_encoded(
     rt: &Runtime,
     device: DeviceId,
@@ -102,6 +122,7 @@ pub(crate) fn upload_encoded(
     shape: &[usize],
     data: &Encoded,
 ) -> Result<DeviceTensor, Error> {
+    let shape = &storage_shape(dtype, shape)[..];
     let n: usize = shape.iter().product();
     let mut buf = rt.alloc(device, (n * dtype.size()).max(dtype.size()))?;
     data.upload(&mut buf)?;
@@ -158,6 +179,23 @@ fn download(t: &DeviceTensor) -> Result<Downloaded, Error> {
             .download::<F8E5M2>(n)?
             .into_iter()
             .map(|v| (v.to_f64(), u64::from(v.to_bits())))
+            .unzip(),
+        DType::F8E8M0 => t
+            .buf
+            .download::<F8E8M0>(n)?
+            .into_iter()
+            .map(|v| (v.to_f64(), u64::from(v.to_bits())))
+            .unzip(),
+        // Two values per byte, in logical order; each value's bits are its nibble.
+        DType::F4E2M1X2 => t
+            .buf
+            .download::<F4E2M1x2>(n)?
+            .into_iter()
+            .flat_map(|v| {
+                let [lo, hi] = v.to_f64s();
+                let b = u64::from(v.to_bits());
+                [(lo, b & 0xF), (hi, b >> 4)]
+            })
             .unzip(),
     };
     Ok(Downloaded { values, bits })
