@@ -28,7 +28,7 @@ pub enum Error {
         name: String,
     },
     /// A dtype name is not known.
-    #[error("unknown dtype `{name}`; use one of f32, f16, bf16, i32, i64")]
+    #[error("unknown dtype `{name}`; use one of f32, f16, bf16, i32, i64 (storage types: f8e4m3, f8e5m2, f4e2m1x2, f8e8m0)")]
     UnknownDType {
         /// The name given.
         name: String,
@@ -397,6 +397,24 @@ pub enum ValidationError {
         /// B's scale mode.
         b: crate::ops::scaled_gemm::ScaleMode,
         /// The rule, and the pair to use instead.
+        why: &'static str,
+    },
+    /// `scaled_gemm`: operand dtypes (A's, B's) that do not go together or with the scale modes
+    /// given: FP4 and FP8 do not mix, FP4 operands take the FP4 block scales (NVFP4, MXFP4)
+    /// and FP8 operands the others; `why` says what to pass instead.
+    #[error(
+        "A {a} and B {b} with `scale_a` {scale_a} and `scale_b` {scale_b} are not supported: {why}"
+    )]
+    UnsupportedOperands {
+        /// A's dtype.
+        a: DType,
+        /// B's dtype.
+        b: DType,
+        /// A's scale mode.
+        scale_a: crate::ops::scaled_gemm::ScaleMode,
+        /// B's scale mode.
+        scale_b: crate::ops::scaled_gemm::ScaleMode,
+        /// The rule, and what to pass instead.
         why: &'static str,
     },
     /// A host slice of another element type or device was requested from a view.

@@ -6,7 +6,9 @@
 use std::ffi::c_void;
 
 use kernelyard_core::ops::gemm::GemmArgs;
-use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemmArgs, ScaledGemmProblem};
+use kernelyard_core::ops::scaled_gemm::{
+    ScaleMode, ScaledGemmArgs, ScaledGemmProblem, OPERAND_DTYPES,
+};
 use kernelyard_core::{
     Args, DType, DeviceId, OpKind, Params, Problem, TensorView, TensorViewMut, ValidationError,
 };
@@ -71,13 +73,25 @@ struct Call {
     out: T,
 }
 
-/// A valid call: e4m3 A [m, k] and B [n, k], scales of `mode`, bf16 out.
+/// The operand dtype `mode` takes: e4m3 for the FP8 modes, FP4 pairs for NVFP4 / MXFP4.
+fn operand(mode: ScaleMode) -> DType {
+    if mode.is_fp4() {
+        DType::F4E2M1X2
+    } else {
+        DType::F8E4M3
+    }
+}
+
+/// A valid call: A [m, k] and B [n, k] of `mode`'s operand dtype (FP4: `[m, k/2]` and
+/// `[n, k/2]` pairs), scales of `mode` in its dtype, bf16 out.
 fn call(m: usize, n: usize, k: usize, mode: ScaleMode) -> Call {
+    let d = operand(mode);
+    let cols = k / d.lanes();
     Call {
-        a: t(0, DType::F8E4M3, &[m, k]),
-        b: t(1, DType::F8E4M3, &[n, k]),
-        scale_a: t(2, DType::F32, &mode.a_shape(m, k)),
-        scale_b: t(3, DType::F32, &mode.b_shape(n, k)),
+        a: t(0, d, &[m, cols]),
+        b: t(1, d, &[n, cols]),
+        scale_a: t(2, mode.scale_dtypes()[0], &mode.a_shape(m, k)),
+        scale_b: t(3, mode.scale_dtypes()[0], &mode.b_shape(n, k)),
         modes: (mode, mode),
         bias: None,
         out: t(4, DType::BF16, &[m, n]),
@@ -284,15 +298,15 @@ fn per_tensor_and_per_row_scale_shapes() {
 
 #[test]
 fn every_unsupported_scale_pair_is_named() {
-    use ScaleMode::{Block, Row, Tensor};
+    use ScaleMode::{Block, Mxfp4, Nvfp4, Row, Tensor};
     for a in ScaleMode::ALL {
         for b in ScaleMode::ALL {
             let mut c = call(4, 130, 200, a);
-            c.scale_b = t(3, DType::F32, &b.b_shape(130, 200));
+            c.scale_b = t(3, b.scale_dtypes()[0], &b.b_shape(130, 200));
             c.modes = (a, b);
             let got = c.validate();
             let params = format!("m=4,n=130,k=200,scale_a={a},scale_b={b}");
-            let built = from_params(&params, DType::F8E4M3);
+            let built = from_params(&params, operand(a));
             if a == b {
                 assert_eq!(Problem::ScaledGemm(got.unwrap()), built.unwrap());
                 continue;
@@ -303,6 +317,7 @@ fn every_unsupported_scale_pair_is_named() {
             };
             assert_eq!((*ea, *eb), (a, b));
             let want = match (a, b) {
+                (Nvfp4 | Mxfp4, _) | (_, Nvfp4 | Mxfp4) => "FP4 block scales need the same format",
                 (Tensor, Row) | (Row, Tensor) => "per-row scales on both sides",
                 (Block, _) | (_, Block) => "block scales need block scales",
                 _ => unreachable!("the diagonal passed above"),
@@ -326,7 +341,7 @@ fn dtypes_are_checked() {
     bad.a.dtype = DType::BF16;
     assert!(matches!(
         bad.validate(),
-        Err(ValidationError::DtypeNotAllowed { arg: "a", got: DType::BF16, allowed }) if allowed == DType::FP8
+        Err(ValidationError::DtypeNotAllowed { arg: "a", got: DType::BF16, allowed }) if allowed == OPERAND_DTYPES
     ));
     let mut bad = c.clone();
     bad.b.dtype = DType::F32;
@@ -464,4 +479,133 @@ fn fp8_stays_out_of_every_other_operator() {
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn fp4_records_k_in_values_and_matches_its_params() {
+    for mode in [ScaleMode::Nvfp4, ScaleMode::Mxfp4] {
+        // k = 96 values: 48 bytes a row; NVFP4 6 scales a row, MXFP4 3.
+        let c = call(3, 5, 96, mode);
+        assert_eq!(c.a.shape, [3, 48]);
+        let p = c.validate().unwrap();
+        assert_eq!((p.m, p.n, p.k), (3, 5, 96));
+        assert_eq!((p.dtype, p.b_dtype), (DType::F4E2M1X2, DType::F4E2M1X2));
+        assert_eq!((p.scale_a, p.scale_b), (mode, mode));
+        let blocks = 96 / mode.fp4_block().unwrap();
+        assert_eq!(p.scale_a_shape(), [3, blocks]);
+        assert_eq!(p.scale_b_shape(), [5, blocks]);
+        let built = from_params(
+            &format!("m=3,n=5,k=96,scale_a={mode},align=2"),
+            DType::F4E2M1X2,
+        )
+        .unwrap();
+        assert_eq!(built, Problem::ScaledGemm(p));
+    }
+    // A partial last block: k = 40 is two NVFP4 blocks and a half (3 scales), one MXFP4 block
+    // and a quarter (2 scales).
+    assert_eq!(ScaleMode::Nvfp4.a_shape(7, 40), [7, 3]);
+    assert_eq!(ScaleMode::Mxfp4.b_shape(7, 40), [7, 2]);
+    assert_eq!(ScaleMode::Nvfp4.a_index(2, 39, 40), 2 * 3 + 2);
+    assert_eq!(ScaleMode::Mxfp4.b_index(6, 31, 40), 6 * 2);
+    assert!(call(2, 2, 40, ScaleMode::Nvfp4).validate().is_ok());
+}
+
+#[test]
+fn fp4_operands_and_modes_go_together() {
+    let unsupported = |c: &Call| match c.validate() {
+        Err(ValidationError::UnsupportedOperands { why, .. }) => why,
+        other => panic!("{other:?}"),
+    };
+    // FP4 A with FP8 B (either way round) does not mix.
+    let mut c = call(2, 4, 32, ScaleMode::Nvfp4);
+    c.b = t(1, DType::F8E4M3, &[4, 32]);
+    assert!(unsupported(&c).contains("FP4 and FP8 operands do not mix"));
+    let mut c = call(2, 4, 32, ScaleMode::Tensor);
+    c.a = t(0, DType::F4E2M1X2, &[2, 16]);
+    let err = c.validate().unwrap_err();
+    assert!(matches!(
+        err,
+        ValidationError::UnsupportedOperands {
+            a: DType::F4E2M1X2,
+            b: DType::F8E4M3,
+            scale_a: ScaleMode::Tensor,
+            scale_b: ScaleMode::Tensor,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("A f4e2m1x2 and B f8e4m3"), "{err}");
+    // FP4 operands with FP8 scales, and FP8 operands with FP4 scales.
+    let mut c = call(2, 4, 32, ScaleMode::Row);
+    c.a = t(0, DType::F4E2M1X2, &[2, 16]);
+    c.b = t(1, DType::F4E2M1X2, &[4, 16]);
+    assert!(unsupported(&c).contains("FP4 operands take FP4 block scales"));
+    let mut c = call(2, 4, 32, ScaleMode::Mxfp4);
+    c.a = t(0, DType::F8E5M2, &[2, 32]);
+    c.b = t(1, DType::F8E5M2, &[4, 32]);
+    assert!(unsupported(&c).contains("are for FP4 operands"));
+    // The same rules from parameters.
+    let err = from_params("m=2,n=4,k=32,b_dtype=f8e4m3,scale_a=nvfp4", DType::F4E2M1X2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("do not mix"), "{err}");
+    let err = from_params("m=2,n=4,k=32", DType::F4E2M1X2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scale_a=nvfp4"), "{err}");
+}
+
+#[test]
+fn fp4_scales_packing_and_shapes_are_checked() {
+    // NVFP4 scales are e4m3, MXFP4 scales e8m0: f32 (or the other one) is refused.
+    for (mode, wrong) in [
+        (ScaleMode::Nvfp4, DType::F32),
+        (ScaleMode::Nvfp4, DType::F8E8M0),
+        (ScaleMode::Mxfp4, DType::F8E4M3),
+    ] {
+        let mut c = call(2, 4, 64, mode);
+        c.scale_b.dtype = wrong;
+        assert!(
+            matches!(
+                c.validate(),
+                Err(ValidationError::DtypeNotAllowed { arg: "scale_b", got, allowed })
+                    if got == wrong && allowed == mode.scale_dtypes()
+            ),
+            "{mode} {wrong}"
+        );
+    }
+    // Scales of the FP8 shape, or counted in bytes instead of values, are refused.
+    let mut c = call(2, 4, 64, ScaleMode::Nvfp4);
+    c.scale_a = t(2, DType::F8E4M3, &[2, 2]);
+    assert!(matches!(
+        c.validate(),
+        Err(ValidationError::Dim {
+            arg: "scale_a",
+            expected: 4,
+            got: 2,
+            ..
+        })
+    ));
+    // B's packed columns must be A's.
+    let mut c = call(2, 4, 64, ScaleMode::Mxfp4);
+    c.b = t(1, DType::F4E2M1X2, &[4, 64]);
+    let err = c.validate().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ValidationError::Dim {
+                arg: "b",
+                expected: 32,
+                got: 64,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("[n, k/2] pairs"), "{err}");
+    // An odd k cannot be packed: a problem says so (views always hold whole pairs).
+    let err = from_params("m=2,n=4,k=33,scale_a=nvfp4", DType::F4E2M1X2).unwrap_err();
+    assert!(err.to_string().contains("k even for FP4"), "{err}");
+    // FP4 rows of k/2 bytes set the alignment: k = 36 gives 18-byte rows, 2-byte alignment.
+    let p = call(2, 4, 36, ScaleMode::Nvfp4).validate().unwrap();
+    assert_eq!(p.align, 2);
 }

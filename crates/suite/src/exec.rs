@@ -7,12 +7,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use kernelyard::float8::{F8E4M3, F8E5M2};
-use kernelyard::{F4E2M1x2, F8E8M0};
 use kernelyard::half::{bf16, f16};
 use kernelyard::{
     DType, DeviceBuffer, DeviceId, Error, Policy, Problem, Runtime, SelectError, TensorView,
     TensorViewMut, Verdict,
 };
+use kernelyard::{F4E2M1x2, F8E8M0};
 
 use crate::data::{par_map, Init, Instance};
 use crate::ops::Driver;

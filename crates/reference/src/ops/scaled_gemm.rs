@@ -1,20 +1,26 @@
 //! `scaled_gemm` oracle and the `reference.scaled_gemm` kernel.
 //!
-//! FP8 elements are decoded exactly (every e4m3 and e5m2 value is an f64), each is multiplied
-//! by the scale its mode gives it (per tensor, per row, or per 1x128 / 128x128 block, the last
-//! block of a row or column partial when `k` or `n` is not a multiple of 128), the products are
-//! summed in f64 in increasing `l`, the bias is added, and the sum is rounded once to `out`'s
-//! dtype (by `scatter`).
+//! FP8 and FP4 elements are decoded exactly (every e4m3, e5m2 and e2m1 value is an f64; FP4
+//! pairs are unpacked low nibble first by `gather`), each is multiplied by the scale its mode
+//! gives it (per tensor, per row, per 1x128 / 128x128 block, or per NVFP4 1x16 / MXFP4 1x32
+//! block, the scales decoded exactly from f32, e4m3 or e8m0; the last block of a row or column
+//! partial when `k` or `n` is not a multiple of the block), the products are summed in f64 in
+//! increasing `l`, the bias is added, and the sum is rounded once to `out`'s dtype (by
+//! `scatter`). Every product of two e2m1 values and two scales is exact in f64; the sums are
+//! exact while they fit 53 bits.
 
-use kernelyard_core::ops::scaled_gemm::{ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
-use kernelyard_core::{DType, Error, KernelDef, LaunchCtx};
+use kernelyard_core::ops::scaled_gemm::{
+    ScaledGemm, ScaledGemmArgs, ScaledGemmProblem, OPERAND_DTYPES,
+};
+use kernelyard_core::{Error, KernelDef, LaunchCtx};
 use rayon::prelude::*;
 
 use crate::host::{gather, scatter};
 use crate::ops::meta;
 
 /// `out[i, j] = sum_l (sa(i, l) * a[i, l]) * (sb(j, l) * b[j, l]) + bias[j]` over dense arrays
-/// (`a [m, k]`, `b [n, k]`, scales in the shapes of `p`'s modes, `bias [n]`), in f64.
+/// (`a [m, k]`, `b [n, k]` as values, FP4 unpacked, scales in the shapes of `p`'s modes,
+/// `bias [n]`), in f64.
 pub fn scaled_gemm(
     p: &ScaledGemmProblem,
     a: &[f64],
@@ -54,9 +60,10 @@ pub static SCALED_GEMM: KernelDef<ScaledGemm> = KernelDef::<ScaledGemm>::new(
     meta::<ScaledGemm>(
         "reference.scaled_gemm",
         module_path!(),
-        "FP8 (e4m3/e5m2) GEMM with per-tensor, per-row or block scales, exact decoding, f64 sums",
+        "FP8 (e4m3/e5m2) GEMM with per-tensor, per-row or block scales, and FP4 (e2m1) with NVFP4 \
+         or MXFP4 block scales; exact decoding, f64 sums",
     )
-    .dtypes(DType::FP8),
+    .dtypes(OPERAND_DTYPES),
     launch,
 );
 crate::register_kernel!(SCALED_GEMM);
@@ -84,10 +91,12 @@ fn launch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernelyard_core::dtype::fp4::e2m1_to_f64;
     use kernelyard_core::float8::{F8E4M3, F8E5M2};
     use kernelyard_core::half::bf16;
     use kernelyard_core::ops::scaled_gemm::ScaleMode;
-    use kernelyard_core::{Args, Policy, Runtime, Stream, TensorView, TensorViewMut};
+    use kernelyard_core::{Args, DType, Policy, Runtime, Stream, TensorView, TensorViewMut};
+    use kernelyard_core::{F4E2M1x2, F8E8M0};
 
     fn problem(m: usize, n: usize, k: usize, mode: ScaleMode) -> ScaledGemmProblem {
         ScaledGemmProblem {
@@ -219,6 +228,104 @@ mod tests {
         assert_eq!(got, rounded);
         // Not vacuous: the sums are not all representable in bf16 before rounding.
         assert!(want.iter().zip(&rounded).any(|(w, r)| w != r));
+    }
+
+    #[test]
+    fn nvfp4_blocks_of_16_with_a_partial_last_block() {
+        // k = 40: blocks of 16, 16 and 8 values. A's row i has all values 1.5 with scales
+        // [1, 2, 4] * (i + 1); B's row j has all values -2 with scales [0.5, 0.25, 8] * (j+1).
+        let (m, n, k) = (2, 3, 40);
+        let mut p = problem(m, n, k, ScaleMode::Nvfp4);
+        p.dtype = DType::F4E2M1X2;
+        p.b_dtype = DType::F4E2M1X2;
+        let sa: Vec<f64> = (0..m)
+            .flat_map(|i| [1.0, 2.0, 4.0].map(|s| s * (i + 1) as f64))
+            .collect();
+        let sb: Vec<f64> = (0..n)
+            .flat_map(|j| [0.5, 0.25, 8.0].map(|s| s * (j + 1) as f64))
+            .collect();
+        let y = scaled_gemm(&p, &vec![1.5; m * k], &vec![-2.0; n * k], &sa, &sb, None);
+        for i in 0..m {
+            for j in 0..n {
+                let (ri, rj) = ((i + 1) as f64, (j + 1) as f64);
+                // 16 * 1.5 * -2 * (1*0.5 + 2*0.25) + 8 * 1.5 * -2 * (4 * 8), times ri * rj.
+                let want = ri * rj * (-48.0 * 1.0 - 24.0 * 32.0);
+                assert_eq!(y[i * n + j], want, "[{i}, {j}]");
+            }
+        }
+    }
+
+    /// Through the runtime: packed FP4 A and B with MXFP4 (e8m0) scales and with NVFP4 (e4m3)
+    /// scales, f32 out; the result is the oracle on the unpacked values (every e2m1 code
+    /// appears), rounded once.
+    #[test]
+    fn fp4_runs_through_the_runtime() {
+        let (m, n, k) = (3, 4, 64);
+        // A: every code 0..16 in turn; B: codes 0..7 with period 7, so the sums do not cancel.
+        let a_vals: Vec<f64> = (0..m * k).map(|i| e2m1_to_f64((i % 16) as u8)).collect();
+        let b_vals: Vec<f64> = (0..n * k).map(|i| e2m1_to_f64((i % 7) as u8)).collect();
+        let a = F4E2M1x2::pack_slice(&a_vals);
+        let b = F4E2M1x2::pack_slice(&b_vals);
+        for mode in [ScaleMode::Mxfp4, ScaleMode::Nvfp4] {
+            let blocks = k / mode.fp4_block().unwrap();
+            let sa_vals: Vec<f64> = (0..m * blocks)
+                .map(|i| 2f64.powi(i as i32 % 5 - 2))
+                .collect();
+            let sb_vals: Vec<f64> = (0..n * blocks)
+                .map(|i| 0.5 + (i % 3) as f64 * 0.25)
+                .collect();
+            let mut out = vec![f32::NAN; m * n];
+            let (e8a, e8b): (Vec<F8E8M0>, Vec<F8E8M0>);
+            let (e4a, e4b): (Vec<F8E4M3>, Vec<F8E4M3>);
+            let (scale_a, scale_b) = if mode == ScaleMode::Mxfp4 {
+                // e8m0 holds only powers of two: B's scales round (0.75 -> 1, ties to even).
+                e8a = sa_vals.iter().map(|&v| F8E8M0::from_f64(v)).collect();
+                e8b = sb_vals.iter().map(|&v| F8E8M0::from_f64(v)).collect();
+                (
+                    TensorView::from_slice(&e8a, &[m, blocks]).unwrap(),
+                    TensorView::from_slice(&e8b, &[n, blocks]).unwrap(),
+                )
+            } else {
+                e4a = sa_vals.iter().map(|&v| F8E4M3::from_f64(v)).collect();
+                e4b = sb_vals.iter().map(|&v| F8E4M3::from_f64(v)).collect();
+                (
+                    TensorView::from_slice(&e4a, &[m, blocks]).unwrap(),
+                    TensorView::from_slice(&e4b, &[n, blocks]).unwrap(),
+                )
+            };
+            let sa_dec = gather("scale_a", &scale_a).unwrap();
+            let sb_dec = gather("scale_b", &scale_b).unwrap();
+            let args = ScaledGemmArgs {
+                a: TensorView::from_slice(&a, &[m, k / 2]).unwrap(),
+                b: TensorView::from_slice(&b, &[n, k / 2]).unwrap(),
+                scale_a,
+                scale_b,
+                scale_a_mode: mode,
+                scale_b_mode: mode,
+                bias: None,
+                out: TensorViewMut::from_slice(&mut out, &[m, n]).unwrap(),
+            };
+            let rt = Runtime::builder().build().unwrap();
+            let plan = rt
+                .run(
+                    &Policy::auto(),
+                    &Stream::host(),
+                    &mut Args::ScaledGemm(args),
+                )
+                .unwrap();
+            assert_eq!(plan.kernel_name(), "reference.scaled_gemm");
+            let mut p = problem(m, n, k, mode);
+            (p.dtype, p.b_dtype) = (DType::F4E2M1X2, DType::F4E2M1X2);
+            let want = scaled_gemm(&p, &a_vals, &b_vals, &sa_dec, &sb_dec, None);
+            let got: Vec<f64> = out.iter().map(|&x| f64::from(x)).collect();
+            let rounded: Vec<f64> = want.iter().map(|&v| v as f32 as f64).collect();
+            assert_eq!(got, rounded, "{mode}");
+            // Not vacuous: the decoded e8m0 scales differ from the requested ones (0.75 is not
+            // a power of two), and the e4m3 ones hold them exactly.
+            let exact = sb_dec == sb_vals;
+            assert_eq!(exact, mode == ScaleMode::Nvfp4, "{mode}");
+            assert!(want.iter().any(|&v| v != 0.0));
+        }
     }
 
     #[test]
