@@ -1,5 +1,5 @@
 //! `scaled_gemm`: rows of A, of a row- or block-scaled `scale_a` and of `out` are independent
-//! (axis 0); B, `scale_b`, `bias` and a per-tensor `scale_a` are shared by every row.
+//! (axis 0; axis 1 of a block `scale_a`, stored m fastest); B, `scale_b`, `bias` and a per-tensor `scale_a` are shared by every row.
 //!
 //! A and B are drawn uniform in `[-8, 8)` and rounded to their FP8 dtype (so every input is an
 //! FP8 value, exactly what the kernel reads), never zero; the scales are f32 in `[0.25, 2)`
@@ -31,7 +31,12 @@ pub(crate) struct ScaledGemmDriver;
 type InputDesc = (&'static str, DType, Vec<usize>, Option<usize>, (f64, f64));
 
 fn inputs(p: &kernelyard::ops::scaled_gemm::ScaledGemmProblem) -> Vec<InputDesc> {
-    let a_axis = (p.scale_a != ScaleMode::Tensor).then_some(0);
+    // A's rows are axis 0 of a per-row `scale_a` and axis 1 of a block one (m fastest).
+    let a_axis = match p.scale_a {
+        ScaleMode::Tensor => None,
+        ScaleMode::Row => Some(0),
+        ScaleMode::Block => Some(1),
+    };
     let mut v = vec![
         ("a", p.dtype, vec![p.m, p.k], Some(0), RANGE),
         ("b", p.b_dtype, vec![p.n, p.k], None, RANGE),
