@@ -156,7 +156,7 @@ fn check_scale_modes(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut V
         ));
     }
     let k_blocks = p.k.div_ceil(BLOCK);
-    if mode == ScaleMode::Block && k_blocks % 4 != 0 {
+    if mode == ScaleMode::Block && !k_blocks.is_multiple_of(4) {
         refuse(format!(
             "ceil(k/128) = {k_blocks}: cuBLASLt reads B's 128x128 block scales with a leading \
              dimension rounded up to a multiple of 4, so it must be one"
