@@ -91,7 +91,7 @@ mod tests {
         // The tests build against CUDA 13.0 bindings (the dev-dependency's feature), which
         // name every value: each raw constant must map to the variant of that name.
         use ltsys::cublasLtMatmulDescAttributes_t as A;
-        assert!(BINDINGS_HAVE_SCALE_MODES);
+        const { assert!(BINDINGS_HAVE_SCALE_MODES) };
         assert_eq!(
             desc_attr(A_SCALE_MODE),
             Some(A::CUBLASLT_MATMUL_DESC_A_SCALE_MODE)
