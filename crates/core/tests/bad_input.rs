@@ -514,7 +514,7 @@ fn cases() -> Vec<Case> {
             || with(scaled_gemm(), |s| s.modes = (ScaleMode::Tensor, ScaleMode::Row)),
             V::UnsupportedScales { a: ScaleMode::Tensor, b: ScaleMode::Row, .. }),
         case!(ScaledGemm, "scaled_gemm scale_a one k-block short", "scale_a",
-            || with(scaled_gemm(), |s| s.scale_a.shape = vec![4, 1]),
+            || with(scaled_gemm(), |s| s.scale_a.shape = vec![1, 4]),
             V::Dim { arg: "scale_a", expected: 2, got: 1, .. }),
         case!(ScaledGemm, "scaled_gemm f16 scale_b", "scale_b",
             || with(scaled_gemm(), |s| s.scale_b.dtype = DType::F16),

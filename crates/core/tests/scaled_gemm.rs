@@ -189,10 +189,10 @@ fn odd_k_lowers_the_alignment_and_scales_do_not_count() {
     c.out.dtype = DType::F32;
     assert_eq!(c.validate().unwrap().align, 1);
     // k = 208: A's and B's rows are 208 bytes apart (16-byte aligned), out's 16 floats;
-    // scale_a's rows are 2 floats (8 bytes) apart and do not count.
+    // scale_a ([k-blocks, m]) has rows 4 floats apart and does not count either way.
     let mut c = call(4, 16, 208, ScaleMode::Block);
     c.out.dtype = DType::F32;
-    assert_eq!(c.scale_a.shape, vec![4, 2]);
+    assert_eq!(c.scale_a.shape, vec![2, 4]);
     assert_eq!(c.validate().unwrap().align, 16);
     assert_eq!(
         Problem::ScaledGemm(c.validate().unwrap()),
@@ -212,17 +212,17 @@ fn block_scales_cover_partial_blocks() {
     let c = call(3, 130, 200, ScaleMode::Block);
     assert_eq!(
         (c.scale_a.shape.clone(), c.scale_b.shape.clone()),
-        (vec![3, 2], vec![2, 2])
+        (vec![2, 3], vec![2, 2])
     );
     c.validate().unwrap();
-    // One k-block short.
+    // One k-block short (scale_a is [k-blocks, m]: m fastest).
     let mut bad = c.clone();
-    bad.scale_a.shape = vec![3, 1];
+    bad.scale_a.shape = vec![1, 3];
     assert!(matches!(
         bad.validate(),
         Err(ValidationError::Dim {
             arg: "scale_a",
-            dim: "cols",
+            dim: "rows",
             expected: 2,
             got: 1,
             ..
@@ -505,7 +505,7 @@ fn fp4_records_k_in_values_and_matches_its_params() {
     // and a quarter (2 scales).
     assert_eq!(ScaleMode::Nvfp4.a_shape(7, 40), [7, 3]);
     assert_eq!(ScaleMode::Mxfp4.b_shape(7, 40), [7, 2]);
-    assert_eq!(ScaleMode::Nvfp4.a_index(2, 39, 40), 2 * 3 + 2);
+    assert_eq!(ScaleMode::Nvfp4.a_index(2, 39, 7, 40), 2 * 3 + 2);
     assert_eq!(ScaleMode::Mxfp4.b_index(6, 31, 40), 6 * 2);
     assert!(call(2, 2, 40, ScaleMode::Nvfp4).validate().is_ok());
 }

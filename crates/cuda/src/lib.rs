@@ -42,6 +42,7 @@ pub mod device;
 pub mod error;
 pub mod launch;
 pub mod libs;
+pub(crate) mod lt_ext;
 pub mod module;
 pub mod ops;
 pub mod source;

@@ -1,8 +1,9 @@
 //! Selection of `cuda.scaled_gemm.cublaslt` on simulated devices (no GPU needed): sm_89 and
 //! newer select it for every accepted FP8 operand pair, output dtype and bias, with per-tensor
-//! scales; older architectures get `ArchTooOld`, and what the kernel does not take (e5m2 on
-//! both sides, per-row or block scales, misaligned pointers, k or n not a multiple of 16) gets
-//! its typed reason. The
+//! scales, and sm_90 for per-row and block scales too; older architectures get `ArchTooOld`,
+//! and what the kernel does not take (e5m2 on both sides, per-row or block scales off Hopper,
+//! block scales with `ceil(k/128)` not a multiple of 4, misaligned pointers, k or n not a
+//! multiple of 16) gets its typed reason. The
 //! `deterministic` and `batch_invariant` constraints refuse it (cuBLASLt's algorithm depends on
 //! M).
 
@@ -95,18 +96,14 @@ fn what_it_does_not_take_is_a_typed_reason() {
         ),
         "{reasons:?}"
     );
-    for mode in ["row", "block"] {
-        let p = scaled_gemm(&format!("m=128,n=256,k=512,scale_a={mode}"), DType::F8E4M3);
-        let reasons = why(&rt, &p, LT, identity);
-        assert_eq!(reasons.len(), 2, "{mode}: {reasons:?}");
-        assert!(
-            reasons
-                .iter()
-                .all(|r| matches!(r, Reason::ShapeUnsupported { what }
-                if what.contains(&format!("per {mode}")))),
-            "{mode}: {reasons:?}"
-        );
-    }
+    // Block scales with ceil(k/128) = 5: cuBLASLt pads B's scale rows to 4.
+    let p = scaled_gemm("m=128,n=256,k=640,scale_a=block", DType::F8E4M3);
+    let reasons = why(&rt, &p, LT, identity);
+    assert!(
+        matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }]
+            if what.starts_with("scales per block") && what.contains("multiple of 4")),
+        "{reasons:?}"
+    );
     let misaligned = scaled_gemm("m=128,n=256,k=500,align=4", DType::F8E4M3);
     let reasons = why(&rt, &misaligned, LT, identity);
     assert!(
@@ -121,6 +118,26 @@ fn what_it_does_not_take_is_a_typed_reason() {
         matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }] if what.starts_with("n = 24")),
         "{reasons:?}"
     );
+}
+
+#[test]
+fn row_and_block_scales_select_it_on_hopper_only() {
+    for mode in ["row", "block"] {
+        let p = scaled_gemm(&format!("m=128,n=256,k=512,scale_a={mode}"), DType::F8E4M3);
+        let plan = runtime(Sm::new(9, 0))
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(LT))
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!(plan.kernel_name(), LT);
+        for sm in [Sm::new(8, 9), Sm::new(10, 0), Sm::new(12, 0)] {
+            let reasons = why(&runtime(sm), &p, LT, identity);
+            assert!(
+                matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }]
+                    if what.starts_with(&format!("scales per {mode}"))
+                        && what.contains("Hopper (sm_90) only")),
+                "{sm} {mode}: {reasons:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -210,8 +210,8 @@ impl Case {
             return Err("no dtypes".into());
         }
         for (i, d) in self.dtypes.iter().enumerate() {
-            if !d.is_float() && !d.is_fp8() {
-                return Err(format!("dtype {d} is not a float or FP8 type"));
+            if !d.is_float() && !d.is_fp8() && !d.is_fp4() {
+                return Err(format!("dtype {d} is not a float, FP8 or FP4 type"));
             }
             if self.dtypes[..i].contains(d) {
                 return Err(format!("dtype {d} is listed twice"));

@@ -91,8 +91,8 @@ pub const TOLERANCES: &[Tolerance] = &[
     row(OpKind::ScaledGemm, DType::BF16, 8e-3, 1.6e-2, FP8_WHY),
 ];
 
-/// The coarser of two float dtypes (`bf16` > `f16` > `f32`); integers and the FP8 types count as
-/// `f32` (FP8 inputs are exact: `scaled_gemm` is judged by its output dtype's row).
+/// The coarser of two float dtypes (`bf16` > `f16` > `f32`); integers and the FP8 and FP4 types
+/// count as `f32` (their inputs are exact: `scaled_gemm` is judged by its output dtype's row).
 pub fn coarser(a: DType, b: DType) -> DType {
     let rank = |d: DType| match d {
         DType::BF16 => 2,

@@ -16,7 +16,7 @@
 //! |---|---|---|---|---|---|
 //! | [`ScaleMode::Tensor`] | FP8 | f32 | `[1]` (or rank 0) | `[1]` (or rank 0) | the one scale |
 //! | [`ScaleMode::Row`] | FP8 | f32 | `[m]` | `[n]` | `scale_a[i]` / `scale_b[j]` |
-//! | [`ScaleMode::Block`] | FP8 | f32 | `[m, ceil(k/128)]` (1x128) | `[ceil(n/128), ceil(k/128)]` (128x128) | `scale_a[i, l/128]` / `scale_b[j/128, l/128]` |
+//! | [`ScaleMode::Block`] | FP8 | f32 | `[ceil(k/128), m]` (1x128, m fastest) | `[ceil(n/128), ceil(k/128)]` (128x128) | `scale_a[l/128, i]` / `scale_b[j/128, l/128]` |
 //! | [`ScaleMode::Nvfp4`] | FP4 | e4m3 (UE4M3) | `[m, ceil(k/16)]` (1x16) | `[n, ceil(k/16)]` (1x16) | `scale_a[i, l/16]` / `scale_b[j, l/16]` |
 //! | [`ScaleMode::Mxfp4`] | FP4 | e8m0 | `[m, ceil(k/32)]` (1x32) | `[n, ceil(k/32)]` (1x32) | `scale_a[i, l/32]` / `scale_b[j, l/32]` |
 //!
@@ -39,8 +39,11 @@
 //! The supported pairs of modes are the diagonal: tensor x tensor (cuBLASLt's per-tensor scaling),
 //! row x row (torch's row-wise `_scaled_mm`, cuBLASLt's outer-vector scaling) and block x block
 //! (DeepSeek-V3's recipe: activations in 1x128 tiles, weights in 128x128 tiles; the last tile of
-//! a row or column may be partial, so `k` and `n` need not be multiples of 128), NVFP4 x NVFP4
-//! and MXFP4 x MXFP4. Every other
+//! a row or column may be partial, so `k` and `n` need not be multiples of 128). A's block
+//! scales are stored with m fastest (`[ceil(k/128), m]` row-major: the "MN-major" layout
+//! cuBLASLt's `VEC128_32F` mode, torch's `_scaled_mm` (`scale_a` strides `(1, m)`) and
+//! DeepGEMM take, so a GEMM reads one contiguous run of scales per k-block); B's are k-fastest
+//! as its rows are. NVFP4 x NVFP4 and MXFP4 x MXFP4 are the FP4 pairs. Every other
 //! pair is a [`ValidationError::UnsupportedScales`] that names it: a per-tensor scale is a
 //! per-row scale repeated, so a caller mixing them passes rows on both sides; block scales on
 //! one side only have no kernel anywhere to map to.
@@ -102,7 +105,7 @@ pub enum ScaleMode {
     Tensor,
     /// One scale per row: `[m]` for A, `[n]` for B.
     Row,
-    /// One scale per block: 1x128 for A (`[m, ceil(k/128)]`), 128x128 for B
+    /// One scale per block: 1x128 for A (`[ceil(k/128), m]`, m fastest), 128x128 for B
     /// (`[ceil(n/128), ceil(k/128)]`).
     Block,
     /// NVFP4 (FP4 operands): one e4m3 scale per 16 values of a row (`[m, ceil(k/16)]`,
@@ -168,7 +171,7 @@ impl ScaleMode {
         match self {
             ScaleMode::Tensor => vec![1],
             ScaleMode::Row => vec![m],
-            ScaleMode::Block => vec![m, k.div_ceil(BLOCK)],
+            ScaleMode::Block => vec![k.div_ceil(BLOCK), m],
             ScaleMode::Nvfp4 => vec![m, k.div_ceil(NVFP4_BLOCK)],
             ScaleMode::Mxfp4 => vec![m, k.div_ceil(MXFP4_BLOCK)],
         }
@@ -185,12 +188,13 @@ impl ScaleMode {
         }
     }
 
-    /// The index into `scale_a` (row-major) of A's element `(i, l)` of a `k`-column A.
-    pub fn a_index(self, i: usize, l: usize, k: usize) -> usize {
+    /// The index into `scale_a` (row-major) of A's element `(i, l)` of an `m`-row,
+    /// `k`-column A.
+    pub fn a_index(self, i: usize, l: usize, m: usize, k: usize) -> usize {
         match self {
             ScaleMode::Tensor => 0,
             ScaleMode::Row => i,
-            ScaleMode::Block => i * k.div_ceil(BLOCK) + l / BLOCK,
+            ScaleMode::Block => (l / BLOCK) * m + i,
             ScaleMode::Nvfp4 => i * k.div_ceil(NVFP4_BLOCK) + l / NVFP4_BLOCK,
             ScaleMode::Mxfp4 => i * k.div_ceil(MXFP4_BLOCK) + l / MXFP4_BLOCK,
         }
@@ -211,7 +215,7 @@ impl ScaleMode {
         match self {
             ScaleMode::Tensor => "[1] (per tensor)",
             ScaleMode::Row => "[m] (per row of A)",
-            ScaleMode::Block => "[m, ceil(k/128)] (1x128 blocks of A)",
+            ScaleMode::Block => "[ceil(k/128), m] (1x128 blocks of A, m fastest)",
             ScaleMode::Nvfp4 => "[m, ceil(k/16)] (NVFP4: 1x16 blocks of A, e4m3)",
             ScaleMode::Mxfp4 => "[m, ceil(k/32)] (MXFP4: 1x32 blocks of A, e8m0)",
         }

@@ -562,13 +562,13 @@ pub struct ScaledGemm {
     pub out: T,
 }
 
-/// e4m3 `a[4, 256]` and `b[128, 256]` with block scales (`scale_a[4, 2]`, `scale_b[1, 2]`),
+/// e4m3 `a[4, 256]` and `b[128, 256]` with block scales (`scale_a[2, 4]`, `scale_b[1, 2]`),
 /// a bf16 `bias[128]` and `out[4, 128]`.
 pub fn scaled_gemm() -> ScaledGemm {
     ScaledGemm {
         a: t(1, DType::F8E4M3, &[4, 256]),
         b: t(2, DType::F8E4M3, &[128, 256]),
-        scale_a: t(3, DType::F32, &[4, 2]),
+        scale_a: t(3, DType::F32, &[2, 4]),
         scale_b: t(4, DType::F32, &[1, 2]),
         modes: (ScaleMode::Block, ScaleMode::Block),
         bias: Some(t(5, DType::BF16, &[128])),

@@ -10,12 +10,16 @@
 //!   bf16, f16 or f32 (C, never read, has out's type, as cuBLASLt's FP8 table asks); compute
 //!   and scales in f32 (`CUBLAS_COMPUTE_32F`), with cuBLASLt's precise accumulation (not
 //!   `FAST_ACCUM`, as torch's `_scaled_mm` default).
-//! - **Scales.** Per tensor only: cuBLASLt reads `scale_a[0]` and `scale_b[0]` on the device
-//!   (`A_SCALE_POINTER` / `B_SCALE_POINTER`), so a CUDA graph replays with whatever the scale
-//!   tensors hold then. Per-row (cuBLASLt's outer-vector scaling) and block scales
-//!   (`VEC128_32F` / `BLK128x128_32F`) need the `A_SCALE_MODE` attribute of CUDA 12.8+ bindings,
-//!   while kernelyard compiles against any CUDA 12.0+ bindings (docs/EMBEDDING.md): refused
-//!   here with a reason that says so, until the attribute can be set without naming it.
+//! - **Scales.** cuBLASLt reads the scales on the device (`A_SCALE_POINTER` /
+//!   `B_SCALE_POINTER`), so a CUDA graph replays with whatever the scale tensors hold then.
+//!   Per tensor everywhere (`SCALAR_32F`, the default mode); on Hopper (sm_90) with cuBLASLt
+//!   12.9 or newer also per row (`OUTER_VEC_32F`: our `scale_b [n]` is the vector over
+//!   cuBLASLt's rows, `scale_a [m]` over its columns) and per block (`BLK128x128_32F` for B,
+//!   `VEC128_32F` for A: the op's block layouts are cuBLASLt's, A's m fastest, B's k-blocks
+//!   fastest with a leading dimension cuBLASLt rounds up to 4, so `ceil(k/128)` must be a
+//!   multiple of 4). Setting a mode takes `A_SCALE_MODE`, which only CUDA 12.8+ bindings name
+//!   ([`crate::lt_ext`]): with older bindings, and on other archs (cuBLASLt has these modes
+//!   on Hopper only), row and block scales are refused with reasons that say which.
 //! - **Bias.** cuBLASLt's `BIAS` epilogue: `bias [n]` is a vector over cuBLASLt's rows (our
 //!   columns), of dtype bf16 (out bf16 or f32) or f16 (out f16).
 //! - **Alignment.** cuBLASLt's FP8 kernels need 16-byte pointers and leading dimensions, so the
@@ -35,15 +39,19 @@ use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublaslt::{result as lt, sys as ltsys};
-use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
+use kernelyard_core::ops::scaled_gemm::{
+    ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem, BLOCK,
+};
 use kernelyard_core::{
-    ArchReq, Capabilities, DType, DeviceKind, Error, Feature, KernelDef, KernelMeta, LaunchCtx,
-    Reason, Sm, Stream,
+    Arch, ArchReq, Capabilities, DType, DeviceKind, Error, Feature, KernelDef, KernelMeta,
+    LaunchCtx, Reason, Sm, Stream, Version,
 };
 
 use crate::capture::guard;
-use crate::device::bind;
+use crate::device::{bind, cublaslt_version};
 use crate::error::CudaError;
+use crate::libs::BINDINGS;
+use crate::lt_ext;
 use crate::ops::gemm::{
     check_available, cuda_type, handle, lt_err, workspace, Handle, NO_RESULT, WORKSPACE_BYTES,
 };
@@ -67,7 +75,7 @@ const META: KernelMeta = KernelMeta::new::<ScaledGemm>(
     DeviceKind::Cuda,
     SM89_AND_NEWER,
     module_path!(),
-    "cuBLASLt FP8 matmul (per-tensor scales, f32 compute); fast, but not batch-invariant",
+    "cuBLASLt FP8 matmul (per-tensor scales; per-row and block on Hopper; f32 compute); fast, but not batch-invariant",
 )
 .dtypes(DType::FP8)
 .features(&[Feature::Fp8])
@@ -92,15 +100,8 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
             feature: Feature::Bf16,
         });
     }
-    for (arg, mode) in [("scale_a", p.scale_a), ("scale_b", p.scale_b)] {
-        if mode != ScaleMode::Tensor {
-            reasons.push(Reason::ShapeUnsupported {
-                what: format!(
-                    "{arg} per {mode}: this kernel takes per-tensor scales only (cuBLASLt's \
-                     outer-vector and block scaling need CUDA 12.8+ bindings' A_SCALE_MODE)"
-                ),
-            });
-        }
+    if p.scale_a != ScaleMode::Tensor {
+        check_scale_modes(caps, p, reasons);
     }
     // cuBLASLt's FP8 kernels take leading dimensions of 16 bytes' multiples: its A and B
     // (our B and A) have leading dimension k bytes, its D (our out) n elements; torch's
@@ -118,6 +119,62 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
         reasons.push(Reason::ShapeUnsupported {
             what: "a dimension above 2^31 - 1".to_owned(),
         });
+    }
+}
+
+/// The cuBLASLt version that brought outer-vector and block scaling (on Hopper).
+const SCALE_MODES_SINCE: Version = Version::new(12, 9, 0);
+
+/// Why row or block scales (the core's descriptor allows only equal modes on both sides, so
+/// `p.scale_a` names both) cannot run here, if they cannot: bindings too old to set the mode,
+/// a cuBLASLt older than 12.9, a device other than Hopper, or block scales whose `k` gives B's
+/// scale rows a length cuBLASLt does not take.
+fn check_scale_modes(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
+    let mode = p.scale_a;
+    let mut refuse = |why: String| {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!("scales per {mode}: {why}"),
+        })
+    };
+    if !lt_ext::BINDINGS_HAVE_SCALE_MODES {
+        refuse(format!(
+            "setting cuBLASLt's scale mode needs CUDA 12.8+ bindings (these are CUDA {})",
+            BINDINGS
+        ));
+    }
+    if let Ok(v) = cublaslt_version() {
+        if *v < SCALE_MODES_SINCE {
+            refuse(format!(
+                "cuBLASLt {v} has no outer-vector or block scaling ({SCALE_MODES_SINCE}+)"
+            ));
+        }
+    }
+    if !matches!(caps.arch, Arch::Cuda { sm } if sm.major == 9) {
+        refuse(format!(
+            "cuBLASLt scales FP8 per row or per block on Hopper (sm_90) only, not on {}",
+            caps.arch
+        ));
+    }
+    let k_blocks = p.k.div_ceil(BLOCK);
+    if mode == ScaleMode::Block && !k_blocks.is_multiple_of(4) {
+        refuse(format!(
+            "ceil(k/128) = {k_blocks}: cuBLASLt reads B's 128x128 block scales with a leading \
+             dimension rounded up to a multiple of 4, so it must be one"
+        ));
+    }
+}
+
+/// cuBLASLt's scale modes (`cublasLtMatmulMatrixScale_t`) for its A (our B) and its B (our A).
+/// The FP4 modes are `cuda.scaled_gemm.fp4.cublaslt`'s (this kernel takes FP8 operands only,
+/// which core never pairs with them).
+pub(crate) fn lt_scale_modes(mode: ScaleMode) -> (i32, i32) {
+    use lt_ext::scale_mode as s;
+    match mode {
+        ScaleMode::Tensor => (s::SCALAR_32F, s::SCALAR_32F),
+        ScaleMode::Row => (s::OUTER_VEC_32F, s::OUTER_VEC_32F),
+        ScaleMode::Block => (s::BLK128X128_32F, s::VEC128_32F),
+        ScaleMode::Nvfp4 => (s::VEC16_UE4M3, s::VEC16_UE4M3),
+        ScaleMode::Mxfp4 => (s::VEC32_UE8M0, s::VEC32_UE8M0),
     }
 }
 
@@ -243,6 +300,28 @@ impl Desc {
             std::mem::size_of::<*const c_void>(),
             "cublasLtMatmulDescSetAttribute(B_SCALE_POINTER)",
         )?;
+        if p.scale_a != ScaleMode::Tensor {
+            // Our B is cuBLASLt's A (module docs). `check` refused these modes where the
+            // bindings cannot name the attribute, so `desc_attr` is `Some` here.
+            let (mode_a, mode_b) = lt_scale_modes(p.scale_a);
+            for (raw, mode, call) in [
+                (
+                    lt_ext::A_SCALE_MODE,
+                    mode_a,
+                    "cublasLtMatmulDescSetAttribute(A_SCALE_MODE)",
+                ),
+                (
+                    lt_ext::B_SCALE_MODE,
+                    mode_b,
+                    "cublasLtMatmulDescSetAttribute(B_SCALE_MODE)",
+                ),
+            ] {
+                let attr = lt_ext::desc_attr(raw).ok_or_else(|| CudaError::Misuse {
+                    what: format!("{call} with bindings for CUDA {BINDINGS}"),
+                })?;
+                set(attr, (&mode as *const i32).cast(), 4, call)?;
+            }
+        }
         if let Some(bias) = ptr.bias {
             let epilogue = ltsys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
             let bias_type = if p.out_dtype == DType::F16 {
@@ -492,7 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn e5m2_on_both_sides_and_non_tensor_scales_are_refused_by_name() {
+    fn e5m2_on_both_sides_is_refused_by_name() {
         let p = ScaledGemmProblem {
             dtype: DType::F8E5M2,
             b_dtype: DType::F8E5M2,
@@ -506,22 +585,76 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    /// Reasons of the check on a simulated device of capability `sm` with bf16.
+    fn reasons_on(sm: Sm, p: &ScaledGemmProblem) -> Vec<String> {
+        let caps = crate::device::simulated_caps(sm, 227 << 10);
+        let mut r = Vec::new();
+        check(&caps, p, &mut r);
+        r.into_iter()
+            .filter_map(|r| match r {
+                Reason::BackendUnavailable { .. } => None,
+                Reason::ShapeUnsupported { what } => Some(what),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn scaled(mode: ScaleMode, k: usize) -> ScaledGemmProblem {
+        ScaledGemmProblem {
+            scale_a: mode,
+            scale_b: mode,
+            ..problem(8, 256, k)
+        }
+    }
+
+    #[test]
+    fn row_and_block_scales_run_on_hopper_only() {
         for mode in [ScaleMode::Row, ScaleMode::Block] {
-            let p = ScaledGemmProblem {
-                scale_a: mode,
-                scale_b: mode,
-                ..problem(8, 256, 256)
-            };
-            let r = reasons(&p);
-            assert_eq!(r.len(), 2, "{r:?}");
-            for (reason, arg) in r.iter().zip(["scale_a", "scale_b"]) {
-                match reason {
-                    Reason::ShapeUnsupported { what } => {
-                        assert!(what.starts_with(&format!("{arg} per {mode}")), "{what}")
-                    }
-                    other => panic!("{other:?}"),
-                }
+            assert!(reasons_on(Sm::new(9, 0), &scaled(mode, 512)).is_empty());
+            for sm in [Sm::new(8, 9), Sm::new(10, 0), Sm::new(12, 0)] {
+                let r = reasons_on(sm, &scaled(mode, 512));
+                assert_eq!(r.len(), 1, "{sm} {mode}: {r:?}");
+                assert!(r[0].starts_with(&format!("scales per {mode}")), "{r:?}");
+                assert!(r[0].contains("Hopper (sm_90) only"), "{r:?}");
             }
         }
+    }
+
+    #[test]
+    fn block_scales_need_k_blocks_in_fours() {
+        // ceil(k/128) = 4, 8, 4, 16: taken; 2, 3, 5: not (B's scale rows are padded to 4 by cuBLASLt).
+        for k in [512, 1024, 400, 2048] {
+            assert!(
+                reasons_on(Sm::new(9, 0), &scaled(ScaleMode::Block, k)).is_empty(),
+                "{k}"
+            );
+        }
+        for k in [256, 384, 640] {
+            let r = reasons_on(Sm::new(9, 0), &scaled(ScaleMode::Block, k));
+            assert_eq!(r.len(), 1, "{k}: {r:?}");
+            assert!(r[0].contains("multiple of 4"), "{r:?}");
+            // Row scales have no such rule.
+            assert!(reasons_on(Sm::new(9, 0), &scaled(ScaleMode::Row, k)).is_empty());
+        }
+    }
+
+    #[test]
+    fn scale_modes_map_our_b_to_cublaslts_a() {
+        use lt_ext::scale_mode as s;
+        assert_eq!(
+            lt_scale_modes(ScaleMode::Tensor),
+            (s::SCALAR_32F, s::SCALAR_32F)
+        );
+        assert_eq!(
+            lt_scale_modes(ScaleMode::Row),
+            (s::OUTER_VEC_32F, s::OUTER_VEC_32F)
+        );
+        // cuBLASLt's A is our B (128x128 blocks), its B our A (1x128).
+        assert_eq!(
+            lt_scale_modes(ScaleMode::Block),
+            (s::BLK128X128_32F, s::VEC128_32F)
+        );
     }
 }

@@ -45,7 +45,7 @@ pub fn scaled_gemm(
                 let bj = b.chunks(k).nth(j).unwrap_or(&[]);
                 let mut acc = 0.0f64;
                 for l in 0..k {
-                    let x = at(scale_a, p.scale_a.a_index(i, l, k)) * at(ai, l);
+                    let x = at(scale_a, p.scale_a.a_index(i, l, m, k)) * at(ai, l);
                     let y = at(scale_b, p.scale_b.b_index(j, l, k)) * at(bj, l);
                     acc += x * y;
                 }
@@ -162,12 +162,13 @@ mod tests {
         let p = problem(m, n, k, ScaleMode::Block);
         assert_eq!(p.scale_a_shape(), vec![2, 2]);
         assert_eq!(p.scale_b_shape(), vec![2, 2]);
-        let sa = [1.0, 10.0, 2.0, 0.5];
+        // scale_a is [k-blocks, m] (m fastest): row 0's scales are sa[0] and sa[2].
+        let sa = [1.0, 2.0, 10.0, 0.5];
         let sb = [2.0, 3.0, 0.25, 4.0];
         let y = scaled_gemm(&p, &vec![1.0; m * k], &vec![1.0; n * k], &sa, &sb, None);
         let want = |i: usize, j: usize| {
             let jb = j / 128;
-            128.0 * sa[2 * i] * sb[2 * jb] + 2.0 * sa[2 * i + 1] * sb[2 * jb + 1]
+            128.0 * sa[i] * sb[2 * jb] + 2.0 * sa[m + i] * sb[2 * jb + 1]
         };
         assert_eq!(want(0, 0), 316.0);
         for i in 0..m {
@@ -197,7 +198,7 @@ mod tests {
         let args = ScaledGemmArgs {
             a: TensorView::from_slice(&a, &[m, k]).unwrap(),
             b: TensorView::from_slice(&b, &[n, k]).unwrap(),
-            scale_a: TensorView::from_slice(&sa, &[m, 2]).unwrap(),
+            scale_a: TensorView::from_slice(&sa, &[2, m]).unwrap(),
             scale_b: TensorView::from_slice(&sb, &[1, 2]).unwrap(),
             scale_a_mode: ScaleMode::Block,
             scale_b_mode: ScaleMode::Block,
