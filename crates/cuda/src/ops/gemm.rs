@@ -101,9 +101,11 @@ fn algo_index(tactic: Option<&'static str>) -> Result<usize, Error> {
 }
 
 /// cuBLASLt's type code for `dtype`, for the types kernelyard hands it (FP8 for
-/// `cuda.scaled_gemm.cublaslt`).
+/// `cuda.scaled_gemm.cublaslt`, packed FP4 for `cuda.scaled_gemm.fp4.cublaslt`: only with
+/// CUDA 12.8+ bindings, [`crate::lt_ext`]).
 pub(crate) fn cuda_type(dtype: DType) -> Option<ltsys::cudaDataType> {
     match dtype {
+        DType::F4E2M1X2 => crate::lt_ext::data_type(crate::lt_ext::CUDA_R_4F_E2M1),
         DType::F8E4M3 => Some(ltsys::cudaDataType::CUDA_R_8F_E4M3),
         DType::F8E5M2 => Some(ltsys::cudaDataType::CUDA_R_8F_E5M2),
         DType::F32 => Some(ltsys::cudaDataType::CUDA_R_32F),

@@ -25,6 +25,7 @@ pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
 pub mod scaled_gemm;
+pub mod scaled_gemm_fp4;
 pub mod scaled_gemm_sm90;
 pub mod selective_state_update;
 pub mod silu_mul;
@@ -102,6 +103,11 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     scaled_gemm_sm90::source_entry(1),
     scaled_gemm_sm90::source_entry(2),
     scaled_gemm_sm90::source_entry(3),
+    // The FP4 kernel's scale-tiling kernel (the matmul is cuBLASLt's).
+    SourceEntry {
+        source: &scaled_gemm_fp4::SOURCE,
+        kernels: &[&scaled_gemm_fp4::SCALED_GEMM_FP4_CUBLASLT],
+    },
 ];
 
 /// The preparation of every NVRTC kernel ([`Plan::prepare`](kernelyard_core::Plan::prepare)):

@@ -185,7 +185,7 @@ fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &ScaledGemmProblem) -> Result
     bind(stream.device())?;
     let handle = handle(stream)?;
     let ws = workspace(stream)?;
-    plan(stream, handle, p, ws.ptr)?;
+    plan(stream, handle, p, ws.ptr, WORKSPACE_BYTES)?;
     Ok(())
 }
 
@@ -199,7 +199,7 @@ fn launch(
     let handle = handle(stream)?;
     // Held until the matmul is enqueued (cuBLASLt may launch several kernels through it).
     let ws = workspace(stream)?;
-    let plan = plan(stream, handle, p, ws.ptr)?;
+    let plan = plan(stream, handle, p, ws.ptr, WORKSPACE_BYTES)?;
     let pointers = Pointers {
         scale_b: a.scale_b.as_ptr(),
         scale_a: a.scale_a.as_ptr(),
@@ -238,14 +238,18 @@ fn launch(
 
 /// The device pointers a descriptor carries: cuBLASLt's A scale (our `scale_b`), its B scale
 /// (our `scale_a`), and the bias.
-struct Pointers {
-    scale_b: *const c_void,
-    scale_a: *const c_void,
-    bias: Option<*const c_void>,
+pub(crate) struct Pointers {
+    /// Our `scale_b` (cuBLASLt's `A_SCALE_POINTER`).
+    pub(crate) scale_b: *const c_void,
+    /// Our `scale_a` (cuBLASLt's `B_SCALE_POINTER`).
+    pub(crate) scale_a: *const c_void,
+    /// The bias, if any.
+    pub(crate) bias: Option<*const c_void>,
 }
 
-/// A matmul descriptor, destroyed on drop.
-struct Desc(ltsys::cublasLtMatmulDesc_t);
+/// A matmul descriptor, destroyed on drop (shared with `cuda.scaled_gemm.fp4.cublaslt`,
+/// whose FP4 modes [`lt_scale_modes`] maps).
+pub(crate) struct Desc(pub(crate) ltsys::cublasLtMatmulDesc_t);
 
 impl Drop for Desc {
     fn drop(&mut self) {
@@ -257,9 +261,9 @@ impl Drop for Desc {
 }
 
 impl Desc {
-    /// `p`'s descriptor: TN, f32 compute and scales, the scale pointers, and the bias epilogue
-    /// when `p` has a bias.
-    fn new(p: &ScaledGemmProblem, ptr: &Pointers) -> Result<Desc, Error> {
+    /// `p`'s descriptor: TN, f32 compute and scales, the scale pointers (and modes, but for
+    /// per-tensor scales), and the bias epilogue when `p` has a bias.
+    pub(crate) fn new(p: &ScaledGemmProblem, ptr: &Pointers) -> Result<Desc, Error> {
         let desc = Desc(
             lt::create_matmul_desc(
                 ltsys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
@@ -376,11 +380,15 @@ fn layout(dtype: DType, rows: usize, cols: usize, ld: usize) -> Result<Layout, E
 }
 
 /// Layouts and algorithm for one problem on one device.
-struct Plan {
-    lt_a: ltsys::cublasLtMatrixLayout_t,
-    lt_b: ltsys::cublasLtMatrixLayout_t,
-    lt_c: ltsys::cublasLtMatrixLayout_t,
-    algo: ltsys::cublasLtMatmulAlgo_t,
+pub(crate) struct Plan {
+    /// cuBLASLt's A (our B).
+    pub(crate) lt_a: ltsys::cublasLtMatrixLayout_t,
+    /// cuBLASLt's B (our A).
+    pub(crate) lt_b: ltsys::cublasLtMatrixLayout_t,
+    /// cuBLASLt's C and D (our `out`).
+    pub(crate) lt_c: ltsys::cublasLtMatrixLayout_t,
+    /// The heuristic's algorithm.
+    pub(crate) algo: ltsys::cublasLtMatmulAlgo_t,
     /// Owners of the three layouts above (destroyed with the plan).
     _layouts: [Layout; 3],
 }
@@ -393,12 +401,15 @@ type PlanCache = Mutex<HashMap<(u32, ScaledGemmProblem), Arc<Plan>>>;
 
 /// The plan of `p` on `stream`'s device, made on first use (refused on a capturing stream).
 /// `placeholder` is a non-null device address the heuristic's descriptor carries for the
-/// scale and bias pointers (it never reads through them).
-fn plan(
+/// scale and bias pointers (it never reads through them); `ws_bytes` is the workspace the
+/// heuristic may count on, a function of `p` (the FP4 kernel keeps part of the stream's
+/// workspace for its tiled scales), so `p` keys the cache alone.
+pub(crate) fn plan(
     stream: &Stream,
     handle: Handle,
     p: &ScaledGemmProblem,
     placeholder: u64,
+    ws_bytes: usize,
 ) -> Result<Arc<Plan>, Error> {
     static PLANS: OnceLock<PlanCache> = OnceLock::new();
     let cache = PLANS.get_or_init(Default::default);
@@ -407,9 +418,17 @@ fn plan(
         return Ok(Arc::clone(plan));
     }
     guard(stream, || {
-        "choosing the cuBLASLt FP8 algorithm for this problem".to_owned()
+        format!(
+            "choosing the cuBLASLt {} algorithm for this problem",
+            p.dtype
+        )
     })?;
-    let plan = Arc::new(make_plan(handle, p, placeholder as *const c_void)?);
+    let plan = Arc::new(make_plan(
+        handle,
+        p,
+        placeholder as *const c_void,
+        ws_bytes,
+    )?);
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     // Plans are small; a process with very many shapes keeps the newest 4096.
     if map.len() >= 4096 {
@@ -420,7 +439,8 @@ fn plan(
 }
 
 /// The column-major shapes cuBLASLt is given: `(rows, cols, ld)` of its A (our B, stored
-/// `[k, n]` column-major), its B (our A, `[k, m]`) and its C/D (`[n, m]`).
+/// `[k, n]` column-major), its B (our A, `[k, m]`) and its C/D (`[n, m]`). In elements, FP4
+/// ones too (cuBLASLt counts a packed type's rows and leading dimension in values).
 fn lt_shapes(p: &ScaledGemmProblem) -> [[usize; 3]; 3] {
     [[p.k, p.n, p.k], [p.k, p.m, p.k], [p.n, p.m, p.n]]
 }
@@ -430,6 +450,7 @@ fn make_plan(
     handle: Handle,
     p: &ScaledGemmProblem,
     placeholder: *const c_void,
+    ws_bytes: usize,
 ) -> Result<Plan, Error> {
     let [a, b, c] = lt_shapes(p);
     let layouts = [
@@ -446,7 +467,7 @@ fn make_plan(
         },
     )?;
     let pref = lt::create_matmul_pref().map_err(lt_err("cublasLtMatmulPreferenceCreate"))?;
-    let ws = WORKSPACE_BYTES as u64;
+    let ws = ws_bytes as u64;
     let align = 16u32;
     let mut result = NO_RESULT;
     let mut returned: c_int = 0;
