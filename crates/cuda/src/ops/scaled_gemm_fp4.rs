@@ -25,7 +25,7 @@
 //!   into the stream's workspace with `fp4_scales_to_tiles` (`kernels/scaled_gemm_fp4.cu`, one
 //!   small launch per operand, padding written as 0), then runs the matmul with the scale
 //!   pointers on those copies. NVFP4's per-tensor global scale is not an argument of the op
-//!   (alpha stays 1; `crate::ops` docs of `scaled_gemm`).
+//!   (alpha stays 1; see `kernelyard_core::ops::scaled_gemm`).
 //! - **Workspace.** The stream's workspace ([`WORKSPACE_BYTES`]) is split: its end holds the
 //!   two tiled scale tensors (each rounded up to 256 bytes), the rest is cuBLASLt's, and the
 //!   heuristic is told that size ([`Split`]). Problems whose tiled scales exceed half the
@@ -221,7 +221,8 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
         reasons.push(Reason::ShapeUnsupported {
             what: "a dimension above 2^31 - 1".to_owned(),
         });
-    } else if split(p).is_none() {
+    } else if p.scale_a.is_fp4() && split(p).is_none() {
+        // (FP8 problems have no split; their dtype reason, from the metadata, says enough.)
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
                 "the block scales of m = {} and n = {} rows in cuBLASLt's tiled layout exceed \
