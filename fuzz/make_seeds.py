@@ -156,6 +156,9 @@ for name, data in [
     ("scaled_gemm_e4m3_e5m2_block_bias", args_input("ScaledGemm", dtype="F8E4M3", second="F8E5M2", flags=0x21)),
     ("scaled_gemm_row", args_input("ScaledGemm", dtype="F8E5M2", second="F8E4M3", flags=0x10)),
     ("scaled_gemm_mixed_modes", args_input("ScaledGemm", dtype="F8E4M3", flags=0xA0, dims=(3, 4, 5, 2, 4))),
+    # Scale-mode bits 3: FP4 operands, NVFP4 (dims[4] even) or MXFP4 (odd) with a bias.
+    ("scaled_gemm_nvfp4", args_input("ScaledGemm", flags=0x30, dims=(3, 4, 5, 2, 4))),
+    ("scaled_gemm_mxfp4_bias", args_input("ScaledGemm", flags=0x31, dims=(3, 4, 1, 6, 5))),
     ("softmax_fp8_x", args_input("Softmax", mutations=[mutation("Dtype", b"\x00", variant(5, len(DTS)))])),
     ("attention_zero_seq", args_input("Attention", dims=(1, 0, 3, 2, 8))),
     ("silu_mul_strides", args_input("SiluMul", mutations=[mutation("Strides", b"\x00", b"\x01" + stride(0), b"\x01" + stride(1), b"\x00")])),

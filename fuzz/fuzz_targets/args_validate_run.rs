@@ -416,16 +416,27 @@ fn baseline(input: &Input) -> Vec<Slot> {
             ]
         }
         Call::ScaledGemm => {
-            // k up to 8 * 32 + 8: block scales with one to three k-blocks.
+            // k up to 8 * 32 + 8: block scales with one to three k-blocks. An operand whose
+            // scale mode is an FP4 one is FP4 pairs, `[rows, k/2]` bytes (k rounded down to
+            // even); the others FP8.
             let (m, n, k) = (d(0), d(1), 32 * d(2) + d(3));
             let fp8 = |x: DType| if x.is_fp8() { x } else { DType::F8E4M3 };
             let out = [DType::BF16, DType::F16, DType::F32][usize::from(input.dims[4] % 3)];
             let (ma, mb) = scale_modes(input);
+            let operand = |mode: ScaleMode, dtype: DType, rows: usize| {
+                if mode.is_fp4() {
+                    t(DType::F4E2M1X2, &[rows, k / 2])
+                } else {
+                    t(fp8(dtype), &[rows, k])
+                }
+            };
+            let ka = if ma.is_fp4() { k / 2 * 2 } else { k };
+            let kb = if mb.is_fp4() { k / 2 * 2 } else { k };
             vec![
-                req(false, t(fp8(input.dtype.get()), &[m, k])),
-                req(false, t(fp8(input.second.get()), &[n, k])),
-                req(false, t(DType::F32, &ma.a_shape(m, k))),
-                req(false, t(DType::F32, &mb.b_shape(n, k))),
+                req(false, operand(ma, input.dtype.get(), m)),
+                req(false, operand(mb, input.second.get(), n)),
+                req(false, t(ma.scale_dtypes()[0], &ma.a_shape(m, ka))),
+                req(false, t(mb.scale_dtypes()[0], &mb.b_shape(n, kb))),
                 req(true, t(out, &[m, n])),
                 opt(false, flag(0), t(bias_dtypes(out)[0], &[n])),
             ]
@@ -433,12 +444,17 @@ fn baseline(input: &Input) -> Vec<Slot> {
     }
 }
 
-/// scaled_gemm's scale modes: A's from flags bits 4-5, B's the same unless bit 7 is set (then
-/// from dims[4], often an unsupported pair).
+/// scaled_gemm's scale modes: A's from flags bits 4-5 (3: an FP4 mode, NVFP4 or MXFP4 by
+/// dims[4]'s low bit), B's the same unless bit 7 is set (then from dims[4], often an
+/// unsupported pair).
 fn scale_modes(input: &Input) -> (ScaleMode, ScaleMode) {
-    let a = ScaleMode::ALL[usize::from(input.flags >> 4 & 3) % 3];
+    let a = match usize::from(input.flags >> 4 & 3) {
+        3 if input.dims[4] & 1 == 0 => ScaleMode::Nvfp4,
+        3 => ScaleMode::Mxfp4,
+        i => ScaleMode::ALL[i],
+    };
     let b = if input.flags & 0x80 != 0 {
-        ScaleMode::ALL[usize::from(input.dims[4] / 3) % 3]
+        ScaleMode::ALL[usize::from(input.dims[4] / 3) % ScaleMode::ALL.len()]
     } else {
         a
     };
