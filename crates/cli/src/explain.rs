@@ -44,7 +44,8 @@ pub struct ExplainArgs {
     /// below (`--help`). Keys with a default may be left out.
     #[arg(long, value_name = "K=V,...")]
     problem: String,
-    /// The primary dtype (of the main input): f32, f16, bf16, i32, i64, f8e4m3 or f8e5m2.
+    /// The primary dtype (of the main input): f32, f16, bf16, i32, i64, f8e4m3, f8e5m2 or
+    /// f4e2m1x2 (FP4 pairs; scaled_gemm with scale_a=nvfp4 or mxfp4).
     #[arg(long, value_name = "T")]
     dtype: DType,
     /// Select exactly this kernel (e.g. `reference.gemm`); if it cannot run, the answer is an

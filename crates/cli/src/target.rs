@@ -18,8 +18,8 @@ pub struct Target {
     /// `kernelyard explain --help`).
     #[arg(long, value_name = "K=V,...")]
     pub problem: String,
-    /// The primary dtype (of the main input): f32, f16 or bf16; f8e4m3 or f8e5m2 (A's) for
-    /// scaled_gemm.
+    /// The primary dtype (of the main input): f32, f16 or bf16; f8e4m3, f8e5m2 or f4e2m1x2
+    /// (A's) for scaled_gemm.
     #[arg(long, value_name = "T")]
     pub dtype: DType,
 }

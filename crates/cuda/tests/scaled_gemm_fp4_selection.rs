@@ -159,4 +159,12 @@ fn the_fp8_kernels_refuse_fp4_operands_by_dtype() {
             "{kernel}: {reasons:?}"
         );
     }
+    // The FP8 cuBLASLt kernel says only that (no word about its FP8 scale modes).
+    let reasons = why(
+        &runtime(Sm::new(10, 0)),
+        &p,
+        "cuda.scaled_gemm.cublaslt",
+        identity,
+    );
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
 }

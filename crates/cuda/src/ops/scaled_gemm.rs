@@ -100,7 +100,8 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
             feature: Feature::Bf16,
         });
     }
-    if p.scale_a != ScaleMode::Tensor {
+    // The FP4 modes come with FP4 operands, which the metadata's dtypes refuse already.
+    if matches!(p.scale_a, ScaleMode::Row | ScaleMode::Block) {
         check_scale_modes(caps, p, reasons);
     }
     // cuBLASLt's FP8 kernels take leading dimensions of 16 bytes' multiples: its A and B
