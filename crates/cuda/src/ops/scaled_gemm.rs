@@ -18,7 +18,7 @@
 //!   `VEC128_32F` for A: the op's block layouts are cuBLASLt's, A's m fastest, B's k-blocks
 //!   fastest with a leading dimension cuBLASLt rounds up to 4, so `ceil(k/128)` must be a
 //!   multiple of 4). Setting a mode takes `A_SCALE_MODE`, which only CUDA 12.8+ bindings name
-//!   ([`crate::lt_ext`]): with older bindings, and on other archs (cuBLASLt has these modes
+//!   (`crate::lt_ext`): with older bindings, and on other archs (cuBLASLt has these modes
 //!   on Hopper only), row and block scales are refused with reasons that say which.
 //! - **Bias.** cuBLASLt's `BIAS` epilogue: `bias [n]` is a vector over cuBLASLt's rows (our
 //!   columns), of dtype bf16 (out bf16 or f32) or f16 (out f16).

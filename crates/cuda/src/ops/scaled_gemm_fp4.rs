@@ -16,7 +16,7 @@
 //!   cache of layouts and algorithm keyed by (device, problem), a descriptor per launch). A and
 //!   B are `CUDA_R_4F_E2M1` (packed pairs, the first value in the low nibble, as kernelyard's
 //!   [`DType::F4E2M1X2`]); the layouts count values (k), not bytes. Only CUDA 12.8+ bindings
-//!   name that type and the scale modes ([`crate::lt_ext`]): with older bindings the kernel is
+//!   name that type and the scale modes (`crate::lt_ext`): with older bindings the kernel is
 //!   refused with a reason that says so, as with a cuBLASLt older than 12.8.
 //! - **Scales.** The scale modes are `VEC16_UE4M3` (NVFP4) or `VEC32_UE8M0` (MXFP4) on both
 //!   sides (`A_SCALE_MODE` / `B_SCALE_MODE`). cuBLASLt reads block scales in its tiled layout
