@@ -29,6 +29,11 @@
 //! `k` logical columns is a `[rows, k/2]` view, so `k` is even. [`DType::lanes`] is 2 for it.
 //! DLPack maps it as PyTorch does: `kDLFloat4_e2m1fn` (code 17), 4 bits, 2 lanes.
 //!
+//! | dtype | bits (sign.exp.mantissa) | bias | max finite | min normal | min subnormal | inf | NaN |
+//! |---|---|---|---|---|---|---|---|
+//! | `f4e2m1x2` (each of the pair: e2m1fn) | 1.2.1 | 1 | 6 | 1 | 0.5 | none | none |
+//! | `f8e8m0` (e8m0fnu) | 0.8.0 | 127 | 2^127 | 2^-127 | none (no zero) | none | `0xFF` |
+//!
 //! | e2m1 code (sign 0) | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 |
 //! |---|---|---|---|---|---|---|---|---|
 //! | value | 0 | 0.5 | 1 | 1.5 | 2 | 3 | 4 | 6 |
@@ -209,8 +214,9 @@ impl FromStr for DType {
 }
 
 /// A Rust type that can be the element of a tensor view: plain bytes (no padding, every bit
-/// pattern valid) of the dtype it names. Host views ([`TensorView::from_slice`](crate::TensorView::from_slice))
-/// and device uploads take any `Storage`; [`Element`] adds the conversion of one number.
+/// pattern valid) of the dtype it names. Host views
+/// ([`TensorView::from_slice`](crate::TensorView::from_slice)) and device uploads take any
+/// `Storage`; [`Element`] adds the conversion of one number.
 pub trait Storage: Copy + Send + Sync + 'static {
     /// The dtype tag of this type.
     const DTYPE: DType;

@@ -4,9 +4,9 @@
 //! necessarily the same) or both FP4 ([`DType::F4E2M1X2`]), row-major: the "TN" layout
 //! cuBLASLt's FP8 and FP4 paths take (both operands k-major). FP4 is packed two per byte along
 //! k (the first of a pair in the low nibble), so an FP4 A is a `[m, k/2]` view and an FP4 B a
-//! `[n, k/2]` view: the problem's `k` counts values and is even. `out` is `[m, n]` in bf16, f16 or f32; the optional `bias [n]` is added to every
-//! row. Every tensor is contiguous. Products are accumulated in f32 (or better) and rounded once
-//! to `out`'s dtype.
+//! `[n, k/2]` view: the problem's `k` counts values and is even. `out` is `[m, n]` in bf16,
+//! f16 or f32; the optional `bias [n]` is added to every row. Every tensor is contiguous.
+//! Products are accumulated in f32 (or better) and rounded once to `out`'s dtype.
 //!
 //! # Scales
 //! `scale_a` and `scale_b` are dequantisation factors (the real value of an element is its
@@ -36,17 +36,17 @@
 //! operands NVFP4 or MXFP4; FP4 and FP8 operands do not mix. Anything else is a
 //! [`ValidationError::UnsupportedOperands`] naming the dtypes and modes ([`check_operands`]).
 //!
-//! The supported pairs of modes are the diagonal: tensor x tensor (cuBLASLt's per-tensor scaling),
-//! row x row (torch's row-wise `_scaled_mm`, cuBLASLt's outer-vector scaling) and block x block
-//! (DeepSeek-V3's recipe: activations in 1x128 tiles, weights in 128x128 tiles; the last tile of
-//! a row or column may be partial, so `k` and `n` need not be multiples of 128). A's block
-//! scales are stored with m fastest (`[ceil(k/128), m]` row-major: the "MN-major" layout
-//! cuBLASLt's `VEC128_32F` mode, torch's `_scaled_mm` (`scale_a` strides `(1, m)`) and
-//! DeepGEMM take, so a GEMM reads one contiguous run of scales per k-block); B's are k-fastest
-//! as its rows are. NVFP4 x NVFP4 and MXFP4 x MXFP4 are the FP4 pairs. Every other
-//! pair is a [`ValidationError::UnsupportedScales`] that names it: a per-tensor scale is a
-//! per-row scale repeated, so a caller mixing them passes rows on both sides; block scales on
-//! one side only have no kernel anywhere to map to.
+//! The supported pairs of modes are the diagonal: tensor x tensor (cuBLASLt's per-tensor
+//! scaling), row x row (torch's row-wise `_scaled_mm`, cuBLASLt's outer-vector scaling), block x
+//! block (DeepSeek-V3's recipe: activations in 1x128 tiles, weights in 128x128 tiles; the last
+//! tile of a row or column may be partial, so `k` and `n` need not be multiples of 128), and
+//! the FP4 pairs NVFP4 x NVFP4 and MXFP4 x MXFP4. A's block scales are stored with m fastest
+//! (`[ceil(k/128), m]` row-major: the "MN-major" layout cuBLASLt's `VEC128_32F` mode, torch's
+//! `_scaled_mm` (`scale_a` strides `(1, m)`) and DeepGEMM take, so a GEMM reads one contiguous
+//! run of scales per k-block); B's are k-fastest as its rows are. Every other pair is a
+//! [`ValidationError::UnsupportedScales`] that names it: a per-tensor scale is a per-row scale
+//! repeated, so a caller mixing them passes rows on both sides; block scales on one side only
+//! have no kernel anywhere to map to.
 //!
 //! # Dtypes
 //! - A and B: any of the four FP8 pairs, or FP4 x FP4 ([`OPERAND_DTYPES`]). e5m2 x e5m2 is a
@@ -61,11 +61,12 @@
 //!
 //! # Alignment
 //! The problem's `align` counts A, B, `out` and `bias` (pointers and row strides): A's and B's
-//! rows are `k` bytes (FP4: `k/2`), so a kernel that needs 16-byte rows (cuBLASLt's FP8 path needs `k` a
-//! multiple of 16) declares `align = 16` and refuses other `k` through it; the operator itself
-//! takes any `k` (FP4: any even `k`). The scale tensors do not count: kernels read them one
-//! element at a time (or rearrange them first), and their rows (`ceil(k/128)` floats,
-//! `ceil(k/16)` bytes) would otherwise make most block-scaled problems unaligned.
+//! rows are `k` bytes (FP4: `k/2`), so a kernel that needs 16-byte rows (cuBLASLt's FP8 path
+//! needs `k` a multiple of 16, its FP4 path 32) declares `align = 16` and refuses other `k`
+//! through it; the operator itself takes any `k` (FP4: any even `k`). The scale tensors do not
+//! count: kernels read them one element at a time (or rearrange them first), and their rows
+//! (`ceil(k/128)` floats, `ceil(k/16)` bytes) would otherwise make most block-scaled problems
+//! unaligned.
 //!
 //! `out` must not overlap any input.
 
@@ -356,12 +357,14 @@ pub const PARAMS: &[ParamKey] = &[
     ParamKey {
         key: "scale_a",
         default: Some("tensor"),
-        help: "tensor, row or block (1x128) for FP8; nvfp4 (1x16, e4m3) or mxfp4 (1x32, e8m0) for FP4: how scale_a maps onto A",
+        help: "how scale_a maps onto A: tensor, row or block (1x128) for FP8; nvfp4 (1x16, \
+               e4m3) or mxfp4 (1x32, e8m0) for FP4",
     },
     ParamKey {
         key: "scale_b",
         default: Some("same"),
-        help: "same (scale_a's), tensor, row, block (128x128), nvfp4 or mxfp4: how scale_b maps onto B",
+        help: "same (scale_a's), tensor, row, block (128x128), nvfp4 or mxfp4: how scale_b \
+               maps onto B",
     },
     ParamKey {
         key: "bias",
