@@ -102,6 +102,39 @@ fn a_compile_error_is_typed_and_carries_the_log() {
     }
 }
 
+/// The FP4 kernel's scale-tiling source: listed, and in the matrix for Blackwell only (its
+/// kernel is sm_100+), so CI compiles it for sm_100a and sm_120 and for nothing older.
+#[test]
+fn the_fp4_source_is_in_the_matrix_for_blackwell_only() {
+    let entry = source::all()
+        .iter()
+        .find(|e| e.source.file == "scaled_gemm_fp4.cu")
+        .expect("kernels/scaled_gemm_fp4.cu is not a listed source");
+    let targets: Vec<String> = MATRIX
+        .iter()
+        .filter(|&&sm| entry.targets(&Arch::Cuda { sm }))
+        .map(|&sm| target_for(sm))
+        .collect();
+    assert_eq!(targets, ["sm_100a", "sm_120"]);
+}
+
+#[test]
+#[ignore = "requires libnvrtc.so.13 (CI installs it from PyPI; see .ci/run)"]
+fn the_fp4_source_compiles_for_sm100a_and_sm120() {
+    let entry = source::all()
+        .iter()
+        .find(|e| e.source.file == "scaled_gemm_fp4.cu")
+        .expect("listed");
+    for target in ["sm_100a", "sm_120"] {
+        let c = module::compile(entry.source, target).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.entries().contains(&"fp4_scales_to_tiles"),
+            "{target}: {:?}",
+            c.entries()
+        );
+    }
+}
+
 /// A simulated CUDA device of capability `sm`.
 fn simulated(sm: Sm) -> Capabilities {
     kernelyard_cuda::device::simulated_caps(sm, 227 << 10)

@@ -90,9 +90,13 @@ pub(crate) fn checked_numel(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
-/// The bytes of a dense tensor of `shape` in `dtype`, or `None` if they overflow `usize`.
+/// The bytes of a dense tensor of logical `shape` in `dtype`, or `None` if they overflow
+/// `usize`.
 pub(crate) fn checked_bytes(dtype: DType, shape: &[usize]) -> Option<usize> {
-    checked_numel(shape)?.checked_mul(dtype.size())
+    // A logical shape counts values; packed FP4 holds two a byte (`DType::lanes`).
+    checked_numel(shape)?
+        .div_ceil(dtype.lanes())
+        .checked_mul(dtype.size())
 }
 
 /// Tensors of at least this many elements are generated (and converted to their dtype) on
