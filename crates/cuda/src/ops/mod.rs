@@ -272,7 +272,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 16] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 17] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -379,6 +379,23 @@ mod tests {
                 },
             ),
             (
+                &scaled_gemm_fp4::SCALED_GEMM_FP4_CUBLASLT,
+                "cuda.scaled_gemm.fp4.cublaslt",
+                OpKind::ScaledGemm,
+                Declared {
+                    arch: ArchReq::Cuda {
+                        min: Sm::new(10, 0),
+                        max: None,
+                        arch_specific: false,
+                    },
+                    features: &[],
+                    dtypes: DType::FP4,
+                    align: 16,
+                    priority: 10,
+                    deterministic: false,
+                },
+            ),
+            (
                 &scaled_gemm_sm90::SCALED_GEMM_BATCH_INVARIANT_SM90,
                 "cuda.scaled_gemm.batch_invariant.sm90",
                 OpKind::ScaledGemm,
@@ -409,7 +426,8 @@ mod tests {
             );
             assert!(m.source.starts_with("kernelyard_cuda::ops::"), "{name}");
         }
-        // Every kernel of a source is in the table (the two cuBLASLt kernels have none).
+        // Every kernel of a source is in the table (the two FP16/FP8 cuBLASLt kernels have
+        // none; the FP4 one has its scale-tiling source).
         let kernels: std::collections::BTreeSet<&str> = SOURCES
             .iter()
             .flat_map(|e| e.kernels.iter().map(|k| k.meta().name))
