@@ -413,6 +413,52 @@ mod tests {
         assert_eq!(tiled_len(usize::MAX, usize::MAX), None);
     }
 
+    /// The device kernel against [`tiled_offset`]: any CUDA GPU runs it (plain CUDA), so this
+    /// checks on a Hopper what the FP4 matmul will read on a Blackwell. Padding is written as 0
+    /// over a sentinel.
+    #[test]
+    #[ignore = "requires a CUDA device (any architecture)"]
+    fn the_tiling_kernel_matches_tiled_offset_on_a_device() {
+        use kernelyard_core::{DeviceId, Runtime, F8E8M0};
+        crate::link();
+        let rt = Runtime::new().expect("runtime");
+        let device = DeviceId::cuda(0);
+        let stream = rt.default_stream(device).expect("stream");
+        for (rows, cols) in [(1, 1), (37, 64), (128, 4), (300, 9), (129, 130)] {
+            let src: Vec<F8E8M0> = (0..rows * cols)
+                .map(|i| F8E8M0::from_bits((i % 251 + 1) as u8))
+                .collect();
+            let len = tiled_len(rows, cols).unwrap();
+            let mut s = rt.alloc(device, src.len()).unwrap();
+            s.upload(&src).unwrap();
+            let mut d = rt.alloc(device, len).unwrap();
+            d.upload(&vec![F8E8M0::from_bits(0xAA); len]).unwrap();
+            bind(device).unwrap();
+            // SAFETY: `s` holds rows * cols bytes and `d` tiled_len(rows, cols), both on
+            // `device`, alive until the synchronisation below.
+            unsafe {
+                to_tiles(
+                    &stream,
+                    s.as_ptr().cast(),
+                    d.as_mut_ptr().cast(),
+                    rows,
+                    cols,
+                )
+                .unwrap();
+            }
+            rt.synchronize(&stream).unwrap();
+            let got = d.download::<F8E8M0>(len).unwrap();
+            let mut want = vec![0u8; len];
+            for row in 0..rows {
+                for col in 0..cols {
+                    want[tiled_offset(row, col, cols)] = src[row * cols + col].to_bits();
+                }
+            }
+            let got: Vec<u8> = got.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(got, want, "{rows} x {cols}");
+        }
+    }
+
     fn problem(m: usize, n: usize, k: usize, mode: ScaleMode) -> ScaledGemmProblem {
         ScaledGemmProblem {
             m,
