@@ -403,7 +403,7 @@ pub enum ValidationError {
     /// given: FP4 and FP8 do not mix, FP4 operands take the FP4 block scales (NVFP4, MXFP4)
     /// and FP8 operands the others; `why` says what to pass instead.
     #[error(
-        "A {a} and B {b} with `scale_a` {scale_a} and `scale_b` {scale_b} are not supported: {why}"
+        "`a` {a} and `b` {b} with `scale_a` {scale_a} and `scale_b` {scale_b} are not supported: {why}"
     )]
     UnsupportedOperands {
         /// A's dtype.

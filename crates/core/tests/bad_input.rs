@@ -24,9 +24,9 @@ use kernelyard_core::{
 };
 
 use specs::{
-    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, scaled_gemm, silu_mul,
-    silu_mul_split, softmax, ssu, ssu_indexed, token_logprobs, with, Built, Rows, Spec, GPU,
-    OTHER_GPU, REGION,
+    attention, gemm, rms_norm, rms_norm_residual, rope, rope_in_place, scaled_gemm,
+    scaled_gemm_nvfp4, silu_mul, silu_mul_split, softmax, ssu, ssu_indexed, token_logprobs, with,
+    Built, Rows, Spec, GPU, OTHER_GPU, REGION,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -510,6 +510,26 @@ fn cases() -> Vec<Case> {
         case!(ScaledGemm, "scaled_gemm block scales for A, per-tensor for B", "scale_a",
             || with(scaled_gemm(), |s| s.modes.1 = ScaleMode::Tensor),
             V::UnsupportedScales { a: ScaleMode::Block, b: ScaleMode::Tensor, .. }),
+        case!(ScaledGemm, "scaled_gemm fp4 a with fp8 b", "b",
+            || with(scaled_gemm_nvfp4(), |s| {
+                s.b.dtype = DType::F8E4M3;
+                s.b.shape = vec![128, 256];
+            }),
+            V::UnsupportedOperands { a: DType::F4E2M1X2, b: DType::F8E4M3, .. }),
+        case!(ScaledGemm, "scaled_gemm fp4 with per-tensor scales", "scale_a",
+            || with(scaled_gemm_nvfp4(), |s| {
+                s.modes = (ScaleMode::Tensor, ScaleMode::Tensor);
+                for scale in [&mut s.scale_a, &mut s.scale_b] {
+                    (scale.dtype, scale.shape) = (DType::F32, vec![1]);
+                }
+            }),
+            V::UnsupportedOperands { scale_a: ScaleMode::Tensor, .. }),
+        case!(ScaledGemm, "scaled_gemm nvfp4 f32 scale_a", "scale_a",
+            || with(scaled_gemm_nvfp4(), |s| s.scale_a.dtype = DType::F32),
+            V::DtypeNotAllowed { arg: "scale_a", got: DType::F32, .. }),
+        case!(ScaledGemm, "scaled_gemm nvfp4 scale_b counted in bytes", "scale_b",
+            || with(scaled_gemm_nvfp4(), |s| s.scale_b.shape = vec![128, 8]),
+            V::Dim { arg: "scale_b", expected: 16, got: 8, .. }),
         case!(ScaledGemm, "scaled_gemm per-tensor A with per-row B", "scale_b",
             || with(scaled_gemm(), |s| s.modes = (ScaleMode::Tensor, ScaleMode::Row)),
             V::UnsupportedScales { a: ScaleMode::Tensor, b: ScaleMode::Row, .. }),

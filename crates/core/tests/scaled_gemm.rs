@@ -533,7 +533,10 @@ fn fp4_operands_and_modes_go_together() {
             ..
         }
     ));
-    assert!(err.to_string().contains("A f4e2m1x2 and B f8e4m3"), "{err}");
+    assert!(
+        err.to_string().contains("`a` f4e2m1x2 and `b` f8e4m3"),
+        "{err}"
+    );
     // FP4 operands with FP8 scales, and FP8 operands with FP4 scales.
     let mut c = call(2, 4, 32, ScaleMode::Row);
     c.a = t(0, DType::F4E2M1X2, &[2, 16]);

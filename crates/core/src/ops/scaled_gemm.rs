@@ -535,7 +535,13 @@ impl ScaledGemmArgs<'_> {
         check_operands(self.a.dtype(), self.b.dtype(), sa, sb)?;
         // An FP4 row of k values is k/2 bytes (pairs); the problem counts values.
         let lanes = self.a.dtype().lanes();
-        let (m, k, n) = (a[0], a[1] * lanes, b[0]);
+        let k = a[1]
+            .checked_mul(lanes)
+            .ok_or_else(|| ValidationError::Overflow {
+                arg: "a",
+                what: "k (two values per byte of an FP4 row)".to_owned(),
+            })?;
+        let (m, n) = (a[0], b[0]);
         let rule = if lanes == 2 {
             "B is [n, k/2] pairs: the k/2 columns of A"
         } else {

@@ -576,6 +576,20 @@ pub fn scaled_gemm() -> ScaledGemm {
     }
 }
 
+/// FP4 `a[4, 128]` and `b[128, 128]` (pairs: k = 256) with NVFP4 scales (e4m3
+/// `scale_a[4, 16]`, `scale_b[128, 16]`), a bf16 `bias[128]` and `out[4, 128]`.
+pub fn scaled_gemm_nvfp4() -> ScaledGemm {
+    ScaledGemm {
+        a: t(1, DType::F4E2M1X2, &[4, 128]),
+        b: t(2, DType::F4E2M1X2, &[128, 128]),
+        scale_a: t(3, DType::F8E4M3, &[4, 16]),
+        scale_b: t(4, DType::F8E4M3, &[128, 16]),
+        modes: (ScaleMode::Nvfp4, ScaleMode::Nvfp4),
+        bias: Some(t(5, DType::BF16, &[128])),
+        out: t(6, DType::BF16, &[4, 128]),
+    }
+}
+
 impl Spec for ScaledGemm {
     fn args(&self) -> Built {
         Ok(Args::ScaledGemm(ScaledGemmArgs {
