@@ -27,15 +27,10 @@
 // Every box is 128 bytes wide (64 elements) so the 128-byte swizzle atom is the whole row;
 // stage buffers are 1024-byte aligned, as the swizzle needs.
 //
-// FP8 (`cuda.scaled_gemm.batch_invariant.sm90`, crates/cuda/src/ops/scaled_gemm_sm90.rs): the
-// same kernel with one-byte operands, `scaled_gemm`'s A [m, k] and B [n, k] (the K-major "nt"
-// path): a stage is 128 k (still one 128-byte swizzle row per operand row, the same bytes), read
-// by four k32 FP8 wgmma steps of 32 bytes, as the 16-bit kernel's four k16 steps are; the
-// epilogue applies the scales (per tensor, or per row of A and of B) and the bias
-// (`scaled_epilogue`) and stores bf16. K is in one piece, summed in the tensor cores'
-// accumulator (no promotion to f32: bf16 outs only); the bits of a row depend on nothing but
-// N, K and its own inputs, as above. Operands are always TMA copies (the kernel asks k to be a
-// multiple of 16 and 16-byte pointers).
+// FP8 (`cuda.scaled_gemm.batch_invariant.sm90`, crates/cuda/src/ops/scaled_gemm_sm90.rs):
+// `sm90::scaled_gemm`, the same pipeline with one-byte K-major operands (`scaled_gemm`'s A
+// [m, k] and B [n, k]), a 128 x 128 tile, 128 k per stage read by four k32 FP8 wgmma steps,
+// each stage's sum promoted to f32 (see its section), and a scaled epilogue.
 //
 // Loads: TMA copies an operand whose address and strides are multiples of 16 bytes. Any other
 // (A^T's row stride is M, so an odd M makes it one) is loaded by the producer warpgroup into
@@ -61,15 +56,6 @@ using namespace ky_hopper;
 // FP8 operand types (one byte each): tags for the wgmma instruction and the k-tile length.
 struct e4m3 {};
 struct e5m2 {};
-// An FP8 operand pair (A's type, B's type): the `T` of `gemm` for `scaled_gemm`.
-template <typename A, typename B> struct Fp8 {};
-
-// k per stage in elements: one 128-byte swizzle row, 64 16-bit or 128 FP8 elements.
-template <typename T> struct Stage { static constexpr int K = BK; static constexpr bool FP8 = false; };
-template <typename A, typename B> struct Stage<Fp8<A, B>> {
-    static constexpr int K = 2 * BK;
-    static constexpr bool FP8 = true;
-};
 
 // One 3-D TMA box (inner, outer, batch coordinates) into shared memory, completing on `bar`.
 __device__ __forceinline__ void tma_load(void* dst, const KyTensorMap* map, int c0, int c1, int c2,
@@ -119,18 +105,32 @@ template <int TA, int TB> struct KyWgmma<ky_##TY, TA, TB> { \
 SM90_KYWGMMA(bf16)
 SM90_KYWGMMA(f16)
 
-// The FP8 instruction (m64n256k32, both operands K-major from shared memory: FP8 wgmma has no
-// transpose flags), for each pair of FP8 types.
+
+// The 64 f32 accumulator operands of an n128 wgmma (d[0] .. d[63]), read and written.
+#define KY_WGMMA_D64 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+// `scaled_gemm`'s instruction: m64n128k32 FP8 (both operands K-major from shared memory: FP8
+// wgmma has no transpose flags) for each pair of FP8 types; `accumulate` 0 starts d from the
+// products alone (the first step of a k-tile, whose sum is then promoted), 1 adds to it.
+template <typename A, typename B> struct KyWgmma8;
 #define SM90_KYWGMMA8(TA_, TB_) \
-template <int TA, int TB> struct KyWgmma<Fp8<TA_, TB_>, TA, TB> { \
-  static __device__ __forceinline__ void run(float (&d)[128], ky_u64 da, ky_u64 db) { \
+template <> struct KyWgmma8<TA_, TB_> { \
+  static __device__ __forceinline__ void run(float (&d)[64], ky_u64 da, ky_u64 db, int accumulate) { \
     asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n256k32.f32." #TA_ "." #TB_ " " \
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, " \
-      "%128, %129, p, 1, 1;\n}\n" \
-      : KY_WGMMA_D128 \
-      : "l"(da), "l"(db)); \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" \
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32." #TA_ "." #TB_ " " \
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, " \
+      "%64, %65, p, 1, 1;\n}\n" \
+      : KY_WGMMA_D64 \
+      : "l"(da), "l"(db), "r"(accumulate)); \
   } \
 };
 SM90_KYWGMMA8(e4m3, e4m3)
@@ -181,16 +181,16 @@ __device__ __forceinline__ float value(const C* c, float acc, float alpha, float
 }
 
 // Calls f(row, col, x0, x1, pair) for each pair of a consumer thread's fragment inside
-// [m, n]: wgmma's m64n256 f32 layout gives warp w rows 16w + lane/4 (+8) and, per 8-column
-// block i, columns 8i + 2 (lane % 4) (+1); x0, x1 are the pair's values and `pair` whether
-// column col + 1 is inside too.
-template <typename F>
-__device__ __forceinline__ void for_fragment(const float (&d)[128], ky_i64 m, ky_i64 n,
+// [m, n]: wgmma's m64nN f32 layout (R = N / 2 registers) gives warp w rows 16w + lane/4 (+8)
+// and, per 8-column block i, columns 8i + 2 (lane % 4) (+1); x0, x1 are the pair's values and
+// `pair` whether column col + 1 is inside too.
+template <int R, typename F>
+__device__ __forceinline__ void for_fragment(const float (&d)[R], ky_i64 m, ky_i64 n,
                                              ky_i64 row0, ky_i64 col0, F f) {
     const int lane = threadIdx.x & 31;
     const ky_i64 r = row0 + (lane >> 2);
 #pragma unroll
-    for (int i = 0; i < 32; ++i) {
+    for (int i = 0; i < R / 4; ++i) {
         const ky_i64 col = col0 + i * 8 + (lane & 3) * 2;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
@@ -253,58 +253,12 @@ __device__ __forceinline__ void epilogue(const float (&d)[128], void* c_ptr, ky_
     });
 }
 
-// `scaled_gemm`'s epilogue inputs: A's and B's f32 scales (one each, or one per row of A and
-// of B with `rows`), and the bias [n] (null: none; f16 with `bias_f16`, else bf16).
-struct Scales {
-    const float* a;
-    const float* b;
-    int rows;
-    const ky_u16* bias;
-    int bias_f16;
-};
-
-// One element of `scaled_gemm`'s out: acc * (scale_a * scale_b) per tensor, (acc * scale_a[row])
-// * scale_b[col] per row, then + bias[col]; the same arithmetic for every element.
-__device__ __forceinline__ float scaled(float acc, ky_i64 row, ky_i64 col, float both,
-                                        const Scales& s) {
-    float v = s.rows ? __fmul_rn(__fmul_rn(acc, s.a[row]), s.b[col]) : __fmul_rn(both, acc);
-    if (s.bias)
-        v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(s.bias[col]) : ky_bf16_to_f32(s.bias[col]));
-    return v;
-}
-
-// Stores one consumer thread's fragment of `scaled_gemm`'s out ([m, n], row-major, 16-byte
-// aligned): pairs as one word when n is even (every even column's pair is then aligned),
-// else element by element, with the same values.
-template <typename C>
-__device__ __forceinline__ void scaled_epilogue(const float (&d)[128], void* out, ky_i64 m,
-                                                ky_i64 n, ky_i64 row0, ky_i64 col0,
-                                                const Scales& s) {
-    C* c = (C*)out;
-    const float both = s.rows ? 0.0f : __fmul_rn(s.a[0], s.b[0]);
-    const bool even = (n & 1) == 0;
-    for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
-        C* p = c + row * n + col;
-        const float v0 = scaled(x0, row, col, both, s);
-        if (!pair) {
-            Out<C>::store(p, v0);
-            return;
-        }
-        const float v1 = scaled(x1, row, col + 1, both, s);
-        if (even) {
-            Out<C>::store2(p, v0, v1);
-        } else {
-            Out<C>::store(p, v0);
-            Out<C>::store(p + 1, v1);
-        }
-    });
-}
-
 // The tile `t` of a persistent block: (batch, row block, column block), rasterized in groups
 // of GROUP_M row blocks so that blocks running together share a band of B in L2.
 struct Tile {
     int batch, m0, n0;
 };
+template <int TILE_N = BN>
 __device__ __forceinline__ Tile tile_of(int t, int tiles_m, int tiles_n) {
     const int per_batch = tiles_m * tiles_n;
     const int batch = t / per_batch;
@@ -314,7 +268,7 @@ __device__ __forceinline__ Tile tile_of(int t, int tiles_m, int tiles_n) {
     const int group_rows = min(tiles_m - first_m, GROUP_M);
     const int tile_m = first_m + (pid % per_group) % group_rows;
     const int tile_n = (pid % per_group) / group_rows;
-    return Tile{batch, tile_m * BM, tile_n * BN};
+    return Tile{batch, tile_m * BM, tile_n * TILE_N};
 }
 
 // An operand as the manual loads see it: its first element (batch entry 0), its row stride
@@ -470,18 +424,14 @@ __device__ __forceinline__ void reduce(const float* ws, void* c, ky_i64 m, ky_i6
 // TB: B is transposed (stored [n, k]). `manual` (bit 0: A, bit 1: B) names the operands the
 // producer warpgroup loads itself instead of TMA (its map is then unused); `c_pairs`: C's
 // pairs may be stored as one word.
-// OUT and `scales` are `scaled_gemm`'s (T an `Fp8` pair: out's type and the epilogue inputs);
-// the 16-bit GEMM passes T and an empty `Scales`, unused.
-template <typename T, int TA, int TB, bool SPLIT, typename OUT = T>
+template <typename T, int TA, int TB, bool SPLIT>
 __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap* map_b,
                                      const Operand& op_a, const Operand& op_b, int manual,
                                      void* c, ky_i64 m, ky_i64 n, ky_i64 k, ky_i64 ldc,
                                      ky_i64 batch_stride_c, int batches, int a_bcast,
                                      int b_bcast, float alpha, float beta, int accumulate,
                                      int c_f32, int c_pairs, int splits_in, int chunk_in,
-                                     int spread_in, float* ws, const Scales& scales = Scales{}) {
-    // k per stage (elements): 64 16-bit or 128 FP8 ones, 128 bytes a row either way.
-    constexpr int KB = Stage<T>::K;
+                                     int spread_in, float* ws) {
     // Without SPLIT (the unsplit kernel's entry points) K is one piece, known at compile time,
     // so none of the split-K code is in those entry points.
     const int splits = SPLIT ? splits_in : 1;
@@ -496,7 +446,7 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
     const int tiles_m = (int)((m + BM - 1) / BM);
     const int tiles_n = (int)((n + BN - 1) / BN);
     const int tiles = tiles_m * tiles_n * batches;
-    const int ktiles = (int)((k + KB - 1) / KB);
+    const int ktiles = (int)((k + BK - 1) / BK);
     const int chunk = SPLIT ? chunk_in : ktiles;
     // Work units: tiles (serial) or (tile, split) pairs (spread), with their k-tile ranges.
     const int units = spread ? tiles * splits : tiles;
@@ -533,7 +483,7 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                     if (it >= STAGES) mbar_wait(&empty[s], ((it / STAGES) - 1) & 1);
                     unsigned char* sa = smem + s * STAGE_BYTES;
                     unsigned char* sb = sa + A_BYTES;
-                    const int k0 = kt * KB;
+                    const int k0 = kt * BK;
                     if (!manual) {
                         mbar_expect_tx(&full[s], tma_bytes);
                         load_stage<TA, TB>(sa, sb, true, 0, map_a, map_b, op_a, op_b, tile, ab,
@@ -588,7 +538,7 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                     const unsigned char* sb = smem + s * STAGE_BYTES + A_BYTES;
                     wgmma_fence();
 #pragma unroll
-                    // Four steps of 32 bytes along k: k16 (16-bit) or k32 (FP8) each.
+                    // Four k16 steps of 32 bytes.
                     for (int kk = 0; kk < BK / 16; ++kk) {
                         KyWgmma<T, TA, TB ? 0 : 1>::run(d, desc(sa + kk * a_step, a_lbo, 1024),
                                                         desc(sb + kk * b_step, b_lbo, 1024));
@@ -612,19 +562,177 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
                     running_store(d, slot);
                     continue;
                 }
-                if constexpr (Stage<T>::FP8) {
-                    scaled_epilogue<OUT>(d, c, m, n, row0, tile.n0, scales);
-                } else {
-                    void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
-                                     : (void*)((T*)c + tile.batch * batch_stride_c);
-                    if (c_f32)
-                        epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta,
-                                        accumulate, c_pairs);
-                    else
-                        epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
+                void* cb = c_f32 ? (void*)((float*)c + tile.batch * batch_stride_c)
+                                 : (void*)((T*)c + tile.batch * batch_stride_c);
+                if (c_f32)
+                    epilogue<float>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
                                     c_pairs);
+                else
+                    epilogue<T>(d, cb, ldc, m, n, row0, tile.n0, alpha, beta, accumulate,
+                                c_pairs);
+            }
+        }
+    }
+}
+
+// ---- `scaled_gemm` (FP8) ----------------------------------------------------------------------
+// A [m, k] and B [n, k] FP8, both K-major; out [m, n] bf16 / f16 / f32. The 16-bit kernel's
+// pipeline (producer warpgroup, TMA ring with full / empty barriers, two consumer warpgroups
+// of 64 rows, persistent grid in GROUP_M order) with a 128 x 128 tile, because each k-tile's
+// sum is promoted: the tensor cores add FP8 products in fixed point about 14 bits below the
+// largest term (docs/TOLERANCES.md), so each k-tile of 128 is summed alone (its first k32 step
+// starts from zero) and then added in f32, in k order, to the running sum. That takes a second
+// accumulator per thread: 64 + 64 registers at n128 (n256 would need 256).
+//
+// Batch invariance: out's element is ((t_0 + t_1) + ...) over its k-tiles t_j (each the
+// tensor cores' sum of 128 products), scaled once: nothing depends on M or on which block
+// computes the tile; rows past M are zero-filled by TMA and stores are predicated.
+constexpr int BN8 = 128;                      // columns of out per block
+constexpr int BK8 = 128;                      // k per stage: one 128-byte swizzle row
+constexpr int STAGES8 = 6;
+// k32 steps summed in the tensor cores before each promotion to f32: 4 (a whole 128-k stage)
+// unless the build says otherwise (a timing variant; docs/BENCHMARKS.md).
+#ifndef KY_SM90_FP8_PROMOTE
+#define KY_SM90_FP8_PROMOTE 4
+#endif
+constexpr int PROMOTE8 = KY_SM90_FP8_PROMOTE;
+static_assert((BK8 / 32) % PROMOTE8 == 0, "promotion groups tile a stage");
+constexpr int A8_BYTES = BM * BK8;            // 16 KiB
+constexpr int B8_BYTES = BN8 * BK8;           // 16 KiB
+constexpr int STAGE8_BYTES = A8_BYTES + B8_BYTES;
+
+// `scaled_gemm`'s epilogue inputs: A's and B's f32 scales (one each, or one per row of A and
+// of B with `rows`), and the bias [n] (null: none; f16 with `bias_f16`, else bf16).
+struct Scales {
+    const float* a;
+    const float* b;
+    int rows;
+    const ky_u16* bias;
+    int bias_f16;
+};
+
+// One element of `scaled_gemm`'s out: acc * (scale_a * scale_b) per tensor, (acc * scale_a[row])
+// * scale_b[col] per row, then + bias[col]; the same arithmetic for every element.
+__device__ __forceinline__ float scaled(float acc, ky_i64 row, ky_i64 col, float both,
+                                        const Scales& s) {
+    float v = s.rows ? __fmul_rn(__fmul_rn(acc, s.a[row]), s.b[col]) : __fmul_rn(both, acc);
+    if (s.bias)
+        v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(s.bias[col]) : ky_bf16_to_f32(s.bias[col]));
+    return v;
+}
+
+// Stores one consumer thread's fragment of `scaled_gemm`'s out ([m, n], row-major, 16-byte
+// aligned): pairs as one word when n is even (every even column's pair is then aligned),
+// else element by element, with the same values.
+template <typename C>
+__device__ __forceinline__ void scaled_epilogue(const float (&d)[64], void* out, ky_i64 m,
+                                                ky_i64 n, ky_i64 row0, ky_i64 col0,
+                                                const Scales& s) {
+    C* c = (C*)out;
+    const float both = s.rows ? 0.0f : __fmul_rn(s.a[0], s.b[0]);
+    const bool even = (n & 1) == 0;
+    for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
+        C* p = c + row * n + col;
+        const float v0 = scaled(x0, row, col, both, s);
+        if (!pair) {
+            Out<C>::store(p, v0);
+            return;
+        }
+        const float v1 = scaled(x1, row, col + 1, both, s);
+        if (even) {
+            Out<C>::store2(p, v0, v1);
+        } else {
+            Out<C>::store(p, v0);
+            Out<C>::store(p + 1, v1);
+        }
+    });
+}
+
+// The kernel (see above). Scales are read on the device.
+template <typename AT, typename BT, typename C>
+__device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTensorMap* map_b,
+                                            void* out, ky_i64 m, ky_i64 n, ky_i64 k,
+                                            const Scales& scales) {
+    extern __shared__ unsigned char ky_smem_raw[];
+    unsigned char* smem =
+        (unsigned char*)(((ky_u64)ky_smem_raw + 1023) & ~(ky_u64)1023);
+    ky_u64* full = (ky_u64*)(smem + STAGES8 * STAGE8_BYTES);
+    ky_u64* empty = full + STAGES8;
+
+    const int tiles_m = (int)((m + BM - 1) / BM);
+    const int tiles_n = (int)((n + BN8 - 1) / BN8);
+    const int tiles = tiles_m * tiles_n;
+    const int ktiles = (int)((k + BK8 - 1) / BK8);
+
+    const int wg = threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES8; ++s) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], 256);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (threadIdx.x == 0) {
+            int it = 0;
+            for (int u = blockIdx.x; u < tiles; u += gridDim.x) {
+                const Tile tile = tile_of<BN8>(u, tiles_m, tiles_n);
+                for (int kt = 0; kt < ktiles; ++kt, ++it) {
+                    const int s = it % STAGES8;
+                    if (it >= STAGES8) mbar_wait(&empty[s], ((it / STAGES8) - 1) & 1);
+                    unsigned char* sa = smem + s * STAGE8_BYTES;
+                    mbar_expect_tx(&full[s], STAGE8_BYTES);
+                    tma_load(sa, map_a, kt * BK8, tile.m0, 0, &full[s]);
+                    tma_load(sa + A8_BYTES, map_b, kt * BK8, tile.n0, 0, &full[s]);
                 }
             }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+        const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the tile
+        const int warp = (threadIdx.x / 32) & 3;
+        float acc[64];  // the promoted running sum (f32)
+        // Rows cw * 64.. of A (8 KiB each), then B's 128 rows; K-major, 128-byte swizzle:
+        // SBO 1024 bytes (8 rows), k32 step +32 bytes. Each group of PROMOTE8 steps starts its
+        // sum from zero (`accumulate` 0 on its first step), is waited for, and is added to
+        // the running sum; the stage is freed after its last group.
+        float t[64];
+        auto stage = [&](int it_) {
+            const int s = it_ % STAGES8;
+            mbar_wait(&full[s], (it_ / STAGES8) & 1);
+            const unsigned char* sa = smem + s * STAGE8_BYTES + cw * 8192;
+            const unsigned char* sb = smem + s * STAGE8_BYTES + A8_BYTES;
+#pragma unroll
+            for (int g = 0; g < BK8 / 32; g += PROMOTE8) {
+                wgmma_fence();
+#pragma unroll
+                for (int kk = g; kk < g + PROMOTE8; ++kk) {
+                    KyWgmma8<AT, BT>::run(t, desc(sa + kk * 32, 16, 1024),
+                                          desc(sb + kk * 32, 16, 1024), kk != g);
+                }
+                wgmma_commit();
+                wgmma_wait0();
+                keep(t);
+                if (g + PROMOTE8 == BK8 / 32) mbar_arrive(&empty[s]);
+#pragma unroll
+                for (int i = 0; i < 64; ++i) acc[i] = __fadd_rn(acc[i], t[i]);
+            }
+        };
+        int it = 0;
+        for (int u = blockIdx.x; u < tiles; u += gridDim.x) {
+            const Tile tile = tile_of<BN8>(u, tiles_m, tiles_n);
+            const ky_i64 row0 = (ky_i64)tile.m0 + cw * 64 + warp * 16;
+#pragma unroll
+            for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+            // One group at a time: it is waited for before its sum is promoted. (Alternating
+            // two sums to keep the next group in flight made ptxas serialise the wgmmas
+            // anyway: C7514, "non wgmma instructions reading accumulator registers"; the other
+            // consumer warpgroup's wgmmas fill the gap instead.)
+            for (int kt = 0; kt < ktiles; ++kt, ++it) stage(it);
+            scaled_epilogue<C>(acc, out, m, n, row0, tile.n0, scales);
         }
     }
 }
@@ -730,31 +838,51 @@ KY_GEMM_SM90_REDUCE(gemm_bi_sm90_reduce_f32, float)
 #endif
 
 // `scaled_gemm` (`cuda.scaled_gemm.batch_invariant.sm90`): A [m, k] and B [n, k] FP8 (K-major,
-// both by TMA), out [m, n] bf16; module 17 + pair (e4m3 x e4m3, e4m3 x e5m2, e5m2 x e4m3,
-// e5m2 x e5m2). Only bf16 outs: K is summed in the tensor cores' accumulator without promotion
-// to f32, which is within bf16's tolerance row but not f16's or f32's at large k
-// (docs/TOLERANCES.md; a promoted version is drafted in docs/scaled_gemm_sm90_v2.cu.txt).
+// both by TMA), out [m, n] bf16, f16 or f32; module 17 + 3 * pair + out (pairs e4m3 x e4m3,
+// e4m3 x e5m2, e5m2 x e4m3, e5m2 x e5m2; outs bf16, f16, f32). Each 128-k tile's sum is
+// promoted to f32 (`sm90::scaled_gemm`).
 #define KY_SCALED_GEMM_SM90(NAME, AT, BT, C)                                                     \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1) NAME(                        \
         const __grid_constant__ KyTensorMap map_a, const __grid_constant__ KyTensorMap map_b,   \
         void* out, long long m, long long n, long long k, const float* scale_a,                 \
         const float* scale_b, int rows, const void* bias, int bias_f16) {                       \
-        const sm90::Operand none{nullptr, 0, 0, 0, 0};                                           \
         const sm90::Scales s{scale_a, scale_b, rows, (const ky_u16*)bias, bias_f16};             \
-        sm90::gemm<sm90::Fp8<sm90::AT, sm90::BT>, 0, 1, false, C>(                               \
-            &map_a, &map_b, none, none, 0, out, m, n, k, n, 0, 1, 1, 1, 1.0f, 0.0f, 0, 0, 1, 1,  \
-            0, 0, nullptr, s);                                                                   \
+        sm90::scaled_gemm<sm90::AT, sm90::BT, C>(&map_a, &map_b, out, m, n, k, s);               \
     }
 
 #if KY_SM90_WANT(17)
 KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e4m3_bf16, e4m3, e4m3, ky_bf16)
 #endif
 #if KY_SM90_WANT(18)
-KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e5m2_bf16, e4m3, e5m2, ky_bf16)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e4m3_f16, e4m3, e4m3, ky_f16)
 #endif
 #if KY_SM90_WANT(19)
-KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e4m3_bf16, e5m2, e4m3, ky_bf16)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e4m3_f32, e4m3, e4m3, float)
 #endif
 #if KY_SM90_WANT(20)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e5m2_bf16, e4m3, e5m2, ky_bf16)
+#endif
+#if KY_SM90_WANT(21)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e5m2_f16, e4m3, e5m2, ky_f16)
+#endif
+#if KY_SM90_WANT(22)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e4m3_e5m2_f32, e4m3, e5m2, float)
+#endif
+#if KY_SM90_WANT(23)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e4m3_bf16, e5m2, e4m3, ky_bf16)
+#endif
+#if KY_SM90_WANT(24)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e4m3_f16, e5m2, e4m3, ky_f16)
+#endif
+#if KY_SM90_WANT(25)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e4m3_f32, e5m2, e4m3, float)
+#endif
+#if KY_SM90_WANT(26)
 KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e5m2_bf16, e5m2, e5m2, ky_bf16)
+#endif
+#if KY_SM90_WANT(27)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e5m2_f16, e5m2, e5m2, ky_f16)
+#endif
+#if KY_SM90_WANT(28)
+KY_SCALED_GEMM_SM90(scaled_gemm_sm90_e5m2_e5m2_f32, e5m2, e5m2, float)
 #endif

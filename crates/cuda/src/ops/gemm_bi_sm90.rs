@@ -98,14 +98,22 @@ pub(crate) static MODULES: [KernelSource; 17] = [
     ),
 ];
 
-/// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points (bf16
-/// out), one per (A type, B type), index `2 * a + b` here (e4m3 0, e5m2 1) and `17 + ` that in
-/// the file.
-pub(crate) static SCALED_MODULES: [KernelSource; 4] = [
+/// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points, one per
+/// (A type, B type, out type), index `3 * (2 * a + b) + out` here (e4m3 0, e5m2 1; bf16 0,
+/// f16 1, f32 2) and `17 + ` that in the file.
+pub(crate) static SCALED_MODULES: [KernelSource; 12] = [
     module!(17, "e4m3_e4m3_bf16", "scaled_gemm_sm90_e4m3_e4m3_bf16"),
-    module!(18, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
-    module!(19, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
-    module!(20, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
+    module!(18, "e4m3_e4m3_f16", "scaled_gemm_sm90_e4m3_e4m3_f16"),
+    module!(19, "e4m3_e4m3_f32", "scaled_gemm_sm90_e4m3_e4m3_f32"),
+    module!(20, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
+    module!(21, "e4m3_e5m2_f16", "scaled_gemm_sm90_e4m3_e5m2_f16"),
+    module!(22, "e4m3_e5m2_f32", "scaled_gemm_sm90_e4m3_e5m2_f32"),
+    module!(23, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
+    module!(24, "e5m2_e4m3_f16", "scaled_gemm_sm90_e5m2_e4m3_f16"),
+    module!(25, "e5m2_e4m3_f32", "scaled_gemm_sm90_e5m2_e4m3_f32"),
+    module!(26, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
+    module!(27, "e5m2_e5m2_f16", "scaled_gemm_sm90_e5m2_e5m2_f16"),
+    module!(28, "e5m2_e5m2_f32", "scaled_gemm_sm90_e5m2_e5m2_f32"),
 ];
 
 /// The module of the split-K schedule's reductions.

@@ -103,6 +103,14 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     scaled_gemm_sm90::source_entry(1),
     scaled_gemm_sm90::source_entry(2),
     scaled_gemm_sm90::source_entry(3),
+    scaled_gemm_sm90::source_entry(4),
+    scaled_gemm_sm90::source_entry(5),
+    scaled_gemm_sm90::source_entry(6),
+    scaled_gemm_sm90::source_entry(7),
+    scaled_gemm_sm90::source_entry(8),
+    scaled_gemm_sm90::source_entry(9),
+    scaled_gemm_sm90::source_entry(10),
+    scaled_gemm_sm90::source_entry(11),
     // The FP4 kernel's scale-tiling kernel (the matmul is cuBLASLt's).
     SourceEntry {
         source: &scaled_gemm_fp4::SOURCE,

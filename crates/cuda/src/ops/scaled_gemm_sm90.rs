@@ -2,32 +2,31 @@
 //! fixed reduction order: deterministic and batch-invariant, where cuBLASLt's FP8 matmul
 //! (`cuda.scaled_gemm.cublaslt`) is neither.
 //!
-//! - **The kernel** is `cuda.gemm.batch_invariant.sm90`'s (`kernels/gemm_bi_sm90.cu`): the
-//!   same TMA ring, producer and consumer warpgroups, 128 x 256 block tile and persistent
-//!   rasterised grid, instantiated for one-byte operands. `scaled_gemm`'s A `[m, k]` and B
-//!   `[n, k]` are both K-major (the 16-bit kernel's "nt" path); a stage holds 128 k (the same
-//!   128-byte swizzle rows), consumed by four `wgmma ... m64n256k32` FP8 steps. The epilogue
-//!   multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc * scale_a[i]) *
-//!   scale_b[j]` per row), adds the bias and rounds once to bf16.
-//! - **Why it is batch-invariant.** Every element of out is one accumulator summed over K in
-//!   increasing k-tiles of 128, four k32 steps each, started from zero, whatever M is: the
-//!   tile, the stage count and the entry point depend on the dtypes alone; K is never split;
-//!   rows past M are zero-filled by TMA and stores are predicated. Scales are read on the
-//!   device (a CUDA graph replays with whatever the scale tensors then hold).
-//! - **Precision, and why bf16 outs only.** The tensor cores add FP8 products in fixed point,
-//!   about 14 bits below the largest term (docs/TOLERANCES.md), and this kernel keeps all of
-//!   K in their accumulator (its 128 accumulators per thread leave no registers for a promoted
-//!   copy). Measured on an H100 (2026-12-06): 1.1e-3 relative at k = 4096 and 4.7e-4 at
-//!   k = 1024, against cuBLASLt's 1.1e-4. That is inside the bf16 row (`8e-3`) but not the f16
-//!   (`1e-3`) or f32 (`4e-4`) rows, so f16 and f32 outs are refused with a reason. A version
-//!   promoting each 128-k tile to f32 (a 128 x 128 tile, 64 + 64 accumulators) is drafted,
-//!   unverified, in `docs/scaled_gemm_sm90_v2.cu.txt`.
+//! - **The kernel** is `sm90::scaled_gemm` in `cuda.gemm.batch_invariant.sm90`'s source
+//!   (`kernels/gemm_bi_sm90.cu`): the same TMA ring, producer and consumer warpgroups and
+//!   persistent rasterised grid, with a 128 x 128 block tile and six 32 KiB stages.
+//!   `scaled_gemm`'s A `[m, k]` and B `[n, k]` are both K-major; a stage holds 128 k (one
+//!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n128k32` FP8 steps.
+//!   The epilogue multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc *
+//!   scale_a[i]) * scale_b[j]` per row), adds the bias and rounds once to out's dtype.
+//! - **Promotion.** The tensor cores add FP8 products in fixed point, about 14 bits below the
+//!   largest term (docs/TOLERANCES.md); kept over all of K that lost 1.1e-3 relative at
+//!   k = 4096 (v1, measured on an H100). So each stage's four steps are summed in the tensor
+//!   cores from zero and that sum is added in f32, in k order, to a second set of 64
+//!   accumulators (DeepSeek-V3's "promotion" every 128), which is why the tile is 128 wide
+//!   (64 + 64 accumulators per thread; at 256 it would need 256).
+//! - **Why it is batch-invariant.** Every element of out is `((t_0 + t_1) + ...)` over its
+//!   k-tiles `t_j` of 128 (each the tensor cores' sum of four k32 steps from zero), scaled
+//!   once, whatever M is: the tile, the stage count and the entry point depend on the dtypes
+//!   alone; K is never split; rows past M are zero-filled by TMA and stores are predicated.
+//!   Scales are read on the device (a CUDA graph replays with whatever the scale tensors then
+//!   hold).
 //! - **What it takes.** Compute capability 9.0 (`sm_90a`: `wgmma`, TMA), every FP8 operand pair
-//!   (e4m3 / e5m2 on either side), out bf16, per-tensor or per-row scales (block
+//!   (e4m3 / e5m2 on either side), out bf16, f16 or f32, per-tensor or per-row scales (block
 //!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), out rows of a
 //!   multiple of 16 bytes (checked on n, so that no M changes the verdict), sizes TMA's
-//!   32-bit coordinates hold, and the 16-bit kernel's shared memory. Anything else is a typed
-//!   reason, never a launch.
+//!   32-bit coordinates hold, and its shared memory ([`SHARED_BYTES`]). Anything else is a
+//!   typed reason, never a launch.
 
 use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
 use kernelyard_core::{
@@ -36,7 +35,7 @@ use kernelyard_core::{
 
 use crate::error::CudaError;
 use crate::launch::{self, Dims};
-use crate::ops::gemm_bi_sm90::{tensor_map, Operand, SCALED_MODULES, SHARED_BYTES};
+use crate::ops::gemm_bi_sm90::{tensor_map, Operand, SCALED_MODULES};
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::{KernelSource, SourceEntry};
 
@@ -50,8 +49,8 @@ kernelyard_core::register!(SCALED_GEMM_BATCH_INVARIANT_SM90);
 const META: KernelMeta = tensor_core_meta::<ScaledGemm>(
     "cuda.scaled_gemm.batch_invariant.sm90",
     module_path!(),
-    "TMA + wgmma FP8 GEMM (sm_90a), per-tensor or per-row scales; batch-invariant, \
-     deterministic",
+    "TMA + wgmma FP8 GEMM (sm_90a), per-tensor or per-row scales, sums promoted to f32 every \
+     128 k; batch-invariant, deterministic",
     TensorCores::Hopper,
     16,
     // Below cuBLASLt's 10: unconstrained selection takes cuBLASLt, `batch_invariant` or
@@ -74,14 +73,22 @@ pub(crate) const fn source_entry(i: usize) -> SourceEntry {
 /// Rows of out per block and of an A box.
 const BM: u32 = 128;
 /// Columns of out per block and rows of a B box.
-const BN: u32 = 256;
+const BN: u32 = 128;
 /// k per stage: one 128-byte swizzle row of one-byte elements.
 const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
+/// Stages of the TMA ring.
+const STAGES: u64 = 6;
+/// Dynamic shared memory: the stages (A's `BM x BK` and B's `BN x BK` bytes each), 1 KiB of
+/// slack for the 1024-byte alignment the 128-byte swizzle needs, and a full and an empty
+/// barrier (8 bytes each) per stage: 197 728 bytes, inside an H100's 227 KiB opt-in.
+pub(crate) const SHARED_BYTES: u64 =
+    STAGES * ((BM + BN) as u64 * BK as u64) + 1024 + STAGES * 2 * 8;
 
 /// Per-tensor or per-row scales, k a multiple of 16, out rows of a multiple of 16 bytes, sizes
-/// TMA's 32-bit coordinates and the tile index hold, a bf16 out, and the shared memory.
+/// TMA's 32-bit coordinates and the tile index hold, bf16 (for a bf16 out or bias), and the
+/// shared memory.
 fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
     for (arg, mode) in [("scale_a", p.scale_a), ("scale_b", p.scale_b)] {
         if mode == ScaleMode::Block {
@@ -120,14 +127,8 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
             what: "m, n, k or the tile count above 2^31 - 1".to_owned(),
         });
     }
-    if p.out_dtype != DType::BF16 {
-        reasons.push(Reason::DtypeUnsupported {
-            arg: "out",
-            dtype: p.out_dtype,
-            supported: vec![DType::BF16],
-        });
-    }
-    if !caps.has(Feature::Bf16) {
+    let bf16 = p.out_dtype == DType::BF16 || (p.bias && p.out_dtype == DType::F32);
+    if bf16 && !caps.has(Feature::Bf16) {
         reasons.push(Reason::MissingFeature {
             feature: Feature::Bf16,
         });
@@ -151,15 +152,21 @@ fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &ScaledGemmProblem) -> Result
     crate::device::load_symbols(ctx.stream.device(), entry(p)?)
 }
 
-/// The module of the problem's operand pair (its one entry point; out is bf16).
+/// The module of the problem's operand pair and out dtype (its one entry point).
 fn entry(p: &ScaledGemmProblem) -> Result<&'static KernelSource, Error> {
     let fp8 = |d: DType| match d {
         DType::F8E4M3 => Some(0),
         DType::F8E5M2 => Some(1),
         _ => None,
     };
-    match (fp8(p.dtype), fp8(p.b_dtype), p.out_dtype) {
-        (Some(a), Some(b), DType::BF16) => Ok(&SCALED_MODULES[2 * a + b]),
+    let out = match p.out_dtype {
+        DType::BF16 => Some(0),
+        DType::F16 => Some(1),
+        DType::F32 => Some(2),
+        _ => None,
+    };
+    match (fp8(p.dtype), fp8(p.b_dtype), out) {
+        (Some(a), Some(b), Some(c)) => Ok(&SCALED_MODULES[3 * (2 * a + b) + c]),
         _ => Err(CudaError::Misuse {
             what: format!(
                 "{} on {} x {} -> {}",
@@ -194,8 +201,8 @@ fn launch(
     let (scale_a, scale_b) = (a.scale_a.as_ptr(), a.scale_b.as_ptr());
     let rows = i32::from(p.scale_a == ScaleMode::Row);
     let bias = a.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr());
-    // The bias is bf16, as out is (the kernel's f16 bias path is not instantiated).
-    let bias_f16 = 0i32;
+    // The bias is f16 next to an f16 out, bf16 otherwise (core's `bias_dtypes`).
+    let bias_f16 = i32::from(p.out_dtype == DType::F16);
     let sms = ctx.caps.multiprocessors.max(1) as usize;
     let grid = tiles(p).map_or(sms, |t| t.min(sms)).max(1) as u32;
     let dims = Dims {
@@ -212,7 +219,7 @@ fn launch(
     // The scales are f32 views of one element each (per tensor) or of m and n (per row, with
     // `rows`: core checked the shapes against the modes, which are equal here: core accepts
     // only equal pairs and the check refuses block); the bias, when present, is `[n]` of the
-    // bf16, the dtype `bias_f16 = 0` names.
+    // dtype `bias_f16` names (f16 for an f16 out, else bf16: core's `bias_dtypes`).
     unsafe {
         launch::launch(
             ctx.stream,
@@ -243,6 +250,12 @@ mod tests {
         p.b_dtype = DType::F8E4M3;
         assert_eq!(symbol(&p), "scaled_gemm_sm90_e5m2_e4m3_bf16");
         p.out_dtype = DType::F32;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e5m2_e4m3_f32");
+        p.out_dtype = DType::F16;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e5m2_e4m3_f16");
+        p.dtype = DType::F8E4M3;
+        assert_eq!(symbol(&p), "scaled_gemm_sm90_e4m3_e4m3_f16");
+        p.out_dtype = DType::I32;
         assert!(entry(&p).is_err());
         p.out_dtype = DType::BF16;
         p.dtype = DType::BF16;
@@ -260,7 +273,14 @@ mod tests {
                 box_dims: [128, 128],
             }
         );
-        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 256]);
+        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 128]);
+    }
+
+    #[test]
+    fn shared_memory_is_six_stages_of_32_kib() {
+        // The .cu's STAGES8 * STAGE8_BYTES + 1024 + barriers.
+        assert_eq!(SHARED_BYTES, 6 * 32 * 1024 + 1024 + 6 * 2 * 8);
+        assert_eq!(SHARED_BYTES, 197_728);
     }
 
     #[test]
@@ -269,7 +289,7 @@ mod tests {
         let small = entry(&problem(1, 4096, 4096)).unwrap().file;
         let large = entry(&problem(8192, 4096, 4096)).unwrap().file;
         assert_eq!(small, large);
-        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(16));
-        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(32));
+        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(32));
+        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(64));
     }
 }
