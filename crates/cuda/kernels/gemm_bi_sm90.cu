@@ -596,6 +596,20 @@ constexpr int STAGES8 = 6;
 #define KY_SM90_FP8_PROMOTE 4
 #endif
 constexpr int PROMOTE8 = KY_SM90_FP8_PROMOTE;
+// The consumer warpgroups take turns issuing (see `scaled_gemm`) unless the build turns it
+// off (a timing variant).
+#ifndef KY_SM90_FP8_ORDERED
+#define KY_SM90_FP8_ORDERED 1
+#endif
+
+// Named barrier `id` over the 256 consumer threads: `named_sync` waits for the other
+// warpgroup's `named_arrive` on it (and arrives itself).
+__device__ __forceinline__ void named_sync(int id) {
+    asm volatile("bar.sync %0, 256;" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id) {
+    asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory");
+}
 static_assert((BK8 / 32) % PROMOTE8 == 0, "promotion groups tile a stage");
 constexpr int A8_BYTES = BM * BK8;            // 16 KiB
 constexpr int B8_BYTES = BN8 * BK8;           // 16 KiB
@@ -700,6 +714,13 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
         // sum from zero (`accumulate` 0 on its first step), is waited for, and is added to
         // the running sum; the stage is freed after its last group.
         float t[64];
+        // The two warpgroups take turns to issue their groups (named barriers 1 and 2, 256
+        // threads: one warpgroup arrives, the other syncs): warpgroup 0 issues, then 1, then
+        // 0 ... So while one waits for its group and promotes, the other's group runs: without
+        // the turns both issue at once off the same stage, their groups finish together and
+        // the tensor cores idle through both promotions. Only the issue order changes, never
+        // the arithmetic. `first` lets warpgroup 0 issue its very first group unprompted.
+        bool first = cw == 0;
         auto stage = [&](int it_) {
             const int s = it_ % STAGES8;
             mbar_wait(&full[s], (it_ / STAGES8) & 1);
@@ -707,6 +728,10 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
             const unsigned char* sb = smem + s * STAGE8_BYTES + A8_BYTES;
 #pragma unroll
             for (int g = 0; g < BK8 / 32; g += PROMOTE8) {
+#if KY_SM90_FP8_ORDERED
+                if (!first) named_sync(1 + cw);
+                first = false;
+#endif
                 wgmma_fence();
 #pragma unroll
                 for (int kk = g; kk < g + PROMOTE8; ++kk) {
@@ -714,6 +739,9 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
                                           desc(sb + kk * 32, 16, 1024), kk != g);
                 }
                 wgmma_commit();
+#if KY_SM90_FP8_ORDERED
+                named_arrive(2 - cw);
+#endif
                 wgmma_wait0();
                 keep(t);
                 if (g + PROMOTE8 == BK8 / 32) mbar_arrive(&empty[s]);
@@ -734,6 +762,11 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
             for (int kt = 0; kt < ktiles; ++kt, ++it) stage(it);
             scaled_epilogue<C>(acc, out, m, n, row0, tile.n0, scales);
         }
+#if KY_SM90_FP8_ORDERED
+        // Warpgroup 1's last arrival on barrier 1 has no issue of warpgroup 0 left to meet:
+        // meet it here, so no barrier is left half-arrived (both issue equally many groups).
+        if (cw == 0 && it > 0) named_sync(1);
+#endif
     }
 }
 
