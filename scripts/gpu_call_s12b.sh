@@ -6,6 +6,7 @@
 #   cuBLASLt and torch._scaled_mm, two interleaved rounds;
 # - compute-sanitizer memcheck / racecheck / synccheck on the invariant kernel alone, through
 #   `bench --kernel` (verify also runs cuBLASLt, whose FP8 kernel crashed racecheck in call 1);
+# - the FP4 kernel's scale-tiling kernel against its CPU index math (a lib test);
 # - which block-scaled problems cuBLASLt has an algorithm for (bias, f32 out, odd m), through
 #   `bench --iters 1`: call 1's lt_block_odd_m_bias case had none.
 set -uo pipefail
@@ -25,6 +26,12 @@ LT=cuda.scaled_gemm.cublaslt
   note "verify --op scaled_gemm --seed $seed: rc=$?, $((SECONDS - s)) s, $(grep -E 'passed|failed' "$OUT/verify.log" | tail -1)"
   grep -E "^cuda:0|^total" "$OUT/verify.log"
   cp "$OUT/verify.log" "$FINAL/"
+  # The FP4 kernel's scale-tiling kernel (plain CUDA; the FP4 matmul itself needs sm_100).
+  if [ -x .gpu/bin/cuda_lib ]; then
+    timeout 120 .gpu/bin/cuda_lib --ignored --exact \
+      ops::scaled_gemm_fp4::tests::the_tiling_kernel_matches_tiled_offset_on_a_device >"$OUT/fp4_tiling.log" 2>&1
+    note "fp4 tiling kernel test: rc=$?, $(grep -E '^test result' "$OUT/fp4_tiling.log")"
+  fi
   # Which block-scaled problems cuBLASLt takes (one timed iteration each; the error says why not).
   for p in m=64,n=512,k=1024 m=64,n=512,k=1024,bias=1 m=64,n=512,k=1024,out_dtype=f32 \
     m=37,n=512,k=1024 m=37,n=272,k=2048,out_dtype=f32,bias=1 m=64,n=512,k=1024,out_dtype=f16,bias=1; do

@@ -25,7 +25,7 @@
 //!   (e4m3 / e5m2 on either side), out bf16, f16 or f32, per-tensor or per-row scales (block
 //!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), out rows of a
 //!   multiple of 16 bytes (checked on n, so that no M changes the verdict), sizes TMA's
-//!   32-bit coordinates hold, and its shared memory ([`SHARED_BYTES`]). Anything else is a
+//!   32-bit coordinates hold, and its shared memory (`SHARED_BYTES`, 193 KiB). Anything else is a
 //!   typed reason, never a launch.
 
 use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
