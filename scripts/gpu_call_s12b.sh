@@ -53,6 +53,16 @@ LT=cuda.scaled_gemm.cublaslt
       done
     done
   done
+  # Per-row scales (the epilogue reads them through __ldg now): cuBLASLt and both builds.
+  for s in m=4096,n=4096,k=4096 m=4096,n=14336,k=4096; do
+    timeout 60 $K bench scaled_gemm --problem "$s,scale_a=row" --dtype f8e4m3 --device cuda:0 \
+      --kernel $LT --json 2>>"$OUT/bench.err" | sed 's/"impl":"/"impl":"row:/' >>"$OUT/fp8.jsonl"
+    for v in "" -unordered; do
+      timeout 60 "$K$v" bench scaled_gemm --problem "$s,scale_a=row" --dtype f8e4m3 --device cuda:0 \
+        --kernel $BI --json 2>>"$OUT/bench.err" \
+        | sed "s/\"impl\":\"$BI\"/\"impl\":\"row:${v#-}${v:+:}$BI\"/" >>"$OUT/fp8.jsonl"
+    done
+  done
   python3 scripts/ratio_table.py "$OUT/fp8.jsonl" --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8.md" 2>&1
   note "fp8 ratio table: rc=$?"
   cp "$OUT/fp8.md" "$OUT/fp8.jsonl" "$FINAL/"

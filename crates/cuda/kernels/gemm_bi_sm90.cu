@@ -627,11 +627,17 @@ struct Scales {
 
 // One element of `scaled_gemm`'s out: acc * (scale_a * scale_b) per tensor, (acc * scale_a[row])
 // * scale_b[col] per row, then + bias[col]; the same arithmetic for every element.
+// The scales and the bias are read through the read-only path (`__ldg`: nothing writes them
+// during the kernel), which also lets the compiler load each once per fragment rather than
+// once per element (out's stores could otherwise alias them).
 __device__ __forceinline__ float scaled(float acc, ky_i64 row, ky_i64 col, float both,
                                         const Scales& s) {
-    float v = s.rows ? __fmul_rn(__fmul_rn(acc, s.a[row]), s.b[col]) : __fmul_rn(both, acc);
-    if (s.bias)
-        v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(s.bias[col]) : ky_bf16_to_f32(s.bias[col]));
+    float v = s.rows ? __fmul_rn(__fmul_rn(acc, __ldg(s.a + row)), __ldg(s.b + col))
+                     : __fmul_rn(both, acc);
+    if (s.bias) {
+        const ky_u16 b = __ldg(s.bias + col);
+        v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(b) : ky_bf16_to_f32(b));
+    }
     return v;
 }
 
