@@ -14,7 +14,7 @@ FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
 export OUT=/tmp/s12b; mkdir -p "$OUT"
 export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
 export PATH=$CUDA_PATH/bin:$PATH
-note() { echo "## $1"; }
+note() { echo "## $1"; echo "## $1" >>"$FINAL/progress.txt"; }
 nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >"$OUT/device.txt"
 K=.gpu/kernelyard
 BI=cuda.scaled_gemm.batch_invariant.sm90
@@ -32,6 +32,19 @@ LT=cuda.scaled_gemm.cublaslt
       ops::scaled_gemm_fp4::tests::the_tiling_kernel_matches_tiled_offset_on_a_device >"$OUT/fp4_tiling.log" 2>&1
     note "fp4 tiling kernel test: rc=$?, $(grep -E '^test result' "$OUT/fp4_tiling.log")"
   fi
+  # The sanitizers on the invariant kernel alone: bench runs only it (one warm-up, one timed
+  # iteration) on shapes covering per-tensor and per-row scales, every out dtype, biases, a
+  # partial last row and column tile and several tiles per block.
+  for tool in memcheck racecheck synccheck; do
+    s=$SECONDS; rc=0
+    for p in m=300,n=512,k=2048,out_dtype=bf16,bias=1 m=257,n=264,k=1024,scale_a=row,out_dtype=f32; do
+      timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+        $K bench scaled_gemm --problem "$p" --dtype f8e4m3 --device cuda:0 --kernel $BI \
+        --iters 1 --warmup 1 >>"$OUT/sanitize_$tool.log" 2>&1 || rc=$?
+    done
+    note "compute-sanitizer $tool over bench --kernel $BI (2 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | sort | uniq -c | tr '\n' ' ')"
+  done
+  cat "$OUT"/sanitize_*.log >"$FINAL/sanitize.log"
   # Which block-scaled problems cuBLASLt takes (one timed iteration each; the error says why not).
   for p in m=64,n=512,k=1024 m=64,n=512,k=1024,bias=1 m=64,n=512,k=1024,out_dtype=f32 \
     m=37,n=512,k=1024 m=37,n=272,k=2048,out_dtype=f32,bias=1 m=64,n=512,k=1024,out_dtype=f16,bias=1; do
@@ -40,7 +53,7 @@ LT=cuda.scaled_gemm.cublaslt
     note "cuBLASLt block $p: ${r:0:300}"
   done
   : >"$OUT/fp8.jsonl"
-  for round in 1 2; do
+  for round in ${ROUNDS:-1}; do
     PYTHONUNBUFFERED=1 timeout 120 python3 .gpu/torch_ops.py --op scaled_gemm >>"$OUT/fp8.jsonl" 2>>"$OUT/bench.err"
     for s in ${SHAPES:-m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=1,n=4096,k=4096}; do
       timeout 60 $K bench scaled_gemm --problem "$s" --dtype f8e4m3 --device cuda:0 \
@@ -66,20 +79,6 @@ LT=cuda.scaled_gemm.cublaslt
   python3 scripts/ratio_table.py "$OUT/fp8.jsonl" --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8.md" 2>&1
   note "fp8 ratio table: rc=$?"
   cp "$OUT/fp8.md" "$OUT/fp8.jsonl" "$FINAL/"
-  # The sanitizers on the invariant kernel alone: bench runs only it (one warm-up, one timed
-  # iteration) on shapes covering per-tensor and per-row scales, every out dtype, biases, a
-  # partial last row and column tile and several tiles per block.
-  for tool in memcheck racecheck synccheck; do
-    s=$SECONDS; rc=0
-    for p in m=300,n=512,k=2048,out_dtype=bf16,bias=1 m=257,n=264,k=1024,scale_a=row,out_dtype=f32 \
-      m=5,n=16,k=96,out_dtype=f16,bias=1 m=1000,n=1536,k=512,scale_a=row,out_dtype=f16; do
-      timeout 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-        $K bench scaled_gemm --problem "$p" --dtype f8e4m3 --device cuda:0 --kernel $BI \
-        --iters 1 --warmup 1 >>"$OUT/sanitize_$tool.log" 2>&1 || rc=$?
-    done
-    note "compute-sanitizer $tool over bench --kernel $BI (4 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | sort | uniq -c | tr '\n' ' ')"
-  done
-  cat "$OUT"/sanitize_*.log >"$FINAL/sanitize.log"
 } >"$OUT/console.log" 2>&1
 grep -v "^===" "$OUT/console.log" | head -60
 cat "$OUT/fp8.md"
