@@ -45,6 +45,27 @@ LT=cuda.scaled_gemm.cublaslt
     note "compute-sanitizer $tool over bench --kernel $BI (2 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_$tool.log" | sort | uniq -c | tr '\n' ' ')"
   done
   cat "$OUT"/sanitize_*.log >"$FINAL/sanitize.log"
+  # Issue 18 (a helper's branch, hd256 at 095a589, built as .gpu/kernelyard-hd256): head dim
+  # 256 in cuda.attention: verify --op attention (every attention kernel and case), then
+  # racecheck / synccheck / memcheck on cuda.attention alone through bench at two D = 256 shapes.
+  if [ -x .gpu/kernelyard-hd256 ]; then
+    s=$SECONDS
+    timeout 150 .gpu/kernelyard-hd256 verify --device cuda:0 --op attention --seed "$seed" >"$OUT/attention.log" 2>&1
+    note "hd256 verify --op attention: rc=$?, $((SECONDS - s)) s, $(grep -E 'passed|failed' "$OUT/attention.log" | tail -1)"
+    grep -E "^cuda:0|^total|FAIL" "$OUT/attention.log" | head -20
+    cp "$OUT/attention.log" "$FINAL/"
+    for tool in racecheck synccheck memcheck; do
+      s=$SECONDS; rc=0
+      for p in batch=1,seq_q=300,heads_q=2,heads_kv=1,head_dim=256,causal=1,lse=1 \
+        batch=2,seq_q=65,seq_kv=200,heads_q=8,heads_kv=2,head_dim=256,causal=1; do
+        timeout 100 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+          .gpu/kernelyard-hd256 bench attention --problem "$p" --dtype bf16 --device cuda:0 \
+          --kernel cuda.attention --iters 1 --warmup 1 >>"$OUT/attention_$tool.log" 2>&1 || rc=$?
+      done
+      note "hd256 compute-sanitizer $tool over bench --kernel cuda.attention (2 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/attention_$tool.log" | sort | uniq -c | tr '\n' ' ')"
+    done
+    cat "$OUT"/attention_*check.log >"$FINAL/attention_sanitize.log"
+  fi
   # Which block-scaled problems cuBLASLt takes (one timed iteration each; the error says why not).
   for p in m=64,n=512,k=1024 m=64,n=512,k=1024,bias=1 m=64,n=512,k=1024,out_dtype=f32 \
     m=37,n=512,k=1024 m=37,n=272,k=2048,out_dtype=f32,bias=1 m=64,n=512,k=1024,out_dtype=f16,bias=1; do
@@ -78,10 +99,10 @@ LT=cuda.scaled_gemm.cublaslt
   done
   python3 scripts/ratio_table.py "$OUT/fp8.jsonl" --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8.md" 2>&1
   note "fp8 ratio table: rc=$?"
-  cp "$OUT/fp8.md" "$OUT/fp8.jsonl" "$FINAL/"
+  cp "$OUT/fp8.md" "$FINAL/"
 } >"$OUT/console.log" 2>&1
 grep -v "^===" "$OUT/console.log" | head -60
 cat "$OUT/fp8.md"
-cp "$OUT/device.txt" "$OUT/bench.err" "$FINAL/" 2>/dev/null
+cat "$OUT/device.txt" >>"$FINAL/progress.txt"
 grep -hE "^## " "$OUT"/console.log >"$FINAL/summary.txt"
 tar czf "$FINAL/all.tgz" -C "$OUT" .
