@@ -96,6 +96,14 @@ fn what_it_does_not_take_is_a_typed_reason() {
         ),
         "{reasons:?}"
     );
+    // Block scales with m = 37: A's scale columns (m fastest) are not 16-byte aligned.
+    let p = scaled_gemm("m=37,n=256,k=512,scale_a=block", DType::F8E4M3);
+    let reasons = why(&rt, &p, LT, identity);
+    assert!(
+        matches!(reasons.as_slice(), [Reason::ShapeUnsupported { what }]
+            if what.starts_with("scales per block") && what.contains("m = 37")),
+        "{reasons:?}"
+    );
     // Block scales with ceil(k/128) = 5: cuBLASLt pads B's scale rows to 4.
     let p = scaled_gemm("m=128,n=256,k=640,scale_a=block", DType::F8E4M3);
     let reasons = why(&rt, &p, LT, identity);

@@ -17,7 +17,8 @@
 //!   cuBLASLt's rows, `scale_a [m]` over its columns) and per block (`BLK128x128_32F` for B,
 //!   `VEC128_32F` for A: the op's block layouts are cuBLASLt's, A's m fastest, B's k-blocks
 //!   fastest with a leading dimension cuBLASLt rounds up to 4, so `ceil(k/128)` must be a
-//!   multiple of 4). Setting a mode takes `A_SCALE_MODE`, which only CUDA 12.8+ bindings name
+//!   multiple of 4; and m a multiple of 4, measured: A's scale columns then start 16-byte
+//!   aligned). Setting a mode takes `A_SCALE_MODE`, which only CUDA 12.8+ bindings name
 //!   (`crate::lt_ext`): with older bindings, and on other archs (cuBLASLt has these modes
 //!   on Hopper only), row and block scales are refused with reasons that say which.
 //! - **Bias.** cuBLASLt's `BIAS` epilogue: `bias [n]` is a vector over cuBLASLt's rows (our
@@ -128,8 +129,8 @@ const SCALE_MODES_SINCE: Version = Version::new(12, 9, 0);
 
 /// Why row or block scales (the core's descriptor allows only equal modes on both sides, so
 /// `p.scale_a` names both) cannot run here, if they cannot: bindings too old to set the mode,
-/// a cuBLASLt older than 12.9, a device other than Hopper, or block scales whose `k` gives B's
-/// scale rows a length cuBLASLt does not take.
+/// a cuBLASLt older than 12.9, a device other than Hopper, or block scales with an `m` or a
+/// `k` whose scale layouts cuBLASLt does not take.
 fn check_scale_modes(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) {
     let mode = p.scale_a;
     let mut refuse = |why: String| {
@@ -154,6 +155,16 @@ fn check_scale_modes(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut V
         refuse(format!(
             "cuBLASLt scales FP8 per row or per block on Hopper (sm_90) only, not on {}",
             caps.arch
+        ));
+    }
+    // Measured on an H100 (cuBLASLt 13.0): m = 4, 8, 16, 32, 36, 40, 48, 64, 96 and 128 have an
+    // algorithm, m = 1 and 37 none: A's scales are stored m fastest, so each k-block's column
+    // of them starts 16-byte aligned only when m is a multiple of 4.
+    if mode == ScaleMode::Block && !p.m.is_multiple_of(4) {
+        refuse(format!(
+            "m = {}: cuBLASLt's 1x128 block scales for A (m fastest) need m a multiple of 4 \
+             (16-byte aligned columns)",
+            p.m
         ));
     }
     let k_blocks = p.k.div_ceil(BLOCK);
@@ -659,6 +670,33 @@ mod tests {
             assert!(r[0].contains("multiple of 4"), "{r:?}");
             // Row scales have no such rule.
             assert!(reasons_on(Sm::new(9, 0), &scaled(ScaleMode::Row, k)).is_empty());
+        }
+    }
+
+    #[test]
+    fn block_scales_need_m_in_fours() {
+        // m = 1 and 37 found no algorithm on an H100; 4, 36, 40 and 64 did.
+        for m in [4, 36, 40, 64] {
+            let p = ScaledGemmProblem {
+                m,
+                ..scaled(ScaleMode::Block, 512)
+            };
+            assert!(reasons_on(Sm::new(9, 0), &p).is_empty(), "{m}");
+        }
+        for m in [1, 37, 66] {
+            let p = ScaledGemmProblem {
+                m,
+                ..scaled(ScaleMode::Block, 512)
+            };
+            let r = reasons_on(Sm::new(9, 0), &p);
+            assert_eq!(r.len(), 1, "{m}: {r:?}");
+            assert!(r[0].contains(&format!("m = {m}")), "{r:?}");
+            // Row scales take any m.
+            let p = ScaledGemmProblem {
+                m,
+                ..scaled(ScaleMode::Row, 512)
+            };
+            assert!(reasons_on(Sm::new(9, 0), &p).is_empty(), "{m}");
         }
     }
 
