@@ -5,16 +5,17 @@
 //   lse[b, h, i]    = ln sum_j exp(scale * q . k_j + mask)               (natural log, f32)
 //
 // q [B, Sq, Hq, D], k and v [B, Skv, Hkv, D], out [B, Sq, Hq, D], contiguous, f16 or bf16;
-// hk = h / (Hq / Hkv) (GQA, MQA); D = 64 or 128. Causal masking is bottom-right aligned: query
-// i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
+// hk = h / (Hq / Hkv) (GQA, MQA); D = 64, 128 or 256. Causal masking is bottom-right aligned:
+// query i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
 //
-// One configuration (per head dim; never per Sq, Skv, B or H), sm_80 and newer:
-// - one block of THREADS = 128 threads (4 warps) per (query block of BM = 128 rows, q head,
-//   batch entry); warp w owns query rows 32 w .. 32 w + 31 of the block (two m16 tiles),
-//   whole rows, so a row's softmax never leaves its warp (each row lives in one quad of lanes);
-// - key tiles of BN = 64 keys in increasing order; K and V tiles double-buffered in shared
+// One configuration per head dim (Cfg<D>; never per Sq, Skv, B, H or device), sm_80 and newer:
+// - one block of THREADS = 128 threads (4 warps) per (query block of BM rows, q head, batch
+//   entry); warp w owns query rows WM w .. WM w + WM - 1 of the block (MT = WM / 16 m16
+//   tiles), whole rows, so a row's softmax never leaves its warp (each row lives in one quad
+//   of lanes). D = 64 and 128: BM = 128, WM = 32, BN = 64; D = 256: BM = 64, WM = 16, BN = 32;
+// - key tiles of BN keys in increasing order; K and V tiles double-buffered in shared
 //   memory with cp.async (tile j + 1 loads while tile j is used; one barrier per tile); the Q
-//   tile is loaded once and read back with ldmatrix at every key tile (32 rows x D per warp
+//   tile is loaded once and read back with ldmatrix at every key tile (WM rows x D per warp
 //   do not fit in registers next to the accumulators);
 // - S = Q K^T by mma.sync.m16n8k16 (K fragments by ldmatrix from [key][d] rows), scaled by
 //   scale * log2(e) in f32, masked (-inf), online softmax in base 2 (row max over the quad by
@@ -22,9 +23,11 @@
 //   never (-inf) - (-inf)); P rounded to the dtype and used directly from the S accumulator
 //   registers as the A fragment of O += P V (V fragments by ldmatrix.trans from [key][d]
 //   rows); each thread keeps its part of the row sums (in shared memory: the 192 f32
-//   accumulators of O and S fill the registers), summed over the quad once, at the end;
+//   accumulators of O and S at D = 128, 144 at D = 256, fill the registers), summed over the
+//   quad once, at the end;
 // - shared rows are D elements whose 16-byte chunks are XOR-swizzled by (row % 8), so the 8
-//   rows an ldmatrix phase reads fall in 8 distinct bank groups, and cp.async stores too.
+//   rows an ldmatrix phase reads fall in 8 distinct bank groups, and cp.async stores too. The
+//   XOR stays inside groups of 8 chunks, so D / 8 must be a multiple of 8 (D = 96 is not).
 //
 // Every output element is computed by one thread in a fixed order that depends on (Sq, Skv,
 // D) and the row's position only: no split over keys, no atomics, no choice of configuration

@@ -2,35 +2,44 @@
 //! (`mma.sync.m16n8k16`, sm_80 and newer), from `kernels/attention.cu`.
 //!
 //! - **What it computes.** `out = softmax(scale * q k^T + mask) v` for f16 or bf16 `q [B, Sq,
-//!   Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims 64 and 128,
-//!   GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), any `Sq` and `Skv` (equal
-//!   or not), bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), and
-//!   the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets `out = 0`
-//!   and `lse = -inf`.
-//! - **Design.** One configuration for every problem: a block of [`THREADS`] = 128 threads (4
-//!   warps) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
-//!   `(ceil(Sq / 128), Hq, B)`. Warp `w` owns query rows `32 w .. 32 w + 31` of the block (two
-//!   m16 tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of
-//!   lanes). The Q tile is copied once to shared memory; key tiles of [`BLOCK_N`] = 64 keys
-//!   are visited in increasing order, K and V double-buffered with `cp.async` (tile `j + 1`
-//!   lands while tile `j` is used; one barrier per tile). Per tile and warp: `S = Q K^T` by
-//!   `mma.sync` (Q and K fragments by `ldmatrix` from `[row][d]` shared rows), scaling by
-//!   `scale * log2(e)` and masking (`-inf`) in f32, the online softmax in base 2 (the row max
-//!   over the quad by shuffles, `alpha = exp2(m_old - m_new)`, exactly 1 when the max did not
-//!   move, and a guarded max so a row that has seen no key computes `exp2(-inf - 0) = 0`, never
-//!   `(-inf) - (-inf)`), then `P` rounded to the dtype straight from the S accumulator
-//!   registers as the A fragment of `O += P V` (V fragments by `ldmatrix.trans`). At the end
-//!   `out = O / l` in the dtype and `lse = m ln 2 + ln l`. Shared rows hold `D` elements with
-//!   their 16-byte chunks XOR-swizzled by `row % 8`, so every `ldmatrix` phase and every
-//!   `cp.async` store touches 8 distinct bank groups without padding.
-//! - **Registers and shared memory.** Each thread holds 64 f32 of S and `D` of O (two m16
-//!   tiles of `D / 8` n8 tiles); at 4 warps and at most 255 registers (no spills, NVRTC 13.0,
-//!   sm_80 .. sm_120), two blocks share an SM where shared memory allows (H100). The
-//!   per-thread partial row sums live in shared memory (the accumulators fill the registers).
-//!   [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for `D = 128`
-//!   (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block still
-//!   hold it), 50 KiB for `D = 64`. A device whose opt-in limit is smaller gets
-//!   `Reason::SharedMemory`, not a launch.
+//!   Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims 64, 128 and
+//!   256, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), any `Sq` and `Skv`
+//!   (equal or not), bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv -
+//!   Sq`), and the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets
+//!   `out = 0` and `lse = -inf`.
+//! - **Design.** One configuration per head dim ([`tiling`], `attn::Cfg<D>` in the kernel),
+//!   never per problem size: a block of [`THREADS`] = 128 threads (4 warps) per (query block of
+//!   `block_m` rows, query head, batch entry), grid `(ceil(Sq / block_m), Hq, B)`. Warp `w`
+//!   owns query rows `w * warp_m .. (w + 1) * warp_m - 1` of the block (`warp_m / 16` m16
+//!   tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of lanes).
+//!   D = 64 and 128: `block_m` = 128 (two m16 tiles per warp), key tiles of `block_n` = 64;
+//!   D = 256: `block_m` = 64 (one m16 tile per warp) and `block_n` = 32 (below). The Q tile is
+//!   copied once to shared memory; key tiles are visited in increasing order, K and V
+//!   double-buffered with `cp.async` (tile `j + 1` lands while tile `j` is used; one barrier
+//!   per tile). Per tile and warp: `S = Q K^T` by `mma.sync` (Q and K fragments by `ldmatrix`
+//!   from `[row][d]` shared rows), scaling by `scale * log2(e)` and masking (`-inf`) in f32,
+//!   the online softmax in base 2 (the row max over the quad by shuffles, `alpha =
+//!   exp2(m_old - m_new)`, exactly 1 when the max did not move, and a guarded max so a row
+//!   that has seen no key computes `exp2(-inf - 0) = 0`, never `(-inf) - (-inf)`), then `P`
+//!   rounded to the dtype straight from the S accumulator registers as the A fragment of `O +=
+//!   P V` (V fragments by `ldmatrix.trans`). At the end `out = O / l` in the dtype and `lse = m
+//!   ln 2 + ln l`. Shared rows hold `D` elements with their 16-byte chunks XOR-swizzled by `row
+//!   % 8`, so every `ldmatrix` phase and every `cp.async` store touches 8 distinct bank groups
+//!   without padding (this needs `D / 8` to be a multiple of 8 chunks: head dim 96, 12 chunks,
+//!   would need another layout, so it has no entry point).
+//! - **Registers and shared memory.** Each thread holds `warp_m / 16 * D / 2` f32 of O and
+//!   `warp_m / 16 * block_n / 2` of S: 128 + 64 at D = 128, 64 + 64 at D = 64. At D = 256 two
+//!   m16 tiles per warp would need 256 registers for O alone, so a warp owns one (128 + 16).
+//!   At 4 warps and at most 255 registers (no spills, nvcc 13.0: 255 / 218 / 235 registers at
+//!   D = 128 / 64 / 256 on sm_80 .. sm_90), two blocks share an SM where shared memory allows
+//!   (H100). The per-thread partial row sums live in shared memory (the accumulators fill the
+//!   registers). [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for
+//!   `D = 128` (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block
+//!   still hold it), 50 KiB for `D = 64`, 97 KiB for `D = 256` (Q 32 KiB + 2 x (16 + 16) KiB
+//!   with 32-key tiles + 1 KiB: 64-key tiles would need 161 KiB, past the 99 KiB of sm_86 /
+//!   sm_89 / sm_120 and one block per H100 SM). A device whose opt-in limit is smaller gets
+//!   `Reason::SharedMemory { need, have }`, not a launch (flashinfer#3276: a head-dim-256
+//!   configuration with deeper buffers exceeded H100's 228 KB and deadlocked).
 //! - **Causal.** Key tiles past the last key any row of the query block sees are not visited
 //!   (for causal square problems about half of them); tiles past the first row's last key are
 //!   masked element by element. A key tile a row sees nothing of changes no bit of that row:
@@ -43,9 +52,10 @@
 //!   value) is computed by one thread (with its quad for the row max and the final row sum, in
 //!   a fixed xor-butterfly order) in an order fixed by `(Sq, Skv, D)` and the row's position:
 //!   key tiles in increasing order, each tile's `mma.sync` steps in a fixed order, the row sum
-//!   in a fixed tree. The tiling depends on the head dim only, never on `B`, `Sq`, `Skv` or
-//!   the heads; there is no split over keys, no atomic and no choice among configurations; a
-//!   block reads only its own batch entry and heads. A batch entry therefore gets the same bits
+//!   in a fixed tree. The tiling depends on the head dim only (one [`tiling`] per head dim),
+//!   never on `B`, `Sq`, `Skv`, the heads or the device; there is no split over keys, no
+//!   atomic and no choice among configurations; a block reads only its own batch entry and
+//!   heads. A batch entry therefore gets the same bits
 //!   whatever batch it rides in, and every run the same bits.
 //!
 //! Responsibility: core validated the views into the [`AttentionProblem`] (shapes, one dtype,
@@ -140,13 +150,13 @@ pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(META, l
     .with_prepare(crate::ops::prepare_nvrtc::<Attention>);
 kernelyard_core::register!(ATTENTION);
 
-// Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
-// suffice).
+// Align 16: 16-byte cp.async of every row (rows are 128, 256 or 512 bytes, so aligned base
+// pointers suffice).
 const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention",
     module_path!(),
-    "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 and 128, \
-     causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+    "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64, 128 and \
+     256, causal, GQA, lse; one fixed tiling per head dim: batch-invariant, deterministic",
     TensorCores::MmaSync,
     16,
     10,
