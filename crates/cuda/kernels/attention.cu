@@ -205,6 +205,7 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
     constexpr int KS = D / 16;   // k16 steps of Q K^T
     constexpr int PS = BN / 16;  // k16 steps of P V
     static_assert(NT % 2 == 0 && DT % 2 == 0, "fragments loaded in pairs");
+    static_assert(D % 64 == 0, "the swizzle permutes 16-byte chunks in groups of 8");
 
     const bool causal = (flags & 1) != 0;
     const bool want_lse = (flags & 2) != 0;
