@@ -48,6 +48,11 @@
 #                  DECODE_SANITIZE=0), bench at
 #                  torch_ops.py's decode shapes and torch_ops.py --op attention_decode
 #                                                              -> decode.log, decode_bench.jsonl, decode_ratios.md
+#   hd256          cuda.attention at head dim 256 (issue 18): verify --op attention (its d256_*
+#                  cases), memcheck/racecheck/synccheck over it with the head-dim-256 entry
+#                  points alone instrumented (unless HD256_SANITIZE=0), bench at torch_ops.py's
+#                  attention_hd256 shapes and torch_ops.py --op attention_hd256
+#                                                              -> hd256.log, hd256_bench.jsonl, hd256_ratios.md
 #   fp8            scaled_gemm (issue 19): verify --op scaled_gemm (cuBLASLt and the invariant
 #                  sm90 kernel), memcheck/racecheck/synccheck over it with the invariant kernel
 #                  alone instrumented (cuBLASLt's own FP8 kernel trips racecheck; unless
@@ -260,6 +265,31 @@ for stage in $stages; do
     rm -f "$OUT/decode_rekeyed.jsonl"
     note "decode: $((SECONDS - start)) s"
     cat "$OUT/decode_ratios.md"
+    ;;
+  hd256)
+    start=$SECONDS
+    : >"$OUT/hd256.log"
+    $K verify --device cuda:0 --op attention >>"$OUT/hd256.log" 2>&1
+    note "verify --op attention: rc=$?, $(grep -E 'passed|failed' "$OUT/hd256.log" | tail -1)"
+    grep -E "cuda\.attention +[0-9]" "$OUT/hd256.log" | tail -1
+    grep -E "cuda\.attention (f16|bf16) d256_" "$OUT/hd256.log"
+    if [ "${HD256_SANITIZE:-1}" = 1 ]; then
+      # attention_f16_d256 and attention_bf16_d256 (no other entry point ends in 16_d256).
+      for tool in memcheck racecheck synccheck; do
+        sanitized $tool "$OUT/hd256.log" "verify --op attention (head dim 256 kernels)" \
+          --kernel-regex kns=16_d256 -- --op attention
+      done
+    fi
+    : >"$OUT/hd256_bench.jsonl"
+    # torch_ops.py's attention_hd256 shapes: (B, S, Hq, Hkv, D, causal).
+    for s in batch=2,seq_q=4096,heads_q=16,heads_kv=16,head_dim=256,causal=0 \
+      batch=2,seq_q=4096,heads_q=16,heads_kv=16,head_dim=256,causal=1; do
+      bench_rows "$OUT/hd256_bench.jsonl" attention --problem $s --dtype bf16
+    done
+    PYTHONUNBUFFERED=1 python3 .gpu/torch_ops.py --op attention_hd256 >>"$OUT/hd256_bench.jsonl" 2>>"$OUT/bench.err"
+    python3 scripts/ratio_table.py "$OUT/hd256_bench.jsonl" >"$OUT/hd256_ratios.md" 2>&1
+    note "hd256: $((SECONDS - start)) s"
+    cat "$OUT/hd256_ratios.md"
     ;;
   fp8)
     start=$SECONDS

@@ -5,16 +5,17 @@
 //   lse[b, h, i]    = ln sum_j exp(scale * q . k_j + mask)               (natural log, f32)
 //
 // q [B, Sq, Hq, D], k and v [B, Skv, Hkv, D], out [B, Sq, Hq, D], contiguous, f16 or bf16;
-// hk = h / (Hq / Hkv) (GQA, MQA); D = 64 or 128. Causal masking is bottom-right aligned: query
-// i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
+// hk = h / (Hq / Hkv) (GQA, MQA); D = 64, 128 or 256. Causal masking is bottom-right aligned:
+// query i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
 //
-// One configuration (per head dim; never per Sq, Skv, B or H), sm_80 and newer:
-// - one block of THREADS = 128 threads (4 warps) per (query block of BM = 128 rows, q head,
-//   batch entry); warp w owns query rows 32 w .. 32 w + 31 of the block (two m16 tiles),
-//   whole rows, so a row's softmax never leaves its warp (each row lives in one quad of lanes);
-// - key tiles of BN = 64 keys in increasing order; K and V tiles double-buffered in shared
+// One configuration per head dim (Cfg<D>; never per Sq, Skv, B, H or device), sm_80 and newer:
+// - one block of THREADS = 128 threads (4 warps) per (query block of BM rows, q head, batch
+//   entry); warp w owns query rows WM w .. WM w + WM - 1 of the block (MT = WM / 16 m16
+//   tiles), whole rows, so a row's softmax never leaves its warp (each row lives in one quad
+//   of lanes). D = 64 and 128: BM = 128, WM = 32, BN = 64; D = 256: BM = 64, WM = 16, BN = 32;
+// - key tiles of BN keys in increasing order; K and V tiles double-buffered in shared
 //   memory with cp.async (tile j + 1 loads while tile j is used; one barrier per tile); the Q
-//   tile is loaded once and read back with ldmatrix at every key tile (32 rows x D per warp
+//   tile is loaded once and read back with ldmatrix at every key tile (WM rows x D per warp
 //   do not fit in registers next to the accumulators);
 // - S = Q K^T by mma.sync.m16n8k16 (K fragments by ldmatrix from [key][d] rows), scaled by
 //   scale * log2(e) in f32, masked (-inf), online softmax in base 2 (row max over the quad by
@@ -22,9 +23,11 @@
 //   never (-inf) - (-inf)); P rounded to the dtype and used directly from the S accumulator
 //   registers as the A fragment of O += P V (V fragments by ldmatrix.trans from [key][d]
 //   rows); each thread keeps its part of the row sums (in shared memory: the 192 f32
-//   accumulators of O and S fill the registers), summed over the quad once, at the end;
+//   accumulators of O and S at D = 128, 144 at D = 256, fill the registers), summed over the
+//   quad once, at the end;
 // - shared rows are D elements whose 16-byte chunks are XOR-swizzled by (row % 8), so the 8
-//   rows an ldmatrix phase reads fall in 8 distinct bank groups, and cp.async stores too.
+//   rows an ldmatrix phase reads fall in 8 distinct bank groups, and cp.async stores too. The
+//   XOR stays inside groups of 8 chunks, so D / 8 must be a multiple of 8 (D = 96 is not).
 //
 // Every output element is computed by one thread in a fixed order that depends on (Sq, Skv,
 // D) and the row's position only: no split over keys, no atomics, no choice of configuration
@@ -34,27 +37,50 @@
 
 namespace attn {
 
-constexpr int BM = 128;       // query rows per block
 constexpr int THREADS = 128;  // 4 warps
-constexpr int WM = 32;        // query rows per warp
-constexpr int MT = WM / 16;   // m16 tiles per warp
-constexpr int BN = 64;        // keys per tile
+
+// The tiling of head dim D (one per head dim; never per Sq, Skv, B or H): BM query rows per
+// block, WM per warp (MT = WM / 16 m16 tiles; BM = 4 WM), BN keys per tile. A thread holds
+// MT * D / 2 f32 of O and MT * BN / 2 of S: 128 + 64 at D = 128, 64 + 64 at D = 64. At D = 256
+// two m16 tiles would need 256 of O alone, so a warp owns one m16 tile (128 + 16), and BN = 32
+// keeps the block at 97 KiB, inside the 99 KiB of sm_86 / sm_89 / sm_120 (two blocks per H100
+// SM, as at D = 128).
+template <int D>
+struct Cfg {
+    static constexpr int BM = 128;
+    static constexpr int WM = 32;
+    static constexpr int BN = 64;
+};
+template <>
+struct Cfg<256> {
+    static constexpr int BM = 64;
+    static constexpr int WM = 16;
+    static constexpr int BN = 32;
+};
 
 // Dynamic shared memory: the Q tile, 2 stages of (K tile, V tile) (16-bit elements, rows of
 // D with swizzled chunks, no padding), then each thread's partial row sums (MT * 2 f32 per
 // thread: kept here rather than in registers, which the accumulators fill).
 template <int D>
 struct Smem {
+    typedef Cfg<D> C;
     static constexpr int ROW = D * 2;
-    static constexpr int Q_BYTES = BM * ROW;
-    static constexpr int KV_BYTES = BN * ROW;
+    static constexpr int Q_BYTES = C::BM * ROW;
+    static constexpr int KV_BYTES = C::BN * ROW;
     static constexpr int STAGE_BYTES = 2 * KV_BYTES;
     static constexpr int SUM_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
-    static constexpr int BYTES = SUM_OFFSET + MT * 2 * THREADS * 4;
+    static constexpr int BYTES = SUM_OFFSET + C::WM / 16 * 2 * THREADS * 4;
 };
-// The Rust side (`shared_bytes` in attention.rs) launches with these.
+// The Rust side (`tiling` and `shared_bytes` in attention.rs) launches with these.
+static_assert(Cfg<64>::BM == 128 && Cfg<64>::WM == 32 && Cfg<64>::BN == 64,
+              "keep crates/cuda/src/ops/attention.rs in step");
+static_assert(Cfg<128>::BM == 128 && Cfg<128>::WM == 32 && Cfg<128>::BN == 64,
+              "keep crates/cuda/src/ops/attention.rs in step");
+static_assert(Cfg<256>::BM == 64 && Cfg<256>::WM == 16 && Cfg<256>::BN == 32,
+              "keep crates/cuda/src/ops/attention.rs in step");
 static_assert(Smem<64>::BYTES == 51200, "keep crates/cuda/src/ops/attention.rs in step");
 static_assert(Smem<128>::BYTES == 100352, "keep crates/cuda/src/ops/attention.rs in step");
+static_assert(Smem<256>::BYTES == 99328, "keep crates/cuda/src/ops/attention.rs in step");
 
 // ---- PTX: the shared mma.sync wrappers (mma.cuh) and exp2 ---------------------------------
 
@@ -84,22 +110,27 @@ __device__ __forceinline__ int fresh_tid() {
     return (int)t;
 }
 
-// Global -> shared copies of whole tiles: thread `tid` moves 16-byte chunk c = tid % CPR of
-// rows r = tid / CPR + i * RS (RS = THREADS / CPR, a multiple of 8, so all of a thread's rows
-// share r % 8 and its chunks one swizzled column). Rows at or past the valid count are
-// zero-filled (and read nothing; their source address is the tensor's base).
+// Global -> shared copies of whole tiles: thread `tid` moves 16-byte chunks c + j TPR (j <
+// CH) of rows r = tid / TPR + i * RS, c = tid % TPR (TPR = min(D / 8, 16) threads per row,
+// CH = D / 8 / TPR chunks each: 1, or 2 at D = 256; RS = THREADS / TPR, a multiple of 8, so
+// all of a thread's rows share r % 8 and its chunks their swizzled columns: chunk c + j TPR of
+// row r sits at (c ^ (r % 8)) + j TPR, since TPR is a multiple of 8). Rows at or past the
+// valid count are zero-filled (and read nothing; their source address is the tensor's base).
 template <int D>
 struct Copy {
     static constexpr int CPR = D / 8;
-    static constexpr int RS = THREADS / CPR;
+    static constexpr int TPR = CPR < 16 ? CPR : 16;
+    static constexpr int CH = CPR / TPR;
+    static constexpr int RS = THREADS / TPR;
     static_assert(RS % 8 == 0, "a thread's rows share row % 8");
+    static_assert(TPR % 8 == 0 && CH * TPR == CPR, "whole rows, a thread's chunks 8-aligned apart");
     int r;       // this thread's first row
-    int c;       // its chunk
+    int c;       // its first chunk
     ky_u32 dst;  // its first chunk's byte offset in a tile
 
     __device__ __forceinline__ explicit Copy(int tid) {
-        r = tid / CPR;
-        c = tid % CPR;
+        r = tid / TPR;
+        c = tid % TPR;
         dst = (ky_u32)(r * D * 2 + ((c ^ (r & 7)) << 4));
     }
 
@@ -114,10 +145,13 @@ struct Copy {
 #pragma unroll
         for (int i = 0; i < ROWS / RS; ++i) {
             const bool in = i * RS < left;
-            const ky_i64 o = in ? off + i * step : 0;
-            const ky_u32 d = s + dst + (ky_u32)(i * RS * D * 2);
-            cp_async16(d, a + o, in ? 16u : 0u);
-            if (TWO) cp_async16(d + b_off, b + o, in ? 16u : 0u);
+#pragma unroll
+            for (int j = 0; j < CH; ++j) {
+                const ky_i64 o = in ? off + i * step + j * TPR * 8 : 0;
+                const ky_u32 d = s + dst + (ky_u32)(i * RS * D * 2 + j * TPR * 16);
+                cp_async16(d, a + o, in ? 16u : 0u);
+                if (TWO) cp_async16(d + b_off, b + o, in ? 16u : 0u);
+            }
         }
     }
 };
@@ -126,7 +160,7 @@ struct Copy {
 // masks (MASK: element (mt, n, 2 hh + e), i.e. key 8 n + 2 t + e of the tile, is -inf when it
 // is not below rel[mt][hh], the row's visible keys in the tile), and takes each row's max over
 // the thread's 2 NT elements in a fixed tree.
-template <bool MASK, int NT>
+template <bool MASK, int MT, int NT>
 __device__ __forceinline__ void scale_max(float (&s)[MT][NT][4], float (&mx)[MT][2],
                                           float scale_log2, const int (&rel)[MT][2], int t) {
     static_assert((NT & (NT - 1)) == 0, "a power-of-two tree");
@@ -162,12 +196,16 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
                                           ky_i64 heads_q, ky_i64 heads_kv, float scale,
                                           int flags) {
     typedef Smem<D> S;
+    constexpr int BM = Cfg<D>::BM, WM = Cfg<D>::WM, BN = Cfg<D>::BN;
+    constexpr int MT = WM / 16;  // m16 tiles per warp
+    static_assert(BM == (THREADS / 32) * WM && WM % 16 == 0, "each warp owns WM whole rows");
     constexpr int ROW = S::ROW;
     constexpr int NT = BN / 8;   // n8 tiles of S per m16 tile
     constexpr int DT = D / 8;    // n8 tiles of O per m16 tile
     constexpr int KS = D / 16;   // k16 steps of Q K^T
     constexpr int PS = BN / 16;  // k16 steps of P V
     static_assert(NT % 2 == 0 && DT % 2 == 0, "fragments loaded in pairs");
+    static_assert(D % 64 == 0, "the swizzle permutes 16-byte chunks in groups of 8");
 
     const bool causal = (flags & 1) != 0;
     const bool want_lse = (flags & 2) != 0;
@@ -432,7 +470,8 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
 }  // namespace attn
 
 // Entry points: attention_<dtype>_d<head dim>. flags: bit 0 causal, bit 1 write lse.
-// Grid (ceil(Sq / 128), Hq, B), 128 threads, attn::Smem<D>::BYTES of dynamic shared memory.
+// Grid (ceil(Sq / attn::Cfg<D>::BM), Hq, B), 128 threads, attn::Smem<D>::BYTES of dynamic
+// shared memory.
 #define ATTN_ENTRY(NAME, T, D)                                                                 \
     extern "C" __global__ void __launch_bounds__(attn::THREADS, 2)                              \
         NAME(const void* q, const void* k, const void* v, void* out, void* lse,                \
@@ -445,7 +484,8 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
 
 #define ATTN_DTYPE(D, T)                       \
     ATTN_ENTRY(attention_##D##_d64, T, 64)     \
-    ATTN_ENTRY(attention_##D##_d128, T, 128)
+    ATTN_ENTRY(attention_##D##_d128, T, 128)   \
+    ATTN_ENTRY(attention_##D##_d256, T, 256)
 
 ATTN_DTYPE(bf16, ky_bf16)
 ATTN_DTYPE(f16, ky_f16)

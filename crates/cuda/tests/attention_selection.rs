@@ -2,12 +2,12 @@
 //! `cuda.attention.decode` (split keys, priority 30) for problems of at most 8 query rows per
 //! key/value head on every sm_75+ device; otherwise `cuda.attention.sm90` (TMA + wgmma,
 //! priority 11) wherever it can run, since it measured faster on the H100
-//! (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices; and
-//! typed reasons where none runs.
+//! (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices and
+//! for head dim 256 (which the Hopper kernel does not have); and typed reasons where none runs.
 
 mod selection_support;
 
-use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, Sm};
+use kernelyard_core::{DType, DeviceId, OpKind, Policy, Problem, Reason, SelectError, Sm, Verdict};
 use selection_support::{rejection, runtime};
 
 const MMA: &str = "cuda.attention";
@@ -25,6 +25,18 @@ const SHAPES: &[&str] = &[
     // 16 query rows per key/value head: past the decode kernel's 8.
     "batch=2,seq_q=2,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
 ];
+
+/// Head dim 256 prefill (more than 8 query rows per key/value head): torch_ops.py's
+/// `attention_hd256` shape, GQA with ragged lengths, and a Gemma-like GQA 2 step.
+const SHAPES_256: &[&str] = &[
+    "batch=2,seq_q=4096,heads_q=16,heads_kv=16,head_dim=256,causal=1",
+    "batch=2,seq_q=300,seq_kv=500,heads_q=8,heads_kv=2,head_dim=256,lse=1",
+    "batch=1,seq_q=9,seq_kv=1000,heads_q=16,heads_kv=8,head_dim=256,causal=1",
+];
+
+/// What `cuda.attention` needs for head dim 256 (`shared_bytes(256)`): Q 32 KiB + two stages
+/// of K and V tiles of 32 keys (64 KiB) + 1 KiB of row sums.
+const NEED_256: u64 = 99_328;
 
 /// torch_ops.py's decode shapes, a short-query prefill and a one-query MQA step.
 const DECODE_SHAPES: &[&str] = &[
@@ -198,4 +210,112 @@ fn unsupported_head_dims_and_dtypes_are_typed_reasons() {
             );
         }
     }
+}
+
+#[test]
+fn head_dim_256_gets_the_mma_kernel_on_sm80_and_newer() {
+    // The Hopper kernel has no head dim 256, so the mma.sync kernel is picked on sm_90 too; its
+    // 97 KiB fit every sm_80+ device's opt-in limit (99 KiB on sm_86 / sm_89 / sm_120).
+    for (sm, optin) in [
+        (Sm::new(8, 0), 163 << 10),
+        (Sm::new(8, 6), 99 << 10),
+        (Sm::new(8, 9), 99 << 10),
+        (Sm::new(9, 0), 227 << 10),
+        (Sm::new(12, 0), 99 << 10),
+    ] {
+        let rt = runtime(sm, optin);
+        for s in SHAPES_256 {
+            for dtype in [DType::BF16, DType::F16] {
+                let p = attention(s, dtype);
+                for policy in [
+                    Policy::auto(),
+                    Policy::auto().batch_invariant(),
+                    Policy::auto().deterministic(),
+                ] {
+                    let plan = rt
+                        .select(DeviceId::cuda(0), &p, &policy)
+                        .unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
+                    assert_eq!(
+                        plan.kernel_name(),
+                        MMA,
+                        "{sm} {s} {dtype}:\n{}",
+                        plan.report()
+                    );
+                }
+            }
+        }
+    }
+    // Named, the Hopper kernel says why not: the head dim, nothing else.
+    let rt = runtime(Sm::new(9, 0), 227 << 10);
+    let err = rt
+        .select(
+            DeviceId::cuda(0),
+            &attention(SHAPES_256[0], DType::BF16),
+            &Policy::kernel(SM90),
+        )
+        .unwrap_err();
+    let reasons = rejection(err, SM90);
+    assert!(
+        matches!(&reasons[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim 256")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn too_little_shared_memory_for_head_dim_256_is_a_typed_reason() {
+    // One byte short of the need, and a 96 KiB device: named, the mma.sync kernel is rejected
+    // with the exact numbers; under auto nothing runs (the Hopper kernel has no head dim 256,
+    // decode takes at most 8 query rows per key/value head) and the report has the same reason.
+    for (sm, optin) in [(Sm::new(9, 0), NEED_256 - 1), (Sm::new(8, 6), 96 << 10)] {
+        let rt = runtime(sm, optin);
+        let p = attention(SHAPES_256[1], DType::BF16);
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(MMA))
+            .unwrap_err();
+        assert_eq!(
+            rejection(err, MMA),
+            vec![Reason::SharedMemory {
+                need: NEED_256,
+                have: optin
+            }],
+            "{sm} {optin}"
+        );
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::auto())
+            .unwrap_err();
+        let SelectError::AllRejected { report } = err else {
+            panic!("{sm} {optin}: expected AllRejected, got {err}");
+        };
+        let mma = report
+            .candidates
+            .iter()
+            .find(|c| c.kernel == MMA)
+            .unwrap_or_else(|| panic!("{report}"));
+        assert!(
+            matches!(
+                &mma.verdict,
+                Verdict::Rejected { reasons } if reasons.contains(&Reason::SharedMemory {
+                    need: NEED_256,
+                    have: optin
+                })
+            ),
+            "{report}"
+        );
+        // Head dim 64 (50 KiB) still runs there.
+        let small = attention(
+            "batch=2,seq_q=300,heads_q=8,heads_kv=2,head_dim=64",
+            DType::BF16,
+        );
+        let plan = rt
+            .select(DeviceId::cuda(0), &small, &Policy::kernel(MMA))
+            .unwrap_or_else(|e| panic!("{sm} {optin}: {e}"));
+        assert_eq!(plan.kernel_name(), MMA);
+    }
+    // Exactly the need runs.
+    let rt = runtime(Sm::new(9, 0), NEED_256);
+    let p = attention(SHAPES_256[1], DType::F16);
+    let plan = rt
+        .select(DeviceId::cuda(0), &p, &Policy::kernel(MMA))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.kernel_name(), MMA);
 }

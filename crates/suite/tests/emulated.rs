@@ -17,6 +17,8 @@
 #[path = "../../kernels/tests/emu/mod.rs"]
 mod emu;
 
+use std::sync::OnceLock;
+
 use kernelyard::ops::attention::{Attention, AttentionArgs, AttentionProblem};
 use kernelyard::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
 use kernelyard::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
@@ -26,9 +28,10 @@ use kernelyard::ops::selective_state_update::{
 use kernelyard::ops::softmax::{Softmax, SoftmaxArgs, SoftmaxProblem};
 use kernelyard::ops::token_logprobs::{TokenLogprobs, TokenLogprobsArgs, TokenLogprobsProblem};
 use kernelyard::{
-    ArchReq, Capabilities, DeviceId, DeviceKind, Error, Kernel, KernelDef, KernelMeta, LaunchCtx,
-    Listed, OpKind, Registry, Runtime,
+    ArchReq, Capabilities, DType, DeviceId, DeviceKind, Error, Kernel, KernelDef, KernelMeta,
+    LaunchCtx, Listed, OpKind, Reason, Registry, Runtime,
 };
+use kernelyard_kernels::launch::Launch;
 use kernelyard_kernels::source::KernelSource;
 use kernelyard_kernels::{
     attention_decode as ad, log_softmax, rms_norm, rows, selective_state_update as ssu, softmax,
@@ -341,4 +344,155 @@ fn token_logprobs_passes_the_suite_on_the_emulator() {
 #[test]
 fn attention_decode_passes_the_suite_on_the_emulator() {
     suite_passes(OpKind::Attention, &ATTENTION_DECODE, 8);
+}
+
+/// `crates/cuda/kernels/attention.cu` (`cuda.attention`, the mma.sync kernel) for the emulator:
+/// its text with the two inline PTX instructions it has of its own (`ex2`, `%tid.x`) and its
+/// file-scope dynamic shared array in the host's dialect; `mma.cuh` is `mma_emu.hpp` there.
+/// Each replaced text must be there exactly once, so an edit of the kernel cannot slip by.
+fn attention_mma_source() -> Result<&'static KernelSource, Error> {
+    static SOURCE: OnceLock<Result<&'static KernelSource, String>> = OnceLock::new();
+    let source = SOURCE.get_or_init(|| {
+        let mut code = include_str!("../../cuda/kernels/attention.cu").to_string();
+        for (from, to) in [
+            (
+                r#"asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));"#,
+                "y = ky_ex2_approx(x);",
+            ),
+            (
+                r#"asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));"#,
+                "t = threadIdx.x;",
+            ),
+            (
+                "extern __shared__ __align__(128) unsigned char smem[];",
+                "#define smem (::ky_emu::dyn_shared())",
+            ),
+        ] {
+            if code.matches(from).count() != 1 {
+                return Err(format!("attention.cu has not exactly one `{from}`"));
+            }
+            code = code.replace(from, to);
+        }
+        Ok(&*Box::leak(Box::new(KernelSource {
+            file: "attention.cu",
+            code: Box::leak(code.into_boxed_str()),
+            symbols: ATTENTION_MMA_SYMBOLS,
+        })))
+    });
+    source.clone().map_err(|e| Error::Device {
+        backend: "emulator",
+        source: e.into(),
+    })
+}
+
+/// `kernelyard_cuda::ops::attention`'s entry points (`SOURCE.symbols`).
+const ATTENTION_MMA_SYMBOLS: &[&str] = &[
+    "attention_f16_d64",
+    "attention_f16_d128",
+    "attention_f16_d256",
+    "attention_bf16_d64",
+    "attention_bf16_d128",
+    "attention_bf16_d256",
+];
+
+/// `(head dim, query rows per block, dynamic shared bytes)`: `kernelyard_cuda::ops::attention`'s
+/// `tiling` and `shared_bytes`, which its unit tests hold to the kernel's static_asserts.
+const ATTENTION_MMA_TILINGS: [(usize, usize, u32); 3] =
+    [(64, 128, 51_200), (128, 128, 100_352), (256, 64, 99_328)];
+
+/// The launch of `cuda.attention` (`crates/cuda/src/ops/attention.rs`) on the emulator.
+fn attention_mma_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut AttentionArgs<'_>,
+    p: &AttentionProblem,
+) -> Result<(), Error> {
+    let source = attention_mma_source()?;
+    let gpu = emulator(source)?;
+    let dtype = p.dtype.name();
+    let symbol = ATTENTION_MMA_SYMBOLS
+        .iter()
+        .find(|s| **s == format!("attention_{dtype}_d{}", p.head_dim));
+    let tiling = ATTENTION_MMA_TILINGS
+        .iter()
+        .find(|(d, _, _)| *d == p.head_dim);
+    let (Some(symbol), Some(&(_, block_m, shared_bytes))) = (symbol, tiling) else {
+        return Err(Error::Device {
+            backend: "emulator",
+            source: format!("no entry point for {dtype} head_dim {}", p.head_dim).into(),
+        });
+    };
+    let dims = kernelyard_kernels::launch::Dims {
+        grid: (
+            p.seq_q.div_ceil(block_m) as u32,
+            p.heads_q as u32,
+            p.batch as u32,
+        ),
+        block: (128, 1, 1),
+        shared_bytes,
+    };
+    let scale = a.effective_scale();
+    let (q, k, v) = (a.q.as_ptr(), a.k.as_ptr(), a.v.as_ptr());
+    let out = a.out.as_mut_ptr();
+    let lse: *mut std::ffi::c_void = match a.lse.as_mut() {
+        Some(l) => l.as_mut_ptr(),
+        None => std::ptr::null_mut(),
+    };
+    let flags = i32::from(a.causal) | (i32::from(!lse.is_null()) << 1);
+    let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+    let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+    // SAFETY: the parameters match the entry point's (see crates/cuda/src/ops/attention.rs);
+    // core validated the views (host memory here), which the kernel stays inside.
+    unsafe {
+        gpu.launch(
+            ctx.stream,
+            source,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+            ],
+        )
+    }
+}
+
+/// Keys past which a case is skipped here: the emulated `mma.sync` trades fragments by warp
+/// exchanges, slow enough that the decode cases (4096 to 131072 keys) would take many minutes.
+const ATTENTION_MMA_MAX_KV: usize = 2048;
+
+/// The head dims `cuda.attention` has (its static dtype list is the meta's), and the
+/// emulator's own limit on the keys.
+fn attention_mma_check(_: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
+    if !ATTENTION_MMA_TILINGS
+        .iter()
+        .any(|(d, _, _)| *d == p.head_dim)
+    {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!("head_dim {}", p.head_dim),
+        });
+    }
+    if p.seq_kv > ATTENTION_MMA_MAX_KV {
+        reasons.push(Reason::ShapeUnsupported {
+            what: format!(
+                "seq_kv {} (the emulator runs at most {ATTENTION_MMA_MAX_KV} keys)",
+                p.seq_kv
+            ),
+        });
+    }
+}
+
+static ATTENTION_MMA: KernelDef<Attention> = KernelDef::<Attention>::new(
+    meta::<Attention>(
+        "emu.attention",
+        "crates/cuda/kernels/attention.cu (mma.sync) on the CPU emulator",
+    )
+    .dtypes(&[DType::F16, DType::BF16])
+    .align(16),
+    attention_mma_launch,
+)
+.with_check(attention_mma_check);
+
+#[test]
+fn attention_mma_passes_the_suite_on_the_emulator() {
+    // Every f16/bf16 case of head dim 64, 128 or 256 (the 16 with other head dims are skips).
+    suite_passes(OpKind::Attention, &ATTENTION_MMA, 40);
 }

@@ -2,35 +2,44 @@
 //! (`mma.sync.m16n8k16`, sm_80 and newer), from `kernels/attention.cu`.
 //!
 //! - **What it computes.** `out = softmax(scale * q k^T + mask) v` for f16 or bf16 `q [B, Sq,
-//!   Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims 64 and 128,
-//!   GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), any `Sq` and `Skv` (equal
-//!   or not), bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), and
-//!   the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets `out = 0`
-//!   and `lse = -inf`.
-//! - **Design.** One configuration for every problem: a block of [`THREADS`] = 128 threads (4
-//!   warps) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
-//!   `(ceil(Sq / 128), Hq, B)`. Warp `w` owns query rows `32 w .. 32 w + 31` of the block (two
-//!   m16 tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of
-//!   lanes). The Q tile is copied once to shared memory; key tiles of [`BLOCK_N`] = 64 keys
-//!   are visited in increasing order, K and V double-buffered with `cp.async` (tile `j + 1`
-//!   lands while tile `j` is used; one barrier per tile). Per tile and warp: `S = Q K^T` by
-//!   `mma.sync` (Q and K fragments by `ldmatrix` from `[row][d]` shared rows), scaling by
-//!   `scale * log2(e)` and masking (`-inf`) in f32, the online softmax in base 2 (the row max
-//!   over the quad by shuffles, `alpha = exp2(m_old - m_new)`, exactly 1 when the max did not
-//!   move, and a guarded max so a row that has seen no key computes `exp2(-inf - 0) = 0`, never
-//!   `(-inf) - (-inf)`), then `P` rounded to the dtype straight from the S accumulator
-//!   registers as the A fragment of `O += P V` (V fragments by `ldmatrix.trans`). At the end
-//!   `out = O / l` in the dtype and `lse = m ln 2 + ln l`. Shared rows hold `D` elements with
-//!   their 16-byte chunks XOR-swizzled by `row % 8`, so every `ldmatrix` phase and every
-//!   `cp.async` store touches 8 distinct bank groups without padding.
-//! - **Registers and shared memory.** Each thread holds 64 f32 of S and `D` of O (two m16
-//!   tiles of `D / 8` n8 tiles); at 4 warps and at most 255 registers (no spills, NVRTC 13.0,
-//!   sm_80 .. sm_120), two blocks share an SM where shared memory allows (H100). The
-//!   per-thread partial row sums live in shared memory (the accumulators fill the registers).
-//!   [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for `D = 128`
-//!   (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block still
-//!   hold it), 50 KiB for `D = 64`. A device whose opt-in limit is smaller gets
-//!   `Reason::SharedMemory`, not a launch.
+//!   Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims 64, 128 and
+//!   256, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), any `Sq` and `Skv`
+//!   (equal or not), bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv -
+//!   Sq`), and the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets
+//!   `out = 0` and `lse = -inf`.
+//! - **Design.** One configuration per head dim ([`tiling`], `attn::Cfg<D>` in the kernel),
+//!   never per problem size: a block of [`THREADS`] = 128 threads (4 warps) per (query block of
+//!   `block_m` rows, query head, batch entry), grid `(ceil(Sq / block_m), Hq, B)`. Warp `w`
+//!   owns query rows `w * warp_m .. (w + 1) * warp_m - 1` of the block (`warp_m / 16` m16
+//!   tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of lanes).
+//!   D = 64 and 128: `block_m` = 128 (two m16 tiles per warp), key tiles of `block_n` = 64;
+//!   D = 256: `block_m` = 64 (one m16 tile per warp) and `block_n` = 32 (below). The Q tile is
+//!   copied once to shared memory; key tiles are visited in increasing order, K and V
+//!   double-buffered with `cp.async` (tile `j + 1` lands while tile `j` is used; one barrier
+//!   per tile). Per tile and warp: `S = Q K^T` by `mma.sync` (Q and K fragments by `ldmatrix`
+//!   from `[row][d]` shared rows), scaling by `scale * log2(e)` and masking (`-inf`) in f32,
+//!   the online softmax in base 2 (the row max over the quad by shuffles, `alpha =
+//!   exp2(m_old - m_new)`, exactly 1 when the max did not move, and a guarded max so a row
+//!   that has seen no key computes `exp2(-inf - 0) = 0`, never `(-inf) - (-inf)`), then `P`
+//!   rounded to the dtype straight from the S accumulator registers as the A fragment of `O +=
+//!   P V` (V fragments by `ldmatrix.trans`). At the end `out = O / l` in the dtype and `lse = m
+//!   ln 2 + ln l`. Shared rows hold `D` elements with their 16-byte chunks XOR-swizzled by `row
+//!   % 8`, so every `ldmatrix` phase and every `cp.async` store touches 8 distinct bank groups
+//!   without padding (this needs `D / 8` to be a multiple of 8 chunks: head dim 96, 12 chunks,
+//!   would need another layout, so it has no entry point).
+//! - **Registers and shared memory.** Each thread holds `warp_m / 16 * D / 2` f32 of O and
+//!   `warp_m / 16 * block_n / 2` of S: 128 + 64 at D = 128, 64 + 64 at D = 64. At D = 256 two
+//!   m16 tiles per warp would need 256 registers for O alone, so a warp owns one (128 + 16).
+//!   At 4 warps and at most 255 registers (no spills, nvcc 13.0: 255 / 218 / 235 registers at
+//!   D = 128 / 64 / 256 on sm_80 .. sm_90), two blocks share an SM where shared memory allows
+//!   (H100). The per-thread partial row sums live in shared memory (the accumulators fill the
+//!   registers). [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for
+//!   `D = 128` (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block
+//!   still hold it), 50 KiB for `D = 64`, 97 KiB for `D = 256` (Q 32 KiB + 2 x (16 + 16) KiB
+//!   with 32-key tiles + 1 KiB: 64-key tiles would need 161 KiB, past the 99 KiB of sm_86 /
+//!   sm_89 / sm_120 and one block per H100 SM). A device whose opt-in limit is smaller gets
+//!   `Reason::SharedMemory { need, have }`, not a launch (flashinfer#3276: a head-dim-256
+//!   configuration with deeper buffers exceeded H100's 228 KB and deadlocked).
 //! - **Causal.** Key tiles past the last key any row of the query block sees are not visited
 //!   (for causal square problems about half of them); tiles past the first row's last key are
 //!   masked element by element. A key tile a row sees nothing of changes no bit of that row:
@@ -43,9 +52,10 @@
 //!   value) is computed by one thread (with its quad for the row max and the final row sum, in
 //!   a fixed xor-butterfly order) in an order fixed by `(Sq, Skv, D)` and the row's position:
 //!   key tiles in increasing order, each tile's `mma.sync` steps in a fixed order, the row sum
-//!   in a fixed tree. The tiling depends on the head dim only, never on `B`, `Sq`, `Skv` or
-//!   the heads; there is no split over keys, no atomic and no choice among configurations; a
-//!   block reads only its own batch entry and heads. A batch entry therefore gets the same bits
+//!   in a fixed tree. The tiling depends on the head dim only (one [`tiling`] per head dim),
+//!   never on `B`, `Sq`, `Skv`, the heads or the device; there is no split over keys, no
+//!   atomic and no choice among configurations; a block reads only its own batch entry and
+//!   heads. A batch entry therefore gets the same bits
 //!   whatever batch it rides in, and every run the same bits.
 //!
 //! Responsibility: core validated the views into the [`AttentionProblem`] (shapes, one dtype,
@@ -73,37 +83,65 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
     symbols: &[
         "attention_f16_d64",
         "attention_f16_d128",
+        "attention_f16_d256",
         "attention_bf16_d64",
         "attention_bf16_d128",
+        "attention_bf16_d256",
     ],
 };
 
-/// Query rows per block (`attn::BM` in the kernel).
-pub const BLOCK_M: usize = 128;
-/// Keys per tile (`attn::BN`).
-pub const BLOCK_N: usize = 64;
-/// Threads per block (`attn::THREADS`): 4 warps of 32 query rows.
+/// The tiling of one head dim (`attn::Cfg<D>` in the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Query rows per block (`BM`; [`THREADS`] / 32 warps of `warp_m` rows).
+    pub block_m: usize,
+    /// Query rows per warp (`WM`): one or two m16 tiles.
+    pub warp_m: usize,
+    /// Keys per tile (`BN`).
+    pub block_n: usize,
+}
+
+/// Threads per block (`attn::THREADS`): 4 warps.
 pub const THREADS: u32 = 128;
 /// The head dims with an entry point.
-pub const HEAD_DIMS: [usize; 2] = [64, 128];
+pub const HEAD_DIMS: [usize; 3] = [64, 128, 256];
 /// Longest `Sq` and `Skv`: the kernel's in-sequence indices (and `Sq + Skv`) are 32-bit.
 pub const MAX_SEQ: usize = 1 << 30;
 /// Most heads (grid y) and batch entries (grid z) a launch holds.
 pub const MAX_GRID_YZ: usize = 65535;
 
-/// Bytes of each thread's partial row sums in shared memory (2 m16 tiles x 2 rows, f32).
-const ROW_SUM_BYTES: usize = 2 * 2 * 4;
+/// The tiling of head dim `head_dim`, if it has an entry point: 128 query rows (4 warps of
+/// 32) and 64-key tiles at 64 and 128; at 256, 64 rows (4 warps of 16: two m16 tiles of 256
+/// columns of O would not fit the registers) and 32-key tiles (so the block fits 99 KiB).
+pub const fn tiling(head_dim: usize) -> Option<Tiling> {
+    match head_dim {
+        64 | 128 => Some(Tiling {
+            block_m: 128,
+            warp_m: 32,
+            block_n: 64,
+        }),
+        256 => Some(Tiling {
+            block_m: 64,
+            warp_m: 16,
+            block_n: 32,
+        }),
+        _ => None,
+    }
+}
 
-/// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn::Smem<D>::BYTES`):
-/// the Q tile ([`BLOCK_M`] rows), two stages of a K and a V tile ([`BLOCK_N`] rows each), rows
-/// of `head_dim` 16-bit elements, then the threads' partial row sums.
-pub const fn shared_bytes(head_dim: usize) -> u64 {
-    // Saturating: a head dim without an entry point (checks never ask for its size) must
-    // not overflow either.
-    ((BLOCK_M + 2 * 2 * BLOCK_N) as u64)
-        .saturating_mul(head_dim as u64)
-        .saturating_mul(2)
-        .saturating_add((THREADS as usize * ROW_SUM_BYTES) as u64)
+/// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn::Smem<D>::BYTES`),
+/// if it has an entry point: the Q tile (`block_m` rows), two stages of a K and a V tile
+/// (`block_n` rows each), rows of `head_dim` 16-bit elements, then each thread's partial row
+/// sums (2 f32 per m16 tile of its warp).
+pub const fn shared_bytes(head_dim: usize) -> Option<u64> {
+    match tiling(head_dim) {
+        Some(t) => {
+            let tiles = (t.block_m + 2 * 2 * t.block_n) * head_dim * 2;
+            let row_sums = THREADS as usize * (t.warp_m / 16) * 2 * 4;
+            Some((tiles + row_sums) as u64)
+        }
+        None => None,
+    }
 }
 
 /// The `cuda.attention` kernel.
@@ -112,13 +150,13 @@ pub static ATTENTION: KernelDef<Attention> = KernelDef::<Attention>::new(META, l
     .with_prepare(crate::ops::prepare_nvrtc::<Attention>);
 kernelyard_core::register!(ATTENTION);
 
-// Align 16: 16-byte cp.async of every row (rows are 128 or 256 bytes, so aligned base pointers
-// suffice).
+// Align 16: 16-byte cp.async of every row (rows are 128, 256 or 512 bytes, so aligned base
+// pointers suffice).
 const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention",
     module_path!(),
-    "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64 and 128, \
-     causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+    "fused attention forward (FlashAttention-2 style, mma.sync, sm_80+), head dims 64, 128 and \
+     256, causal, GQA, lse; one fixed tiling per head dim: batch-invariant, deterministic",
     TensorCores::MmaSync,
     16,
     10,
@@ -135,30 +173,32 @@ pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
     Some(SOURCE.symbols[d * HEAD_DIMS.len() + h])
 }
 
-/// The launch shape of `p`: grid `(ceil(Sq / BLOCK_M), Hq, B)`, [`THREADS`] threads,
-/// [`shared_bytes`] of dynamic shared memory (the caller has checked the grid fits:
-/// [`check_shape`]).
-pub fn dims(p: &AttentionProblem) -> Dims {
+/// The launch shape of `p`, if its head dim has an entry point: grid `(ceil(Sq / block_m),
+/// Hq, B)` with the head dim's [`tiling`], [`THREADS`] threads, [`shared_bytes`] of dynamic
+/// shared memory (the caller has checked the grid fits: [`check_shape`]).
+pub fn dims(p: &AttentionProblem) -> Option<Dims> {
     let clamp = |x: usize, max: usize| x.min(max) as u32;
-    Dims {
+    let t = tiling(p.head_dim)?;
+    Some(Dims {
         grid: (
-            clamp(p.seq_q.div_ceil(BLOCK_M), i32::MAX as usize),
+            clamp(p.seq_q.div_ceil(t.block_m), i32::MAX as usize),
             clamp(p.heads_q, MAX_GRID_YZ),
             clamp(p.batch, MAX_GRID_YZ),
         ),
         block: (THREADS, 1, 1),
-        shared_bytes: shared_bytes(p.head_dim) as u32,
-    }
+        shared_bytes: shared_bytes(p.head_dim)? as u32,
+    })
 }
 
-/// Pushes a reason for each part of `p` the launch cannot pass, whatever the device: a head
-/// dim without an entry point, a sequence past [`MAX_SEQ`], more heads or batch entries than a
-/// grid holds.
-pub fn check_shape(p: &AttentionProblem, reasons: &mut Vec<Reason>) {
-    if !HEAD_DIMS.contains(&p.head_dim) {
+/// Pushes a reason for each part of `p` a launch of an attention kernel whose entry points
+/// have `head_dims` cannot pass, whatever the device: another head dim, a sequence past
+/// [`MAX_SEQ`], more heads or batch entries than a grid holds (`cuda.attention.sm90` shares
+/// these limits, with its own head dims).
+pub fn check_shape(p: &AttentionProblem, head_dims: &[usize], reasons: &mut Vec<Reason>) {
+    if !head_dims.contains(&p.head_dim) {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
-                "head_dim {} (the CUDA attention kernels have head dims {HEAD_DIMS:?})",
+                "head_dim {} (this kernel has head dims {head_dims:?})",
                 p.head_dim
             ),
         });
@@ -182,10 +222,10 @@ pub fn check_shape(p: &AttentionProblem, reasons: &mut Vec<Reason>) {
 /// [`check_shape`], and the device's opt-in shared memory per block holds
 /// [`shared_bytes`] for the head dim.
 fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
-    check_shape(p, reasons);
-    // The need depends on the head dim alone (not the dtype, which the static check owns).
-    if HEAD_DIMS.contains(&p.head_dim) {
-        let need = shared_bytes(p.head_dim);
+    check_shape(p, &HEAD_DIMS, reasons);
+    // The need depends on the head dim alone (not the dtype, which the static check owns);
+    // a head dim without an entry point has its reason already.
+    if let Some(need) = shared_bytes(p.head_dim) {
         if need > caps.shared_mem_per_block_optin {
             reasons.push(Reason::SharedMemory {
                 need,
@@ -200,12 +240,15 @@ fn launch(
     a: &mut AttentionArgs<'_>,
     p: &AttentionProblem,
 ) -> Result<(), Error> {
-    let symbol = symbol(p.dtype, p.head_dim).ok_or_else(|| CudaError::Misuse {
-        what: format!(
-            "{} launched for {} with head_dim {}",
-            META.name, p.dtype, p.head_dim
-        ),
-    })?;
+    let (symbol, dims) =
+        symbol(p.dtype, p.head_dim)
+            .zip(dims(p))
+            .ok_or_else(|| CudaError::Misuse {
+                what: format!(
+                    "{} launched for {} with head_dim {}",
+                    META.name, p.dtype, p.head_dim
+                ),
+            })?;
     let scale = a.effective_scale();
     let q = a.q.as_ptr();
     let k = a.k.as_ptr();
@@ -232,7 +275,7 @@ fn launch(
             ctx.stream,
             &SOURCE,
             symbol,
-            dims(p),
+            dims,
             &mut kernelyard_kernels::params![
                 q, k, v, out, lse, seq_q, seq_kv, heads_q, heads_kv, scale, flags
             ],
@@ -293,7 +336,7 @@ mod tests {
                 assert_eq!(s, format!("attention_{}_d{d}", dtype.name()));
                 assert!(SOURCE.lists(s));
             }
-            for d in [1, 16, 32, 80, 96, 127, 256] {
+            for d in [1, 16, 32, 80, 96, 127, 192, 512] {
                 assert_eq!(symbol(dtype, d), None, "{d}");
             }
         }
@@ -303,23 +346,41 @@ mod tests {
 
     #[test]
     fn shared_memory_per_head_dim_is_the_kernels() {
-        // Q 32 KiB + 2 x (K 16 KiB + V 16 KiB) + 2 KiB of row sums; half the tiles at D = 64.
-        assert_eq!(shared_bytes(128), 100_352);
-        assert_eq!(shared_bytes(64), 51_200);
+        // D = 128: Q 32 KiB + 2 x (K 16 KiB + V 16 KiB) + 2 KiB of row sums; half the tiles
+        // at D = 64. D = 256: Q 64 x 512 B = 32 KiB + 2 x (K 16 KiB + V 16 KiB) (32 keys of
+        // 512 B) + 1 KiB of row sums (one m16 tile per warp) = 97 KiB.
+        assert_eq!(shared_bytes(64), Some(51_200));
+        assert_eq!(shared_bytes(128), Some(100_352));
+        assert_eq!(shared_bytes(256), Some(99_328));
         for d in HEAD_DIMS {
-            let line = format!("static_assert(Smem<{d}>::BYTES == {},", shared_bytes(d));
+            let need = shared_bytes(d).unwrap();
+            let line = format!("static_assert(Smem<{d}>::BYTES == {need},");
             assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
+            // Every configuration fits the 99 KiB per block of sm_86 / sm_89 / sm_120.
+            assert!(need <= 99 << 10, "d{d}: {need}");
+        }
+        for d in [0, 1, 32, 96, 192, 512, usize::MAX] {
+            assert_eq!(shared_bytes(d), None, "{d}");
+            assert_eq!(tiling(d), None, "{d}");
         }
     }
 
     #[test]
-    fn the_constants_are_the_kernels() {
-        for (name, value) in [
-            ("BM", BLOCK_M),
-            ("BN", BLOCK_N),
-            ("THREADS", THREADS as usize),
-        ] {
-            let line = format!("constexpr int {name} = {value};");
+    fn the_tilings_are_the_kernels() {
+        let line = format!("constexpr int THREADS = {THREADS};");
+        assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
+        for d in HEAD_DIMS {
+            let t = tiling(d).unwrap();
+            // 4 warps of whole m16 tiles.
+            assert_eq!(t.block_m, THREADS as usize / 32 * t.warp_m, "d{d}");
+            assert!(
+                t.warp_m.is_multiple_of(16) && t.block_n.is_multiple_of(16),
+                "d{d}"
+            );
+            let line = format!(
+                "static_assert(Cfg<{d}>::BM == {} && Cfg<{d}>::WM == {} && Cfg<{d}>::BN == {},",
+                t.block_m, t.warp_m, t.block_n
+            );
             assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
         }
     }
@@ -349,7 +410,7 @@ mod tests {
     #[test]
     fn one_block_per_query_block_head_and_batch_entry() {
         // The benchmark shapes.
-        let d = dims(&problem(4, 4096, 4096, 32, 32, 128, true, DType::BF16));
+        let d = dims(&problem(4, 4096, 4096, 32, 32, 128, true, DType::BF16)).unwrap();
         assert_eq!(
             d,
             Dims {
@@ -358,17 +419,41 @@ mod tests {
                 shared_bytes: 100_352,
             }
         );
-        let d = dims(&problem(1, 16384, 16384, 32, 8, 128, true, DType::BF16));
+        let d = dims(&problem(1, 16384, 16384, 32, 8, 128, true, DType::BF16)).unwrap();
         assert_eq!(d.grid, (128, 32, 1));
-        let d = dims(&problem(8, 2048, 2048, 16, 16, 64, true, DType::BF16));
+        let d = dims(&problem(8, 2048, 2048, 16, 16, 64, true, DType::BF16)).unwrap();
         assert_eq!((d.grid, d.shared_bytes), ((16, 16, 8), 51_200));
-        // Tails: one block for 1 .. 128 queries, two for 129; the key length never matters.
-        for (sq, blocks) in [(1, 1), (17, 1), (128, 1), (129, 2), (200, 2), (257, 3)] {
+        // torch_ops.py's attention_hd256 shape: 64 query rows per block at D = 256.
+        let d = dims(&problem(2, 4096, 4096, 16, 16, 256, true, DType::BF16)).unwrap();
+        assert_eq!(
+            d,
+            Dims {
+                grid: (64, 16, 2),
+                block: (128, 1, 1),
+                shared_bytes: 99_328,
+            }
+        );
+        // Tails: one block for 1 .. 128 queries, two for 129 (1 .. 64 and 65 at D = 256); the
+        // key length never matters.
+        for (sq, blocks, blocks_256) in [
+            (1, 1, 1),
+            (17, 1, 1),
+            (64, 1, 1),
+            (65, 1, 2),
+            (128, 1, 2),
+            (129, 2, 3),
+            (200, 2, 4),
+            (257, 3, 5),
+        ] {
             for skv in [1, 9, 64, 65, 1025] {
-                let d = dims(&problem(2, sq, skv, 3, 1, 64, false, DType::F16));
+                let d = dims(&problem(2, sq, skv, 3, 1, 64, false, DType::F16)).unwrap();
                 assert_eq!(d.grid, (blocks, 3, 2), "{sq} {skv}");
+                let d = dims(&problem(2, sq, skv, 3, 1, 256, false, DType::F16)).unwrap();
+                assert_eq!(d.grid, (blocks_256, 3, 2), "{sq} {skv} d256");
             }
         }
+        // No entry point, no launch shape.
+        assert_eq!(dims(&problem(1, 64, 64, 1, 1, 96, false, DType::F16)), None);
     }
 
     #[test]
@@ -376,14 +461,14 @@ mod tests {
         // Block shape and shared memory are the same for every batch, length, head count,
         // causality and dtype: a row's arithmetic never depends on the batch it rides in.
         for d in HEAD_DIMS {
-            let want = dims(&problem(1, 1, 1, 1, 1, d, false, DType::F16));
+            let want = dims(&problem(1, 1, 1, 1, 1, d, false, DType::F16)).unwrap();
             for (b, sq, skv, hq, hkv, causal) in [
                 (7, 1000, 3, 8, 8, true),
                 (1, 3, 1000, 32, 4, false),
                 (65535, 64, 64, 1, 1, true),
             ] {
                 for dtype in [DType::F16, DType::BF16] {
-                    let got = dims(&problem(b, sq, skv, hq, hkv, d, causal, dtype));
+                    let got = dims(&problem(b, sq, skv, hq, hkv, d, causal, dtype)).unwrap();
                     assert_eq!(
                         (got.block, got.shared_bytes),
                         (want.block, want.shared_bytes)
@@ -408,7 +493,8 @@ mod tests {
                 assert_eq!(reasons(&caps(sm, optin), p), vec![], "{sm} d{d}");
             }
         }
-        // 64 KiB per block: D = 64 (50 KiB) fits, D = 128 (98 KiB) does not.
+        // 64 KiB per block: D = 64 (50 KiB) fits, D = 128 (98 KiB) and D = 256 (97 KiB) do
+        // not.
         let small = caps(Sm::new(8, 0), 64 << 10);
         assert_eq!(
             reasons(&small, problem(1, 64, 64, 1, 1, 64, false, DType::F16)),
@@ -421,12 +507,26 @@ mod tests {
                 have: 64 << 10
             }]
         );
+        // D = 256 needs 99_328 bytes: exactly 97 KiB runs, a byte less does not.
+        for (optin, want) in [
+            (99_328, vec![]),
+            (
+                99_327,
+                vec![Reason::SharedMemory {
+                    need: 99_328,
+                    have: 99_327,
+                }],
+            ),
+        ] {
+            let p = problem(2, 300, 500, 8, 2, 256, true, DType::BF16);
+            assert_eq!(reasons(&caps(Sm::new(9, 0), optin), p), want, "{optin}");
+        }
     }
 
     #[test]
     fn what_the_launch_cannot_pass_is_a_reason() {
         let h100 = h100();
-        for d in [1, 32, 80, 96, 256] {
+        for d in [1, 32, 80, 96, 192, 512] {
             let r = reasons(&h100, problem(1, 16, 16, 2, 2, d, false, DType::BF16));
             assert!(
                 matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim")),

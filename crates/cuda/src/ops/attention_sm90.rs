@@ -5,7 +5,7 @@
 //! - **What it computes.** Exactly the contract of `cuda.attention`
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
-//!   64 and 128, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
+//!   64 and 128 (not 256, which `cuda.attention` has: a typed reason here), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
 //!   aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.
@@ -50,7 +50,7 @@ use kernelyard_core::{Capabilities, DType, Error, KernelDef, KernelMeta, LaunchC
 
 use crate::error::CudaError;
 use crate::launch::{self, Dims};
-use crate::ops::attention::{check_shape, HEAD_DIMS, MAX_GRID_YZ};
+use crate::ops::attention::{check_shape, MAX_GRID_YZ};
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
@@ -67,6 +67,8 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
     ],
 };
 
+/// The head dims with an entry point (`cuda.attention` also has 256; this kernel does not).
+pub const HEAD_DIMS: [usize; 2] = [64, 128];
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
 /// Keys per tile (`attn90::BN`).
@@ -205,8 +207,8 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
 /// The limits of `cuda.attention` ([`check_shape`]), and the device's opt-in shared memory
 /// per block holds [`shared_bytes`] for the head dim.
 fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
-    // Head dims, 2^30 positions, grid y and z: the same limits as cuda.attention.
-    check_shape(p, reasons);
+    // Head dims (its own), 2^30 positions, grid y and z: the same limits as cuda.attention.
+    check_shape(p, &HEAD_DIMS, reasons);
     // The need depends on the head dim alone (not the dtype, which the static check owns).
     if HEAD_DIMS.contains(&p.head_dim) {
         let need = shared_bytes(p.head_dim);

@@ -6,9 +6,10 @@
 //!
 //! How: [`Emulator::build`] writes `prelude.hpp` (the CUDA dialect: qualifiers, `threadIdx` &
 //! co., intrinsics, shuffles, atomics), then the source spliced as NVRTC gets it but with
-//! `port_emu.hpp` in place of `port.cuh` and every `extern __shared__` array turned into a
-//! pointer to the block's dynamic shared memory, then `runtime.hpp` (the scheduler that runs
-//! every GPU thread of a block as a fiber) and one exported trampoline per listed entry point;
+//! `port_emu.hpp` in place of `port.cuh` (and `mma_emu.hpp` of `mma.cuh`) and every `extern
+//! __shared__` array turned into a pointer to the block's dynamic shared memory, then
+//! `runtime.hpp` (the scheduler that runs every GPU thread of a block as a fiber) and one
+//! exported trampoline per listed entry point;
 //! compiles it with `g++ -std=c++20 -O2 -shared -fPIC -ffp-contract=off` and opens it. A launch
 //! calls the trampoline with the grid, the block, the dynamic shared memory and the parameter
 //! pointers; it returns when every block has run (the stream is ignored).
@@ -39,6 +40,8 @@ use kernelyard_kernels::source::{KernelSource, HEADERS};
 pub const PRELUDE: &str = include_str!("prelude.hpp");
 /// `port.cuh` for the host compiler, spliced in its place.
 pub const PORT_EMU: &str = include_str!("port_emu.hpp");
+/// `mma.cuh` (cp.async, ldmatrix, mma.sync) for the host compiler, spliced in its place.
+pub const MMA_EMU: &str = include_str!("mma_emu.hpp");
 /// The block scheduler and launch loop, pasted after the source.
 pub const RUNTIME: &str = include_str!("runtime.hpp");
 
@@ -315,7 +318,11 @@ pub fn emulation_source(source: &KernelSource) -> Result<String, String> {
     }
     let headers: Vec<(&'static str, &'static str)> = HEADERS
         .iter()
-        .map(|&(n, t)| (n, if n == "port.cuh" { PORT_EMU } else { t }))
+        .map(|&(n, t)| match n {
+            "port.cuh" => (n, PORT_EMU),
+            "mma.cuh" => (n, MMA_EMU),
+            _ => (n, t),
+        })
         .collect();
     let kernel = rewrite_extern_shared(&source.spliced_with(&headers))
         .map_err(|e| format!("kernels/{}: {e}", source.file))?;
