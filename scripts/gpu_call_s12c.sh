@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Session 12, call 2 (compact: the device budget left about 5 minutes). Issue 19:
-# - v2 with the consumer warpgroups taking turns to issue (.gpu/kernelyard; named barriers) and
-#   without (.gpu/kernelyard-unordered, call 1's build): verify with a fresh seed (oracle,
-#   determinism, batch invariance) and bench at torch_ops.py's shapes plus M = 1, with
-#   cuBLASLt and torch._scaled_mm, two interleaved rounds;
-# - compute-sanitizer memcheck / racecheck / synccheck on the invariant kernel alone, through
-#   `bench --kernel` (verify also runs cuBLASLt, whose FP8 kernel crashed racecheck in call 1);
-# - the FP4 kernel's scale-tiling kernel against its CPU index math (a lib test);
-# - which block-scaled problems cuBLASLt has an algorithm for (bias, f32 out, odd m), through
-#   `bench --iters 1`: call 1's lt_block_odd_m_bias case had none.
+# Session 12, call 2 (short: the device budget had about 5 minutes left). What ran:
+# - issue 19: v2 with the consumer warpgroups taking turns to issue (.gpu/kernelyard; named
+#   barriers): verify with a fresh seed (oracle, determinism, batch invariance); synccheck and
+#   racecheck on the invariant kernel alone through `bench --kernel` (verify also runs
+#   cuBLASLt, whose FP8 kernel crashed racecheck in call 1); the FP4 kernel's scale-tiling
+#   kernel against its CPU index math (a lib test); which block-scaled problems cuBLASLt has
+#   an algorithm for (bias, f32 out, odd m); bench at three shapes against call 1's build
+#   (.gpu/kernelyard-unordered), cuBLASLt and torch._scaled_mm, one round, and per-row scales;
+# - issue 18 (a helper's branch, built as .gpu/kernelyard-hd256): head dim 256 in
+#   cuda.attention: verify --op attention, racecheck / synccheck through `bench --kernel`.
 set -uo pipefail
 FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
 export OUT=/tmp/s12c; mkdir -p "$OUT"

@@ -218,30 +218,63 @@ fn launch(
         bias: a.bias.as_ref().map(|b| b.as_ptr()),
     };
     let desc = Desc::new(p, &pointers)?;
+    // SAFETY: the plan and the descriptor were made for `p` (the plan with this workspace's
+    // size); core validated the views into `p` (shapes, dtypes, this device, `out` disjoint
+    // from the inputs), and the scale and bias pointers are the views' own, of the dtypes and
+    // sizes cuBLASLt reads for `p`'s scale modes (one f32 each, or m and n, or the block
+    // layouts: core checked the shapes); the workspace is this stream's own and held.
+    unsafe {
+        enqueue(
+            stream,
+            handle,
+            &plan,
+            &desc,
+            [a.a.as_ptr(), a.b.as_ptr()],
+            a.out.as_mut_ptr(),
+            (ws.ptr, WORKSPACE_BYTES),
+        )
+    }
+}
+
+/// Enqueues cuBLASLt's matmul for a `scaled_gemm` problem on `stream`: `out = A' B'` with
+/// cuBLASLt's A our B and its B our A (module docs), C not read (beta = 0) and D `out`.
+/// `ab` are our A and B, `ws` a workspace (device address, bytes).
+///
+/// # Safety
+/// `plan` was made for the problem with a workspace of `ws.1` bytes and `desc` for the same
+/// problem with device pointers cuBLASLt may read (the scales and bias its modes and
+/// epilogue name); `ab` and `out` point to the problem's A, B and out on `stream`'s device
+/// (their shapes and dtypes, `out` disjoint from the inputs); `ws` is a workspace of that
+/// size on `stream`, held by the caller until this returns (cuBLASLt may launch several
+/// kernels through it).
+pub(crate) unsafe fn enqueue(
+    stream: &Stream,
+    handle: Handle,
+    plan: &Plan,
+    desc: &Desc,
+    ab: [*const c_void; 2],
+    out: *mut c_void,
+    ws: (u64, usize),
+) -> Result<(), Error> {
     let (alpha, beta) = (1.0f32, 0.0f32);
-    let out = a.out.as_mut_ptr();
-    // SAFETY: the plan's layouts and the descriptor describe exactly these views (core
-    // validated their shapes, dtypes and devices into `p`; the scale and bias pointers are the
-    // views' own, of the dtypes and sizes cuBLASLt reads: one f32 each, `n` bias elements);
-    // cuBLASLt's A is our B and its B our A (module docs); C is not read (beta = 0) and D is
-    // `out`; the workspace is this stream's own, held, and has the size the heuristic was told.
+    // SAFETY: the caller's contract above; alpha and beta are host f32s alive for the call.
     unsafe {
         lt::matmul(
             handle.0,
             desc.0,
             (&alpha as *const f32).cast(),
             (&beta as *const f32).cast(),
-            a.b.as_ptr(),
+            ab[1],
             plan.lt_a,
-            a.a.as_ptr(),
+            ab[0],
             plan.lt_b,
             out,
             plan.lt_c,
             out,
             plan.lt_c,
             &plan.algo,
-            ws.ptr as *mut c_void,
-            WORKSPACE_BYTES,
+            ws.0 as *mut c_void,
+            ws.1,
             stream.raw() as ltsys::cudaStream_t,
         )
     }

@@ -38,7 +38,6 @@
 
 use std::ffi::c_void;
 
-use cudarc::cublaslt::{result as lt, sys as ltsys};
 use kernelyard_core::ops::scaled_gemm::{ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
 use kernelyard_core::{
     ArchReq, Capabilities, DType, DeviceKind, Error, Feature, KernelDef, KernelMeta, LaunchCtx,
@@ -50,8 +49,8 @@ use crate::error::CudaError;
 use crate::launch::{launch as launch_entry, Dims};
 use crate::libs::BINDINGS;
 use crate::lt_ext;
-use crate::ops::gemm::{check_available, handle, lt_err, workspace, WORKSPACE_BYTES};
-use crate::ops::scaled_gemm::{plan, Desc, Pointers};
+use crate::ops::gemm::{check_available, handle, workspace, WORKSPACE_BYTES};
+use crate::ops::scaled_gemm::{enqueue, plan, Desc, Pointers};
 use crate::source::KernelSource;
 
 /// The scale-rearranging kernel (`fp4_scales_to_tiles`); the matmul itself is cuBLASLt's.
@@ -321,34 +320,22 @@ fn launch(
         bias: a.bias.as_ref().map(|b| b.as_ptr()),
     };
     let desc = Desc::new(p, &pointers)?;
-    let (alpha, beta) = (1.0f32, 0.0f32);
-    let out = a.out.as_mut_ptr();
-    // SAFETY: as in `cuda.scaled_gemm.cublaslt`'s launch: the plan's layouts and the
-    // descriptor describe these views (FP4 A and B in values, the FP4 scale modes, the tiled
-    // scales written by the two launches above on the same stream); the workspace given to
-    // cuBLASLt is the first `split.lt_bytes` bytes of the held stream workspace, the size the
-    // heuristic was told, disjoint from the tiled scales.
+    // SAFETY: as in `cuda.scaled_gemm.cublaslt`'s launch: the plan and the descriptor were
+    // made for `p` (FP4 A and B in values, the FP4 scale modes, the tiled scales written by
+    // the two launches above on the same stream; the plan with `split.lt_bytes` of
+    // workspace); the workspace given to cuBLASLt is the first `split.lt_bytes` bytes of the
+    // held stream workspace, disjoint from the tiled scales.
     unsafe {
-        lt::matmul(
-            handle.0,
-            desc.0,
-            (&alpha as *const f32).cast(),
-            (&beta as *const f32).cast(),
-            a.b.as_ptr(),
-            plan.lt_a,
-            a.a.as_ptr(),
-            plan.lt_b,
-            out,
-            plan.lt_c,
-            out,
-            plan.lt_c,
-            &plan.algo,
-            ws.ptr as *mut c_void,
-            split.lt_bytes,
-            stream.raw() as ltsys::cudaStream_t,
+        enqueue(
+            stream,
+            handle,
+            &plan,
+            &desc,
+            [a.a.as_ptr(), a.b.as_ptr()],
+            a.out.as_mut_ptr(),
+            (ws.ptr, split.lt_bytes),
         )
     }
-    .map_err(lt_err("cublasLtMatmul"))
 }
 
 #[cfg(test)]
