@@ -217,9 +217,7 @@ fn launch(
         scale_a: a.scale_a.as_ptr(),
         bias: a.bias.as_ref().map(|b| b.as_ptr()),
     };
-    let desc = Desc::new(p, &pointers)?;
-    // SAFETY: the plan and the descriptor were made for `p` (the plan with this workspace's
-    // size); core validated the views into `p` (shapes, dtypes, this device, `out` disjoint
+    // SAFETY: the plan was made for `p` with this workspace's size; core validated the views into `p` (shapes, dtypes, this device, `out` disjoint
     // from the inputs), and the scale and bias pointers are the views' own, of the dtypes and
     // sizes cuBLASLt reads for `p`'s scale modes (one f32 each, or m and n, or the block
     // layouts: core checked the shapes); the workspace is this stream's own and held.
@@ -227,46 +225,48 @@ fn launch(
         enqueue(
             stream,
             handle,
+            p,
             &plan,
-            &desc,
-            [a.a.as_ptr(), a.b.as_ptr()],
-            a.out.as_mut_ptr(),
+            &pointers,
+            a,
             (ws.ptr, WORKSPACE_BYTES),
         )
     }
 }
 
-/// Enqueues cuBLASLt's matmul for a `scaled_gemm` problem on `stream`: `out = A' B'` with
-/// cuBLASLt's A our B and its B our A (module docs), C not read (beta = 0) and D `out`.
-/// `ab` are our A and B, `ws` a workspace (device address, bytes).
+/// Enqueues cuBLASLt's matmul for `p` on `stream`, with a descriptor carrying `ptr`, over
+/// the views in `a`: cuBLASLt's A is our B and its B our A (module docs), C is not read
+/// (beta = 0) and D is `out`; `ws` is a workspace (device address, bytes).
 ///
 /// # Safety
-/// `plan` was made for the problem with a workspace of `ws.1` bytes and `desc` for the same
-/// problem with device pointers cuBLASLt may read (the scales and bias its modes and
-/// epilogue name); `ab` and `out` point to the problem's A, B and out on `stream`'s device
-/// (their shapes and dtypes, `out` disjoint from the inputs); `ws` is a workspace of that
-/// size on `stream`, held by the caller until this returns (cuBLASLt may launch several
-/// kernels through it).
+/// `plan` was made for `p` with a workspace of `ws.1` bytes; `ptr` holds device pointers
+/// cuBLASLt may read for `p` (the scales and bias its modes and epilogue name); `a`'s A, B
+/// and out are on `stream`'s device and core validated them into `p` (shapes, dtypes, `out`
+/// disjoint from the inputs); `ws` is a workspace of that size on `stream`, held by the
+/// caller until this returns (cuBLASLt may launch several kernels through it).
 pub(crate) unsafe fn enqueue(
     stream: &Stream,
     handle: Handle,
+    p: &ScaledGemmProblem,
     plan: &Plan,
-    desc: &Desc,
-    ab: [*const c_void; 2],
-    out: *mut c_void,
+    ptr: &Pointers,
+    a: &mut ScaledGemmArgs<'_>,
     ws: (u64, usize),
 ) -> Result<(), Error> {
+    let desc = Desc::new(p, ptr)?;
     let (alpha, beta) = (1.0f32, 0.0f32);
-    // SAFETY: the caller's contract above; alpha and beta are host f32s alive for the call.
+    let out = a.out.as_mut_ptr();
+    // SAFETY: the caller's contract above (the descriptor is `p`'s, carrying `ptr`); alpha and
+    // beta are host f32s alive for the call.
     unsafe {
         lt::matmul(
             handle.0,
             desc.0,
             (&alpha as *const f32).cast(),
             (&beta as *const f32).cast(),
-            ab[1],
+            a.b.as_ptr(),
             plan.lt_a,
-            ab[0],
+            a.a.as_ptr(),
             plan.lt_b,
             out,
             plan.lt_c,
@@ -294,7 +294,7 @@ pub(crate) struct Pointers {
 
 /// A matmul descriptor, destroyed on drop (shared with `cuda.scaled_gemm.fp4.cublaslt`,
 /// whose FP4 modes [`lt_scale_modes`] maps).
-pub(crate) struct Desc(pub(crate) ltsys::cublasLtMatmulDesc_t);
+struct Desc(ltsys::cublasLtMatmulDesc_t);
 
 impl Drop for Desc {
     fn drop(&mut self) {
@@ -308,7 +308,7 @@ impl Drop for Desc {
 impl Desc {
     /// `p`'s descriptor: TN, f32 compute and scales, the scale pointers (and modes, but for
     /// per-tensor scales), and the bias epilogue when `p` has a bias.
-    pub(crate) fn new(p: &ScaledGemmProblem, ptr: &Pointers) -> Result<Desc, Error> {
+    fn new(p: &ScaledGemmProblem, ptr: &Pointers) -> Result<Desc, Error> {
         let desc = Desc(
             lt::create_matmul_desc(
                 ltsys::cublasComputeType_t::CUBLAS_COMPUTE_32F,

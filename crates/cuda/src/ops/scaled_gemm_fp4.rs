@@ -50,7 +50,7 @@ use crate::launch::{launch as launch_entry, Dims};
 use crate::libs::BINDINGS;
 use crate::lt_ext;
 use crate::ops::gemm::{check_available, handle, workspace, WORKSPACE_BYTES};
-use crate::ops::scaled_gemm::{enqueue, plan, Desc, Pointers};
+use crate::ops::scaled_gemm::{enqueue, plan, Pointers};
 use crate::source::KernelSource;
 
 /// The scale-rearranging kernel (`fp4_scales_to_tiles`); the matmul itself is cuBLASLt's.
@@ -319,9 +319,8 @@ fn launch(
         scale_a: tiled_a.cast_const(),
         bias: a.bias.as_ref().map(|b| b.as_ptr()),
     };
-    let desc = Desc::new(p, &pointers)?;
-    // SAFETY: as in `cuda.scaled_gemm.cublaslt`'s launch: the plan and the descriptor were
-    // made for `p` (FP4 A and B in values, the FP4 scale modes, the tiled scales written by
+    // SAFETY: as in `cuda.scaled_gemm.cublaslt`'s launch: the plan was made for `p` and the
+    // pointers are `p`'s (FP4 A and B in values, the FP4 scale modes, the tiled scales written by
     // the two launches above on the same stream; the plan with `split.lt_bytes` of
     // workspace); the workspace given to cuBLASLt is the first `split.lt_bytes` bytes of the
     // held stream workspace, disjoint from the tiled scales.
@@ -329,10 +328,10 @@ fn launch(
         enqueue(
             stream,
             handle,
+            p,
             &plan,
-            &desc,
-            [a.a.as_ptr(), a.b.as_ptr()],
-            a.out.as_mut_ptr(),
+            &pointers,
+            a,
             (ws.ptr, split.lt_bytes),
         )
     }

@@ -98,6 +98,19 @@ mod tests {
     use kernelyard_core::{Args, DType, Policy, Runtime, Stream, TensorView, TensorViewMut};
     use kernelyard_core::{F4E2M1x2, F8E8M0};
 
+    /// Runs `args` through a runtime on the host and checks that the reference kernel ran.
+    fn run_on_host(args: ScaledGemmArgs<'_>) {
+        let rt = Runtime::builder().build().unwrap();
+        let plan = rt
+            .run(
+                &Policy::auto(),
+                &Stream::host(),
+                &mut Args::ScaledGemm(args),
+            )
+            .unwrap();
+        assert_eq!(plan.kernel_name(), "reference.scaled_gemm");
+    }
+
     fn problem(m: usize, n: usize, k: usize, mode: ScaleMode) -> ScaledGemmProblem {
         ScaledGemmProblem {
             m,
@@ -205,15 +218,7 @@ mod tests {
             bias: Some(TensorView::from_slice(&bias, &[n]).unwrap()),
             out: TensorViewMut::from_slice(&mut out, &[m, n]).unwrap(),
         };
-        let rt = Runtime::builder().build().unwrap();
-        let plan = rt
-            .run(
-                &Policy::auto(),
-                &Stream::host(),
-                &mut Args::ScaledGemm(args),
-            )
-            .unwrap();
-        assert_eq!(plan.kernel_name(), "reference.scaled_gemm");
+        run_on_host(args);
         let mut p = problem(m, n, k, ScaleMode::Block);
         (p.b_dtype, p.out_dtype, p.bias) = (DType::F8E5M2, DType::BF16, true);
         let want = scaled_gemm(
@@ -306,15 +311,7 @@ mod tests {
                 bias: None,
                 out: TensorViewMut::from_slice(&mut out, &[m, n]).unwrap(),
             };
-            let rt = Runtime::builder().build().unwrap();
-            let plan = rt
-                .run(
-                    &Policy::auto(),
-                    &Stream::host(),
-                    &mut Args::ScaledGemm(args),
-                )
-                .unwrap();
-            assert_eq!(plan.kernel_name(), "reference.scaled_gemm");
+            run_on_host(args);
             let mut p = problem(m, n, k, mode);
             (p.dtype, p.b_dtype) = (DType::F4E2M1X2, DType::F4E2M1X2);
             let want = scaled_gemm(&p, &a_vals, &b_vals, &sa_dec, &sb_dec, None);
