@@ -111,26 +111,38 @@ SM90_KYWGMMA(f16)
 
 
 
-// `scaled_gemm`'s instruction: m64n128k32 FP8 (both operands K-major from shared memory: FP8
-// wgmma has no transpose flags) for each pair of FP8 types; `accumulate` 0 starts d from the
-// products alone (the first step of a k-tile, whose sum is then promoted), 1 adds to it.
-template <typename A, typename B> struct KyWgmma8;
-#define SM90_KYWGMMA8(TA_, TB_) \
-template <> struct KyWgmma8<TA_, TB_> { \
-  static __device__ __forceinline__ void run(float (&d)[64], ky_u64 da, ky_u64 db, int accumulate) { \
+// `scaled_gemm`'s instructions: m64nNk32 FP8 with N = 128 or 192 (both operands K-major from
+// shared memory: FP8 wgmma has no transpose flags) for each pair of FP8 types; `accumulate` 0
+// starts d from the products alone (the first step of a group, whose sum is then promoted), 1
+// adds to it. N / 2 f32 accumulators per thread.
+#define KY_WGMMA_D96 \
+    KY_WGMMA_D64, \
+    "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
+
+template <typename A, typename B, int N> struct KyWgmma8;
+#define SM90_KYWGMMA8(TA_, TB_, N_, REGS_, D_, IA_, IB_, IP_) \
+template <> struct KyWgmma8<TA_, TB_, N_> { \
+  static __device__ __forceinline__ void run(float (&d)[N_ / 2], ky_u64 da, ky_u64 db, int accumulate) { \
     asm volatile( \
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" \
-      "wgmma.mma_async.sync.aligned.m64n128k32.f32." #TA_ "." #TB_ " " \
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, " \
-      "%64, %65, p, 1, 1;\n}\n" \
-      : KY_WGMMA_D64 \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, " IP_ ", 0;\n" \
+      "wgmma.mma_async.sync.aligned.m64n" #N_ "k32.f32." #TA_ "." #TB_ " " \
+      "{" REGS_ "}, " IA_ ", " IB_ ", p, 1, 1;\n}\n" \
+      : D_ \
       : "l"(da), "l"(db), "r"(accumulate)); \
   } \
 };
-SM90_KYWGMMA8(e4m3, e4m3)
-SM90_KYWGMMA8(e4m3, e5m2)
-SM90_KYWGMMA8(e5m2, e4m3)
-SM90_KYWGMMA8(e5m2, e5m2)
+#define KY_WGMMA8_REGS64 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define KY_WGMMA8_REGS96 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
+#define SM90_KYWGMMA8_PAIR(TA_, TB_) \
+    SM90_KYWGMMA8(TA_, TB_, 128, KY_WGMMA8_REGS64, KY_WGMMA_D64, "%64", "%65", "%66") \
+    SM90_KYWGMMA8(TA_, TB_, 192, KY_WGMMA8_REGS96, KY_WGMMA_D96, "%96", "%97", "%98")
+SM90_KYWGMMA8_PAIR(e4m3, e4m3)
+SM90_KYWGMMA8_PAIR(e4m3, e5m2)
+SM90_KYWGMMA8_PAIR(e5m2, e4m3)
+SM90_KYWGMMA8_PAIR(e5m2, e5m2)
 
 
 template <typename T> struct Out;
@@ -576,14 +588,21 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 // sum is promoted: the tensor cores add FP8 products in fixed point about 14 bits below the
 // largest term (docs/TOLERANCES.md), so each k-tile of 128 is summed alone (its first k32 step
 // starts from zero) and then added in f32, in k order, to the running sum. That takes a second
-// accumulator per thread: 64 + 64 registers at n128 (n256 would need 256).
+// accumulator per thread: N / 2 + N / 2 registers for a tile N wide (n256 would need 256).
+// The tile is 128 x 192 (`KY_SM90_FP8_BN`; 128 is a timing variant): wider tiles load fewer
+// bytes per product from L2 and shared memory, and 96 + 96 accumulators still fit.
 //
 // Batch invariance: out's element is ((t_0 + t_1) + ...) over its k-tiles t_j (each the
 // tensor cores' sum of 128 products), scaled once: nothing depends on M or on which block
 // computes the tile; rows past M are zero-filled by TMA and stores are predicated.
-constexpr int BN8 = 128;                      // columns of out per block
+#ifndef KY_SM90_FP8_BN
+#define KY_SM90_FP8_BN 192
+#endif
+constexpr int BN8 = KY_SM90_FP8_BN;           // columns of out per block (128 or 192)
+constexpr int R8 = BN8 / 2;                   // f32 accumulators per thread and sum
 constexpr int BK8 = 128;                      // k per stage: one 128-byte swizzle row
-constexpr int STAGES8 = 6;
+constexpr int STAGES8 = BN8 == 128 ? 6 : 5;   // as many as an H100's 227 KiB hold
+static_assert(BN8 == 128 || BN8 == 192, "an FP8 wgmma of N = 128 or 192 per warpgroup");
 // k32 steps summed in the tensor cores before each promotion to f32: 4 (a whole 128-k stage)
 // unless the build says otherwise (a timing variant; docs/BENCHMARKS.md).
 #ifndef KY_SM90_FP8_PROMOTE
@@ -606,7 +625,7 @@ __device__ __forceinline__ void named_arrive(int id) {
 }
 static_assert((BK8 / 32) % PROMOTE8 == 0, "promotion groups tile a stage");
 constexpr int A8_BYTES = BM * BK8;            // 16 KiB
-constexpr int B8_BYTES = BN8 * BK8;           // 16 KiB
+constexpr int B8_BYTES = BN8 * BK8;           // 16 or 24 KiB
 constexpr int STAGE8_BYTES = A8_BYTES + B8_BYTES;
 
 // `scaled_gemm`'s epilogue inputs: A's and B's f32 scales (one each, or one per row of A and
@@ -619,47 +638,85 @@ struct Scales {
     int bias_f16;
 };
 
-// One element of `scaled_gemm`'s out: acc * (scale_a * scale_b) per tensor, (acc * scale_a[row])
-// * scale_b[col] per row, then + bias[col]; the same arithmetic for every element.
-// The scales and the bias are read through the read-only path (`__ldg`: nothing writes them
-// during the kernel), which also lets the compiler load each once per fragment rather than
-// once per element (out's stores could otherwise alias them).
-__device__ __forceinline__ float scaled(float acc, ky_i64 row, ky_i64 col, float both,
+// One element of `scaled_gemm`'s out: acc * (scale_a * scale_b) per tensor, (acc * sa) * sb
+// per row (sa = scale_a[row], sb = scale_b[col]), then + bias (`bias`: its bf16 or f16 bits);
+// the same arithmetic for every element.
+__device__ __forceinline__ float scaled(float acc, float sa, float sb, ky_u16 bias, float both,
                                         const Scales& s) {
-    float v = s.rows ? __fmul_rn(__fmul_rn(acc, __ldg(s.a + row)), __ldg(s.b + col))
-                     : __fmul_rn(both, acc);
-    if (s.bias) {
-        const ky_u16 b = __ldg(s.bias + col);
-        v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(b) : ky_bf16_to_f32(b));
-    }
+    float v = s.rows ? __fmul_rn(__fmul_rn(acc, sa), sb) : __fmul_rn(both, acc);
+    if (s.bias) v = __fadd_rn(v, s.bias_f16 ? ky_f16_to_f32(bias) : ky_bf16_to_f32(bias));
     return v;
 }
 
+// 8-column blocks per batch of epilogue loads: half the fragment's (a timing variant may say
+// otherwise; the whole fragment's at once spilled at N = 192).
+#ifndef KY_SM90_FP8_EPI_CHUNK
+#define KY_SM90_FP8_EPI_CHUNK 0
+#endif
+
 // Stores one consumer thread's fragment of `scaled_gemm`'s out ([m, n], row-major, 16-byte
 // aligned): pairs as one word when n is even (every even column's pair is then aligned),
-// else element by element, with the same values.
-template <typename C>
-__device__ __forceinline__ void scaled_epilogue(const float (&d)[64], void* out, ky_i64 m,
+// else element by element, with the same values. Its inputs (the two rows' scales, then per
+// chunk of columns their scales and bias) are loaded before the arithmetic that uses them,
+// from indices clamped into out so that no load waits on a branch: each element's loads were
+// otherwise issued next to its arithmetic and their latency exposed once per element (per-row
+// scales cost 27 %, twelfth session). They land in registers the tile's group sum no longer
+// needs.
+template <typename C, int R>
+__device__ __forceinline__ void scaled_epilogue(const float (&d)[R], void* out, ky_i64 m,
                                                 ky_i64 n, ky_i64 row0, ky_i64 col0,
                                                 const Scales& s) {
+    constexpr int CHUNK = KY_SM90_FP8_EPI_CHUNK ? KY_SM90_FP8_EPI_CHUNK : R / 8;
+    static_assert((R / 4) % CHUNK == 0, "chunks tile the fragment");
     C* c = (C*)out;
-    const float both = s.rows ? 0.0f : __fmul_rn(s.a[0], s.b[0]);
+    const int lane = threadIdx.x & 31;
+    const ky_i64 r = row0 + (lane >> 2);
+    const ky_i64 c0 = col0 + (lane & 3) * 2;
+    float sa[2] = {0.0f, 0.0f};
+    const float both = s.rows ? 0.0f : __fmul_rn(__ldg(s.a), __ldg(s.b));
+    if (s.rows) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) sa[h] = __ldg(s.a + min(r + h * 8, m - 1));
+    }
     const bool even = (n & 1) == 0;
-    for_fragment(d, m, n, row0, col0, [&](ky_i64 row, ky_i64 col, float x0, float x1, bool pair) {
-        C* p = c + row * n + col;
-        const float v0 = scaled(x0, row, col, both, s);
-        if (!pair) {
-            Out<C>::store(p, v0);
-            return;
+#pragma unroll
+    for (int i0 = 0; i0 < R / 4; i0 += CHUNK) {
+        float sb[2 * CHUNK];
+        ky_u32 bias[CHUNK];  // two bf16 / f16 values a word
+#pragma unroll
+        for (int j = 0; j < CHUNK; ++j) {
+            const ky_i64 col = c0 + (i0 + j) * 8;
+            const ky_i64 lo = min(col, n - 1), hi = min(col + 1, n - 1);
+            sb[2 * j] = s.rows ? __ldg(s.b + lo) : 0.0f;
+            sb[2 * j + 1] = s.rows ? __ldg(s.b + hi) : 0.0f;
+            bias[j] = s.bias ? (ky_u32)__ldg(s.bias + lo) | ((ky_u32)__ldg(s.bias + hi) << 16) : 0u;
         }
-        const float v1 = scaled(x1, row, col + 1, both, s);
-        if (even) {
-            Out<C>::store2(p, v0, v1);
-        } else {
-            Out<C>::store(p, v0);
-            Out<C>::store(p + 1, v1);
+#pragma unroll
+        for (int j = 0; j < CHUNK; ++j) {
+            const int i = i0 + j;
+            const ky_i64 col = c0 + i * 8;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const ky_i64 row = r + h * 8;
+                if (row >= m || col >= n) continue;
+                C* p = c + row * n + col;
+                const float v0 =
+                    scaled(d[i * 4 + h * 2], sa[h], sb[2 * j], (ky_u16)bias[j], both, s);
+                if (col + 1 >= n) {
+                    Out<C>::store(p, v0);
+                    continue;
+                }
+                const float v1 = scaled(d[i * 4 + h * 2 + 1], sa[h], sb[2 * j + 1],
+                                        (ky_u16)(bias[j] >> 16), both, s);
+                if (even) {
+                    Out<C>::store2(p, v0, v1);
+                } else {
+                    Out<C>::store(p, v0);
+                    Out<C>::store(p + 1, v1);
+                }
+            }
         }
-    });
+    }
 }
 
 // The kernel (see above). Scales are read on the device.
@@ -708,12 +765,12 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
         const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the tile
         const int warp = (threadIdx.x / 32) & 3;
-        float acc[64];  // the promoted running sum (f32)
-        // Rows cw * 64.. of A (8 KiB each), then B's 128 rows; K-major, 128-byte swizzle:
+        float acc[R8];  // the promoted running sum (f32)
+        // Rows cw * 64.. of A (8 KiB each), then B's BN8 rows; K-major, 128-byte swizzle:
         // SBO 1024 bytes (8 rows), k32 step +32 bytes. Each group of PROMOTE8 steps starts its
         // sum from zero (`accumulate` 0 on its first step), is waited for, and is added to
         // the running sum; the stage is freed after its last group.
-        float t[64];
+        float t[R8];
         // The two warpgroups take turns to issue their groups (named barriers 1 and 2, 256
         // threads: one warpgroup arrives, the other syncs): warpgroup 0 issues, then 1, then
         // 0 ... So while one waits for its group and promotes, the other's group runs: without
@@ -735,7 +792,7 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
                 wgmma_fence();
 #pragma unroll
                 for (int kk = g; kk < g + PROMOTE8; ++kk) {
-                    KyWgmma8<AT, BT>::run(t, desc(sa + kk * 32, 16, 1024),
+                    KyWgmma8<AT, BT, BN8>::run(t, desc(sa + kk * 32, 16, 1024),
                                           desc(sb + kk * 32, 16, 1024), kk != g);
                 }
                 wgmma_commit();
@@ -746,7 +803,7 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
                 keep(t);
                 if (g + PROMOTE8 == BK8 / 32) mbar_arrive(&empty[s]);
 #pragma unroll
-                for (int i = 0; i < 64; ++i) acc[i] = __fadd_rn(acc[i], t[i]);
+                for (int i = 0; i < R8; ++i) acc[i] = __fadd_rn(acc[i], t[i]);
             }
         };
         int it = 0;
@@ -754,7 +811,7 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
             const Tile tile = tile_of<BN8>(u, tiles_m, tiles_n);
             const ky_i64 row0 = (ky_i64)tile.m0 + cw * 64 + warp * 16;
 #pragma unroll
-            for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+            for (int i = 0; i < R8; ++i) acc[i] = 0.0f;
             // One group at a time: it is waited for before its sum is promoted. (Alternating
             // two sums to keep the next group in flight made ptxas serialise the wgmmas
             // anyway: C7514, "non wgmma instructions reading accumulator registers"; the other

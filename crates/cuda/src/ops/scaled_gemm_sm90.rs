@@ -4,17 +4,19 @@
 //!
 //! - **The kernel** is `sm90::scaled_gemm` in `cuda.gemm.batch_invariant.sm90`'s source
 //!   (`kernels/gemm_bi_sm90.cu`): the same TMA ring, producer and consumer warpgroups and
-//!   persistent rasterised grid, with a 128 x 128 block tile and six 32 KiB stages.
+//!   persistent rasterised grid, with a 128 x 192 block tile and five 40 KiB stages.
 //!   `scaled_gemm`'s A `[m, k]` and B `[n, k]` are both K-major; a stage holds 128 k (one
-//!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n128k32` FP8 steps.
+//!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n192k32` FP8 steps.
 //!   The epilogue multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc *
 //!   scale_a[i]) * scale_b[j]` per row), adds the bias and rounds once to out's dtype.
 //! - **Promotion.** The tensor cores add FP8 products in fixed point, about 14 bits below the
 //!   largest term (docs/TOLERANCES.md); kept over all of K that lost 1.1e-3 relative at
 //!   k = 4096 (v1, measured on an H100). So each stage's four steps are summed in the tensor
 //!   cores from zero and that sum is added in f32, in k order, to a second set of 64
-//!   accumulators (DeepSeek-V3's "promotion" every 128), which is why the tile is 128 wide
-//!   (64 + 64 accumulators per thread; at 256 it would need 256).
+//!   accumulators (DeepSeek-V3's "promotion" every 128), which is why the tile is 192 wide
+//!   (96 + 96 accumulators per thread; at 256 it would need 256, more than a thread has).
+//!   v2 had a 128-wide tile; 192 loads a sixth fewer bytes per product from L2 and shared
+//!   memory (docs/BENCHMARKS.md, "thirteenth session").
 //! - **Why it is batch-invariant.** Every element of out is `((t_0 + t_1) + ...)` over its
 //!   k-tiles `t_j` of 128 (each the tensor cores' sum of four k32 steps from zero), scaled
 //!   once, whatever M is: the tile, the stage count and the entry point depend on the dtypes
@@ -25,7 +27,7 @@
 //!   (e4m3 / e5m2 on either side), out bf16, f16 or f32, per-tensor or per-row scales (block
 //!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), out rows of a
 //!   multiple of 16 bytes (checked on n, so that no M changes the verdict), sizes TMA's
-//!   32-bit coordinates hold, and its shared memory (`SHARED_BYTES`, 193 KiB). Anything else is a
+//!   32-bit coordinates hold, and its shared memory (`SHARED_BYTES`, 201 KiB). Anything else is a
 //!   typed reason, never a launch.
 
 use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
@@ -72,17 +74,18 @@ pub(crate) const fn source_entry(i: usize) -> SourceEntry {
 
 /// Rows of out per block and of an A box.
 const BM: u32 = 128;
-/// Columns of out per block and rows of a B box.
-const BN: u32 = 128;
+/// Columns of out per block and rows of a B box: the .cu's `KY_SM90_FP8_BN` (a unit test keeps
+/// them equal).
+const BN: u32 = 192;
 /// k per stage: one 128-byte swizzle row of one-byte elements.
 const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
-/// Stages of the TMA ring.
-const STAGES: u64 = 6;
+/// Stages of the TMA ring: as many as 227 KiB hold (the .cu's `STAGES8`).
+const STAGES: u64 = if BN == 128 { 6 } else { 5 };
 /// Dynamic shared memory: the stages (A's `BM x BK` and B's `BN x BK` bytes each), 1 KiB of
 /// slack for the 1024-byte alignment the 128-byte swizzle needs, and a full and an empty
-/// barrier (8 bytes each) per stage: 197 728 bytes, inside an H100's 227 KiB opt-in.
+/// barrier (8 bytes each) per stage: 205 904 bytes, inside an H100's 227 KiB opt-in.
 pub(crate) const SHARED_BYTES: u64 =
     STAGES * ((BM + BN) as u64 * BK as u64) + 1024 + STAGES * 2 * 8;
 
@@ -273,14 +276,23 @@ mod tests {
                 box_dims: [128, 128],
             }
         );
-        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 128]);
+        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 192]);
     }
 
     #[test]
-    fn shared_memory_is_six_stages_of_32_kib() {
+    fn shared_memory_is_five_stages_of_40_kib() {
         // The .cu's STAGES8 * STAGE8_BYTES + 1024 + barriers.
-        assert_eq!(SHARED_BYTES, 6 * 32 * 1024 + 1024 + 6 * 2 * 8);
-        assert_eq!(SHARED_BYTES, 197_728);
+        assert_eq!(SHARED_BYTES, 5 * 40 * 1024 + 1024 + 5 * 2 * 8);
+        assert_eq!(SHARED_BYTES, 205_904);
+    }
+
+    #[test]
+    fn the_tile_width_is_the_sources() {
+        for module in &SCALED_MODULES {
+            assert!(module
+                .code
+                .contains(&format!("#define KY_SM90_FP8_BN {BN}\n")));
+        }
     }
 
     #[test]
@@ -289,7 +301,7 @@ mod tests {
         let small = entry(&problem(1, 4096, 4096)).unwrap().file;
         let large = entry(&problem(8192, 4096, 4096)).unwrap().file;
         assert_eq!(small, large);
-        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(32));
-        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(64));
+        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(22));
+        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(44));
     }
 }
