@@ -624,6 +624,54 @@ __device__ __forceinline__ void named_arrive(int id) {
     asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory");
 }
 static_assert((BK8 / 32) % PROMOTE8 == 0, "promotion groups tile a stage");
+
+// CTAs per cluster (`KY_SM90_FP8_CLUSTER`, 1 or 2; the host launches with the same cluster
+// size). With 2, the cluster's two CTAs take vertically adjacent tiles (rows m0 and m0 + 128,
+// the same columns) and share B's box: each CTA loads half of B's rows and multicasts it into
+// both CTAs' shared memory, so each CTA reads 28 instead of 40 KiB per stage from L2. A
+// stage is then refilled only when both CTAs' consumers have freed it (the empty barrier
+// counts both). Only who loads which bytes changes, never what a consumer reads.
+#ifndef KY_SM90_FP8_CLUSTER
+#define KY_SM90_FP8_CLUSTER 1
+#endif
+constexpr int CLUSTER8 = KY_SM90_FP8_CLUSTER;
+static_assert(CLUSTER8 == 1 || CLUSTER8 == 2, "clusters of one or two CTAs");
+
+// This CTA's rank in its cluster.
+__device__ __forceinline__ int cluster_rank() {
+    ky_u32 r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return (int)r;
+}
+
+// Every thread of the cluster's CTAs meets here (release / acquire: what each CTA did before,
+// barrier initialisation included, is visible to the other after).
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;"
+                 ::: "memory");
+}
+
+// Arrives on the mbarrier at `bar`'s offset in CTA `rank` of the cluster (this CTA's included).
+__device__ __forceinline__ void mbar_arrive_cluster(ky_u64* bar, int rank) {
+    asm volatile(
+        "{\n.reg .b32 remote;\n"
+        "mapa.shared::cluster.u32 remote, %0, %1;\n"
+        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n"
+        ::"r"(smem_addr(bar)), "r"(rank)
+        : "memory");
+}
+
+// One 3-D TMA box written into the same shared-memory offset of every CTA in `mask`, each
+// CTA's barrier at `bar`'s offset receiving the bytes.
+__device__ __forceinline__ void tma_load_multicast(void* dst, const KyTensorMap* map, int c0,
+                                                   int c1, int c2, ky_u64* bar,
+                                                   unsigned short mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        ".multicast::cluster [%0], [%1, {%2, %3, %4}], [%5], %6;" ::"r"(smem_addr(dst)),
+        "l"((ky_u64)map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar)), "h"(mask)
+        : "memory");
+}
 constexpr int A8_BYTES = BM * BK8;            // 16 KiB
 constexpr int B8_BYTES = BN8 * BK8;           // 16 or 24 KiB
 constexpr int STAGE8_BYTES = A8_BYTES + B8_BYTES;
@@ -730,34 +778,55 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
     ky_u64* full = (ky_u64*)(smem + STAGES8 * STAGE8_BYTES);
     ky_u64* empty = full + STAGES8;
 
-    const int tiles_m = (int)((m + BM - 1) / BM);
+    // The schedule's unit is a cluster's tiles: CLUSTER8 vertically adjacent tiles (a CTA
+    // past m computes zeros and stores nothing), unit u to cluster u, u + clusters, ...
+    const int tiles_m = (int)((m + BM * CLUSTER8 - 1) / (BM * CLUSTER8));
     const int tiles_n = (int)((n + BN8 - 1) / BN8);
     const int tiles = tiles_m * tiles_n;
     const int ktiles = (int)((k + BK8 - 1) / BK8);
+    const int rank = CLUSTER8 == 1 ? 0 : cluster_rank();
+    const int unit0 = blockIdx.x / CLUSTER8;
+    const int units = gridDim.x / CLUSTER8;
+    // The tile's first row: the unit's, plus this CTA's share.
+    auto row_of = [&](const Tile& t) { return t.m0 * CLUSTER8 + rank * BM; };
 
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES8; ++s) {
             mbar_init(&full[s], 1);
-            mbar_init(&empty[s], 256);
+            // One arrival per consumer warp of every CTA of the cluster.
+            mbar_init(&empty[s], 8 * CLUSTER8);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-    __syncthreads();
+    if (CLUSTER8 == 1)
+        __syncthreads();
+    else
+        cluster_sync();
 
     if (wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
         if (threadIdx.x == 0) {
             int it = 0;
-            for (int u = blockIdx.x; u < tiles; u += gridDim.x) {
+            for (int u = unit0; u < tiles; u += units) {
                 const Tile tile = tile_of<BN8>(u, tiles_m, tiles_n);
                 for (int kt = 0; kt < ktiles; ++kt, ++it) {
                     const int s = it % STAGES8;
                     if (it >= STAGES8) mbar_wait(&empty[s], ((it / STAGES8) - 1) & 1);
                     unsigned char* sa = smem + s * STAGE8_BYTES;
+                    // The whole stage lands here: A from this CTA's copy, B's halves from
+                    // both CTAs' multicasts (a peer's bytes may arrive before this expect:
+                    // the phase cannot complete before this arrival).
                     mbar_expect_tx(&full[s], STAGE8_BYTES);
-                    tma_load(sa, map_a, kt * BK8, tile.m0, 0, &full[s]);
-                    tma_load(sa + A8_BYTES, map_b, kt * BK8, tile.n0, 0, &full[s]);
+                    tma_load(sa, map_a, kt * BK8, row_of(tile), 0, &full[s]);
+                    if (CLUSTER8 == 1) {
+                        tma_load(sa + A8_BYTES, map_b, kt * BK8, tile.n0, 0, &full[s]);
+                    } else {
+                        constexpr int HALF = BN8 / 2;
+                        tma_load_multicast(sa + A8_BYTES + rank * HALF * BK8, map_b, kt * BK8,
+                                           tile.n0 + rank * HALF, 0, &full[s],
+                                           (unsigned short)((1 << CLUSTER8) - 1));
+                    }
                 }
             }
         }
@@ -801,15 +870,27 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
 #endif
                 wgmma_wait0();
                 keep(t);
-                if (g + PROMOTE8 == BK8 / 32) mbar_arrive(&empty[s]);
+                if (g + PROMOTE8 == BK8 / 32) {
+                    // One arrival per warp on every CTA's empty barrier: this warp's reads
+                    // of the stage are done (its wgmmas completed above).
+                    __syncwarp();
+                    if ((threadIdx.x & 31) == 0) {
+                        if (CLUSTER8 == 1) {
+                            mbar_arrive(&empty[s]);
+                        } else {
+#pragma unroll
+                            for (int c = 0; c < CLUSTER8; ++c) mbar_arrive_cluster(&empty[s], c);
+                        }
+                    }
+                }
 #pragma unroll
                 for (int i = 0; i < R8; ++i) acc[i] = __fadd_rn(acc[i], t[i]);
             }
         };
         int it = 0;
-        for (int u = blockIdx.x; u < tiles; u += gridDim.x) {
+        for (int u = unit0; u < tiles; u += units) {
             const Tile tile = tile_of<BN8>(u, tiles_m, tiles_n);
-            const ky_i64 row0 = (ky_i64)tile.m0 + cw * 64 + warp * 16;
+            const ky_i64 row0 = (ky_i64)row_of(tile) + cw * 64 + warp * 16;
 #pragma unroll
             for (int i = 0; i < R8; ++i) acc[i] = 0.0f;
             // One group at a time: it is waited for before its sum is promoted. (Alternating
@@ -825,6 +906,9 @@ __device__ __forceinline__ void scaled_gemm(const KyTensorMap* map_a, const KyTe
         if (cw == 0 && it > 0) named_sync(1);
 #endif
     }
+    // No CTA of a cluster leaves while the other may still multicast into its shared memory
+    // or arrive on its barriers.
+    if (CLUSTER8 > 1) cluster_sync();
 }
 
 }  // namespace sm90

@@ -69,6 +69,71 @@ pub unsafe fn launch(
     })
 }
 
+/// [`launch`] with the grid's x blocks grouped into thread-block clusters of `cluster` blocks
+/// (`cuLaunchKernelEx` with `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`: sm_90 and newer; at most
+/// 8 blocks, the portable size). `dims.grid.0` must be a multiple of `cluster`: that, and a
+/// cluster size the device cannot co-schedule, are errors from the driver, not launches.
+///
+/// # Safety
+/// As [`launch`]; the kernel must also be written for clusters of this size (the driver
+/// checks nothing of what it does with its peers' shared memory).
+pub unsafe fn launch_cluster(
+    stream: &Stream,
+    source: &'static KernelSource,
+    symbol: &'static str,
+    dims: Dims,
+    cluster: u32,
+    params: &mut [*mut c_void],
+) -> Result<(), Error> {
+    if cluster == 0 || cluster > 8 || !dims.grid.0.is_multiple_of(cluster) {
+        return Err(CudaError::Misuse {
+            what: format!("{symbol}: a cluster of {cluster} blocks over a grid of {dims:?}"),
+        }
+        .into());
+    }
+    let device = bind(stream.device())?;
+    let f = device
+        .modules
+        .function(source, symbol, dims.shared_bytes, Some(stream))?;
+    tracing::trace!(symbol, ?dims, cluster, "kernelyard: cuLaunchKernelEx");
+    // SAFETY: an all-zero attribute is a valid value of this plain C struct (id 0 = ignore);
+    // the id and the cluster shape are then written as whole fields.
+    let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim = sys::CUlaunchAttributeValue_union__bindgen_ty_1 {
+        x: cluster,
+        y: 1,
+        z: 1,
+    };
+    let config = sys::CUlaunchConfig {
+        gridDimX: dims.grid.0,
+        gridDimY: dims.grid.1,
+        gridDimZ: dims.grid.2,
+        blockDimX: dims.block.0,
+        blockDimY: dims.block.1,
+        blockDimZ: dims.block.2,
+        sharedMemBytes: dims.shared_bytes,
+        hStream: stream.raw() as sys::CUstream,
+        attrs: &mut attr,
+        numAttrs: 1,
+    };
+    // SAFETY: as in `launch`: `f` is live in the current context, `params` match its
+    // signature (the caller's contract), the stream is a live stream of this device; `config`
+    // and the attribute it points at outlive the call.
+    unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
+        .result()
+        .map_err(|e| {
+            CudaError::Driver {
+                call: "cuLaunchKernelEx",
+                code: format!(
+                    "{symbol} with {dims:?} in clusters of {cluster}: {}",
+                    driver_code(e)
+                ),
+            }
+            .into()
+        })
+}
+
 /// The CUDA launcher of the launch sequences shared with the ROCm backend
 /// (`kernelyard_kernels`): [`launch`].
 pub struct CudaLauncher;

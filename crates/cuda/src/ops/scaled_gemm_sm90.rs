@@ -81,6 +81,10 @@ const BN: u32 = 192;
 const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
 const THREADS: u32 = 384;
+/// Blocks per thread-block cluster: the .cu's `KY_SM90_FP8_CLUSTER` (a unit test keeps them
+/// equal). With 2, a cluster's two blocks take vertically adjacent tiles and each multicasts
+/// half of their shared B box into both.
+const CLUSTER: u32 = 1;
 /// Stages of the TMA ring: as many as 227 KiB hold (the .cu's `STAGES8`).
 const STAGES: u64 = if BN == 128 { 6 } else { 5 };
 /// Dynamic shared memory: the stages (A's `BM x BK` and B's `BN x BK` bytes each), 1 KiB of
@@ -150,6 +154,19 @@ fn tiles(p: &ScaledGemmProblem) -> Option<usize> {
         .checked_mul(p.n.div_ceil(BN as usize))
 }
 
+/// Blocks to launch: one per schedule unit (a cluster's `CLUSTER` vertically adjacent tiles)
+/// up to what the device's multiprocessors hold at one block each, a multiple of `CLUSTER`.
+fn grid(p: &ScaledGemmProblem, sms: usize) -> u32 {
+    let cluster = CLUSTER as usize;
+    let units = p
+        .m
+        .div_ceil(BM as usize * cluster)
+        .saturating_mul(p.n.div_ceil(BN as usize));
+    let clusters = units.min(sms / cluster).max(1);
+    // At most `sms` blocks: fits u32.
+    (clusters * cluster) as u32
+}
+
 /// Loads the problem's module (compiling it on first use), so no launch compiles.
 fn prepare(_: &KernelMeta, ctx: &LaunchCtx<'_>, p: &ScaledGemmProblem) -> Result<(), Error> {
     crate::device::load_symbols(ctx.stream.device(), entry(p)?)
@@ -198,7 +215,8 @@ fn launch(
     let module = entry(p)?;
     let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
     let map_a = tensor_map(p.dtype, a_ptr, operand(p.m, p.k, BM))?;
-    let map_b = tensor_map(p.b_dtype, b_ptr, operand(p.n, p.k, BN))?;
+    // With clusters each block loads its share of B's rows (and multicasts it).
+    let map_b = tensor_map(p.b_dtype, b_ptr, operand(p.n, p.k, BN / CLUSTER))?;
     let out = a.out.as_mut_ptr();
     let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
     let (scale_a, scale_b) = (a.scale_a.as_ptr(), a.scale_b.as_ptr());
@@ -207,13 +225,13 @@ fn launch(
     // The bias is f16 next to an f16 out, bf16 otherwise (core's `bias_dtypes`).
     let bias_f16 = i32::from(p.out_dtype == DType::F16);
     let sms = ctx.caps.multiprocessors.max(1) as usize;
-    let grid = tiles(p).map_or(sms, |t| t.min(sms)).max(1) as u32;
+    let grid = grid(p, sms);
     let dims = Dims {
         grid: (grid, 1, 1),
         block: (THREADS, 1, 1),
         shared_bytes: SHARED_BYTES as u32,
     };
-    // SAFETY: the parameters match `scaled_gemm_sm90_*(KyTensorMap x2, void*, long long x3,
+    // The parameters match `scaled_gemm_sm90_*(KyTensorMap x2, void*, long long x3,
     // const float* x2, int, const void*, int)`. The maps describe A `[m, k]` and B `[n, k]`
     // exactly as core validated them (contiguous FP8 of those shapes on this device; 16-byte
     // aligned pointers, the kernel's `align`, and k a multiple of 16, its check), and TMA
@@ -223,16 +241,18 @@ fn launch(
     // `rows`: core checked the shapes against the modes, which are equal here: core accepts
     // only equal pairs and the check refuses block); the bias, when present, is `[n]` of the
     // dtype `bias_f16` names (f16 for an f16 out, else bf16: core's `bias_dtypes`).
+    let params = &mut kernelyard_kernels::params![
+        map_a, map_b, out, m, n, k, scale_a, scale_b, rows, bias, bias_f16
+    ];
+    // SAFETY: the parameters are as said above; with clusters, the kernel is compiled for
+    // clusters of `CLUSTER` (the unit test `the_tile_width_and_cluster_are_the_sources`) and
+    // the grid is a multiple of it.
     unsafe {
-        launch::launch(
-            ctx.stream,
-            module,
-            module.symbols[0],
-            dims,
-            &mut kernelyard_kernels::params![
-                map_a, map_b, out, m, n, k, scale_a, scale_b, rows, bias, bias_f16
-            ],
-        )
+        if CLUSTER == 1 {
+            launch::launch(ctx.stream, module, module.symbols[0], dims, params)
+        } else {
+            launch::launch_cluster(ctx.stream, module, module.symbols[0], dims, CLUSTER, params)
+        }
     }
 }
 
@@ -287,12 +307,24 @@ mod tests {
     }
 
     #[test]
-    fn the_tile_width_is_the_sources() {
+    fn the_tile_width_and_cluster_are_the_sources() {
         for module in &SCALED_MODULES {
             assert!(module
                 .code
                 .contains(&format!("#define KY_SM90_FP8_BN {BN}\n")));
+            assert!(module
+                .code
+                .contains(&format!("#define KY_SM90_FP8_CLUSTER {CLUSTER}\n")));
         }
+    }
+
+    #[test]
+    fn the_grid_is_whole_clusters_up_to_the_multiprocessors() {
+        let g = |m, n| grid(&problem(m, n, 4096), 132);
+        assert_eq!(g(1, 4096) % CLUSTER, 0);
+        assert_eq!(g(8192, 8192), 132 / CLUSTER * CLUSTER);
+        assert!(g(1, 192) >= CLUSTER);
+        assert_eq!(grid(&problem(1, 192, 128), 1), CLUSTER);
     }
 
     #[test]
