@@ -32,8 +32,9 @@
 //   XOR stays inside groups of 8 chunks, so D / 8 must be a multiple of 8 (D = 96 is not).
 //
 // Every output element is computed by one thread in a fixed order that depends on (Sq, Skv,
-// D) and the row's position only: no split over keys, no atomics, no choice of configuration
-// by size. The kernels are deterministic and batch-invariant.
+// D), the row's position and the build's ATTN_D256 only: no split over keys, no atomics, no
+// choice of configuration by size or device. The kernels are deterministic and
+// batch-invariant.
 #include "common.cuh"
 #include "mma.cuh"
 
@@ -49,7 +50,8 @@ namespace attn {
 // 0 and 1 give every row the same bits (a row's warp, key tiles and arithmetic are the same;
 // a block of 128 rows visits, for its first 64, only key tiles that are wholly masked for
 // them, which change no bit); so do 2 and 3, which differ from 0 and 1 (64-key steps of the
-// online softmax).
+// online softmax). NVRTC builds take the line below; `nvcc -DATTN_D256=N` (register and PTX
+// checks) overrides it, and the Rust side would not know: never pass it to NVRTC.
 #ifndef ATTN_D256
 #define ATTN_D256 0
 #endif
