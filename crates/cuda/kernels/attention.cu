@@ -9,10 +9,12 @@
 // query i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
 //
 // One configuration per head dim (Cfg<D>; never per Sq, Skv, B, H or device), sm_80 and newer:
-// - one block of THREADS = 128 threads (4 warps) per (query block of BM rows, q head, batch
-//   entry); warp w owns query rows WM w .. WM w + WM - 1 of the block (MT = WM / 16 m16
+// - one block of THREADS threads (THREADS / 32 warps) per (query block of BM rows, q head,
+//   batch entry); warp w owns query rows WM w .. WM w + WM - 1 of the block (MT = WM / 16 m16
 //   tiles), whole rows, so a row's softmax never leaves its warp (each row lives in one quad
-//   of lanes). D = 64 and 128: BM = 128, WM = 32, BN = 64; D = 256: BM = 64, WM = 16, BN = 32;
+//   of lanes). D = 64 and 128: 4 warps, BM = 128, WM = 32, BN = 64; D = 256: the tiling that
+//   ATTN_D256 names when the module is built (below; by default 4 warps, BM = 64, WM = 16,
+//   BN = 32);
 // - key tiles of BN keys in increasing order; K and V tiles double-buffered in shared
 //   memory with cp.async (tile j + 1 loads while tile j is used; one barrier per tile); the Q
 //   tile is loaded once and read back with ldmatrix at every key tile (WM rows x D per warp
@@ -23,40 +25,72 @@
 //   never (-inf) - (-inf)); P rounded to the dtype and used directly from the S accumulator
 //   registers as the A fragment of O += P V (V fragments by ldmatrix.trans from [key][d]
 //   rows); each thread keeps its part of the row sums (in shared memory: the 192 f32
-//   accumulators of O and S at D = 128, 144 at D = 256, fill the registers), summed over the
-//   quad once, at the end;
+//   accumulators of O and S at D = 128, 144 or 160 at D = 256, fill the registers), summed
+//   over the quad once, at the end;
 // - shared rows are D elements whose 16-byte chunks are XOR-swizzled by (row % 8), so the 8
 //   rows an ldmatrix phase reads fall in 8 distinct bank groups, and cp.async stores too. The
 //   XOR stays inside groups of 8 chunks, so D / 8 must be a multiple of 8 (D = 96 is not).
 //
 // Every output element is computed by one thread in a fixed order that depends on (Sq, Skv,
-// D) and the row's position only: no split over keys, no atomics, no choice of configuration
-// by size. The kernels are deterministic and batch-invariant.
+// D), the row's position and the build's ATTN_D256 only: no split over keys, no atomics, no
+// choice of configuration by size or device. The kernels are deterministic and
+// batch-invariant.
 #include "common.cuh"
 #include "mma.cuh"
 
 namespace attn {
 
-constexpr int THREADS = 128;  // 4 warps
+// The tiling of head dim 256, fixed when the module is built (crates/cuda/src/ops/attention.rs
+// reads this line: `D256_TILING`, whose `tiling` and `shared_bytes` launch it). Every choice
+// gives a warp one m16 tile of 16 whole rows (two would need 256 f32 of O per thread):
+//   0: 4 warps (BM = 64),  32-key tiles:  97 KiB of shared memory (every sm_80+ device);
+//   1: 8 warps (BM = 128), 32-key tiles: 130 KiB (sm_80 / sm_90's opt-in; not sm_86 / 89 / 120);
+//   2: 4 warps (BM = 64),  64-key tiles: 161 KiB (sm_80 / sm_90);
+//   3: 8 warps (BM = 128), 64-key tiles: 194 KiB (sm_90 only: A100 has 163 KiB).
+// 0 and 1 give every row the same bits (a row's warp, key tiles and arithmetic are the same;
+// a block of 128 rows visits, for its first 64, only key tiles that are wholly masked for
+// them, which change no bit); so do 2 and 3, which differ from 0 and 1 (64-key steps of the
+// online softmax). NVRTC builds take the line below; `nvcc -DATTN_D256=N` (register and PTX
+// checks) overrides it, and the Rust side would not know: never pass it to NVRTC.
+#ifndef ATTN_D256
+#define ATTN_D256 0
+#endif
 
-// The tiling of head dim D (one per head dim; never per Sq, Skv, B or H): BM query rows per
-// block, WM per warp (MT = WM / 16 m16 tiles; BM = 4 WM), BN keys per tile. A thread holds
-// MT * D / 2 f32 of O and MT * BN / 2 of S: 128 + 64 at D = 128, 64 + 64 at D = 64. At D = 256
-// two m16 tiles would need 256 of O alone, so a warp owns one m16 tile (128 + 16), and BN = 32
-// keeps the block at 97 KiB, inside the 99 KiB of sm_86 / sm_89 / sm_120 (two blocks per H100
-// SM, as at D = 128).
+// A tiling: THREADS = 32 WARPS threads per block, BM query rows per block, WM = BM / WARPS per
+// warp (MT = WM / 16 m16 tiles), BN keys per tile, and the blocks per SM the registers are
+// budgeted for (__launch_bounds__). A thread holds MT * D / 2 f32 of O and MT * BN / 2 of S.
+template <int WARPS, int BM_, int BN_, int MIN_BLOCKS_>
+struct Tiling {
+    static constexpr int THREADS = 32 * WARPS;
+    static constexpr int BM = BM_;
+    static constexpr int WM = BM_ / WARPS;
+    static constexpr int BN = BN_;
+    static constexpr int MIN_BLOCKS = MIN_BLOCKS_;
+};
+
+// The tiling of head dim D (one per head dim; never per Sq, Skv, B or H). D = 64 and 128: 4
+// warps of 32 rows and 64-key tiles (O and S: 128 + 64 f32 per thread at D = 128, 64 + 64 at
+// D = 64; two blocks per SM). D = 256: a warp owns one m16 tile (128 + BN / 2 f32), and the
+// tiling is ATTN_D256's (0, the default, fits the 99 KiB of sm_86 / sm_89 / sm_120, with two
+// blocks per H100 SM as at D = 128; the others need more shared memory per block: one block
+// per SM, 8 warps for 1 and 3).
 template <int D>
-struct Cfg {
-    static constexpr int BM = 128;
-    static constexpr int WM = 32;
-    static constexpr int BN = 64;
-};
+struct Cfg : Tiling<4, 128, 64, 2> {};
+#if ATTN_D256 == 0
 template <>
-struct Cfg<256> {
-    static constexpr int BM = 64;
-    static constexpr int WM = 16;
-    static constexpr int BN = 32;
-};
+struct Cfg<256> : Tiling<4, 64, 32, 2> {};
+#elif ATTN_D256 == 1
+template <>
+struct Cfg<256> : Tiling<8, 128, 32, 1> {};
+#elif ATTN_D256 == 2
+template <>
+struct Cfg<256> : Tiling<4, 64, 64, 1> {};
+#elif ATTN_D256 == 3
+template <>
+struct Cfg<256> : Tiling<8, 128, 64, 1> {};
+#else
+#error "ATTN_D256 is 0, 1, 2 or 3"
+#endif
 
 // Dynamic shared memory: the Q tile, 2 stages of (K tile, V tile) (16-bit elements, rows of
 // D with swizzled chunks, no padding), then each thread's partial row sums (MT * 2 f32 per
@@ -69,18 +103,35 @@ struct Smem {
     static constexpr int KV_BYTES = C::BN * ROW;
     static constexpr int STAGE_BYTES = 2 * KV_BYTES;
     static constexpr int SUM_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
-    static constexpr int BYTES = SUM_OFFSET + C::WM / 16 * 2 * THREADS * 4;
+    static constexpr int BYTES = SUM_OFFSET + C::WM / 16 * 2 * C::THREADS * 4;
 };
-// The Rust side (`tiling` and `shared_bytes` in attention.rs) launches with these.
-static_assert(Cfg<64>::BM == 128 && Cfg<64>::WM == 32 && Cfg<64>::BN == 64,
-              "keep crates/cuda/src/ops/attention.rs in step");
-static_assert(Cfg<128>::BM == 128 && Cfg<128>::WM == 32 && Cfg<128>::BN == 64,
-              "keep crates/cuda/src/ops/attention.rs in step");
-static_assert(Cfg<256>::BM == 64 && Cfg<256>::WM == 16 && Cfg<256>::BN == 32,
-              "keep crates/cuda/src/ops/attention.rs in step");
-static_assert(Smem<64>::BYTES == 51200, "keep crates/cuda/src/ops/attention.rs in step");
-static_assert(Smem<128>::BYTES == 100352, "keep crates/cuda/src/ops/attention.rs in step");
-static_assert(Smem<256>::BYTES == 99328, "keep crates/cuda/src/ops/attention.rs in step");
+// The Rust side (`tiling` and `shared_bytes` in attention.rs) launches with these; its unit
+// tests find each line here (head dim 256: one line per ATTN_D256 choice).
+#define ATTN_STEP "keep crates/cuda/src/ops/attention.rs in step"
+static_assert(Cfg<64>::THREADS == 128 && Cfg<64>::BM == 128 && Cfg<64>::WM == 32 &&
+                  Cfg<64>::BN == 64,
+              ATTN_STEP);
+static_assert(Cfg<128>::THREADS == 128 && Cfg<128>::BM == 128 && Cfg<128>::WM == 32 &&
+                  Cfg<128>::BN == 64,
+              ATTN_STEP);
+static_assert(ATTN_D256 != 0 || (Cfg<256>::THREADS == 128 && Cfg<256>::BM == 64 &&
+                                 Cfg<256>::WM == 16 && Cfg<256>::BN == 32),
+              ATTN_STEP);
+static_assert(ATTN_D256 != 1 || (Cfg<256>::THREADS == 256 && Cfg<256>::BM == 128 &&
+                                 Cfg<256>::WM == 16 && Cfg<256>::BN == 32),
+              ATTN_STEP);
+static_assert(ATTN_D256 != 2 || (Cfg<256>::THREADS == 128 && Cfg<256>::BM == 64 &&
+                                 Cfg<256>::WM == 16 && Cfg<256>::BN == 64),
+              ATTN_STEP);
+static_assert(ATTN_D256 != 3 || (Cfg<256>::THREADS == 256 && Cfg<256>::BM == 128 &&
+                                 Cfg<256>::WM == 16 && Cfg<256>::BN == 64),
+              ATTN_STEP);
+static_assert(Smem<64>::BYTES == 51200, ATTN_STEP);
+static_assert(Smem<128>::BYTES == 100352, ATTN_STEP);
+static_assert(ATTN_D256 != 0 || Smem<256>::BYTES == 99328, ATTN_STEP);
+static_assert(ATTN_D256 != 1 || Smem<256>::BYTES == 133120, ATTN_STEP);
+static_assert(ATTN_D256 != 2 || Smem<256>::BYTES == 164864, ATTN_STEP);
+static_assert(ATTN_D256 != 3 || Smem<256>::BYTES == 198656, ATTN_STEP);
 
 // ---- PTX: the shared mma.sync wrappers (mma.cuh) and exp2 ---------------------------------
 
@@ -112,7 +163,8 @@ __device__ __forceinline__ int fresh_tid() {
 
 // Global -> shared copies of whole tiles: thread `tid` moves 16-byte chunks c + j TPR (j <
 // CH) of rows r = tid / TPR + i * RS, c = tid % TPR (TPR = min(D / 8, 16) threads per row,
-// CH = D / 8 / TPR chunks each: 1, or 2 at D = 256; RS = THREADS / TPR, a multiple of 8, so
+// CH = D / 8 / TPR chunks each: 1, or 2 at D = 256; RS = THREADS / TPR (the head dim's
+// Cfg<D>::THREADS), a multiple of 8, so
 // all of a thread's rows share r % 8 and its chunks their swizzled columns: chunk c + j TPR of
 // row r sits at (c ^ (r % 8)) + j TPR, since TPR is a multiple of 8). Rows at or past the
 // valid count are zero-filled (and read nothing; their source address is the tensor's base).
@@ -121,7 +173,7 @@ struct Copy {
     static constexpr int CPR = D / 8;
     static constexpr int TPR = CPR < 16 ? CPR : 16;
     static constexpr int CH = CPR / TPR;
-    static constexpr int RS = THREADS / TPR;
+    static constexpr int RS = Cfg<D>::THREADS / TPR;
     static_assert(RS % 8 == 0, "a thread's rows share row % 8");
     static_assert(TPR % 8 == 0 && CH * TPR == CPR, "whole rows, a thread's chunks 8-aligned apart");
     int r;       // this thread's first row
@@ -196,6 +248,7 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
                                           ky_i64 heads_q, ky_i64 heads_kv, float scale,
                                           int flags) {
     typedef Smem<D> S;
+    constexpr int THREADS = Cfg<D>::THREADS;
     constexpr int BM = Cfg<D>::BM, WM = Cfg<D>::WM, BN = Cfg<D>::BN;
     constexpr int MT = WM / 16;  // m16 tiles per warp
     static_assert(BM == (THREADS / 32) * WM && WM % 16 == 0, "each warp owns WM whole rows");
@@ -470,10 +523,11 @@ __device__ __forceinline__ void attention(const ky_u16* __restrict__ q,
 }  // namespace attn
 
 // Entry points: attention_<dtype>_d<head dim>. flags: bit 0 causal, bit 1 write lse.
-// Grid (ceil(Sq / attn::Cfg<D>::BM), Hq, B), 128 threads, attn::Smem<D>::BYTES of dynamic
-// shared memory.
+// Grid (ceil(Sq / attn::Cfg<D>::BM), Hq, B), attn::Cfg<D>::THREADS threads,
+// attn::Smem<D>::BYTES of dynamic shared memory.
 #define ATTN_ENTRY(NAME, T, D)                                                                 \
-    extern "C" __global__ void __launch_bounds__(attn::THREADS, 2)                              \
+    extern "C" __global__ void __launch_bounds__(attn::Cfg<D>::THREADS,                         \
+                                                 attn::Cfg<D>::MIN_BLOCKS)                      \
         NAME(const void* q, const void* k, const void* v, void* out, void* lse,                \
              long long seq_q, long long seq_kv, long long heads_q, long long heads_kv,         \
              float scale, int flags) {                                                         \

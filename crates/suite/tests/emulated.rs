@@ -19,6 +19,7 @@ mod emu;
 
 use std::sync::OnceLock;
 
+use kernelyard::cuda::ops::attention as cuda_attention;
 use kernelyard::ops::attention::{Attention, AttentionArgs, AttentionProblem};
 use kernelyard::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
 use kernelyard::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
@@ -346,32 +347,57 @@ fn attention_decode_passes_the_suite_on_the_emulator() {
     suite_passes(OpKind::Attention, &ATTENTION_DECODE, 8);
 }
 
-/// `crates/cuda/kernels/attention.cu` (`cuda.attention`, the mma.sync kernel) for the emulator:
-/// its text with the two inline PTX instructions it has of its own (`ex2`, `%tid.x`) and its
-/// file-scope dynamic shared array in the host's dialect; `mma.cuh` is `mma_emu.hpp` there.
-/// Each replaced text must be there exactly once, so an edit of the kernel cannot slip by.
-fn attention_mma_source() -> Result<&'static KernelSource, Error> {
-    static SOURCE: OnceLock<Result<&'static KernelSource, String>> = OnceLock::new();
-    let source = SOURCE.get_or_init(|| {
+/// The head-dim-256 tiling (`ATTN_D256`, an index into `D256_TILINGS` of
+/// `kernelyard_cuda::ops::attention`) of the emulated `cuda.attention`: `KERNELYARD_EMU_ATTN_D256`
+/// when set (to prove another build on the CPU before it is timed on a GPU), else this build's
+/// (`D256_TILING`, read from attention.cu's `#define ATTN_D256` line).
+fn attention_mma_build() -> usize {
+    match std::env::var("KERNELYARD_EMU_ATTN_D256") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&v| v < cuda_attention::D256_TILINGS.len())
+            .unwrap_or_else(|| {
+                panic!(
+                    "KERNELYARD_EMU_ATTN_D256={v}: expected 0 .. {}",
+                    cuda_attention::D256_TILINGS.len() - 1
+                )
+            }),
+        Err(_) => cuda_attention::D256_TILING,
+    }
+}
+
+/// `crates/cuda/kernels/attention.cu` (`cuda.attention`, the mma.sync kernel) for the emulator,
+/// built with `ATTN_D256` = `d256`: its text with the two inline PTX instructions it has of its
+/// own (`ex2`, `%tid.x`) and its file-scope dynamic shared array in the host's dialect, and its
+/// `#define ATTN_D256` line set to `d256`; `mma.cuh` is `mma_emu.hpp` there. Each replaced text
+/// must be there exactly once, so an edit of the kernel cannot slip by.
+fn attention_mma_source(d256: usize) -> Result<&'static KernelSource, Error> {
+    type Built = Result<&'static KernelSource, String>;
+    static SOURCES: [OnceLock<Built>; cuda_attention::D256_TILINGS.len()] =
+        [const { OnceLock::new() }; cuda_attention::D256_TILINGS.len()];
+    let source = SOURCES[d256].get_or_init(|| {
         let mut code = include_str!("../../cuda/kernels/attention.cu").to_string();
+        let define = format!("#define ATTN_D256 {}", cuda_attention::D256_TILING);
         for (from, to) in [
             (
-                r#"asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));"#,
-                "y = ky_ex2_approx(x);",
+                r#"asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));"#.to_string(),
+                "y = ky_ex2_approx(x);".to_string(),
             ),
             (
-                r#"asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));"#,
-                "t = threadIdx.x;",
+                r#"asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));"#.to_string(),
+                "t = threadIdx.x;".to_string(),
             ),
             (
-                "extern __shared__ __align__(128) unsigned char smem[];",
-                "#define smem (::ky_emu::dyn_shared())",
+                "extern __shared__ __align__(128) unsigned char smem[];".to_string(),
+                "#define smem (::ky_emu::dyn_shared())".to_string(),
             ),
+            (format!("{define}\n"), format!("#define ATTN_D256 {d256}\n")),
         ] {
-            if code.matches(from).count() != 1 {
+            if code.matches(&from).count() != 1 {
                 return Err(format!("attention.cu has not exactly one `{from}`"));
             }
-            code = code.replace(from, to);
+            code = code.replace(&from, &to);
         }
         Ok(&*Box::leak(Box::new(KernelSource {
             file: "attention.cu",
@@ -395,10 +421,24 @@ const ATTENTION_MMA_SYMBOLS: &[&str] = &[
     "attention_bf16_d256",
 ];
 
-/// `(head dim, query rows per block, dynamic shared bytes)`: `kernelyard_cuda::ops::attention`'s
-/// `tiling` and `shared_bytes`, which its unit tests hold to the kernel's static_asserts.
-const ATTENTION_MMA_TILINGS: [(usize, usize, u32); 3] =
-    [(64, 128, 51_200), (128, 128, 100_352), (256, 64, 99_328)];
+/// The entry point and launch shape of `p` in build `d256` (`kernelyard_cuda::ops::attention`'s
+/// `tiling_with` and `dims_with`, which its unit tests hold to the kernel's static_asserts).
+fn attention_mma_dims(
+    d256: usize,
+    p: &AttentionProblem,
+) -> Result<(&'static str, kernelyard_kernels::launch::Dims), Error> {
+    let dtype = p.dtype.name();
+    let symbol = ATTENTION_MMA_SYMBOLS
+        .iter()
+        .find(|s| **s == format!("attention_{dtype}_d{}", p.head_dim));
+    match (symbol, cuda_attention::tiling_with(d256, p.head_dim)) {
+        (Some(symbol), Some(t)) => Ok((symbol, cuda_attention::dims_with(t, p))),
+        _ => Err(Error::Device {
+            backend: "emulator",
+            source: format!("no entry point for {dtype} head_dim {}", p.head_dim).into(),
+        }),
+    }
+}
 
 /// The launch of `cuda.attention` (`crates/cuda/src/ops/attention.rs`) on the emulator.
 fn attention_mma_launch(
@@ -406,30 +446,10 @@ fn attention_mma_launch(
     a: &mut AttentionArgs<'_>,
     p: &AttentionProblem,
 ) -> Result<(), Error> {
-    let source = attention_mma_source()?;
+    let d256 = attention_mma_build();
+    let source = attention_mma_source(d256)?;
     let gpu = emulator(source)?;
-    let dtype = p.dtype.name();
-    let symbol = ATTENTION_MMA_SYMBOLS
-        .iter()
-        .find(|s| **s == format!("attention_{dtype}_d{}", p.head_dim));
-    let tiling = ATTENTION_MMA_TILINGS
-        .iter()
-        .find(|(d, _, _)| *d == p.head_dim);
-    let (Some(symbol), Some(&(_, block_m, shared_bytes))) = (symbol, tiling) else {
-        return Err(Error::Device {
-            backend: "emulator",
-            source: format!("no entry point for {dtype} head_dim {}", p.head_dim).into(),
-        });
-    };
-    let dims = kernelyard_kernels::launch::Dims {
-        grid: (
-            p.seq_q.div_ceil(block_m) as u32,
-            p.heads_q as u32,
-            p.batch as u32,
-        ),
-        block: (128, 1, 1),
-        shared_bytes,
-    };
+    let (symbol, dims) = attention_mma_dims(d256, p)?;
     let scale = a.effective_scale();
     let (q, k, v) = (a.q.as_ptr(), a.k.as_ptr(), a.v.as_ptr());
     let out = a.out.as_mut_ptr();
@@ -462,10 +482,7 @@ const ATTENTION_MMA_MAX_KV: usize = 2048;
 /// The head dims `cuda.attention` has (its static dtype list is the meta's), and the
 /// emulator's own limit on the keys.
 fn attention_mma_check(_: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
-    if !ATTENTION_MMA_TILINGS
-        .iter()
-        .any(|(d, _, _)| *d == p.head_dim)
-    {
+    if !cuda_attention::HEAD_DIMS.contains(&p.head_dim) {
         reasons.push(Reason::ShapeUnsupported {
             what: format!("head_dim {}", p.head_dim),
         });
@@ -495,4 +512,95 @@ static ATTENTION_MMA: KernelDef<Attention> = KernelDef::<Attention>::new(
 fn attention_mma_passes_the_suite_on_the_emulator() {
     // Every f16/bf16 case of head dim 64, 128 or 256 (the 16 with other head dims are skips).
     suite_passes(OpKind::Attention, &ATTENTION_MMA, 40);
+}
+
+/// `out` and `lse` (as bits) of build `d256` of `cuda.attention` on the emulator, for `p` with
+/// inputs from `seed` (values in [-2, 2), rounded to the dtype) and the default scale.
+fn attention_mma_bits(d256: usize, p: &AttentionProblem, seed: u64) -> (Vec<u16>, Vec<u32>) {
+    let mut x = seed;
+    let mut input = |n: usize| -> Vec<u16> {
+        (0..n)
+            .map(|_| {
+                // 64-bit LCG (Knuth's MMIX constants); the top 24 bits as a value in [-2, 2).
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let v = (x >> 40) as f32 / (1u64 << 22) as f32 - 2.0;
+                match p.dtype {
+                    DType::BF16 => kernelyard::half::bf16::from_f32(v).to_bits(),
+                    _ => kernelyard::half::f16::from_f32(v).to_bits(),
+                }
+            })
+            .collect()
+    };
+    let d = p.head_dim;
+    let q = input(p.batch * p.seq_q * p.heads_q * d);
+    let k = input(p.batch * p.seq_kv * p.heads_kv * d);
+    let v = input(p.batch * p.seq_kv * p.heads_kv * d);
+    // Poisoned, so an element the kernel does not write shows.
+    let mut out = vec![0xffffu16; q.len()];
+    let mut lse = vec![f32::NAN; p.batch * p.heads_q * p.seq_q];
+    let source = attention_mma_source(d256).unwrap();
+    let gpu = emulator(source).unwrap();
+    let (symbol, dims) = attention_mma_dims(d256, p).unwrap();
+    let (qp, kp, vp) = (q.as_ptr(), k.as_ptr(), v.as_ptr());
+    let (op, lp) = (out.as_mut_ptr(), lse.as_mut_ptr());
+    let flags = i32::from(p.causal) | 2;
+    let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
+    let (heads_q, heads_kv) = (p.heads_q as i64, p.heads_kv as i64);
+    let scale = 1.0f32 / (d as f32).sqrt();
+    // SAFETY: the parameters match the entry point's; q, k, v, out and lse hold `p`'s shapes.
+    unsafe {
+        gpu.launch(
+            &kernelyard::Stream::host(),
+            source,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                qp, kp, vp, op, lp, seq_q, seq_kv, heads_q, heads_kv, scale, flags
+            ],
+        )
+    }
+    .unwrap_or_else(|e| panic!("build {d256} {p:?}: {e}"));
+    (out, lse.iter().map(|l| l.to_bits()).collect())
+}
+
+#[test]
+fn attention_d256_builds_with_the_same_key_tiles_give_the_same_bits() {
+    // ATTN_D256 = 1 (8 warps, 128 rows) against 0 (4 warps, 64 rows), both 32-key tiles, and
+    // 3 against 2 (64-key tiles): a row's warp, key tiles and arithmetic are the same, the
+    // larger blocks only visit more tiles wholly masked for their first rows (causal), so
+    // every bit of out and lse must be the same (crates/cuda/src/ops/attention.rs,
+    // `D256_TILINGS`). Causal and not, Sq < Skv, Sq > Skv (rows that see no key), GQA, tails.
+    let problem = |batch, seq_q, seq_kv, heads_q, heads_kv, causal, dtype| AttentionProblem {
+        batch,
+        seq_q,
+        seq_kv,
+        heads_q,
+        heads_kv,
+        head_dim: 256,
+        dtype,
+        causal,
+        lse: true,
+        align: 16,
+    };
+    let problems = [
+        problem(2, 200, 333, 4, 2, true, DType::BF16),
+        problem(2, 200, 333, 4, 2, false, DType::BF16),
+        problem(1, 300, 97, 2, 1, true, DType::F16),
+        problem(1, 129, 1025, 2, 2, true, DType::BF16),
+    ];
+    for (i, p) in problems.iter().enumerate() {
+        let seed = 0x5eed + i as u64;
+        for (a, b) in [(0, 1), (2, 3)] {
+            let (out_a, lse_a) = attention_mma_bits(a, p, seed);
+            let (out_b, lse_b) = attention_mma_bits(b, p, seed);
+            assert!(
+                !out_a.contains(&0xffff),
+                "build {a} {p:?}: an output not written"
+            );
+            assert!(out_a == out_b, "builds {a} and {b} differ in out: {p:?}");
+            assert!(lse_a == lse_b, "builds {a} and {b} differ in lse: {p:?}");
+        }
+    }
 }

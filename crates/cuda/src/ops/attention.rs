@@ -8,12 +8,14 @@
 //!   Sq`), and the optional natural-log `lse [B, Hq, Sq]` (f32). A query that sees no key gets
 //!   `out = 0` and `lse = -inf`.
 //! - **Design.** One configuration per head dim ([`tiling`], `attn::Cfg<D>` in the kernel),
-//!   never per problem size: a block of [`THREADS`] = 128 threads (4 warps) per (query block of
-//!   `block_m` rows, query head, batch entry), grid `(ceil(Sq / block_m), Hq, B)`. Warp `w`
-//!   owns query rows `w * warp_m .. (w + 1) * warp_m - 1` of the block (`warp_m / 16` m16
-//!   tiles): whole rows, so a row's softmax stays in its warp (each row in one quad of lanes).
-//!   D = 64 and 128: `block_m` = 128 (two m16 tiles per warp), key tiles of `block_n` = 64;
-//!   D = 256: `block_m` = 64 (one m16 tile per warp) and `block_n` = 32 (below). The Q tile is
+//!   never per problem size: a block of `threads` (4 warps; 8 in two of the head-dim-256
+//!   tilings) per (query block of `block_m` rows, query head, batch entry), grid `(ceil(Sq /
+//!   block_m), Hq, B)`. Warp `w` owns query rows `w * warp_m .. (w + 1) * warp_m - 1` of the
+//!   block (`warp_m / 16` m16 tiles): whole rows, so a row's softmax stays in its warp (each
+//!   row in one quad of lanes). D = 64 and 128: 4 warps, `block_m` = 128 (two m16 tiles per
+//!   warp), key tiles of `block_n` = 64; D = 256: one m16 tile per warp, and the build's
+//!   [`D256_TILING`] of [`D256_TILINGS`] (by default 4 warps, `block_m` = 64, `block_n` = 32;
+//!   below). The Q tile is
 //!   copied once to shared memory; key tiles are visited in increasing order, K and V
 //!   double-buffered with `cp.async` (tile `j + 1` lands while tile `j` is used; one barrier
 //!   per tile). Per tile and warp: `S = Q K^T` by `mma.sync` (Q and K fragments by `ldmatrix`
@@ -29,17 +31,21 @@
 //!   would need another layout, so it has no entry point).
 //! - **Registers and shared memory.** Each thread holds `warp_m / 16 * D / 2` f32 of O and
 //!   `warp_m / 16 * block_n / 2` of S: 128 + 64 at D = 128, 64 + 64 at D = 64. At D = 256 two
-//!   m16 tiles per warp would need 256 registers for O alone, so a warp owns one (128 + 16).
-//!   At 4 warps and at most 255 registers (no spills, nvcc 13.0: 255 / 218 / 235 registers at
-//!   D = 128 / 64 / 256 on sm_80 .. sm_90), two blocks share an SM where shared memory allows
-//!   (H100). The per-thread partial row sums live in shared memory (the accumulators fill the
-//!   registers). [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles + row sums = 98 KiB for
-//!   `D = 128` (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120, whose 99 KiB per block
-//!   still hold it), 50 KiB for `D = 64`, 97 KiB for `D = 256` (Q 32 KiB + 2 x (16 + 16) KiB
-//!   with 32-key tiles + 1 KiB: 64-key tiles would need 161 KiB, past the 99 KiB of sm_86 /
-//!   sm_89 / sm_120 and one block per H100 SM). A device whose opt-in limit is smaller gets
-//!   `Reason::SharedMemory { need, have }`, not a launch (flashinfer#3276: a head-dim-256
-//!   configuration with deeper buffers exceeded H100's 228 KB and deadlocked).
+//!   m16 tiles per warp would need 256 registers for O alone, so a warp owns one (128 + 16,
+//!   or 128 + 32 with 64-key tiles). No spills, nvcc 13.0, sm_80 .. sm_90: 255 / 218 registers
+//!   at D = 128 / 64; at D = 256, 235 in tilings 0 and 1, 233 (sm_80) / 235 (sm_90) in 2 and
+//!   3. With 4 warps and at most 255 registers two blocks share an SM where shared memory
+//!   allows (H100); the head-dim-256 tilings past 0 are budgeted for one block per SM (8
+//!   warps in 1 and 3). The per-thread partial row sums live in shared memory (the
+//!   accumulators fill the registers). [`shared_bytes`]: Q tile + 2 stages of (K, V) tiles +
+//!   row sums = 98 KiB for `D = 128` (two blocks per H100 SM; one on sm_86 / sm_89 / sm_120,
+//!   whose 99 KiB per block still hold it), 50 KiB for `D = 64`; for `D = 256`, 97 KiB in
+//!   tiling 0 (Q 32 KiB + 2 x (16 + 16) KiB with 32-key tiles + 1 KiB), 130 KiB in 1 (Q 64
+//!   KiB), 161 KiB in 2 (64-key tiles), 194 KiB in 3. A device whose opt-in limit is smaller
+//!   gets `Reason::SharedMemory { need, have }`, not a launch or another tiling: in a build
+//!   with tiling 1, 2 or 3, sm_86 / sm_89 / sm_120 (99 KiB) refuse head dim 256, and A100 (163
+//!   KiB) refuses tiling 3 (flashinfer#3276: a head-dim-256 configuration with deeper buffers
+//!   exceeded H100's 228 KB and deadlocked).
 //! - **Causal.** Key tiles past the last key any row of the query block sees are not visited
 //!   (for causal square problems about half of them); tiles past the first row's last key are
 //!   masked element by element. A key tile a row sees nothing of changes no bit of that row:
@@ -52,11 +58,14 @@
 //!   value) is computed by one thread (with its quad for the row max and the final row sum, in
 //!   a fixed xor-butterfly order) in an order fixed by `(Sq, Skv, D)` and the row's position:
 //!   key tiles in increasing order, each tile's `mma.sync` steps in a fixed order, the row sum
-//!   in a fixed tree. The tiling depends on the head dim only (one [`tiling`] per head dim),
-//!   never on `B`, `Sq`, `Skv`, the heads or the device; there is no split over keys, no
-//!   atomic and no choice among configurations; a block reads only its own batch entry and
-//!   heads. A batch entry therefore gets the same bits
-//!   whatever batch it rides in, and every run the same bits.
+//!   in a fixed tree. The tiling depends on the head dim and the build only (one [`tiling`]
+//!   per head dim; at D = 256 the `ATTN_D256` the module was built with), never on `B`, `Sq`,
+//!   `Skv`, the heads or the device (a device that lacks the shared memory is refused, never
+//!   given another tiling); there is no split over keys, no atomic and no choice among
+//!   configurations; a block reads only its own batch entry and heads. A batch entry
+//!   therefore gets the same bits whatever batch it rides in, and every run the same bits.
+//!   Across builds: head-dim-256 tilings 0 and 1 give the same bits, as do 2 and 3
+//!   ([`D256_TILINGS`]).
 //!
 //! Responsibility: core validated the views into the [`AttentionProblem`] (shapes, one dtype,
 //! contiguous, `Hq % Hkv == 0`, outputs disjoint from inputs, a finite scale) and the static
@@ -75,11 +84,14 @@ use crate::launch::{self, Dims};
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
+/// The kernel's text (a `const`, so [`D256_TILING`] can read it at compile time).
+const CODE: &str = include_str!("../../kernels/attention.cu");
+
 /// The kernel source and its entry points, `attention_<dtype>_d<head dim>`, in the order
 /// [`symbol`] indexes.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "attention.cu",
-    code: include_str!("../../kernels/attention.cu"),
+    code: CODE,
     symbols: &[
         "attention_f16_d64",
         "attention_f16_d128",
@@ -93,7 +105,9 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 /// The tiling of one head dim (`attn::Cfg<D>` in the kernel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiling {
-    /// Query rows per block (`BM`; [`THREADS`] / 32 warps of `warp_m` rows).
+    /// Threads per block (`THREADS`): `threads / 32` warps of `warp_m` rows.
+    pub threads: u32,
+    /// Query rows per block (`BM` = `threads / 32 * warp_m`).
     pub block_m: usize,
     /// Query rows per warp (`WM`): one or two m16 tiles.
     pub warp_m: usize,
@@ -101,8 +115,96 @@ pub struct Tiling {
     pub block_n: usize,
 }
 
-/// Threads per block (`attn::THREADS`): 4 warps.
-pub const THREADS: u32 = 128;
+impl Tiling {
+    /// Dynamic shared memory per block at head dim `head_dim`, bytes (`attn::Smem<D>::BYTES`):
+    /// the Q tile (`block_m` rows), two stages of a K and a V tile (`block_n` rows each), rows
+    /// of `head_dim` 16-bit elements, then each thread's partial row sums (2 f32 per m16 tile
+    /// of its warp).
+    pub const fn shared_bytes(&self, head_dim: usize) -> u64 {
+        let tiles = (self.block_m + 2 * 2 * self.block_n) * head_dim * 2;
+        let row_sums = self.threads as usize * (self.warp_m / 16) * 2 * 4;
+        (tiles + row_sums) as u64
+    }
+}
+
+/// The head-dim-256 tilings the kernel can be built with, indexed by `ATTN_D256` in
+/// attention.cu (`#define ATTN_D256 <index>`): every one gives a warp one m16 tile (16 rows).
+/// - 0: 4 warps (64 rows), 32-key tiles, 97 KiB: every sm_80+ device (two blocks per H100 SM);
+/// - 1: 8 warps (128 rows), 32-key tiles, 130 KiB: sm_80 / sm_90 (not sm_86 / sm_89 / sm_120,
+///   whose 99 KiB per block refuse it with [`Reason::SharedMemory`]);
+/// - 2: 4 warps, 64-key tiles, 161 KiB: sm_80 / sm_90;
+/// - 3: 8 warps, 64-key tiles, 194 KiB: sm_90 only (A100 has 163 KiB per block).
+///
+/// Tilings 0 and 1 give every row the same bits, and so do 2 and 3 (a row's warp, its key
+/// tiles and its arithmetic are the same; the larger block only visits more key tiles that are
+/// wholly masked for its first rows, which change no bit); 2 and 3 round differently from 0
+/// and 1 (the online softmax steps by 64 keys instead of 32).
+pub const D256_TILINGS: [Tiling; 4] = [
+    Tiling {
+        threads: 128,
+        block_m: 64,
+        warp_m: 16,
+        block_n: 32,
+    },
+    Tiling {
+        threads: 256,
+        block_m: 128,
+        warp_m: 16,
+        block_n: 32,
+    },
+    Tiling {
+        threads: 128,
+        block_m: 64,
+        warp_m: 16,
+        block_n: 64,
+    },
+    Tiling {
+        threads: 256,
+        block_m: 128,
+        warp_m: 16,
+        block_n: 64,
+    },
+];
+
+/// This build's head-dim-256 tiling (an index into [`D256_TILINGS`]): the value of the line
+/// `#define ATTN_D256 <index>` in attention.cu, read from the source when this crate is
+/// compiled, so the kernel and its launch cannot disagree. Build another one by editing that
+/// line (docs/NOTES.md, issue 18).
+pub const D256_TILING: usize = define_value(CODE, b"#define ATTN_D256 ");
+
+/// The decimal number after the first line of `code` that starts with `line` (a compile-time
+/// error when there is none or it is out of [`D256_TILINGS`]).
+const fn define_value(code: &str, line: &[u8]) -> usize {
+    let b = code.as_bytes();
+    let mut i = 0;
+    while i + line.len() <= b.len() {
+        let at_line_start = i == 0 || b[i - 1] == b'\n';
+        let mut k = 0;
+        while k < line.len() && b[i + k] == line[k] {
+            k += 1;
+        }
+        if at_line_start && k == line.len() {
+            let mut j = i + k;
+            let mut v = 0;
+            while j < b.len() && b[j].is_ascii_digit() {
+                v = v * 10 + (b[j] - b'0') as usize;
+                j += 1;
+            }
+            assert!(
+                j > i + k && (j == b.len() || b[j] == b'\n'),
+                "attention.cu: `#define ATTN_D256` is not followed by a number alone"
+            );
+            assert!(
+                v < D256_TILINGS.len(),
+                "attention.cu: ATTN_D256 past D256_TILINGS"
+            );
+            return v;
+        }
+        i += 1;
+    }
+    panic!("attention.cu has no `#define ATTN_D256` line")
+}
+
 /// The head dims with an entry point.
 pub const HEAD_DIMS: [usize; 3] = [64, 128, 256];
 /// Longest `Sq` and `Skv`: the kernel's in-sequence indices (and `Sq + Skv`) are 32-bit.
@@ -110,36 +212,34 @@ pub const MAX_SEQ: usize = 1 << 30;
 /// Most heads (grid y) and batch entries (grid z) a launch holds.
 pub const MAX_GRID_YZ: usize = 65535;
 
-/// The tiling of head dim `head_dim`, if it has an entry point: 128 query rows (4 warps of
-/// 32) and 64-key tiles at 64 and 128; at 256, 64 rows (4 warps of 16: two m16 tiles of 256
-/// columns of O would not fit the registers) and 32-key tiles (so the block fits 99 KiB).
+/// The tiling of head dim `head_dim` in this build, if it has an entry point: 128 query rows
+/// (4 warps of 32) and 64-key tiles at 64 and 128; at 256, [`D256_TILINGS`]`[`[`D256_TILING`]`]`
+/// (by default 64 rows, 4 warps of 16: two m16 tiles of 256 columns of O would not fit the
+/// registers, and 32-key tiles, so the block fits 99 KiB).
 pub const fn tiling(head_dim: usize) -> Option<Tiling> {
+    tiling_with(D256_TILING, head_dim)
+}
+
+/// [`tiling`] in a build whose `ATTN_D256` is `d256` (an index into [`D256_TILINGS`]; `None`
+/// past it): for tests that run another build of the source, such as the CPU emulator's.
+pub const fn tiling_with(d256: usize, head_dim: usize) -> Option<Tiling> {
     match head_dim {
         64 | 128 => Some(Tiling {
+            threads: 128,
             block_m: 128,
             warp_m: 32,
             block_n: 64,
         }),
-        256 => Some(Tiling {
-            block_m: 64,
-            warp_m: 16,
-            block_n: 32,
-        }),
+        256 if d256 < D256_TILINGS.len() => Some(D256_TILINGS[d256]),
         _ => None,
     }
 }
 
-/// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn::Smem<D>::BYTES`),
-/// if it has an entry point: the Q tile (`block_m` rows), two stages of a K and a V tile
-/// (`block_n` rows each), rows of `head_dim` 16-bit elements, then each thread's partial row
-/// sums (2 f32 per m16 tile of its warp).
+/// Dynamic shared memory per block for head dim `head_dim` in this build, bytes
+/// ([`Tiling::shared_bytes`] of its [`tiling`]), if it has an entry point.
 pub const fn shared_bytes(head_dim: usize) -> Option<u64> {
     match tiling(head_dim) {
-        Some(t) => {
-            let tiles = (t.block_m + 2 * 2 * t.block_n) * head_dim * 2;
-            let row_sums = THREADS as usize * (t.warp_m / 16) * 2 * 4;
-            Some((tiles + row_sums) as u64)
-        }
+        Some(t) => Some(t.shared_bytes(head_dim)),
         None => None,
     }
 }
@@ -173,21 +273,26 @@ pub fn symbol(dtype: DType, head_dim: usize) -> Option<&'static str> {
     Some(SOURCE.symbols[d * HEAD_DIMS.len() + h])
 }
 
-/// The launch shape of `p`, if its head dim has an entry point: grid `(ceil(Sq / block_m),
-/// Hq, B)` with the head dim's [`tiling`], [`THREADS`] threads, [`shared_bytes`] of dynamic
-/// shared memory (the caller has checked the grid fits: [`check_shape`]).
+/// The launch shape of `p`, if its head dim has an entry point: [`dims_with`] the head dim's
+/// [`tiling`].
 pub fn dims(p: &AttentionProblem) -> Option<Dims> {
+    Some(dims_with(tiling(p.head_dim)?, p))
+}
+
+/// The launch shape of `p` with tiling `t`: grid `(ceil(Sq / block_m), Hq, B)`, `threads`
+/// threads, [`Tiling::shared_bytes`] of dynamic shared memory (the caller has checked the grid
+/// fits: [`check_shape`]).
+pub fn dims_with(t: Tiling, p: &AttentionProblem) -> Dims {
     let clamp = |x: usize, max: usize| x.min(max) as u32;
-    let t = tiling(p.head_dim)?;
-    Some(Dims {
+    Dims {
         grid: (
             clamp(p.seq_q.div_ceil(t.block_m), i32::MAX as usize),
             clamp(p.heads_q, MAX_GRID_YZ),
             clamp(p.batch, MAX_GRID_YZ),
         ),
-        block: (THREADS, 1, 1),
-        shared_bytes: shared_bytes(p.head_dim)? as u32,
-    })
+        block: (t.threads, 1, 1),
+        shared_bytes: t.shared_bytes(p.head_dim) as u32,
+    }
 }
 
 /// Pushes a reason for each part of `p` a launch of an attention kernel whose entry points
@@ -222,10 +327,16 @@ pub fn check_shape(p: &AttentionProblem, head_dims: &[usize], reasons: &mut Vec<
 /// [`check_shape`], and the device's opt-in shared memory per block holds
 /// [`shared_bytes`] for the head dim.
 fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
+    check_with(D256_TILING, caps, p, reasons);
+}
+
+/// [`check`] in a build whose `ATTN_D256` is `d256` (the unit tests check every build's).
+fn check_with(d256: usize, caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
     check_shape(p, &HEAD_DIMS, reasons);
-    // The need depends on the head dim alone (not the dtype, which the static check owns);
-    // a head dim without an entry point has its reason already.
-    if let Some(need) = shared_bytes(p.head_dim) {
+    // The need depends on the head dim (and the build) alone, not the dtype, which the static
+    // check owns; a head dim without an entry point has its reason already. A device short of
+    // it is refused: it never gets another tiling.
+    if let Some(need) = tiling_with(d256, p.head_dim).map(|t| t.shared_bytes(p.head_dim)) {
         if need > caps.shared_mem_per_block_optin {
             reasons.push(Reason::SharedMemory {
                 need,
@@ -344,45 +455,118 @@ mod tests {
         assert_eq!(symbol(DType::F32, 128), None);
     }
 
+    /// attention.cu with every run of whitespace made one space (its lines are wrapped).
+    fn code_words() -> String {
+        SOURCE.code.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// `(build, head dim)` for every build's entry points: 64 and 128 (the same in every build)
+    /// and each head-dim-256 tiling.
+    fn every_build() -> Vec<(usize, usize)> {
+        let mut all = vec![(0, 64), (0, 128)];
+        all.extend((0..D256_TILINGS.len()).map(|v| (v, 256)));
+        all
+    }
+
+    /// What attention.cu asserts for head dim `d` in build `v` (head dim 256: the line that
+    /// holds when `ATTN_D256 == v`).
+    fn guard(v: usize, d: usize) -> String {
+        if d == 256 {
+            format!("ATTN_D256 != {v} || ")
+        } else {
+            String::new()
+        }
+    }
+
     #[test]
     fn shared_memory_per_head_dim_is_the_kernels() {
         // D = 128: Q 32 KiB + 2 x (K 16 KiB + V 16 KiB) + 2 KiB of row sums; half the tiles
-        // at D = 64. D = 256: Q 64 x 512 B = 32 KiB + 2 x (K 16 KiB + V 16 KiB) (32 keys of
-        // 512 B) + 1 KiB of row sums (one m16 tile per warp) = 97 KiB.
-        assert_eq!(shared_bytes(64), Some(51_200));
-        assert_eq!(shared_bytes(128), Some(100_352));
-        assert_eq!(shared_bytes(256), Some(99_328));
+        // at D = 64. D = 256 (rows of 512 B, one m16 tile per warp, 2 f32 of row sums per
+        // thread): 0: Q 64 rows = 32 KiB + 2 x (K 16 KiB + V 16 KiB) (32 keys) + 1 KiB = 97
+        // KiB; 1: Q 128 rows = 64 KiB + 64 KiB + 2 KiB (256 threads) = 130 KiB; 2: 32 KiB + 2 x
+        // (32 + 32) KiB (64 keys) + 1 KiB = 161 KiB; 3: 64 + 128 + 2 = 194 KiB.
+        let bytes = |v: usize, d: usize| tiling_with(v, d).unwrap().shared_bytes(d);
+        assert_eq!(bytes(0, 64), 51_200);
+        assert_eq!(bytes(0, 128), 100_352);
+        assert_eq!(
+            (0..4).map(|v| bytes(v, 256)).collect::<Vec<_>>(),
+            [99_328, 133_120, 164_864, 198_656]
+        );
+        let code = code_words();
+        for (v, d) in every_build() {
+            let need = bytes(v, d);
+            let line = format!("static_assert({}Smem<{d}>::BYTES == {need},", guard(v, d));
+            assert!(code.contains(&line), "`{line}` not in attention.cu");
+        }
+        // The default build fits the 99 KiB per block of sm_86 / sm_89 / sm_120 at every head
+        // dim; tiling 1 and 2 fit A100's 163 KiB, 3 only H100's 227 KiB.
         for d in HEAD_DIMS {
-            let need = shared_bytes(d).unwrap();
-            let line = format!("static_assert(Smem<{d}>::BYTES == {need},");
-            assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
-            // Every configuration fits the 99 KiB per block of sm_86 / sm_89 / sm_120.
-            assert!(need <= 99 << 10, "d{d}: {need}");
+            assert!(bytes(0, d) <= 99 << 10, "d{d}");
+        }
+        for (v, fits_a100) in [(1, true), (2, true), (3, false)] {
+            assert!(bytes(v, 256) > 99 << 10, "{v}");
+            assert_eq!(bytes(v, 256) <= 163 << 10, fits_a100, "{v}");
+            assert!(bytes(v, 256) <= 227 << 10, "{v}");
+        }
+        // This build's.
+        for d in HEAD_DIMS {
+            assert_eq!(shared_bytes(d), Some(bytes(D256_TILING, d)), "d{d}");
         }
         for d in [0, 1, 32, 96, 192, 512, usize::MAX] {
             assert_eq!(shared_bytes(d), None, "{d}");
             assert_eq!(tiling(d), None, "{d}");
         }
+        assert_eq!(tiling_with(D256_TILINGS.len(), 256), None);
     }
 
     #[test]
     fn the_tilings_are_the_kernels() {
-        let line = format!("constexpr int THREADS = {THREADS};");
-        assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
-        for d in HEAD_DIMS {
-            let t = tiling(d).unwrap();
-            // 4 warps of whole m16 tiles.
-            assert_eq!(t.block_m, THREADS as usize / 32 * t.warp_m, "d{d}");
+        let code = code_words();
+        for (v, d) in every_build() {
+            let t = tiling_with(v, d).unwrap();
+            // 4 or 8 warps of whole m16 tiles.
+            assert!(t.threads == 128 || t.threads == 256, "{v} d{d}");
+            assert_eq!(t.block_m, t.threads as usize / 32 * t.warp_m, "{v} d{d}");
             assert!(
                 t.warp_m.is_multiple_of(16) && t.block_n.is_multiple_of(16),
-                "d{d}"
+                "{v} d{d}"
             );
-            let line = format!(
-                "static_assert(Cfg<{d}>::BM == {} && Cfg<{d}>::WM == {} && Cfg<{d}>::BN == {},",
-                t.block_m, t.warp_m, t.block_n
+            let cfg = format!(
+                "Cfg<{d}>::THREADS == {} && Cfg<{d}>::BM == {} && Cfg<{d}>::WM == {} && \
+                 Cfg<{d}>::BN == {}",
+                t.threads, t.block_m, t.warp_m, t.block_n
             );
-            assert!(SOURCE.code.contains(&line), "`{line}` not in attention.cu");
+            let line = if d == 256 {
+                format!("static_assert({}({cfg}),", guard(v, d))
+            } else {
+                format!("static_assert({cfg},")
+            };
+            assert!(code.contains(&line), "`{line}` not in attention.cu");
         }
+    }
+
+    #[test]
+    fn the_head_dim_256_tiling_is_the_sources_define() {
+        // Read from attention.cu's one `#define ATTN_D256` line (in its `#ifndef` guard).
+        let lines: Vec<&str> = SOURCE
+            .code
+            .lines()
+            .filter(|l| l.trim_start().starts_with("#define ATTN_D256"))
+            .collect();
+        assert_eq!(lines, [format!("#define ATTN_D256 {D256_TILING}")]);
+        assert_eq!(tiling(256), Some(D256_TILINGS[D256_TILING]));
+        assert_eq!(
+            define_value("x\n#define ATTN_D256 3\n", b"#define ATTN_D256 "),
+            3
+        );
+        // Only at a line's start.
+        assert_eq!(
+            define_value(
+                "// #define ATTN_D256 2\n#define ATTN_D256 1\n",
+                b"#define ATTN_D256 "
+            ),
+            1
+        );
     }
 
     #[test]
@@ -423,19 +607,29 @@ mod tests {
         assert_eq!(d.grid, (128, 32, 1));
         let d = dims(&problem(8, 2048, 2048, 16, 16, 64, true, DType::BF16)).unwrap();
         assert_eq!((d.grid, d.shared_bytes), ((16, 16, 8), 51_200));
-        // torch_ops.py's attention_hd256 shape: 64 query rows per block at D = 256.
-        let d = dims(&problem(2, 4096, 4096, 16, 16, 256, true, DType::BF16)).unwrap();
-        assert_eq!(
-            d,
-            Dims {
-                grid: (64, 16, 2),
-                block: (128, 1, 1),
-                shared_bytes: 99_328,
-            }
-        );
-        // Tails: one block for 1 .. 128 queries, two for 129 (1 .. 64 and 65 at D = 256); the
-        // key length never matters.
-        for (sq, blocks, blocks_256) in [
+        // torch_ops.py's attention_hd256 shape at D = 256: 64 query rows per block by
+        // default (tilings 0 and 2), 128 with 8 warps (1 and 3).
+        let p = problem(2, 4096, 4096, 16, 16, 256, true, DType::BF16);
+        for (v, grid_x, threads, bytes) in [
+            (0, 64, 128, 99_328),
+            (1, 32, 256, 133_120),
+            (2, 64, 128, 164_864),
+            (3, 32, 256, 198_656),
+        ] {
+            assert_eq!(
+                dims_with(D256_TILINGS[v], &p),
+                Dims {
+                    grid: (grid_x, 16, 2),
+                    block: (threads, 1, 1),
+                    shared_bytes: bytes,
+                },
+                "{v}"
+            );
+        }
+        assert_eq!(dims(&p), Some(dims_with(D256_TILINGS[D256_TILING], &p)));
+        // Tails: one block for 1 .. 128 queries, two for 129 (1 .. 64 and 65 at D = 256 with
+        // 64-row blocks); the key length never matters.
+        for (sq, blocks, blocks_64) in [
             (1, 1, 1),
             (17, 1, 1),
             (64, 1, 1),
@@ -448,8 +642,11 @@ mod tests {
             for skv in [1, 9, 64, 65, 1025] {
                 let d = dims(&problem(2, sq, skv, 3, 1, 64, false, DType::F16)).unwrap();
                 assert_eq!(d.grid, (blocks, 3, 2), "{sq} {skv}");
-                let d = dims(&problem(2, sq, skv, 3, 1, 256, false, DType::F16)).unwrap();
-                assert_eq!(d.grid, (blocks_256, 3, 2), "{sq} {skv} d256");
+                let p = problem(2, sq, skv, 3, 1, 256, false, DType::F16);
+                for (v, t) in D256_TILINGS.iter().enumerate() {
+                    let want = if t.block_m == 64 { blocks_64 } else { blocks };
+                    assert_eq!(dims_with(*t, &p).grid, (want, 3, 2), "{sq} {skv} d256 {v}");
+                }
             }
         }
         // No entry point, no launch shape.
@@ -480,18 +677,51 @@ mod tests {
 
     #[test]
     fn devices_with_enough_shared_memory_per_block_run_it() {
-        // H100 (227 KiB), A100 (163 KiB), sm_86 / sm_89 / sm_120 (99 KiB).
-        for (sm, optin) in [
+        // H100 (227 KiB), A100 (163 KiB), sm_86 / sm_89 / sm_120 (99 KiB): every head dim in
+        // the default build; in the others, head dim 256 only where its tiling fits, and a
+        // typed reason elsewhere (never another tiling).
+        let devices = [
             (Sm::new(9, 0), 227 << 10),
             (Sm::new(8, 0), 163 << 10),
             (Sm::new(8, 6), 99 << 10),
             (Sm::new(8, 9), 99 << 10),
             (Sm::new(12, 0), 99 << 10),
-        ] {
+        ];
+        for (sm, optin) in devices {
             for d in HEAD_DIMS {
                 let p = problem(2, 300, 500, 8, 2, d, true, DType::BF16);
-                assert_eq!(reasons(&caps(sm, optin), p), vec![], "{sm} d{d}");
+                let mut r = Vec::new();
+                check_with(0, &caps(sm, optin), &p, &mut r);
+                assert_eq!(r, vec![], "{sm} d{d}");
             }
+        }
+        // Which devices run head dim 256 in builds 1, 2 and 3.
+        for (v, runs) in [
+            (1, [true, true, false, false, false]),
+            (2, [true, true, false, false, false]),
+            (3, [true, false, false, false, false]),
+        ] {
+            let need = D256_TILINGS[v].shared_bytes(256);
+            for ((sm, optin), runs) in devices.into_iter().zip(runs) {
+                for d in HEAD_DIMS {
+                    let p = problem(2, 300, 500, 8, 2, d, true, DType::BF16);
+                    let mut r = Vec::new();
+                    check_with(v, &caps(sm, optin), &p, &mut r);
+                    let want = if d == 256 && !runs {
+                        vec![Reason::SharedMemory { need, have: optin }]
+                    } else {
+                        vec![]
+                    };
+                    assert_eq!(r, want, "build {v} {sm} d{d}");
+                }
+            }
+        }
+        // This build's check is check_with(D256_TILING).
+        for (sm, optin) in devices {
+            let p = problem(2, 300, 500, 8, 2, 256, false, DType::F16);
+            let mut want = Vec::new();
+            check_with(D256_TILING, &caps(sm, optin), &p, &mut want);
+            assert_eq!(reasons(&caps(sm, optin), p), want, "{sm}");
         }
         // 64 KiB per block: D = 64 (50 KiB) fits, D = 128 (98 KiB) and D = 256 (97 KiB) do
         // not.
@@ -507,20 +737,27 @@ mod tests {
                 have: 64 << 10
             }]
         );
-        // D = 256 needs 99_328 bytes: exactly 97 KiB runs, a byte less does not.
-        for (optin, want) in [
-            (99_328, vec![]),
-            (
-                99_327,
-                vec![Reason::SharedMemory {
-                    need: 99_328,
-                    have: 99_327,
-                }],
-            ),
-        ] {
-            let p = problem(2, 300, 500, 8, 2, 256, true, DType::BF16);
-            assert_eq!(reasons(&caps(Sm::new(9, 0), optin), p), want, "{optin}");
+        // D = 256 needs 99_328 bytes by default: exactly 97 KiB runs, a byte less does not;
+        // the same at each build's need.
+        for (v, t) in D256_TILINGS.iter().enumerate() {
+            let need = t.shared_bytes(256);
+            for (optin, want) in [
+                (need, vec![]),
+                (
+                    need - 1,
+                    vec![Reason::SharedMemory {
+                        need,
+                        have: need - 1,
+                    }],
+                ),
+            ] {
+                let p = problem(2, 300, 500, 8, 2, 256, true, DType::BF16);
+                let mut r = Vec::new();
+                check_with(v, &caps(Sm::new(9, 0), optin), &p, &mut r);
+                assert_eq!(r, want, "{v} {optin}");
+            }
         }
+        assert_eq!(D256_TILINGS[0].shared_bytes(256), 99_328);
     }
 
     #[test]
