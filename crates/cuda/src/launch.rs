@@ -72,17 +72,25 @@ pub unsafe fn launch(
 /// [`launch`] with the grid's x blocks grouped into thread-block clusters of `cluster` blocks
 /// (`cuLaunchKernelEx` with `CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION`: sm_90 and newer; at most
 /// 8 blocks, the portable size). `dims.grid.0` must be a multiple of `cluster`: that, and a
-/// cluster size the device cannot co-schedule, are errors from the driver, not launches.
+/// cluster size the device cannot co-schedule, are errors, not launches.
+///
+/// `persistent`: the kernel loops over its work by cluster index, so any whole number of
+/// clusters computes the same result; the grid is then trimmed to the clusters the device can
+/// hold at once (`cuOccupancyMaxActiveClusters`: a GPC's multiprocessors may not pair up, so
+/// that can be fewer than multiprocessors / `cluster`), so that no cluster waits for another
+/// to finish before it starts.
 ///
 /// # Safety
 /// As [`launch`]; the kernel must also be written for clusters of this size (the driver
-/// checks nothing of what it does with its peers' shared memory).
+/// checks nothing of what it does with its peers' shared memory), and with `persistent`, for
+/// any grid of whole clusters.
 pub unsafe fn launch_cluster(
     stream: &Stream,
     source: &'static KernelSource,
     symbol: &'static str,
-    dims: Dims,
+    mut dims: Dims,
     cluster: u32,
+    persistent: bool,
     params: &mut [*mut c_void],
 ) -> Result<(), Error> {
     if cluster == 0 || cluster > 8 || !dims.grid.0.is_multiple_of(cluster) {
@@ -105,7 +113,7 @@ pub unsafe fn launch_cluster(
         y: 1,
         z: 1,
     };
-    let config = sys::CUlaunchConfig {
+    let mut config = sys::CUlaunchConfig {
         gridDimX: dims.grid.0,
         gridDimY: dims.grid.1,
         gridDimZ: dims.grid.2,
@@ -117,21 +125,37 @@ pub unsafe fn launch_cluster(
         attrs: &mut attr,
         numAttrs: 1,
     };
+    let requested = dims;
+    let driver_error = |call: &'static str, what: String| -> Error {
+        CudaError::Driver {
+            call,
+            code: format!("{symbol} with {requested:?} in clusters of {cluster}: {what}"),
+        }
+        .into()
+    };
+    if persistent {
+        let mut most: std::ffi::c_int = 0;
+        // SAFETY: `f` is live in the current context; `config` describes the launch (the
+        // query reads its block, shared memory and cluster attribute).
+        unsafe { sys::cuOccupancyMaxActiveClusters(&mut most, f, &config) }
+            .result()
+            .map_err(|e| driver_error("cuOccupancyMaxActiveClusters", driver_code(e)))?;
+        if most <= 0 {
+            return Err(driver_error(
+                "cuOccupancyMaxActiveClusters",
+                "no cluster of this shape fits the device".to_owned(),
+            ));
+        }
+        let most = (most as u32).saturating_mul(cluster);
+        dims.grid.0 = dims.grid.0.min(most);
+        config.gridDimX = dims.grid.0;
+    }
     // SAFETY: as in `launch`: `f` is live in the current context, `params` match its
     // signature (the caller's contract), the stream is a live stream of this device; `config`
     // and the attribute it points at outlive the call.
     unsafe { sys::cuLaunchKernelEx(&config, f, params.as_mut_ptr(), std::ptr::null_mut()) }
         .result()
-        .map_err(|e| {
-            CudaError::Driver {
-                call: "cuLaunchKernelEx",
-                code: format!(
-                    "{symbol} with {dims:?} in clusters of {cluster}: {}",
-                    driver_code(e)
-                ),
-            }
-            .into()
-        })
+        .map_err(|e| driver_error("cuLaunchKernelEx", driver_code(e)))
 }
 
 /// The CUDA launcher of the launch sequences shared with the ROCm backend

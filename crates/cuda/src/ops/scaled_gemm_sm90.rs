@@ -251,7 +251,8 @@ fn launch(
         if CLUSTER == 1 {
             launch::launch(ctx.stream, module, module.symbols[0], dims, params)
         } else {
-            launch::launch_cluster(ctx.stream, module, module.symbols[0], dims, CLUSTER, params)
+            // Persistent: the kernel loops over its units by cluster index.
+            launch::launch_cluster(ctx.stream, module, module.symbols[0], dims, CLUSTER, true, params)
         }
     }
 }
