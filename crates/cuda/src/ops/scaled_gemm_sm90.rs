@@ -154,16 +154,15 @@ fn tiles(p: &ScaledGemmProblem) -> Option<usize> {
         .checked_mul(p.n.div_ceil(BN as usize))
 }
 
-/// Blocks to launch: one per schedule unit (a cluster's `CLUSTER` vertically adjacent tiles)
-/// up to what the device's multiprocessors hold at one block each, a multiple of `CLUSTER`.
-fn grid(p: &ScaledGemmProblem, sms: usize) -> u32 {
-    let cluster = CLUSTER as usize;
-    let units = p
-        .m
-        .div_ceil(BM as usize * cluster)
-        .saturating_mul(p.n.div_ceil(BN as usize));
+/// Blocks to launch: one per schedule unit (`cluster` vertically adjacent tiles) up to what
+/// the device's multiprocessors hold at one block each, a multiple of `cluster`.
+fn grid(p: &ScaledGemmProblem, sms: usize, cluster: u32) -> u32 {
+    let cluster = cluster.max(1) as usize;
+    let units =
+        p.m.div_ceil(BM as usize * cluster)
+            .saturating_mul(p.n.div_ceil(BN as usize));
     let clusters = units.min(sms / cluster).max(1);
-    // At most `sms` blocks: fits u32.
+    // At most max(`sms`, `cluster`) blocks: fits u32.
     (clusters * cluster) as u32
 }
 
@@ -225,7 +224,7 @@ fn launch(
     // The bias is f16 next to an f16 out, bf16 otherwise (core's `bias_dtypes`).
     let bias_f16 = i32::from(p.out_dtype == DType::F16);
     let sms = ctx.caps.multiprocessors.max(1) as usize;
-    let grid = grid(p, sms);
+    let grid = grid(p, sms, CLUSTER);
     let dims = Dims {
         grid: (grid, 1, 1),
         block: (THREADS, 1, 1),
@@ -252,7 +251,15 @@ fn launch(
             launch::launch(ctx.stream, module, module.symbols[0], dims, params)
         } else {
             // Persistent: the kernel loops over its units by cluster index.
-            launch::launch_cluster(ctx.stream, module, module.symbols[0], dims, CLUSTER, true, params)
+            launch::launch_cluster(
+                ctx.stream,
+                module,
+                module.symbols[0],
+                dims,
+                CLUSTER,
+                true,
+                params,
+            )
         }
     }
 }
@@ -321,11 +328,17 @@ mod tests {
 
     #[test]
     fn the_grid_is_whole_clusters_up_to_the_multiprocessors() {
-        let g = |m, n| grid(&problem(m, n, 4096), 132);
-        assert_eq!(g(1, 4096) % CLUSTER, 0);
-        assert_eq!(g(8192, 8192), 132 / CLUSTER * CLUSTER);
-        assert!(g(1, 192) >= CLUSTER);
-        assert_eq!(grid(&problem(1, 192, 128), 1), CLUSTER);
+        let g = |m, n, sms, cluster| grid(&problem(m, n, 4096), sms, cluster);
+        let n_tiles = 4096usize.div_ceil(BN as usize) as u32;
+        assert_eq!(g(1, 4096, 132, 1), n_tiles);
+        assert_eq!(g(1, 4096, 132, 2), 2 * n_tiles);
+        // 129 rows: two tiles, one unit of two.
+        assert_eq!(g(129, 4096, 132, 1), 2 * n_tiles);
+        assert_eq!(g(129, 4096, 132, 2), 2 * n_tiles);
+        assert_eq!(g(8192, 8192, 132, 1), 132);
+        assert_eq!(g(8192, 8192, 132, 2), 132);
+        assert_eq!(g(8192, 8192, 131, 2), 130);
+        assert_eq!(g(1, 192, 1, 2), 2);
     }
 
     #[test]
