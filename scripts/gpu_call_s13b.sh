@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=cs
 K=.gpu/kernelyard
 BI=cuda.scaled_gemm.batch_invariant.sm90
 LT=cuda.scaled_gemm.cublaslt
-VARS="${VARS:- -c2 -n128c2 -v2}"
+VARS="${VARS:- -c2 -n128c2}"
 {
   seed=$RANDOM$RANDOM
   for v in -c2 -n128c2; do
@@ -27,7 +27,7 @@ VARS="${VARS:- -c2 -n128c2 -v2}"
   done
   for tool in synccheck racecheck; do
     s=$SECONDS; rc=0
-    for v in -c2 -n128c2; do
+    for v in -c2; do
       timeout 100 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
         $K$v bench scaled_gemm --problem m=300,n=392,k=640,scale_a=row,bias=1 --dtype f8e4m3 --device cuda:0 --kernel $BI \
         --iters 1 --warmup 1 >>"$OUT/sanitize_$tool.log" 2>&1 || rc=$?
@@ -37,7 +37,7 @@ VARS="${VARS:- -c2 -n128c2 -v2}"
   cat "$OUT"/sanitize_*.log >"$FINAL/sanitize.log"
   : >"$OUT/fp8.jsonl"
   for round in ${ROUNDS:-1}; do
-    PYTHONUNBUFFERED=1 timeout 120 python3 .gpu/torch_ops.py --op scaled_gemm >>"$OUT/fp8.jsonl" 2>>"$OUT/bench.err"
+    [ "${TORCH:-0}" = 1 ] && PYTHONUNBUFFERED=1 timeout 120 python3 .gpu/torch_ops.py --op scaled_gemm >>"$OUT/fp8.jsonl" 2>>"$OUT/bench.err"
     for s in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=4096,n=14336,k=4096,scale_a=row; do
       tag=; case $s in *row*) tag=row: ;; esac
       timeout 60 $K bench scaled_gemm --problem "$s" --dtype f8e4m3 --device cuda:0 \
@@ -52,7 +52,7 @@ VARS="${VARS:- -c2 -n128c2 -v2}"
   done
   python3 scripts/ratio_table.py "$OUT/fp8.jsonl" --target scaled_gemm:torch._scaled_mm:0.95 >"$OUT/fp8.md" 2>&1
   cp "$OUT/fp8.md" "$OUT/fp8.jsonl" "$FINAL/"
-  for v in -c2 -n128c2; do
+  for v in ${NCU_VARS:-}; do
     [[ " $VARS " == *" $v "* ]] || continue
     s=$SECONDS
     timeout 120 ncu --clock-control none --kernel-name regex:scaled_gemm_sm90 --launch-skip 3 --launch-count 1 \

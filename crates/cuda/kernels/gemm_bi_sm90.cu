@@ -29,7 +29,7 @@
 //
 // FP8 (`cuda.scaled_gemm.batch_invariant.sm90`, crates/cuda/src/ops/scaled_gemm_sm90.rs):
 // `sm90::scaled_gemm`, the same pipeline with one-byte K-major operands (`scaled_gemm`'s A
-// [m, k] and B [n, k]), a 128 x 128 tile, 128 k per stage read by four k32 FP8 wgmma steps,
+// [m, k] and B [n, k]), a 128 x 192 tile, 128 k per stage read by four k32 FP8 wgmma steps,
 // each stage's sum promoted to f32 (see its section), and a scaled epilogue.
 //
 // Loads: TMA copies an operand whose address and strides are multiples of 16 bytes. Any other
@@ -584,8 +584,8 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 // ---- `scaled_gemm` (FP8) ----------------------------------------------------------------------
 // A [m, k] and B [n, k] FP8, both K-major; out [m, n] bf16 / f16 / f32. The 16-bit kernel's
 // pipeline (producer warpgroup, TMA ring with full / empty barriers, two consumer warpgroups
-// of 64 rows, persistent grid in GROUP_M order) with a 128 x 128 tile, because each k-tile's
-// sum is promoted: the tensor cores add FP8 products in fixed point about 14 bits below the
+// of 64 rows, persistent grid in GROUP_M order) with a tile narrower than its 128 x 256,
+// because each k-tile's sum is promoted: the tensor cores add FP8 products in fixed point about 14 bits below the
 // largest term (docs/TOLERANCES.md), so each k-tile of 128 is summed alone (its first k32 step
 // starts from zero) and then added in f32, in k order, to the running sum. That takes a second
 // accumulator per thread: N / 2 + N / 2 registers for a tile N wide (n256 would need 256).
