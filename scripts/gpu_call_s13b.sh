@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Session 13, call 2. Issue 19: the 2-CTA cluster variants with the remote arrival at CTA
-# scope (call 1's cluster-scope release made them 2.5x slower), at 128 x 192 (c2) and
-# 128 x 128 (n128c2), against 128 x 192 alone (.gpu/kernelyard), 128 x 128 (n128), v2 and
-# cuBLASLt / torch._scaled_mm: verify each cluster variant, racecheck / synccheck on c2,
-# ROUNDS rounds of bench, ncu on the fastest candidates.
+# Session 13, call 2 (ran on an H200, trimmed to fit the last device minutes). Issue 19: the
+# 2-CTA cluster variants with the remote arrival at CTA scope (call 1's cluster-scope release
+# made them 2.5x slower), at 128 x 192 (c2) and 128 x 128 (n128c2), against 128 x 192 alone
+# (.gpu/kernelyard) and cuBLASLt: verify each cluster variant, synccheck / racecheck on c2, one
+# round of bench. TORCH=1 adds torch._scaled_mm, VARS more builds, NCU_VARS ncu runs (all
+# left out of the run that happened).
 set -uo pipefail
 FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
 export OUT=/tmp/s13b; mkdir -p "$OUT"
