@@ -175,3 +175,35 @@ impl Launch for CudaLauncher {
         unsafe { launch(stream, source, symbol, dims, params) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernelyard_core::DeviceId;
+
+    /// A cluster shape that cannot tile the grid is refused before any driver call (so this
+    /// runs without a GPU: the device is never bound).
+    #[test]
+    fn a_cluster_that_does_not_tile_the_grid_is_misuse() {
+        let stream = Stream::default_for(DeviceId::cuda(0));
+        let source = &crate::ops::gemm_bi_sm90::SCALED_MODULES[0];
+        let symbol = source.symbols[0];
+        let dims = |x| Dims {
+            grid: (x, 1, 1),
+            block: (384, 1, 1),
+            shared_bytes: 0,
+        };
+        for (grid, cluster) in [(4, 0), (9, 9), (16, 16), (3, 2), (1, 2)] {
+            // SAFETY: refused before any launch (the assertion below checks it).
+            let err = unsafe {
+                launch_cluster(&stream, source, symbol, dims(grid), cluster, true, &mut [])
+            }
+            .expect_err("refused");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("a cluster of {cluster} blocks")),
+                "grid {grid}, cluster {cluster}: {text}"
+            );
+        }
+    }
+}
