@@ -12,7 +12,7 @@
 //! - **Promotion.** The tensor cores add FP8 products in fixed point, about 14 bits below the
 //!   largest term (docs/TOLERANCES.md); kept over all of K that lost 1.1e-3 relative at
 //!   k = 4096 (v1, measured on an H100). So each stage's four steps are summed in the tensor
-//!   cores from zero and that sum is added in f32, in k order, to a second set of 64
+//!   cores from zero and that sum is added in f32, in k order, to a second set of
 //!   accumulators (DeepSeek-V3's "promotion" every 128), which is why the tile is 192 wide
 //!   (96 + 96 accumulators per thread; at 256 it would need 256, more than a thread has).
 //!   v2 had a 128-wide tile; 192 loads a sixth fewer bytes per product from L2 and shared
