@@ -637,33 +637,6 @@ static_assert((BK8 / 32) % PROMOTE8 == 0, "promotion groups tile a stage");
 constexpr int CLUSTER8 = KY_SM90_FP8_CLUSTER;
 static_assert(CLUSTER8 == 1 || CLUSTER8 == 2, "clusters of one or two CTAs");
 
-// This CTA's rank in its cluster.
-__device__ __forceinline__ int cluster_rank() {
-    ky_u32 r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return (int)r;
-}
-
-// Every thread of the cluster's CTAs meets here (release / acquire: what each CTA did before,
-// barrier initialisation included, is visible to the other after).
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;"
-                 ::: "memory");
-}
-
-// Arrives on the mbarrier at `bar`'s offset in CTA `rank` of the cluster (this CTA's included).
-// The default (CTA-scope) release: the arrival publishes that this warp's wgmmas have finished
-// reading the stage, not any write of its own; a cluster-scope release fenced every prior
-// memory operation of the thread (measured: the kernel ran 2.5x slower, stalled on MEMBAR).
-__device__ __forceinline__ void mbar_arrive_cluster(ky_u64* bar, int rank) {
-    asm volatile(
-        "{\n.reg .b32 remote;\n"
-        "mapa.shared::cluster.u32 remote, %0, %1;\n"
-        "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n"
-        ::"r"(smem_addr(bar)), "r"(rank)
-        : "memory");
-}
-
 // One 3-D TMA box written into the same shared-memory offset of every CTA in `mask`, each
 // CTA's barrier at `bar`'s offset receiving the bytes.
 __device__ __forceinline__ void tma_load_multicast(void* dst, const KyTensorMap* map, int c0,

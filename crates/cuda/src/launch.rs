@@ -22,6 +22,19 @@ use crate::source::KernelSource;
 pub use kernelyard_kernels::launch::Dims;
 use kernelyard_kernels::launch::Launch;
 
+/// `symbol` of `source` on the stream's device, its context made current (compiling and
+/// loading the module on first use, with `dims`' dynamic shared memory allowed).
+fn function(
+    stream: &Stream,
+    source: &'static KernelSource,
+    symbol: &'static str,
+    dims: Dims,
+) -> Result<sys::CUfunction, Error> {
+    bind(stream.device())?
+        .modules
+        .function(source, symbol, dims.shared_bytes, Some(stream))
+}
+
 /// Launches `symbol` of `source` on `stream` with `dims`; `params` is usually
 /// [`kernelyard_kernels::params!`]`[...]`.
 ///
@@ -36,10 +49,7 @@ pub unsafe fn launch(
     dims: Dims,
     params: &mut [*mut c_void],
 ) -> Result<(), Error> {
-    let device = bind(stream.device())?;
-    let f = device
-        .modules
-        .function(source, symbol, dims.shared_bytes, Some(stream))?;
+    let f = function(stream, source, symbol, dims)?;
     tracing::trace!(symbol, ?dims, "kernelyard: cuLaunchKernel");
     // SAFETY: `f` is a live function in the current context; `params` match its signature
     // (the caller's contract); the stream is a live stream of this device (the plan checked
@@ -78,7 +88,8 @@ pub unsafe fn launch(
 /// clusters computes the same result; the grid is then trimmed to the clusters the device can
 /// hold at once (`cuOccupancyMaxActiveClusters`: a GPC's multiprocessors may not pair up, so
 /// that can be fewer than multiprocessors / `cluster`), so that no cluster waits for another
-/// to finish before it starts.
+/// to finish before it starts. The query runs at every launch (its only user, the FP8 kernel's
+/// cluster variant, is off by default); cache it per function before a default path uses it.
 ///
 /// # Safety
 /// As [`launch`]; the kernel must also be written for clusters of this size (the driver
@@ -99,10 +110,7 @@ pub unsafe fn launch_cluster(
         }
         .into());
     }
-    let device = bind(stream.device())?;
-    let f = device
-        .modules
-        .function(source, symbol, dims.shared_bytes, Some(stream))?;
+    let f = function(stream, source, symbol, dims)?;
     tracing::trace!(symbol, ?dims, cluster, "kernelyard: cuLaunchKernelEx");
     // SAFETY: an all-zero attribute is a valid value of this plain C struct (id 0 = ignore);
     // the id and the cluster shape are then written as whole fields.

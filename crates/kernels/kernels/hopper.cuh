@@ -1,6 +1,7 @@
 // kernels/hopper.cuh: the sm_90a helpers the Hopper kernels share (gemm_bi_sm90.cu,
 // attention_sm90.cu): the tensor map parameter, mbarriers, the wgmma shared-memory descriptor
-// with the 128-byte swizzle, and wgmma's fence/commit/wait. Spliced after common.cuh
+// with the 128-byte swizzle, wgmma's fence/commit/wait, and the thread-block cluster helpers
+// (rank, barrier, remote mbarrier arrival). Spliced after common.cuh
 // (crates/cuda/src/source.rs). Each kernel keeps its own TMA copy (its tensor rank) and its
 // generated wgmma instructions (its shapes).
 #pragma once
@@ -42,6 +43,34 @@ __device__ __forceinline__ void mbar_wait(ky_u64* bar, ky_u32 parity) {
         "@!done bra WAIT_%=;\n"
         "}\n" ::"r"(smem_addr(bar)),
         "r"(parity)
+        : "memory");
+}
+
+// Thread-block clusters (sm_90): this CTA's rank in its cluster.
+__device__ __forceinline__ int cluster_rank() {
+    ky_u32 r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return (int)r;
+}
+
+// Every thread of the cluster's CTAs meets here (release / acquire: what each CTA did before,
+// barrier initialisation included, is visible to the other after).
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;"
+                 ::: "memory");
+}
+
+// Arrives on the mbarrier at `bar`'s offset in CTA `rank` of the cluster (this CTA's included).
+// The default (CTA-scope) release, for an arrival that publishes only that shared memory was
+// read (the FP8 GEMM's freed stages), not a write of its own: a cluster-scope release fences
+// every prior memory operation of the thread (measured: that kernel ran 2.5x slower, stalled
+// on MEMBAR).
+__device__ __forceinline__ void mbar_arrive_cluster(ky_u64* bar, int rank) {
+    asm volatile(
+        "{\n.reg .b32 remote;\n"
+        "mapa.shared::cluster.u32 remote, %0, %1;\n"
+        "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n"
+        ::"r"(smem_addr(bar)), "r"(rank)
         : "memory");
 }
 
