@@ -49,18 +49,32 @@
 namespace attn90 {
 
 constexpr int BM = 128;       // query rows per block (two consumer warpgroups of 64)
-constexpr int BN = 128;       // keys per tile
+constexpr int BN = 128;       // keys per tile at D = 64 and 128
+constexpr int BN_D256 = 64;   // keys per tile at D = 256
 constexpr int THREADS = 384;  // warpgroup 0 produces, 1 and 2 consume
 constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 KiB)
 constexpr int VBOX = 64 * 128;     // one V box of 64 keys x 64 elements (8 KiB)
 
+// The tiling of head dim D (nothing else chooses it):
+// - KN keys per tile: 128, or 64 at D = 256, where O takes 128 registers per consumer thread
+//   and a 128-key stage would not fit twice beside the 64 KiB Q tile;
+// - O += P V runs in D / PN column chunks of PN = min(D, 128) (m64nPNk16: at most 64
+//   accumulator registers per instruction).
+template <int D>
+struct Cfg {
+    static constexpr int KN = D == 256 ? BN_D256 : BN;
+    static constexpr int PN = D < 128 ? D : 128;
+    static constexpr int NC = D / PN;  // O chunks
+};
+
 // Dynamic shared memory (after aligning the base to 1024 bytes): Q, then 2 stages of
-// (K tile, V tile), then the barriers.
+// (K tile, V tile), then the barriers. A K box is KN rows x 128 bytes.
 template <int D>
 struct Smem {
+    static constexpr int KBOX = Cfg<D>::KN * 128;
     static constexpr int Q_BYTES = (D / 64) * BOX;
-    static constexpr int K_BYTES = (D / 64) * BOX;
-    static constexpr int V_BYTES = 2 * (D / 64) * VBOX;
+    static constexpr int K_BYTES = (D / 64) * KBOX;
+    static constexpr int V_BYTES = (Cfg<D>::KN / 64) * (D / 64) * VBOX;
     static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
     static constexpr int BAR_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
     static constexpr int BARS = 7;  // q_full, k_full[2], v_full[2], empty[2]
@@ -70,6 +84,10 @@ struct Smem {
 // The Rust side (`shared_bytes` in attention_sm90.rs) launches with these.
 static_assert(Smem<64>::BYTES == 83000, "keep crates/cuda/src/ops/attention_sm90.rs in step");
 static_assert(Smem<128>::BYTES == 164920, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+static_assert(Smem<256>::BYTES == 197688, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+// The opt-in limit of an H100 / H200 block (227 KiB): every head dim fits (flashinfer#3276 was
+// a head-dim-256 configuration that did not, and deadlocked).
+static_assert(Smem<256>::BYTES <= 227 * 1024, "D = 256 must fit sm_90's 227 KiB");
 
 // ---- PTX -----------------------------------------------------------------------------------
 
@@ -88,11 +106,12 @@ __device__ __forceinline__ void tma_load4(void* dst, const KyTensorMap* map, int
 
 // S += Q K^T for one k16 step: m64n128k16, A and B from shared memory, both K-major
 // (transpose flags 0, 0).
-template <typename T> struct WgQK;
+// m64n64k16 likewise for D = 256's 64-key tiles.
+template <typename T, int N> struct WgQK;
 // One definition per instruction shape for both 16-bit types: TY (bf16 or f16) is pasted
 // into the storage type and the instruction (the PTX is what the two spelled-out copies gave).
 #define ATTN90_WGQK(TY) \
-template <> struct WgQK<ky_##TY> {                                                                                                                                                                                                                                                                                                  \
+template <> struct WgQK<ky_##TY, 128> {                                                                                                                                                                                                                                                                                                  \
   static __device__ __forceinline__ void run(float (&d)[64], ky_u64 da, ky_u64 db) {                                                                                                                                                                                                                                                \
     asm volatile(                                                                                                                                                                                                                                                                                                                   \
         "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                                                                                                                                                                                                                                                  \
@@ -112,6 +131,23 @@ template <> struct WgQK<ky_##TY> {                                              
 };
 ATTN90_WGQK(bf16)
 ATTN90_WGQK(f16)
+#define ATTN90_WGQK64(TY) \
+template <> struct WgQK<ky_##TY, 64> {                                                      \
+  static __device__ __forceinline__ void run(float (&d)[32], ky_u64 da, ky_u64 db) {        \
+    asm volatile(                                                                           \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                          \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." #TY "." #TY " "                       \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                                                                          \
+        "%32, %33, p, 1, 1, 0, 0;\n}\n"                                                     \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),                                                                             \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),                                                                               \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),                                                                               \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                                                \
+        : "l"(da), "l"(db));                                                                \
+  }                                                                                         \
+};
+ATTN90_WGQK64(bf16)
+ATTN90_WGQK64(f16)
 
 // O += P V for one k16 step: m64nDk16, A = P from registers, B = V from shared memory,
 // N-major (imm-trans-b = 1; the register-A form takes no imm-trans-a).
@@ -156,9 +192,10 @@ ATTN90_WGPV128(bf16)
 ATTN90_WGPV128(f16)
 
 // The P fragments likewise: they are wgmma's inputs until the wait.
-__device__ __forceinline__ void keep_u(ky_u32 (&a)[8][4]) {
+template <int N>
+__device__ __forceinline__ void keep_u(ky_u32 (&a)[N][4]) {
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < N; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(a[i][j])::"memory");
 }
@@ -201,9 +238,12 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                                           ky_i64 heads_q, ky_i64 heads_kv, float scale,
                                           int flags) {
     typedef Smem<D> S;
-    constexpr int DB = D / 64;   // 64-wide d blocks (boxes)
-    constexpr int NB = BN / 8;   // n8 blocks of the S accumulator (16)
-    constexpr int OR = D / 2;    // O accumulator registers per thread (D / 8 blocks x 4)
+    constexpr int KN = Cfg<D>::KN;  // keys per tile
+    constexpr int PN = Cfg<D>::PN;  // O columns per PV instruction
+    constexpr int NC = Cfg<D>::NC;  // O chunks of PN columns
+    constexpr int DB = D / 64;      // 64-wide d blocks (boxes)
+    constexpr int NB = KN / 8;      // n8 blocks of the S accumulator (16, or 8 at D = 256)
+    constexpr int OR = PN / 2;      // O accumulator registers per thread and chunk
 
     extern __shared__ unsigned char ky_attn90_smem_raw[];
     // 1024-byte alignment for the 128-byte swizzle (the launch adds 1 KiB of slack).
@@ -234,7 +274,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     const int seen_lo = seen(q0);                      // the block's first row: the fewest
     const int seen_hi = seen(min(q0 + BM, Sq) - 1);    // its last real row: the most
     // Key tiles past seen_hi are masked for every row of the block: not visited.
-    const int ntiles = (seen_hi + BN - 1) / BN;
+    const int ntiles = (seen_hi + KN - 1) / KN;
 
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
@@ -260,14 +300,14 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 if (t >= 2) mbar_wait(&empty[s], ((t >> 1) - 1) & 1);
                 unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
                 unsigned char* sv = sk + S::K_BYTES;
-                const int kv0 = t * BN;
+                const int kv0 = t * KN;
                 mbar_expect_tx(&k_full[s], S::K_BYTES);
 #pragma unroll
                 for (int j = 0; j < DB; ++j)
-                    tma_load4(sk + j * BOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
+                    tma_load4(sk + j * S::KBOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
                 mbar_expect_tx(&v_full[s], S::V_BYTES);
 #pragma unroll
-                for (int half = 0; half < 2; ++half)
+                for (int half = 0; half < KN / 64; ++half)
 #pragma unroll
                     for (int j = 0; j < DB; ++j)
                         tma_load4(sv + (half * DB + j) * VBOX, map_v, j * 64, hk,
@@ -284,9 +324,13 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         const int row0 = q0 + cw * 64 + warp * 16 + (lane >> 2);
         const int seen_row[2] = {seen(row0), seen(row0 + 8)};
 
-        float o[OR];
+        // O in NC chunks of PN columns: o[c][4 i + 2 hh + e] is row row0 + 8 hh, column
+        // PN c + 8 i + 2 t4 + e.
+        float o[NC][OR];
 #pragma unroll
-        for (int i = 0; i < OR; ++i) o[i] = 0.0f;
+        for (int c = 0; c < NC; ++c)
+#pragma unroll
+            for (int i = 0; i < OR; ++i) o[c][i] = 0.0f;
         // Running max of row row0 + 8 hh (base-2 units of scaled scores) and this thread's
         // part of its sum.
         float m[2] = {ATTN90_NEG_INF, ATTN90_NEG_INF};
@@ -297,7 +341,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         for (int t = 0; t < ntiles; ++t) {
             const int s = t & 1;
             const ky_u32 ph = (t >> 1) & 1;
-            const int kv0 = t * BN;
+            const int kv0 = t * KN;
             const unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
             const unsigned char* sv = sk + S::K_BYTES;
 
@@ -314,8 +358,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
-                WgQK<T>::run(sc, desc(s_q + (kk >> 2) * BOX + cw * 8192 + (kk & 3) * 32, 16, 1024),
-                             desc(sk + (kk >> 2) * BOX + (kk & 3) * 32, 16, 1024));
+                WgQK<T, KN>::run(
+                    sc, desc(s_q + (kk >> 2) * BOX + cw * 8192 + (kk & 3) * 32, 16, 1024),
+                    desc(sk + (kk >> 2) * S::KBOX + (kk & 3) * 32, 16, 1024));
             }
             wgmma_commit();
             wgmma_wait0();
@@ -325,7 +370,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             // tree), then over the quad. Element sc[4 i + 2 hh + e] is row row0 + 8 hh, key
             // kv0 + 8 i + 2 t4 + e (wgmma's f32 accumulator layout). Only tiles past the
             // block's first row's last key need the mask.
-            const bool mask = kv0 + BN > seen_lo;
+            const bool mask = kv0 + KN > seen_lo;
             float mx[2];
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
@@ -365,7 +410,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             // Rescale O only when some row's max moved (multiplying by 1 changes no bit).
             if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-                for (int i = 0; i < OR; ++i) o[i] *= alpha[(i >> 1) & 1];
+                for (int c = 0; c < NC; ++c)
+#pragma unroll
+                    for (int i = 0; i < OR; ++i) o[c][i] *= alpha[(i >> 1) & 1];
             }
             // P = exp2(x - m), this thread's row sums (a fixed pairwise tree), P in the dtype.
 #pragma unroll
@@ -392,9 +439,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             // The accumulator's n8 block i holds (row r, cols 8 i + 2 t4, +1) in sc[4 i + 0, 1]
             // and (row r + 8, same cols) in sc[4 i + 2, 3]: so a[0], a[1] come from block 2 j
             // and a[2], a[3] from block 2 j + 1.
-            ky_u32 pf[8][4];
+            ky_u32 pf[KN / 16][4];
 #pragma unroll
-            for (int j = 0; j < BN / 16; ++j) {
+            for (int j = 0; j < KN / 16; ++j) {
                 pf[j][0] = Pack<T>::run(sc[8 * j + 0], sc[8 * j + 1]);
                 pf[j][1] = Pack<T>::run(sc[8 * j + 2], sc[8 * j + 3]);
                 pf[j][2] = Pack<T>::run(sc[8 * j + 4], sc[8 * j + 5]);
@@ -403,19 +450,27 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 
             // O += P V. V's k16 step j: keys 16 j .. + 15 = key half j / 4, +2048 bytes (16
             // rows of 128 bytes) per step; N-major descriptor: LBO 8192 (the next 64-wide d
-            // block), SBO 1024 (the next 8 keys).
+            // block), SBO 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks further.
+            // Each chunk takes the k16 steps in increasing order.
             mbar_wait(&v_full[s], ph);
-            keep(o);
+#pragma unroll
+            for (int c = 0; c < NC; ++c) keep(o[c]);
             keep_u(pf);
             wgmma_fence();
 #pragma unroll
-            for (int j = 0; j < BN / 16; ++j) {
-                WgPV<T, D>::run(o, pf[j],
-                                desc(sv + (j >> 2) * DB * VBOX + (j & 3) * 2048, VBOX, 1024));
+            for (int j = 0; j < KN / 16; ++j) {
+#pragma unroll
+                for (int c = 0; c < NC; ++c) {
+                    WgPV<T, PN>::run(o[c], pf[j],
+                                     desc(sv + ((j >> 2) * DB + c * (PN / 64)) * VBOX +
+                                              (j & 3) * 2048,
+                                          VBOX, 1024));
+                }
             }
             wgmma_commit();
             wgmma_wait0();
-            keep(o);
+#pragma unroll
+            for (int c = 0; c < NC; ++c) keep(o[c]);
             keep_u(pf);
             // This warpgroup is done with the stage.
             mbar_arrive(&empty[s]);
@@ -436,8 +491,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             ky_u16* o_row = out + (((ky_i64)b * seq_q + row) * heads_q + h) * D + 2 * t4;
 #pragma unroll
             for (int i = 0; i < D / 8; ++i) {
+                const float* oc = o[i / (PN / 8)];
+                const int ii = i % (PN / 8);
                 *(ky_u32*)(o_row + 8 * i) =
-                    Pack<T>::run(o[4 * i + 2 * hh] * inv, o[4 * i + 2 * hh + 1] * inv);
+                    Pack<T>::run(oc[4 * ii + 2 * hh] * inv, oc[4 * ii + 2 * hh + 1] * inv);
             }
             if (want_lse && t4 == 0) {
                 lse[((ky_i64)b * heads_q + h) * seq_q + row] =
@@ -464,7 +521,8 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 
 #define ATTN90_DTYPE(D, T)                                \
     ATTN90_ENTRY(attention_sm90_##D##_d64, T, 64)         \
-    ATTN90_ENTRY(attention_sm90_##D##_d128, T, 128)
+    ATTN90_ENTRY(attention_sm90_##D##_d128, T, 128)       \
+    ATTN90_ENTRY(attention_sm90_##D##_d256, T, 256)
 
 ATTN90_DTYPE(bf16, ky_bf16)
 ATTN90_DTYPE(f16, ky_f16)

@@ -2,8 +2,9 @@
 //! `cuda.attention.decode` (split keys, priority 30) for problems of at most 8 query rows per
 //! key/value head on every sm_75+ device; otherwise `cuda.attention.sm90` (TMA + wgmma,
 //! priority 11) wherever it can run, since it measured faster on the H100
-//! (docs/BENCHMARKS.md), `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices and
-//! for head dim 256 (which the Hopper kernel does not have); and typed reasons where none runs.
+//! (docs/BENCHMARKS.md), head dim 256 included where the device's opt-in shared memory holds
+//! its 193 KiB; `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices; and typed
+//! reasons where none runs.
 
 mod selection_support;
 
@@ -216,13 +217,18 @@ fn unsupported_head_dims_and_dtypes_are_typed_reasons() {
     }
 }
 
+/// What `cuda.attention.sm90` needs at head dim 256 (Q 64 KiB + two stages of 64-key K and V
+/// tiles + barriers + alignment slack).
+const NEED_256_SM90: u64 = kernelyard_cuda::ops::attention_sm90::shared_bytes(256);
+
 #[test]
-fn head_dim_256_gets_the_mma_kernel_on_sm80_and_newer() {
-    // The Hopper kernel has no head dim 256, so the mma.sync kernel is picked on sm_90 too; in
-    // the default build its 97 KiB fit every sm_80+ device's opt-in limit (99 KiB on sm_86 /
-    // sm_89 / sm_120). A build with a larger head-dim-256 tiling (`ATTN_D256` 1, 2 or 3) runs
-    // where it fits, and elsewhere nothing runs, with the shared memory as the reason (never
-    // another tiling).
+fn head_dim_256_gets_the_hopper_kernel_on_sm90_and_the_mma_kernel_elsewhere() {
+    // sm_90 with its 227 KiB: the Hopper kernel (193 KiB at head dim 256). Elsewhere the
+    // mma.sync kernel: in the default build its 97 KiB fit every sm_80+ device's opt-in limit
+    // (99 KiB on sm_86 / sm_89 / sm_120). A build with a larger head-dim-256 tiling
+    // (`ATTN_D256` 1, 2 or 3) runs where it fits, and elsewhere nothing runs, with the shared
+    // memory as the reason (never another tiling).
+    assert_eq!(NEED_256_SM90, 197_688);
     use kernelyard_cuda::ops::attention::D256_TILING;
     let devices = [
         (Sm::new(8, 0), 163 << 10),
@@ -245,6 +251,16 @@ fn head_dim_256_gets_the_mma_kernel_on_sm80_and_newer() {
                     Policy::auto().deterministic(),
                 ] {
                     let selected = rt.select(DeviceId::cuda(0), &p, &policy);
+                    if sm == Sm::new(9, 0) && NEED_256_SM90 <= optin {
+                        let plan = selected.unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
+                        assert_eq!(
+                            plan.kernel_name(),
+                            SM90,
+                            "{sm} {s} {dtype}:\n{}",
+                            plan.report()
+                        );
+                        continue;
+                    }
                     if NEED_256 <= optin {
                         let plan = selected.unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
                         assert_eq!(
@@ -275,26 +291,49 @@ fn head_dim_256_gets_the_mma_kernel_on_sm80_and_newer() {
             }
         }
     }
-    // Named, the Hopper kernel says why not: the head dim, nothing else.
-    let rt = runtime(Sm::new(9, 0), 227 << 10);
-    let err = rt
-        .select(
-            DeviceId::cuda(0),
-            &attention(SHAPES_256[0], DType::BF16),
-            &Policy::kernel(SM90),
-        )
-        .unwrap_err();
-    let reasons = rejection(err, SM90);
-    assert!(
-        matches!(&reasons[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim 256")),
-        "{reasons:?}"
-    );
+    // An sm_90 part with less opt-in shared memory than the Hopper kernel needs at head dim
+    // 256 (one byte short, 160 KiB): named, it says why not with the exact numbers; under auto
+    // the mma.sync kernel runs (its 97 KiB fit), and the report keeps the Hopper kernel's
+    // reason.
+    for optin in [NEED_256_SM90 - 1, 160 << 10] {
+        let rt = runtime(Sm::new(9, 0), optin);
+        let p = attention(SHAPES_256[0], DType::BF16);
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(SM90))
+            .unwrap_err();
+        assert_eq!(
+            rejection(err, SM90),
+            vec![Reason::SharedMemory {
+                need: NEED_256_SM90,
+                have: optin
+            }],
+            "{optin}"
+        );
+        if D256_TILING == 0 {
+            let plan = rt
+                .select(DeviceId::cuda(0), &p, &Policy::auto())
+                .unwrap_or_else(|e| panic!("{optin}: {e}"));
+            assert_eq!(plan.kernel_name(), MMA, "{}", plan.report());
+            let sm90 = plan.report().candidates.iter().find(|c| c.kernel == SM90).cloned();
+            assert!(
+                sm90.is_some_and(|c| matches!(
+                    &c.verdict,
+                    Verdict::Rejected { reasons } if reasons.contains(&Reason::SharedMemory {
+                        need: NEED_256_SM90,
+                        have: optin
+                    })
+                )),
+                "{}",
+                plan.report()
+            );
+        }
+    }
 }
 
 #[test]
 fn too_little_shared_memory_for_head_dim_256_is_a_typed_reason() {
     // One byte short of the need, and a 96 KiB device: named, the mma.sync kernel is rejected
-    // with the exact numbers; under auto nothing runs (the Hopper kernel has no head dim 256,
+    // with the exact numbers; under auto nothing runs (the Hopper kernel needs more still,
     // decode takes at most 8 query rows per key/value head) and the report has the same reason.
     for (sm, optin) in [(Sm::new(9, 0), NEED_256 - 1), (Sm::new(8, 6), 96 << 10)] {
         let rt = runtime(sm, optin);

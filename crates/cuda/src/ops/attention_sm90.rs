@@ -5,20 +5,23 @@
 //! - **What it computes.** Exactly the contract of `cuda.attention`
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
-//!   64 and 128 (not 256, which `cuda.attention` has: a typed reason here), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
+//!   64, 128 and 256, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
 //!   aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.
 //! - **Design.** One configuration per head dim: a block of [`THREADS`] = 384 threads (three
 //!   warpgroups) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
 //!   `(ceil(Sq / 128), Hq, B)`. Warpgroup 0 produces: one thread issues every TMA copy (the Q
-//!   tile once, then K and V tiles of [`BLOCK_N`] = 128 keys into a two-stage ring with
-//!   full/empty mbarriers). Warpgroups 1 and 2 consume 64 query rows each: `S = Q K^T` by
-//!   `wgmma.m64n128k16` (both operands from shared memory, K-major), the online softmax in the
+//!   tile once, then K and V tiles of [`block_n`] keys (128, or [`BLOCK_N_D256`] = 64 at head
+//!   dim 256) into a two-stage ring with full/empty mbarriers). Warpgroups 1 and 2 consume 64
+//!   query rows each: `S = Q K^T` by `wgmma.m64n128k16` (`m64n64k16` at head dim 256; both
+//!   operands from shared memory, K-major), the online softmax in the
 //!   accumulator registers (scale `* log2(e)`, `-inf` masking per element for causality and the
 //!   key tail, a guarded max, `alpha` exactly 1 when the max did not move), `P` rounded to the
 //!   dtype in registers and used as the register A operand of `O += P V` (`wgmma.m64nDk16`, V
-//!   N-major from shared memory), then `out = O / l` and `lse = m ln 2 + ln l`. The tensor maps
+//!   N-major from shared memory; at head dim 256 two `m64n128k16` per k16 step, one per half
+//!   of O's columns, 128 f32 accumulators per thread), then `out = O / l` and
+//!   `lse = m ln 2 + ln l`. The tensor maps
 //!   are 4-D over the `[B, S, H, D]` memory, dims `(D, H, S, B)`, 128-byte swizzle, boxes 64
 //!   elements wide, so positions past `S` are zero-filled within each batch entry; they are
 //!   encoded on the host for each launch (`cuTensorMapEncodeTiled`) and passed by value as
@@ -34,9 +37,13 @@
 //!   contributes an exact zero and a tile a row sees nothing of changes no bit of that row.
 //! - **What it needs.** Compute capability 9.0 exactly (`wgmma`, TMA and `setmaxnreg` are
 //!   `sm_90a` instructions), 16-byte aligned pointers (TMA; row strides are `H * D` elements,
-//!   multiples of 16 bytes for `D` = 64 or 128), and [`shared_bytes`] of shared memory per block
-//!   (161 KiB at `D = 128`, 81 KiB at `D = 64`). Anything else is a typed reason, never a
-//!   launch, and selection falls to `cuda.attention`.
+//!   multiples of 16 bytes for `D` = 64, 128 or 256), and [`shared_bytes`] of shared memory per
+//!   block (81 KiB at `D = 64`, 161 KiB at 128, 193 KiB at 256). A device whose opt-in limit is
+//!   smaller gets `SharedMemory { need, have }` (the head-dim-256 case of flashinfer#3276 was a
+//!   configuration that outgrew an H100's 227 KiB and deadlocked; here the need is computed
+//!   per head dim, checked against the device, and `static_assert`ed within 227 KiB in the
+//!   kernel). Anything else is a typed reason, never a launch, and selection falls to
+//!   `cuda.attention`.
 //!
 //! Responsibility: core validated the views into the [`AttentionProblem`]; `check`
 //! rejects what this launch cannot do (another head dim, grids past their limits, sequences
@@ -62,17 +69,22 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
     symbols: &[
         "attention_sm90_f16_d64",
         "attention_sm90_f16_d128",
+        "attention_sm90_f16_d256",
         "attention_sm90_bf16_d64",
         "attention_sm90_bf16_d128",
+        "attention_sm90_bf16_d256",
     ],
 };
 
-/// The head dims with an entry point (`cuda.attention` also has 256; this kernel does not).
-pub const HEAD_DIMS: [usize; 2] = [64, 128];
+/// The head dims with an entry point.
+pub const HEAD_DIMS: [usize; 3] = [64, 128, 256];
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
-/// Keys per tile (`attn90::BN`).
+/// Keys per tile at head dims 64 and 128 (`attn90::BN`).
 pub const BLOCK_N: usize = 128;
+/// Keys per tile at head dim 256 (`attn90::BN_D256`): O takes 128 f32 registers per consumer
+/// thread there, and two stages of 128 keys would not fit beside the 64 KiB Q tile.
+pub const BLOCK_N_D256: usize = 64;
 /// Threads per block (`attn90::THREADS`): one producer and two consumer warpgroups.
 pub const THREADS: u32 = 384;
 /// Rows of a V box: V tiles are copied in two halves of 64 keys, so the N-major descriptor
@@ -83,15 +95,27 @@ const BOX_ROW_BYTES: usize = 128;
 /// The mbarriers after the tiles: Q full, K full x 2, V full x 2, empty x 2.
 const BARRIERS: usize = 7;
 
+/// Keys per tile for head dim `head_dim` (`attn90::Cfg<D>::KN`): the tiling depends on the
+/// head dim alone.
+pub const fn block_n(head_dim: usize) -> usize {
+    if head_dim == 256 {
+        BLOCK_N_D256
+    } else {
+        BLOCK_N
+    }
+}
+
 /// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn90::Smem<D>::BYTES`):
 /// the Q tile, two stages of a K and a V tile, the barriers, and 1 KiB of slack for the
-/// 1024-byte alignment the 128-byte swizzle needs.
+/// 1024-byte alignment the 128-byte swizzle needs. 81 KiB at `D = 64`, 161 KiB at 128 and
+/// 193 KiB (197,688 bytes) at 256: within sm_90's 227 KiB opt-in limit, which `check`
+/// compares with the device's.
 pub const fn shared_bytes(head_dim: usize) -> u64 {
     // Saturating: a head dim without an entry point (checks never ask for its size) must
     // not overflow either.
     let blocks = (head_dim / 64) as u64;
     let q = blocks.saturating_mul((BLOCK_M * BOX_ROW_BYTES) as u64);
-    let kv = blocks.saturating_mul((2 * BLOCK_N * BOX_ROW_BYTES) as u64);
+    let kv = blocks.saturating_mul((2 * block_n(head_dim) * BOX_ROW_BYTES) as u64);
     q.saturating_add(kv.saturating_mul(2))
         .saturating_add((BARRIERS * 8 + 1024) as u64)
 }
@@ -106,8 +130,9 @@ kernelyard_core::register!(ATTENTION_SM90);
 const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention.sm90",
     module_path!(),
-    "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims 64 and \
-     128, causal, GQA, lse; one fixed tiling: batch-invariant, deterministic",
+    "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims 64, \
+     128 and 256, causal, GQA, lse; one fixed tiling per head dim: batch-invariant, \
+     deterministic",
     TensorCores::Hopper,
     16,
     11,
@@ -162,12 +187,12 @@ fn operand(batch: usize, seq: usize, heads: usize, head_dim: usize, rows: u32) -
     }
 }
 
-/// Q (boxes of 128 rows), K (boxes of 128 keys) and V (boxes of 64 keys).
+/// Q (boxes of 128 rows), K (boxes of [`block_n`] keys) and V (boxes of 64 keys).
 fn operands(p: &AttentionProblem) -> [Operand; 3] {
     let kv = |rows| operand(p.batch, p.seq_kv, p.heads_kv, p.head_dim, rows);
     [
         operand(p.batch, p.seq_q, p.heads_q, p.head_dim, BLOCK_M as u32),
-        kv(BLOCK_N as u32),
+        kv(block_n(p.head_dim) as u32),
         kv(V_BOX_ROWS),
     ]
 }
@@ -330,7 +355,7 @@ mod tests {
                 let variant = format!("ATTN90_ENTRY(attention_sm90_##D##_d{d}, T, {d})");
                 assert!(SOURCE.code.contains(&variant), "{variant}");
             }
-            for d in [1, 16, 32, 80, 96, 256] {
+            for d in [1, 16, 32, 80, 96, 192, 512] {
                 assert_eq!(symbol(dtype, d), None, "{d}");
             }
         }
@@ -344,6 +369,11 @@ mod tests {
         // Q 32 KiB + 2 x (K 32 KiB + V 32 KiB) + barriers + alignment slack; half at D = 64.
         assert_eq!(shared_bytes(128), 164_920);
         assert_eq!(shared_bytes(64), 83_000);
+        // D = 256: Q 64 KiB + 2 x (K 32 KiB + V 32 KiB) with 64-key tiles, within 227 KiB.
+        assert_eq!(shared_bytes(256), 197_688);
+        assert!(shared_bytes(256) <= 227 << 10);
+        assert_eq!(block_n(256), 64);
+        assert_eq!((block_n(64), block_n(128)), (128, 128));
         for d in HEAD_DIMS {
             let line = format!("static_assert(Smem<{d}>::BYTES == {},", shared_bytes(d));
             assert!(
@@ -354,6 +384,7 @@ mod tests {
         for (name, value) in [
             ("BM", BLOCK_M),
             ("BN", BLOCK_N),
+            ("BN_D256", BLOCK_N_D256),
             ("THREADS", THREADS as usize),
         ] {
             let line = format!("constexpr int {name} = {value};");
@@ -410,6 +441,13 @@ mod tests {
         assert_eq!(k.strides, [256, 512, 77 * 512]);
         assert_eq!(k.box_dims, [64, 1, 128, 1]);
         assert_eq!(v.box_dims, [64, 1, 64, 1]);
+        // D = 256: 64-key K boxes, four 64-wide d blocks.
+        let [q, k, v] = operands(&problem(2, 300, 500, (16, 16), 256, DType::F16));
+        assert_eq!(q.box_dims, [64, 1, 128, 1]);
+        assert_eq!(k.box_dims, [64, 1, 64, 1]);
+        assert_eq!(v.box_dims, [64, 1, 64, 1]);
+        assert_eq!(k.dims, [256, 16, 500, 2]);
+        assert_eq!(k.strides, [512, 16 * 512, 500 * 16 * 512]);
         // Every stride is a multiple of 16 bytes (TMA), and every box 128 bytes wide (the
         // 128-byte swizzle span).
         for o in [q, k, v] {
@@ -431,7 +469,7 @@ mod tests {
                 vec![]
             );
         }
-        for d in [32, 80, 256] {
+        for d in [32, 80, 96, 512] {
             let r = reasons(&h100, problem(1, 16, 16, (2, 2), d, DType::BF16));
             assert!(
                 matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim")),
@@ -440,18 +478,34 @@ mod tests {
         }
         let r = reasons(&h100, problem(65536, 1, 1, (1, 1), 64, DType::F16));
         assert!(matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("batch")));
-        // 99 KiB per block: D = 64 (81 KiB) fits, D = 128 (161 KiB) does not.
+        // 99 KiB per block: D = 64 (81 KiB) fits, D = 128 (161 KiB) and 256 (193 KiB) do
+        // not.
         let small = caps(Sm::new(9, 0), 99 << 10);
         assert_eq!(
             reasons(&small, problem(1, 64, 64, (1, 1), 64, DType::F16)),
             vec![]
         );
+        for (d, need) in [(128, 164_920), (256, 197_688)] {
+            assert_eq!(
+                reasons(&small, problem(1, 64, 64, (1, 1), d, DType::F16)),
+                vec![Reason::SharedMemory {
+                    need,
+                    have: 99 << 10
+                }]
+            );
+        }
+        // A device one byte short of D = 256's need refuses it and still runs D = 128.
+        let short = caps(Sm::new(9, 0), 197_687);
         assert_eq!(
-            reasons(&small, problem(1, 64, 64, (1, 1), 128, DType::F16)),
+            reasons(&short, problem(1, 64, 64, (1, 1), 256, DType::BF16)),
             vec![Reason::SharedMemory {
-                need: 164_920,
-                have: 99 << 10
+                need: 197_688,
+                have: 197_687
             }]
+        );
+        assert_eq!(
+            reasons(&short, problem(1, 64, 64, (1, 1), 128, DType::BF16)),
+            vec![]
         );
     }
 
