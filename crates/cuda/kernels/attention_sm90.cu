@@ -8,7 +8,7 @@
 //   lse[b, h, i]    = ln sum_j exp(scale * q . k_j + mask)               (natural log, f32)
 //
 // q [B, Sq, Hq, D], k and v [B, Skv, Hkv, D], out [B, Sq, Hq, D], contiguous, f16 or bf16;
-// hk = h / (Hq / Hkv); D = 64 or 128. Causal masking is bottom-right aligned: query i sees keys
+// hk = h / (Hq / Hkv); D = 64, 128 or 256. Causal masking is bottom-right aligned: query i sees keys
 // j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
 //
 // One configuration per head dim (never per Sq, Skv, B or H):
@@ -22,20 +22,27 @@
 //   the next entry's data). Every box is 128 bytes wide (64 elements) with the 128-byte swizzle
 //   (buffers 1024-byte aligned), exactly as in gemm_bi_sm90.cu.
 // - Q: D / 64 boxes of 64 d x 128 rows (16 KiB each), loaded once. K: per stage D / 64 boxes of
-//   64 d x 128 keys. V: per stage 2 x D / 64 boxes of 64 d x 64 keys (8 KiB each; layout
+//   64 d x KN keys. V: per stage (KN / 64) x D / 64 boxes of 64 d x 64 keys (8 KiB each; layout
 //   [key half][d block][64 keys][64 d]) so the N-major V descriptor is exactly the GEMM's
 //   (LBO 8192 = next 64-wide d block, SBO 1024 = next 8 keys, k16 step +2048 bytes).
-// - key tiles of BN = 128 keys in increasing order, in a 2-stage ring (full barriers for K
-//   and for V with expected transaction bytes; an empty barrier of 256 consumer arrivals).
-// - S = Q K^T: 64 x 128 per consumer, wgmma m64n128k16, A = Q (K-major over d, descriptor
+// - key tiles of KN keys (BN = 128 at D = 64 and 128; BN_D256 = 64 at D = 256, where O holds
+//   128 registers per thread and the 64 KiB Q tile leaves room for two 64 KiB stages: 193 KiB
+//   in all) in increasing order, in a 2-stage ring (full barriers for K
+//   and for V with expected transaction bytes; empty barriers of 256 consumer arrivals, one
+//   for K, released once S = Q K^T is done, and one for V).
+// - S = Q K^T: 64 x KN per consumer, wgmma m64nKNk16, A = Q (K-major over d, descriptor
 //   SBO 1024, k16 step +32 bytes inside a 128-byte row, the next 64 d in the next box), B = K
 //   tile (K-major over d, likewise). Then, in the accumulator registers: scale * log2(e), mask
 //   (-inf) per element by key position (causal and the key tail past Skv), online softmax in
 //   base 2 with a guarded max (a row that has seen no key uses 0, so exp2(-inf - 0) = 0, never
 //   (-inf) - (-inf); alpha = 1 exactly when the max did not move: a tile a row sees nothing of
 //   leaves it exactly unchanged), P rounded to the dtype in registers.
-// - O += P V: wgmma m64nDk16 with A = P from registers and B = V from shared memory (N-major:
-//   transpose flag 1), 8 k16 steps per tile.
+// - O += P V: wgmma m64nPNk16 (PN = min(D, 128): two column chunks at D = 256) with A = P
+//   from registers and B = V from shared memory (N-major: transpose flag 1), KN / 16 k16 steps
+//   per tile.
+// - ATTN90_OVERLAP 1 (FlashAttention-3's intra-warpgroup overlap): S of tile t + 1 is issued
+//   with O += P_t V_t and its softmax runs while P_t V_t is on the tensor cores; every value
+//   is computed by the same operations in the same order as with 0 (one tile at a time).
 // - out = O / l (stores predicated on Sq), lse = m ln 2 + ln l.
 //
 // Every output element (and lse value) is computed by one thread (with its quad for the row
@@ -77,14 +84,15 @@ struct Smem {
     static constexpr int V_BYTES = (Cfg<D>::KN / 64) * (D / 64) * VBOX;
     static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
     static constexpr int BAR_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
-    static constexpr int BARS = 7;  // q_full, k_full[2], v_full[2], empty[2]
+    // q_full, k_full[2], v_full[2], k_empty[2], v_empty[2]
+    static constexpr int BARS = 9;
     // With 1 KiB of slack for the alignment.
     static constexpr int BYTES = BAR_OFFSET + BARS * 8 + 1024;
 };
 // The Rust side (`shared_bytes` in attention_sm90.rs) launches with these.
-static_assert(Smem<64>::BYTES == 83000, "keep crates/cuda/src/ops/attention_sm90.rs in step");
-static_assert(Smem<128>::BYTES == 164920, "keep crates/cuda/src/ops/attention_sm90.rs in step");
-static_assert(Smem<256>::BYTES == 197688, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+static_assert(Smem<64>::BYTES == 83016, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+static_assert(Smem<128>::BYTES == 164936, "keep crates/cuda/src/ops/attention_sm90.rs in step");
+static_assert(Smem<256>::BYTES == 197704, "keep crates/cuda/src/ops/attention_sm90.rs in step");
 // The opt-in limit of an H100 / H200 block (227 KiB): every head dim fits (flashinfer#3276 was
 // a head-dim-256 configuration that did not, and deadlocked).
 static_assert(Smem<256>::BYTES <= 227 * 1024, "D = 256 must fit sm_90's 227 KiB");
@@ -92,6 +100,27 @@ static_assert(Smem<256>::BYTES <= 227 * 1024, "D = 256 must fit sm_90's 227 KiB"
 // ---- PTX -----------------------------------------------------------------------------------
 
 using namespace ky_hopper;
+
+// 1: FlashAttention-3's intra-warpgroup overlap (the softmax of key tile t + 1 runs while
+// O += P_t V_t is on the tensor cores); 0: one tile at a time. The same bits either way.
+#ifndef ATTN90_OVERLAP
+#define ATTN90_OVERLAP 0
+#endif
+// 1 (with ATTN90_OVERLAP 1): FlashAttention-3's ping-pong, the two consumer warpgroups take
+// turns issuing their tile's two GEMMs (named barriers 1 and 2), so one's softmax runs under
+// the other's GEMMs. Scheduling only: the same bits.
+#ifndef ATTN90_PINGPONG
+#define ATTN90_PINGPONG 0
+#endif
+// Registers per thread of the producer and the consumer warpgroups (setmaxnreg; 128 x
+// producer + 256 x consumer <= 65,536). The overlap holds a second set of P fragments.
+#if ATTN90_OVERLAP
+#define ATTN90_PRODUCER_REGS "setmaxnreg.dec.sync.aligned.u32 24;"
+#define ATTN90_CONSUMER_REGS "setmaxnreg.inc.sync.aligned.u32 240;"
+#else
+#define ATTN90_PRODUCER_REGS "setmaxnreg.dec.sync.aligned.u32 40;"
+#define ATTN90_CONSUMER_REGS "setmaxnreg.inc.sync.aligned.u32 232;"
+#endif
 
 // One 4-D TMA box (d, head, position, batch coordinates) into shared memory, completing on
 // `bar`.
@@ -253,7 +282,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     ky_u64* q_full = (ky_u64*)(smem + S::BAR_OFFSET);
     ky_u64* k_full = q_full + 1;
     ky_u64* v_full = q_full + 3;
-    ky_u64* empty = q_full + 5;
+    // A stage's K and V are released separately: K as soon as S = Q K^T is done, so the
+    // producer can refill it while P V still reads the stage's V.
+    ky_u64* k_empty = q_full + 5;
+    ky_u64* v_empty = q_full + 7;
 
     const bool causal = (flags & 1) != 0;
     const bool want_lse = (flags & 2) != 0;
@@ -282,7 +314,8 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         for (int s = 0; s < 2; ++s) {
             mbar_init(&k_full[s], 1);
             mbar_init(&v_full[s], 1);
-            mbar_init(&empty[s], 256);
+            mbar_init(&k_empty[s], 256);
+            mbar_init(&v_empty[s], 256);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
@@ -290,14 +323,14 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 
     if (wg == 0) {
         // Producer: one thread issues every copy; its warpgroup gives registers back.
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        asm volatile(ATTN90_PRODUCER_REGS);
         if (threadIdx.x == 0 && ntiles > 0) {
             mbar_expect_tx(q_full, S::Q_BYTES);
 #pragma unroll
             for (int j = 0; j < DB; ++j) tma_load4(s_q + j * BOX, map_q, j * 64, h, q0, b, q_full);
             for (int t = 0; t < ntiles; ++t) {
                 const int s = t & 1;
-                if (t >= 2) mbar_wait(&empty[s], ((t >> 1) - 1) & 1);
+                if (t >= 2) mbar_wait(&k_empty[s], ((t >> 1) - 1) & 1);
                 unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
                 unsigned char* sv = sk + S::K_BYTES;
                 const int kv0 = t * KN;
@@ -305,6 +338,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
                 for (int j = 0; j < DB; ++j)
                     tma_load4(sk + j * S::KBOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
+                if (t >= 2) mbar_wait(&v_empty[s], ((t >> 1) - 1) & 1);
                 mbar_expect_tx(&v_full[s], S::V_BYTES);
 #pragma unroll
                 for (int half = 0; half < KN / 64; ++half)
@@ -315,7 +349,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             }
         }
     } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+        asm volatile(ATTN90_CONSUMER_REGS);
         const int cw = wg - 1;  // consumer warpgroup: rows cw * 64 .. + 63 of the block
         const int lane = threadIdx.x & 31;
         const int warp = (threadIdx.x >> 5) & 3;
@@ -337,21 +371,21 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         float l[2] = {0.0f, 0.0f};
         const float scale_log2 = scale * LOG2E;
 
-        if (ntiles > 0) mbar_wait(q_full, 0);
-        for (int t = 0; t < ntiles; ++t) {
+        // The four steps of a key tile t (stage t & 1, phase (t >> 1) & 1), as lambdas so the
+        // two schedules below share them. Every step does the same arithmetic in either
+        // schedule, and O sees alpha_t, then P_t V_t, for t = 0, 1, ...: the schedules give
+        // the same bits.
+        //
+        // (1) Issue S = Q K^T for tile t (asynchronous; the caller waits). k16 step kk reads d
+        // 16 kk .. + 15: box kk / 4, +32 bytes per step inside its 128-byte swizzled rows; this
+        // warpgroup's Q rows start 64 rows (8 KiB) into each Q box.
+        float sc[NB * 4];
+        auto issue_s = [&](int t) {
             const int s = t & 1;
-            const ky_u32 ph = (t >> 1) & 1;
-            const int kv0 = t * KN;
             const unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
-            const unsigned char* sv = sk + S::K_BYTES;
-
-            // S = Q K^T. k16 step kk reads d 16 kk .. + 15: box kk / 4, +32 bytes per step
-            // inside its 128-byte swizzled rows; this warpgroup's Q rows start 64 rows (8 KiB)
-            // into each Q box.
-            float sc[NB * 4];
 #pragma unroll
             for (int i = 0; i < NB * 4; ++i) sc[i] = 0.0f;
-            mbar_wait(&k_full[s], ph);
+            mbar_wait(&k_full[s], (t >> 1) & 1);
             // Pin the register writes before the fence (wgmma reads its registers only after
             // wgmma.fence orders them).
             keep(sc);
@@ -363,19 +397,25 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                     desc(sk + (kk >> 2) * S::KBOX + (kk & 3) * 32, 16, 1024));
             }
             wgmma_commit();
-            wgmma_wait0();
-            keep(sc);
+        };
 
-            // Scale to base 2, mask, and each row's max over this thread's elements (a fixed
-            // tree), then over the quad. Element sc[4 i + 2 hh + e] is row row0 + 8 hh, key
-            // kv0 + 8 i + 2 t4 + e (wgmma's f32 accumulator layout). Only tiles past the
-            // block's first row's last key need the mask.
+        // (2) The online softmax of tile t on the finished S (in sc): P (f32) back into sc, the
+        // rescale factors into `alpha` (O is not touched: (3) rescales it); `pack` then rounds
+        // P into wgmma's A fragments.
+        //
+        // Scale to base 2, mask, and each row's max over this thread's elements (a fixed
+        // tree), then over the quad. Element sc[4 i + 2 hh + e] is row row0 + 8 hh, key
+        // kv0 + 8 i + 2 t4 + e (wgmma's f32 accumulator layout). Only tiles past the
+        // block's first row's last key need the mask.
+        auto softmax = [&](int t, float (&alpha)[2]) {
+            const int kv0 = t * KN;
             const bool mask = kv0 + KN > seen_lo;
+            // (A max is exact in any order: a running max needs no tree of temporaries.)
             float mx[2];
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
                 const int rel = seen_row[hh] - kv0 - 2 * t4;
-                float v[2 * NB];
+                float x_max = ATTN90_NEG_INF;
 #pragma unroll
                 for (int i = 0; i < NB; ++i) {
 #pragma unroll
@@ -383,16 +423,12 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                         float x = sc[4 * i + 2 * hh + e] * scale_log2;
                         if (mask && 8 * i + e >= rel) x = ATTN90_NEG_INF;
                         sc[4 * i + 2 * hh + e] = x;
-                        v[2 * i + e] = x;
+                        x_max = fmaxf(x_max, x);
                     }
                 }
-#pragma unroll
-                for (int w = 1; w < 2 * NB; w *= 2)
-#pragma unroll
-                    for (int i = 0; i + w < 2 * NB; i += 2 * w) v[i] = fmaxf(v[i], v[i + w]);
-                mx[hh] = v[0];
+                mx[hh] = x_max;
             }
-            float alpha[2], m_use[2];
+            float m_use[2];
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
                 float x = mx[hh];
@@ -406,13 +442,6 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 // Exactly 1 when the max did not move (a fully masked tile changes nothing).
                 alpha[hh] = m_old == m_new ? 1.0f : a;
                 m[hh] = m_new;
-            }
-            // Rescale O only when some row's max moved (multiplying by 1 changes no bit).
-            if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-                for (int c = 0; c < NC; ++c)
-#pragma unroll
-                    for (int i = 0; i < OR; ++i) o[c][i] *= alpha[(i >> 1) & 1];
             }
             // P = exp2(x - m), this thread's row sums (a fixed pairwise tree), P in the dtype.
 #pragma unroll
@@ -432,6 +461,8 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                     for (int i = 0; i + w < NB; i += 2 * w) part[i] += part[i + w];
                 l[hh] = l[hh] * alpha[hh] + part[0];
             }
+        };
+        auto pack = [&](ky_u32 (&pf)[KN / 16][4]) {
             // The A fragment of k16 step j (keys 16 j .. 16 j + 15 of the tile), PTX ISA
             // "Register Fragments: matrix A" of wgmma .m64nNk16 with 16-bit A (the same as
             // mma.sync m16n8k16's A): a[0] = (row r, k 2 t4, +1), a[1] = (row r + 8, same k),
@@ -439,7 +470,6 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             // The accumulator's n8 block i holds (row r, cols 8 i + 2 t4, +1) in sc[4 i + 0, 1]
             // and (row r + 8, same cols) in sc[4 i + 2, 3]: so a[0], a[1] come from block 2 j
             // and a[2], a[3] from block 2 j + 1.
-            ky_u32 pf[KN / 16][4];
 #pragma unroll
             for (int j = 0; j < KN / 16; ++j) {
                 pf[j][0] = Pack<T>::run(sc[8 * j + 0], sc[8 * j + 1]);
@@ -447,12 +477,27 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 pf[j][2] = Pack<T>::run(sc[8 * j + 4], sc[8 * j + 5]);
                 pf[j][3] = Pack<T>::run(sc[8 * j + 6], sc[8 * j + 7]);
             }
+        };
 
-            // O += P V. V's k16 step j: keys 16 j .. + 15 = key half j / 4, +2048 bytes (16
-            // rows of 128 bytes) per step; N-major descriptor: LBO 8192 (the next 64-wide d
-            // block), SBO 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks further.
-            // Each chunk takes the k16 steps in increasing order.
-            mbar_wait(&v_full[s], ph);
+        // (3) O *= alpha, only when some row's max moved (multiplying by 1 changes no bit).
+        auto rescale = [&](const float (&alpha)[2]) {
+            if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+                for (int c = 0; c < NC; ++c)
+#pragma unroll
+                    for (int i = 0; i < OR; ++i) o[c][i] *= alpha[(i >> 1) & 1];
+            }
+        };
+
+        // (4) Issue O += P V for tile t (asynchronous; the caller waits, then releases the
+        // stage). V's k16 step j: keys 16 j .. + 15 = key half j / 4, +2048 bytes (16 rows of
+        // 128 bytes) per step; N-major descriptor: LBO 8192 (the next 64-wide d block), SBO
+        // 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks further. Each chunk takes the
+        // k16 steps in increasing order.
+        auto issue_pv = [&](int t, ky_u32 (&pf)[KN / 16][4]) {
+            const int s = t & 1;
+            const unsigned char* sv = smem + S::Q_BYTES + s * S::STAGE_BYTES + S::K_BYTES;
+            mbar_wait(&v_full[s], (t >> 1) & 1);
 #pragma unroll
             for (int c = 0; c < NC; ++c) keep(o[c]);
             keep_u(pf);
@@ -468,13 +513,83 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 }
             }
             wgmma_commit();
-            wgmma_wait0();
+        };
+        auto pv_done = [&](ky_u32 (&pf)[KN / 16][4]) {
 #pragma unroll
             for (int c = 0; c < NC; ++c) keep(o[c]);
             keep_u(pf);
-            // This warpgroup is done with the stage.
-            mbar_arrive(&empty[s]);
+        };
+
+        if (ntiles > 0) mbar_wait(q_full, 0);
+#if ATTN90_OVERLAP
+        // FlashAttention-3's intra-warpgroup overlap: S of tile t + 1 and O += P_t V_t are
+        // issued together, and the softmax of tile t + 1 runs while P_t V_t is on the tensor
+        // cores.
+        if (ntiles > 0) {
+            // One set of P fragments: the softmax leaves P in sc (f32) and it is rounded into
+            // `pf` only after P_t V_t, the fragments' reader, is done.
+            ky_u32 pf[KN / 16][4];
+            float alpha[2];
+            issue_s(0);
+            wgmma_wait0();
+            keep(sc);
+            mbar_arrive(&k_empty[0]);
+            softmax(0, alpha);
+            pack(pf);
+            rescale(alpha);
+#if ATTN90_PINGPONG
+            // Consumer cw waits on barrier 1 + cw for its turn and hands the turn to the other
+            // (barrier 2 - cw) after issuing; both see ntiles - 1 turns, consumer 0 goes first,
+            // and consumer 1 skips its last hand-over, which nobody would take.
+            if (cw == 1 && ntiles > 1)
+                asm volatile("bar.arrive 1, 256;" ::: "memory");
+#endif
+            for (int t = 0; t + 1 < ntiles; ++t) {
+#if ATTN90_PINGPONG
+                asm volatile("bar.sync %0, 256;" ::"r"(1 + cw) : "memory");
+#endif
+                issue_s(t + 1);
+                issue_pv(t, pf);
+#if ATTN90_PINGPONG
+                if (cw == 0 || t + 2 < ntiles)
+                    asm volatile("bar.arrive %0, 256;" ::"r"(2 - cw) : "memory");
+#endif
+                // S of tile t + 1 is the older group: done when at most one is pending.
+                wgmma_wait1();
+                keep(sc);
+                mbar_arrive(&k_empty[(t + 1) & 1]);
+                softmax(t + 1, alpha);
+                wgmma_wait0();
+                pv_done(pf);
+                // This warpgroup is done with stage t & 1's V.
+                mbar_arrive(&v_empty[t & 1]);
+                pack(pf);
+                rescale(alpha);
+            }
+            issue_pv(ntiles - 1, pf);
+            wgmma_wait0();
+            pv_done(pf);
+            mbar_arrive(&v_empty[(ntiles - 1) & 1]);
         }
+#else
+        for (int t = 0; t < ntiles; ++t) {
+            ky_u32 pf[KN / 16][4];
+            float alpha[2];
+            issue_s(t);
+            wgmma_wait0();
+            keep(sc);
+            // This warpgroup is done with the stage's K.
+            mbar_arrive(&k_empty[t & 1]);
+            softmax(t, alpha);
+            pack(pf);
+            rescale(alpha);
+            issue_pv(t, pf);
+            wgmma_wait0();
+            pv_done(pf);
+            // And with its V.
+            mbar_arrive(&v_empty[t & 1]);
+        }
+#endif
 
         // Epilogue: the row sum over the quad (xor butterfly: the four lanes get the same
         // bits), O / l in the dtype (o[4 i + 2 hh + e] is row row0 + 8 hh, column
