@@ -314,7 +314,12 @@ fn head_dim_256_gets_the_hopper_kernel_on_sm90_and_the_mma_kernel_elsewhere() {
                 .select(DeviceId::cuda(0), &p, &Policy::auto())
                 .unwrap_or_else(|e| panic!("{optin}: {e}"));
             assert_eq!(plan.kernel_name(), MMA, "{}", plan.report());
-            let sm90 = plan.report().candidates.iter().find(|c| c.kernel == SM90).cloned();
+            let sm90 = plan
+                .report()
+                .candidates
+                .iter()
+                .find(|c| c.kernel == SM90)
+                .cloned();
             assert!(
                 sm90.is_some_and(|c| matches!(
                     &c.verdict,
