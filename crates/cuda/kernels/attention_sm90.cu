@@ -104,16 +104,16 @@ using namespace ky_hopper;
 // 1: FlashAttention-3's intra-warpgroup overlap (the softmax of key tile t + 1 runs while
 // O += P_t V_t is on the tensor cores); 0: one tile at a time. The same bits either way.
 #ifndef ATTN90_OVERLAP
-#define ATTN90_OVERLAP 0
+#define ATTN90_OVERLAP 1
 #endif
 // 1 (with ATTN90_OVERLAP 1): FlashAttention-3's ping-pong, the two consumer warpgroups take
 // turns issuing their tile's two GEMMs (named barriers 1 and 2), so one's softmax runs under
 // the other's GEMMs. Scheduling only: the same bits.
 #ifndef ATTN90_PINGPONG
-#define ATTN90_PINGPONG 0
+#define ATTN90_PINGPONG 1
 #endif
 // Registers per thread of the producer and the consumer warpgroups (setmaxnreg; 128 x
-// producer + 256 x consumer <= 65,536). The overlap holds a second set of P fragments.
+// producer + 256 x consumer <= 65,536). The overlap keeps the next tile's S beside O and P.
 #if ATTN90_OVERLAP
 #define ATTN90_PRODUCER_REGS "setmaxnreg.dec.sync.aligned.u32 24;"
 #define ATTN90_CONSUMER_REGS "setmaxnreg.inc.sync.aligned.u32 240;"
