@@ -22,10 +22,11 @@
 //   the next entry's data). Every box is 128 bytes wide (64 elements) with the 128-byte swizzle
 //   (buffers 1024-byte aligned), exactly as in gemm_bi_sm90.cu.
 // - Q: D / 64 boxes of 64 d x 128 rows (16 KiB each), loaded once. K: per stage D / 64 boxes of
-//   64 d x KN keys. V: per stage (KN / 64) x D / 64 boxes of 64 d x 64 keys (8 KiB each; layout
-//   [key half][d block][64 keys][64 d]) so the N-major V descriptor is exactly the GEMM's
-//   (LBO 8192 = next 64-wide d block, SBO 1024 = next 8 keys, k16 step +2048 bytes).
-// - key tiles of KN keys (BN = 128 at D = 64 and 128; BN_D256 = 64 at D = 256, where O holds
+//   64 d x KN keys. V: per stage (KN / VR) x D / 64 boxes of 64 d x VR keys (VR = 64: 8 KiB
+//   each; layout [key group][d block][VR keys][64 d]) so the N-major V descriptor is the
+//   GEMM's (LBO = one V box = next 64-wide d block, SBO 1024 = next 8 keys, k16 step +2048
+//   bytes).
+// - key tiles of KN keys (ATTN90_KN<D>: 128 at D = 64 and 128, 64 at D = 256, where O holds
 //   128 registers per thread and the 64 KiB Q tile leaves room for two 64 KiB stages: 193 KiB
 //   in all) in increasing order, in a 2-stage ring (full barriers for K
 //   and for V with expected transaction bytes; empty barriers of 256 consumer arrivals, one
@@ -56,32 +57,41 @@
 namespace attn90 {
 
 constexpr int BM = 128;       // query rows per block (two consumer warpgroups of 64)
-constexpr int BN = 128;       // keys per tile at D = 64 and 128
-constexpr int BN_D256 = 64;   // keys per tile at D = 256
 constexpr int THREADS = 384;  // warpgroup 0 produces, 1 and 2 consume
 constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 KiB)
-constexpr int VBOX = 64 * 128;     // one V box of 64 keys x 64 elements (8 KiB)
+
+// Keys per tile of each head dim, one line each (crates/cuda/src/ops/attention_sm90.rs reads
+// them from this text, so the launch follows the build; scripts/attn90_variants.sh builds
+// others). A multiple of 16 with a wgmma S = Q K^T instruction below (64, 80, 128, 176).
+#define ATTN90_KN64 128
+#define ATTN90_KN128 128
+#define ATTN90_KN256 64
 
 // The tiling of head dim D (nothing else chooses it):
-// - KN keys per tile: 128, or 64 at D = 256, where O takes 128 registers per consumer thread
-//   and a 128-key stage would not fit twice beside the 64 KiB Q tile;
+// - KN keys per tile: 128 by default, 64 at D = 256, where O takes 128 registers per consumer
+//   thread and a 128-key stage would not fit twice beside the 64 KiB Q tile;
+// - V boxes of VR keys: 64 when KN is a multiple of 64, else 16 (the N-major V descriptor
+//   steps LBO = VR * 128 bytes per 64-wide d block);
 // - O += P V runs in D / PN column chunks of PN = min(D, 128) (m64nPNk16: at most 64
 //   accumulator registers per instruction).
 template <int D>
 struct Cfg {
-    static constexpr int KN = D == 256 ? BN_D256 : BN;
+    static constexpr int KN = D == 64 ? ATTN90_KN64 : D == 128 ? ATTN90_KN128 : ATTN90_KN256;
+    static constexpr int VR = KN % 64 == 0 ? 64 : 16;
     static constexpr int PN = D < 128 ? D : 128;
     static constexpr int NC = D / PN;  // O chunks
+    static_assert(KN % 16 == 0 && KN >= 16 && KN <= 256, "keys per tile: a multiple of 16");
 };
 
 // Dynamic shared memory (after aligning the base to 1024 bytes): Q, then 2 stages of
-// (K tile, V tile), then the barriers. A K box is KN rows x 128 bytes.
+// (K tile, V tile), then the barriers. A K box is KN rows x 128 bytes, a V box VR rows.
 template <int D>
 struct Smem {
     static constexpr int KBOX = Cfg<D>::KN * 128;
+    static constexpr int VBOX = Cfg<D>::VR * 128;
     static constexpr int Q_BYTES = (D / 64) * BOX;
     static constexpr int K_BYTES = (D / 64) * KBOX;
-    static constexpr int V_BYTES = (Cfg<D>::KN / 64) * (D / 64) * VBOX;
+    static constexpr int V_BYTES = (Cfg<D>::KN / Cfg<D>::VR) * (D / 64) * VBOX;
     static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
     static constexpr int BAR_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
     // q_full, k_full[2], v_full[2], k_empty[2], v_empty[2]
@@ -90,11 +100,11 @@ struct Smem {
     static constexpr int BYTES = BAR_OFFSET + BARS * 8 + 1024;
 };
 // The Rust side (`shared_bytes` in attention_sm90.rs) launches with these.
-static_assert(Smem<64>::BYTES == 83016, "keep crates/cuda/src/ops/attention_sm90.rs in step");
-static_assert(Smem<128>::BYTES == 164936, "keep crates/cuda/src/ops/attention_sm90.rs in step");
-static_assert(Smem<256>::BYTES == 197704, "keep crates/cuda/src/ops/attention_sm90.rs in step");
 // The opt-in limit of an H100 / H200 block (227 KiB): every head dim fits (flashinfer#3276 was
-// a head-dim-256 configuration that did not, and deadlocked).
+// a head-dim-256 configuration that did not, and deadlocked). `shared_bytes` in
+// attention_sm90.rs computes the same sizes (its tests check the formula).
+static_assert(Smem<64>::BYTES <= 227 * 1024, "D = 64 must fit sm_90's 227 KiB");
+static_assert(Smem<128>::BYTES <= 227 * 1024, "D = 128 must fit sm_90's 227 KiB");
 static_assert(Smem<256>::BYTES <= 227 * 1024, "D = 256 must fit sm_90's 227 KiB");
 
 // ---- PTX -----------------------------------------------------------------------------------
@@ -135,7 +145,9 @@ __device__ __forceinline__ void tma_load4(void* dst, const KyTensorMap* map, int
 
 // S += Q K^T for one k16 step: m64n128k16, A and B from shared memory, both K-major
 // (transpose flags 0, 0).
-// m64n64k16 likewise for D = 256's 64-key tiles.
+// S += Q K^T for one k16 step: m64n128k16, A and B from shared memory, both K-major
+// (transpose flags 0, 0).
+// Other key-tile sizes below.
 template <typename T, int N> struct WgQK;
 // One definition per instruction shape for both 16-bit types: TY (bf16 or f16) is pasted
 // into the storage type and the instruction (the PTX is what the two spelled-out copies gave).
@@ -160,23 +172,66 @@ template <> struct WgQK<ky_##TY, 128> {                                         
 };
 ATTN90_WGQK(bf16)
 ATTN90_WGQK(f16)
+// m64nNk16 for the other key-tile sizes (N = KN; 64 is D = 256's default).
 #define ATTN90_WGQK64(TY) \
-template <> struct WgQK<ky_##TY, 64> {                                                      \
-  static __device__ __forceinline__ void run(float (&d)[32], ky_u64 da, ky_u64 db) {        \
-    asm volatile(                                                                           \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                          \
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32." #TY "." #TY " "                       \
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                                                                          \
-        "%32, %33, p, 1, 1, 0, 0;\n}\n"                                                     \
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),                                                                             \
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),                                                                               \
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),                                                                               \
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                                                \
-        : "l"(da), "l"(db));                                                                \
-  }                                                                                         \
+template <> struct WgQK<ky_##TY, 64> { \
+  static __device__ __forceinline__ void run(float (&d)[32], ky_u64 da, ky_u64 db) { \
+    asm volatile( \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." #TY "." #TY " " \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, " \
+        "%32, %33, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]) \
+        : "l"(da), "l"(db)); \
+  } \
 };
 ATTN90_WGQK64(bf16)
 ATTN90_WGQK64(f16)
+#define ATTN90_WGQK80(TY) \
+template <> struct WgQK<ky_##TY, 80> { \
+  static __device__ __forceinline__ void run(float (&d)[40], ky_u64 da, ky_u64 db) { \
+    asm volatile( \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n80k16.f32." #TY "." #TY " " \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, " \
+        "%40, %41, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]) \
+        : "l"(da), "l"(db)); \
+  } \
+};
+ATTN90_WGQK80(bf16)
+ATTN90_WGQK80(f16)
+#define ATTN90_WGQK176(TY) \
+template <> struct WgQK<ky_##TY, 176> { \
+  static __device__ __forceinline__ void run(float (&d)[88], ky_u64 da, ky_u64 db) { \
+    asm volatile( \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32." #TY "." #TY " " \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, " \
+        "%88, %89, p, 1, 1, 0, 0;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), \
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
+        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]) \
+        : "l"(da), "l"(db)); \
+  } \
+};
+ATTN90_WGQK176(bf16)
+ATTN90_WGQK176(f16)
 
 // O += P V for one k16 step: m64nDk16, A = P from registers, B = V from shared memory,
 // N-major (imm-trans-b = 1; the register-A form takes no imm-trans-a).
@@ -270,6 +325,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     constexpr int KN = Cfg<D>::KN;  // keys per tile
     constexpr int PN = Cfg<D>::PN;  // O columns per PV instruction
     constexpr int NC = Cfg<D>::NC;  // O chunks of PN columns
+    constexpr int VR = Cfg<D>::VR;  // keys per V box
     constexpr int DB = D / 64;      // 64-wide d blocks (boxes)
     constexpr int NB = KN / 8;      // n8 blocks of the S accumulator (16, or 8 at D = 256)
     constexpr int OR = PN / 2;      // O accumulator registers per thread and chunk
@@ -341,11 +397,11 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 if (t >= 2) mbar_wait(&v_empty[s], ((t >> 1) - 1) & 1);
                 mbar_expect_tx(&v_full[s], S::V_BYTES);
 #pragma unroll
-                for (int half = 0; half < KN / 64; ++half)
+                for (int g = 0; g < KN / VR; ++g)
 #pragma unroll
                     for (int j = 0; j < DB; ++j)
-                        tma_load4(sv + (half * DB + j) * VBOX, map_v, j * 64, hk,
-                                  kv0 + half * 64, b, &v_full[s]);
+                        tma_load4(sv + (g * DB + j) * S::VBOX, map_v, j * 64, hk, kv0 + g * VR,
+                                  b, &v_full[s]);
             }
         }
     } else {
@@ -490,10 +546,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         };
 
         // (4) Issue O += P V for tile t (asynchronous; the caller waits, then releases the
-        // stage). V's k16 step j: keys 16 j .. + 15 = key half j / 4, +2048 bytes (16 rows of
-        // 128 bytes) per step; N-major descriptor: LBO 8192 (the next 64-wide d block), SBO
-        // 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks further. Each chunk takes the
-        // k16 steps in increasing order.
+        // stage). V's k16 step j: keys 16 j .. + 15 = V box group j / (VR / 16), +2048 bytes
+        // (16 rows of 128 bytes) per step inside it; N-major descriptor: LBO = one V box (the
+        // next 64-wide d block), SBO 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks
+        // further. Each chunk takes the k16 steps in increasing order.
         auto issue_pv = [&](int t, ky_u32 (&pf)[KN / 16][4]) {
             const int s = t & 1;
             const unsigned char* sv = smem + S::Q_BYTES + s * S::STAGE_BYTES + S::K_BYTES;
@@ -507,9 +563,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
                 for (int c = 0; c < NC; ++c) {
                     WgPV<T, PN>::run(o[c], pf[j],
-                                     desc(sv + ((j >> 2) * DB + c * (PN / 64)) * VBOX +
-                                              (j & 3) * 2048,
-                                          VBOX, 1024));
+                                     desc(sv + ((j / (VR / 16)) * DB + c * (PN / 64)) * S::VBOX +
+                                              (j % (VR / 16)) * 2048,
+                                          S::VBOX, 1024));
                 }
             }
             wgmma_commit();

@@ -87,6 +87,42 @@ impl KernelSource {
     }
 }
 
+/// The decimal number after the first line of `code` that starts with `line` (e.g.
+/// `b"#define ATTN_D256 "`), or `None` when no line starts with it or the rest of that line is
+/// not a decimal number alone. A `const fn`, so a launch can read a build-time choice of its
+/// kernel's text when the crate is compiled, and kernel and launch cannot disagree.
+pub const fn define_value(code: &str, line: &[u8]) -> Option<usize> {
+    let b = code.as_bytes();
+    let mut i = 0;
+    while i + line.len() <= b.len() {
+        let at_line_start = i == 0 || b[i - 1] == b'\n';
+        let mut k = 0;
+        while k < line.len() && b[i + k] == line[k] {
+            k += 1;
+        }
+        if at_line_start && k == line.len() {
+            let mut j = i + k;
+            let mut v: usize = 0;
+            while j < b.len() && b[j].is_ascii_digit() {
+                v = match v.checked_mul(10) {
+                    Some(x) => match x.checked_add((b[j] - b'0') as usize) {
+                        Some(y) => y,
+                        None => return None,
+                    },
+                    None => return None,
+                };
+                j += 1;
+            }
+            if j == i + k || (j < b.len() && b[j] != b'\n') {
+                return None;
+            }
+            return Some(v);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Appends `code` to `out` line by line (each line ending in `\n`), replacing the `#include`
 /// of one of `headers` with that header's spliced text, or with nothing when `seen` already
 /// holds it.
@@ -124,6 +160,23 @@ fn included(line: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn define_value_reads_the_first_matching_line() {
+        let code = "// x\n#define A 12\n#define AB 3\n#define A 99\n#define C 4x\n#define D\n";
+        assert_eq!(define_value(code, b"#define A "), Some(12));
+        assert_eq!(define_value(code, b"#define AB "), Some(3));
+        assert_eq!(define_value(code, b"#define C "), None);
+        assert_eq!(define_value(code, b"#define D "), None);
+        assert_eq!(define_value(code, b"#define E "), None);
+        assert_eq!(define_value("  #define A 1\n", b"#define A "), None);
+        assert_eq!(define_value("#define A 7", b"#define A "), Some(7));
+        assert_eq!(
+            define_value("#define A 99999999999999999999999", b"#define A "),
+            None
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -172,37 +172,14 @@ pub const D256_TILINGS: [Tiling; 4] = [
 /// line (docs/NOTES.md, issue 18).
 pub const D256_TILING: usize = define_value(CODE, b"#define ATTN_D256 ");
 
-/// The decimal number after the first line of `code` that starts with `line` (a compile-time
-/// error when there is none or it is out of [`D256_TILINGS`]).
+/// The value of `line`'s define in `code` (a compile-time error when there is none, it is not a
+/// number alone, or it is out of [`D256_TILINGS`]).
 const fn define_value(code: &str, line: &[u8]) -> usize {
-    let b = code.as_bytes();
-    let mut i = 0;
-    while i + line.len() <= b.len() {
-        let at_line_start = i == 0 || b[i - 1] == b'\n';
-        let mut k = 0;
-        while k < line.len() && b[i + k] == line[k] {
-            k += 1;
-        }
-        if at_line_start && k == line.len() {
-            let mut j = i + k;
-            let mut v = 0;
-            while j < b.len() && b[j].is_ascii_digit() {
-                v = v * 10 + (b[j] - b'0') as usize;
-                j += 1;
-            }
-            assert!(
-                j > i + k && (j == b.len() || b[j] == b'\n'),
-                "attention.cu: `#define ATTN_D256` is not followed by a number alone"
-            );
-            assert!(
-                v < D256_TILINGS.len(),
-                "attention.cu: ATTN_D256 past D256_TILINGS"
-            );
-            return v;
-        }
-        i += 1;
+    match kernelyard_kernels::source::define_value(code, line) {
+        Some(v) if v < D256_TILINGS.len() => v,
+        Some(_) => panic!("attention.cu: ATTN_D256 past D256_TILINGS"),
+        None => panic!("attention.cu has no `#define ATTN_D256 <number>` line"),
     }
-    panic!("attention.cu has no `#define ATTN_D256` line")
 }
 
 /// The head dims with an entry point.

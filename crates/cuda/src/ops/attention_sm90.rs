@@ -12,8 +12,8 @@
 //! - **Design.** One configuration per head dim: a block of [`THREADS`] = 384 threads (three
 //!   warpgroups) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
 //!   `(ceil(Sq / 128), Hq, B)`. Warpgroup 0 produces: one thread issues every TMA copy (the Q
-//!   tile once, then K and V tiles of [`block_n`] keys (128, or [`BLOCK_N_D256`] = 64 at head
-//!   dim 256) into a two-stage ring with full/empty mbarriers). Warpgroups 1 and 2 consume 64
+//!   tile once, then K and V tiles of [`block_n`] keys (128, or 64 at head dim 256: the build's
+//!   [`KEYS_PER_TILE`]) into a two-stage ring with full/empty mbarriers). Warpgroups 1 and 2 consume 64
 //!   query rows each: `S = Q K^T` by `wgmma.m64n128k16` (`m64n64k16` at head dim 256; both
 //!   operands from shared memory, K-major), the online softmax in the
 //!   accumulator registers (scale `* log2(e)`, `-inf` masking per element for causality and the
@@ -61,11 +61,14 @@ use crate::ops::attention::{check_shape, MAX_GRID_YZ};
 use crate::ops::{tensor_core_meta, TensorCores};
 use crate::source::KernelSource;
 
+/// The kernel's text (a `const`, so [`block_n`] can read its tile lines at compile time).
+const CODE: &str = include_str!("../../kernels/attention_sm90.cu");
+
 /// The kernel source and its entry points, `attention_sm90_<dtype>_d<head dim>`, in the order
 /// [`symbol`] indexes.
 pub(crate) static SOURCE: KernelSource = KernelSource {
     file: "attention_sm90.cu",
-    code: include_str!("../../kernels/attention_sm90.cu"),
+    code: CODE,
     symbols: &[
         "attention_sm90_f16_d64",
         "attention_sm90_f16_d128",
@@ -80,28 +83,55 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 pub const HEAD_DIMS: [usize; 3] = [64, 128, 256];
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
-/// Keys per tile at head dims 64 and 128 (`attn90::BN`).
-pub const BLOCK_N: usize = 128;
-/// Keys per tile at head dim 256 (`attn90::BN_D256`): O takes 128 f32 registers per consumer
-/// thread there, and two stages of 128 keys would not fit beside the 64 KiB Q tile.
-pub const BLOCK_N_D256: usize = 64;
+/// Keys per tile of head dims 64, 128 and 256 in this build: the lines `#define ATTN90_KN<D>
+/// <keys>` of attention_sm90.cu, read from the source when this crate is compiled, so kernel and
+/// launch cannot disagree (128, 128 and 64 as committed: at 256, O takes 128 f32 registers
+/// per consumer thread, and two stages of 128 keys would not fit beside the 64 KiB Q tile;
+/// `scripts/attn90_variants.sh` builds others).
+pub const KEYS_PER_TILE: [usize; 3] = [
+    tile_define(b"#define ATTN90_KN64 "),
+    tile_define(b"#define ATTN90_KN128 "),
+    tile_define(b"#define ATTN90_KN256 "),
+];
+
+/// One `ATTN90_KN<D>` line's value (a compile-time error when it is missing or not a
+/// multiple of 16 from 16 to 256, as the kernel's `static_assert` also says).
+const fn tile_define(line: &[u8]) -> usize {
+    match kernelyard_kernels::source::define_value(CODE, line) {
+        Some(v) if v % 16 == 0 && v >= 16 && v <= 256 => v,
+        Some(_) => panic!("attention_sm90.cu: keys per tile must be a multiple of 16 up to 256"),
+        None => panic!("attention_sm90.cu: an `#define ATTN90_KN<D> <keys>` line is missing"),
+    }
+}
 /// Threads per block (`attn90::THREADS`): one producer and two consumer warpgroups.
 pub const THREADS: u32 = 384;
-/// Rows of a V box: V tiles are copied in two halves of 64 keys, so the N-major descriptor
-/// of `O += P V` steps 8 KiB per 64-wide d block, as in the sm90 GEMM.
-const V_BOX_ROWS: u32 = 64;
+/// Rows of a V box (`attn90::Cfg<D>::VR`): 64 keys when the tile is a multiple of 64 (the
+/// N-major descriptor of `O += P V` then steps 8 KiB per 64-wide d block, as in the sm90 GEMM),
+/// else 16.
+pub const fn v_box_rows(head_dim: usize) -> usize {
+    v_box_rows_of(block_n(head_dim))
+}
+
+/// V box rows for tiles of `keys` keys.
+const fn v_box_rows_of(keys: usize) -> usize {
+    if keys % 64 == 0 {
+        64
+    } else {
+        16
+    }
+}
 /// Bytes of one TMA box row: 64 16-bit elements, the 128-byte swizzle span.
 const BOX_ROW_BYTES: usize = 128;
 /// The mbarriers after the tiles: Q full, K full x 2, V full x 2, K empty x 2, V empty x 2.
 const BARRIERS: usize = 9;
 
-/// Keys per tile for head dim `head_dim` (`attn90::Cfg<D>::KN`): the tiling depends on the
-/// head dim alone.
+/// Keys per tile for head dim `head_dim` (`attn90::Cfg<D>::KN`, from [`KEYS_PER_TILE`]; a
+/// head dim without an entry point gets 256's): the tiling depends on the head dim alone.
 pub const fn block_n(head_dim: usize) -> usize {
-    if head_dim == 256 {
-        BLOCK_N_D256
-    } else {
-        BLOCK_N
+    match head_dim {
+        64 => KEYS_PER_TILE[0],
+        128 => KEYS_PER_TILE[1],
+        _ => KEYS_PER_TILE[2],
     }
 }
 
@@ -187,13 +217,13 @@ fn operand(batch: usize, seq: usize, heads: usize, head_dim: usize, rows: u32) -
     }
 }
 
-/// Q (boxes of 128 rows), K (boxes of [`block_n`] keys) and V (boxes of 64 keys).
+/// Q (boxes of 128 rows), K (boxes of [`block_n`] keys) and V (boxes of [`v_box_rows`] keys).
 fn operands(p: &AttentionProblem) -> [Operand; 3] {
     let kv = |rows| operand(p.batch, p.seq_kv, p.heads_kv, p.head_dim, rows);
     [
         operand(p.batch, p.seq_q, p.heads_q, p.head_dim, BLOCK_M as u32),
         kv(block_n(p.head_dim) as u32),
-        kv(V_BOX_ROWS),
+        kv(v_box_rows(p.head_dim) as u32),
     ]
 }
 
@@ -374,19 +404,25 @@ mod tests {
         assert!(shared_bytes(256) <= 227 << 10);
         assert_eq!(block_n(256), 64);
         assert_eq!((block_n(64), block_n(128)), (128, 128));
+        assert_eq!(KEYS_PER_TILE, [128, 128, 64]);
+        assert_eq!(v_box_rows(256), 64);
         for d in HEAD_DIMS {
-            let line = format!("static_assert(Smem<{d}>::BYTES == {},", shared_bytes(d));
+            // The kernel's Smem<D>: Q, two stages of K and V, 9 barriers, 1 KiB of slack.
+            let blocks = d as u64 / 64;
+            let want = blocks * 128 * 128 + 2 * 2 * blocks * block_n(d) as u64 * 128 + 9 * 8 + 1024;
+            assert_eq!(shared_bytes(d), want, "{d}");
+            assert!(shared_bytes(d) <= 227 << 10, "{d}");
+            let line = format!("#define ATTN90_KN{d} {}", block_n(d));
             assert!(
-                SOURCE.code.contains(&line),
+                SOURCE.code.lines().any(|l| l == line),
                 "`{line}` not in attention_sm90.cu"
             );
         }
-        for (name, value) in [
-            ("BM", BLOCK_M),
-            ("BN", BLOCK_N),
-            ("BN_D256", BLOCK_N_D256),
-            ("THREADS", THREADS as usize),
-        ] {
+        // Tiles that are not a multiple of 64 keys copy V in 16-key boxes.
+        assert_eq!(v_box_rows_of(80), 16);
+        assert_eq!(v_box_rows_of(176), 16);
+        assert_eq!(v_box_rows_of(128), 64);
+        for (name, value) in [("BM", BLOCK_M), ("THREADS", THREADS as usize)] {
             let line = format!("constexpr int {name} = {value};");
             assert!(
                 SOURCE.code.contains(&line),
