@@ -98,7 +98,7 @@ pub const KEYS_PER_TILE: [usize; 3] = [
 /// multiple of 16 from 16 to 256, as the kernel's `static_assert` also says).
 const fn tile_define(line: &[u8]) -> usize {
     match kernelyard_kernels::source::define_value(CODE, line) {
-        Some(v) if v % 16 == 0 && v >= 16 && v <= 256 => v,
+        Some(v) if v.is_multiple_of(16) && v >= 16 && v <= 256 => v,
         Some(_) => panic!("attention_sm90.cu: keys per tile must be a multiple of 16 up to 256"),
         None => panic!("attention_sm90.cu: an `#define ATTN90_KN<D> <keys>` line is missing"),
     }
@@ -114,7 +114,7 @@ pub const fn v_box_rows(head_dim: usize) -> usize {
 
 /// V box rows for tiles of `keys` keys.
 const fn v_box_rows_of(keys: usize) -> usize {
-    if keys % 64 == 0 {
+    if keys.is_multiple_of(64) {
         64
     } else {
         16
