@@ -9,7 +9,7 @@
 // 256. Causal masking is bottom-right aligned: query i sees keys j <= i + Skv - Sq.
 //
 // Two kernels, launched per pass of batch entries:
-// - `attention_decode_mma_<dtype>_d<D>`: CTA (b, hkv, s) takes keys [s chunk, (s + 1) chunk)
+// - `attention_decode_mma_<dtype>_d<D>`: CTA (b, s, hkv) takes keys [s chunk, (s + 1) chunk)
 //   of key/value head hkv and the R = G Sq query rows that read it (R <= 16), which are the
 //   16 M rows of every mma (row r = gi Sq + i: head hkv G + gi, query i; rows past R are zero
 //   and never stored), so K and V are read once for a GQA group.
@@ -116,11 +116,14 @@ __device__ __forceinline__ void split(const ky_u16* __restrict__ q, const ky_u16
     static_assert(NT % 2 == 0 && DT % 2 == 0, "fragments loaded in pairs");
     extern __shared__ __align__(128) unsigned char smem[];
 
+    // CTA = (b splits + s) Hkv + hkv: CTAs launched together read the same keys of every
+    // key/value head (whole 2 Hkv D-byte rows of K and V: DRAM pages used at once). The order
+    // is scheduling only; no bit depends on it.
     const ky_i64 cta = blockIdx.x;
-    const ky_i64 s = cta % splits;
-    const ky_i64 bh = cta / splits;
-    const int hkv = (int)(bh % heads_kv);
-    const ky_i64 b = bh / heads_kv;
+    const int hkv = (int)(cta % heads_kv);
+    const ky_i64 bs = cta / heads_kv;
+    const ky_i64 s = bs % splits;
+    const ky_i64 b = bs / splits;
     const int G = heads_q / heads_kv, R = G * seq_q;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;

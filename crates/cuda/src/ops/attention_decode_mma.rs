@@ -3,7 +3,8 @@
 //! f16 and bf16), split over the keys with a fixed-order combine, from
 //! `kernels/attention_decode_mma.cu` (issue 18).
 //!
-//! - **Design.** One CTA per (batch entry, key/value head, split of [`chunk`] keys) for the
+//! - **Design.** One CTA per (batch entry, split of [`chunk`] keys, key/value head: in this
+//!   order, so CTAs launched together read whole rows of K and V across the heads) for the
 //!   `R = (Hq / Hkv) * Sq <= 16` query rows of the GQA group, which are the 16 M rows of every
 //!   `mma.sync` (rows past `R` are zero and never stored), so K and V are read once per group
 //!   and each key costs a few tensor-core instructions instead of SIMT dot products and
