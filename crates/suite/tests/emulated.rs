@@ -9,6 +9,9 @@
 //!   dtypes, N = 128 and 256, Mamba-2 2.7B's shape.
 //! - `softmax`, `log_softmax`, `rms_norm` in their default configuration and in each of the
 //!   row kernels' tactics (`@t128`, `@t512`, issue 16), which no GPU has run yet.
+//! - attention (issue 18): the SIMT decode kernel, `cuda.attention`'s mma.sync source in each
+//!   head-dim-256 build, and `cuda.attention.decode.mma` (the tensor-core decode kernel, a
+//!   CUDA-only source) through its real launch sequence.
 //!
 //! What this does not prove: speed, the GPU's memory model (races, coalescing), or bits equal
 //! to a GPU's where the compiler fuses differently (docs/SSU.md). The GPU proof is the `ssu`
