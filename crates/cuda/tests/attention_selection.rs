@@ -1,9 +1,12 @@
 //! Selection between the CUDA attention kernels on simulated devices (no GPU needed):
-//! `cuda.attention.decode` (split keys, priority 30) for problems of at most 8 query rows per
-//! key/value head on every sm_75+ device; otherwise `cuda.attention.sm90` (TMA + wgmma,
-//! priority 11) wherever it can run, since it measured faster on the H100
-//! (docs/BENCHMARKS.md), head dim 256 included where the device's opt-in shared memory holds
-//! its 193 KiB; `cuda.attention` (mma.sync, priority 10) on other sm_80+ devices; and typed
+//! `cuda.attention.decode.mma` (tensor cores, priority 31) for f16/bf16 problems of at most 16
+//! query rows per key/value head at head dims 64, 128 and 256 on every sm_80+ device;
+//! `cuda.attention.decode` (SIMT split keys, priority 30) for the other problems of at most 8
+//! query rows per key/value head (f32, sm_75, other head dims); otherwise
+//! `cuda.attention.sm90` (TMA + wgmma, priority 11) wherever it can run, since it measured
+//! faster on the H100 (docs/BENCHMARKS.md), head dim 256 included where the device's opt-in
+//! shared memory holds its 193 KiB; `cuda.attention` (mma.sync, priority 10) on other sm_80+
+//! devices; and typed
 //! reasons where none runs.
 
 mod selection_support;
@@ -14,6 +17,7 @@ use selection_support::{rejection, runtime};
 const MMA: &str = "cuda.attention";
 const SM90: &str = "cuda.attention.sm90";
 const DECODE: &str = "cuda.attention.decode";
+const DECODE_MMA: &str = "cuda.attention.decode.mma";
 
 fn attention(params: &str, dtype: DType) -> Problem {
     selection_support::problem(OpKind::Attention, params, dtype)
@@ -23,8 +27,8 @@ const SHAPES: &[&str] = &[
     "batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0",
     "batch=1,seq_q=16384,heads_q=32,heads_kv=8,head_dim=128,causal=1",
     "batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1,lse=1",
-    // 16 query rows per key/value head: past the decode kernel's 8.
-    "batch=2,seq_q=2,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
+    // 24 query rows per key/value head: past the decode kernels' 8 and 16.
+    "batch=2,seq_q=3,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
 ];
 
 /// Head dim 256 prefill (more than 8 query rows per key/value head): torch_ops.py's
@@ -53,7 +57,8 @@ const DECODE_SHAPES: &[&str] = &[
 ];
 
 #[test]
-fn decode_problems_get_the_split_kernel_on_every_device() {
+fn decode_problems_get_a_split_kernel_on_every_device() {
+    // The tensor-core one on sm_80+ for f16 and bf16; the SIMT one for f32 and on sm_75.
     for (sm, optin) in [
         (Sm::new(7, 5), 64 << 10),
         (Sm::new(8, 0), 163 << 10),
@@ -69,9 +74,14 @@ fn decode_problems_get_the_split_kernel_on_every_device() {
                     let plan = rt
                         .select(DeviceId::cuda(0), &p, &policy)
                         .unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
+                    let want = if sm >= Sm::new(8, 0) && dtype != DType::F32 {
+                        DECODE_MMA
+                    } else {
+                        DECODE
+                    };
                     assert_eq!(
                         plan.kernel_name(),
-                        DECODE,
+                        want,
                         "{sm} {s} {dtype}:\n{}",
                         plan.report()
                     );
@@ -79,6 +89,105 @@ fn decode_problems_get_the_split_kernel_on_every_device() {
             }
         }
     }
+}
+
+/// Problems of 9 to 16 query rows per key/value head: past the SIMT decode kernel's 8.
+const DECODE_16_ROWS: &[&str] = &[
+    "batch=2,seq_q=2,seq_kv=77,heads_q=8,heads_kv=1,head_dim=64",
+    "batch=3,seq_q=2,seq_kv=5000,heads_q=64,heads_kv=8,head_dim=128,causal=1,lse=1",
+    "batch=1,seq_q=3,seq_kv=900,heads_q=12,heads_kv=3,head_dim=256,causal=1",
+];
+
+#[test]
+fn up_to_16_query_rows_get_the_tensor_core_decode_kernel_on_sm80_and_newer() {
+    for (sm, optin) in [
+        (Sm::new(8, 0), 163 << 10),
+        (Sm::new(8, 6), 99 << 10),
+        (Sm::new(8, 9), 99 << 10),
+        (Sm::new(9, 0), 227 << 10),
+        (Sm::new(12, 0), 99 << 10),
+    ] {
+        let rt = runtime(sm, optin);
+        for s in DECODE_16_ROWS {
+            for dtype in [DType::BF16, DType::F16] {
+                let p = attention(s, dtype);
+                for policy in [Policy::auto(), Policy::auto().batch_invariant()] {
+                    let plan = rt
+                        .select(DeviceId::cuda(0), &p, &policy)
+                        .unwrap_or_else(|e| panic!("{sm} {s} {dtype}: {e}"));
+                    assert_eq!(
+                        plan.kernel_name(),
+                        DECODE_MMA,
+                        "{sm} {s} {dtype}:\n{}",
+                        plan.report()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_tensor_core_decode_kernel_names_what_it_cannot_run() {
+    let rt = runtime(Sm::new(9, 0), 227 << 10);
+    for (s, dtype, what) in [
+        (
+            "batch=2,seq_q=3,seq_kv=77,heads_q=12,heads_kv=2,head_dim=64",
+            DType::BF16,
+            "shape unsupported: (heads_q / heads_kv) * seq_q = 18 query rows",
+        ),
+        (
+            "seq_q=1,seq_kv=77,heads_q=2,head_dim=96",
+            DType::F16,
+            "shape unsupported: head_dim 96",
+        ),
+        (
+            "seq_q=1,seq_kv=77,heads_q=2,head_dim=128",
+            DType::F32,
+            "dtype f32 is unsupported",
+        ),
+    ] {
+        let err = rt
+            .select(
+                DeviceId::cuda(0),
+                &attention(s, dtype),
+                &Policy::kernel(DECODE_MMA),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{s}: selected"));
+        let reasons = rejection(err, DECODE_MMA);
+        assert!(
+            reasons.iter().any(|r| r.to_string().contains(what)),
+            "{s}: {reasons:?}"
+        );
+    }
+    // sm_75: no mma.sync; the SIMT decode kernel runs the decode shapes there.
+    let rt = runtime(Sm::new(7, 5), 64 << 10);
+    let p = attention(DECODE_SHAPES[0], DType::F16);
+    let err = rt
+        .select(DeviceId::cuda(0), &p, &Policy::kernel(DECODE_MMA))
+        .unwrap_err();
+    let reasons = rejection(err, DECODE_MMA);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| matches!(r, Reason::ArchTooOld { .. })),
+        "{reasons:?}"
+    );
+    // 64 KiB per block: the 96 KiB of stages do not fit; auto falls back to the SIMT kernel.
+    let rt = runtime(Sm::new(8, 0), 64 << 10);
+    let err = rt
+        .select(DeviceId::cuda(0), &p, &Policy::kernel(DECODE_MMA))
+        .unwrap_err();
+    assert_eq!(
+        rejection(err, DECODE_MMA),
+        vec![Reason::SharedMemory {
+            need: 96 << 10,
+            have: 64 << 10
+        }]
+    );
+    let plan = rt.select(DeviceId::cuda(0), &p, &Policy::auto()).unwrap();
+    assert_eq!(plan.kernel_name(), DECODE, "{}", plan.report());
 }
 
 #[test]

@@ -9,6 +9,9 @@
 //!   dtypes, N = 128 and 256, Mamba-2 2.7B's shape.
 //! - `softmax`, `log_softmax`, `rms_norm` in their default configuration and in each of the
 //!   row kernels' tactics (`@t128`, `@t512`, issue 16), which no GPU has run yet.
+//! - attention (issue 18): the SIMT decode kernel, `cuda.attention`'s mma.sync source in each
+//!   head-dim-256 build, and `cuda.attention.decode.mma` (the tensor-core decode kernel, a
+//!   CUDA-only source) through its real launch sequence.
 //!
 //! What this does not prove: speed, the GPU's memory model (races, coalescing), or bits equal
 //! to a GPU's where the compiler fuses differently (docs/SSU.md). The GPU proof is the `ssu`
@@ -20,6 +23,7 @@ mod emu;
 use std::sync::OnceLock;
 
 use kernelyard::cuda::ops::attention as cuda_attention;
+use kernelyard::cuda::ops::attention_decode_mma as cuda_decode_mma;
 use kernelyard::ops::attention::{Attention, AttentionArgs, AttentionProblem};
 use kernelyard::ops::log_softmax::{LogSoftmax, LogSoftmaxArgs, LogSoftmaxProblem};
 use kernelyard::ops::rms_norm::{RmsNorm, RmsNormArgs, RmsNormProblem};
@@ -345,6 +349,59 @@ fn token_logprobs_passes_the_suite_on_the_emulator() {
 #[test]
 fn attention_decode_passes_the_suite_on_the_emulator() {
     suite_passes(OpKind::Attention, &ATTENTION_DECODE, 8);
+}
+
+/// `crates/cuda/kernels/attention_decode_mma.cu` (`cuda.attention.decode.mma`, the tensor-core
+/// decode kernel) through its real launch sequence (`launch_with`) on the emulator, with
+/// scratch for at most two batch entries, so a batch runs in passes. Its source needs no edit:
+/// `ky_ex2_approx` and its `extern __shared__` arrays are the emulator's already.
+fn attention_decode_mma_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut AttentionArgs<'_>,
+    p: &AttentionProblem,
+) -> Result<(), Error> {
+    let gpu = emulator(&cuda_decode_mma::SOURCE)?;
+    let entry = cuda_decode_mma::scratch_bytes(p) / p.batch;
+    let mut part = vec![0u8; entry * p.batch.min(2)];
+    let scratch = ad::Scratch {
+        ptr: part.as_mut_ptr().cast(),
+        bytes: part.len(),
+    };
+    // SAFETY: `part` is host memory the emulator's kernels may use, alive until the launch
+    // returns (the emulator runs a launch to completion).
+    unsafe { cuda_decode_mma::launch_with(gpu, ctx.stream, a, p, scratch) }
+}
+
+/// The CUDA kernel's check on an H100's shared memory (the host reports none).
+fn attention_decode_mma_check(
+    caps: &Capabilities,
+    p: &AttentionProblem,
+    reasons: &mut Vec<Reason>,
+) {
+    let gpu = Capabilities {
+        shared_mem_per_block_optin: 227 << 10,
+        ..gpu_shared(caps)
+    };
+    cuda_decode_mma::check(&gpu, p, reasons);
+}
+
+static ATTENTION_DECODE_MMA: KernelDef<Attention> = KernelDef::<Attention>::new(
+    meta::<Attention>(
+        "emu.attention.decode.mma",
+        "crates/cuda/kernels/attention_decode_mma.cu (mma.sync) on the CPU emulator",
+    )
+    .dtypes(&[DType::F16, DType::BF16])
+    .align(16),
+    attention_decode_mma_launch,
+)
+.with_check(attention_decode_mma_check);
+
+#[test]
+fn attention_decode_mma_passes_the_suite_on_the_emulator() {
+    // Every f16/bf16 case of head dim 64, 128 or 256 with at most 16 query rows per key/value
+    // head: the decode cases (4096 to 131072 keys, GQA 4 and 8, MQA, causal with two queries),
+    // long_kv, one query at head dim 128, head dim 256 (the others are skips).
+    suite_passes(OpKind::Attention, &ATTENTION_DECODE_MMA, 18);
 }
 
 /// The head-dim-256 tiling (`ATTN_D256`, an index into `D256_TILINGS` of

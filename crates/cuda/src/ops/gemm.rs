@@ -243,10 +243,10 @@ fn workspaces() -> &'static Workspaces {
 
 /// `stream`'s workspace ([`WORKSPACE_BYTES`]), allocated on first use (refused on a capturing
 /// stream), held for the caller (see [`Workspace`]). cuBLASLt uses it during a matmul, the
-/// split paths of `cuda.token_logprobs`, `cuda.attention.decode` and the sm90 invariant GEMM
-/// for their partial results: work on one stream runs in order and each enqueues its launches
-/// while holding it, so they never overlap, and none keeps anything in it between launches.
-/// The caller bound the device.
+/// split paths of `cuda.token_logprobs`, `cuda.attention.decode`, `cuda.attention.decode.mma`
+/// and the sm90 invariant GEMM for their partial results: work on one stream runs in order and
+/// each enqueues its launches while holding it, so they never overlap, and none keeps anything
+/// in it between launches. The caller bound the device.
 pub(crate) fn workspace(stream: &Stream) -> Result<Workspace, Error> {
     let key = stream_key(stream)?;
     // The sequence lock first, then the map's (the only order either is taken in).

@@ -17,6 +17,7 @@ use crate::source::SourceEntry;
 
 pub mod attention;
 pub mod attention_decode;
+pub mod attention_decode_mma;
 pub mod attention_sm90;
 pub mod gemm;
 pub mod gemm_bi;
@@ -46,6 +47,10 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &kernelyard_kernels::attention_decode::SOURCE,
         kernels: &[&attention_decode::ATTENTION_DECODE],
+    },
+    SourceEntry {
+        source: &attention_decode_mma::SOURCE,
+        kernels: &[&attention_decode_mma::ATTENTION_DECODE_MMA],
     },
     SourceEntry {
         source: &kernelyard_kernels::rms_norm::SOURCE,
@@ -280,7 +285,7 @@ mod tests {
     /// What each kernel declares (selection depends on it; a change is a behaviour change).
     #[test]
     fn every_kernel_declares_what_it_always_has() {
-        let want: [(&dyn Kernel, &str, OpKind, Declared); 17] = [
+        let want: [(&dyn Kernel, &str, OpKind, Declared); 18] = [
             (
                 &gemm::GEMM_CUBLASLT,
                 "cuda.gemm.cublaslt",
@@ -345,6 +350,16 @@ mod tests {
                     align: 16,
                     priority: 30,
                     ..NVRTC
+                },
+            ),
+            (
+                &attention_decode_mma::ATTENTION_DECODE_MMA,
+                "cuda.attention.decode.mma",
+                OpKind::Attention,
+                Declared {
+                    align: 16,
+                    priority: 31,
+                    ..MMA_SYNC
                 },
             ),
             (&rms_norm::RMS_NORM, "cuda.rms_norm", OpKind::RmsNorm, NVRTC),
