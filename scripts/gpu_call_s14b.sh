@@ -79,7 +79,7 @@ PY
   python3 scripts/ratio_table.py "$OUT/attn.jsonl" >"$OUT/attn.md" 2>&1
   note "attention ratio table: rc=$?"
   cp "$OUT/attn.md" "$OUT/attn.jsonl" "$FINAL/"
-  if [ -x .gpu/kernelyard-decode ] && [ -f .gpu/decode.sh ]; then
+  if [ -f .gpu/decode.sh ]; then
     s=$SECONDS
     timeout 240 bash .gpu/decode.sh >"$OUT/decode.log" 2>&1
     note "decode: rc=$?, $((SECONDS - s)) s"
