@@ -28,7 +28,8 @@
 //   bytes).
 // - key tiles of KN keys (ATTN90_KN<D>: 128 at D = 64 and 128, 64 at D = 256, where O holds
 //   128 registers per thread and the 64 KiB Q tile leaves room for two 64 KiB stages: 193 KiB
-//   in all) in increasing order, in a 2-stage ring (full barriers for K
+//   in all) in increasing order, in a ring of ST stages (ATTN90_STAGES at D = 64 and 128, 2 at
+//   256; full barriers for K
 //   and for V with expected transaction bytes; empty barriers of 256 consumer arrivals, one
 //   for K, released once S = Q K^T is done, and one for V).
 // - S = Q K^T: 64 x KN per consumer, wgmma m64nKNk16, A = Q (K-major over d, descriptor
@@ -66,6 +67,9 @@ constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 
 #define ATTN90_KN64 128
 #define ATTN90_KN128 128
 #define ATTN90_KN256 64
+// K/V stages at head dims 64 and 128 (D = 256 always has 2: a third 64 KiB stage would not fit
+// beside its 64 KiB Q tile).
+#define ATTN90_STAGES 2
 
 // The tiling of head dim D (nothing else chooses it):
 // - KN keys per tile: 128 by default, 64 at D = 256, where O takes 128 registers per consumer
@@ -80,10 +84,11 @@ struct Cfg {
     static constexpr int VR = KN % 64 == 0 ? 64 : 16;
     static constexpr int PN = D < 128 ? D : 128;
     static constexpr int NC = D / PN;  // O chunks
+    static constexpr int ST = D == 256 ? 2 : ATTN90_STAGES;  // K/V stages
     static_assert(KN % 16 == 0 && KN >= 16 && KN <= 256, "keys per tile: a multiple of 16");
 };
 
-// Dynamic shared memory (after aligning the base to 1024 bytes): Q, then 2 stages of
+// Dynamic shared memory (after aligning the base to 1024 bytes): Q, then ST stages of
 // (K tile, V tile), then the barriers. A K box is KN rows x 128 bytes, a V box VR rows.
 template <int D>
 struct Smem {
@@ -93,9 +98,9 @@ struct Smem {
     static constexpr int K_BYTES = (D / 64) * KBOX;
     static constexpr int V_BYTES = (Cfg<D>::KN / Cfg<D>::VR) * (D / 64) * VBOX;
     static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
-    static constexpr int BAR_OFFSET = Q_BYTES + 2 * STAGE_BYTES;
-    // q_full, k_full[2], v_full[2], k_empty[2], v_empty[2]
-    static constexpr int BARS = 9;
+    static constexpr int BAR_OFFSET = Q_BYTES + Cfg<D>::ST * STAGE_BYTES;
+    // q_full, k_full[ST], v_full[ST], k_empty[ST], v_empty[ST]
+    static constexpr int BARS = 1 + 4 * Cfg<D>::ST;
     // With 1 KiB of slack for the alignment.
     static constexpr int BYTES = BAR_OFFSET + BARS * 8 + 1024;
 };
@@ -336,12 +341,16 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         (unsigned char*)(((ky_u64)ky_attn90_smem_raw + 1023) & ~(ky_u64)1023);
     unsigned char* s_q = smem;
     ky_u64* q_full = (ky_u64*)(smem + S::BAR_OFFSET);
+    constexpr int ST = Cfg<D>::ST;
     ky_u64* k_full = q_full + 1;
-    ky_u64* v_full = q_full + 3;
+    ky_u64* v_full = q_full + 1 + ST;
     // A stage's K and V are released separately: K as soon as S = Q K^T is done, so the
     // producer can refill it while P V still reads the stage's V.
-    ky_u64* k_empty = q_full + 5;
-    ky_u64* v_empty = q_full + 7;
+    ky_u64* k_empty = q_full + 1 + 2 * ST;
+    ky_u64* v_empty = q_full + 1 + 3 * ST;
+    // Key tile t lives in stage t % ST; its barriers' phase is (t / ST) & 1.
+    auto stage = [](int t) { return t % ST; };
+    auto phase = [](int t) { return (ky_u32)((t / ST) & 1); };
 
     const bool causal = (flags & 1) != 0;
     const bool want_lse = (flags & 2) != 0;
@@ -367,7 +376,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     const int wg = threadIdx.x / 128;
     if (threadIdx.x == 0) {
         mbar_init(q_full, 1);
-        for (int s = 0; s < 2; ++s) {
+        for (int s = 0; s < ST; ++s) {
             mbar_init(&k_full[s], 1);
             mbar_init(&v_full[s], 1);
             mbar_init(&k_empty[s], 256);
@@ -385,8 +394,8 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
             for (int j = 0; j < DB; ++j) tma_load4(s_q + j * BOX, map_q, j * 64, h, q0, b, q_full);
             for (int t = 0; t < ntiles; ++t) {
-                const int s = t & 1;
-                if (t >= 2) mbar_wait(&k_empty[s], ((t >> 1) - 1) & 1);
+                const int s = stage(t);
+                if (t >= ST) mbar_wait(&k_empty[s], phase(t - ST));
                 unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
                 unsigned char* sv = sk + S::K_BYTES;
                 const int kv0 = t * KN;
@@ -394,7 +403,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
                 for (int j = 0; j < DB; ++j)
                     tma_load4(sk + j * S::KBOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
-                if (t >= 2) mbar_wait(&v_empty[s], ((t >> 1) - 1) & 1);
+                if (t >= ST) mbar_wait(&v_empty[s], phase(t - ST));
                 mbar_expect_tx(&v_full[s], S::V_BYTES);
 #pragma unroll
                 for (int g = 0; g < KN / VR; ++g)
@@ -427,7 +436,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         float l[2] = {0.0f, 0.0f};
         const float scale_log2 = scale * LOG2E;
 
-        // The four steps of a key tile t (stage t & 1, phase (t >> 1) & 1), as lambdas so the
+        // The four steps of a key tile t (stage(t), phase(t)), as lambdas so the
         // two schedules below share them. Every step does the same arithmetic in either
         // schedule, and O sees alpha_t, then P_t V_t, for t = 0, 1, ...: the schedules give
         // the same bits.
@@ -437,11 +446,11 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         // warpgroup's Q rows start 64 rows (8 KiB) into each Q box.
         float sc[NB * 4];
         auto issue_s = [&](int t) {
-            const int s = t & 1;
+            const int s = stage(t);
             const unsigned char* sk = smem + S::Q_BYTES + s * S::STAGE_BYTES;
 #pragma unroll
             for (int i = 0; i < NB * 4; ++i) sc[i] = 0.0f;
-            mbar_wait(&k_full[s], (t >> 1) & 1);
+            mbar_wait(&k_full[s], phase(t));
             // Pin the register writes before the fence (wgmma reads its registers only after
             // wgmma.fence orders them).
             keep(sc);
@@ -551,9 +560,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         // next 64-wide d block), SBO 1024 (the next 8 keys). Chunk c starts PN / 64 d blocks
         // further. Each chunk takes the k16 steps in increasing order.
         auto issue_pv = [&](int t, ky_u32 (&pf)[KN / 16][4]) {
-            const int s = t & 1;
+            const int s = stage(t);
             const unsigned char* sv = smem + S::Q_BYTES + s * S::STAGE_BYTES + S::K_BYTES;
-            mbar_wait(&v_full[s], (t >> 1) & 1);
+            mbar_wait(&v_full[s], phase(t));
 #pragma unroll
             for (int c = 0; c < NC; ++c) keep(o[c]);
             keep_u(pf);
@@ -613,19 +622,19 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 // S of tile t + 1 is the older group: done when at most one is pending.
                 wgmma_wait1();
                 keep(sc);
-                mbar_arrive(&k_empty[(t + 1) & 1]);
+                mbar_arrive(&k_empty[stage(t + 1)]);
                 softmax(t + 1, alpha);
                 wgmma_wait0();
                 pv_done(pf);
-                // This warpgroup is done with stage t & 1's V.
-                mbar_arrive(&v_empty[t & 1]);
+                // This warpgroup is done with stage(t)'s V.
+                mbar_arrive(&v_empty[stage(t)]);
                 pack(pf);
                 rescale(alpha);
             }
             issue_pv(ntiles - 1, pf);
             wgmma_wait0();
             pv_done(pf);
-            mbar_arrive(&v_empty[(ntiles - 1) & 1]);
+            mbar_arrive(&v_empty[stage(ntiles - 1)]);
         }
 #else
         for (int t = 0; t < ntiles; ++t) {
@@ -635,7 +644,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             wgmma_wait0();
             keep(sc);
             // This warpgroup is done with the stage's K.
-            mbar_arrive(&k_empty[t & 1]);
+            mbar_arrive(&k_empty[stage(t)]);
             softmax(t, alpha);
             pack(pf);
             rescale(alpha);
@@ -643,7 +652,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
             wgmma_wait0();
             pv_done(pf);
             // And with its V.
-            mbar_arrive(&v_empty[t & 1]);
+            mbar_arrive(&v_empty[stage(t)]);
         }
 #endif
 

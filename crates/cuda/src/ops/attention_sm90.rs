@@ -13,7 +13,7 @@
 //!   warpgroups) per (query block of [`BLOCK_M`] = 128 rows, query head, batch entry), grid
 //!   `(ceil(Sq / 128), Hq, B)`. Warpgroup 0 produces: one thread issues every TMA copy (the Q
 //!   tile once, then K and V tiles of [`block_n`] keys (128, or 64 at head dim 256: the build's
-//!   [`KEYS_PER_TILE`]) into a two-stage ring with full/empty mbarriers). Warpgroups 1 and 2 consume 64
+//!   [`KEYS_PER_TILE`]) into a ring of [`stages`] (2 as committed) with full/empty mbarriers). Warpgroups 1 and 2 consume 64
 //!   query rows each: `S = Q K^T` by `wgmma.m64n128k16` (`m64n64k16` at head dim 256; both
 //!   operands from shared memory, K-major), the online softmax in the
 //!   accumulator registers (scale `* log2(e)`, `-inf` masking per element for causality and the
@@ -94,6 +94,23 @@ pub const KEYS_PER_TILE: [usize; 3] = [
     tile_define(b"#define ATTN90_KN256 "),
 ];
 
+/// K/V stages at head dims 64 and 128 in this build (the line `#define ATTN90_STAGES <n>`;
+/// 2 as committed). Head dim 256 always has 2.
+pub const STAGES: usize =
+    match kernelyard_kernels::source::define_value(CODE, b"#define ATTN90_STAGES ") {
+        Some(n) if n >= 2 && n <= 4 => n,
+        _ => panic!("attention_sm90.cu: `#define ATTN90_STAGES <2..4>` is missing or out of range"),
+    };
+
+/// The K/V stages of head dim `head_dim` (`attn90::Cfg<D>::ST`).
+pub const fn stages(head_dim: usize) -> usize {
+    if head_dim == 256 {
+        2
+    } else {
+        STAGES
+    }
+}
+
 /// One `ATTN90_KN<D>` line's value (a compile-time error when it is missing or not a
 /// multiple of 16 from 16 to 256, as the kernel's `static_assert` also says).
 const fn tile_define(line: &[u8]) -> usize {
@@ -122,8 +139,11 @@ const fn v_box_rows_of(keys: usize) -> usize {
 }
 /// Bytes of one TMA box row: 64 16-bit elements, the 128-byte swizzle span.
 const BOX_ROW_BYTES: usize = 128;
-/// The mbarriers after the tiles: Q full, K full x 2, V full x 2, K empty x 2, V empty x 2.
-const BARRIERS: usize = 9;
+/// The mbarriers after the tiles of head dim `head_dim`: Q full, then K full, V full, K empty
+/// and V empty for each stage.
+const fn barriers(head_dim: usize) -> usize {
+    1 + 4 * stages(head_dim)
+}
 
 /// Keys per tile for head dim `head_dim` (`attn90::Cfg<D>::KN`, from [`KEYS_PER_TILE`]; a
 /// head dim without an entry point gets 256's): the tiling depends on the head dim alone.
@@ -146,8 +166,8 @@ pub const fn shared_bytes(head_dim: usize) -> u64 {
     let blocks = (head_dim / 64) as u64;
     let q = blocks.saturating_mul((BLOCK_M * BOX_ROW_BYTES) as u64);
     let kv = blocks.saturating_mul((2 * block_n(head_dim) * BOX_ROW_BYTES) as u64);
-    q.saturating_add(kv.saturating_mul(2))
-        .saturating_add((BARRIERS * 8 + 1024) as u64)
+    q.saturating_add(kv.saturating_mul(stages(head_dim) as u64))
+        .saturating_add((barriers(head_dim) * 8 + 1024) as u64)
 }
 
 /// The `cuda.attention.sm90` kernel.
@@ -405,11 +425,16 @@ mod tests {
         assert_eq!(block_n(256), 64);
         assert_eq!((block_n(64), block_n(128)), (128, 128));
         assert_eq!(KEYS_PER_TILE, [128, 128, 64]);
+        assert_eq!((STAGES, stages(256)), (2, 2));
         assert_eq!(v_box_rows(256), 64);
         for d in HEAD_DIMS {
-            // The kernel's Smem<D>: Q, two stages of K and V, 9 barriers, 1 KiB of slack.
+            // The kernel's Smem<D>: Q, the stages of K and V, the barriers, 1 KiB of slack.
             let blocks = d as u64 / 64;
-            let want = blocks * 128 * 128 + 2 * 2 * blocks * block_n(d) as u64 * 128 + 9 * 8 + 1024;
+            let st = stages(d) as u64;
+            let want = blocks * 128 * 128
+                + st * 2 * blocks * block_n(d) as u64 * 128
+                + (1 + 4 * st) * 8
+                + 1024;
             assert_eq!(shared_bytes(d), want, "{d}");
             assert!(shared_bytes(d) <= 227 << 10, "{d}");
             let line = format!("#define ATTN90_KN{d} {}", block_n(d));
