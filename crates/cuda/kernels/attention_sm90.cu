@@ -127,6 +127,11 @@ using namespace ky_hopper;
 #ifndef ATTN90_PINGPONG
 #define ATTN90_PINGPONG 1
 #endif
+// 1: the softmax scales with one FFMA per score when the scale is positive (below); 0: a
+// multiply and a subtraction.
+#ifndef ATTN90_FFMA
+#define ATTN90_FFMA 0
+#endif
 // Registers per thread of the producer and the consumer warpgroups (setmaxnreg; 128 x
 // producer + 256 x consumer <= 65,536). The overlap keeps the next tile's S beside O and P.
 #if ATTN90_OVERLAP
@@ -316,6 +321,8 @@ template <> struct Pack<ky_f16> {
 // ---- end of PTX ----------------------------------------------------------------------
 
 #define ATTN90_NEG_INF (-__int_as_float(0x7f800000))
+// A compile-time flag passed to a generic lambda.
+template <bool B> struct Flag { static constexpr bool value = B; };
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -349,8 +356,9 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     ky_u64* k_empty = q_full + 1 + 2 * ST;
     ky_u64* v_empty = q_full + 1 + 3 * ST;
     // Key tile t lives in stage t % ST; its barriers' phase is (t / ST) & 1.
-    auto stage = [](int t) { return t % ST; };
-    auto phase = [](int t) { return (ky_u32)((t / ST) & 1); };
+    // (t >= 0: unsigned arithmetic, a mask and a shift for 2 stages.)
+    auto stage = [](int t) { return (int)((ky_u32)t % ST); };
+    auto phase = [](int t) { return ((ky_u32)t / ST) & 1; };
 
     const bool causal = (flags & 1) != 0;
     const bool want_lse = (flags & 2) != 0;
@@ -472,7 +480,13 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         // tree), then over the quad. Element sc[4 i + 2 hh + e] is row row0 + 8 hh, key
         // kv0 + 8 i + 2 t4 + e (wgmma's f32 accumulator layout). Only tiles past the
         // block's first row's last key need the mask.
-        auto softmax = [&](int t, float (&alpha)[2]) {
+        //
+        // FAST (ATTN90_FFMA with a positive scale): the max is taken over the raw scores and
+        // scaled once (rounding is monotonic, so it is the max of the scaled scores), and
+        // P = exp2(fma(s, scale log2(e), -m)): one FFMA per score instead of a multiply and a
+        // subtraction. (Different rounding from the other path, the same in every run.)
+        auto softmax_with = [&](int t, float (&alpha)[2], auto fast) {
+            constexpr bool FAST = decltype(fast)::value;
             const int kv0 = t * KN;
             const bool mask = kv0 + KN > seen_lo;
             // (A max is exact in any order: a running max needs no tree of temporaries.)
@@ -485,13 +499,14 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 for (int i = 0; i < NB; ++i) {
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
-                        float x = sc[4 * i + 2 * hh + e] * scale_log2;
+                        float x = sc[4 * i + 2 * hh + e];
+                        if (!FAST) x *= scale_log2;
                         if (mask && 8 * i + e >= rel) x = ATTN90_NEG_INF;
                         sc[4 * i + 2 * hh + e] = x;
                         x_max = fmaxf(x_max, x);
                     }
                 }
-                mx[hh] = x_max;
+                mx[hh] = FAST ? x_max * scale_log2 : x_max;
             }
             float m_use[2];
 #pragma unroll
@@ -514,8 +529,11 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 float part[NB];
 #pragma unroll
                 for (int i = 0; i < NB; ++i) {
-                    const float p0 = ex2(sc[4 * i + 2 * hh] - m_use[hh]);
-                    const float p1 = ex2(sc[4 * i + 2 * hh + 1] - m_use[hh]);
+                    const float x0 = sc[4 * i + 2 * hh], x1 = sc[4 * i + 2 * hh + 1];
+                    const float p0 =
+                        ex2(FAST ? fmaf(x0, scale_log2, -m_use[hh]) : x0 - m_use[hh]);
+                    const float p1 =
+                        ex2(FAST ? fmaf(x1, scale_log2, -m_use[hh]) : x1 - m_use[hh]);
                     sc[4 * i + 2 * hh] = p0;
                     sc[4 * i + 2 * hh + 1] = p1;
                     part[i] = p0 + p1;
@@ -526,6 +544,15 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                     for (int i = 0; i + w < NB; i += 2 * w) part[i] += part[i + w];
                 l[hh] = l[hh] * alpha[hh] + part[0];
             }
+        };
+        auto softmax = [&](int t, float (&alpha)[2]) {
+#if ATTN90_FFMA
+            if (scale_log2 > 0.0f) {
+                softmax_with(t, alpha, Flag<true>());
+                return;
+            }
+#endif
+            softmax_with(t, alpha, Flag<false>());
         };
         auto pack = [&](ky_u32 (&pf)[KN / 16][4]) {
             // The A fragment of k16 step j (keys 16 j .. 16 j + 15 of the tile), PTX ISA

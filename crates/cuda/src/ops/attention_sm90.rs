@@ -156,7 +156,7 @@ pub const fn block_n(head_dim: usize) -> usize {
 }
 
 /// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn90::Smem<D>::BYTES`):
-/// the Q tile, two stages of a K and a V tile, the barriers, and 1 KiB of slack for the
+/// the Q tile, [`stages`] stages of a K and a V tile, the barriers, and 1 KiB of slack for the
 /// 1024-byte alignment the 128-byte swizzle needs. 81 KiB at `D = 64`, 161 KiB at 128 and
 /// 193 KiB (197,704 bytes) at 256: within sm_90's 227 KiB opt-in limit, which `check`
 /// compares with the device's.
