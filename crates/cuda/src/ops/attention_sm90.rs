@@ -460,7 +460,7 @@ mod tests {
     fn the_schedule_switches_are_single_lines() {
         // scripts/attn90_variants.sh flips these lines with sed; the schedules give the same
         // bits (docs/NOTES.md, issue 18), so which one is built changes no result.
-        for name in ["ATTN90_OVERLAP", "ATTN90_PINGPONG"] {
+        for name in ["ATTN90_OVERLAP", "ATTN90_PINGPONG", "ATTN90_FFMA"] {
             let lines: Vec<&str> = SOURCE
                 .code
                 .lines()
