@@ -94,18 +94,7 @@ PY
   cp "$OUT/ncu.txt" "$FINAL/"
   if grep -q H200 "$OUT/device.txt" && [ -z "${NO_ROWS:-}" ]; then
     s=$SECONDS
-    : >"$OUT/rows.jsonl"
-    r() { timeout 60 $K bench "$@" --device cuda:0 --all --json >>"$OUT/rows.jsonl" 2>>"$OUT/bench.err"; }
-    for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
-    for op in softmax log_softmax; do
-      for sh in rows=16384,cols=4096 rows=4096,cols=32768 rows=4096,cols=8192; do r $op --problem $sh --dtype bf16; done
-    done
-    r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
-    for sh in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $sh --dtype bf16; done
-    for op in rms_norm softmax log_softmax rope silu_mul; do
-      PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$OUT/rows.jsonl" 2>>"$OUT/bench.err"
-    done
-    python3 scripts/ratio_table.py "$OUT/rows.jsonl" >"$OUT/rows.md" 2>&1
+    bash scripts/gpu_rows.sh "$OUT" $K
     note "rows: $((SECONDS - s)) s"
     cp "$OUT/rows.md" "$FINAL/"
   fi

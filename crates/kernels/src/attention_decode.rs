@@ -119,6 +119,40 @@ fn symbols(dtype: DType, c: usize) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// The device addresses of one pass's first batch entry in each view of a decode launch.
+#[derive(Clone, Copy, Debug)]
+pub struct PassPointers {
+    /// `q` at batch entry `b0`.
+    pub q: *const c_void,
+    /// `k` at batch entry `b0`.
+    pub k: *const c_void,
+    /// `v` at batch entry `b0`.
+    pub v: *const c_void,
+    /// `out` at batch entry `b0`.
+    pub out: *mut c_void,
+    /// `lse` at batch entry `b0`, or null when the caller wants none.
+    pub lse: *mut c_void,
+}
+
+/// The views' addresses at batch entry `b0` (device addresses, computed with wrapping
+/// arithmetic and never dereferenced here; inside the views when `b0 < batch`), for a launch
+/// that runs the batch in passes.
+pub fn pass_pointers(a: &mut AttentionArgs<'_>, p: &AttentionProblem, b0: usize) -> PassPointers {
+    let elem = p.dtype.size();
+    let q_entry = p.seq_q * p.heads_q * p.head_dim * elem;
+    let kv_entry = p.seq_kv * p.heads_kv * p.head_dim * elem;
+    let lse_entry = p.heads_q * p.seq_q * 4;
+    PassPointers {
+        q: a.q.as_ptr().wrapping_byte_add(b0 * q_entry),
+        k: a.k.as_ptr().wrapping_byte_add(b0 * kv_entry),
+        v: a.v.as_ptr().wrapping_byte_add(b0 * kv_entry),
+        out: a.out.as_mut_ptr().wrapping_byte_add(b0 * q_entry),
+        lse: a.lse.as_mut().map_or(std::ptr::null_mut(), |l| {
+            l.as_mut_ptr().wrapping_byte_add(b0 * lse_entry)
+        }),
+    }
+}
+
 /// Pushes the reasons the kernels cannot run `p`: a head dim that 16-byte chunks do not cover
 /// or past [`MAX_HEAD_DIM`], more than [`MAX_ROWS`] query rows per key/value head, shared
 /// memory beyond the device's per-block limit, sizes past the kernels' 32-bit indices. None
@@ -200,10 +234,6 @@ pub unsafe fn launch(
             ),
         });
     }
-    let elem = p.dtype.size();
-    let q_entry = p.seq_q * p.heads_q * p.head_dim * elem;
-    let kv_entry = p.seq_kv * p.heads_kv * p.head_dim * elem;
-    let lse_entry = p.heads_q * p.seq_q * 4;
     let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
     let (heads_q, heads_kv, head_dim) = (p.heads_q as i64, p.heads_kv as i64, p.head_dim as i64);
     let (nsplits, chunk, g) = (splits as i64, CHUNK as i64, g as i64);
@@ -213,15 +243,7 @@ pub unsafe fn launch(
     let mut b0 = 0;
     while b0 < p.batch {
         let entries = pass.min(p.batch - b0);
-        // The pass's first batch entry in each view (device addresses, never dereferenced
-        // here; inside the views: b0 < batch).
-        let q = a.q.as_ptr().wrapping_byte_add(b0 * q_entry);
-        let k = a.k.as_ptr().wrapping_byte_add(b0 * kv_entry);
-        let v = a.v.as_ptr().wrapping_byte_add(b0 * kv_entry);
-        let out = a.out.as_mut_ptr().wrapping_byte_add(b0 * q_entry);
-        let lse = a.lse.as_mut().map_or(std::ptr::null_mut(), |l| {
-            l.as_mut_ptr().wrapping_byte_add(b0 * lse_entry)
-        });
+        let PassPointers { q, k, v, out, lse } = pass_pointers(a, p, b0);
         let dims = Dims {
             grid: ((entries * ctas_per_entry) as u32, 1, 1),
             block: (THREADS, 1, 1),

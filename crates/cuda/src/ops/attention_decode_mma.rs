@@ -57,6 +57,7 @@ use kernelyard_core::ops::attention::{Attention, AttentionArgs, AttentionProblem
 use kernelyard_core::{
     Capabilities, DType, Error, KernelDef, KernelMeta, LaunchCtx, Reason, Stream,
 };
+use kernelyard_kernels::attention_decode::{self, PassPointers};
 use kernelyard_kernels::launch::{Dims, Launch, Scratch};
 
 use crate::device::bind;
@@ -287,10 +288,6 @@ pub unsafe fn launch_with(
              backend)"
         )));
     }
-    let elem = p.dtype.size();
-    let q_entry = p.seq_q * p.heads_q * p.head_dim * elem;
-    let kv_entry = p.seq_kv * p.heads_kv * p.head_dim * elem;
-    let lse_entry = p.heads_q * p.seq_q * 4;
     let (seq_q, seq_kv) = (p.seq_q as i64, p.seq_kv as i64);
     let (heads_q, heads_kv, head_dim) = (p.heads_q as i64, p.heads_kv as i64, p.head_dim as i64);
     let (splits_arg, chunk_arg) = (nsplits as i64, chunk(p.seq_kv) as i64);
@@ -300,15 +297,7 @@ pub unsafe fn launch_with(
     let mut b0 = 0;
     while b0 < p.batch {
         let entries = pass.min(p.batch - b0);
-        // The pass's first batch entry in each view (device addresses, never dereferenced
-        // here; inside the views: b0 < batch).
-        let q = a.q.as_ptr().wrapping_byte_add(b0 * q_entry);
-        let k = a.k.as_ptr().wrapping_byte_add(b0 * kv_entry);
-        let v = a.v.as_ptr().wrapping_byte_add(b0 * kv_entry);
-        let out = a.out.as_mut_ptr().wrapping_byte_add(b0 * q_entry);
-        let lse = a.lse.as_mut().map_or(std::ptr::null_mut(), |l| {
-            l.as_mut_ptr().wrapping_byte_add(b0 * lse_entry)
-        });
+        let PassPointers { q, k, v, out, lse } = attention_decode::pass_pointers(a, p, b0);
         let dims = Dims {
             grid: ((entries * ctas_per_entry) as u32, 1, 1),
             block: (t.threads, 1, 1),
