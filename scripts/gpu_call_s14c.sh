@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Session 14, call 3. Issue 18, cuda.attention.sm90: the committed build (.gpu/kernelyard), three
-# stages at D = 64/128 (-st3), the FFMA softmax (-ffma) and both (-st3ffma). The committed build
+# stages at D = 64/128 (-st3) and the FFMA softmax (-ffma). The committed build
 # verifies with call 2's seed and must report call 2's errors to the last digit (its PTX moved:
 # the same bits); the others with a fresh seed; racecheck / synccheck on st3; two interleaved
 # rounds of the suite's four shapes and attention_hd256 against torch SDPA; ncu on the
@@ -15,7 +15,7 @@ note() { echo "## $1"; echo "## $1" >>"$FINAL/progress.txt"; }
 nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/device.txt" >>"$FINAL/progress.txt"
 K=.gpu/kernelyard
 A=cuda.attention.sm90
-VARIANTS=${VARIANTS:-"pp st3 ffma st3ffma"}
+VARIANTS=${VARIANTS:-"pp st3 ffma"}
 bin() { [ "$1" = pp ] && echo $K || echo $K-$1; }
 {
   fresh=$RANDOM$RANDOM
