@@ -59,12 +59,12 @@ namespace attn90 {
 
 constexpr int BM = 128;       // query rows per block (two consumer warpgroups of 64)
 constexpr int THREADS = 384;  // warpgroup 0 produces, 1 and 2 consume
-constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 KiB)
 
 // Keys per tile of each head dim, one line each (crates/cuda/src/ops/attention_sm90.rs reads
 // them from this text, so the launch follows the build; scripts/attn90_variants.sh builds
 // others). A multiple of 16 with a wgmma S = Q K^T instruction below (64, 80, 128, 176).
 #define ATTN90_KN64 128
+#define ATTN90_KN96 128
 #define ATTN90_KN128 128
 #define ATTN90_KN256 64
 // K/V stages at head dims 64 and 128 (D = 256 always has 2: a third 64 KiB stage would not fit
@@ -80,9 +80,16 @@ constexpr int BOX = 128 * 128;     // one TMA box of 128 rows x 64 elements (16 
 //   accumulator registers per instruction).
 template <int D>
 struct Cfg {
-    static constexpr int KN = D == 64 ? ATTN90_KN64 : D == 128 ? ATTN90_KN128 : ATTN90_KN256;
+    static constexpr int KN = D == 64    ? ATTN90_KN64
+                              : D == 96  ? ATTN90_KN96
+                              : D == 128 ? ATTN90_KN128
+                                         : ATTN90_KN256;
+    // Box width in elements: 64 (128-byte rows, 128-byte swizzle), or 32 at D = 96 (64-byte
+    // rows, 64-byte swizzle: 96 is not a multiple of 64). RB bytes per box row.
+    static constexpr int BW = D % 64 == 0 ? 64 : 32;
+    static constexpr int RB = BW * 2;
     static constexpr int VR = KN % 64 == 0 ? 64 : 16;
-    static constexpr int PN = D < 128 ? D : 128;
+    static constexpr int PN = D < 128 ? D : 128;  // 64, 96, 128
     static constexpr int NC = D / PN;  // O chunks
     static constexpr int ST = D == 256 ? 2 : ATTN90_STAGES;  // K/V stages
     static_assert(KN % 16 == 0 && KN >= 16 && KN <= 256, "keys per tile: a multiple of 16");
@@ -92,11 +99,13 @@ struct Cfg {
 // (K tile, V tile), then the barriers. A K box is KN rows x 128 bytes, a V box VR rows.
 template <int D>
 struct Smem {
-    static constexpr int KBOX = Cfg<D>::KN * 128;
-    static constexpr int VBOX = Cfg<D>::VR * 128;
-    static constexpr int Q_BYTES = (D / 64) * BOX;
-    static constexpr int K_BYTES = (D / 64) * KBOX;
-    static constexpr int V_BYTES = (Cfg<D>::KN / Cfg<D>::VR) * (D / 64) * VBOX;
+    static constexpr int DB = D / Cfg<D>::BW;  // boxes across d
+    static constexpr int QBOX = BM * Cfg<D>::RB;
+    static constexpr int KBOX = Cfg<D>::KN * Cfg<D>::RB;
+    static constexpr int VBOX = Cfg<D>::VR * Cfg<D>::RB;
+    static constexpr int Q_BYTES = DB * QBOX;
+    static constexpr int K_BYTES = DB * KBOX;
+    static constexpr int V_BYTES = (Cfg<D>::KN / Cfg<D>::VR) * DB * VBOX;
     static constexpr int STAGE_BYTES = K_BYTES + V_BYTES;
     static constexpr int BAR_OFFSET = Q_BYTES + Cfg<D>::ST * STAGE_BYTES;
     // q_full, k_full[ST], v_full[ST], k_empty[ST], v_empty[ST]
@@ -109,6 +118,7 @@ struct Smem {
 // a head-dim-256 configuration that did not, and deadlocked). `shared_bytes` in
 // attention_sm90.rs computes the same sizes (its tests check the formula).
 static_assert(Smem<64>::BYTES <= 227 * 1024, "D = 64 must fit sm_90's 227 KiB");
+static_assert(Smem<96>::BYTES <= 227 * 1024, "D = 96 must fit sm_90's 227 KiB");
 static_assert(Smem<128>::BYTES <= 227 * 1024, "D = 128 must fit sm_90's 227 KiB");
 static_assert(Smem<256>::BYTES <= 227 * 1024, "D = 256 must fit sm_90's 227 KiB");
 
@@ -141,6 +151,13 @@ using namespace ky_hopper;
 #define ATTN90_PRODUCER_REGS "setmaxnreg.dec.sync.aligned.u32 40;"
 #define ATTN90_CONSUMER_REGS "setmaxnreg.inc.sync.aligned.u32 232;"
 #endif
+
+// A wgmma shared-memory descriptor with swizzle layout SW (1: 128-byte, hopper.cuh's `desc`;
+// 2: 64-byte): the same fields, another layout type in bits 62-63.
+template <int SW>
+__device__ __forceinline__ ky_u64 desc_sw(const void* p, ky_u32 lbo, ky_u32 sbo) {
+    return (desc(p, lbo, sbo) & ~(3ull << 62)) | ((ky_u64)SW << 62);
+}
 
 // One 4-D TMA box (d, head, position, batch coordinates) into shared memory, completing on
 // `bar`.
@@ -284,6 +301,26 @@ template <> struct WgPV<ky_##TY, 128> {                                         
 };
 ATTN90_WGPV128(bf16)
 ATTN90_WGPV128(f16)
+// m64n96k16 likewise for D = 96.
+#define ATTN90_WGPV96(TY) \
+template <> struct WgPV<ky_##TY, 96> { \
+  static __device__ __forceinline__ void run(float (&d)[48], const ky_u32 (&a)[4], ky_u64 db) { \
+    asm volatile( \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n" \
+        "wgmma.mma_async.sync.aligned.m64n96k16.f32." #TY "." #TY " " \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47}, " \
+        "{%48, %49, %50, %51}, %52, p, 1, 1, 1;\n}\n" \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]) \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db)); \
+  } \
+};
+ATTN90_WGPV96(bf16)
+ATTN90_WGPV96(f16)
 
 // The P fragments likewise: they are wgmma's inputs until the wait.
 template <int N>
@@ -338,7 +375,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
     constexpr int PN = Cfg<D>::PN;  // O columns per PV instruction
     constexpr int NC = Cfg<D>::NC;  // O chunks of PN columns
     constexpr int VR = Cfg<D>::VR;  // keys per V box
-    constexpr int DB = D / 64;      // 64-wide d blocks (boxes)
+    constexpr int BW = Cfg<D>::BW;  // d per box
+    constexpr int RB = Cfg<D>::RB;  // bytes per box row
+    constexpr int DB = S::DB;       // boxes across d
+    constexpr int SW = BW == 64 ? 1 : 2;  // descriptor layout: 128- or 64-byte swizzle
     constexpr int NB = KN / 8;      // n8 blocks of the S accumulator (16, or 8 at D = 256)
     constexpr int OR = PN / 2;      // O accumulator registers per thread and chunk
 
@@ -400,7 +440,8 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         if (threadIdx.x == 0 && ntiles > 0) {
             mbar_expect_tx(q_full, S::Q_BYTES);
 #pragma unroll
-            for (int j = 0; j < DB; ++j) tma_load4(s_q + j * BOX, map_q, j * 64, h, q0, b, q_full);
+            for (int j = 0; j < DB; ++j)
+                tma_load4(s_q + j * S::QBOX, map_q, j * BW, h, q0, b, q_full);
             for (int t = 0; t < ntiles; ++t) {
                 const int s = stage(t);
                 if (t >= ST) mbar_wait(&k_empty[s], phase(t - ST));
@@ -410,14 +451,14 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
                 mbar_expect_tx(&k_full[s], S::K_BYTES);
 #pragma unroll
                 for (int j = 0; j < DB; ++j)
-                    tma_load4(sk + j * S::KBOX, map_k, j * 64, hk, kv0, b, &k_full[s]);
+                    tma_load4(sk + j * S::KBOX, map_k, j * BW, hk, kv0, b, &k_full[s]);
                 if (t >= ST) mbar_wait(&v_empty[s], phase(t - ST));
                 mbar_expect_tx(&v_full[s], S::V_BYTES);
 #pragma unroll
                 for (int g = 0; g < KN / VR; ++g)
 #pragma unroll
                     for (int j = 0; j < DB; ++j)
-                        tma_load4(sv + (g * DB + j) * S::VBOX, map_v, j * 64, hk, kv0 + g * VR,
+                        tma_load4(sv + (g * DB + j) * S::VBOX, map_v, j * BW, hk, kv0 + g * VR,
                                   b, &v_full[s]);
             }
         }
@@ -466,8 +507,12 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
                 WgQK<T, KN>::run(
-                    sc, desc(s_q + (kk >> 2) * BOX + cw * 8192 + (kk & 3) * 32, 16, 1024),
-                    desc(sk + (kk >> 2) * S::KBOX + (kk & 3) * 32, 16, 1024));
+                    sc,
+                    desc_sw<SW>(s_q + (kk / (BW / 16)) * S::QBOX + cw * 64 * RB +
+                                    (kk % (BW / 16)) * 32,
+                                16, 8 * RB),
+                    desc_sw<SW>(sk + (kk / (BW / 16)) * S::KBOX + (kk % (BW / 16)) * 32, 16,
+                                8 * RB));
             }
             wgmma_commit();
         };
@@ -599,9 +644,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 #pragma unroll
                 for (int c = 0; c < NC; ++c) {
                     WgPV<T, PN>::run(o[c], pf[j],
-                                     desc(sv + ((j / (VR / 16)) * DB + c * (PN / 64)) * S::VBOX +
-                                              (j % (VR / 16)) * 2048,
-                                          S::VBOX, 1024));
+                                     desc_sw<SW>(sv + ((j / (VR / 16)) * DB + c * (PN / BW)) *
+                                                          S::VBOX +
+                                                      (j % (VR / 16)) * 16 * RB,
+                                                  S::VBOX, 8 * RB));
                 }
             }
             wgmma_commit();
@@ -728,6 +774,7 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
 
 #define ATTN90_DTYPE(D, T)                                \
     ATTN90_ENTRY(attention_sm90_##D##_d64, T, 64)         \
+    ATTN90_ENTRY(attention_sm90_##D##_d96, T, 96)         \
     ATTN90_ENTRY(attention_sm90_##D##_d128, T, 128)       \
     ATTN90_ENTRY(attention_sm90_##D##_d256, T, 256)
 

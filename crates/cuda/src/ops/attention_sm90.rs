@@ -71,16 +71,18 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
     code: CODE,
     symbols: &[
         "attention_sm90_f16_d64",
+        "attention_sm90_f16_d96",
         "attention_sm90_f16_d128",
         "attention_sm90_f16_d256",
         "attention_sm90_bf16_d64",
+        "attention_sm90_bf16_d96",
         "attention_sm90_bf16_d128",
         "attention_sm90_bf16_d256",
     ],
 };
 
 /// The head dims with an entry point.
-pub const HEAD_DIMS: [usize; 3] = [64, 128, 256];
+pub const HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
 /// Keys per tile of head dims 64, 128 and 256 in this build: the lines `#define ATTN90_KN<D>
@@ -88,8 +90,9 @@ pub const BLOCK_M: usize = 128;
 /// launch cannot disagree (128, 128 and 64 as committed: at 256, O takes 128 f32 registers
 /// per consumer thread, and two stages of 128 keys would not fit beside the 64 KiB Q tile;
 /// `scripts/attn90_variants.sh` builds others).
-pub const KEYS_PER_TILE: [usize; 3] = [
+pub const KEYS_PER_TILE: [usize; 4] = [
     tile_define(b"#define ATTN90_KN64 "),
+    tile_define(b"#define ATTN90_KN96 "),
     tile_define(b"#define ATTN90_KN128 "),
     tile_define(b"#define ATTN90_KN256 "),
 ];
@@ -137,8 +140,15 @@ const fn v_box_rows_of(keys: usize) -> usize {
         16
     }
 }
-/// Bytes of one TMA box row: 64 16-bit elements, the 128-byte swizzle span.
-const BOX_ROW_BYTES: usize = 128;
+/// Elements of one TMA box row (`attn90::Cfg<D>::BW`): 64 (128 bytes, the 128-byte swizzle
+/// span) when 64 divides the head dim, else 32 (64 bytes, the 64-byte swizzle: head dim 96).
+pub const fn box_width(head_dim: usize) -> usize {
+    if head_dim.is_multiple_of(64) {
+        64
+    } else {
+        32
+    }
+}
 /// The mbarriers after the tiles of head dim `head_dim`: Q full, then K full, V full, K empty
 /// and V empty for each stage.
 const fn barriers(head_dim: usize) -> usize {
@@ -150,8 +160,9 @@ const fn barriers(head_dim: usize) -> usize {
 pub const fn block_n(head_dim: usize) -> usize {
     match head_dim {
         64 => KEYS_PER_TILE[0],
-        128 => KEYS_PER_TILE[1],
-        _ => KEYS_PER_TILE[2],
+        96 => KEYS_PER_TILE[1],
+        128 => KEYS_PER_TILE[2],
+        _ => KEYS_PER_TILE[3],
     }
 }
 
@@ -163,9 +174,10 @@ pub const fn block_n(head_dim: usize) -> usize {
 pub const fn shared_bytes(head_dim: usize) -> u64 {
     // Saturating: a head dim without an entry point (checks never ask for its size) must
     // not overflow either.
-    let blocks = (head_dim / 64) as u64;
-    let q = blocks.saturating_mul((BLOCK_M * BOX_ROW_BYTES) as u64);
-    let kv = blocks.saturating_mul((2 * block_n(head_dim) * BOX_ROW_BYTES) as u64);
+    // Rows of `head_dim` 16-bit elements, whatever the box width.
+    let row = (head_dim as u64).saturating_mul(2);
+    let q = row.saturating_mul(BLOCK_M as u64);
+    let kv = row.saturating_mul((2 * block_n(head_dim)) as u64);
     q.saturating_add(kv.saturating_mul(stages(head_dim) as u64))
         .saturating_add((barriers(head_dim) * 8 + 1024) as u64)
 }
@@ -233,7 +245,7 @@ fn operand(batch: usize, seq: usize, heads: usize, head_dim: usize, rows: u32) -
     Operand {
         dims: [head_dim, heads, seq, batch].map(|d| d.max(1) as u64),
         strides: [d, row, (seq.max(1) as u64).saturating_mul(row)],
-        box_dims: [64, 1, rows, 1],
+        box_dims: [box_width(head_dim) as u32, 1, rows, 1],
     }
 }
 
@@ -247,8 +259,14 @@ fn operands(p: &AttentionProblem) -> [Operand; 3] {
     ]
 }
 
-/// Encodes a 4-D tiled tensor map with the 128-byte swizzle and zero fill out of bounds.
+/// Encodes a 4-D tiled tensor map with zero fill out of bounds and the swizzle that spans the
+/// box's row: 128 bytes for 64-element rows, 64 for 32.
 fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUtensorMap, Error> {
+    let swizzle = if o.box_dims[0] == 64 {
+        sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B
+    } else {
+        sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_64B
+    };
     let ty = match dtype {
         DType::BF16 => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
         _ => sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
@@ -269,7 +287,7 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
             o.box_dims.as_ptr(),
             element_strides.as_ptr(),
             sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            swizzle,
             sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )
@@ -405,7 +423,7 @@ mod tests {
                 let variant = format!("ATTN90_ENTRY(attention_sm90_##D##_d{d}, T, {d})");
                 assert!(SOURCE.code.contains(&variant), "{variant}");
             }
-            for d in [1, 16, 32, 80, 96, 192, 512] {
+            for d in [1, 16, 32, 80, 112, 192, 512] {
                 assert_eq!(symbol(dtype, d), None, "{d}");
             }
         }
@@ -424,17 +442,23 @@ mod tests {
         assert!(shared_bytes(256) <= 227 << 10);
         assert_eq!(block_n(256), 64);
         assert_eq!((block_n(64), block_n(128)), (128, 128));
-        assert_eq!(KEYS_PER_TILE, [128, 128, 64]);
+        assert_eq!(KEYS_PER_TILE, [128, 128, 128, 64]);
+        // D = 96: Q 24 KiB + 2 x (K 24 KiB + V 24 KiB), boxes 32 elements wide.
+        assert_eq!(
+            shared_bytes(96),
+            3 * 24 * 1024 + 2 * 24 * 1024 + 9 * 8 + 1024
+        );
+        assert_eq!(
+            (box_width(64), box_width(96), box_width(128), box_width(256)),
+            (64, 32, 64, 64)
+        );
         assert_eq!((STAGES, stages(256)), (2, 2));
         assert_eq!(v_box_rows(256), 64);
         for d in HEAD_DIMS {
             // The kernel's Smem<D>: Q, the stages of K and V, the barriers, 1 KiB of slack.
-            let blocks = d as u64 / 64;
+            let row = d as u64 * 2;
             let st = stages(d) as u64;
-            let want = blocks * 128 * 128
-                + st * 2 * blocks * block_n(d) as u64 * 128
-                + (1 + 4 * st) * 8
-                + 1024;
+            let want = 128 * row + st * 2 * block_n(d) as u64 * row + (1 + 4 * st) * 8 + 1024;
             assert_eq!(shared_bytes(d), want, "{d}");
             assert!(shared_bytes(d) <= 227 << 10, "{d}");
             let line = format!("#define ATTN90_KN{d} {}", block_n(d));
@@ -532,8 +556,20 @@ mod tests {
         // 128-byte swizzle span).
         for o in [q, k, v] {
             assert!(o.strides.iter().all(|s| s % 16 == 0), "{o:?}");
-            assert_eq!(o.box_dims[0] as usize * 2, BOX_ROW_BYTES);
+            assert_eq!(o.box_dims[0], 64);
         }
+        // D = 96: boxes 32 elements (64 bytes, the 64-byte swizzle span) wide, rows of 192
+        // bytes.
+        let [q, k, v] = operands(&problem(2, 300, 500, (8, 2), 96, DType::BF16));
+        for o in [q, k, v] {
+            assert!(o.strides.iter().all(|s| s % 16 == 0), "{o:?}");
+            assert_eq!(o.box_dims[0], 32);
+        }
+        assert_eq!(k.strides, [192, 2 * 192, 500 * 2 * 192]);
+        assert_eq!(
+            (q.box_dims[2], k.box_dims[2], v.box_dims[2]),
+            (128, 128, 64)
+        );
         // No key at all: extents of 1 (nothing is loaded), valid strides.
         let e = operands(&problem(2, 5, 0, (4, 4), 64, DType::F16))[1];
         assert_eq!(e.dims, [64, 4, 1, 2]);
@@ -549,7 +585,7 @@ mod tests {
                 vec![]
             );
         }
-        for d in [32, 80, 96, 512] {
+        for d in [32, 80, 112, 512] {
             let r = reasons(&h100, problem(1, 16, 16, (2, 2), d, DType::BF16));
             assert!(
                 matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("head_dim")),
