@@ -4,7 +4,7 @@
 # verifies with call 2's seed and must report call 2's errors to the last digit (its PTX moved:
 # the same bits); the others with a fresh seed; racecheck / synccheck on st3; two interleaved
 # rounds of the suite's four shapes and attention_hd256 against torch SDPA; ncu on the
-# committed build at B4 S4096 H32 D128 non-causal. Issue 15 (a helper's build, .gpu/ssu.sh if
+# committed build at B4 S4096 H32 D128 non-causal. Head dim 96 (new): sanitizers and a bench row. Issue 15 (a helper's build, .gpu/ssu.sh if
 # staged). Issue 17 (H200 only): the row ops.
 set -uo pipefail
 FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
@@ -57,6 +57,16 @@ PY
       note "$v compute-sanitizer $tool over bench --kernel $A (3 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_${v}_$tool.log" | sort | uniq -c | tr '\n' ' ')"
     done
   done
+  # Head dim 96 (new: 32-element boxes, 64-byte swizzle) on the committed build.
+  for tool in memcheck racecheck synccheck; do
+    s=$SECONDS; rc=0
+    for p in batch=2,seq_q=200,seq_kv=333,heads_q=4,heads_kv=2,head_dim=96,causal=1 batch=1,seq_q=129,seq_kv=385,heads_q=2,heads_kv=1,head_dim=96,causal=0; do
+      timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+        $K bench attention --problem "$p" --dtype bf16 --device cuda:0 \
+        --kernel $A --iters 1 --warmup 1 >>"$OUT/sanitize_d96_$tool.log" 2>&1 || rc=$?
+    done
+    note "d96 compute-sanitizer $tool over bench --kernel $A (2 shapes): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize_d96_$tool.log" | sort | uniq -c | tr '\n' ' ')"
+  done
   cat "$OUT"/sanitize_*.log >"$FINAL/sanitize.log"
   : >"$OUT/attn.jsonl"
   for round in 1 2; do
@@ -67,7 +77,8 @@ PY
              batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=1 \
              batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0 \
              batch=1,seq_q=16384,heads_q=32,heads_kv=8,head_dim=128,causal=1 \
-             batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1; do
+             batch=8,seq_q=2048,heads_q=16,heads_kv=16,head_dim=64,causal=1 \
+             batch=2,seq_q=4096,heads_q=16,heads_kv=16,head_dim=96,causal=1; do
       for v in ${BENCH_VARIANTS:-$VARIANTS}; do
         timeout 60 $(bin $v) bench attention --problem "$p" --dtype bf16 --device cuda:0 \
           --kernel $A --json 2>>"$OUT/bench.err" \
