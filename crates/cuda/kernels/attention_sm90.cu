@@ -8,8 +8,8 @@
 //   lse[b, h, i]    = ln sum_j exp(scale * q . k_j + mask)               (natural log, f32)
 //
 // q [B, Sq, Hq, D], k and v [B, Skv, Hkv, D], out [B, Sq, Hq, D], contiguous, f16 or bf16;
-// hk = h / (Hq / Hkv); D = 64, 128 or 256. Causal masking is bottom-right aligned: query i sees keys
-// j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
+// hk = h / (Hq / Hkv); D = 64, 96, 128 or 256. Causal masking is bottom-right aligned: query
+// i sees keys j <= i + Skv - Sq. A query that sees no key gets out = 0 and lse = -inf.
 //
 // One configuration per head dim (never per Sq, Skv, B or H):
 // - one block of THREADS = 384 (3 warpgroups) per (query block of BM = 128 rows, q head,
@@ -18,23 +18,22 @@
 //   rows 64 c .. 64 c + 63 of the block, whole rows, so a row's softmax stays in one warp
 //   (warp w of the warpgroup: rows 16 w + lane / 4 and + 8; each row in one quad of lanes).
 // - TMA tensor maps are 4-D over the [B, S, H, D] memory: dims (D, H, S, B), so a box is
-//   (64 d, 1 head, rows, 1 batch entry) and rows past S are zero-filled per batch entry (never
-//   the next entry's data). Every box is 128 bytes wide (64 elements) with the 128-byte swizzle
-//   (buffers 1024-byte aligned), exactly as in gemm_bi_sm90.cu.
-// - Q: D / 64 boxes of 64 d x 128 rows (16 KiB each), loaded once. K: per stage D / 64 boxes of
-//   64 d x KN keys. V: per stage (KN / VR) x D / 64 boxes of 64 d x VR keys (VR = 64: 8 KiB
-//   each; layout [key group][d block][VR keys][64 d]) so the N-major V descriptor is the
-//   GEMM's (LBO = one V box = next 64-wide d block, SBO 1024 = next 8 keys, k16 step +2048
-//   bytes).
-// - key tiles of KN keys (ATTN90_KN<D>: 128 at D = 64 and 128, 64 at D = 256, where O holds
-//   128 registers per thread and the 64 KiB Q tile leaves room for two 64 KiB stages: 193 KiB
-//   in all) in increasing order, in a ring of ST stages (ATTN90_STAGES at D = 64 and 128, 2 at
-//   256; full barriers for K
-//   and for V with expected transaction bytes; empty barriers of 256 consumer arrivals, one
-//   for K, released once S = Q K^T is done, and one for V).
-// - S = Q K^T: 64 x KN per consumer, wgmma m64nKNk16, A = Q (K-major over d, descriptor
-//   SBO 1024, k16 step +32 bytes inside a 128-byte row, the next 64 d in the next box), B = K
-//   tile (K-major over d, likewise). Then, in the accumulator registers: scale * log2(e), mask
+//   (BW d, 1 head, rows, 1 batch entry) and rows past S are zero-filled per batch entry (never
+//   the next entry's data). A box row is BW = 64 elements (128 bytes, 128-byte swizzle, as in
+//   gemm_bi_sm90.cu) when 64 divides D, else 32 (64 bytes, 64-byte swizzle: D = 96); RB =
+//   2 BW bytes per box row; buffers 1024-byte aligned.
+// - Q: D / BW boxes of BW d x 128 rows, loaded once. K: per stage D / BW boxes of BW d x KN
+//   keys. V: per stage (KN / VR) x D / BW boxes of BW d x VR keys (layout [key group][d block]
+//   [VR keys][BW d]) so the N-major V descriptor is the GEMM's (LBO = one V box = the next d
+//   block, SBO = 8 RB = the next 8 keys, k16 step +16 RB bytes).
+// - key tiles of KN keys (ATTN90_KN<D>: 128 at D = 64, 96 and 128, 64 at D = 256, where O
+//   holds 128 registers per thread and the 64 KiB Q tile leaves room for two 64 KiB stages:
+//   193 KiB in all) in increasing order, in a ring of ST stages (ATTN90_STAGES at D < 256, 2
+//   at 256; full barriers for K and for V with expected transaction bytes; empty barriers of
+//   256 consumer arrivals, one for K, released once S = Q K^T is done, and one for V).
+// - S = Q K^T: 64 x KN per consumer, wgmma m64nKNk16, A = Q (K-major over d, descriptor SBO =
+//   8 RB, k16 step +32 bytes inside a box row, the next BW d in the next box), B = K tile
+//   (K-major over d, likewise). Then, in the accumulator registers: scale * log2(e), mask
 //   (-inf) per element by key position (causal and the key tail past Skv), online softmax in
 //   base 2 with a guarded max (a row that has seen no key uses 0, so exp2(-inf - 0) = 0, never
 //   (-inf) - (-inf); alpha = 1 exactly when the max did not move: a tile a row sees nothing of
@@ -42,9 +41,11 @@
 // - O += P V: wgmma m64nPNk16 (PN = min(D, 128): two column chunks at D = 256) with A = P
 //   from registers and B = V from shared memory (N-major: transpose flag 1), KN / 16 k16 steps
 //   per tile.
-// - ATTN90_OVERLAP 1 (FlashAttention-3's intra-warpgroup overlap): S of tile t + 1 is issued
-//   with O += P_t V_t and its softmax runs while P_t V_t is on the tensor cores; every value
-//   is computed by the same operations in the same order as with 0 (one tile at a time).
+// - The schedule (ATTN90_OVERLAP, ATTN90_PINGPONG, both on): FlashAttention-3's
+//   intra-warpgroup overlap (S of tile t + 1 is issued with O += P_t V_t and its softmax runs
+//   while P_t V_t is on the tensor cores) and ping-pong (the consumers take turns issuing their
+//   GEMMs). Every value is computed by the same operations in the same order as one tile at a
+//   time (both off): the same bits. ATTN90_FFMA (off) would change the softmax's rounding.
 // - out = O / l (stores predicated on Sq), lse = m ln 2 + ln l.
 //
 // Every output element (and lse value) is computed by one thread (with its quad for the row

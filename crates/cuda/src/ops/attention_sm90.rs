@@ -5,7 +5,7 @@
 //! - **What it computes.** Exactly the contract of `cuda.attention`
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
-//!   64, 128 and 256, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
+//!   64, 96, 128 and 256, GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
 //!   aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.
@@ -21,9 +21,12 @@
 //!   dtype in registers and used as the register A operand of `O += P V` (`wgmma.m64nDk16`, V
 //!   N-major from shared memory; at head dim 256 two `m64n128k16` per k16 step, one per half
 //!   of O's columns, 128 f32 accumulators per thread), then `out = O / l` and
-//!   `lse = m ln 2 + ln l`. The tensor maps
-//!   are 4-D over the `[B, S, H, D]` memory, dims `(D, H, S, B)`, 128-byte swizzle, boxes 64
-//!   elements wide, so positions past `S` are zero-filled within each batch entry; they are
+//!   `lse = m ln 2 + ln l`. The two consumers take turns issuing their GEMMs (FA3's ping-pong)
+//!   and each issues `S` of the next tile with `P V` of this one (FA3's intra-warpgroup
+//!   overlap): scheduling only, the same bits as one tile at a time. The tensor maps
+//!   are 4-D over the `[B, S, H, D]` memory, dims `(D, H, S, B)`, boxes 64 elements wide with
+//!   the 128-byte swizzle ([`box_width`]: 32 with the 64-byte swizzle at head dim 96, which 64
+//!   does not divide), so positions past `S` are zero-filled within each batch entry; they are
 //!   encoded on the host for each launch (`cuTensorMapEncodeTiled`) and passed by value as
 //!   `__grid_constant__` parameters. Key tiles past the last key any row of the block sees are
 //!   not loaded.
@@ -37,8 +40,8 @@
 //!   contributes an exact zero and a tile a row sees nothing of changes no bit of that row.
 //! - **What it needs.** Compute capability 9.0 exactly (`wgmma`, TMA and `setmaxnreg` are
 //!   `sm_90a` instructions), 16-byte aligned pointers (TMA; row strides are `H * D` elements,
-//!   multiples of 16 bytes for `D` = 64, 128 or 256), and [`shared_bytes`] of shared memory per
-//!   block (81 KiB at `D = 64`, 161 KiB at 128, 193 KiB at 256). A device whose opt-in limit is
+//!   multiples of 16 bytes for `D` = 64, 96, 128 or 256), and [`shared_bytes`] of shared memory
+//!   per block (81 KiB at `D = 64`, 121 KiB at 96, 161 KiB at 128, 193 KiB at 256). A device whose opt-in limit is
 //!   smaller gets `SharedMemory { need, have }` (the head-dim-256 case of flashinfer#3276 was a
 //!   configuration that outgrew an H100's 227 KiB and deadlocked; here the need is computed
 //!   per head dim, checked against the device, and `static_assert`ed within 227 KiB in the
@@ -85,9 +88,9 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 pub const HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
-/// Keys per tile of head dims 64, 128 and 256 in this build: the lines `#define ATTN90_KN<D>
-/// <keys>` of attention_sm90.cu, read from the source when this crate is compiled, so kernel and
-/// launch cannot disagree (128, 128 and 64 as committed: at 256, O takes 128 f32 registers
+/// Keys per tile of head dims 64, 96, 128 and 256 in this build: the lines `#define
+/// ATTN90_KN<D> <keys>` of attention_sm90.cu, read from the source when this crate is compiled,
+/// so kernel and launch cannot disagree (128, 128, 128 and 64 as committed: at 256, O takes 128 f32 registers
 /// per consumer thread, and two stages of 128 keys would not fit beside the 64 KiB Q tile;
 /// `scripts/attn90_variants.sh` builds others).
 pub const KEYS_PER_TILE: [usize; 4] = [
@@ -168,8 +171,8 @@ pub const fn block_n(head_dim: usize) -> usize {
 
 /// Dynamic shared memory per block for head dim `head_dim`, bytes (`attn90::Smem<D>::BYTES`):
 /// the Q tile, [`stages`] stages of a K and a V tile, the barriers, and 1 KiB of slack for the
-/// 1024-byte alignment the 128-byte swizzle needs. 81 KiB at `D = 64`, 161 KiB at 128 and
-/// 193 KiB (197,704 bytes) at 256: within sm_90's 227 KiB opt-in limit, which `check`
+/// 1024-byte alignment the 128-byte swizzle needs. 81 KiB at `D = 64`, 121 KiB at 96, 161 KiB
+/// at 128 and 193 KiB (197,704 bytes) at 256: within sm_90's 227 KiB opt-in limit, which `check`
 /// compares with the device's.
 pub const fn shared_bytes(head_dim: usize) -> u64 {
     // Saturating: a head dim without an entry point (checks never ask for its size) must
@@ -192,9 +195,9 @@ kernelyard_core::register!(ATTENTION_SM90);
 const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention.sm90",
     module_path!(),
-    "fused attention forward (FlashAttention-3 style, TMA + wgmma, sm_90a), head dims 64, \
-     128 and 256, causal, GQA, lse; one fixed tiling per head dim: batch-invariant, \
-     deterministic",
+    "fused attention forward (FlashAttention-3 style: TMA, wgmma, ping-pong consumers, sm_90a), \
+     head dims 64, 96, 128 and 256, causal, GQA, lse; one fixed tiling per head dim: \
+     batch-invariant, deterministic",
     TensorCores::Hopper,
     16,
     11,
