@@ -359,8 +359,6 @@ template <> struct Pack<ky_f16> {
 // ---- end of PTX ----------------------------------------------------------------------
 
 #define ATTN90_NEG_INF (-__int_as_float(0x7f800000))
-// A compile-time flag passed to a generic lambda.
-template <bool B> struct Flag { static constexpr bool value = B; };
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -531,8 +529,10 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         // scaled once (rounding is monotonic, so it is the max of the scaled scores), and
         // P = exp2(fma(s, scale log2(e), -m)): one FFMA per score instead of a multiply and a
         // subtraction. (Different rounding from the other path, the same in every run.)
-        auto softmax_with = [&](int t, float (&alpha)[2], auto fast) {
-            constexpr bool FAST = decltype(fast)::value;
+        //
+        // (`FAST` is a plain bool, constant at each call site once inlined: NVRTC 13.0 refuses
+        // a generic lambda in device code as a host function.)
+        auto softmax_with = [&](int t, float (&alpha)[2], const bool FAST) {
             const int kv0 = t * KN;
             const bool mask = kv0 + KN > seen_lo;
             // (A max is exact in any order: a running max needs no tree of temporaries.)
@@ -594,11 +594,11 @@ __device__ __forceinline__ void attention(const KyTensorMap* map_q,
         auto softmax = [&](int t, float (&alpha)[2]) {
 #if ATTN90_FFMA
             if (scale_log2 > 0.0f) {
-                softmax_with(t, alpha, Flag<true>());
+                softmax_with(t, alpha, true);
                 return;
             }
 #endif
-            softmax_with(t, alpha, Flag<false>());
+            softmax_with(t, alpha, false);
         };
         auto pack = [&](ky_u32 (&pf)[KN / 16][4]) {
             // The A fragment of k16 step j (keys 16 j .. 16 j + 15 of the tile), PTX ISA
