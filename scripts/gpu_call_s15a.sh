@@ -6,10 +6,10 @@
 #      the printed rel_l2 / max_abs of each case that passed there must be printed again: the
 #      softmax's switch became a plain bool, the PTX should not move), head dim 96's first run
 #      on a GPU (suite cases d96_*), its memcheck / racecheck / synccheck.
-#   2. One round of the attention bench (seven shapes incl. d96) next to torch SDPA.
-#   3. Issue 15: with .gpu/kernelyard-ssupk staged (KY_SSU_PACKED=1), verify --op
-#      selective_state_update on it, memcheck / racecheck, and two interleaved rounds of the
-#      SSU bench shapes (default vs ssupk) next to torch.compile.
+#   2. Issue 15: with .gpu/kernelyard-ssupk staged (KY_SSU_PACKED=1), verify --op
+#      selective_state_update on it, memcheck / racecheck, and one round (SSU_ROUND2=2: two)
+#      of the SSU bench shapes (default vs ssupk, interleaved) next to torch.compile.
+#   3. One round of the attention bench (eight shapes incl. d96) next to torch SDPA.
 #   4. The attention variants -st3 (three stages at D <= 128) and -ffma: verify (fresh seed),
 #      st3's racecheck / synccheck, a second bench round with every variant.
 #   5. ncu on the committed build at B4 S4096 H32 D128 non-causal.
@@ -88,10 +88,8 @@ PY
       batch=2,seq_q=200,seq_kv=333,heads_q=4,heads_kv=2,head_dim=96,causal=1 \
       batch=1,seq_q=129,seq_kv=385,heads_q=2,heads_kv=1,head_dim=96,causal=0
   done
-  # 2. One attention round, the committed build.
-  left 200 "attention round 1" && attn_round 1 pp
   # 3. Issue 15, the packed-state SSU build.
-  if [ -x .gpu/kernelyard-ssupk ] && left 130 "ssu"; then
+  if [ -x .gpu/kernelyard-ssupk ] && left 120 "ssu"; then
     s=$SECONDS
     for b in kernelyard kernelyard-ssupk; do
       timeout 60 .gpu/$b verify --device cuda:0 --op selective_state_update >"$W/ssu_verify_$b.log" 2>&1
@@ -103,7 +101,7 @@ PY
         batch=5,heads=4,head_dim=8,state_dim=256,groups=1,state_dtype=bf16,a_per_head=1,state_indices=i32,cache_slots=9
     done
     : >"$FINAL/ssu.jsonl"
-    for round in 1 2; do
+    for round in 1 ${SSU_ROUND2:-}; do
       for state in bf16 f32; do
         for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 \
           batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
@@ -120,9 +118,11 @@ PY
     for state in bf16 f32; do
       left 40 "ssu peer $state" && PYTHONUNBUFFERED=1 timeout 60 python3 scripts/ssu_peer.py peer --state $state >>"$FINAL/ssu.jsonl" 2>>"$W/bench.err"
     done
-    left 30 "torch_ops ssu" && PYTHONUNBUFFERED=1 timeout 45 python3 .gpu/torch_ops.py --op selective_state_update >>"$FINAL/ssu.jsonl" 2>>"$W/bench.err"
+    [ -n "${SSU_NAMED:-}" ] && PYTHONUNBUFFERED=1 timeout 45 python3 .gpu/torch_ops.py --op selective_state_update >>"$FINAL/ssu.jsonl" 2>>"$W/bench.err"
     note "ssu: $((SECONDS - s)) s"
   fi
+  # 2b. One attention round, the committed build.
+  left 60 "attention round 1" && attn_round 1 pp
   # 4. The variants.
   if left 90 "variants"; then
     fresh=$RANDOM$RANDOM
