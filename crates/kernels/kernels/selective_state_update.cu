@@ -89,6 +89,14 @@
 #define KY_SSU_V_MIN_BLOCKS 8
 #define KY_SSU_V_MIN_BLOCKS_WIDE 6
 #endif
+// The packed variant (KY_SSU_PACKED 1) fits f32 inputs with a half state in 64 registers
+// without spills on sm_90 and newer (PyPI ptxas 13.0; 12-20 bytes of spills on sm_75 ..
+// sm_89), so it gives them 8 blocks there. 10 blocks (48 registers) spill on every `_v` entry
+// point in either build.
+#if KY_SSU_PACKED && !KY_HIP && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#undef KY_SSU_V_MIN_BLOCKS_WIDE
+#define KY_SSU_V_MIN_BLOCKS_WIDE 8
+#endif
 
 // `flags` (the host's `FLAG_*`).
 #define KY_SSU_A_PER_HEAD 1
@@ -579,11 +587,6 @@ __device__ __forceinline__ void ssu_rows_packed(
     const int lane = (int)threadIdx.x & 31;
     const int li = lane & (lanes - 1);  // lane within the row's group
     const int gw = lane / lanes;        // group within the warp
-    // This lane's chunks of a row (li, li + L, ...): how many, where the first starts and the
-    // elements between two, once (chunk k is live iff li + k * L < chunks iff k < nk).
-    const int nk = li < chunks ? (chunks - li + lanes - 1) / lanes : 0;
-    const int off = li * ES;
-    const int kstep = lanes * ES;
     const unsigned rpw = 32u / (unsigned)lanes;
     const unsigned rpb = (KY_SSU_THREADS / 32) * rpw;
     const unsigned hp_n = (unsigned)heads * (unsigned)head_dim;
@@ -609,12 +612,13 @@ __device__ __forceinline__ void ssu_rows_packed(
                    : slot == -1                      ? KY_SSU_PAD
                                                      : KY_SSU_BAD;
             if (kind == KY_SSU_LIVE) {
-                SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim + off;
+                SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim;
                 // The state chunks first, all in flight, kept as loaded.
                 ky_vec16 sv[CH];
                 #pragma unroll
                 for (int k = 0; k < CH; ++k) {
-                    if (k < nk) sv[k] = ky_load16(st + k * kstep);
+                    const int c = li + k * lanes;
+                    if (c < chunks) sv[k] = ky_load16(st + c * ES);
                 }
                 const unsigned h = hp / (unsigned)head_dim;
                 const unsigned g = h / (unsigned)heads_per_group;
@@ -625,18 +629,20 @@ __device__ __forceinline__ void ssu_rows_packed(
                 if (flags & KY_SSU_Z) zv = Elem<T>::load(z, row);
                 if (flags & KY_SSU_D) dv = dd[hp];
                 const float da_head = per_head ? __expf(ky_fmul_rn(a[h], d)) : 0.0f;
-                const ky_i64 proj = (b * groups + g) * n_dim + off;
+                const ky_i64 proj = (b * groups + g) * n_dim;
                 const TS* bp = bm + proj;
                 const TS* cp = cm + proj;
-                const float* ap = a + (ky_i64)hp * n_dim + off;
+                const float* ap = a + (ky_i64)hp * n_dim;
                 #pragma unroll
                 for (int k = 0; k < CH; ++k) {
-                    if (k < nk) {
+                    const int c = li + k * lanes;
+                    if (c < chunks) {
+                        const int n0 = c * ES;
                         Slice bw, cw;
                         ASlice aw;
-                        bw.load(bp + k * kstep);
-                        cw.load(cp + k * kstep);
-                        if (!per_head) aw.load(ap + k * kstep);
+                        bw.load(bp + n0);
+                        cw.load(cp + n0);
+                        if (!per_head) aw.load(ap + n0);
                         ky_vec16 o;
                         #pragma unroll
                         for (int i = 0; i < 4; ++i) {
@@ -665,7 +671,8 @@ __device__ __forceinline__ void ssu_rows_packed(
                 // The stores last: no load of the row waits behind one.
                 #pragma unroll
                 for (int k = 0; k < CH; ++k) {
-                    if (k < nk) ky_port_store16_global(st + k * kstep, sv[k].w);
+                    const int c = li + k * lanes;
+                    if (c < chunks) ky_port_store16_global(st + c * ES, sv[k].w);
                 }
             }
         }

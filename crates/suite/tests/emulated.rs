@@ -333,15 +333,17 @@ fn ssu_packed_source() -> Result<&'static KernelSource, Error> {
     static SOURCE: OnceLock<Result<&'static KernelSource, String>> = OnceLock::new();
     SOURCE
         .get_or_init(|| {
-            let from = "\n#define KY_SSU_PACKED 0\n";
-            if ssu::SOURCE.code.matches(from).count() != 1 {
+            // The line as committed (0), or as set by hand to build the packed binary (1).
+            let line = |v: u32| format!("\n#define KY_SSU_PACKED {v}\n");
+            let (off, on) = (line(0), line(1));
+            let found =
+                ssu::SOURCE.code.matches(&off).count() + ssu::SOURCE.code.matches(&on).count();
+            if found != 1 {
                 return Err(format!(
-                    "selective_state_update.cu has not exactly one `{from}`"
+                    "selective_state_update.cu has not exactly one `#define KY_SSU_PACKED 0|1` line"
                 ));
             }
-            let code = ssu::SOURCE
-                .code
-                .replace(from, "\n#define KY_SSU_PACKED 1\n");
+            let code = ssu::SOURCE.code.replace(&off, &on);
             Ok(&*Box::leak(Box::new(KernelSource {
                 file: ssu::SOURCE.file,
                 code: Box::leak(code.into_boxed_str()),
