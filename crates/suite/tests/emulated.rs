@@ -339,9 +339,10 @@ fn ssu_packed_source() -> Result<&'static KernelSource, Error> {
             let found =
                 ssu::SOURCE.code.matches(&off).count() + ssu::SOURCE.code.matches(&on).count();
             if found != 1 {
-                return Err(format!(
+                return Err(
                     "selective_state_update.cu has not exactly one `#define KY_SSU_PACKED 0|1` line"
-                ));
+                        .to_string(),
+                );
             }
             let code = ssu::SOURCE.code.replace(&off, &on);
             Ok(&*Box::leak(Box::new(KernelSource {
