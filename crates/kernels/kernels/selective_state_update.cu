@@ -63,9 +63,9 @@
 #include "common.cuh"
 
 // Build-time variant of the `_v` row kernel (docs/SSU.md, "Packed state variant"): 1 takes
-// `ssu_rows_packed` (state chunks and Bm/Cm slices kept as loaded words, each element unpacked
-// only when it is updated; per-lane offsets hoisted out of the chunk loop), 0 the default
-// `ssu_rows`. Same arithmetic in the same order: the same bits either way.
+// `ssu_rows_packed` (state chunks and Bm/Cm/A slices kept as loaded words, each element
+// unpacked only when it is updated), 0 the default `ssu_rows`. Same arithmetic in the same
+// order: the same bits either way (crates/suite/tests/emulated.rs compares them).
 #define KY_SSU_PACKED 0
 
 // Threads per block (the host's `THREADS`).
@@ -550,11 +550,11 @@ __device__ __forceinline__ void ssu_tiles(
 // the 16-byte words they were loaded as, and so do the Bm/Cm slices (`KySsuSlice`, as the
 // tiled kernel holds them) and the A slices; each element is unpacked when it is updated and
 // its new value packed straight back into the chunk's outgoing word, so a chunk never lives as
-// ES floats of state, Bm, Cm and A at once. The lane's chunk count, first offset and stride are
-// computed once before the row loop, so a chunk's addresses are a base plus a constant step and
-// its guard one compare. Loads, stores, the launch and the arithmetic are the default's, in the
-// same order (per element s * dA + (Bm * d) * x, then acc += s * Cm in increasing n, then the
-// butterfly): the same bits.
+// ES floats of state, Bm, Cm and A at once. Chunks are indexed as in `ssu_rows` (hoisting the
+// lane's chunk count, offset and stride out of the row loop kept one more value live and cost
+// registers). Loads, stores, the launch and the arithmetic are the default's, in the same order
+// (per element s * dA + (Bm * d) * x, then acc += s * Cm in increasing n, then the butterfly):
+// the same bits.
 
 // Element e (a constant after unrolling) of values of T held as loaded 32-bit words, as float.
 template <typename T>
@@ -562,7 +562,8 @@ __device__ __forceinline__ float ky_ssu_word_elem(const ky_u32* w, int e) {
     if constexpr (Elem<T>::size == 4) {
         return __uint_as_float(w[e]);
     } else {
-        return Elem<T>::to_f32((e & 1) ? (ky_u16)(w[e >> 1] >> 16) : (ky_u16)(w[e >> 1] & 0xffffu));
+        const ky_u32 v = w[e >> 1];
+        return Elem<T>::to_f32((e & 1) ? (ky_u16)(v >> 16) : (ky_u16)(v & 0xffffu));
     }
 }
 
