@@ -6,7 +6,8 @@
 //! sub-batches and in a padded batch.
 //!
 //! - `selective_state_update` (issue 15): the state cache and indices, pad slots, groups, state
-//!   dtypes, N = 128 and 256, Mamba-2 2.7B's shape.
+//!   dtypes, N = 128 and 256, Mamba-2 2.7B's shape; and its packed build (`KY_SSU_PACKED` 1:
+//!   the suite, and out and state bits equal to the default build's).
 //! - `softmax`, `log_softmax`, `rms_norm` in their default configuration and in each of the
 //!   row kernels' tactics (`@t128`, `@t512`, issue 16), which no GPU has run yet.
 //! - attention (issue 18): the SIMT decode kernel, `cuda.attention`'s mma.sync source in each
@@ -324,6 +325,269 @@ fn suite_passes(op: OpKind, kernel: &'static dyn Kernel, min_results: usize) {
 #[test]
 fn selective_state_update_passes_the_suite_on_the_emulator() {
     suite_passes(OpKind::SelectiveStateUpdate, &SSU, 40);
+}
+
+/// `selective_state_update.cu` with its `#define KY_SSU_PACKED` line set to 1: the packed row
+/// kernel behind the `_v` entry points (docs/SSU.md, "Packed state variant").
+fn ssu_packed_source() -> Result<&'static KernelSource, Error> {
+    static SOURCE: OnceLock<Result<&'static KernelSource, String>> = OnceLock::new();
+    SOURCE
+        .get_or_init(|| {
+            // The line as committed (0), or as set by hand to build the packed binary (1).
+            let line = |v: u32| format!("\n#define KY_SSU_PACKED {v}\n");
+            let (off, on) = (line(0), line(1));
+            let found =
+                ssu::SOURCE.code.matches(&off).count() + ssu::SOURCE.code.matches(&on).count();
+            if found != 1 {
+                return Err(
+                    "selective_state_update.cu has not exactly one `#define KY_SSU_PACKED 0|1` line"
+                        .to_string(),
+                );
+            }
+            let code = ssu::SOURCE.code.replace(&off, &on);
+            Ok(&*Box::leak(Box::new(KernelSource {
+                file: ssu::SOURCE.file,
+                code: Box::leak(code.into_boxed_str()),
+                symbols: ssu::SOURCE.symbols,
+            })))
+        })
+        .clone()
+        .map_err(|e| Error::Device {
+            backend: "emulator",
+            source: e.into(),
+        })
+}
+
+/// Runs what `ssu::launch` asks of `ssu::SOURCE` on the emulator of the packed build.
+struct SsuPacked(&'static emu::Emulator, &'static KernelSource);
+
+impl Launch for SsuPacked {
+    unsafe fn launch(
+        &self,
+        stream: &kernelyard::Stream,
+        source: &'static KernelSource,
+        symbol: &'static str,
+        dims: kernelyard_kernels::launch::Dims,
+        params: &mut [*mut std::ffi::c_void],
+    ) -> Result<(), Error> {
+        assert!(std::ptr::eq(source, &ssu::SOURCE), "{}", source.file);
+        // SAFETY: the caller's contract, for the same entry point of the same signature.
+        unsafe { self.0.launch(stream, self.1, symbol, dims, params) }
+    }
+}
+
+fn ssu_packed_launch(
+    ctx: &LaunchCtx<'_>,
+    a: &mut SelectiveStateUpdateArgs<'_>,
+    p: &SelectiveStateUpdateProblem,
+) -> Result<(), Error> {
+    let source = ssu_packed_source()?;
+    ssu::launch(
+        &SsuPacked(emulator(source)?, source),
+        ctx.stream,
+        ctx.caps,
+        a,
+        p,
+        ctx.tactic,
+    )
+}
+
+static SSU_PACKED: KernelDef<SelectiveStateUpdate> = KernelDef::<SelectiveStateUpdate>::new(
+    meta::<SelectiveStateUpdate>(
+        "emu.selective_state_update.packed",
+        "crates/kernels/kernels/selective_state_update.cu with KY_SSU_PACKED 1 on the emulator",
+    )
+    .tactics(ssu::TACTICS),
+    ssu_packed_launch,
+)
+.with_check(ssu::check);
+
+#[test]
+fn selective_state_update_packed_passes_the_suite_on_the_emulator() {
+    suite_passes(OpKind::SelectiveStateUpdate, &SSU_PACKED, 40);
+}
+
+/// Out and state bits of one launch of `ssu_<dtype>_<state dtype>_v` from `source` on the
+/// emulator: `dims = (batch, heads, head_dim, state_dim, groups)`, dtype and state dtype
+/// element sizes `t` and `s` (4 or 2: f32, f16, bf16 by name), inputs from `seed`, indices
+/// (i32, when `indices`) with a pad slot and an index outside the cache, `flags` the kernel's.
+#[allow(clippy::too_many_arguments)]
+fn ssu_v_bits(
+    source: &'static KernelSource,
+    dtype: DType,
+    state_dtype: DType,
+    dims: (usize, usize, usize, usize, usize),
+    indices: bool,
+    flags: i32,
+    seed: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let (batch, heads, head_dim, n, groups) = dims;
+    let mut x = seed;
+    let mut value = |lo: f32, hi: f32| -> f32 {
+        // 64-bit LCG (Knuth's MMIX constants); the top 24 bits as a value in [lo, hi).
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        lo + (hi - lo) * ((x >> 40) as f32 / (1u64 << 24) as f32)
+    };
+    // 16-byte aligned buffers (u128 words) holding `len` elements of `dt`.
+    let mut buffer = |dt: DType, len: usize, lo: f32, hi: f32| -> Vec<u128> {
+        let mut bytes = Vec::with_capacity(len * 4);
+        for _ in 0..len {
+            let v = value(lo, hi);
+            match dt {
+                DType::F32 => bytes.extend_from_slice(&v.to_ne_bytes()),
+                DType::BF16 => {
+                    bytes.extend_from_slice(&kernelyard::half::bf16::from_f32(v).to_ne_bytes())
+                }
+                _ => bytes.extend_from_slice(&kernelyard::half::f16::from_f32(v).to_ne_bytes()),
+            }
+        }
+        let mut words = vec![0u128; bytes.len().div_ceil(16).max(1)];
+        for (i, b) in bytes.iter().enumerate() {
+            words[i / 16] |= u128::from(*b) << (8 * (i % 16));
+        }
+        words
+    };
+    let (hp, cache_slots) = (heads * head_dim, batch + 3);
+    let per_head = flags & 1 != 0;
+    let mut state = buffer(state_dtype, cache_slots * hp * n, -2.0, 2.0);
+    let xs = buffer(dtype, batch * hp, -2.0, 2.0);
+    let dts = buffer(dtype, batch * hp, -3.0, 1.0);
+    let bias = buffer(DType::F32, hp, -0.5, 0.5);
+    let a = buffer(DType::F32, if per_head { heads } else { hp * n }, -2.0, 0.0);
+    let bm = buffer(dtype, batch * groups * n, -2.0, 2.0);
+    let cm = buffer(dtype, batch * groups * n, -2.0, 2.0);
+    let d = buffer(DType::F32, hp, -1.0, 1.0);
+    let z = buffer(dtype, batch * hp, -3.0, 3.0);
+    let out_bytes = batch * hp * dtype.size();
+    // Poisoned, so an output the kernel does not write shows.
+    let mut out = vec![u128::MAX; out_bytes.div_ceil(16)];
+    // Slots from the end of the cache; entry 1 is the pad slot, entry 2 outside the cache.
+    let slots: Vec<i32> = (0..batch)
+        .map(|b| match b {
+            1 => -1,
+            2 => (cache_slots + 5) as i32,
+            _ => (cache_slots - 1 - b) as i32,
+        })
+        .collect();
+    let lanes = ssu::lanes(n, state_dtype.size());
+    let rows = (batch * hp) as i64;
+    let per_block = (ssu::THREADS / lanes) as i64;
+    let grid = (rows + per_block - 1) / per_block;
+    let dims = kernelyard_kernels::launch::Dims {
+        grid: (grid.min(ssu::MAX_GRID as i64) as u32, 1, 1),
+        block: (ssu::THREADS, 1, 1),
+        shared_bytes: 0,
+    };
+    let symbol = format!("ssu_{}_{}_v", dtype.name(), state_dtype.name());
+    let symbol = *source.symbols.iter().find(|s| **s == symbol).unwrap();
+    let gpu = emulator(source).unwrap();
+    let (sp, op) = (state.as_mut_ptr(), out.as_mut_ptr());
+    let (xp, dtp, bp, ap) = (xs.as_ptr(), dts.as_ptr(), bias.as_ptr(), a.as_ptr());
+    let (bmp, cmp, dp, zp, ip) = (
+        bm.as_ptr(),
+        cm.as_ptr(),
+        d.as_ptr(),
+        z.as_ptr(),
+        slots.as_ptr(),
+    );
+    let (heads_i, head_dim_i, n_i, groups_i) =
+        (heads as i32, head_dim as i32, n as i32, groups as i32);
+    let (hpg, slots_i, index_bytes) = (
+        (heads / groups) as i32,
+        cache_slots as i64,
+        if indices { 4i32 } else { 0 },
+    );
+    let lanes_i = lanes as i32;
+    // Without indices entry b owns state row b (< batch <= cache_slots).
+    // SAFETY: the parameters match the entry point's; every buffer holds its tensor's shape,
+    // 16-byte aligned, and the slots are distinct.
+    unsafe {
+        gpu.launch(
+            &kernelyard::Stream::host(),
+            source,
+            symbol,
+            dims,
+            &mut kernelyard_kernels::params![
+                sp,
+                xp,
+                dtp,
+                bp,
+                ap,
+                bmp,
+                cmp,
+                dp,
+                zp,
+                op,
+                ip,
+                rows,
+                heads_i,
+                head_dim_i,
+                n_i,
+                groups_i,
+                hpg,
+                slots_i,
+                index_bytes,
+                flags,
+                lanes_i
+            ],
+        )
+    }
+    .unwrap_or_else(|e| panic!("{symbol} {dims:?}: {e}"));
+    let bytes = |w: &[u128], len: usize| -> Vec<u8> {
+        w.iter().flat_map(|v| v.to_ne_bytes()).take(len).collect()
+    };
+    let state_bytes = cache_slots * hp * n * state_dtype.size();
+    (bytes(&out, out_bytes), bytes(&state, state_bytes))
+}
+
+#[test]
+fn selective_state_update_packed_gives_the_default_bits() {
+    // KY_SSU_PACKED 1 changes which values a lane keeps packed, not the arithmetic or its order:
+    // out and the state must be bitwise the default's, for every dtype pair, lane count
+    // (1 to 8, including lanes with fewer chunks than others), A full or per head, every
+    // optional input on or off, with and without indices (pad and out-of-cache entries).
+    let packed = ssu_packed_source().unwrap();
+    let types = [DType::F32, DType::F16, DType::BF16];
+    let mut seed = 0x55u64;
+    for dtype in types {
+        for state_dtype in types {
+            for (n, heads, head_dim, groups) in [
+                (16, 2, 3, 1),
+                (24, 4, 5, 2),
+                (40, 2, 4, 2),
+                (64, 3, 4, 3),
+                (128, 2, 8, 1),
+                (256, 2, 2, 2),
+            ] {
+                for (flags, indices) in [
+                    (0, false),
+                    (2 | 4 | 8 | 16, true),
+                    (1 | 2 | 4 | 8 | 16, true),
+                    (1, false),
+                ] {
+                    seed += 1;
+                    let shape = (5, heads, head_dim, n, groups);
+                    let a = ssu_v_bits(
+                        &ssu::SOURCE,
+                        dtype,
+                        state_dtype,
+                        shape,
+                        indices,
+                        flags,
+                        seed,
+                    );
+                    let b = ssu_v_bits(packed, dtype, state_dtype, shape, indices, flags, seed);
+                    let what = format!(
+                        "{dtype:?} state {state_dtype:?} {shape:?} flags {flags} indices {indices}"
+                    );
+                    assert!(a.0 == b.0, "out differs: {what}");
+                    assert!(a.1 == b.1, "state differs: {what}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
