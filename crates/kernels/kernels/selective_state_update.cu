@@ -62,12 +62,6 @@
 // from h (b advances by the step's quotient, computed once).
 #include "common.cuh"
 
-// Build-time variant of the `_v` row kernel (docs/SSU.md, "Packed state variant"): 1 takes
-// `ssu_rows_packed` (state chunks and Bm/Cm/A slices kept as loaded words, each element
-// unpacked only when it is updated), 0 the default `ssu_rows`. Same arithmetic in the same
-// order: the same bits either way (crates/suite/tests/emulated.rs compares them).
-#define KY_SSU_PACKED 0
-
 // Threads per block (the host's `THREADS`).
 #define KY_SSU_THREADS 128
 // Most 16-byte state chunks per lane (the host's `CHUNKS_PER_LANE`).
@@ -88,14 +82,6 @@
 #else
 #define KY_SSU_V_MIN_BLOCKS 8
 #define KY_SSU_V_MIN_BLOCKS_WIDE 6
-#endif
-// The packed variant (KY_SSU_PACKED 1) fits f32 inputs with a half state in 64 registers
-// without spills on sm_90 and newer (PyPI ptxas 13.0; 12-20 bytes of spills on sm_75 ..
-// sm_89), so it gives them 8 blocks there. 10 blocks (48 registers) spill on every `_v` entry
-// point in either build.
-#if KY_SSU_PACKED && !KY_HIP && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#undef KY_SSU_V_MIN_BLOCKS_WIDE
-#define KY_SSU_V_MIN_BLOCKS_WIDE 8
 #endif
 
 // `flags` (the host's `FLAG_*`).
@@ -543,152 +529,6 @@ __device__ __forceinline__ void ssu_tiles(
     }
 }
 
-#if KY_SSU_PACKED
-// ---- The packed row kernel (KY_SSU_PACKED 1: the `_v` entry points only) ----------------------
-//
-// `ssu_rows` on the 16-byte path with fewer values live per row: each lane's state chunks stay
-// the 16-byte words they were loaded as, and so do the Bm/Cm slices (`KySsuSlice`, as the
-// tiled kernel holds them) and the A slices; each element is unpacked when it is updated and
-// its new value packed straight back into the chunk's outgoing word, so a chunk never lives as
-// ES floats of state, Bm, Cm and A at once. Chunks are indexed as in `ssu_rows` (hoisting the
-// lane's chunk count, offset and stride out of the row loop kept one more value live and cost
-// registers). Loads, stores, the launch and the arithmetic are the default's, in the same order
-// (per element s * dA + (Bm * d) * x, then acc += s * Cm in increasing n, then the butterfly):
-// the same bits.
-
-// Element e (a constant after unrolling) of values of T held as loaded 32-bit words, as float.
-template <typename T>
-__device__ __forceinline__ float ky_ssu_word_elem(const ky_u32* w, int e) {
-    if constexpr (Elem<T>::size == 4) {
-        return __uint_as_float(w[e]);
-    } else {
-        const ky_u32 v = w[e >> 1];
-        return Elem<T>::to_f32((e & 1) ? (ky_u16)(v >> 16) : (ky_u16)(v & 0xffffu));
-    }
-}
-
-template <typename T, typename S>
-__device__ __forceinline__ void ssu_rows_packed(
-    typename Elem<S>::storage* __restrict__ state, const typename Elem<T>::storage* __restrict__ x,
-    const typename Elem<T>::storage* __restrict__ dt, const float* __restrict__ dt_bias,
-    const float* __restrict__ a, const typename Elem<T>::storage* __restrict__ bm,
-    const typename Elem<T>::storage* __restrict__ cm, const float* __restrict__ dd,
-    const typename Elem<T>::storage* __restrict__ z, typename Elem<T>::storage* __restrict__ out,
-    const void* __restrict__ indices, ky_i64 rows, int heads, int head_dim, int state_dim,
-    int groups, int heads_per_group, ky_i64 cache_slots, int index_bytes, int flags, int lanes) {
-    typedef typename Elem<T>::storage TS;
-    typedef typename Elem<S>::storage SS;
-    constexpr int ES = 16 / Elem<S>::size;  // state elements per chunk
-    constexpr int EW = ES / 4;              // state elements per 32-bit word: 1 or 2
-    constexpr int CH = KY_SSU_CHUNKS;
-    typedef KySsuSlice<T, ES> Slice;
-    typedef KySsuSlice<float, ES> ASlice;
-    const int n_dim = state_dim;
-    const int chunks = n_dim / ES;  // exact: N * sizeof(S) % 16 == 0 on this path
-    const int lane = (int)threadIdx.x & 31;
-    const int li = lane & (lanes - 1);  // lane within the row's group
-    const int gw = lane / lanes;        // group within the warp
-    const unsigned rpw = 32u / (unsigned)lanes;
-    const unsigned rpb = (KY_SSU_THREADS / 32) * rpw;
-    const unsigned hp_n = (unsigned)heads * (unsigned)head_dim;
-    const bool per_head = (flags & KY_SSU_A_PER_HEAD) != 0;
-    // This lane's first row (b, hp = h * P + p) and the grid's step, in 32 bits (see the top).
-    const unsigned r0 = blockIdx.x * rpb + (threadIdx.x >> 5) * rpw + (unsigned)gw;
-    const unsigned step = gridDim.x * rpb;
-    const unsigned step_b = step / hp_n, step_hp = step % hp_n;
-    ky_i64 b = r0 / hp_n;
-    unsigned hp = r0 % hp_n;
-    for (ky_i64 first = (ky_i64)r0 - gw; first < rows; first += step) {
-        const ky_i64 row = first + gw;
-        int kind = KY_SSU_IDLE;
-        float acc = 0.0f, xv = 0.0f, zv = 0.0f, dv = 0.0f;
-        if (row < rows) {
-            ky_i64 slot = b;
-            if (index_bytes == 8) {
-                slot = static_cast<const long long*>(indices)[b];
-            } else if (index_bytes == 4) {
-                slot = static_cast<const int*>(indices)[b];
-            }
-            kind = (slot >= 0 && slot < cache_slots) ? KY_SSU_LIVE
-                   : slot == -1                      ? KY_SSU_PAD
-                                                     : KY_SSU_BAD;
-            if (kind == KY_SSU_LIVE) {
-                SS* st = state + ((ky_i64)slot * hp_n + hp) * n_dim;
-                // The state chunks first, all in flight, kept as loaded.
-                ky_vec16 sv[CH];
-                #pragma unroll
-                for (int k = 0; k < CH; ++k) {
-                    const int c = li + k * lanes;
-                    if (c < chunks) sv[k] = ky_load16(st + c * ES);
-                }
-                const unsigned h = hp / (unsigned)head_dim;
-                const unsigned g = h / (unsigned)heads_per_group;
-                xv = Elem<T>::load(x, row);
-                float d = Elem<T>::load(dt, row);
-                if (flags & KY_SSU_DT_BIAS) d = ky_fadd_rn(d, dt_bias[hp]);
-                if (flags & KY_SSU_SOFTPLUS) d = d > 20.0f ? d : log1pf(expf(d));
-                if (flags & KY_SSU_Z) zv = Elem<T>::load(z, row);
-                if (flags & KY_SSU_D) dv = dd[hp];
-                const float da_head = per_head ? __expf(ky_fmul_rn(a[h], d)) : 0.0f;
-                const ky_i64 proj = (b * groups + g) * n_dim;
-                const TS* bp = bm + proj;
-                const TS* cp = cm + proj;
-                const float* ap = a + (ky_i64)hp * n_dim;
-                #pragma unroll
-                for (int k = 0; k < CH; ++k) {
-                    const int c = li + k * lanes;
-                    if (c < chunks) {
-                        const int n0 = c * ES;
-                        Slice bw, cw;
-                        ASlice aw;
-                        bw.load(bp + n0);
-                        cw.load(cp + n0);
-                        if (!per_head) aw.load(ap + n0);
-                        ky_vec16 o;
-                        #pragma unroll
-                        for (int i = 0; i < 4; ++i) {
-                            float u[EW];
-                            #pragma unroll
-                            for (int j = 0; j < EW; ++j) {
-                                const int e = i * EW + j;
-                                const float s = ky_ssu_word_elem<S>(sv[k].w, e);
-                                const float da =
-                                    per_head ? da_head
-                                             : __expf(ky_fmul_rn(__uint_as_float(aw.w[e]), d));
-                                const float bv = ky_ssu_word_elem<T>(bw.w, e);
-                                u[j] = fmaf(s, da, ky_fmul_rn(ky_fmul_rn(bv, d), xv));
-                                acc = fmaf(u[j], ky_ssu_word_elem<T>(cw.w, e), acc);
-                            }
-                            if constexpr (EW == 1) {
-                                o.w[i] = __float_as_uint(u[0]);
-                            } else {
-                                o.w[i] = (ky_u32)Elem<S>::from_f32(u[0]) |
-                                         ((ky_u32)Elem<S>::from_f32(u[1]) << 16);
-                            }
-                        }
-                        sv[k] = o;
-                    }
-                }
-                // The stores last: no load of the row waits behind one.
-                #pragma unroll
-                for (int k = 0; k < CH; ++k) {
-                    const int c = li + k * lanes;
-                    if (c < chunks) ky_port_store16_global(st + c * ES, sv[k].w);
-                }
-            }
-        }
-        // Every lane of the warp gets here each iteration (idle and non-live rows with 0).
-        ky_ssu_finish<T>(acc, lanes, li, kind, flags, dv, xv, zv, out, row);
-        b += step_b;
-        hp += step_hp;
-        if (hp >= hp_n) {
-            hp -= hp_n;
-            ++b;
-        }
-    }
-}
-#endif
-
 // Entry points `ssu_<dtype>_<state dtype>_<v|s>`: block 128 threads, grid
 // min(ceil(rows / (128 / lanes)), 65535); `flags` of KY_SSU_A_PER_HEAD .. KY_SSU_SOFTPLUS;
 // dt_bias, d, z and state_indices may be null when their flag (or index_bytes) says so.
@@ -709,27 +549,12 @@ __device__ __forceinline__ void ssu_rows_packed(
         state_indices, rows, heads, head_dim, state_dim, groups, heads_per_group, cache_slots,    \
         index_bytes, flags, lanes)
 
-// The `_v` entry points' body: the default row kernel, or the packed variant.
-#if KY_SSU_PACKED
-#define KY_SSU_V_CALL(T, S)                                                                       \
-    ssu_rows_packed<T, S>(                                                                        \
-        static_cast<Elem<S>::storage*>(state), static_cast<const Elem<T>::storage*>(x),           \
-        static_cast<const Elem<T>::storage*>(dt), static_cast<const float*>(dt_bias),             \
-        static_cast<const float*>(a), static_cast<const Elem<T>::storage*>(bm),                   \
-        static_cast<const Elem<T>::storage*>(cm), static_cast<const float*>(d),                   \
-        static_cast<const Elem<T>::storage*>(z), static_cast<Elem<T>::storage*>(out),             \
-        state_indices, rows, heads, head_dim, state_dim, groups, heads_per_group, cache_slots,    \
-        index_bytes, flags, lanes)
-#else
-#define KY_SSU_V_CALL(T, S) KY_SSU_CALL(T, S, true)
-#endif
-
 // `ssu_<D>_<SD>_v` and `ssu_<D>_<SD>_s` for dtype D (storage T) and state dtype SD (S); VB is
 // the `_v` entry point's blocks per SM (KY_SSU_V_MIN_BLOCKS or KY_SSU_V_MIN_BLOCKS_WIDE).
 #define KY_SSU_ENTRY(D, SD, T, S, VB)                                                             \
     extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, VB)                             \
         ssu_##D##_##SD##_v(KY_SSU_ARGS) {                                                         \
-        KY_SSU_V_CALL(T, S);                                                                      \
+        KY_SSU_CALL(T, S, true);                                                                  \
     }                                                                                             \
     extern "C" __global__ void __launch_bounds__(KY_SSU_THREADS, KY_SSU_MIN_BLOCKS)              \
         ssu_##D##_##SD##_s(KY_SSU_ARGS) {                                                         \
