@@ -184,17 +184,23 @@ pub fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason
             have: caps.shared_mem_per_block,
         });
     }
+    check_grid(p, splits(p.seq_kv), reasons);
+}
+
+/// The limits a split-keys decode kernel shares whatever its split rule (this file's and
+/// `cuda.attention.decode.mma`'s): 32-bit query positions and heads, 2^40 keys, and one batch
+/// entry's `splits x heads_kv` CTAs within a grid of 2^31 - 1.
+pub fn check_grid(p: &AttentionProblem, splits: usize, reasons: &mut Vec<Reason>) {
     let limit = i32::MAX as usize;
     if p.seq_q > limit || p.heads_q > limit || p.seq_kv > 1 << 40 {
         reasons.push(Reason::ShapeUnsupported {
             what: "seq_q or heads_q past 2^31 - 1, or seq_kv past 2^40".to_owned(),
         });
     }
-    if splits(p.seq_kv).saturating_mul(p.heads_kv) > limit {
+    if splits.saturating_mul(p.heads_kv) > limit {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
-                "{} splits x {} key/value heads: one batch entry needs more than 2^31 - 1 CTAs",
-                splits(p.seq_kv),
+                "{splits} splits x {} key/value heads: one batch entry needs more than 2^31 - 1 CTAs",
                 p.heads_kv
             ),
         });

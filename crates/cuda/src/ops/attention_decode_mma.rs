@@ -220,21 +220,8 @@ pub fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason
             ),
         });
     }
+    attention_decode::check_grid(p, splits(p.seq_kv), reasons);
     let limit = i32::MAX as usize;
-    if p.seq_q > limit || p.heads_q > limit || p.seq_kv > 1 << 40 {
-        reasons.push(Reason::ShapeUnsupported {
-            what: "seq_q or heads_q past 2^31 - 1, or seq_kv past 2^40".to_owned(),
-        });
-    }
-    if splits(p.seq_kv).saturating_mul(p.heads_kv) > limit {
-        reasons.push(Reason::ShapeUnsupported {
-            what: format!(
-                "{} splits x {} key/value heads: one batch entry needs more than 2^31 - 1 CTAs",
-                splits(p.seq_kv),
-                p.heads_kv
-            ),
-        });
-    }
     if p.heads_q
         .saturating_mul(p.seq_q)
         .saturating_mul(p.head_dim / 32)
