@@ -523,7 +523,7 @@ fn head_dim_96_is_offered_only_with_its_feature() {
         let err = rt
             .select(DeviceId::cuda(0), &p, &Policy::kernel(SM90))
             .err()
-            .expect("head dim 96 selected without its feature");
+            .unwrap_or_else(|| panic!("head dim 96 selected without its feature"));
         let reasons = rejection(err, SM90);
         assert!(
             reasons
