@@ -6,8 +6,8 @@
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
 //!   64, 128 and 256 (and 96 with the cargo feature `attention-sm90-d96`: see
-//!   [`OFFERS_HEAD_DIM_96`]), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`), bottom-right
-//!   aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
+//!   [`OFFERS_HEAD_DIM_96`]), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`),
+//!   bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.
 //! - **Design.** One configuration per head dim: a block of [`THREADS`] = 384 threads (three
@@ -89,8 +89,8 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 pub const HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
 /// Whether the kernel takes head dim 96 (the cargo feature `attention-sm90-d96`, off by
 /// default). Its entry points are built and compiled by CI's NVRTC matrix for every
-/// arch in range, but they have not yet run on a GPU (the fourteenth and fifteenth sessions
-/// got no device for them: docs/NOTES.md, issue 18): until a GPU run verifies them, the
+/// arch in range, but they have not yet run on a GPU (written after the fourteenth session's
+/// last device call; the fifteenth got no device: docs/NOTES.md): until a GPU run verifies them, the
 /// check refuses head dim 96 with a typed reason instead of offering unproven code to
 /// selection. Build with `--features kernelyard-cuda/attention-sm90-d96` to verify it.
 pub const OFFERS_HEAD_DIM_96: bool = cfg!(feature = "attention-sm90-d96");
