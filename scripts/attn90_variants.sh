@@ -6,7 +6,8 @@
 #   bash scripts/attn90_variants.sh base:ATTN90_OVERLAP=0,ATTN90_PINGPONG=0 \
 #       t1:ATTN90_KN128=176,ATTN90_KN256=80
 # FEATURES="kernelyard-cuda/attention-sm90-d96" builds every binary with head dim 96 offered
-# (off by default until a GPU run verifies it; docs/NOTES.md). The file must be committed (it is restored with `git checkout`). Timed by
+# (off by default until a GPU run verifies it; docs/NOTES.md). The file must be committed
+# (it is restored with `git checkout`). Timed by
 # scripts/gpu_call_s14a.sh / s14b.sh (VARIANTS="...").
 set -euo pipefail
 cd "$(dirname "$0")/.."

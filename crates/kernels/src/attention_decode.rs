@@ -200,7 +200,8 @@ pub fn check_grid(p: &AttentionProblem, splits: usize, reasons: &mut Vec<Reason>
     if splits.saturating_mul(p.heads_kv) > limit {
         reasons.push(Reason::ShapeUnsupported {
             what: format!(
-                "{splits} splits x {} key/value heads: one batch entry needs more than 2^31 - 1 CTAs",
+                "{splits} splits x {} key/value heads: one batch entry needs more than \
+                 2^31 - 1 CTAs",
                 p.heads_kv
             ),
         });

@@ -88,10 +88,10 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 /// The head dims with an entry point.
 pub const HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
 /// Whether the kernel takes head dim 96 (the cargo feature `attention-sm90-d96`, off by
-/// default). Its entry points are built and compiled by CI's NVRTC matrix for every
-/// arch in range, but they have not yet run on a GPU (written after the fourteenth session's
-/// last device call; the fifteenth got no device: docs/NOTES.md): until a GPU run verifies them, the
-/// check refuses head dim 96 with a typed reason instead of offering unproven code to
+/// default). Its entry points are built and compiled by CI's NVRTC matrix for every arch in
+/// range, but they have not yet run on a GPU (written after the fourteenth session's last
+/// device call; the fifteenth got no device: docs/NOTES.md). Until a GPU run verifies them,
+/// the check refuses head dim 96 with a typed reason instead of offering unproven code to
 /// selection. Build with `--features kernelyard-cuda/attention-sm90-d96` to verify it.
 pub const OFFERS_HEAD_DIM_96: bool = cfg!(feature = "attention-sm90-d96");
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
@@ -204,8 +204,8 @@ const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention.sm90",
     module_path!(),
     "fused attention forward (FlashAttention-3 style: TMA, wgmma, ping-pong consumers, sm_90a), \
-     head dims 64, 128 and 256 (96 behind a feature), causal, GQA, lse; one fixed tiling per head dim: \
-     batch-invariant, deterministic",
+     head dims 64, 128 and 256 (96 behind a feature), causal, GQA, lse; one fixed tiling per \
+     head dim: batch-invariant, deterministic",
     TensorCores::Hopper,
     16,
     11,
@@ -601,8 +601,9 @@ mod tests {
         for d in HEAD_DIMS {
             let r = reasons(&h100, problem(2, 300, 500, (8, 2), d, DType::BF16));
             if d == 96 && !OFFERS_HEAD_DIM_96 {
+                let named = |w: &str| w.contains("attention-sm90-d96");
                 assert!(
-                    matches!(&r[..], [Reason::ShapeUnsupported { what }] if what.contains("attention-sm90-d96")),
+                    matches!(&r[..], [Reason::ShapeUnsupported { what }] if named(what)),
                     "{r:?}"
                 );
             } else {
