@@ -5,13 +5,15 @@
 # ..., each built as .gpu/kernelyard-NAME; the source as committed is .gpu/kernelyard.
 #   bash scripts/attn90_variants.sh base:ATTN90_OVERLAP=0,ATTN90_PINGPONG=0 \
 #       t1:ATTN90_KN128=176,ATTN90_KN256=80
+# VARIANT_FILE=crates/cuda/kernels/gemm_bi_sm90.cu varies another kernel's `#define` lines the
+# same way (`KY_SM90_FP8_BN`: the FP8 GEMM's host reads it from the text too).
 # FEATURES="kernelyard-cuda/attention-sm90-d96" builds every binary with head dim 96 offered
 # (off by default until a GPU run verifies it; docs/NOTES.md). The file must be committed
 # (it is restored with `git checkout`). Timed by
 # scripts/gpu_call_s14a.sh / s14b.sh (VARIANTS="...").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-F=crates/cuda/kernels/attention_sm90.cu
+F=${VARIANT_FILE:-crates/cuda/kernels/attention_sm90.cu}
 git diff --quiet -- "$F" || { echo "commit $F first" >&2; exit 1; }
 mkdir -p .gpu
 feat=()

@@ -111,15 +111,19 @@ SM90_KYWGMMA(f16)
 
 
 
-// `scaled_gemm`'s instructions: m64nNk32 FP8 with N = 128 or 192 (both operands K-major from
-// shared memory: FP8 wgmma has no transpose flags) for each pair of FP8 types; `accumulate` 0
-// starts d from the products alone (the first step of a group, whose sum is then promoted), 1
-// adds to it. N / 2 f32 accumulators per thread.
-#define KY_WGMMA_D96 \
+// `scaled_gemm`'s instructions: m64nNk32 FP8 with N = 128, 160, 176 or 192 (both operands
+// K-major from shared memory: FP8 wgmma has no transpose flags) for each pair of FP8 types;
+// `accumulate` 0 starts d from the products alone (the first step of a group, whose sum is
+// then promoted), 1 adds to it. N / 2 f32 accumulators per thread.
+#define KY_WGMMA_D80 \
     KY_WGMMA_D64, \
     "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), \
-    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), \
-    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), \
+    "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
+#define KY_WGMMA_D88 \
+    KY_WGMMA_D80, \
+    "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
+#define KY_WGMMA_D96 \
+    KY_WGMMA_D88, \
     "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
 
 template <typename A, typename B, int N> struct KyWgmma8;
@@ -135,9 +139,13 @@ template <> struct KyWgmma8<TA_, TB_, N_> { \
   } \
 };
 #define KY_WGMMA8_REGS64 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define KY_WGMMA8_REGS80 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79"
+#define KY_WGMMA8_REGS88 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87"
 #define KY_WGMMA8_REGS96 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 #define SM90_KYWGMMA8_PAIR(TA_, TB_) \
     SM90_KYWGMMA8(TA_, TB_, 128, KY_WGMMA8_REGS64, KY_WGMMA_D64, "%64", "%65", "%66") \
+    SM90_KYWGMMA8(TA_, TB_, 160, KY_WGMMA8_REGS80, KY_WGMMA_D80, "%80", "%81", "%82") \
+    SM90_KYWGMMA8(TA_, TB_, 176, KY_WGMMA8_REGS88, KY_WGMMA_D88, "%88", "%89", "%90") \
     SM90_KYWGMMA8(TA_, TB_, 192, KY_WGMMA8_REGS96, KY_WGMMA_D96, "%96", "%97", "%98")
 SM90_KYWGMMA8_PAIR(e4m3, e4m3)
 SM90_KYWGMMA8_PAIR(e4m3, e5m2)
@@ -589,8 +597,10 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 // largest term (docs/TOLERANCES.md), so each k-tile of 128 is summed alone (its first k32 step
 // starts from zero) and then added in f32, in k order, to the running sum. That takes a second
 // accumulator per thread: N / 2 + N / 2 registers for a tile N wide (n256 would need 256).
-// The tile is 128 x 192 (`KY_SM90_FP8_BN`; 128 is a timing variant): wider tiles load fewer
-// bytes per product from L2 and shared memory, and 96 + 96 accumulators still fit.
+// The tile is 128 x 192 (`KY_SM90_FP8_BN`; 128, 160 and 176 are timing variants): wider
+// tiles load fewer bytes per product from L2 and shared memory, and 96 + 96 accumulators still
+// fit; narrower ones leave a smaller last wave at some shapes (4096 x 4096: 5.3 waves of
+// 128 x 192 tiles, 5.8 of 128 x 176).
 //
 // Batch invariance: out's element is ((t_0 + t_1) + ...) over its k-tiles t_j (each the
 // tensor cores' sum of 128 products), scaled once: nothing depends on M or on which block
@@ -598,11 +608,11 @@ __device__ __forceinline__ void gemm(const KyTensorMap* map_a, const KyTensorMap
 #ifndef KY_SM90_FP8_BN
 #define KY_SM90_FP8_BN 192
 #endif
-constexpr int BN8 = KY_SM90_FP8_BN;           // columns of out per block (128 or 192)
+constexpr int BN8 = KY_SM90_FP8_BN;           // columns of out per block
 constexpr int R8 = BN8 / 2;                   // f32 accumulators per thread and sum
 constexpr int BK8 = 128;                      // k per stage: one 128-byte swizzle row
-constexpr int STAGES8 = BN8 == 128 ? 6 : 5;   // as many as an H100's 227 KiB hold
-static_assert(BN8 == 128 || BN8 == 192, "an FP8 wgmma of N = 128 or 192 per warpgroup");
+static_assert(BN8 == 128 || BN8 == 160 || BN8 == 176 || BN8 == 192,
+              "an FP8 wgmma of N = 128, 160, 176 or 192 per warpgroup");
 // k32 steps summed in the tensor cores before each promotion to f32: 4 (a whole 128-k stage)
 // unless the build says otherwise (a timing variant; docs/BENCHMARKS.md).
 #ifndef KY_SM90_FP8_PROMOTE
@@ -649,8 +659,11 @@ __device__ __forceinline__ void tma_load_multicast(void* dst, const KyTensorMap*
         : "memory");
 }
 constexpr int A8_BYTES = BM * BK8;            // 16 KiB
-constexpr int B8_BYTES = BN8 * BK8;           // 16 or 24 KiB
+constexpr int B8_BYTES = BN8 * BK8;           // 16 to 24 KiB (a multiple of 1 KiB: the swizzle)
 constexpr int STAGE8_BYTES = A8_BYTES + B8_BYTES;
+// As many stages as an H100's 227 KiB opt-in holds beside 1 KiB of alignment slack and the
+// barriers, at most six: 6 at N = 128 and 160, 5 at 176 and 192 (the host computes the same).
+constexpr int STAGES8 = 6 * STAGE8_BYTES + 1024 + 6 * 16 <= 227 * 1024 ? 6 : 5;
 
 // `scaled_gemm`'s epilogue inputs: A's and B's f32 scales (one each, or one per row of A and
 // of B with `rows`), and the bias [n] (null: none; f16 with `bias_f16`, else bf16).

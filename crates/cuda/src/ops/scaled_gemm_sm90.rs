@@ -74,9 +74,16 @@ pub(crate) const fn source_entry(i: usize) -> SourceEntry {
 
 /// Rows of out per block and of an A box.
 const BM: u32 = 128;
-/// Columns of out per block and rows of a B box: the .cu's `KY_SM90_FP8_BN` (a unit test keeps
-/// them equal).
-const BN: u32 = 192;
+/// Columns of out per block and rows of a B box: the .cu's `#define KY_SM90_FP8_BN <n>` (192 as
+/// committed; 128, 160 and 176 are timing variants), read from the source when this crate is
+/// compiled, so kernel and launch cannot disagree.
+const BN: u32 = match kernelyard_kernels::source::define_value(
+    include_str!("../../kernels/gemm_bi_sm90.cu"),
+    b"#define KY_SM90_FP8_BN ",
+) {
+    Some(n @ (128 | 160 | 176 | 192)) => n as u32,
+    _ => panic!("gemm_bi_sm90.cu: `#define KY_SM90_FP8_BN <128 | 160 | 176 | 192>` is missing"),
+};
 /// k per stage: one 128-byte swizzle row of one-byte elements.
 const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
@@ -85,13 +92,26 @@ const THREADS: u32 = 384;
 /// equal). With 2, a cluster's two blocks take vertically adjacent tiles and each multicasts
 /// half of their shared B box into both.
 const CLUSTER: u32 = 1;
-/// Stages of the TMA ring: as many as 227 KiB hold (the .cu's `STAGES8`).
-const STAGES: u64 = if BN == 128 { 6 } else { 5 };
-/// Dynamic shared memory: the stages (A's `BM x BK` and B's `BN x BK` bytes each), 1 KiB of
-/// slack for the 1024-byte alignment the 128-byte swizzle needs, and a full and an empty
-/// barrier (8 bytes each) per stage: 205 904 bytes, inside an H100's 227 KiB opt-in.
-pub(crate) const SHARED_BYTES: u64 =
-    STAGES * ((BM + BN) as u64 * BK as u64) + 1024 + STAGES * 2 * 8;
+/// Stages of the TMA ring at tile width `bn`: as many as 227 KiB hold beside the alignment
+/// slack and barriers, at most six (the .cu's `STAGES8`, the same formula): 6 at N = 128 and
+/// 160, 5 at 176 and 192.
+const fn stages(bn: u32) -> u64 {
+    if shared_bytes(6, bn) <= 227 * 1024 {
+        6
+    } else {
+        5
+    }
+}
+/// Dynamic shared memory of `stages` stages at tile width `bn`: the stages (A's `BM x BK` and
+/// B's `bn x BK` bytes each), 1 KiB of slack for the 1024-byte alignment the 128-byte swizzle
+/// needs, and a full and an empty barrier (8 bytes each) per stage.
+const fn shared_bytes(stages: u64, bn: u32) -> u64 {
+    stages * ((BM + bn) as u64 * BK as u64) + 1024 + stages * 2 * 8
+}
+const STAGES: u64 = stages(BN);
+/// This build's dynamic shared memory: 205 904 bytes at N = 192, inside an H100's 227 KiB
+/// opt-in.
+pub(crate) const SHARED_BYTES: u64 = shared_bytes(STAGES, BN);
 
 /// Per-tensor or per-row scales, k a multiple of 16, out rows of a multiple of 16 bytes, sizes
 /// TMA's 32-bit coordinates and the tile index hold, bf16 (for a bf16 out or bias), and the
@@ -304,14 +324,20 @@ mod tests {
                 box_dims: [128, 128],
             }
         );
-        assert_eq!(operand(14336, 4096, BN).box_dims, [128, 192]);
+        assert_eq!(operand(14336, 4096, BN).box_dims, [128, BN]);
     }
 
     #[test]
-    fn shared_memory_is_five_stages_of_40_kib() {
-        // The .cu's STAGES8 * STAGE8_BYTES + 1024 + barriers.
-        assert_eq!(SHARED_BYTES, 5 * 40 * 1024 + 1024 + 5 * 2 * 8);
-        assert_eq!(SHARED_BYTES, 205_904);
+    fn shared_memory_is_as_many_stages_as_fit() {
+        // The .cu's STAGES8 * STAGE8_BYTES + 1024 + barriers, at each tile width.
+        assert_eq!(shared_bytes(stages(192), 192), 5 * 40 * 1024 + 1024 + 5 * 2 * 8);
+        assert_eq!(shared_bytes(stages(192), 192), 205_904);
+        for (bn, want) in [(128, 6), (160, 6), (176, 5), (192, 5)] {
+            assert_eq!(stages(bn), want, "N = {bn}");
+            assert!(shared_bytes(stages(bn), bn) <= 227 * 1024, "N = {bn}");
+            assert!(shared_bytes(stages(bn) + 1, bn) > 227 * 1024 || stages(bn) == 6);
+        }
+        assert_eq!(SHARED_BYTES, shared_bytes(STAGES, BN));
     }
 
     #[test]
