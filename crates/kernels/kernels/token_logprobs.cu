@@ -41,6 +41,16 @@
 #define KY_TL_FLT_MAX 3.402823466e+38f
 #define KY_TL_LN2 0.693147180559945309f
 #define KY_TL_UNROLL 2
+// Whole steps whose loads are issued together before the first of them is folded: the split
+// kernel's CTA folds 2048 chunks in 4 steps of 256 threads x 2 chunks, all 8 loads in flight
+// at once (they were issued 2 at a time, 4 dependent round trips to DRAM per CTA). The fold
+// order is the steps' own, so the bits do not depend on these (timing variants may change them).
+#ifndef KY_TL_SPLIT_BATCH
+#define KY_TL_SPLIT_BATCH 4
+#endif
+#ifndef KY_TL_ROW_BATCH
+#define KY_TL_ROW_BATCH 1
+#endif
 
 struct ky_tl_state {
     float m;
@@ -137,9 +147,10 @@ __device__ __forceinline__ void ky_tl_load_chunk(const typename Elem<T>::storage
 
 // Folds chunks [begin, end) of `row` (end <= the row's chunk count) into thread `tid`'s state:
 // steps of KY_TL_UNROLL * blockDim.x chunks from `begin`, thread tid taking chunks
-// `base + u * blockDim.x + tid`; the steps that lie wholly in the row's whole chunks first,
+// `base + u * blockDim.x + tid`; the steps that lie wholly in the row's whole chunks first
+// (with 16-byte loads, BATCH steps' loads at a time, kept packed until their step is folded),
 // then at most one guarded step (chunks at or past `end` are -inf).
-template <typename T, bool VEC>
+template <typename T, bool VEC, int BATCH>
 __device__ __forceinline__ ky_tl_state ky_tl_fold_range(const typename Elem<T>::storage* row,
                                                         ky_i64 begin, ky_i64 end, ky_i64 vocab,
                                                         float k) {
@@ -152,6 +163,25 @@ __device__ __forceinline__ ky_tl_state ky_tl_fold_range(const typename Elem<T>::
     ky_tl_state st = ky_tl_empty();
     float x[KY_TL_UNROLL * n];
     ky_i64 base = begin;
+    // Batches of whole steps, every load issued before the first fold (the same folds, in the
+    // same order, as one step at a time).
+    if (VEC && BATCH > 1) {
+        for (; base + BATCH * step <= fend; base += BATCH * step) {
+            ky_vec16 raw[BATCH * KY_TL_UNROLL];
+            #pragma unroll
+            for (int u = 0; u < BATCH * KY_TL_UNROLL; ++u) {
+                raw[u] = ky_load16_stream(row + (base + u * nt + tid) * n);
+            }
+            #pragma unroll
+            for (int b = 0; b < BATCH; ++b) {
+                #pragma unroll
+                for (int u = 0; u < KY_TL_UNROLL; ++u) {
+                    Vec16<T>::unpack(raw[b * KY_TL_UNROLL + u], x + u * n);
+                }
+                ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
+            }
+        }
+    }
     // Groups whose chunks all lie wholly in the row (the same for every thread).
     for (; base + step <= fend; base += step) {
         #pragma unroll
@@ -239,7 +269,8 @@ __device__ __forceinline__ void token_logprobs_impl(
             xt = Elem<T>::load(row, target);
         }
     }
-    ky_tl_state st = ky_tl_fold_range<T, VEC>(row, 0, (vocab + n - 1) / n, vocab, k);
+    ky_tl_state st =
+        ky_tl_fold_range<T, VEC, KY_TL_ROW_BATCH>(row, 0, (vocab + n - 1) / n, vocab, k);
     if (!ky_tl_block_merge(st)) return;
     if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
     ky_tl_finish(st, target, xt, out, entropy, row_idx, vocab, ignore_index, k);
@@ -259,7 +290,7 @@ __device__ __forceinline__ void token_logprobs_split_impl(const void* logits_, f
     const ky_i64 nchunks = (vocab + n - 1) / n;
     const ky_i64 begin = sp * split_chunks;
     const ky_i64 end = begin + split_chunks < nchunks ? begin + split_chunks : nchunks;
-    ky_tl_state st = ky_tl_fold_range<T, VEC>(row, begin, end, vocab, k);
+    ky_tl_state st = ky_tl_fold_range<T, VEC, KY_TL_SPLIT_BATCH>(row, begin, end, vocab, k);
     if (!ky_tl_block_merge(st)) return;
     float* p = part + blockIdx.x * 3ll;
     p[0] = st.m;
