@@ -6,8 +6,12 @@
 #   (.gpu/kernelyard-n176, -n160; .gpu/kernelyard is 192): verify --op scaled_gemm with a fresh
 #   seed on each, racecheck / synccheck on n176 through bench --kernel, two interleaved bench
 #   rounds at the issue's shapes next to cuBLASLt (torch._scaled_mm once).
+#   token_logprobs (issue 17): the split kernel with its loads batched (KY_TL_SPLIT_BATCH 4,
+#   .gpu/kernelyard) against one step at a time (.gpu/kernelyard-tlb1, as before): verify with
+#   one seed on both (the same bits: every case prints the same errors), memcheck / racecheck
+#   on the split path, two interleaved bench rounds next to torch.
 # Files under $OUT (at most 8): s15a's (progress.txt, verify_pp.log, sanitize.log, attn.jsonl,
-# ncu.txt, all.tgz) plus fp8.jsonl and fp8.tgz.
+# ncu.txt, all.tgz) plus bench16.jsonl (FP8 and token_logprobs rows) and s16.tgz.
 set -uo pipefail
 FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
 W=/tmp/s16a; mkdir -p "$W"
@@ -38,25 +42,63 @@ VARS="-n176 -n160"
       --iters 1 --warmup 1 >>"$W/sanitize_fp8_$tool.log" 2>&1 || rc=$?
     note "compute-sanitizer $tool (n176): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/sanitize_fp8_$tool.log" | sort | uniq -c | tr '\n' ' ')"
   done
-  : >"$FINAL/fp8.jsonl"
-  PYTHONUNBUFFERED=1 timeout 100 python3 .gpu/torch_ops.py --op scaled_gemm >>"$FINAL/fp8.jsonl" 2>>"$W/bench.err"
+  B16="$FINAL/bench16.jsonl"
+  : >"$B16"
+  # token_logprobs: the same bits, then the sanitizers and the bench.
+  tseed=$RANDOM$RANDOM
+  for b in kernelyard kernelyard-tlb1; do
+    s=$SECONDS
+    timeout 90 .gpu/$b verify --device cuda:0 --op token_logprobs --seed "$tseed" >"$W/verify_tl_$b.log" 2>&1
+    note "$b verify --op token_logprobs --seed $tseed: rc=$?, $((SECONDS - s)) s, $(grep -E '^total' "$W/verify_tl_$b.log" | tail -1)"
+  done
+  python3 - "$W/verify_tl_kernelyard.log" "$W/verify_tl_kernelyard-tlb1.log" <<'PY' >>"$P" 2>&1
+import re, sys
+pat = re.compile(r"\] (\S+) (\S+) (\S+) on cuda:0 \.\.\. (\w+)(?: \((rel_l2 [^)]*)\))?")
+def load(path):
+    return {m.group(1, 2, 3): m.group(4, 5) for m in map(pat.search, open(path, errors="replace")) if m}
+now, before = load(sys.argv[1]), load(sys.argv[2])
+ks = [k for k in before if k[0] == "cuda.token_logprobs"]
+same = sum(1 for k in ks if now.get(k) == before[k])
+print(f"## token_logprobs batch 4 vs 1: {same} of {len(ks)} cases print the same outcome and errors")
+print(f"## differing: {[k for k in ks if now.get(k) != before[k]][:8]}")
+PY
+  for tool in memcheck racecheck; do
+    s=$SECONDS; rc=0
+    for pr in tokens=3,vocab=151936,entropy=1 tokens=2,vocab=40001,entropy=1; do
+      timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+        .gpu/kernelyard bench token_logprobs --problem $pr --dtype bf16 --device cuda:0 --kernel cuda.token_logprobs \
+        --iters 1 --warmup 1 >>"$W/sanitize_tl_$tool.log" 2>&1 || rc=$?
+    done
+    note "compute-sanitizer $tool (token_logprobs split): rc=$rc, $((SECONDS - s)) s, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/sanitize_tl_$tool.log" | sort | uniq -c | tr '\n' ' ')"
+  done
+  PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op token_logprobs >>"$B16" 2>>"$W/bench.err"
+  for round in 1 2; do
+    for sh in tokens=1,vocab=151936 tokens=64,vocab=151936 tokens=64,vocab=128256 tokens=4096,vocab=151936 tokens=16384,vocab=32000; do
+      for b in kernelyard kernelyard-tlb1; do
+        timeout 30 .gpu/$b bench token_logprobs --problem $sh,entropy=1 --dtype bf16 --device cuda:0 --json 2>>"$W/bench.err" \
+          | sed "s/\"impl\":\"cuda.token_logprobs\"/\"impl\":\"r$round:$b:cuda.token_logprobs\"/" >>"$B16"
+      done
+    done
+  done
+  note "token_logprobs done at $SECONDS s"
+  PYTHONUNBUFFERED=1 timeout 100 python3 .gpu/torch_ops.py --op scaled_gemm >>"$B16" 2>>"$W/bench.err"
   for round in 1 2; do
     for s in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096 m=4096,n=14336,k=4096,scale_a=row; do
       tag=; case $s in *row*) tag=row: ;; esac
       timeout 60 $K bench scaled_gemm --problem "$s" --dtype f8e4m3 --device cuda:0 \
-        --kernel $LT --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"r$round:$tag/" >>"$FINAL/fp8.jsonl"
+        --kernel $LT --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"r$round:$tag/" >>"$B16"
       for v in "" $ok; do
         timeout 60 "$K$v" bench scaled_gemm --problem "$s" --dtype f8e4m3 --device cuda:0 \
           --kernel $BI --json 2>>"$W/bench.err" \
-          | sed "s/\"impl\":\"$BI\"/\"impl\":\"r$round:$tag${v#-}${v:+:}$BI\"/" >>"$FINAL/fp8.jsonl"
+          | sed "s/\"impl\":\"$BI\"/\"impl\":\"r$round:$tag${v#-}${v:+:}$BI\"/" >>"$B16"
       done
     done
     note "fp8 bench round $round done at $SECONDS s"
     [ $SECONDS -lt $((BUDGET / 3)) ] || break
   done
 } >"$W/console.log" 2>&1
-cat "$W"/sanitize_fp8_*.log >"$W/sanitize_fp8.txt" 2>/dev/null
-tar czf "$FINAL/fp8.tgz" -C "$W" . 2>/dev/null
+cat "$W"/sanitize_*.log >"$W/sanitize16.txt" 2>/dev/null
+tar czf "$FINAL/s16.tgz" -C "$W" . 2>/dev/null
 left=$((BUDGET - SECONDS))
 note "fp8 part: $SECONDS s; s15a gets $left s"
 S15_BUDGET=$left OUT="$FINAL" bash scripts/gpu_call_s15a.sh >/dev/null 2>&1
