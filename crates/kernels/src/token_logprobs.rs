@@ -16,7 +16,11 @@
 //!   thread per row) merges the row's states in split order and writes the outputs. The split
 //!   count depends on the vocabulary size and dtype only: a row's bits do not depend on its
 //!   batch. Why: with one CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132
-//!   SMs busy (0.61 TB/s). Rows run in passes of as many as the scratch holds.
+//!   SMs busy (0.61 TB/s). Rows run in passes of as many as the scratch holds. With 16-byte
+//!   loads a split thread issues the loads of all its steps (4 of [`UNROLL`] chunks) before it
+//!   folds the first (`KY_TL_SPLIT_BATCH` in the kernel, [`SPLIT_BATCH`] here): the same folds
+//!   in the same order, so the same bits, with one round trip to memory per CTA instead of
+//!   four.
 //! - **Checked mode.** Before the main kernel, `token_logprobs_check`
 //!   (`SOURCE.symbols[CHECK_SYMBOL]`) records the least bad row in an 8-byte slot initialised
 //!   to all ones, with [`CHECK_THREADS`] threads per block and at most [`CHECK_MAX_BLOCKS`]
@@ -102,6 +106,18 @@ pub const SPLIT_CHUNKS: usize = 2048;
 /// Threads per CTA of the split path (`..._split`): 4 steps of [`UNROLL`] chunks per thread
 /// for a whole split.
 pub const SPLIT_THREADS: u32 = 256;
+
+/// Steps of the split path whose 16-byte loads a thread issues together (`KY_TL_SPLIT_BATCH`
+/// in the kernel, read from its text): all of a split's ([`SPLIT_CHUNKS`] / ([`SPLIT_THREADS`]
+/// x [`UNROLL`]) = 4) as committed. Only the issue order of the loads depends on it.
+pub const SPLIT_BATCH: usize =
+    match crate::source::define_value(
+        include_str!("../kernels/token_logprobs.cu"),
+        b"#define KY_TL_SPLIT_BATCH ",
+    ) {
+        Some(b) if b >= 1 => b,
+        _ => panic!("token_logprobs.cu: `#define KY_TL_SPLIT_BATCH <n>` is missing"),
+    };
 
 /// Threads per CTA of the split path's combine (one thread per row).
 pub const COMBINE_THREADS: u32 = 256;
@@ -400,6 +416,13 @@ mod tests {
     use super::*;
     use crate::launch::tests::Recorder;
     use kernelyard_core::{TensorView, TensorViewMut};
+
+    #[test]
+    fn a_split_thread_issues_all_its_loads_at_once() {
+        // One batch of steps covers a whole split, so each CTA of the split path makes one
+        // round trip to memory (a timing variant may say otherwise; this is the committed one).
+        assert_eq!(SPLIT_BATCH * SPLIT_THREADS as usize * UNROLL, SPLIT_CHUNKS);
+    }
 
     #[test]
     fn block_threads_of_any_vocabulary() {
