@@ -45,7 +45,10 @@
 //   intra-warpgroup overlap (S of tile t + 1 is issued with O += P_t V_t and its softmax runs
 //   while P_t V_t is on the tensor cores) and ping-pong (the consumers take turns issuing their
 //   GEMMs). Every value is computed by the same operations in the same order as one tile at a
-//   time (both off): the same bits. ATTN90_FFMA (off) would change the softmax's rounding.
+//   time (both off): the same bits. ATTN90_FFMA (on) folds the softmax scale into the exp2's
+//   argument (one FFMA per score): different rounding from the multiply-and-subtract it
+//   replaced, the same in every run; 4-12 % faster on an H100 (docs/BENCHMARKS.md, sixteenth
+//   session).
 // - out = O / l (stores predicated on Sq), lse = m ln 2 + ln l.
 //
 // Every output element (and lse value) is computed by one thread (with its quad for the row
@@ -139,9 +142,9 @@ using namespace ky_hopper;
 #define ATTN90_PINGPONG 1
 #endif
 // 1: the softmax scales with one FFMA per score when the scale is positive (below); 0: a
-// multiply and a subtraction.
+// multiply and a subtraction (a timing variant; the fifteenth session's default).
 #ifndef ATTN90_FFMA
-#define ATTN90_FFMA 0
+#define ATTN90_FFMA 1
 #endif
 // Registers per thread of the producer and the consumer warpgroups (setmaxnreg; 128 x
 // producer + 256 x consumer <= 65,536). The overlap keeps the next tile's S beside O and P.

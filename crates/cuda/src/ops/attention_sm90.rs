@@ -5,8 +5,7 @@
 //! - **What it computes.** Exactly the contract of `cuda.attention`
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
-//!   64, 128 and 256 (and 96 with the cargo feature `attention-sm90-d96`: see
-//!   [`OFFERS_HEAD_DIM_96`]), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`),
+//!   64, 96, 128 and 256 (96 verified on an H100 in the sixteenth session), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`),
 //!   bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.
@@ -87,13 +86,6 @@ pub(crate) static SOURCE: KernelSource = KernelSource {
 
 /// The head dims with an entry point.
 pub const HEAD_DIMS: [usize; 4] = [64, 96, 128, 256];
-/// Whether the kernel takes head dim 96 (the cargo feature `attention-sm90-d96`, off by
-/// default). Its entry points are built and compiled by CI's NVRTC matrix for every arch in
-/// range, but they have not yet run on a GPU (written after the fourteenth session's last
-/// device call; the fifteenth got no device: docs/NOTES.md). Until a GPU run verifies them,
-/// the check refuses head dim 96 with a typed reason instead of offering unproven code to
-/// selection. Build with `--features kernelyard-cuda/attention-sm90-d96` to verify it.
-pub const OFFERS_HEAD_DIM_96: bool = cfg!(feature = "attention-sm90-d96");
 /// Query rows per block (`attn90::BM`): two consumer warpgroups of 64 rows.
 pub const BLOCK_M: usize = 128;
 /// Keys per tile of head dims 64, 96, 128 and 256 in this build: the lines `#define
@@ -204,7 +196,7 @@ const META: KernelMeta = tensor_core_meta::<Attention>(
     "cuda.attention.sm90",
     module_path!(),
     "fused attention forward (FlashAttention-3 style: TMA, wgmma, ping-pong consumers, sm_90a), \
-     head dims 64, 128 and 256 (96 behind a feature), causal, GQA, lse; one fixed tiling per \
+     head dims 64, 96, 128 and 256, causal, GQA, lse; one fixed tiling per \
      head dim: batch-invariant, deterministic",
     TensorCores::Hopper,
     16,
@@ -313,14 +305,6 @@ fn tensor_map(dtype: DType, ptr: *const c_void, o: Operand) -> Result<sys::CUten
 fn check(caps: &Capabilities, p: &AttentionProblem, reasons: &mut Vec<Reason>) {
     // Head dims (its own), 2^30 positions, grid y and z: the same limits as cuda.attention.
     check_shape(p, &HEAD_DIMS, reasons);
-    if p.head_dim == 96 && !OFFERS_HEAD_DIM_96 {
-        reasons.push(Reason::ShapeUnsupported {
-            what: "head_dim 96 (built but not yet verified on a GPU: off unless kernelyard-cuda's \
-                   feature `attention-sm90-d96` is on)"
-                .into(),
-        });
-        return;
-    }
     // The need depends on the head dim alone (not the dtype, which the static check owns).
     if HEAD_DIMS.contains(&p.head_dim) {
         let need = shared_bytes(p.head_dim);
@@ -600,15 +584,7 @@ mod tests {
         let h100 = h100();
         for d in HEAD_DIMS {
             let r = reasons(&h100, problem(2, 300, 500, (8, 2), d, DType::BF16));
-            if d == 96 && !OFFERS_HEAD_DIM_96 {
-                let named = |w: &str| w.contains("attention-sm90-d96");
-                assert!(
-                    matches!(&r[..], [Reason::ShapeUnsupported { what }] if named(what)),
-                    "{r:?}"
-                );
-            } else {
-                assert_eq!(r, vec![], "{d}");
-            }
+            assert_eq!(r, vec![], "{d}");
         }
         for d in [32, 80, 112, 512] {
             let r = reasons(&h100, problem(1, 16, 16, (2, 2), d, DType::BF16));
