@@ -98,10 +98,29 @@ pub(crate) static MODULES: [KernelSource; 17] = [
     ),
 ];
 
+/// One FP8 module at the narrow tile width (`KY_SM90_FP8_BN 176` defined before the file, whose
+/// own line is a default under `#ifndef`): the same entry point as the wide module of that
+/// index, in a module (and cache entry) of its own.
+macro_rules! narrow {
+    ($index:literal, $part:literal, $symbol:literal) => {
+        KernelSource {
+            file: concat!("gemm_bi_sm90.", $part, ".n176.cu"),
+            code: concat!(
+                "#define KY_SM90_ONLY ",
+                $index,
+                "\n#define KY_SM90_FP8_BN 176\n",
+                include_str!("../../kernels/gemm_bi_sm90.cu")
+            ),
+            symbols: &[$symbol],
+        }
+    };
+}
+
 /// `cuda.scaled_gemm.batch_invariant.sm90`'s modules: the same file's FP8 entry points, one per
 /// (A type, B type, out type), index `3 * (2 * a + b) + out` here (e4m3 0, e5m2 1; bf16 0,
-/// f16 1, f32 2) and `17 + ` that in the file.
-pub(crate) static SCALED_MODULES: [KernelSource; 12] = [
+/// f16 1, f32 2) and `17 + ` that in the file; then the same twelve at the narrow tile width
+/// (`12 + ` that here: `scaled_gemm_sm90::tile_n` says which width a problem takes).
+pub(crate) static SCALED_MODULES: [KernelSource; 24] = [
     module!(17, "e4m3_e4m3_bf16", "scaled_gemm_sm90_e4m3_e4m3_bf16"),
     module!(18, "e4m3_e4m3_f16", "scaled_gemm_sm90_e4m3_e4m3_f16"),
     module!(19, "e4m3_e4m3_f32", "scaled_gemm_sm90_e4m3_e4m3_f32"),
@@ -114,6 +133,18 @@ pub(crate) static SCALED_MODULES: [KernelSource; 12] = [
     module!(26, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
     module!(27, "e5m2_e5m2_f16", "scaled_gemm_sm90_e5m2_e5m2_f16"),
     module!(28, "e5m2_e5m2_f32", "scaled_gemm_sm90_e5m2_e5m2_f32"),
+    narrow!(17, "e4m3_e4m3_bf16", "scaled_gemm_sm90_e4m3_e4m3_bf16"),
+    narrow!(18, "e4m3_e4m3_f16", "scaled_gemm_sm90_e4m3_e4m3_f16"),
+    narrow!(19, "e4m3_e4m3_f32", "scaled_gemm_sm90_e4m3_e4m3_f32"),
+    narrow!(20, "e4m3_e5m2_bf16", "scaled_gemm_sm90_e4m3_e5m2_bf16"),
+    narrow!(21, "e4m3_e5m2_f16", "scaled_gemm_sm90_e4m3_e5m2_f16"),
+    narrow!(22, "e4m3_e5m2_f32", "scaled_gemm_sm90_e4m3_e5m2_f32"),
+    narrow!(23, "e5m2_e4m3_bf16", "scaled_gemm_sm90_e5m2_e4m3_bf16"),
+    narrow!(24, "e5m2_e4m3_f16", "scaled_gemm_sm90_e5m2_e4m3_f16"),
+    narrow!(25, "e5m2_e4m3_f32", "scaled_gemm_sm90_e5m2_e4m3_f32"),
+    narrow!(26, "e5m2_e5m2_bf16", "scaled_gemm_sm90_e5m2_e5m2_bf16"),
+    narrow!(27, "e5m2_e5m2_f16", "scaled_gemm_sm90_e5m2_e5m2_f16"),
+    narrow!(28, "e5m2_e5m2_f32", "scaled_gemm_sm90_e5m2_e5m2_f32"),
 ];
 
 /// The module of the split-K schedule's reductions.
@@ -744,6 +775,8 @@ mod tests {
             defined[i].push(name);
         }
         for (i, module) in all.iter().enumerate() {
+            // The narrow FP8 modules repeat the wide ones' indices.
+            let i = if i >= MODULES.len() + 12 { i - 12 } else { i };
             assert_eq!(defined[i], module.symbols, "module {i}");
             assert!(module
                 .code

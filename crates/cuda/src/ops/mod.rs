@@ -103,7 +103,7 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     gemm_bi_sm90::source_entry(15),
     gemm_bi_sm90::source_entry(16),
     // Its FP8 instantiation (`cuda.scaled_gemm.batch_invariant.sm90`), one module per entry
-    // point (`gemm_bi_sm90::SCALED_MODULES`).
+    // point and tile width (`gemm_bi_sm90::SCALED_MODULES`).
     scaled_gemm_sm90::source_entry(0),
     scaled_gemm_sm90::source_entry(1),
     scaled_gemm_sm90::source_entry(2),
@@ -116,6 +116,18 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     scaled_gemm_sm90::source_entry(9),
     scaled_gemm_sm90::source_entry(10),
     scaled_gemm_sm90::source_entry(11),
+    scaled_gemm_sm90::source_entry(12),
+    scaled_gemm_sm90::source_entry(13),
+    scaled_gemm_sm90::source_entry(14),
+    scaled_gemm_sm90::source_entry(15),
+    scaled_gemm_sm90::source_entry(16),
+    scaled_gemm_sm90::source_entry(17),
+    scaled_gemm_sm90::source_entry(18),
+    scaled_gemm_sm90::source_entry(19),
+    scaled_gemm_sm90::source_entry(20),
+    scaled_gemm_sm90::source_entry(21),
+    scaled_gemm_sm90::source_entry(22),
+    scaled_gemm_sm90::source_entry(23),
     // The FP4 kernel's scale-tiling kernel (the matmul is cuBLASLt's).
     SourceEntry {
         source: &scaled_gemm_fp4::SOURCE,

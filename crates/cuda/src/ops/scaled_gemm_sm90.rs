@@ -4,9 +4,11 @@
 //!
 //! - **The kernel** is `sm90::scaled_gemm` in `cuda.gemm.batch_invariant.sm90`'s source
 //!   (`kernels/gemm_bi_sm90.cu`): the same TMA ring, producer and consumer warpgroups and
-//!   persistent rasterised grid, with a 128 x 192 block tile and five 40 KiB stages.
+//!   persistent rasterised grid, with a 128 x 192 block tile and five 40 KiB stages (128 x
+//!   176 and five 38 KiB stages when n <= 4096: [`tile_n`], from n alone).
 //!   `scaled_gemm`'s A `[m, k]` and B `[n, k]` are both K-major; a stage holds 128 k (one
-//!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n192k32` FP8 steps.
+//!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n192k32` (or
+//!   `n176`) FP8 steps.
 //!   The epilogue multiplies by the scales (`acc * (scale_a * scale_b)` per tensor, `(acc *
 //!   scale_a[i]) * scale_b[j]` per row), adds the bias and rounds once to out's dtype.
 //! - **Promotion.** The tensor cores add FP8 products in fixed point, about 14 bits below the
@@ -20,15 +22,15 @@
 //! - **Why it is batch-invariant.** Every element of out is `((t_0 + t_1) + ...)` over its
 //!   k-tiles `t_j` of 128 (each the tensor cores' sum of four k32 steps from zero), scaled
 //!   once, whatever M is: the tile, the stage count and the entry point depend on the dtypes
-//!   alone; K is never split; rows past M are zero-filled by TMA and stores are predicated.
+//!   and n alone; K is never split; rows past M are zero-filled by TMA and stores are predicated.
 //!   Scales are read on the device (a CUDA graph replays with whatever the scale tensors then
 //!   hold).
 //! - **What it takes.** Compute capability 9.0 (`sm_90a`: `wgmma`, TMA), every FP8 operand pair
 //!   (e4m3 / e5m2 on either side), out bf16, f16 or f32, per-tensor or per-row scales (block
 //!   scales are refused by name), k a multiple of 16 (TMA's 16-byte row stride), out rows of a
 //!   multiple of 16 bytes (checked on n, so that no M changes the verdict), sizes TMA's
-//!   32-bit coordinates hold, and its shared memory (`SHARED_BYTES`, 201 KiB). Anything else is a
-//!   typed reason, never a launch.
+//!   32-bit coordinates hold, and its shared memory (201 KiB at the wide tile, 191 KiB at the
+//!   narrow one). Anything else is a typed reason, never a launch.
 
 use kernelyard_core::ops::scaled_gemm::{ScaleMode, ScaledGemm, ScaledGemmArgs, ScaledGemmProblem};
 use kernelyard_core::{
@@ -74,9 +76,9 @@ pub(crate) const fn source_entry(i: usize) -> SourceEntry {
 
 /// Rows of out per block and of an A box.
 const BM: u32 = 128;
-/// Columns of out per block and rows of a B box: the .cu's `#define KY_SM90_FP8_BN <n>` (192 as
-/// committed; 128, 160 and 176 are timing variants), read from the source when this crate is
-/// compiled, so kernel and launch cannot disagree.
+/// Columns of out per block and rows of a B box for wide `n`: the .cu's `#define KY_SM90_FP8_BN
+/// <n>` (192 as committed; 128, 160 and 176 are timing variants), read from the source when
+/// this crate is compiled, so kernel and launch cannot disagree.
 const BN: u32 = match kernelyard_kernels::source::define_value(
     include_str!("../../kernels/gemm_bi_sm90.cu"),
     b"#define KY_SM90_FP8_BN ",
@@ -84,6 +86,24 @@ const BN: u32 = match kernelyard_kernels::source::define_value(
     Some(n @ (128 | 160 | 176 | 192)) => n as u32,
     _ => panic!("gemm_bi_sm90.cu: `#define KY_SM90_FP8_BN <128 | 160 | 176 | 192>` is missing"),
 };
+/// The narrow tile width: the second half of [`SCALED_MODULES`] is compiled with it.
+const BN_NARROW: u32 = 176;
+/// The widest `n` that takes the narrow tile ([`tile_n`]).
+const NARROW_MAX_N: usize = 4096;
+
+/// The tile width of a problem with `n` columns: [`BN_NARROW`] up to [`NARROW_MAX_N`], else
+/// [`BN`]. A function of `n` alone, so no M changes the kernel a row runs (batch invariance;
+/// each element is summed the same way at either width, in k order). Why: at 4096 x 4096 x 4096, 704
+/// tiles of 128 x 192 make 5.3 waves on 132 SMs (the last a third full) and 768 of 128 x 176
+/// make 5.8: measured on an H100 (sixteenth session), 176 was 4-6 % faster there and 3-10 % at
+/// M = 128, but 1-3 % slower at 8192^3 and 4096 x 14336 x 4096.
+const fn tile_n(n: usize) -> u32 {
+    if n <= NARROW_MAX_N {
+        BN_NARROW
+    } else {
+        BN
+    }
+}
 /// k per stage: one 128-byte swizzle row of one-byte elements.
 const BK: u32 = 128;
 /// Threads per block: one producer and two consumer warpgroups.
@@ -108,10 +128,12 @@ const fn stages(bn: u32) -> u64 {
 const fn shared_bytes(stages: u64, bn: u32) -> u64 {
     stages * ((BM + bn) as u64 * BK as u64) + 1024 + stages * 2 * 8
 }
-const STAGES: u64 = stages(BN);
-/// This build's dynamic shared memory: 205 904 bytes at N = 192, inside an H100's 227 KiB
-/// opt-in.
-pub(crate) const SHARED_BYTES: u64 = shared_bytes(STAGES, BN);
+/// The dynamic shared memory of a problem with `n` columns: 205 904 bytes at N = 192 and
+/// 195 664 at 176, inside an H100's 227 KiB opt-in.
+const fn shared_bytes_of(n: usize) -> u64 {
+    let bn = tile_n(n);
+    shared_bytes(stages(bn), bn)
+}
 
 /// Per-tensor or per-row scales, k a multiple of 16, out rows of a multiple of 16 bytes, sizes
 /// TMA's 32-bit coordinates and the tile index hold, bf16 (for a bf16 out or bias), and the
@@ -160,9 +182,10 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
             feature: Feature::Bf16,
         });
     }
-    if SHARED_BYTES > caps.shared_mem_per_block_optin {
+    let need = shared_bytes_of(p.n);
+    if need > caps.shared_mem_per_block_optin {
         reasons.push(Reason::SharedMemory {
-            need: SHARED_BYTES,
+            need,
             have: caps.shared_mem_per_block_optin,
         });
     }
@@ -171,7 +194,7 @@ fn check(caps: &Capabilities, p: &ScaledGemmProblem, reasons: &mut Vec<Reason>) 
 /// Tiles of out, if that count fits a `usize`.
 fn tiles(p: &ScaledGemmProblem) -> Option<usize> {
     p.m.div_ceil(BM as usize)
-        .checked_mul(p.n.div_ceil(BN as usize))
+        .checked_mul(p.n.div_ceil(tile_n(p.n) as usize))
 }
 
 /// Blocks to launch: one per schedule unit (`cluster` vertically adjacent tiles) up to what
@@ -180,7 +203,7 @@ fn grid(p: &ScaledGemmProblem, sms: usize, cluster: u32) -> u32 {
     let cluster = cluster.max(1) as usize;
     let units =
         p.m.div_ceil(BM as usize * cluster)
-            .saturating_mul(p.n.div_ceil(BN as usize));
+            .saturating_mul(p.n.div_ceil(tile_n(p.n) as usize));
     let clusters = units.min(sms / cluster).max(1);
     // At most max(`sms`, `cluster`) blocks: fits u32.
     (clusters * cluster) as u32
@@ -205,7 +228,14 @@ fn entry(p: &ScaledGemmProblem) -> Result<&'static KernelSource, Error> {
         _ => None,
     };
     match (fp8(p.dtype), fp8(p.b_dtype), out) {
-        (Some(a), Some(b), Some(c)) => Ok(&SCALED_MODULES[3 * (2 * a + b) + c]),
+        (Some(a), Some(b), Some(c)) => {
+            let narrow = if tile_n(p.n) == BN_NARROW && BN != BN_NARROW {
+                12
+            } else {
+                0
+            };
+            Ok(&SCALED_MODULES[narrow + 3 * (2 * a + b) + c])
+        }
         _ => Err(CudaError::Misuse {
             what: format!(
                 "{} on {} x {} -> {}",
@@ -235,7 +265,7 @@ fn launch(
     let (a_ptr, b_ptr) = (a.a.as_ptr(), a.b.as_ptr());
     let map_a = tensor_map(p.dtype, a_ptr, operand(p.m, p.k, BM))?;
     // With clusters each block loads its share of B's rows (and multicasts it).
-    let map_b = tensor_map(p.b_dtype, b_ptr, operand(p.n, p.k, BN / CLUSTER))?;
+    let map_b = tensor_map(p.b_dtype, b_ptr, operand(p.n, p.k, tile_n(p.n) / CLUSTER))?;
     let out = a.out.as_mut_ptr();
     let (m, n, k) = (p.m as i64, p.n as i64, p.k as i64);
     let (scale_a, scale_b) = (a.scale_a.as_ptr(), a.scale_b.as_ptr());
@@ -248,7 +278,7 @@ fn launch(
     let dims = Dims {
         grid: (grid, 1, 1),
         block: (THREADS, 1, 1),
-        shared_bytes: SHARED_BYTES as u32,
+        shared_bytes: shared_bytes_of(p.n) as u32,
     };
     // The parameters match `scaled_gemm_sm90_*(KyTensorMap x2, void*, long long x3,
     // const float* x2, int, const void*, int)`. The maps describe A `[m, k]` and B `[n, k]`
@@ -337,15 +367,23 @@ mod tests {
             assert!(shared_bytes(stages(bn), bn) <= 227 * 1024, "N = {bn}");
             assert!(shared_bytes(stages(bn) + 1, bn) > 227 * 1024 || stages(bn) == 6);
         }
-        assert_eq!(SHARED_BYTES, shared_bytes(STAGES, BN));
+        assert_eq!(shared_bytes_of(4096), 195_664);
+        assert_eq!(shared_bytes_of(4097), shared_bytes(stages(BN), BN));
     }
 
     #[test]
     fn the_tile_width_and_cluster_are_the_sources() {
-        for module in &SCALED_MODULES {
-            assert!(module
-                .code
-                .contains(&format!("#define KY_SM90_FP8_BN {BN}\n")));
+        for (i, module) in SCALED_MODULES.iter().enumerate() {
+            // The first `#define KY_SM90_FP8_BN` of a module's text is the width it compiles
+            // with: the file's for the first twelve, the narrow one before the file for the
+            // rest.
+            let want = if i < 12 { BN } else { BN_NARROW };
+            assert_eq!(
+                kernelyard_kernels::source::define_value(module.code, b"#define KY_SM90_FP8_BN "),
+                Some(want as usize),
+                "{}",
+                module.file
+            );
             assert!(module
                 .code
                 .contains(&format!("#define KY_SM90_FP8_CLUSTER {CLUSTER}\n")));
@@ -353,9 +391,24 @@ mod tests {
     }
 
     #[test]
+    fn the_tile_width_depends_on_n_alone() {
+        assert_eq!(tile_n(1), BN_NARROW);
+        assert_eq!(tile_n(4096), BN_NARROW);
+        assert_eq!(tile_n(4097), BN);
+        assert_eq!(tile_n(14336), BN);
+        for m in [1, 128, 4096, 8192] {
+            let narrow = entry(&problem(m, 4096, 4096)).unwrap();
+            let wide = entry(&problem(m, 8192, 4096)).unwrap();
+            assert_eq!(narrow.file, "gemm_bi_sm90.e4m3_e4m3_bf16.n176.cu");
+            assert_eq!(wide.file, "gemm_bi_sm90.e4m3_e4m3_bf16.cu");
+            assert_eq!(narrow.symbols, wide.symbols);
+        }
+    }
+
+    #[test]
     fn the_grid_is_whole_clusters_up_to_the_multiprocessors() {
         let g = |m, n, sms, cluster| grid(&problem(m, n, 4096), sms, cluster);
-        let n_tiles = 4096usize.div_ceil(BN as usize) as u32;
+        let n_tiles = 4096usize.div_ceil(BN_NARROW as usize) as u32;
         assert_eq!(g(1, 4096, 132, 1), n_tiles);
         assert_eq!(g(1, 4096, 132, 2), 2 * n_tiles);
         // 129 rows: two tiles, one unit of two.
@@ -373,7 +426,8 @@ mod tests {
         let small = entry(&problem(1, 4096, 4096)).unwrap().file;
         let large = entry(&problem(8192, 4096, 4096)).unwrap().file;
         assert_eq!(small, large);
-        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(22));
-        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(44));
+        assert_eq!(tiles(&problem(1, 4096, 4096)), Some(24));
+        assert_eq!(tiles(&problem(129, 4096, 4096)), Some(48));
+        assert_eq!(tiles(&problem(129, 8192, 4096)), Some(2 * 43));
     }
 }
