@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Session 16, call 4 (the last device minutes): token_logprobs' combine with its split states
+# loaded eight at a time (.gpu/kernelyard) against call 2's build (.gpu/kernelyard-c2): the
+# same bits (verify, one seed, both builds), memcheck / racecheck, two interleaved bench rounds.
+# Files under $OUT: progress.txt, bench.jsonl, all.tgz.
+set -uo pipefail
+FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
+W=/tmp/s16d; mkdir -p "$W"
+export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
+export PATH=$CUDA_PATH/bin:$PATH
+P="$FINAL/progress.txt"
+note() { echo "## $1" >>"$P"; }
+nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
+seed=$RANDOM$RANDOM
+for b in kernelyard kernelyard-c2; do
+  timeout 60 .gpu/$b verify --device cuda:0 --op token_logprobs --seed "$seed" >"$W/verify_$b.log" 2>&1
+  note "$b verify --op token_logprobs --seed $seed: rc=$?, $(grep -E '^total' "$W/verify_$b.log" | tail -1)"
+done
+python3 - "$W/verify_kernelyard.log" "$W/verify_kernelyard-c2.log" <<'PY' >>"$P" 2>&1
+import re, sys
+pat = re.compile(r"\] (\S+) (\S+) (\S+) on cuda:0 \.\.\. (\w+)(?: \((rel_l2 [^)]*)\))?")
+def load(path):
+    return {m.group(1, 2, 3): m.group(4, 5) for m in map(pat.search, open(path, errors="replace")) if m}
+now, before = load(sys.argv[1]), load(sys.argv[2])
+ks = [k for k in before if k[0] == "cuda.token_logprobs"]
+print(f"## combine batched vs c2: {sum(now.get(k) == before[k] for k in ks)} of {len(ks)} cases print the same outcome and errors")
+PY
+for tool in memcheck racecheck; do
+  timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 .gpu/kernelyard bench token_logprobs \
+    --problem tokens=3,vocab=262144,entropy=1 --dtype f32 --device cuda:0 --kernel cuda.token_logprobs --iters 1 --warmup 1 >"$W/san_$tool.log" 2>&1
+  note "compute-sanitizer $tool (token_logprobs f32 262144: 32 splits, four batches): rc=$?, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/san_$tool.log" | tr '\n' ' ')"
+done
+: >"$FINAL/bench.jsonl"
+for round in 1 2; do
+  for sh in tokens=1,vocab=151936 tokens=64,vocab=151936 tokens=64,vocab=128256 tokens=4096,vocab=151936; do
+    for b in kernelyard kernelyard-c2; do
+      timeout 30 .gpu/$b bench token_logprobs --problem $sh,entropy=1 --dtype bf16 --device cuda:0 --json 2>>"$W/bench.err" \
+        | sed "s/\"impl\":\"cuda.token_logprobs\"/\"impl\":\"r$round:$b:cuda.token_logprobs\"/" >>"$FINAL/bench.jsonl"
+    done
+  done
+done
+note "end at $SECONDS s"
+tar czf "$FINAL/all.tgz" -C "$W" . 2>/dev/null
+cat "$P"
