@@ -58,8 +58,6 @@
 #ifndef KY_TL_SPLIT_BLOCKS
 #define KY_TL_SPLIT_BLOCKS 5
 #endif
-// Split states the combine loads before it merges them.
-#define KY_TL_COMBINE_BATCH 8
 
 struct ky_tl_state {
     float m;
@@ -323,30 +321,17 @@ __device__ __forceinline__ void token_logprobs_combine_impl(
     if (target != ignore_index && target >= 0 && target < vocab) {
         xt = Elem<T>::load(static_cast<const S*>(logits_) + r * vocab, target);
     }
-    // The states are loaded KY_TL_COMBINE_BATCH at a time before they are merged (one at a
-    // time, each load waited for by its merge, the combine took 4.6 us of the 20 at 64 x 151936
-    // bf16 on an H100: ncu, sixteenth session); the merges are the same, in split order.
     const float* p = part + r * splits * 3;
-    ky_tl_state st = ky_tl_empty();
-    for (ky_i64 i0 = 0; i0 < splits; i0 += KY_TL_COMBINE_BATCH) {
-        float pm[KY_TL_COMBINE_BATCH], ps[KY_TL_COMBINE_BATCH], pw[KY_TL_COMBINE_BATCH];
-        #pragma unroll
-        for (int j = 0; j < KY_TL_COMBINE_BATCH; ++j) {
-            // Past the last split: a copy of it, never merged.
-            const ky_i64 i = i0 + j < splits ? i0 + j : splits - 1;
-            pm[j] = p[3 * i];
-            ps[j] = p[3 * i + 1];
-            pw[j] = p[3 * i + 2];
-        }
-        #pragma unroll
-        for (int j = 0; j < KY_TL_COMBINE_BATCH; ++j) {
-            if (i0 + j >= splits) break;
-            ky_tl_state u;
-            u.m = pm[j];
-            u.s = ps[j];
-            u.w = pw[j];
-            st = i0 + j == 0 ? u : ky_tl_merge(st, u);
-        }
+    ky_tl_state st;
+    st.m = p[0];
+    st.s = p[1];
+    st.w = p[2];
+    for (ky_i64 i = 1; i < splits; ++i) {
+        ky_tl_state u;
+        u.m = p[3 * i];
+        u.s = p[3 * i + 1];
+        u.w = p[3 * i + 2];
+        st = ky_tl_merge(st, u);
     }
     ky_tl_finish(st, target, xt, out, entropy, r, vocab, ignore_index, k);
 }
