@@ -7,8 +7,8 @@
 #       t1:ATTN90_KN128=176,ATTN90_KN256=80
 # VARIANT_FILE=crates/cuda/kernels/gemm_bi_sm90.cu varies another kernel's `#define` lines the
 # same way (`KY_SM90_FP8_BN`: the FP8 GEMM's host reads it from the text too).
-# FEATURES="kernelyard-cuda/attention-sm90-d96" builds every binary with head dim 96 offered
-# (off by default until a GPU run verifies it; docs/NOTES.md). The file must be committed
+# FEATURES="crate/feature ..." builds every binary with those cargo features (the fifteenth
+# session's head-dim-96 gate was one; it is gone). The file must be committed
 # (it is restored with `git checkout`). Timed by
 # scripts/gpu_call_s14a.sh / s14b.sh (VARIANTS="...").
 set -euo pipefail

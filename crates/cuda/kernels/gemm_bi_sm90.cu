@@ -29,7 +29,8 @@
 //
 // FP8 (`cuda.scaled_gemm.batch_invariant.sm90`, crates/cuda/src/ops/scaled_gemm_sm90.rs):
 // `sm90::scaled_gemm`, the same pipeline with one-byte K-major operands (`scaled_gemm`'s A
-// [m, k] and B [n, k]), a 128 x 192 tile, 128 k per stage read by four k32 FP8 wgmma steps,
+// [m, k] and B [n, k]), a 128 x 192 tile (128 x 176 in the modules compiled for n <= 4096,
+// `KY_SM90_FP8_BN` defined before this file), 128 k per stage read by four k32 FP8 wgmma steps,
 // each stage's sum promoted to f32 (see its section), and a scaled epilogue.
 //
 // Loads: TMA copies an operand whose address and strides are multiples of 16 bytes. Any other

@@ -110,14 +110,13 @@ pub const SPLIT_THREADS: u32 = 256;
 /// Steps of the split path whose 16-byte loads a thread issues together (`KY_TL_SPLIT_BATCH`
 /// in the kernel, read from its text): all of a split's ([`SPLIT_CHUNKS`] / ([`SPLIT_THREADS`]
 /// x [`UNROLL`]) = 4) as committed. Only the issue order of the loads depends on it.
-pub const SPLIT_BATCH: usize =
-    match crate::source::define_value(
-        include_str!("../kernels/token_logprobs.cu"),
-        b"#define KY_TL_SPLIT_BATCH ",
-    ) {
-        Some(b) if b >= 1 => b,
-        _ => panic!("token_logprobs.cu: `#define KY_TL_SPLIT_BATCH <n>` is missing"),
-    };
+pub const SPLIT_BATCH: usize = match crate::source::define_value(
+    include_str!("../kernels/token_logprobs.cu"),
+    b"#define KY_TL_SPLIT_BATCH ",
+) {
+    Some(b) if b >= 1 => b,
+    _ => panic!("token_logprobs.cu: `#define KY_TL_SPLIT_BATCH <n>` is missing"),
+};
 
 /// Threads per CTA of the split path's combine (one thread per row).
 pub const COMBINE_THREADS: u32 = 256;

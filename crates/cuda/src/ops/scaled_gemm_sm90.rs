@@ -360,7 +360,10 @@ mod tests {
     #[test]
     fn shared_memory_is_as_many_stages_as_fit() {
         // The .cu's STAGES8 * STAGE8_BYTES + 1024 + barriers, at each tile width.
-        assert_eq!(shared_bytes(stages(192), 192), 5 * 40 * 1024 + 1024 + 5 * 2 * 8);
+        assert_eq!(
+            shared_bytes(stages(192), 192),
+            5 * 40 * 1024 + 1024 + 5 * 2 * 8
+        );
         assert_eq!(shared_bytes(stages(192), 192), 205_904);
         for (bn, want) in [(128, 6), (160, 6), (176, 5), (192, 5)] {
             assert_eq!(stages(bn), want, "N = {bn}");
