@@ -62,27 +62,8 @@ attn_round() { # attn_round ROUND VARIANTS...
   s=$SECONDS
   timeout 120 $K verify --device cuda:0 --op attention --seed 158733357 >"$FINAL/verify_pp.log" 2>&1
   note "pp verify --op attention --seed 158733357: rc=$?, $((SECONDS - s)) s, $(grep -E '^total|passed' "$FINAL/verify_pp.log" | tail -2 | tr '\n' ' ')"
-  python3 - "$FINAL/verify_pp.log" docs/gpu-runs/2026-12-07-h100-s14b/verify_pp.log <<'PY' >>"$P" 2>&1
-import re, sys
-pat = re.compile(r"\] (\S+) (\S+) (\S+) on cuda:0 \.\.\. (\w+)(?: \((rel_l2 [^)]*)\))?")
-def load(path):
-    out = {}
-    for line in open(path, errors="replace"):
-        m = pat.search(line)
-        if m:
-            out[(m.group(1), m.group(2), m.group(3))] = (m.group(4), m.group(5))
-    return out
-now, before = load(sys.argv[1]), load(sys.argv[2])
-for kern in ("cuda.attention.sm90", "cuda.attention.decode.mma", "cuda.attention"):
-    ks = [k for k in before if k[0] == kern and before[k][0] == "pass"]
-    same = sum(1 for k in ks if now.get(k) == before[k])
-    print(f"## {kern}: {same} of {len(ks)} cases passing in s14b print the same outcome and errors now (2 digits)")
-    new = sorted(k for k in now if k[0] == kern and k not in before)
-    if new:
-        print(f"## {kern} new cases: " + ", ".join(f"{k[2]}/{k[1]}={now[k][0]} ({now[k][1]})" for k in new))
-fails = [k for k, v in now.items() if v[0] == "fail"]
-print(f"## failures: {fails}")
-PY
+  python3 scripts/same_errors.py "$FINAL/verify_pp.log" docs/gpu-runs/2026-12-07-h100-s14b/verify_pp.log \
+    cuda.attention.sm90 cuda.attention.decode.mma cuda.attention >>"$P" 2>&1
   for tool in memcheck racecheck synccheck; do
     san $tool "$W/sanitize_d96_$tool.log" $K $A attention \
       batch=2,seq_q=200,seq_kv=333,heads_q=4,heads_kv=2,head_dim=96,causal=1 \

@@ -51,17 +51,7 @@ VARS="-n176 -n160"
     timeout 90 .gpu/$b verify --device cuda:0 --op token_logprobs --seed "$tseed" >"$W/verify_tl_$b.log" 2>&1
     note "$b verify --op token_logprobs --seed $tseed: rc=$?, $((SECONDS - s)) s, $(grep -E '^total' "$W/verify_tl_$b.log" | tail -1)"
   done
-  python3 - "$W/verify_tl_kernelyard.log" "$W/verify_tl_kernelyard-tlb1.log" <<'PY' >>"$P" 2>&1
-import re, sys
-pat = re.compile(r"\] (\S+) (\S+) (\S+) on cuda:0 \.\.\. (\w+)(?: \((rel_l2 [^)]*)\))?")
-def load(path):
-    return {m.group(1, 2, 3): m.group(4, 5) for m in map(pat.search, open(path, errors="replace")) if m}
-now, before = load(sys.argv[1]), load(sys.argv[2])
-ks = [k for k in before if k[0] == "cuda.token_logprobs"]
-same = sum(1 for k in ks if now.get(k) == before[k])
-print(f"## token_logprobs batch 4 vs 1: {same} of {len(ks)} cases print the same outcome and errors")
-print(f"## differing: {[k for k in ks if now.get(k) != before[k]][:8]}")
-PY
+  python3 scripts/same_errors.py "$W/verify_tl_kernelyard.log" "$W/verify_tl_kernelyard-tlb1.log" cuda.token_logprobs >>"$P" 2>&1
   for tool in memcheck racecheck; do
     s=$SECONDS; rc=0
     for pr in tokens=3,vocab=151936,entropy=1 tokens=2,vocab=40001,entropy=1; do

@@ -16,15 +16,7 @@ for b in kernelyard kernelyard-c2; do
   timeout 60 .gpu/$b verify --device cuda:0 --op token_logprobs --seed "$seed" >"$W/verify_$b.log" 2>&1
   note "$b verify --op token_logprobs --seed $seed: rc=$?, $(grep -E '^total' "$W/verify_$b.log" | tail -1)"
 done
-python3 - "$W/verify_kernelyard.log" "$W/verify_kernelyard-c2.log" <<'PY' >>"$P" 2>&1
-import re, sys
-pat = re.compile(r"\] (\S+) (\S+) (\S+) on cuda:0 \.\.\. (\w+)(?: \((rel_l2 [^)]*)\))?")
-def load(path):
-    return {m.group(1, 2, 3): m.group(4, 5) for m in map(pat.search, open(path, errors="replace")) if m}
-now, before = load(sys.argv[1]), load(sys.argv[2])
-ks = [k for k in before if k[0] == "cuda.token_logprobs"]
-print(f"## combine batched vs c2: {sum(now.get(k) == before[k] for k in ks)} of {len(ks)} cases print the same outcome and errors")
-PY
+python3 scripts/same_errors.py "$W/verify_kernelyard.log" "$W/verify_kernelyard-c2.log" cuda.token_logprobs >>"$P" 2>&1
 for tool in memcheck racecheck; do
   timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 .gpu/kernelyard bench token_logprobs \
     --problem tokens=3,vocab=262144,entropy=1 --dtype f32 --device cuda:0 --kernel cuda.token_logprobs --iters 1 --warmup 1 >"$W/san_$tool.log" 2>&1
