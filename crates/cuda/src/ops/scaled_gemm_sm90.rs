@@ -5,7 +5,7 @@
 //! - **The kernel** is `sm90::scaled_gemm` in `cuda.gemm.batch_invariant.sm90`'s source
 //!   (`kernels/gemm_bi_sm90.cu`): the same TMA ring, producer and consumer warpgroups and
 //!   persistent rasterised grid, with a 128 x 192 block tile and five 40 KiB stages (128 x
-//!   176 and five 38 KiB stages when n <= 4096: [`tile_n`], from n alone).
+//!   176 and five 38 KiB stages when n <= 4096: `tile_n`, from n alone).
 //!   `scaled_gemm`'s A `[m, k]` and B `[n, k]` are both K-major; a stage holds 128 k (one
 //!   128-byte swizzle row per operand row), consumed by four `wgmma ... m64n192k32` (or
 //!   `n176`) FP8 steps.
