@@ -5,7 +5,8 @@
 //! - **What it computes.** Exactly the contract of `cuda.attention`
 //!   ([`crate::ops::attention`]): `out = softmax(scale * q k^T + mask) v` for f16 or bf16
 //!   `q [B, Sq, Hq, D]`, `k, v [B, Skv, Hkv, D]`, `out [B, Sq, Hq, D]` (contiguous), head dims
-//!   64, 96, 128 and 256 (96 verified on an H100 in the sixteenth session), GQA/MQA (query head `h` reads key/value head `h / (Hq / Hkv)`),
+//!   64, 96, 128 and 256 (96 verified on an H100 in the sixteenth session), GQA/MQA (query
+//!   head `h` reads key/value head `h / (Hq / Hkv)`),
 //!   bottom-right aligned causal masking (query `i` sees keys `j <= i + Skv - Sq`), the optional
 //!   natural-log `lse [B, Hq, Sq]` (f32, written one value at a time). A query that sees no key
 //!   gets `out = 0` and `lse = -inf`.

@@ -93,9 +93,9 @@ const NARROW_MAX_N: usize = 4096;
 
 /// The tile width of a problem with `n` columns: [`BN_NARROW`] up to [`NARROW_MAX_N`], else
 /// [`BN`]. A function of `n` alone, so no M changes the kernel a row runs (batch invariance;
-/// each element is summed the same way at either width, in k order). Why: at 4096 x 4096 x 4096, 704
-/// tiles of 128 x 192 make 5.3 waves on 132 SMs (the last a third full) and 768 of 128 x 176
-/// make 5.8: measured on an H100 (sixteenth session), 176 was 4-6 % faster there and 3-10 % at
+/// each element is summed the same way at either width, in k order). Why: at 4096 x 4096 x
+/// 4096, 704 tiles of 128 x 192 make 5.3 waves on 132 SMs (the last a third full) and 768 of
+/// 128 x 176 make 5.8: measured on an H100 (sixteenth session), 176 was 4-6 % faster there and 3-10 % at
 /// M = 128, but 1-3 % slower at 8192^3 and 4096 x 14336 x 4096.
 const fn tile_n(n: usize) -> u32 {
     if n <= NARROW_MAX_N {
