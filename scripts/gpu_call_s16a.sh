@@ -13,13 +13,9 @@
 # Files under $OUT (at most 8): s15a's (progress.txt, verify_pp.log, sanitize.log, attn.jsonl,
 # ncu.txt, all.tgz) plus bench16.jsonl (FP8 and token_logprobs rows) and s16.tgz.
 set -uo pipefail
-FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
+source "$(dirname "$0")/gpu_call_env.sh"
 W=/tmp/s16a; mkdir -p "$W"
-export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
-export PATH=$CUDA_PATH/bin:$PATH
 BUDGET=${S16_BUDGET:-540}
-P="$FINAL/progress.txt"
-note() { echo "## $1" >>"$P"; }
 K=.gpu/kernelyard
 BI=cuda.scaled_gemm.batch_invariant.sm90
 LT=cuda.scaled_gemm.cublaslt

@@ -11,15 +11,11 @@
 # S16B_BUDGET seconds (default 480) is the call's own clock: later steps are skipped past it.
 # Files under $OUT: progress.txt, verify.log, sanitize.log, bench.jsonl, all.tgz.
 set -uo pipefail
-FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
+source "$(dirname "$0")/gpu_call_env.sh"
 W=/tmp/s16b; mkdir -p "$W"
-export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
-export PATH=$CUDA_PATH/bin:$PATH
 BUDGET=${S16B_BUDGET:-480}
-P="$FINAL/progress.txt"
-note() { echo "## $1" >>"$P"; }
 left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
-nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
+device_line
 K=.gpu/kernelyard
 B="$FINAL/bench.jsonl"
 : >"$B"

@@ -5,13 +5,9 @@
 # H32 D128 non-causal (FFMA softmax); then a third FP8 bench round for the range.
 # Files under $OUT: progress.txt, ncu_tl.txt, ncu_fp8.txt, ncu_attn.txt, bench.jsonl.
 set -uo pipefail
-FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
-export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
-export PATH=$CUDA_PATH/bin:$PATH
-P="$FINAL/progress.txt"
-note() { echo "## $1" >>"$P"; }
+source "$(dirname "$0")/gpu_call_env.sh"
 K=.gpu/kernelyard
-nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
+device_line
 s=$SECONDS
 timeout 90 ncu --clock-control none --kernel-name regex:token_logprobs --launch-skip 4 --launch-count 2 \
   --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \

@@ -4,13 +4,9 @@
 # same bits (verify, one seed, both builds), memcheck / racecheck, two interleaved bench rounds.
 # Files under $OUT: progress.txt, bench.jsonl, all.tgz.
 set -uo pipefail
-FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
+source "$(dirname "$0")/gpu_call_env.sh"
 W=/tmp/s16d; mkdir -p "$W"
-export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
-export PATH=$CUDA_PATH/bin:$PATH
-P="$FINAL/progress.txt"
-note() { echo "## $1" >>"$P"; }
-nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
+device_line
 seed=$RANDOM$RANDOM
 for b in kernelyard kernelyard-c2; do
   timeout 60 .gpu/$b verify --device cuda:0 --op token_logprobs --seed "$seed" >"$W/verify_$b.log" 2>&1

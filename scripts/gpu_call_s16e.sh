@@ -6,12 +6,8 @@
 # small n, after this session's macro change), then one bench round at m = k = 4096 over n.
 # Files under $OUT: progress.txt, bench.jsonl, verify_wide.log.
 set -uo pipefail
-FINAL=${OUT:-/tmp/out}; mkdir -p "$FINAL"
-export CUDA_PATH=/usr/local/cuda LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} KERNELYARD_CACHE_DIR=/tmp/kernelyard-cache
-export PATH=$CUDA_PATH/bin:$PATH
-P="$FINAL/progress.txt"
-note() { echo "## $1" >>"$P"; }
-nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
+source "$(dirname "$0")/gpu_call_env.sh"
+device_line
 BI=cuda.scaled_gemm.batch_invariant.sm90
 timeout 60 .gpu/kernelyard-wide verify --device cuda:0 --op scaled_gemm >"$FINAL/verify_wide.log" 2>&1
 note "wide verify --op scaled_gemm: rc=$?, $(grep -E "^cuda:0 $BI |^total" "$FINAL/verify_wide.log" | tr -s ' ' | tr '\n' ' ')"

@@ -229,12 +229,9 @@ fn entry(p: &ScaledGemmProblem) -> Result<&'static KernelSource, Error> {
     };
     match (fp8(p.dtype), fp8(p.b_dtype), out) {
         (Some(a), Some(b), Some(c)) => {
-            let narrow = if tile_n(p.n) == BN_NARROW && BN != BN_NARROW {
-                12
-            } else {
-                0
-            };
-            Ok(&SCALED_MODULES[narrow + 3 * (2 * a + b) + c])
+            // The file's width: the first twelve modules; the narrow one: the next twelve.
+            let half = if tile_n(p.n) == BN { 0 } else { 12 };
+            Ok(&SCALED_MODULES[half + 3 * (2 * a + b) + c])
         }
         _ => Err(CudaError::Misuse {
             what: format!(
