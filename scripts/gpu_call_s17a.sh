@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Session 17, call 1. Issue 17's row kernels on this GPU (an H200 is the question: 63-75 % of
+# copy there against 85-92 % on an H100), with cache-hint builds of crates/kernels/kernels/
+# port.cuh (scripts/attn90_variants.sh with VARIANT_FILE=that file): .gpu/kernelyard-pf256 /
+# -pf128 (`.L2::256B` / `.L2::128B` on the streaming loads), -cs (`.cs` stores), -pf256cs
+# (both), .gpu/kernelyard the committed source (no hint). Then ncu of rms_norm 16384 x 4096,
+# the FP8 tile-width rule over n (scripts/gpu_call_s16e.sh's builds -wide / -narrow), the SSU
+# rows with their torch.compile peer, and a second rows round.
+# S17A_BUDGET seconds (default 540) is the call's own clock: later steps are skipped past it.
+# Files under $OUT: progress.txt, rows.jsonl, rows.md, ncu_rows.txt, fp8.jsonl, ssu.jsonl,
+# verify.log.
+set -uo pipefail
+source "$(dirname "$0")/gpu_call_env.sh"
+BUDGET=${S17A_BUDGET:-540}
+left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
+device_line
+W=/tmp/s17a; mkdir -p "$W"
+R="$FINAL/rows.jsonl"; : >"$R"
+# rows LABEL BINARY: the row ops at the suite shapes, every tactic, impl relabelled LABEL:...
+rows() {
+  local label=$1 k=$2 s=$SECONDS
+  r() { timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$R"; }
+  for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
+  for op in softmax log_softmax; do
+    for sh in rows=16384,cols=4096 rows=4096,cols=8192 rows=4096,cols=32768; do r $op --problem $sh --dtype bf16; done
+  done
+  r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+  for sh in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $sh --dtype bf16; done
+  note "rows $label: $((SECONDS - s)) s"
+}
+for b in kernelyard pf256 pf128 cs pf256cs; do
+  left 200 "rows $b" || break
+  k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
+  rows "r1-$b" "$k"
+done
+s=$SECONDS
+for op in rms_norm softmax log_softmax rope silu_mul; do
+  PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
+done
+note "torch rows: $((SECONDS - s)) s"
+if left 150 "ncu"; then
+  s=$SECONDS
+  for b in kernelyard kernelyard-pf256; do
+    for t in "" "@t128"; do
+      timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 3 --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats \
+        .gpu/$b bench rms_norm --problem rows=16384,hidden=4096 --dtype bf16 --device cuda:0 --kernel "cuda.rms_norm$t" --iters 1 --warmup 2 \
+        >>"$FINAL/ncu_rows.txt" 2>&1
+    done
+  done
+  note "ncu rows: $((SECONDS - s)) s"
+fi
+if left 120 "fp8 width rule"; then
+  s=$SECONDS
+  BI=cuda.scaled_gemm.batch_invariant.sm90
+  : >"$FINAL/fp8.jsonl"
+  timeout 60 .gpu/kernelyard-wide verify --device cuda:0 --op scaled_gemm >"$W/verify_wide.log" 2>&1
+  note "wide verify --op scaled_gemm: rc=$?, $(grep -E "^cuda:0 $BI |^total" "$W/verify_wide.log" | tr -s ' ' | tr '\n' ' ')"
+  for n in 2048 3072 4096 5120 6144 8192 14336; do
+    sh=m=4096,n=$n,k=4096
+    timeout 30 .gpu/kernelyard bench scaled_gemm --problem $sh --dtype f8e4m3 --device cuda:0 --kernel cuda.scaled_gemm.cublaslt --json 2>/dev/null >>"$FINAL/fp8.jsonl"
+    for b in kernelyard-wide kernelyard-narrow; do
+      timeout 30 .gpu/$b bench scaled_gemm --problem $sh --dtype f8e4m3 --device cuda:0 --kernel $BI --json 2>/dev/null \
+        | sed "s/\"impl\":\"$BI\"/\"impl\":\"${b#kernelyard-}:$BI\"/" >>"$FINAL/fp8.jsonl"
+    done
+  done
+  note "fp8 width rule: $((SECONDS - s)) s"
+fi
+if left 100 "ssu"; then
+  s=$SECONDS
+  J="$FINAL/ssu.jsonl"; : >"$J"
+  for state in bf16 f32; do
+    for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
+      timeout 60 .gpu/kernelyard bench selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16 --device cuda:0 --all --json >>"$J" 2>>"$W/bench.err"
+    done
+    PYTHONUNBUFFERED=1 timeout 60 python3 scripts/ssu_peer.py peer --state $state >>"$J" 2>>"$W/bench.err"
+  done
+  note "ssu: $((SECONDS - s)) s"
+fi
+for b in pf256cs kernelyard pf256; do
+  left 60 "rows round 2 $b" || break
+  k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
+  rows "r2-$b" "$k"
+done
+if left 30 "verify pf256cs"; then
+  s=$SECONDS
+  for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
+    timeout 60 .gpu/kernelyard-pf256cs verify --device cuda:0 --op $op >>"$FINAL/verify.log" 2>&1
+    note "verify pf256cs --op $op: rc=$?, $(grep -E '^total' "$FINAL/verify.log" | tail -1)"
+  done
+  note "verify pf256cs: $((SECONDS - s)) s"
+fi
+python3 scripts/ratio_table.py "$R" >"$FINAL/rows.md" 2>&1
+cp "$W/bench.err" "$FINAL/" 2>/dev/null
+note "end at $SECONDS s"
+cat "$P"
