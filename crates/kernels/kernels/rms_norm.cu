@@ -120,6 +120,11 @@ __device__ __forceinline__ void rms_norm_reg(const void* xv, const void* rv, con
     const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
     const bool active = row < rows;
     const ky_i64 off = (active ? row : 0) * cols64;
+    if (lane == 0) {
+        typedef typename Elem<T>::storage S;
+        ky_l2_prefetch_ahead(xv, row, rows, cols64 * (ky_i64)sizeof(S));
+        if constexpr (RES) ky_l2_prefetch_ahead(rv, row, rows, cols64 * (ky_i64)sizeof(S));
+    }
     KyRmsIn<T, C, VEC, RES> in;
     in.load(xv, rv, off, lane, tpr, cols, active);
     rms_norm_row<T, C, VEC, RES>(in, wv, yv, rov, off, lane, tpr, cols, active, eps, red);
@@ -167,6 +172,10 @@ __device__ __forceinline__ void rms_norm_long(const void* xv, const void* rv, co
     __shared__ float red[32];
     const int cols = (int)cols64, nt = (int)blockDim.x, tid = (int)threadIdx.x;
     const ky_i64 off = (ky_i64)blockIdx.x * cols64;
+    if (tid == 0) {
+        ky_l2_prefetch_ahead(xv, blockIdx.x, gridDim.x, cols64 * (ky_i64)sizeof(S));
+        if constexpr (RES) ky_l2_prefetch_ahead(rv, blockIdx.x, gridDim.x, cols64 * (ky_i64)sizeof(S));
+    }
     const S* x = (const S*)xv + off;
     const int nv = (cols + V - 1) / V;  // chunks in the row
     const int step = KY_U * nt;         // chunks per step of the block

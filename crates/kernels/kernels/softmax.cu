@@ -81,6 +81,7 @@ __device__ __forceinline__ void softmax_reg(const void* xv, void* yv, ky_i64 row
     const ky_i64 row = (ky_i64)blockIdx.x * (blockDim.x / tpr) + group;
     const bool active = row < rows;
     const ky_i64 off = (active ? row : 0) * cols64;
+    if (lane == 0) ky_l2_prefetch_ahead(xv, row, rows, cols64 * (ky_i64)sizeof(S));
     KyChunks<T, C, VEC> raw;
     raw.template load<true>((const S*)xv + off, lane, tpr, cols, active);
     softmax_row<T, C, VEC>(raw, yv, off, lane, tpr, cols, active, red[0], red[1]);
@@ -129,6 +130,7 @@ __device__ __forceinline__ void softmax_two_pass(const void* xv, void* yv, ky_i6
     __shared__ float red[2][32];
     const int cols = (int)cols64, nt = (int)blockDim.x, tid = (int)threadIdx.x;
     const ky_i64 off = (ky_i64)blockIdx.x * cols64;
+    if (tid == 0) ky_l2_prefetch_ahead(xv, blockIdx.x, gridDim.x, cols64 * (ky_i64)sizeof(S));
     const S* x = (const S*)xv + off;
     S* y = (S*)yv + off;
     S* kept = reinterpret_cast<S*>(ky_row);
