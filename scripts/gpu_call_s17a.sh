@@ -3,7 +3,8 @@
 # copy there against 85-92 % on an H100), with cache-hint builds of crates/kernels/kernels/
 # port.cuh (scripts/attn90_variants.sh with VARIANT_FILE=that file): .gpu/kernelyard-pf256 /
 # -pf128 (`.L2::256B` / `.L2::128B` on the streaming loads), -cs (`.cs` stores), -pf256cs
-# (both), .gpu/kernelyard the committed source (no hint). Then ncu of rms_norm 16384 x 4096,
+# (both), -ah512 / -ah1024 / -ah2048 (rows.cuh's KY_ROWS_L2_AHEAD: an L2 prefetch of the row that
+# many rows ahead), .gpu/kernelyard the committed source (no hint); all gzipped. Then ncu of rms_norm 16384 x 4096,
 # the FP8 tile-width rule over n (scripts/gpu_call_s16e.sh's builds -wide / -narrow), the SSU
 # rows with their torch.compile peer, and a second rows round.
 # S17A_BUDGET seconds (default 540) is the call's own clock: later steps are skipped past it.
@@ -16,22 +17,34 @@ left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECOND
 device_line
 W=/tmp/s17a; mkdir -p "$W"
 R="$FINAL/rows.jsonl"; : >"$R"
-# rows LABEL BINARY: the row ops at the suite shapes, every tactic, impl relabelled LABEL:...
+# The binaries travel gzipped (the carry limit): .gpu/NAME.gz -> .gpu/NAME.
+for z in .gpu/*.gz; do gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+# rows LABEL BINARY [short]: the row ops at the suite shapes (short: six of them), every
+# tactic, impl relabelled LABEL:...
 rows() {
-  local label=$1 k=$2 s=$SECONDS
+  local label=$1 k=$2 short=${3:-} s=$SECONDS
   r() { timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$R"; }
-  for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
-  for op in softmax log_softmax; do
-    for sh in rows=16384,cols=4096 rows=4096,cols=8192 rows=4096,cols=32768; do r $op --problem $sh --dtype bf16; done
-  done
-  r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
-  for sh in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $sh --dtype bf16; done
+  if [ -n "$short" ]; then
+    r rms_norm --problem rows=16384,hidden=4096 --dtype bf16
+    r softmax --problem rows=16384,cols=4096 --dtype bf16
+    r softmax --problem rows=4096,cols=8192 --dtype bf16
+    r log_softmax --problem rows=4096,cols=32768 --dtype bf16
+    r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+    r silu_mul --problem rows=4096,d=11008 --dtype bf16
+  else
+    for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
+    for op in softmax log_softmax; do
+      for sh in rows=16384,cols=4096 rows=4096,cols=8192 rows=4096,cols=32768; do r $op --problem $sh --dtype bf16; done
+    done
+    r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
+    for sh in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $sh --dtype bf16; done
+  fi
   note "rows $label: $((SECONDS - s)) s"
 }
-for b in kernelyard pf256 pf128 cs pf256cs; do
-  left 200 "rows $b" || break
-  k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
-  rows "r1-$b" "$k"
+rows r1-kernelyard .gpu/kernelyard
+for b in pf256 ah1024 ah2048 pf256cs cs ah512 pf128; do
+  left 260 "rows $b" || break
+  rows "r1-$b" .gpu/kernelyard-$b short
 done
 s=$SECONDS
 for op in rms_norm softmax log_softmax rope silu_mul; do
@@ -40,7 +53,7 @@ done
 note "torch rows: $((SECONDS - s)) s"
 if left 150 "ncu"; then
   s=$SECONDS
-  for b in kernelyard kernelyard-pf256; do
+  for b in kernelyard kernelyard-ah1024; do
     for t in "" "@t128"; do
       timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 3 --launch-count 1 \
         --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats \
@@ -77,10 +90,10 @@ if left 100 "ssu"; then
   done
   note "ssu: $((SECONDS - s)) s"
 fi
-for b in pf256cs kernelyard pf256; do
+for b in ah1024 kernelyard pf256 ah2048; do
   left 60 "rows round 2 $b" || break
   k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
-  rows "r2-$b" "$k"
+  rows "r2-$b" "$k" short
 done
 if left 30 "verify pf256cs"; then
   s=$SECONDS
