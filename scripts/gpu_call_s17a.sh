@@ -6,7 +6,8 @@
 # (both), -ah512 / -ah1024 / -ah2048 (rows.cuh's KY_ROWS_L2_AHEAD: an L2 prefetch of the row that
 # many rows ahead), .gpu/kernelyard the committed source (no hint); all gzipped. Then ncu of rms_norm 16384 x 4096,
 # the FP8 tile-width rule over n (scripts/gpu_call_s16e.sh's builds -wide / -narrow), the SSU
-# rows with their torch.compile peer, and a second rows round.
+# rows with their torch.compile peer (and -ssu8k / -ssu32k: KY_SSU_L2_AHEAD), a second rows
+# round, verify of the variant builds.
 # S17A_BUDGET seconds (default 540) is the call's own clock: later steps are skipped past it.
 # Files under $OUT: progress.txt, rows.jsonl, rows.md, ncu_rows.txt, fp8.jsonl, ssu.jsonl,
 # verify.log.
@@ -84,7 +85,11 @@ if left 100 "ssu"; then
   J="$FINAL/ssu.jsonl"; : >"$J"
   for state in bf16 f32; do
     for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
-      timeout 60 .gpu/kernelyard bench selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16 --device cuda:0 --all --json >>"$J" 2>>"$W/bench.err"
+      for b in kernelyard ssu8k ssu32k; do
+        k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
+        timeout 60 $k bench selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16 --device cuda:0 --all --json 2>>"$W/bench.err" \
+          | sed "s/\"impl\":\"/\"impl\":\"$b:/" >>"$J"
+      done
     done
     PYTHONUNBUFFERED=1 timeout 60 python3 scripts/ssu_peer.py peer --state $state >>"$J" 2>>"$W/bench.err"
   done
@@ -97,9 +102,11 @@ for b in ah1024 kernelyard pf256 ah2048; do
 done
 if left 40 "verify"; then
   s=$SECONDS
-  for b in pf256cs ah1024; do
-    for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
+  for b in pf256cs ah1024 ssu8k; do
+    for op in rms_norm softmax log_softmax rope silu_mul token_logprobs selective_state_update; do
+      [ $b = pf256cs ] && [[ $op == selective_state_update ]] && continue
       [ $b = ah1024 ] && [[ $op == rope || $op == silu_mul || $op == token_logprobs ]] && continue
+      [ $b = ssu8k ] && [[ $op != selective_state_update ]] && continue
       timeout 60 .gpu/kernelyard-$b verify --device cuda:0 --op $op >>"$FINAL/verify.log" 2>&1
       note "verify $b --op $op: rc=$?, $(grep -E '^total' "$FINAL/verify.log" | tail -1)"
     done
