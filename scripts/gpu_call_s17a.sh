@@ -102,11 +102,10 @@ for b in ah1024 kernelyard pf256 ah2048; do
 done
 if left 40 "verify"; then
   s=$SECONDS
-  for b in pf256cs ah1024 ssu8k; do
-    for op in rms_norm softmax log_softmax rope silu_mul token_logprobs selective_state_update; do
-      [ $b = pf256cs ] && [[ $op == selective_state_update ]] && continue
-      [ $b = ah1024 ] && [[ $op == rope || $op == silu_mul || $op == token_logprobs ]] && continue
-      [ $b = ssu8k ] && [[ $op != selective_state_update ]] && continue
+  for spec in "pf256cs:rms_norm softmax log_softmax rope silu_mul token_logprobs" \
+    "ah1024:rms_norm softmax log_softmax" "ssu8k:selective_state_update"; do
+    b=${spec%%:*}
+    for op in ${spec#*:}; do
       timeout 60 .gpu/kernelyard-$b verify --device cuda:0 --op $op >>"$FINAL/verify.log" 2>&1
       note "verify $b --op $op: rc=$?, $(grep -E '^total' "$FINAL/verify.log" | tail -1)"
     done
