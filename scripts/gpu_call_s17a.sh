@@ -9,8 +9,8 @@
 # rows with their torch.compile peer (and -ssu8k / -ssu32k: KY_SSU_L2_AHEAD), a second rows
 # round, verify of the variant builds.
 # S17A_BUDGET seconds (default 540) is the call's own clock: later steps are skipped past it.
-# Files under $OUT: progress.txt, rows.jsonl, rows.md, ncu_rows.txt, fp8.jsonl, ssu.jsonl,
-# verify.log.
+# Files under $OUT (8 at most come back): progress.txt, rows.jsonl, ncu_rows.txt, fp8.jsonl,
+# ssu.jsonl, verify.log, tl.jsonl, logs.tgz (rows.md, the tl1 verify and sanitizer logs, bench.err).
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
 BUDGET=${S17A_BUDGET:-540}
@@ -52,6 +52,30 @@ for op in rms_norm softmax log_softmax rope silu_mul; do
   PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
 done
 note "torch rows: $((SECONDS - s)) s"
+# token_logprobs in one launch (a helper's branch tl-single, staged as .gpu/kernelyard-tl1):
+# verify, the sanitizers on the split path, bench against the committed build.
+if [ -x .gpu/kernelyard-tl1 ] && left 200 "tl1"; then
+  s=$SECONDS
+  timeout 90 .gpu/kernelyard-tl1 verify --device cuda:0 --op token_logprobs --seed $RANDOM$RANDOM >"$W/verify_tl1.log" 2>&1
+  note "verify tl1 --op token_logprobs: rc=$?, $(grep -E '^total' "$W/verify_tl1.log" | tail -1)"
+  grep -E '\.\.\. fail' "$W/verify_tl1.log" | head -5 >>"$P"
+  for tool in memcheck racecheck synccheck; do
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+      .gpu/kernelyard-tl1 bench token_logprobs --problem tokens=3,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 --kernel cuda.token_logprobs --iters 2 --warmup 1 >"$W/san_tl1_$tool.log" 2>&1
+    note "tl1 $tool: rc=$?, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/san_tl1_$tool.log" | tr '\n' ' ')"
+  done
+  T="$FINAL/tl.jsonl"; : >"$T"
+  for round in 1 2; do
+    for sh in tokens=64,vocab=151936 tokens=1,vocab=151936 tokens=4096,vocab=151936 tokens=64,vocab=151936,entropy=1; do
+      for b in kernelyard kernelyard-tl1; do
+        timeout 60 .gpu/$b bench token_logprobs --problem $sh --dtype bf16 --device cuda:0 --kernel cuda.token_logprobs --json 2>>"$W/bench.err" \
+          | sed "s/\"impl\":\"/\"impl\":\"r$round-${b#kernelyard}:/" >>"$T"
+      done
+    done
+  done
+  PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op token_logprobs >>"$T" 2>>"$W/bench.err"
+  note "tl1: $((SECONDS - s)) s"
+fi
 if left 150 "ncu"; then
   s=$SECONDS
   for b in kernelyard kernelyard-ah1024; do
@@ -112,7 +136,7 @@ if left 40 "verify"; then
   done
   note "verify: $((SECONDS - s)) s"
 fi
-python3 scripts/ratio_table.py "$R" >"$FINAL/rows.md" 2>&1
-cp "$W/bench.err" "$FINAL/" 2>/dev/null
+python3 scripts/ratio_table.py "$R" >"$W/rows.md" 2>&1
+tar -czf "$FINAL/logs.tgz" -C "$W" . 2>/dev/null
 note "end at $SECONDS s"
 cat "$P"
