@@ -43,8 +43,8 @@ rows() {
   note "rows $label: $((SECONDS - s)) s"
 }
 rows r1-kernelyard .gpu/kernelyard
-for b in pf256 ah1024 ah2048 pf256cs cs ah512 pf128; do
-  left 260 "rows $b" || break
+for b in pf256 ah1024 ah2048 pf256cs ah512; do
+  left 300 "rows $b" || break
   rows "r1-$b" .gpu/kernelyard-$b short
 done
 s=$SECONDS
@@ -52,9 +52,21 @@ for op in rms_norm softmax log_softmax rope silu_mul; do
   PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
 done
 note "torch rows: $((SECONDS - s)) s"
+if left 60 "verify"; then
+  s=$SECONDS
+  for spec in "pf256cs:rms_norm softmax log_softmax rope silu_mul token_logprobs" \
+    "ah1024:rms_norm softmax log_softmax" "ssu8k:selective_state_update"; do
+    b=${spec%%:*}
+    for op in ${spec#*:}; do
+      timeout 60 .gpu/kernelyard-$b verify --device cuda:0 --op $op >>"$FINAL/verify.log" 2>&1
+      note "verify $b --op $op: rc=$?, $(grep -E '^total' "$FINAL/verify.log" | tail -1)"
+    done
+  done
+  note "verify: $((SECONDS - s)) s"
+fi
 # token_logprobs in one launch (a helper's branch tl-single, staged as .gpu/kernelyard-tl1):
 # verify, the sanitizers on the split path, bench against the committed build.
-if [ -x .gpu/kernelyard-tl1 ] && left 200 "tl1"; then
+if [ -x .gpu/kernelyard-tl1 ] && left 120 "tl1"; then
   s=$SECONDS
   timeout 90 .gpu/kernelyard-tl1 verify --device cuda:0 --op token_logprobs --seed $RANDOM$RANDOM >"$W/verify_tl1.log" 2>&1
   note "verify tl1 --op token_logprobs: rc=$?, $(grep -E '^total' "$W/verify_tl1.log" | tail -1)"
@@ -76,19 +88,22 @@ if [ -x .gpu/kernelyard-tl1 ] && left 200 "tl1"; then
   PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op token_logprobs >>"$T" 2>>"$W/bench.err"
   note "tl1: $((SECONDS - s)) s"
 fi
-if left 150 "ncu"; then
+if left 80 "ssu"; then
   s=$SECONDS
-  for b in kernelyard kernelyard-ah1024; do
-    for t in "" "@t128"; do
-      timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 3 --launch-count 1 \
-        --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats \
-        .gpu/$b bench rms_norm --problem rows=16384,hidden=4096 --dtype bf16 --device cuda:0 --kernel "cuda.rms_norm$t" --iters 1 --warmup 2 \
-        >>"$FINAL/ncu_rows.txt" 2>&1
+  J="$FINAL/ssu.jsonl"; : >"$J"
+  for state in bf16 f32; do
+    for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
+      for b in kernelyard ssu8k ssu32k; do
+        k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
+        timeout 60 $k bench selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16 --device cuda:0 --all --json 2>>"$W/bench.err" \
+          | sed "s/\"impl\":\"/\"impl\":\"$b:/" >>"$J"
+      done
     done
+    PYTHONUNBUFFERED=1 timeout 60 python3 scripts/ssu_peer.py peer --state $state >>"$J" 2>>"$W/bench.err"
   done
-  note "ncu rows: $((SECONDS - s)) s"
+  note "ssu: $((SECONDS - s)) s"
 fi
-if left 120 "fp8 width rule"; then
+if left 80 "fp8 width rule"; then
   s=$SECONDS
   BI=cuda.scaled_gemm.batch_invariant.sm90
   : >"$FINAL/fp8.jsonl"
@@ -104,38 +119,27 @@ if left 120 "fp8 width rule"; then
   done
   note "fp8 width rule: $((SECONDS - s)) s"
 fi
-if left 100 "ssu"; then
+if left 70 "ncu"; then
   s=$SECONDS
-  J="$FINAL/ssu.jsonl"; : >"$J"
-  for state in bf16 f32; do
-    for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1; do
-      for b in kernelyard ssu8k ssu32k; do
-        k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
-        timeout 60 $k bench selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16 --device cuda:0 --all --json 2>>"$W/bench.err" \
-          | sed "s/\"impl\":\"/\"impl\":\"$b:/" >>"$J"
-      done
+  for b in kernelyard kernelyard-ah1024; do
+    for t in "" "@t128"; do
+      timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 3 --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats \
+        .gpu/$b bench rms_norm --problem rows=16384,hidden=4096 --dtype bf16 --device cuda:0 --kernel "cuda.rms_norm$t" --iters 1 --warmup 2 \
+        >>"$FINAL/ncu_rows.txt" 2>&1
     done
-    PYTHONUNBUFFERED=1 timeout 60 python3 scripts/ssu_peer.py peer --state $state >>"$J" 2>>"$W/bench.err"
   done
-  note "ssu: $((SECONDS - s)) s"
+  note "ncu rows: $((SECONDS - s)) s"
 fi
 for b in ah1024 kernelyard pf256 ah2048; do
   left 60 "rows round 2 $b" || break
   k=.gpu/kernelyard-$b; [ $b = kernelyard ] && k=.gpu/kernelyard
   rows "r2-$b" "$k" short
 done
-if left 40 "verify"; then
-  s=$SECONDS
-  for spec in "pf256cs:rms_norm softmax log_softmax rope silu_mul token_logprobs" \
-    "ah1024:rms_norm softmax log_softmax" "ssu8k:selective_state_update"; do
-    b=${spec%%:*}
-    for op in ${spec#*:}; do
-      timeout 60 .gpu/kernelyard-$b verify --device cuda:0 --op $op >>"$FINAL/verify.log" 2>&1
-      note "verify $b --op $op: rc=$?, $(grep -E '^total' "$FINAL/verify.log" | tail -1)"
-    done
-  done
-  note "verify: $((SECONDS - s)) s"
-fi
+for b in cs pf128; do
+  left 40 "rows $b" || break
+  rows "r1-$b" .gpu/kernelyard-$b short
+done
 python3 scripts/ratio_table.py "$R" >"$W/rows.md" 2>&1
 tar -czf "$FINAL/logs.tgz" -C "$W" . 2>/dev/null
 note "end at $SECONDS s"
