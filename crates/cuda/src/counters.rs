@@ -51,7 +51,10 @@ pub(crate) fn counters(stream: &Stream) -> Result<sys::CUdeviceptr, Error> {
         return Ok(c);
     }
     guard(stream, || {
-        format!("allocating and zeroing the stream's {COUNTERS} arrival counters (split token_logprobs)")
+        format!(
+            "allocating and zeroing the stream's {COUNTERS} arrival counters (split \
+             token_logprobs)"
+        )
     })?;
     let bytes = COUNTERS * 4;
     // SAFETY: the device's context is current (bound by the caller).

@@ -6,9 +6,12 @@
 // `_split` CTAs each fold 2048 chunks of a row (256 threads) and write their merged state; the
 // row's last CTA to finish (a per-row arrival counter, reset to 0 by that CTA) merges the
 // row's states in split order and writes its outputs (`ky_tl_split_tail`). The split count is
-// ceil(chunks / 2048), a function of the vocabulary size and dtype alone. The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16 elements); thread
-// `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so each load instruction
-// of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in flight per thread.
+// ceil(chunks / 2048), a function of the vocabulary size and dtype alone. The counters are the
+// backend's: zero before the launch, written by no other kernel, and zero again after it (the
+// host never clears them per launch). The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16
+// elements); thread `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so
+// each load instruction of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in
+// flight per thread.
 //
 // Every thread keeps an online state in the base-2 domain, with y = x * k and
 // k = log2(e) / temperature (computed in f64 on the host):
@@ -35,8 +38,8 @@
 //
 // Checked mode: `token_logprobs_check` atomicMin's the index of every bad row (a target outside
 // [0, vocab) that is not ignore_index) into `bad` (initialised to ~0 by the host); the main
-// kernel (or the split rows' last CTA), launched after it on the same stream, writes nothing when
-// `*bad != ~0`.
+// kernel (or a split row's last CTA), launched after it on the same stream, writes nothing
+// when `*bad != ~0`.
 #include "common.cuh"
 
 #define KY_TL_FLT_MAX 3.402823466e+38f
@@ -323,7 +326,9 @@ __device__ __noinline__ void ky_tl_split_tail(ky_tl_state st, bool lead, const v
     float xt = 0.0f;
     if (tid == 0) {
         target = ky_tl_target(targets, target_size, r);
-        if (target != ignore_index && target >= 0 && target < vocab) xt = Elem<T>::load(row, target);
+        if (target != ignore_index && target >= 0 && target < vocab) {
+            xt = Elem<T>::load(row, target);
+        }
     }
     // 32 states at a time through shared memory, merged by thread 0 in split order.
     ky_tl_state acc = ky_tl_empty();

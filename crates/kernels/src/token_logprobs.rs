@@ -9,23 +9,25 @@
 //!   both fold the same chunks in the same order. Signature: `(const void* logits, const void*
 //!   targets, void* out, void* entropy, const void* bad, long long vocab, long long
 //!   target_size, long long ignore_index, float k)`, `k = log2(e) / T`.
-//! - **Split rows.** A row of more than [`SPLIT_CHUNKS`] 16-byte chunks (32 KiB: 16384 bf16,
-//!   8192 f32) is folded by [`splits`] CTAs of [`SPLIT_THREADS`] threads (`..._split`, grid
-//!   `rows * splits`, one launch), each writing its merged state `(m, s, w)` to scratch memory
-//!   the backend owns ([`Scratch`], [`PART_BYTES`] per split) and counting itself in on the
-//!   row's arrival counter ([`Counters`], one `u32` per row of a pass). The row's last CTA to
-//!   count in merges the row's states in split order (never arrival order), writes the outputs
-//!   and sets the counter back to 0, so the counters are zero between launches and the backend
-//!   zeroes them once, when it allocates them. (Until issue 17's sixteenth session a second
-//!   kernel, `_combine`, did that merge, with the same arithmetic: the bits are unchanged; its
-//!   launch cost as much as the split kernel's work at 64 x 151936.) The split count depends on
-//!   the vocabulary size and dtype only: a row's bits do not depend on its batch. Why split:
-//!   with one CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132 SMs busy
-//!   (0.61 TB/s). Rows run in passes of as many as the scratch and the counters hold. With 16-byte
-//!   loads a split thread issues the loads of all its steps (4 of [`UNROLL`] chunks) before it
-//!   folds the first (`KY_TL_SPLIT_BATCH` in the kernel, [`SPLIT_BATCH`] here): the same folds
-//!   in the same order, so the same bits, with one round trip to memory per CTA instead of
-//!   four.
+//! - **Split rows.** A row of more than [`SPLIT_CHUNKS`] 16-byte chunks (32 KiB: 16384 bf16, 8192
+//!   f32) is folded by [`splits`] CTAs of [`SPLIT_THREADS`] threads (`..._split`, grid `rows *
+//!   splits`, one launch), each writing its merged state `(m, s, w)` to scratch memory the backend
+//!   owns ([`Scratch`], [`PART_BYTES`] per split) and counting itself in on the row's arrival
+//!   counter ([`Counters`], one `u32` per row of a pass). The row's last CTA to count in merges the
+//!   row's states in split order (never arrival order), writes the outputs and sets the counter
+//!   back to 0: the counters are zero between launches, and the backend zeroes them once, when it
+//!   allocates them. (Before issue 17's one-launch change a second kernel, `_combine`, did that
+//!   merge with the same arithmetic, so the bits are unchanged; its launch and the gap before it
+//!   cost more than the split kernel's 11 us at 64 x 151936.) The split count depends on the
+//!   vocabulary size and dtype only: a row's bits do not depend on its batch. Why split: with one
+//!   CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132 SMs busy (0.61 TB/s). Rows
+//!   run in passes of as many as the scratch and the counters hold. With 16-byte loads a split
+//!   thread issues the loads of all its steps (4 of [`UNROLL`] chunks) before it folds the first
+//!   (`KY_TL_SPLIT_BATCH` in the kernel, [`SPLIT_BATCH`] here): the same folds in the same order,
+//!   so the same bits, with one round trip to memory per CTA instead of four. Signature:
+//!   `(const void* logits, const void* targets, void* part, void* counters, void* out, void*
+//!   entropy, const void* bad, long long vocab, long long splits, long long split_chunks, long
+//!   long target_size, long long ignore_index, float k)`.
 //! - **Checked mode.** Before the main kernel, `token_logprobs_check`
 //!   (`SOURCE.symbols[CHECK_SYMBOL]`) records the least bad row in an 8-byte slot initialised
 //!   to all ones, with [`CHECK_THREADS`] threads per block and at most [`CHECK_MAX_BLOCKS`]
@@ -243,10 +245,11 @@ pub fn check(_caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<R
 /// allocated until the work queued here completes (both kernels write or read it there).
 /// `mem.scratch.ptr` must point at `mem.scratch.bytes` bytes of device memory on the stream's
 /// device that nothing else uses until the work queued here completes (null and 0 when the
-/// rows are not split). `mem.counters.ptr` must point at `mem.counters.len` `u32`s of device memory on the
-/// stream's device (null and 0 when the rows are not split) that stay allocated until the work
-/// queued here completes, that no other kernel writes while it runs, and that are all zero
-/// when it starts: the split kernel counts on them and leaves every one it used at zero.
+/// rows are not split). `mem.counters.ptr` must point at `mem.counters.len` `u32`s of device
+/// memory on the stream's device (null and 0 when the rows are not split) that stay allocated
+/// until the work queued here completes, that no other work writes (or counts on) meanwhile,
+/// and that are all zero when it starts; the split kernel counts on them and leaves every one
+/// it used at zero, so the same counters serve the next launch without being cleared.
 pub unsafe fn launch(
     gpu: &dyn Launch,
     stream: &Stream,
