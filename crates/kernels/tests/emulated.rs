@@ -560,7 +560,6 @@ fn tl_launch<T: Float>(
         )
     }
     .unwrap();
-    drop(a);
     (out, ent, slot[0], spy.seen.take())
 }
 
