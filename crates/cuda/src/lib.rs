@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod capture;
+pub(crate) mod counters;
 pub mod device;
 pub mod error;
 pub mod launch;
@@ -71,7 +72,8 @@ kernelyard_core::inventory::submit! { kernelyard_core::BackendEntry(&CUDA) }
 pub fn link() {}
 
 /// Frees what kernelyard keeps for `stream` (its workspace: cuBLASLt and split token_logprobs
-/// use it), after waiting for the work queued on it. Streams made by
+/// use it; its arrival counters: split token_logprobs), after waiting for the work queued on
+/// it. Streams made by
 /// [`Runtime::create_stream`](kernelyard_core::Runtime::create_stream) do this when they are
 /// destroyed; a framework that lends its own streams calls it before destroying one that
 /// kernelyard launched on (otherwise the 32 MiB stay allocated until the process ends: a
@@ -88,7 +90,9 @@ pub unsafe fn release_stream(stream: &Stream) -> Result<(), Error> {
         .into());
     }
     device::bind(stream.device())?;
-    ops::gemm::release_workspace(stream)
+    let workspace = ops::gemm::release_workspace(stream);
+    counters::release(stream)?;
+    workspace
 }
 
 fn check_buffer(buf: &DeviceBuffer, what: &str) -> Result<(), Error> {

@@ -31,8 +31,9 @@ const DEV: DeviceId = DeviceId::cuda(0);
 const T: usize = 64;
 const H: usize = 1024;
 /// Longer than token_logprobs' 16384-element bf16 split and softmax's register path: the chain
-/// captures the split rows (two splits and the combine, their scratch made by `prepare`) and
-/// softmax's shared-memory path.
+/// captures the split rows (two splits, each row's last CTA merging; their scratch and arrival
+/// counters made by `prepare`, the counters left at zero by every replay) and softmax's
+/// shared-memory path.
 const V: usize = 20480;
 
 fn runtime() -> Runtime {

@@ -2,12 +2,16 @@
 // the entropy of softmax(logits[t] / T), in one pass over each row of logits.
 //
 // Rows of at most 2048 chunks (32 KiB): one CTA per row (blockDim.x a multiple of 32, at most
-// 256, chosen from the vocabulary size and dtype alone). Longer rows are split: `_split` CTAs
-// each fold 2048 chunks of a row (256 threads) and write their merged state, and
-// `_combine` (one thread per row) merges a row's states in split order and writes its outputs;
-// the split count is ceil(chunks / 2048), a function of the vocabulary size and dtype alone. The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16 elements); thread
-// `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so each load instruction
-// of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in flight per thread.
+// 256, chosen from the vocabulary size and dtype alone). Longer rows are split, in one launch:
+// `_split` CTAs each fold 2048 chunks of a row (256 threads) and write their merged state; the
+// row's last CTA to finish (a per-row arrival counter, reset to 0 by that CTA) merges the
+// row's states in split order and writes its outputs (`ky_tl_split_tail`). The split count is
+// ceil(chunks / 2048), a function of the vocabulary size and dtype alone. The counters are the
+// backend's: zero before the launch, written by no other kernel, and zero again after it (the
+// host never clears them per launch). The row is cut into 16-byte chunks (4 f32 or 8 f16/bf16
+// elements); thread `tid` takes chunks `base + u * blockDim.x + tid` for u < KY_TL_UNROLL, so
+// each load instruction of a warp covers 512 contiguous bytes and KY_TL_UNROLL loads are in
+// flight per thread.
 //
 // Every thread keeps an online state in the base-2 domain, with y = x * k and
 // k = log2(e) / temperature (computed in f64 on the host):
@@ -34,8 +38,8 @@
 //
 // Checked mode: `token_logprobs_check` atomicMin's the index of every bad row (a target outside
 // [0, vocab) that is not ignore_index) into `bad` (initialised to ~0 by the host); the main
-// kernel (or the combine), launched after it on the same stream, writes nothing when
-// `*bad != ~0`.
+// kernel (or a split row's last CTA), launched after it on the same stream, writes nothing
+// when `*bad != ~0`.
 #include "common.cuh"
 
 #define KY_TL_FLT_MAX 3.402823466e+38f
@@ -283,13 +287,84 @@ __device__ __forceinline__ void token_logprobs_impl(
     ky_tl_finish(st, target, xt, out, entropy, row_idx, vocab, ignore_index, k);
 }
 
+// The split path's end, in every thread of split CTA x = r * splits + s after its block merge
+// (`lead`: thread 0, which holds the CTA's state). Thread 0 writes the state to
+// part[x * 3 + {0, 1, 2}], fences, and counts the CTA on the row's counter; the CTA that counts
+// last (old == splits - 1) is the only one to go on: it fences again, reads the row's states
+// (volatile: never from a stale cache line), merges them in split order 0, 1, ... in thread 0
+// (the arithmetic and order of the former combine kernel, so the same bits), writes the
+// outputs (nothing when checked mode found a bad row) and resets the counter to 0, so the next
+// launch finds zeros. Which CTA comes last changes nothing in the result. No CTA waits for
+// another (no deadlock whatever the residency). Not inlined: the fold above keeps its
+// registers (48 at KY_TL_SPLIT_BLOCKS = 5).
+template <typename T>
+__device__ __noinline__ void ky_tl_split_tail(ky_tl_state st, bool lead, const void* logits_,
+                                             const void* targets, float* part,
+                                             unsigned int* counters, float* out, float* entropy,
+                                             const unsigned long long* bad, ky_i64 vocab,
+                                             ky_i64 splits, ky_i64 target_size,
+                                             ky_i64 ignore_index, float k) {
+    typedef typename Elem<T>::storage S;
+    __shared__ float sm_m[32], sm_s[32], sm_w[32];
+    __shared__ int sm_last;
+    const int tid = threadIdx.x;
+    const ky_i64 r = (ky_i64)blockIdx.x / splits;
+    if (lead) {
+        float* p = part + blockIdx.x * 3ll;
+        p[0] = st.m;
+        p[1] = st.s;
+        p[2] = st.w;
+        __threadfence();  // the state before the count: the CTA that counts last sees it
+        sm_last = atomicAdd(counters + r, 1u) == (unsigned int)(splits - 1);
+    }
+    __syncthreads();
+    if (!sm_last) return;
+    __threadfence();  // the other CTAs' states after their counts
+    const S* row = static_cast<const S*>(logits_) + r * vocab;
+    const volatile float* rp = part + r * splits * 3;
+    ky_i64 target = 0;
+    float xt = 0.0f;
+    if (tid == 0) {
+        target = ky_tl_target(targets, target_size, r);
+        if (target != ignore_index && target >= 0 && target < vocab) {
+            xt = Elem<T>::load(row, target);
+        }
+    }
+    // 32 states at a time through shared memory, merged by thread 0 in split order.
+    ky_tl_state acc = ky_tl_empty();
+    for (ky_i64 base = 0; base < splits; base += 32) {
+        if (tid < 32 && base + tid < splits) {
+            sm_m[tid] = rp[(base + tid) * 3];
+            sm_s[tid] = rp[(base + tid) * 3 + 1];
+            sm_w[tid] = rp[(base + tid) * 3 + 2];
+        }
+        __syncthreads();
+        if (tid == 0) {
+            const int n = splits - base < 32 ? (int)(splits - base) : 32;
+            for (int i = 0; i < n; ++i) {
+                ky_tl_state u;
+                u.m = sm_m[i];
+                u.s = sm_s[i];
+                u.w = sm_w[i];
+                acc = base + i == 0 ? u : ky_tl_merge(acc, u);
+            }
+        }
+        __syncthreads();
+    }
+    if (tid != 0) return;
+    counters[r] = 0u;  // every CTA of the row has counted: the next launch finds 0
+    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
+    ky_tl_finish(acc, target, xt, out, entropy, r, vocab, ignore_index, k);
+}
+
 // Split rows: CTA x = r * splits + s folds chunks [s * split_chunks, (s + 1) * split_chunks)
-// of row r (the last split to the row's end) and writes its merged state (m, s, w) to
-// part[(r * splits + s) * 3 + {0, 1, 2}].
+// of row r (the last split to the row's end); then `ky_tl_split_tail`: the row's last CTA
+// merges the row's states and writes its outputs.
 template <typename T, bool VEC>
-__device__ __forceinline__ void token_logprobs_split_impl(const void* logits_, float* part,
-                                                          ky_i64 vocab, ky_i64 splits,
-                                                          ky_i64 split_chunks, float k) {
+__device__ __forceinline__ void token_logprobs_split_impl(
+    const void* logits_, const void* targets, float* part, unsigned int* counters, float* out,
+    float* entropy, const unsigned long long* bad, ky_i64 vocab, ky_i64 splits,
+    ky_i64 split_chunks, ky_i64 target_size, ky_i64 ignore_index, float k) {
     typedef typename Elem<T>::storage S;
     const int n = Vec16<T>::n;
     const ky_i64 r = (ky_i64)blockIdx.x / splits, sp = (ky_i64)blockIdx.x - r * splits;
@@ -298,42 +373,9 @@ __device__ __forceinline__ void token_logprobs_split_impl(const void* logits_, f
     const ky_i64 begin = sp * split_chunks;
     const ky_i64 end = begin + split_chunks < nchunks ? begin + split_chunks : nchunks;
     ky_tl_state st = ky_tl_fold_range<T, VEC, KY_TL_SPLIT_BATCH>(row, begin, end, vocab, k);
-    if (!ky_tl_block_merge(st)) return;
-    float* p = part + blockIdx.x * 3ll;
-    p[0] = st.m;
-    p[1] = st.s;
-    p[2] = st.w;
-}
-
-// The split rows' combine: one thread per row merges the row's `splits` states in split order
-// (0, 1, ...) and writes its outputs as the one-CTA kernel does.
-template <typename T>
-__device__ __forceinline__ void token_logprobs_combine_impl(
-    const void* logits_, const void* targets, const float* part, float* out, float* entropy,
-    const unsigned long long* bad, ky_i64 tokens, ky_i64 vocab, ky_i64 splits,
-    ky_i64 target_size, ky_i64 ignore_index, float k) {
-    typedef typename Elem<T>::storage S;
-    const ky_i64 r = (ky_i64)blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= tokens) return;
-    if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
-    const ky_i64 target = ky_tl_target(targets, target_size, r);
-    float xt = 0.0f;
-    if (target != ignore_index && target >= 0 && target < vocab) {
-        xt = Elem<T>::load(static_cast<const S*>(logits_) + r * vocab, target);
-    }
-    const float* p = part + r * splits * 3;
-    ky_tl_state st;
-    st.m = p[0];
-    st.s = p[1];
-    st.w = p[2];
-    for (ky_i64 i = 1; i < splits; ++i) {
-        ky_tl_state u;
-        u.m = p[3 * i];
-        u.s = p[3 * i + 1];
-        u.w = p[3 * i + 2];
-        st = ky_tl_merge(st, u);
-    }
-    ky_tl_finish(st, target, xt, out, entropy, r, vocab, ignore_index, k);
+    const bool lead = ky_tl_block_merge(st);
+    ky_tl_split_tail<T>(st, lead, logits_, targets, part, counters, out, entropy, bad, vocab,
+                        splits, target_size, ignore_index, k);
 }
 
 // Entry points: one CTA per row, grid (tokens, 1, 1). `k` = log2(e) / temperature.
@@ -356,24 +398,18 @@ KY_TL_ENTRY(token_logprobs_f16_v16, ky_f16, true)
 KY_TL_ENTRY(token_logprobs_bf16_v16, ky_bf16, true)
 
 // Split rows (rows longer than one split): grid (rows * splits, 1, 1) of any multiple of 32
-// threads up to 256; `part` holds rows * splits * 3 floats. Then the combine, one thread per
-// row: grid ceil(rows / blockDim.x).
+// threads up to 256; `part` holds rows * splits * 3 floats; `counters` rows u32 that are 0 on
+// entry, used by no other kernel while this one runs, and 0 again on exit.
 #define KY_TL_SPLIT(NAME, T, VEC)                                                              \
     extern "C" __global__ void __launch_bounds__(256, KY_TL_SPLIT_BLOCKS) NAME(                 \
-        const void* logits, void* part, long long vocab, long long splits,                    \
-        long long split_chunks, float k) {                                                    \
-        token_logprobs_split_impl<T, VEC>(logits, static_cast<float*>(part), vocab, splits,    \
-                                          split_chunks, k);                                   \
-    }
-#define KY_TL_COMBINE(NAME, T)                                                                 \
-    extern "C" __global__ void NAME(const void* logits, const void* targets, const void* part, \
-                                    void* out, void* entropy, const void* bad,                \
-                                    long long tokens, long long vocab, long long splits,      \
-                                    long long target_size, long long ignore_index, float k) { \
-        token_logprobs_combine_impl<T>(logits, targets, static_cast<const float*>(part),       \
-                                       static_cast<float*>(out), static_cast<float*>(entropy), \
-                                       static_cast<const unsigned long long*>(bad), tokens,    \
-                                       vocab, splits, target_size, ignore_index, k);           \
+        const void* logits, const void* targets, void* part, void* counters, void* out,       \
+        void* entropy, const void* bad, long long vocab, long long splits,                    \
+        long long split_chunks, long long target_size, long long ignore_index, float k) {     \
+        token_logprobs_split_impl<T, VEC>(                                                     \
+            logits, targets, static_cast<float*>(part), static_cast<unsigned int*>(counters), \
+            static_cast<float*>(out), static_cast<float*>(entropy),                           \
+            static_cast<const unsigned long long*>(bad), vocab, splits, split_chunks,         \
+            target_size, ignore_index, k);                                                    \
     }
 
 KY_TL_SPLIT(token_logprobs_f32_split, float, false)
@@ -382,9 +418,6 @@ KY_TL_SPLIT(token_logprobs_bf16_split, ky_bf16, false)
 KY_TL_SPLIT(token_logprobs_f32_v16_split, float, true)
 KY_TL_SPLIT(token_logprobs_f16_v16_split, ky_f16, true)
 KY_TL_SPLIT(token_logprobs_bf16_v16_split, ky_bf16, true)
-KY_TL_COMBINE(token_logprobs_f32_combine, float)
-KY_TL_COMBINE(token_logprobs_f16_combine, ky_f16)
-KY_TL_COMBINE(token_logprobs_bf16_combine, ky_bf16)
 
 // Checked mode, before the main kernel: the least bad row index into `*bad` (left at ~0 when
 // every target is in range or ignore_index). Grid-stride over the rows.

@@ -153,3 +153,24 @@ impl Scratch {
         bytes: 0,
     };
 }
+
+/// Arrival counters (`u32`, [`Counters::len`] of them) for a kernel whose CTAs count
+/// themselves in, the last to arrive finishing the work (the split path of `token_logprobs`).
+/// The backend's device memory, under three rules every user keeps: no other kernel writes it;
+/// it is all zero when such a kernel starts; and each such kernel leaves every counter it
+/// touched at zero when it ends. So it is zeroed once, when allocated, never per launch.
+#[derive(Clone, Copy, Debug)]
+pub struct Counters {
+    /// The counters (null for a problem that needs none).
+    pub ptr: *mut c_void,
+    /// How many `u32` counters it holds.
+    pub len: usize,
+}
+
+impl Counters {
+    /// No counters: for problems that need none.
+    pub const NONE: Counters = Counters {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+    };
+}

@@ -9,18 +9,25 @@
 //!   both fold the same chunks in the same order. Signature: `(const void* logits, const void*
 //!   targets, void* out, void* entropy, const void* bad, long long vocab, long long
 //!   target_size, long long ignore_index, float k)`, `k = log2(e) / T`.
-//! - **Split rows.** A row of more than [`SPLIT_CHUNKS`] 16-byte chunks (32 KiB: 16384 bf16,
-//!   8192 f32) is folded by [`splits`] CTAs of [`SPLIT_THREADS`] threads (`..._split`, grid
-//!   `rows * splits`), each writing its merged state `(m, s, w)` to scratch memory the backend
-//!   owns ([`Scratch`], [`PART_BYTES`] per split), then `token_logprobs_<dtype>_combine` (one
-//!   thread per row) merges the row's states in split order and writes the outputs. The split
-//!   count depends on the vocabulary size and dtype only: a row's bits do not depend on its
-//!   batch. Why: with one CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132
-//!   SMs busy (0.61 TB/s). Rows run in passes of as many as the scratch holds. With 16-byte
-//!   loads a split thread issues the loads of all its steps (4 of [`UNROLL`] chunks) before it
-//!   folds the first (`KY_TL_SPLIT_BATCH` in the kernel, [`SPLIT_BATCH`] here): the same folds
-//!   in the same order, so the same bits, with one round trip to memory per CTA instead of
-//!   four.
+//! - **Split rows.** A row of more than [`SPLIT_CHUNKS`] 16-byte chunks (32 KiB: 16384 bf16, 8192
+//!   f32) is folded by [`splits`] CTAs of [`SPLIT_THREADS`] threads (`..._split`, grid `rows *
+//!   splits`, one launch), each writing its merged state `(m, s, w)` to scratch memory the backend
+//!   owns ([`Scratch`], [`PART_BYTES`] per split) and counting itself in on the row's arrival
+//!   counter ([`Counters`], one `u32` per row of a pass). The row's last CTA to count in merges the
+//!   row's states in split order (never arrival order), writes the outputs and sets the counter
+//!   back to 0: the counters are zero between launches, and the backend zeroes them once, when it
+//!   allocates them. (Before issue 17's one-launch change a second kernel, `_combine`, did that
+//!   merge with the same arithmetic, so the bits are unchanged; its launch and the gap before it
+//!   cost more than the split kernel's 11 us at 64 x 151936.) The split count depends on the
+//!   vocabulary size and dtype only: a row's bits do not depend on its batch. Why split: with one
+//!   CTA per row, 64 rows of 151936 bf16 logits kept 64 of an H100's 132 SMs busy (0.61 TB/s). Rows
+//!   run in passes of as many as the scratch and the counters hold. With 16-byte loads a split
+//!   thread issues the loads of all its steps (4 of [`UNROLL`] chunks) before it folds the first
+//!   (`KY_TL_SPLIT_BATCH` in the kernel, [`SPLIT_BATCH`] here): the same folds in the same order,
+//!   so the same bits, with one round trip to memory per CTA instead of four. Signature:
+//!   `(const void* logits, const void* targets, void* part, void* counters, void* out, void*
+//!   entropy, const void* bad, long long vocab, long long splits, long long split_chunks, long
+//!   long target_size, long long ignore_index, float k)`.
 //! - **Checked mode.** Before the main kernel, `token_logprobs_check`
 //!   (`SOURCE.symbols[CHECK_SYMBOL]`) records the least bad row in an 8-byte slot initialised
 //!   to all ones, with [`CHECK_THREADS`] threads per block and at most [`CHECK_MAX_BLOCKS`]
@@ -32,18 +39,22 @@
 //! cannot do; [`launch`] queues the pre-pass (when given a slot) and the main kernel through
 //! the backend. The backend owns the checked mode's slot: it allocates the 8 bytes, sets them
 //! to `u64::MAX`, and after the launch waits for the stream, reads the slot and reports
-//! [`Error::TargetOutOfRange`] for the row it names. It also owns the split path's scratch.
+//! [`Error::TargetOutOfRange`] for the row it names. It also owns the split path's scratch and
+//! counters: device memory on the stream's device; the counters used by no other kernel and
+//! zero when a launch starts (the split kernel leaves them at zero).
 
 use std::ffi::c_void;
 
 use kernelyard_core::ops::token_logprobs::{TokenLogprobsArgs, TokenLogprobsProblem};
 use kernelyard_core::{Capabilities, DType, Error, Reason, Stream};
 
+pub use crate::launch::Counters;
 use crate::launch::{check_elements, Dims, Launch};
 use crate::source::KernelSource;
 
 /// The kernel source and its entry points: the main kernel per logits dtype, element-wise
-/// (`token_logprobs_<dtype>`) and 16-byte (`..._v16`) loads, then the checked-mode pre-pass.
+/// (`token_logprobs_<dtype>`) and 16-byte (`..._v16`) loads, the checked-mode pre-pass, then
+/// the split path's kernel in the same six variants.
 pub static SOURCE: KernelSource = KernelSource {
     file: "token_logprobs.cu",
     code: include_str!("../kernels/token_logprobs.cu"),
@@ -61,9 +72,6 @@ pub static SOURCE: KernelSource = KernelSource {
         "token_logprobs_f32_v16_split",
         "token_logprobs_f16_v16_split",
         "token_logprobs_bf16_v16_split",
-        "token_logprobs_f32_combine",
-        "token_logprobs_f16_combine",
-        "token_logprobs_bf16_combine",
     ],
 };
 
@@ -118,16 +126,13 @@ pub const SPLIT_BATCH: usize = match crate::source::define_value(
     _ => panic!("token_logprobs.cu: `#define KY_TL_SPLIT_BATCH <n>` is missing"),
 };
 
-/// Threads per CTA of the split path's combine (one thread per row).
-pub const COMBINE_THREADS: u32 = 256;
-
 /// Bytes of one split's partial state (`m`, `s`, `w` as f32) in the scratch buffer.
 pub const PART_BYTES: usize = 12;
 
 /// How many CTAs fold each row: `ceil(chunks / SPLIT_CHUNKS)`, from the vocabulary size and
 /// dtype alone, so a row's bits do not depend on its batch. One split (rows of at most 32 KiB)
-/// runs the one-CTA-per-row kernel; more run the split kernel, then the combine, which merges
-/// each row's splits in split order.
+/// runs the one-CTA-per-row kernel; more run the split kernel, whose last CTA of each row
+/// merges the row's splits in split order.
 pub fn splits(vocab: usize, dtype: DType) -> usize {
     vocab
         .div_ceil(chunk_elems(dtype).max(1))
@@ -146,8 +151,37 @@ pub fn scratch_bytes(p: &TokenLogprobsProblem) -> usize {
     }
 }
 
+/// Arrival counters the split path needs to run all of `p`'s rows in one pass: one per row (0
+/// when its rows are not split). A launch given fewer runs the rows in passes of as many rows
+/// as there are counters (and as the scratch holds).
+pub fn counters_needed(p: &TokenLogprobsProblem) -> usize {
+    if splits(p.vocab, p.dtype) == 1 {
+        0
+    } else {
+        p.tokens
+    }
+}
+
 /// Device memory a launch of the split path writes its partial states to.
 pub use crate::launch::Scratch;
+
+/// The split path's device memory, the backend's: the partial states' scratch and the rows'
+/// arrival counters (both none when the rows are not split; see [`launch`]'s safety contract).
+#[derive(Clone, Copy, Debug)]
+pub struct SplitMem {
+    /// Partial states, [`PART_BYTES`] per split of a row ([`scratch_bytes`] for one pass).
+    pub scratch: Scratch,
+    /// One arrival counter per row of a pass ([`counters_needed`] for one pass).
+    pub counters: Counters,
+}
+
+impl SplitMem {
+    /// None: for problems whose rows are not split.
+    pub const NONE: SplitMem = SplitMem {
+        scratch: Scratch::NONE,
+        counters: Counters::NONE,
+    };
+}
 
 fn dtype_index(dtype: DType) -> Option<usize> {
     match dtype {
@@ -165,14 +199,11 @@ pub fn symbol(dtype: DType, vec: bool) -> Option<&'static str> {
     Some(SOURCE.symbols[i + if vec { 3 } else { 0 }])
 }
 
-/// The split path's entry points for `dtype`: the split kernel (16-byte loads when `vec`) and
-/// the combine; `None` for a dtype the kernels do not handle.
-pub fn split_symbols(dtype: DType, vec: bool) -> Option<(&'static str, &'static str)> {
+/// The split path's entry point for `dtype` (16-byte loads when `vec`); `None` for a dtype the
+/// kernel does not handle.
+pub fn split_symbol(dtype: DType, vec: bool) -> Option<&'static str> {
     let i = dtype_index(dtype)?;
-    Some((
-        SOURCE.symbols[CHECK_SYMBOL + 1 + i + if vec { 3 } else { 0 }],
-        SOURCE.symbols[CHECK_SYMBOL + 7 + i],
-    ))
+    Some(SOURCE.symbols[CHECK_SYMBOL + 1 + i + if vec { 3 } else { 0 }])
 }
 
 /// Pushes the reasons the kernels cannot run `p`: targets that are not i32 or i64, more
@@ -204,16 +235,21 @@ pub fn check(_caps: &Capabilities, p: &TokenLogprobsProblem, reasons: &mut Vec<R
 /// main kernel. Nothing is waited for: the backend reads the slot after the stream has run
 /// both. Core validated `a` into `p`, and [`check`] accepted it.
 ///
-/// Rows longer than one split ([`splits`] > 1) run the split kernel and the combine instead
-/// of the main kernel, in passes of as many rows as `scratch` holds partial states for (all of
-/// them when it has [`scratch_bytes`]).
+/// Rows longer than one split ([`splits`] > 1) run the split kernel instead of the main
+/// kernel, one launch per pass of as many rows as `mem.scratch` holds partial states for and
+/// `mem.counters` has counters (all of them when they have [`scratch_bytes`] and
+/// [`counters_needed`]).
 ///
 /// # Safety
 /// `bad` must be null, or point at 8 bytes of device memory on the stream's device that stay
 /// allocated until the work queued here completes (both kernels write or read it there).
-/// `scratch.ptr` must point at `scratch.bytes` bytes of device memory on the stream's device
-/// that nothing else uses until the work queued here completes (null and 0 when the rows are
-/// not split).
+/// `mem.scratch.ptr` must point at `mem.scratch.bytes` bytes of device memory on the stream's
+/// device that nothing else uses until the work queued here completes (null and 0 when the
+/// rows are not split). `mem.counters.ptr` must point at `mem.counters.len` `u32`s of device
+/// memory on the stream's device (null and 0 when the rows are not split) that stay allocated
+/// until the work queued here completes, that no other work writes (or counts on) meanwhile,
+/// and that are all zero when it starts; the split kernel counts on them and leaves every one
+/// it used at zero, so the same counters serve the next launch without being cleared.
 pub unsafe fn launch(
     gpu: &dyn Launch,
     stream: &Stream,
@@ -221,7 +257,7 @@ pub unsafe fn launch(
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
     bad: *mut c_void,
-    scratch: Scratch,
+    mem: SplitMem,
 ) -> Result<(), Error> {
     let symbol = symbol(p.dtype, p.align >= 16).ok_or_else(|| Error::NoEntryPoint {
         file: SOURCE.file,
@@ -268,7 +304,7 @@ pub unsafe fn launch(
     let splits = splits(p.vocab, p.dtype);
     if splits > 1 {
         // SAFETY: this function's contract, passed on.
-        return unsafe { launch_split(gpu, stream, a, p, bad, scratch, splits) };
+        return unsafe { launch_split(gpu, stream, a, p, bad, mem, splits) };
     }
     let dims = Dims {
         grid: (p.tokens as u32, 1, 1),
@@ -303,7 +339,7 @@ pub unsafe fn launch(
 }
 
 /// The split path of [`launch`]: per pass of `rows` rows, the split kernel (grid `rows *
-/// splits`) then the combine.
+/// splits`), whose last CTA of each row merges the row and writes its outputs.
 ///
 /// # Safety
 /// [`launch`]'s contract.
@@ -313,23 +349,26 @@ unsafe fn launch_split(
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
     bad: *const c_void,
-    scratch: Scratch,
+    mem: SplitMem,
     splits: usize,
 ) -> Result<(), Error> {
-    let (split, combine) =
-        split_symbols(p.dtype, p.align >= 16).ok_or_else(|| Error::NoEntryPoint {
-            file: SOURCE.file,
-            what: format!("{} logits", p.dtype),
-        })?;
+    let split = split_symbol(p.dtype, p.align >= 16).ok_or_else(|| Error::NoEntryPoint {
+        file: SOURCE.file,
+        what: format!("{} logits", p.dtype),
+    })?;
+    let SplitMem { scratch, counters } = mem;
     let per_row = splits * PART_BYTES;
-    // Rows per pass: what the scratch holds, and a grid of at most 2^31 - 1 CTAs.
-    let pass = (scratch.bytes / per_row).min(i32::MAX as usize / splits);
-    if scratch.ptr.is_null() || pass == 0 {
+    // Rows per pass: what the scratch and the counters hold, and a grid of at most 2^31 - 1
+    // CTAs.
+    let pass = (scratch.bytes / per_row)
+        .min(counters.len)
+        .min(i32::MAX as usize / splits);
+    if scratch.ptr.is_null() || counters.ptr.is_null() || pass == 0 {
         return Err(Error::NoEntryPoint {
             file: SOURCE.file,
             what: format!(
                 "split rows ({splits} splits) without scratch memory for one row's {per_row} \
-                 bytes (a bug in the backend)"
+                 bytes or one arrival counter (a bug in the backend)"
             ),
         });
     }
@@ -339,7 +378,7 @@ unsafe fn launch_split(
     let split_chunks = SPLIT_CHUNKS as i64;
     let (ts, ignore_index) = (target_size as i64, a.ignore_index);
     let k = (LOG2_E / f64::from(a.temperature)) as f32;
-    let part = scratch.ptr;
+    let (part, count) = (scratch.ptr, counters.ptr);
     let mut r0 = 0;
     while r0 < p.tokens {
         let rows = pass.min(p.tokens - r0);
@@ -356,49 +395,32 @@ unsafe fn launch_split(
             block: (SPLIT_THREADS, 1, 1),
             shared_bytes: 0,
         };
-        // SAFETY: the parameters match `token_logprobs_<dtype>[_v16]_split(const void*,
-        // void*, long long, long long, long long, float)`; the pass's `rows` rows of logits lie
-        // in the validated view; `part` holds `rows * splits * 3` floats (`pass` is what the
-        // scratch holds, this function's contract); the grid is at most 2^31 - 1 CTAs; the
-        // `_v16` entry point only for a 16-byte aligned problem (each split starts at a whole
-        // 16-byte chunk).
+        // SAFETY: the parameters match `token_logprobs_<dtype>[_v16]_split(const void*, const
+        // void*, void*, void*, void*, void*, const void*, long long, long long, long long, long
+        // long, long long, float)`; the pass's `rows` rows of logits, targets, out and entropy
+        // lie in the validated views; `part` holds `rows * splits * 3` floats and `count`
+        // `rows` counters, zero on entry, written by no other kernel, left at zero by this one
+        // (`pass`, and this function's contract; the previous pass, earlier on the stream,
+        // left them at zero); `bad` is null or 8 bytes (the contract); the grid is at most
+        // 2^31 - 1 CTAs; the `_v16` entry point only for a 16-byte aligned problem (each split
+        // starts at a whole 16-byte chunk).
         unsafe {
             gpu.launch(
                 stream,
                 &SOURCE,
                 split,
                 dims,
-                &mut crate::params![logits, part, vocab, nsplits, split_chunks, k],
-            )?
-        };
-        let tokens = rows as i64;
-        let dims = Dims {
-            grid: (rows.div_ceil(COMBINE_THREADS as usize) as u32, 1, 1),
-            block: (COMBINE_THREADS, 1, 1),
-            shared_bytes: 0,
-        };
-        let part = part as *const c_void;
-        // SAFETY: the parameters match `token_logprobs_<dtype>_combine(const void*, const
-        // void*, const void*, void*, void*, const void*, long long, long long, long long, long
-        // long, long long, float)`; the pass's rows of logits, targets, out and entropy lie in
-        // the validated views; `part` holds the states the split kernel wrote just before on
-        // this stream; `bad` is null or 8 bytes (the contract).
-        unsafe {
-            gpu.launch(
-                stream,
-                &SOURCE,
-                combine,
-                dims,
                 &mut crate::params![
                     logits,
                     targets,
                     part,
+                    count,
                     out,
                     entropy,
                     bad,
-                    tokens,
                     vocab,
                     nsplits,
+                    split_chunks,
                     ts,
                     ignore_index,
                     k
@@ -498,7 +520,7 @@ mod tests {
                 &mut a,
                 &p,
                 std::ptr::null_mut(),
-                Scratch::NONE,
+                SplitMem::NONE,
             )
         }
         .unwrap();
@@ -512,7 +534,18 @@ mod tests {
         let mut slot = [u64::MAX];
         let bad = slot.as_mut_ptr().cast::<c_void>();
         // SAFETY: the recorder launches nothing and reads no slot.
-        unsafe { launch(&gpu, &Stream::host(), &caps, &mut a, &p, bad, Scratch::NONE) }.unwrap();
+        unsafe {
+            launch(
+                &gpu,
+                &Stream::host(),
+                &caps,
+                &mut a,
+                &p,
+                bad,
+                SplitMem::NONE,
+            )
+        }
+        .unwrap();
         let calls = gpu.0.take();
         assert_eq!(calls.len(), 2);
         let check_dims = Dims {
@@ -551,10 +584,13 @@ mod tests {
         assert_eq!(scratch_bytes(&p(64, 151_936)), 64 * 10 * PART_BYTES);
         assert_eq!(scratch_bytes(&p(64, 16_384)), 0);
         assert_eq!(scratch_bytes(&p(usize::MAX, 151_936)), usize::MAX);
+        assert_eq!(counters_needed(&p(64, 151_936)), 64);
+        assert_eq!(counters_needed(&p(64, 16_384)), 0);
     }
 
-    #[test]
-    fn split_rows_run_the_split_kernel_and_the_combine_in_passes() {
+    /// The launches of the split path for 7 rows of 20000 f32 logits (3 splits) with scratch
+    /// for `scratch_rows` rows (plus 5 bytes) and `counter_rows` counters.
+    fn split_launches(scratch_rows: usize, counter_rows: usize) -> Vec<(usize, *const c_void)> {
         let (t, v) = (7, 20_000);
         let logits = vec![0.0f32; t * v];
         let targets = vec![1i64; t];
@@ -569,70 +605,142 @@ mod tests {
         let (p, _) = a.validate().unwrap();
         let splits = splits(v, DType::F32);
         assert_eq!(splits, 3);
-        let (want_split, want_combine) = split_symbols(DType::F32, p.align >= 16).unwrap();
+        let want_split = split_symbol(DType::F32, p.align >= 16).unwrap();
         let gpu = Recorder::default();
-        let caps = Capabilities::host();
-        let mut part = vec![0u8; 3 * splits * PART_BYTES + 5];
-        let scratch = Scratch {
-            ptr: part.as_mut_ptr().cast(),
-            bytes: part.len(),
+        let mut part = vec![0u8; scratch_rows * splits * PART_BYTES + 5];
+        let mut count = vec![0u32; counter_rows];
+        let mem = SplitMem {
+            scratch: Scratch {
+                ptr: part.as_mut_ptr().cast(),
+                bytes: part.len(),
+            },
+            counters: Counters {
+                ptr: count.as_mut_ptr().cast(),
+                len: count.len(),
+            },
         };
         // SAFETY: the recorder launches nothing.
         unsafe {
             launch(
                 &gpu,
                 &Stream::host(),
-                &caps,
+                &Capabilities::host(),
                 &mut a,
                 &p,
                 std::ptr::null_mut(),
-                scratch,
+                mem,
             )
         }
         .unwrap();
-        let calls = gpu.0.take();
-        // 7 rows, 3 per pass: passes of 3, 3 and 1 rows, each the split kernel then the combine.
-        let rows: Vec<usize> = calls
+        gpu.0
+            .take()
             .iter()
-            .filter(|c| c.symbol == want_split)
-            .map(|c| c.dims.grid.0 as usize / splits)
-            .collect();
-        assert_eq!(rows, [3, 3, 1]);
-        for (i, pass) in calls.chunks(2).enumerate() {
-            assert_eq!(pass[0].symbol, want_split);
-            assert_eq!(pass[0].dims.block, (SPLIT_THREADS, 1, 1));
-            assert_eq!(pass[0].params, 6);
-            assert_eq!(
-                pass[0].first,
-                logits[i * 3 * v..].as_ptr().cast(),
-                "pass {i} starts at its first row"
-            );
-            assert_eq!(pass[1].symbol, want_combine);
-            assert_eq!(pass[1].dims.block, (COMBINE_THREADS, 1, 1));
-            assert_eq!(pass[1].params, 12);
+            .map(|c| {
+                // One kernel per pass: the split kernel, whose last CTA per row merges.
+                assert_eq!(c.symbol, want_split);
+                assert_eq!(c.dims.block, (SPLIT_THREADS, 1, 1));
+                assert_eq!(c.dims.grid.0 as usize % splits, 0);
+                assert_eq!(c.params, 13);
+                (c.dims.grid.0 as usize / splits, c.first)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_rows_run_one_kernel_per_pass() {
+        let rows = |s, c| -> Vec<usize> { split_launches(s, c).iter().map(|l| l.0).collect() };
+        // 7 rows, 3 per pass (the scratch or the counters hold 3): passes of 3, 3 and 1 rows.
+        assert_eq!(rows(3, 7), [3, 3, 1]);
+        assert_eq!(rows(7, 3), [3, 3, 1]);
+        assert_eq!(rows(100, 100), [7]);
+        assert_eq!(rows(2, 100), [2, 2, 2, 1]);
+        // Each pass starts at its first row (4 bytes per f32 logit, 20000 per row).
+        let l = split_launches(3, 3);
+        for (i, w) in l.windows(2).enumerate() {
+            let step = (w[1].1 as usize).wrapping_sub(w[0].1 as usize);
+            assert_eq!(step, 3 * 20_000 * 4, "pass {}", i + 1);
         }
-        // Without scratch for one row: an error, nothing launched.
-        let small = Scratch {
+    }
+
+    #[test]
+    fn split_rows_need_scratch_and_counters() {
+        let (t, v) = (2, 20_000);
+        let logits = vec![0.0f32; t * v];
+        let targets = vec![1i64; t];
+        let mut out = vec![0.0f32; t];
+        let mut a = TokenLogprobsArgs::new(
+            TensorView::from_slice(&logits, &[t, v]).unwrap(),
+            TensorView::from_slice(&targets, &[t]).unwrap(),
+            TensorViewMut::from_slice(&mut out, &[t]).unwrap(),
+        );
+        let (p, _) = a.validate().unwrap();
+        let splits = splits(v, DType::F32);
+        let mut part = vec![0u8; 16 * splits * PART_BYTES];
+        let mut count = vec![0u32; 16];
+        let scratch = Scratch {
             ptr: part.as_mut_ptr().cast(),
-            bytes: splits * PART_BYTES - 1,
+            bytes: part.len(),
         };
-        for scratch in [Scratch::NONE, small] {
+        let counters = Counters {
+            ptr: count.as_mut_ptr().cast(),
+            len: count.len(),
+        };
+        let small = Scratch {
+            bytes: splits * PART_BYTES - 1,
+            ..scratch
+        };
+        let gpu = Recorder::default();
+        // Without scratch for one row, or without one counter: an error, nothing launched.
+        for mem in [
+            SplitMem::NONE,
+            SplitMem {
+                scratch,
+                counters: Counters::NONE,
+            },
+            SplitMem {
+                scratch: Scratch::NONE,
+                counters,
+            },
+            SplitMem {
+                scratch: small,
+                counters,
+            },
+            SplitMem {
+                scratch,
+                counters: Counters { len: 0, ..counters },
+            },
+        ] {
             // SAFETY: the recorder launches nothing.
             let err = unsafe {
                 launch(
                     &gpu,
                     &Stream::host(),
-                    &caps,
+                    &Capabilities::host(),
                     &mut a,
                     &p,
                     std::ptr::null_mut(),
-                    scratch,
+                    mem,
                 )
             }
             .unwrap_err();
-            assert!(matches!(err, Error::NoEntryPoint { .. }), "{err}");
+            assert!(matches!(err, Error::NoEntryPoint { .. }), "{mem:?}: {err}");
             assert!(gpu.0.take().is_empty());
         }
+        let mem = SplitMem { scratch, counters };
+        // SAFETY: the recorder launches nothing.
+        unsafe {
+            launch(
+                &gpu,
+                &Stream::host(),
+                &Capabilities::host(),
+                &mut a,
+                &p,
+                std::ptr::null_mut(),
+                mem,
+            )
+        }
+        .unwrap();
+        assert_eq!(gpu.0.take().len(), 1);
     }
 
     #[test]
@@ -669,13 +777,26 @@ mod tests {
         }
         assert_eq!(symbol(DType::I32, false), None);
         assert_eq!(SOURCE.symbols[CHECK_SYMBOL], "token_logprobs_check");
+        for &d in DType::FLOATS {
+            assert_eq!(
+                split_symbol(d, false).unwrap(),
+                format!("token_logprobs_{}_split", d.name())
+            );
+            assert_eq!(
+                split_symbol(d, true).unwrap(),
+                format!("token_logprobs_{}_v16_split", d.name())
+            );
+        }
+        assert_eq!(split_symbol(DType::I64, true), None);
+        // The split path is one kernel: no combine entry point is left.
+        assert!(!SOURCE.code.contains("_combine"));
     }
 
     #[test]
     fn every_symbol_is_an_entry_of_the_source() {
         for s in SOURCE.symbols {
             let n = SOURCE.code.matches(&format!("{s}(")).count()
-                + ["KY_TL_ENTRY", "KY_TL_SPLIT", "KY_TL_COMBINE"]
+                + ["KY_TL_ENTRY", "KY_TL_SPLIT"]
                     .iter()
                     .map(|m| SOURCE.code.matches(&format!("{m}({s},")).count())
                     .sum::<usize>();

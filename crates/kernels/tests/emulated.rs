@@ -4,6 +4,8 @@
 //! bf16 and f16, on the 16-byte (`_v`) and the element (`_s`) paths. Those paths promise the
 //! same bits, and a row's bits must not depend on the batch it rides in: both are checked
 //! bitwise. This proves the emulator on known-good kernels before it is trusted with new ones.
+//! token_logprobs' split rows (one launch per pass, the row's last CTA merging) run on arrival
+//! counters kept across launches, as a CUDA stream's: they must be zero after every launch.
 //!
 //! Needs g++ (the emulator fails, saying so, without it). Build once per source and process
 //! (`Emulator::shared`), cached on disk between runs (see `emu/mod.rs`).
@@ -18,10 +20,11 @@ use half::{bf16, f16};
 use kernelyard_core::ops::rms_norm::RmsNormArgs;
 use kernelyard_core::ops::silu_mul::{SiluMulArgs, SiluMulInput};
 use kernelyard_core::ops::softmax::SoftmaxArgs;
+use kernelyard_core::ops::token_logprobs::TokenLogprobsArgs;
 use kernelyard_core::{Capabilities, Element, Error, Stream, TensorView, TensorViewMut};
 use kernelyard_kernels::launch::{Dims, Launch};
 use kernelyard_kernels::source::KernelSource;
-use kernelyard_kernels::{rms_norm, silu_mul, softmax};
+use kernelyard_kernels::{rms_norm, silu_mul, softmax, token_logprobs};
 
 use emu::Emulator;
 
@@ -489,6 +492,173 @@ fn softmax_f32_matches_rust_on_every_path() {
 #[test]
 fn softmax_bf16_matches_rust_on_every_path() {
     softmax_dtype::<bf16>();
+}
+
+// ---- token_logprobs: split rows ------------------------------------------------------------
+
+/// The poison the outputs hold before a launch (a NaN no kernel writes).
+const POISON: u32 = 0x7fc0_dead;
+
+/// One token_logprobs launch of `rows` x `vocab` logits (`skew` elements off alignment) on the
+/// split path, with scratch for `scratch_rows` rows and the caller's `counters` (kept across
+/// launches, as a stream's), outputs poisoned first. Returns the log-probabilities, the
+/// entropies, the checked mode's slot (`u64::MAX`: no bad row) and the entry points launched.
+#[allow(clippy::too_many_arguments)]
+fn tl_launch<T: Float>(
+    spy: &Spy,
+    x: &[T],
+    targets: &[i64],
+    vocab: usize,
+    skew: usize,
+    scratch_rows: usize,
+    counters: &mut [u32],
+    checked: bool,
+) -> (Vec<f32>, Vec<f32>, u64, Vec<&'static str>) {
+    let rows = targets.len();
+    let xb = Buf::new(x, skew);
+    let mut out = vec![f32::from_bits(POISON); rows];
+    let mut ent = vec![f32::from_bits(POISON); rows];
+    let mut slot = [u64::MAX];
+    let mut a = TokenLogprobsArgs::new(
+        xb.view(&[rows, vocab]),
+        TensorView::from_slice(targets, &[rows]).unwrap(),
+        TensorViewMut::from_slice(&mut out, &[rows]).unwrap(),
+    );
+    a.entropy = Some(TensorViewMut::from_slice(&mut ent, &[rows]).unwrap());
+    a.temperature = 0.8;
+    a.checked = checked;
+    let (p, _) = a.validate().unwrap();
+    let splits = token_logprobs::splits(vocab, T::DTYPE);
+    assert!(splits > 1, "{vocab} {}: not split", T::DTYPE);
+    let mut part = vec![0u8; scratch_rows * splits * token_logprobs::PART_BYTES];
+    let mem = token_logprobs::SplitMem {
+        scratch: token_logprobs::Scratch {
+            ptr: part.as_mut_ptr().cast(),
+            bytes: part.len(),
+        },
+        counters: token_logprobs::Counters {
+            ptr: counters.as_mut_ptr().cast(),
+            len: counters.len(),
+        },
+    };
+    let bad = if checked {
+        slot.as_mut_ptr().cast()
+    } else {
+        std::ptr::null_mut()
+    };
+    // SAFETY: host memory the emulator's kernels may use, alive until the launch returns (the
+    // emulator runs a launch to completion); the counters are the caller's, zero on entry.
+    unsafe {
+        token_logprobs::launch(
+            spy,
+            &Stream::host(),
+            &Capabilities::host(),
+            &mut a,
+            &p,
+            bad,
+            mem,
+        )
+    }
+    .unwrap();
+    (out, ent, slot[0], spy.seen.take())
+}
+
+/// log_softmax(x / temp)[target] and the entropy of softmax(x / temp), in f64.
+fn tl_oracle(x: &[f64], target: i64, temp: f64) -> (f64, f64) {
+    let y: Vec<f64> = x.iter().map(|v| v / temp).collect();
+    let m = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let s: f64 = y.iter().map(|v| (v - m).exp()).sum();
+    let lse = m + s.ln();
+    let h = -y.iter().map(|v| (v - lse).exp() * (v - lse)).sum::<f64>();
+    let lp = if target == -100 {
+        0.0
+    } else {
+        y[target as usize] - lse
+    };
+    (lp, h)
+}
+
+/// Split rows (3 splits) in passes of 2 rows, twice on the same counters with new logits and
+/// targets the second time: both launches match f64, one launch per pass of the split kernel
+/// (no combine), the counters are zero after each, and the bits do not depend on the pass size
+/// or on the load path (16-byte or element).
+fn tl_split_dtype<T: Float>(vocab: usize) {
+    let spy = Spy::new(&token_logprobs::SOURCE);
+    let rows = 5;
+    let mut counters = [0u32; 2];
+    for seed in [1u64, 2] {
+        let x: Vec<T> = Rng::new(seed).values(rows * vocab, -12.0, 12.0);
+        let targets: Vec<i64> = (0..rows as u64)
+            .map(|r| match r {
+                1 => -100,
+                _ => ((r + 1) * 7919 * seed % vocab as u64) as i64,
+            })
+            .collect();
+        let (lp, h, _, launched) = tl_launch(&spy, &x, &targets, vocab, 0, 2, &mut counters, false);
+        assert_eq!(counters, [0, 0], "seed {seed}: the counters are reset");
+        assert_eq!(launched.len(), 3, "{launched:?}");
+        let split = token_logprobs::split_symbol(T::DTYPE, true).unwrap();
+        assert!(launched.iter().all(|&s| s == split), "{launched:?}");
+        let (mut want_lp, mut want_h) = (Vec::new(), Vec::new());
+        for r in 0..rows {
+            let (l, e) = tl_oracle(&f64s(&x[r * vocab..(r + 1) * vocab]), targets[r], 0.8);
+            want_lp.push(l);
+            want_h.push(e);
+        }
+        let what = format!("{split} seed {seed}");
+        assert_close(&format!("{what} logprobs"), &lp, &want_lp, 1e-5, 1e-4);
+        assert_close(&format!("{what} entropy"), &h, &want_h, 1e-5, 1e-4);
+        // All rows in one pass, and the element path: the same bits.
+        let mut more = [0u32; 8];
+        let (lp1, h1, _, one) = tl_launch(&spy, &x, &targets, vocab, 0, 8, &mut more, false);
+        assert_eq!(one.len(), 1, "{one:?}");
+        let (lps, hs, _, scalar) = tl_launch(&spy, &x, &targets, vocab, 1, 2, &mut counters, false);
+        assert_eq!(
+            scalar[0],
+            token_logprobs::split_symbol(T::DTYPE, false).unwrap()
+        );
+        assert_eq!((more, counters), ([0; 8], [0; 2]));
+        for (w, o) in [("one pass", (&lp1, &h1)), ("element path", (&lps, &hs))] {
+            assert_same_bits(&format!("{what} {w} logprobs"), o.0, &lp);
+            assert_same_bits(&format!("{what} {w} entropy"), o.1, &h);
+        }
+    }
+}
+
+#[test]
+fn token_logprobs_split_rows_f32_run_twice_on_the_same_counters() {
+    tl_split_dtype::<f32>(20_000);
+}
+
+#[test]
+fn token_logprobs_split_rows_bf16_run_twice_on_the_same_counters() {
+    tl_split_dtype::<bf16>(40_000);
+}
+
+/// Checked mode on split rows: a bad row means no output is written (the poison stays), the
+/// slot names the first bad row, and the counters are reset all the same, so the next launch
+/// on them is right.
+#[test]
+fn token_logprobs_checked_split_rows_write_nothing_and_reset_the_counters() {
+    let spy = Spy::new(&token_logprobs::SOURCE);
+    let (rows, vocab) = (5, 20_000);
+    let x: Vec<f32> = Rng::new(3).values(rows * vocab, -12.0, 12.0);
+    let mut counters = [0u32; 2];
+    let bad = [3, 5, 20_000, 7, -2];
+    let (lp, h, slot, _) = tl_launch(&spy, &x, &bad, vocab, 0, 2, &mut counters, true);
+    assert_eq!(slot, 2);
+    assert!(
+        lp.iter().chain(&h).all(|v| v.to_bits() == POISON),
+        "{lp:?} {h:?}"
+    );
+    assert_eq!(counters, [0, 0]);
+    let good = [3, 5, 19_999, 7, 0];
+    let (lp, _, slot, _) = tl_launch(&spy, &x, &good, vocab, 0, 2, &mut counters, true);
+    assert_eq!((slot, counters), (u64::MAX, [0, 0]));
+    let want: Vec<f64> = (0..rows)
+        .map(|r| tl_oracle(&f64s(&x[r * vocab..(r + 1) * vocab]), good[r], 0.8).0)
+        .collect();
+    assert_close("checked, good targets", &lp, &want, 1e-5, 1e-4);
 }
 
 // ---- speed ----------------------------------------------------------------------------------

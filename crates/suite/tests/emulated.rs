@@ -155,14 +155,17 @@ static RMS_NORM: KernelDef<RmsNorm> = KernelDef::<RmsNorm>::new(
 )
 .with_check(rms_norm::check);
 
-/// token_logprobs as the CUDA backend runs it: the checked mode's slot and the split path's
-/// partial states in host memory (the emulator's device memory), with scratch for 3 rows at a
-/// time so the split path runs in several passes.
+/// token_logprobs as the CUDA backend runs it: the checked mode's slot, the split path's
+/// partial states and its arrival counters in host memory (the emulator's device memory), with
+/// scratch for 3 rows at a time so the split path runs in several passes. The counters are one
+/// set for the whole process, zeroed once, as a CUDA stream's: every launch (and each pass of
+/// one) must find them at zero and leave them so, which this checks after each launch.
 fn token_logprobs_launch(
     ctx: &LaunchCtx<'_>,
     a: &mut TokenLogprobsArgs<'_>,
     p: &TokenLogprobsProblem,
 ) -> Result<(), Error> {
+    static COUNTERS: std::sync::Mutex<[u32; 3]> = std::sync::Mutex::new([0; 3]);
     let gpu = emulator(&tl::SOURCE)?;
     let mut slot = [u64::MAX];
     let bad = if a.checked {
@@ -172,17 +175,31 @@ fn token_logprobs_launch(
     };
     let per_row = tl::splits(p.vocab, p.dtype) * tl::PART_BYTES;
     let mut part = vec![0u8; 3 * per_row];
-    let scratch = if tl::scratch_bytes(p) > 0 {
-        tl::Scratch {
-            ptr: part.as_mut_ptr().cast(),
-            bytes: part.len(),
+    let mut counters = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mem = if tl::scratch_bytes(p) > 0 {
+        tl::SplitMem {
+            scratch: tl::Scratch {
+                ptr: part.as_mut_ptr().cast(),
+                bytes: part.len(),
+            },
+            counters: tl::Counters {
+                ptr: counters.as_mut_ptr().cast(),
+                len: counters.len(),
+            },
         }
     } else {
-        tl::Scratch::NONE
+        tl::SplitMem::NONE
     };
-    // SAFETY: the slot and `part` are host memory the emulator's kernels may use, alive until
-    // the launch returns (the emulator runs a launch to completion).
-    unsafe { tl::launch(gpu, ctx.stream, ctx.caps, a, p, bad, scratch)? };
+    // SAFETY: the slot, `part` and the counters are host memory the emulator's kernels may
+    // use, alive until the launch returns (the emulator runs a launch to completion); the
+    // counters are zero (every launch leaves them so, checked below) and, locked, used by no
+    // other launch.
+    unsafe { tl::launch(gpu, ctx.stream, ctx.caps, a, p, bad, mem)? };
+    assert_eq!(
+        *counters, [0; 3],
+        "a split launch left its arrival counters set"
+    );
+    drop(counters);
     if slot[0] != u64::MAX {
         let row = slot[0] as usize;
         let target = match a.targets.dtype() {

@@ -1,8 +1,10 @@
 //! `cuda.token_logprobs`: `log_softmax(logits / T)[target]` per row, and optionally the row's
 //! entropy, in one read of the logits (`kernels/token_logprobs.cu`).
 //!
-//! - **Design.** One CTA per row (per split of 32 KiB for longer rows, then a combine that
-//!   merges the splits in order: [`kernelyard_kernels::token_logprobs::splits`]); an online log-sum-exp in base 2 (`y = x log2(e) / T`, with
+//! - **Design.** One CTA per row (per split of 32 KiB for longer rows, in the same launch: the
+//!   row's last CTA to finish merges the splits in split order,
+//!   [`kernelyard_kernels::token_logprobs::splits`]); an online log-sum-exp in base 2
+//!   (`y = x log2(e) / T`, with
 //!   `ex2.approx`) that also carries `sum 2^(y - m) (y - m)`, rescaled when the running max
 //!   grows, so the entropy comes out of the same pass: `H = (log2 s - w / s) ln 2`. The row is
 //!   read as 16-byte chunks, [`UNROLL`](kernelyard_kernels::token_logprobs::UNROLL) loads in
@@ -27,11 +29,14 @@
 //!   [`Error::TargetOutOfRange`] for the first bad row. The checked mode therefore cannot be
 //!   captured in a CUDA graph: on a capturing stream it returns `CaptureForbidden` and queues
 //!   nothing. The unchecked mode is asynchronous and capturable.
-//! - **Scratch.** Split rows write their partial states to the stream's workspace
-//!   (`workspace` in `ops/gemm.rs`, shared with cuBLASLt: work on one stream runs in order),
-//!   made by `prepare` (or the first launch outside a capture) and freed by
-//!   [`crate::release_stream`]; 32 MiB hold about 280k rows of a 151936-entry bf16 vocabulary,
-//!   and more rows run in passes.
+//! - **Scratch and counters.** Split rows write their partial states to the stream's workspace
+//!   (`workspace` in `ops/gemm.rs`, shared with cuBLASLt: work on one stream runs in order,
+//!   and nothing needs the states after the launch) and count their CTAs in on the stream's
+//!   arrival counters (`crate::counters`: zeroed once, written by no other kernel, left at
+//!   zero by each launch, so no memset per launch). Both are made by `prepare` (or the first
+//!   launch outside a capture) and freed by [`crate::release_stream`]; 32 MiB hold about 280k
+//!   rows of a 151936-entry bf16 vocabulary, the counters 65536 rows, and more rows run in
+//!   passes.
 //!
 //! Responsibility: core validated the views (shapes, dtypes, devices, no aliasing, a finite
 //! positive temperature); [`kernelyard_kernels::token_logprobs::check`] rejects what the launch
@@ -124,32 +129,42 @@ impl Drop for BadRow {
 }
 
 /// Loads the module and, for split rows, makes the stream's workspace (the partial states'
-/// scratch), so that a launch inside a graph capture makes nothing.
+/// scratch) and arrival counters, so that a launch inside a graph capture makes nothing.
 fn prepare(meta: &KernelMeta, ctx: &LaunchCtx<'_>, p: &TokenLogprobsProblem) -> Result<(), Error> {
     crate::ops::prepare_nvrtc::<TokenLogprobs>(meta, ctx, p)?;
     if token_logprobs::scratch_bytes(p) > 0 {
         bind(ctx.stream.device())?;
+        crate::counters::counters(ctx.stream)?;
         crate::ops::gemm::workspace(ctx.stream)?;
     }
     Ok(())
 }
 
-/// The split path's scratch: the stream's workspace ([`crate::ops::gemm::workspace`], held
-/// while the launches are enqueued) when `p`'s rows are split, else none.
-fn scratch(
+/// The split path's memory when `p`'s rows are split, else none: the stream's workspace
+/// ([`crate::ops::gemm::workspace`], held while the launches are enqueued) for the partial
+/// states, and the stream's arrival counters ([`crate::counters::counters`]).
+fn split_mem(
     stream: &Stream,
     p: &TokenLogprobsProblem,
-) -> Result<(Option<Workspace>, token_logprobs::Scratch), Error> {
+) -> Result<(Option<Workspace>, token_logprobs::SplitMem), Error> {
     if token_logprobs::scratch_bytes(p) == 0 {
-        return Ok((None, token_logprobs::Scratch::NONE));
+        return Ok((None, token_logprobs::SplitMem::NONE));
     }
     bind(stream.device())?;
+    // The counters first: a first use zeroes them and waits, not holding the workspace.
+    let counters = crate::counters::counters(stream)?;
     let ws = crate::ops::gemm::workspace(stream)?;
-    let scratch = token_logprobs::Scratch {
-        ptr: ws.ptr as *mut c_void,
-        bytes: crate::ops::gemm::WORKSPACE_BYTES,
+    let mem = token_logprobs::SplitMem {
+        scratch: token_logprobs::Scratch {
+            ptr: ws.ptr as *mut c_void,
+            bytes: crate::ops::gemm::WORKSPACE_BYTES,
+        },
+        counters: token_logprobs::Counters {
+            ptr: counters as *mut c_void,
+            len: crate::counters::COUNTERS,
+        },
     };
-    Ok((Some(ws), scratch))
+    Ok((Some(ws), mem))
 }
 
 /// Reads target `row` from device memory (the value the error reports).
@@ -200,12 +215,15 @@ fn launch_checked(
         .as_ref()
         .map_or(std::ptr::null_mut(), |b| b.ptr as *mut c_void);
     let targets = a.targets.as_ptr();
-    let (held, scratch) = scratch(stream, p)?;
+    let (held, mem) = split_mem(stream, p)?;
     // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
-    // which `BadRow`'s drop frees only after the stream has drained; `scratch` is none or the
-    // stream's own workspace, which lives until `release_stream` and is used only by work on
-    // this stream, in order (`held` keeps other users' launches out of the sequence).
-    unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad, scratch)? };
+    // which `BadRow`'s drop frees only after the stream has drained; `mem` is none or the
+    // stream's own workspace and arrival counters, which live until `release_stream` and are
+    // used only by work on this stream, in order (`held` keeps other users' launches out of
+    // the sequence); the counters are written by no kernel but the split path's, were zeroed
+    // when allocated, and every split launch leaves them at zero (`crate::counters`), so they
+    // are zero when this launch's kernels start.
+    unsafe { token_logprobs::launch(&CudaLauncher, stream, ctx.caps, a, p, bad, mem)? };
     drop(held);
     if let Some(slot) = bad_row {
         if let Some(row) = slot.read()? {

@@ -1,7 +1,9 @@
 //! `rocm.token_logprobs`: log p(target) (and the entropy) per row of logits, from the CUDA
 //! backend's source and launch sequence (`kernelyard_kernels::token_logprobs`). What is ROCm's
-//! own is the checked mode's slot: eight bytes of device memory where the check kernel records
-//! the first row whose target is out of range.
+//! own is device memory per launch: the checked mode's slot (eight bytes where the check kernel
+//! records the first row whose target is out of range), and for split rows the partial states
+//! and the rows' arrival counters (zeroed at allocation; the split kernel's last CTA of each row
+//! sets its counter back to zero, which matters between passes).
 
 use kernelyard_core::ops::token_logprobs::{TokenLogprobs, TokenLogprobsProblem};
 use kernelyard_core::{Capabilities, KernelDef, Reason};
@@ -60,8 +62,13 @@ mod slot {
     /// it run in passes), as the CUDA backend's stream workspace.
     const MAX_SCRATCH_BYTES: usize = 32 << 20;
 
+    /// The most arrival counters a launch allocates for the split path (rows beyond them run
+    /// in passes), as the CUDA backend's per stream.
+    const MAX_COUNTERS: usize = 1 << 16;
+
     /// Device memory of one launch: the checked mode's slot for the first bad row (8 bytes), or
-    /// the split path's partial states; freed on drop after the stream has finished with it.
+    /// the split path's partial states or arrival counters; freed on drop after the stream has
+    /// finished with it.
     struct DeviceBuf {
         hip: &'static Hip,
         device: DeviceId,
@@ -182,18 +189,32 @@ mod slot {
         let part = (bytes > 0)
             .then(|| DeviceBuf::new(ctx.stream, bytes, None))
             .transpose()?;
-        let scratch =
-            part.as_ref()
-                .map_or(token_logprobs::Scratch::NONE, |b| token_logprobs::Scratch {
-                    ptr: b.ptr,
+        // The rows' arrival counters, zeroed before the kernel on the stream (the split kernel
+        // leaves them at zero, so one memset serves every pass).
+        let ncount = token_logprobs::counters_needed(p).min(MAX_COUNTERS);
+        let count = (ncount > 0)
+            .then(|| DeviceBuf::new(ctx.stream, ncount * 4, Some(0)))
+            .transpose()?;
+        let mem = match (&part, &count) {
+            (Some(part), Some(count)) => token_logprobs::SplitMem {
+                scratch: token_logprobs::Scratch {
+                    ptr: part.ptr,
                     bytes,
-                });
+                },
+                counters: token_logprobs::Counters {
+                    ptr: count.ptr,
+                    len: ncount,
+                },
+            },
+            _ => token_logprobs::SplitMem::NONE,
+        };
         let targets = a.targets.as_ptr();
         let gpu = HipLauncher::new(ctx.caps);
         // SAFETY: `bad` is null or the slot's 8 bytes of device memory on the stream's device,
-        // and `scratch` none or `bytes` bytes of it, which live until `slot` and `part` drop
-        // after the stream has drained; nothing else uses them.
-        unsafe { token_logprobs::launch(&gpu, ctx.stream, ctx.caps, a, p, bad, scratch)? };
+        // and `mem` none or `bytes` bytes of it and `ncount` counters, zeroed on the stream
+        // before the launch, which live until `slot`, `part` and `count` drop after the stream
+        // has drained; nothing else uses them.
+        unsafe { token_logprobs::launch(&gpu, ctx.stream, ctx.caps, a, p, bad, mem)? };
         if let Some(slot) = slot {
             if let Some(row) = slot.read()? {
                 let target = read_target(slot.hip, targets, p.target_dtype, row)?;
