@@ -62,10 +62,6 @@
 // from h (b advances by the step's quotient, computed once).
 #include "common.cuh"
 
-// L2 prefetch of the state rows this many rows ahead, a build-time experiment (issue 15; sm_90,
-// the `_v` path only: one `cp.async.bulk.prefetch.L2` per warp and row set), so their loads
-// find them in L2. It changes no bits. 0: off.
-#define KY_SSU_L2_AHEAD 0
 // Threads per block (the host's `THREADS`).
 #define KY_SSU_THREADS 128
 // Most 16-byte state chunks per lane (the host's `CHUNKS_PER_LANE`).
@@ -194,29 +190,6 @@ __device__ __forceinline__ void ssu_rows(
     unsigned hp = r0 % hp_n;
     for (ky_i64 first = (ky_i64)r0 - gw; first < rows; first += step) {
         const ky_i64 row = first + gw;
-#if KY_SSU_L2_AHEAD > 0 && !KY_HIP && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        // The experiment's L2 prefetch (see KY_SSU_L2_AHEAD): lane 0 of the warp, for the
-        // warp's rows KY_SSU_L2_AHEAD rows ahead that share one batch entry.
-        if (VEC && lane == 0 && first + KY_SSU_L2_AHEAD < rows) {
-            const ky_i64 ra = first + KY_SSU_L2_AHEAD;
-            const ky_i64 ba = ra / hp_n;
-            const unsigned hpa = (unsigned)(ra - ba * hp_n);
-            ky_i64 sa = ba;
-            if (index_bytes == 8) {
-                sa = static_cast<const long long*>(indices)[ba];
-            } else if (index_bytes == 4) {
-                sa = static_cast<const int*>(indices)[ba];
-            }
-            const unsigned n_rows = min(rpw, hp_n - hpa);
-            if (sa >= 0 && sa < cache_slots) {
-                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;"
-                             :
-                             : "l"(state + ((ky_i64)sa * hp_n + hpa) * n_dim),
-                               "r"(n_rows * (unsigned)n_dim * (unsigned)sizeof(SS))
-                             : "memory");
-            }
-        }
-#endif
         int kind = KY_SSU_IDLE;
         float acc = 0.0f, xv = 0.0f, zv = 0.0f, dv = 0.0f;
         if (row < rows) {
