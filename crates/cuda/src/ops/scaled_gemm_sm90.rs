@@ -91,14 +91,16 @@ const BN_NARROW: u32 = 176;
 /// The widest `n` that takes the narrow tile ([`tile_n`]).
 const NARROW_MAX_N: usize = 4096;
 
-/// The tile width of a problem with `n` columns: [`BN_NARROW`] up to [`NARROW_MAX_N`], else
-/// [`BN`]. A function of `n` alone, so no M changes the kernel a row runs (batch invariance;
-/// each element is summed the same way at either width, in k order). Why: at 4096 x 4096 x
-/// 4096, 704 tiles of 128 x 192 make 5.3 waves on 132 SMs (the last a third full) and 768 of
-/// 128 x 176 make 5.8: measured on an H100 (sixteenth session), 176 was 4-6 % faster there and 3-10 % at
-/// M = 128, but 1-3 % slower at 8192^3 and 4096 x 14336 x 4096.
+/// The tile width of a problem with `n` columns: [`BN_NARROW`] up to [`NARROW_MAX_N`] unless
+/// [`BN`] divides `n`, else [`BN`]. A function of `n` alone, so no M changes the kernel a row
+/// runs (batch invariance; each element is summed the same way at either width, in k order).
+/// Why, measured on an H100 at m = k = 4096 (sixteenth and seventeenth sessions): at n = 4096,
+/// 704 tiles of 128 x 192 make 5.3 waves on 132 SMs (the last a third full) and 768 of 128 x 176
+/// make 5.8: 176 was 4-7 % faster there, 6 % at n = 2048 and 3-10 % at M = 128; but at
+/// n = 3072, which 192 divides (16 tiles a row, against 17.5 of 176), 192 was 12 % faster; and
+/// above 4096 columns 192 was as fast or faster (1-4 %, n = 5120 .. 8192; 1 % slower at 14336).
 const fn tile_n(n: usize) -> u32 {
-    if n <= NARROW_MAX_N {
+    if n <= NARROW_MAX_N && !n.is_multiple_of(BN as usize) {
         BN_NARROW
     } else {
         BN
@@ -393,7 +395,10 @@ mod tests {
     #[test]
     fn the_tile_width_depends_on_n_alone() {
         assert_eq!(tile_n(1), BN_NARROW);
+        assert_eq!(tile_n(2048), BN_NARROW);
         assert_eq!(tile_n(4096), BN_NARROW);
+        assert_eq!(tile_n(3072), BN);
+        assert_eq!(tile_n(192), BN);
         assert_eq!(tile_n(4097), BN);
         assert_eq!(tile_n(14336), BN);
         for m in [1, 128, 4096, 8192] {
