@@ -18,9 +18,10 @@
 // find it in L2 when its block starts: more bytes in flight per SM without registers. Each
 // row is prefetched once (no extra DRAM bytes while the distance fits L2) and nothing read
 // changes, so no bit changes. Only whole 16-byte rows of a 16-byte aligned base are
-// prefetched. Measured on an H100 (seventeenth session, a distance in rows): 4 MiB ahead was
-// 3 % faster at 16384 x 4096 bf16 and 1 % at 4096 x 8192; 8 MiB about as fast; 16 MiB and more
-// 15-30 % slower (the prefetched rows leave L2 before their blocks read them). 0: off.
+// prefetched, and only rows of the launch (r < rows). Measured on an H100 (seventeenth
+// session, docs/BENCHMARKS.md): 4 MiB ahead was 0.4-5 % faster than none at every suite shape;
+// 2 and 8 MiB each slower than none at one of them; 16 MiB and more (as a row count) 15-30 %
+// slower: the prefetched rows leave L2 before their blocks read them. 0: off.
 #define KY_ROWS_L2_AHEAD_KB 4096
 
 __device__ __forceinline__ void ky_l2_prefetch_ahead(const void* base, ky_i64 row, ky_i64 rows,
