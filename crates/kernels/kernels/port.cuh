@@ -141,32 +141,13 @@ __device__ __forceinline__ unsigned short ky_f32_to_f16(float f) {
 typedef unsigned int ky_port_u32x4 __attribute__((ext_vector_type(4), may_alias));
 #endif
 
-// Cache hints of the streaming 16-byte accesses, build-time experiments (issue 17, the row
-// kernels at an H200's bandwidth; scripts/attn90_variants.sh with VARIANT_FILE=this file):
-// KY_NC_L2_PREFETCH 128 or 256 adds `.L2::128B` / `.L2::256B` (sm_75+) to `ky_port_load16_nc`;
-// KY_STORE_STREAM 1 makes the 16-byte stores `.cs` (evict first). 0: no hint. CUDA only.
-#define KY_NC_L2_PREFETCH 0
-#define KY_STORE_STREAM 0
-#if KY_NC_L2_PREFETCH == 256
-#define KY_NC_L2_Q ".L2::256B"
-#elif KY_NC_L2_PREFETCH == 128
-#define KY_NC_L2_Q ".L2::128B"
-#else
-#define KY_NC_L2_Q ""
-#endif
-#if KY_STORE_STREAM
-#define KY_ST_Q ".cs"
-#else
-#define KY_ST_Q ""
-#endif
-
 // Streaming load of read-only global data (not kept in L1).
 __device__ __forceinline__ void ky_port_load16_nc(const void* p, unsigned int (&w)[4]) {
 #if KY_HIP
     const ky_port_u32x4 v = __builtin_nontemporal_load(static_cast<const ky_port_u32x4*>(p));
     w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
 #else
-    asm volatile("ld.global.nc.L1::no_allocate" KY_NC_L2_Q ".v4.u32 {%0, %1, %2, %3}, [%4];"
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                  : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3])
                  : "l"(p));
 #endif
@@ -191,7 +172,7 @@ __device__ __forceinline__ void ky_port_store16(void* p, const unsigned int (&w)
 #if KY_HIP
     *static_cast<ky_port_u32x4*>(p) = ky_port_u32x4{w[0], w[1], w[2], w[3]};
 #else
-    asm volatile("st" KY_ST_Q ".v4.u32 [%0], {%1, %2, %3, %4};"
+    asm volatile("st.v4.u32 [%0], {%1, %2, %3, %4};"
                  :
                  : "l"(p), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3])
                  : "memory");
@@ -203,7 +184,7 @@ __device__ __forceinline__ void ky_port_store16_global(void* p, const unsigned i
 #if KY_HIP
     *static_cast<ky_port_u32x4*>(p) = ky_port_u32x4{w[0], w[1], w[2], w[3]};
 #else
-    asm volatile("st.global" KY_ST_Q ".v4.u32 [%0], {%1, %2, %3, %4};"
+    asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};"
                  :
                  : "l"(p), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3])
                  : "memory");
