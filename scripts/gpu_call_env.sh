@@ -10,3 +10,15 @@ note() { echo "## $1" >>"$P"; }
 device_line() {
   nvidia-smi --query-gpu=name,compute_cap,driver_version,clocks.max.sm --format=csv,noheader >>"$P"
 }
+# The call's binaries travel gzipped (the 64 MiB carry): .gpu/NAME.gz -> .gpu/NAME.
+unpack_gpu() {
+  local z
+  for z in .gpu/*.gz; do [ -e "$z" ] || continue; gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+}
+# bench_as LABEL BINARY OUT ERR OP ARGS...: every kernel (--all) of `BINARY bench OP ARGS` on
+# cuda:0, its JSON lines appended to OUT with each impl relabelled LABEL:impl, stderr to ERR.
+bench_as() {
+  local label=$1 k=$2 out=$3 err=$4
+  shift 4
+  timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$out"
+}

@@ -18,13 +18,12 @@ left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECOND
 device_line
 W=/tmp/s17a; mkdir -p "$W"
 R="$FINAL/rows.jsonl"; : >"$R"
-# The binaries travel gzipped (the carry limit): .gpu/NAME.gz -> .gpu/NAME.
-for z in .gpu/*.gz; do gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+unpack_gpu
 # rows LABEL BINARY [short]: the row ops at the suite shapes (short: six of them), every
 # tactic, impl relabelled LABEL:...
 rows() {
   local label=$1 k=$2 short=${3:-} s=$SECONDS
-  r() { timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$R"; }
+  r() { bench_as "$label" "$k" "$R" "$W/bench.err" "$@"; }
   if [ -n "$short" ]; then
     r rms_norm --problem rows=16384,hidden=4096 --dtype bf16
     r softmax --problem rows=16384,cols=4096 --dtype bf16

@@ -15,7 +15,7 @@ BUDGET=${S17B_BUDGET:-380}
 left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
 device_line
 W=/tmp/s17b; mkdir -p "$W"
-for z in .gpu/*.gz; do gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+unpack_gpu
 K=.gpu/kernelyard
 seed=$RANDOM$RANDOM
 s=$SECONDS
@@ -40,7 +40,7 @@ done
 R="$FINAL/rows.jsonl"; : >"$R"
 rows() {
   local label=$1 k=$2 s=$SECONDS
-  r() { timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$R"; }
+  r() { bench_as "$label" "$k" "$R" "$W/bench.err" "$@"; }
   for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
   for sh in rows=16384,cols=4096 rows=4096,cols=8192; do r softmax --problem $sh --dtype bf16; done
   for sh in rows=16384,cols=4096 rows=4096,cols=32768; do r log_softmax --problem $sh --dtype bf16; done

@@ -19,12 +19,12 @@ BUDGET=${S18A_BUDGET:-500}
 left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
 device_line
 W=/tmp/s18a; mkdir -p "$W"
-for z in .gpu/*.gz; do gunzip -kf "$z" && chmod +x "${z%.gz}"; done
+unpack_gpu
 K=.gpu/kernelyard
 R="$FINAL/rows.jsonl"; : >"$R"
 rows() {
   local label=$1 k=$2 s=$SECONDS
-  r() { timeout 60 "$k" bench "$@" --device cuda:0 --all --json 2>>"$W/bench.err" | sed "s/\"impl\":\"/\"impl\":\"$label:/" >>"$R"; }
+  r() { bench_as "$label" "$k" "$R" "$W/bench.err" "$@"; }
   for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
   for op in softmax log_softmax; do
     for sh in rows=16384,cols=4096 rows=4096,cols=8192 rows=4096,cols=32768; do r $op --problem $sh --dtype bf16; done
