@@ -31,6 +31,12 @@ rows() {
   done
   r rope --problem tokens=16384,heads=32,head_dim=128 --dtype bf16
   for sh in rows=16384,d=14336 rows=4096,d=11008; do r silu_mul --problem $sh --dtype bf16; done
+  if [ "$k" = "$K" ]; then
+    for t in 64 4096; do r token_logprobs --problem tokens=$t,vocab=151936,entropy=1 --dtype bf16; done
+    # the per-launch floor of this timing method (event, launch, event): tiny problems
+    r token_logprobs --problem tokens=1,vocab=1024,entropy=1 --dtype bf16
+    r rms_norm --problem rows=1,hidden=128 --dtype bf16
+  fi
   note "rows $label: $((SECONDS - s)) s"
 }
 for spec in r1-kb4096:kernelyard r1-kb0:kernelyard-kb0 r1-kb8192:kernelyard-kb8192 r1-kb16384:kernelyard-kb16384 \
