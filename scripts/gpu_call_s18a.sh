@@ -15,7 +15,7 @@
 # Files under $OUT: progress.txt, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
-BUDGET=${S18A_BUDGET:-500}
+BUDGET=${S18A_BUDGET:-560}
 left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
 device_line
 W=/tmp/s18a; mkdir -p "$W"
@@ -39,6 +39,32 @@ rows() {
   fi
   note "rows $label: $((SECONDS - s)) s"
 }
+# token_logprobs' split kernel with its steps copied by cp.async.bulk (.gpu/kernelyard-bulk, the
+# working tree's KY_TL_SPLIT_BULK 1): correctness, sanitizers, speed against the committed build.
+if [ -e .gpu/kernelyard-bulk ] && left 260 "bulk"; then
+  s=$SECONDS
+  KB=.gpu/kernelyard-bulk
+  seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+  timeout 60 $KB verify --op token_logprobs --device cuda:0 --seed "$seed" >"$W/verify_bulk.log" 2>&1
+  note "bulk verify token_logprobs seed $seed: rc=$? $(grep -E 'passed|failed' "$W/verify_bulk.log" | tail -1)"
+  grep -E '\.\.\. fail' "$W/verify_bulk.log" | head -5 >>"$P"
+  for tool in memcheck racecheck synccheck; do
+    for t in 64 3; do
+      timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+        $KB bench token_logprobs --problem tokens=$t,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 \
+        --kernel cuda.token_logprobs --iters 1 --warmup 1 >>"$W/san_bulk_$tool.log" 2>&1
+      note "bulk $tool tokens=$t: rc=$?"
+    done
+  done
+  for round in 1 2; do
+    for b in bulk:$KB base:$K; do
+      for sh in tokens=64,vocab=151936 tokens=1,vocab=151936 tokens=4096,vocab=151936 tokens=16384,vocab=32000; do
+        bench_as "tl$round-${b%%:*}" "${b#*:}" "$R" "$W/bench.err" token_logprobs --problem $sh,entropy=1 --dtype bf16
+      done
+    done
+  done
+  note "bulk: $((SECONDS - s)) s"
+fi
 for spec in r1-kb4096:kernelyard r1-kb0:kernelyard-kb0 r1-kb8192:kernelyard-kb8192 r1-kb16384:kernelyard-kb16384 \
   r2-kb0:kernelyard-kb0 r2-kb4096:kernelyard; do
   left 300 "rows $spec" || break
@@ -58,10 +84,12 @@ if left 200 "ncu"; then
       .gpu/$b bench rms_norm --problem rows=16384,hidden=4096 --dtype bf16 --device cuda:0 --kernel cuda.rms_norm --iters 1 --warmup 2 \
       >>"$FINAL/ncu.txt" 2>&1
   done
+  for b in $K .gpu/kernelyard-bulk; do
   # shellcheck disable=SC2086
   timeout 60 ncu --clock-control none --kernel-name regex:token_logprobs --launch-skip 2 --launch-count 1 $sec \
-    $K bench token_logprobs --problem tokens=64,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 --iters 1 --warmup 2 \
+    $b bench token_logprobs --problem tokens=64,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 --iters 1 --warmup 2 \
     >>"$FINAL/ncu.txt" 2>&1
+  done
   note "ncu: $((SECONDS - s)) s"
 fi
 B="$FINAL/ratios.jsonl"; : >"$B"
