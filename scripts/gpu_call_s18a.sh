@@ -12,7 +12,7 @@
 #   3. the final-ratio rows of issues 17-19 on this GPU: scaled_gemm (4 shapes) with cuBLASLt and
 #      torch._scaled_mm, attention (the four suite shapes and head dim 256) with SDPA,
 #      token_logprobs with torch.
-# Files under $OUT: progress.txt, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
+# Files under $OUT: progress.txt, rows.jsonl, ssu.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
 BUDGET=${S18A_BUDGET:-560}
@@ -64,6 +64,32 @@ if [ -e .gpu/kernelyard-bulk ] && left 260 "bulk"; then
     done
   done
   note "bulk: $((SECONDS - s)) s"
+fi
+# cuda.selective_state_update.sm90 (bulk copies of the state, in .gpu/kernelyard-bulk): the
+# suite's SSU cases (every kernel), sanitizers on the new kernel, bench --all against torch.
+if [ -e .gpu/kernelyard-bulk ] && left 200 "ssu90"; then
+  s=$SECONDS
+  KB=.gpu/kernelyard-bulk
+  seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+  timeout 90 $KB verify --op selective_state_update --device cuda:0 --seed "$seed" >"$W/verify_ssu.log" 2>&1
+  note "ssu verify seed $seed: rc=$? $(grep -E 'passed|failed' "$W/verify_ssu.log" | tail -1)"
+  grep -E 'sm90.*fail|fail.*sm90|\.\.\. fail' "$W/verify_ssu.log" | head -5 >>"$P"
+  for tool in memcheck racecheck synccheck; do
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+      $KB bench selective_state_update --problem batch=9,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=40,state_dtype=bf16 \
+      --dtype bf16 --device cuda:0 --kernel cuda.selective_state_update.sm90 --iters 1 --warmup 1 >>"$W/san_ssu_$tool.log" 2>&1
+    note "ssu90 $tool: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/san_ssu_$tool.log" | tail -1)"
+  done
+  S="$FINAL/ssu.jsonl"; : >"$S"
+  for state in bf16 f32; do
+    for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
+      batch=64,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=512; do
+      bench_as ssu "$KB" "$S" "$W/bench.err" selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16
+    done
+  done
+  PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op selective_state_update >>"$S" 2>>"$W/bench.err"
+  python3 scripts/ratio_table.py "$S" >"$W/ssu.md" 2>&1
+  note "ssu90: $((SECONDS - s)) s"
 fi
 for spec in r1-kb4096:kernelyard r1-kb0:kernelyard-kb0 r1-kb8192:kernelyard-kb8192 r1-kb16384:kernelyard-kb16384 \
   r2-kb0:kernelyard-kb0 r2-kb4096:kernelyard; do
