@@ -143,3 +143,91 @@ fn state_rows_beyond_32_lanes_are_a_shape_reason() {
         );
     }
 }
+
+const SSU90: &str = "cuda.selective_state_update.sm90";
+
+#[test]
+fn the_sm90_variant_is_too_old_for_sm75_sm80_sm89() {
+    let p = ssu(
+        "batch=64,heads=64,head_dim=64,state_dim=128,groups=8,state_dtype=f32",
+        DType::BF16,
+    );
+    for sm in [Sm::new(7, 5), Sm::new(8, 0), Sm::new(8, 6), Sm::new(8, 9)] {
+        let rt = runtime(sm);
+        // Auto selection runs the portable kernel there.
+        let plan = rt.select(DeviceId::cuda(0), &p, &Policy::auto()).unwrap();
+        assert_eq!(plan.kernel_name(), SSU, "{sm}");
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(SSU90))
+            .unwrap_err();
+        let reasons = rejection(err, SSU90);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| matches!(r, Reason::ArchTooOld { .. })),
+            "{sm}: {reasons:?}"
+        );
+    }
+}
+
+#[test]
+fn sm90_and_newer_can_run_the_sm90_variant_on_the_16_byte_path() {
+    for sm in [Sm::new(9, 0), Sm::new(10, 0), Sm::new(12, 0)] {
+        let rt = runtime(sm);
+        for state in ["f32", "f16", "bf16"] {
+            for (dtype, _) in FLOATS {
+                for ix in ["", ",state_indices=i32,cache_slots=512"] {
+                    let p = ssu(
+                        &format!(
+                            "batch=64,heads=80,head_dim=64,state_dim=128,a_per_head=1,state_dtype={state}{ix}"
+                        ),
+                        dtype,
+                    );
+                    let plan = rt
+                        .select(DeviceId::cuda(0), &p, &Policy::kernel(SSU90))
+                        .unwrap_or_else(|e| panic!("{sm} {state} {dtype}: {e}"));
+                    assert_eq!(plan.kernel_name(), SSU90);
+                    // Not preferred until a GPU run shows it faster (docs/SSU.md): auto
+                    // selection keeps the portable kernel, whatever the batch.
+                    let plan = rt
+                        .select(DeviceId::cuda(0), &p, &Policy::auto().batch_invariant())
+                        .unwrap();
+                    assert_eq!(plan.kernel_name(), SSU, "{sm} {state} {dtype}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_sm90_variant_refuses_what_bulk_copies_cannot_move_with_typed_reasons() {
+    let rt = runtime(Sm::new(9, 0));
+    for (params, want) in [
+        // Misaligned tensors: core's alignment check (the kernel declares 16 bytes).
+        ("state_dim=128,state_dtype=bf16,align=4", "align"),
+        // Rows that are not whole 16-byte chunks.
+        ("state_dim=100,state_dtype=bf16", "16 bytes"),
+        ("state_dim=6,state_dtype=f32", "16 bytes"),
+        // Beyond the lanes' limit (the portable kernel's reason).
+        ("state_dim=1032,state_dtype=bf16", "lanes"),
+    ] {
+        let p = ssu(&format!("batch=2,heads=4,head_dim=16,{params}"), DType::BF16);
+        let err = rt
+            .select(DeviceId::cuda(0), &p, &Policy::kernel(SSU90))
+            .unwrap_err();
+        let reasons = rejection(err, SSU90);
+        let ok = reasons.iter().any(|r| match r {
+            Reason::Alignment { .. } => want == "align",
+            Reason::ShapeUnsupported { what } => what.contains(want),
+            _ => false,
+        });
+        assert!(ok, "{params}: {reasons:?}");
+    }
+    // The portable kernel takes every one of them but the last.
+    let p = ssu(
+        "batch=2,heads=4,head_dim=16,state_dim=100,state_dtype=bf16",
+        DType::BF16,
+    );
+    let plan = rt.select(DeviceId::cuda(0), &p, &Policy::auto()).unwrap();
+    assert_eq!(plan.kernel_name(), SSU);
+}
