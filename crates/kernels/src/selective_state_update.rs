@@ -103,15 +103,12 @@
 //! batch 64: 167.8 MB of state traffic, `L = 4`, 32 rows a block, 10240 blocks. Not measured
 //! yet: no GPU was available.
 //!
-//! # A Hopper variant (not registered)
-//! There is no `cuda.selective_state_update.sm90` (TMA bulk copies of each block's state rows
-//! into shared memory): the issue allows one only if it measures faster than this kernel, and
-//! no GPU was available to measure it when this kernel was written. For a streaming op with no
-//! reuse, what bulk copies would buy is bytes in flight, and this kernel already issues every
-//! state load of a lane (up to 64 bytes) before its first use. Whoever has an H100 or H200:
-//! write it and register it (with a higher priority) only if the `ssu` bench rows show it
-//! faster at the bench shapes with both state dtypes; `docs/SSU.md` gives the rule and the
-//! selection tests it then needs.
+//! # The Hopper variant
+//! `cuda.selective_state_update.sm90` (the CUDA backend's `ssu_sm90.cu`, sm_90 and newer) runs
+//! the same rows, lanes and arithmetic (`kernels/ssu.cuh`, which both sources include) with
+//! the state moved between global and shared memory by bulk asynchronous copies, so that no
+//! register holds state in flight. It is ranked below this kernel until a GPU run shows it
+//! faster at the issue's bench shapes with both state dtypes (`docs/SSU.md`).
 
 use std::ffi::c_void;
 
