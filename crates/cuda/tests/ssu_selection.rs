@@ -211,7 +211,10 @@ fn the_sm90_variant_refuses_what_bulk_copies_cannot_move_with_typed_reasons() {
         // Beyond the lanes' limit (the portable kernel's reason).
         ("state_dim=1032,state_dtype=bf16", "lanes"),
     ] {
-        let p = ssu(&format!("batch=2,heads=4,head_dim=16,{params}"), DType::BF16);
+        let p = ssu(
+            &format!("batch=2,heads=4,head_dim=16,{params}"),
+            DType::BF16,
+        );
         let err = rt
             .select(DeviceId::cuda(0), &p, &Policy::kernel(SSU90))
             .unwrap_err();

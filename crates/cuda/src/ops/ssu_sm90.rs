@@ -254,17 +254,17 @@ mod tests {
     fn the_source_lists_every_entry_point_and_defines_the_host_constants() {
         for s in SOURCE.symbols {
             let (d, sd) = s.strip_prefix("ssu90_").unwrap().split_once('_').unwrap();
-            assert!(
-                CODE.contains(&format!("KY_SSU90_ENTRY({d}, {sd}, ")),
-                "{s}"
-            );
+            assert!(CODE.contains(&format!("KY_SSU90_ENTRY({d}, {sd}, ")), "{s}");
         }
         for (name, value) in [
             ("KY_SSU90_THREADS", THREADS as usize),
             ("KY_SSU90_TILE_BYTES", TILE_BYTES),
             ("KY_SSU90_CHUNKS", ssu::CHUNKS_PER_LANE),
         ] {
-            assert!(CODE.contains(&format!("#define {name} {value}\n")), "{name}");
+            assert!(
+                CODE.contains(&format!("#define {name} {value}\n")),
+                "{name}"
+            );
         }
     }
 
@@ -279,7 +279,10 @@ mod tests {
         assert_eq!((k.rows_per_item, k.items), (64, 64 * 64));
         // P smaller than the buffer's rows: one item per (b, h); a huge batch caps the grid.
         let k = plan(&problem(100_000, 2, 3, 16, DType::F32)).unwrap();
-        assert_eq!((k.rows_per_item, k.items, k.grid), (3, 200_000, MAX_GRID as u32));
+        assert_eq!(
+            (k.rows_per_item, k.items, k.grid),
+            (3, 200_000, MAX_GRID as u32)
+        );
         for n in [16, 64, 128, 256, 512] {
             let k = plan(&problem(3, 5, 64, n, DType::F32)).unwrap();
             assert!(k.rows_per_item * n * 4 <= TILE_BYTES, "{n}");
@@ -292,9 +295,9 @@ mod tests {
         let mut reasons = Vec::new();
         check(&caps, &problem(2, 2, 4, 6, DType::F16), &mut reasons);
         assert!(
-            reasons
-                .iter()
-                .any(|r| matches!(r, Reason::ShapeUnsupported { what } if what.contains("16 bytes"))),
+            reasons.iter().any(
+                |r| matches!(r, Reason::ShapeUnsupported { what } if what.contains("16 bytes"))
+            ),
             "{reasons:?}"
         );
         let mut reasons = Vec::new();
