@@ -41,7 +41,7 @@ rows() {
 }
 # token_logprobs' split kernel with its steps copied by cp.async.bulk (.gpu/kernelyard-bulk, the
 # working tree's KY_TL_SPLIT_BULK 1): correctness, sanitizers, speed against the committed build.
-if [ -e .gpu/kernelyard-bulk ] && left 260 "bulk"; then
+if [ -e .gpu/kernelyard-bulk ] && left 300 "bulk"; then
   s=$SECONDS
   KB=.gpu/kernelyard-bulk
   seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
@@ -93,7 +93,7 @@ if [ -e .gpu/kernelyard-bulk ] && left 200 "ssu90"; then
 fi
 for spec in r1-kb4096:kernelyard r1-kb0:kernelyard-kb0 r1-kb8192:kernelyard-kb8192 r1-kb16384:kernelyard-kb16384 \
   r2-kb0:kernelyard-kb0 r2-kb4096:kernelyard; do
-  left 300 "rows $spec" || break
+  left 120 "rows $spec" || break
   rows "${spec%%:*}" ".gpu/${spec#*:}"
 done
 s=$SECONDS
@@ -101,7 +101,7 @@ for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
   PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
 done
 note "torch rows: $((SECONDS - s)) s"
-if left 200 "ncu"; then
+if left 60 "ncu"; then
   s=$SECONDS
   sec="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
   for b in kernelyard kernelyard-kb0; do
