@@ -55,21 +55,6 @@
 #ifndef KY_TL_ROW_BATCH
 #define KY_TL_ROW_BATCH 1
 #endif
-// sm_90 split kernel: 1 = thread 0 copies the CTA's whole steps (up to 32 KiB, one
-// `cp.async.bulk` per step, each completing on its own mbarrier) into shared memory at the
-// start, and the threads fold each step from there as soon as it has landed (the same chunks,
-// folds and order as the register path: the same bits). 0 = 16-byte register loads only.
-#ifndef KY_TL_SPLIT_BULK
-#define KY_TL_SPLIT_BULK 1
-#endif
-#if KY_TL_SPLIT_BULK && !KY_HIP && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define KY_TL_BULK 1
-#else
-#define KY_TL_BULK 0
-#endif
-// The bulk path's shared memory (bytes) and its most steps (one mbarrier each).
-#define KY_TL_BULK_BYTES 32768
-#define KY_TL_BULK_STEPS 4
 // Resident CTAs per SM the split kernel is compiled for (`__launch_bounds__(256, n)`): 5 keeps
 // it at 48 registers with its loads batched (64 at 4), so 64 rows of 151936 bf16 logits (640
 // CTAs) run in one wave on 132 SMs. Measured on an H100 (sixteenth session): batched at 64
@@ -179,13 +164,14 @@ __device__ __forceinline__ void ky_tl_load_chunk(const typename Elem<T>::storage
 template <typename T, bool VEC, int BATCH>
 __device__ __forceinline__ ky_tl_state ky_tl_fold_range(const typename Elem<T>::storage* row,
                                                         ky_i64 begin, ky_i64 end, ky_i64 vocab,
-                                                        float k, ky_tl_state st) {
+                                                        float k) {
     const int n = Vec16<T>::n;
     const int tid = threadIdx.x;
     const ky_i64 nt = blockDim.x;
     const ky_i64 nfull = vocab / n;
     const ky_i64 fend = end < nfull ? end : nfull;
     const ky_i64 step = nt * KY_TL_UNROLL;
+    ky_tl_state st = ky_tl_empty();
     float x[KY_TL_UNROLL * n];
     ky_i64 base = begin;
     // Batches of whole steps, every load issued before the first fold (the same folds, in the
@@ -231,70 +217,6 @@ __device__ __forceinline__ ky_tl_state ky_tl_fold_range(const typename Elem<T>::
     }
     return st;
 }
-
-#if KY_TL_BULK
-// Folds the whole steps at the start of chunks [begin, fend) (every chunk whole, the row
-// 16-byte aligned: the `_v16` entry points) through shared memory into `st`, at most
-// KY_TL_BULK_STEPS steps and KY_TL_BULK_BYTES; returns the first chunk not folded (`begin`
-// when no whole step fits). Every thread of the block must call it (one __syncthreads). Thread
-// tid folds chunks `base + u * blockDim.x + tid`, step by step, as `ky_tl_fold_range` does.
-template <typename T>
-__device__ __forceinline__ ky_i64 ky_tl_fold_bulk(const typename Elem<T>::storage* row,
-                                                  ky_i64 begin, ky_i64 fend, float k,
-                                                  ky_tl_state& st) {
-    __shared__ __align__(128) ky_vec16 sm_buf[KY_TL_BULK_BYTES / 16];
-    __shared__ __align__(8) unsigned long long sm_bar[KY_TL_BULK_STEPS];
-    const int n = Vec16<T>::n;
-    const int tid = threadIdx.x;
-    const ky_i64 nt = blockDim.x;
-    const ky_i64 step = nt * KY_TL_UNROLL;  // chunks of one step
-    ky_i64 nsteps = (fend - begin) / step;
-    const ky_i64 cap = (KY_TL_BULK_BYTES / 16) / step;
-    nsteps = nsteps < cap ? nsteps : cap;
-    nsteps = nsteps < KY_TL_BULK_STEPS ? nsteps : KY_TL_BULK_STEPS;
-    if (nsteps <= 0) return begin;  // the same for every thread of the block
-    const unsigned bytes = (unsigned)(step * 16);
-    if (tid == 0) {
-        for (int i = 0; i < nsteps; ++i) {
-            const unsigned bar = (unsigned)__cvta_generic_to_shared(sm_bar + i);
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
-        }
-        // The barriers' initialisation before the async proxy's complete_tx on them.
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        for (int i = 0; i < nsteps; ++i) {
-            const unsigned bar = (unsigned)__cvta_generic_to_shared(sm_bar + i);
-            const unsigned dst = (unsigned)__cvta_generic_to_shared(sm_buf + i * step);
-            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar),
-                         "r"(bytes)
-                         : "memory");
-            asm volatile(
-                "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-                "%2, [%3];" ::"r"(dst),
-                "l"(row + (begin + i * step) * n), "r"(bytes), "r"(bar)
-                : "memory");
-        }
-    }
-    __syncthreads();  // the barriers are initialised before anyone waits on them
-    float x[KY_TL_UNROLL * n];
-    for (int i = 0; i < nsteps; ++i) {
-        const unsigned bar = (unsigned)__cvta_generic_to_shared(sm_bar + i);
-        asm volatile(
-            "{\n"
-            ".reg .pred done;\n"
-            "KY_TL_WAIT_%=:\n"
-            "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
-            "@!done bra KY_TL_WAIT_%=;\n"
-            "}\n" ::"r"(bar)
-            : "memory");
-        #pragma unroll
-        for (int u = 0; u < KY_TL_UNROLL; ++u) {
-            Vec16<T>::unpack(sm_buf[i * step + u * nt + tid], x + u * n);
-        }
-        ky_tl_fold<KY_TL_UNROLL * n>(st, x, n, k);
-    }
-    return begin + nsteps * step;
-}
-#endif
 
 // Block merge in a fixed order: a butterfly in each warp, then over the warps in warp 0.
 // Returns true in thread 0, which holds the block's state; one __syncthreads.
@@ -359,8 +281,7 @@ __device__ __forceinline__ void token_logprobs_impl(
         }
     }
     ky_tl_state st =
-        ky_tl_fold_range<T, VEC, KY_TL_ROW_BATCH>(row, 0, (vocab + n - 1) / n, vocab, k,
-                                                  ky_tl_empty());
+        ky_tl_fold_range<T, VEC, KY_TL_ROW_BATCH>(row, 0, (vocab + n - 1) / n, vocab, k);
     if (!ky_tl_block_merge(st)) return;
     if (bad != nullptr && *bad != ~0ull) return;  // checked mode found a bad row: write nothing
     ky_tl_finish(st, target, xt, out, entropy, row_idx, vocab, ignore_index, k);
@@ -451,15 +372,7 @@ __device__ __forceinline__ void token_logprobs_split_impl(
     const ky_i64 nchunks = (vocab + n - 1) / n;
     const ky_i64 begin = sp * split_chunks;
     const ky_i64 end = begin + split_chunks < nchunks ? begin + split_chunks : nchunks;
-    ky_tl_state st = ky_tl_empty();
-    ky_i64 from = begin;
-#if KY_TL_BULK
-    if (VEC) {
-        const ky_i64 nfull = vocab / n;
-        from = ky_tl_fold_bulk<T>(row, begin, end < nfull ? end : nfull, k, st);
-    }
-#endif
-    st = ky_tl_fold_range<T, VEC, KY_TL_SPLIT_BATCH>(row, from, end, vocab, k, st);
+    ky_tl_state st = ky_tl_fold_range<T, VEC, KY_TL_SPLIT_BATCH>(row, begin, end, vocab, k);
     const bool lead = ky_tl_block_merge(st);
     ky_tl_split_tail<T>(st, lead, logits_, targets, part, counters, out, entropy, bad, vocab,
                         splits, target_size, ignore_index, k);

@@ -103,12 +103,12 @@
 //! batch 64: 167.8 MB of state traffic, `L = 4`, 32 rows a block, 10240 blocks. Not measured
 //! yet: no GPU was available.
 //!
-//! # The Hopper variant
-//! `cuda.selective_state_update.sm90` (the CUDA backend's `ssu_sm90.cu`, sm_90 and newer) runs
-//! the same rows, lanes and arithmetic (`kernels/ssu.cuh`, which both sources include) with
-//! the state moved between global and shared memory by bulk asynchronous copies, so that no
-//! register holds state in flight. It is ranked below this kernel until a GPU run shows it
-//! faster at the issue's bench shapes with both state dtypes (`docs/SSU.md`).
+//! # A Hopper variant (not registered)
+//! There is no `cuda.selective_state_update.sm90`: the issue allows one only if it measures
+//! faster than this kernel, and the one written in the eighteenth session (bulk copies of each
+//! block's state rows into shared memory, this kernel's lanes and bits) was correct but 1-7 %
+//! slower on an H100 at the bench shapes (4 % faster only at the served shape with an f32
+//! state). `docs/SSU.md` has the numbers, the ncu and the commit that holds its code.
 
 use std::ffi::c_void;
 

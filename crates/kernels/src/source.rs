@@ -37,7 +37,6 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("rows.cuh", include_str!("../kernels/rows.cuh")),
     ("mma.cuh", include_str!("../kernels/mma.cuh")),
     ("hopper.cuh", include_str!("../kernels/hopper.cuh")),
-    ("ssu.cuh", include_str!("../kernels/ssu.cuh")),
 ];
 
 /// A kernel source and the registered kernels that launch it (whose arch ranges say which

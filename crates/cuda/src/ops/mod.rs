@@ -31,7 +31,6 @@ pub mod scaled_gemm_sm90;
 pub mod selective_state_update;
 pub mod silu_mul;
 pub mod softmax;
-pub mod ssu_sm90;
 pub mod token_logprobs;
 
 /// Every NVRTC kernel source, with the kernels that launch it: the backend's own, and those
@@ -80,10 +79,6 @@ pub(crate) static SOURCES: &[SourceEntry] = &[
     SourceEntry {
         source: &kernelyard_kernels::selective_state_update::SOURCE,
         kernels: &[&selective_state_update::SELECTIVE_STATE_UPDATE],
-    },
-    SourceEntry {
-        source: &ssu_sm90::SOURCE,
-        kernels: &[&ssu_sm90::SELECTIVE_STATE_UPDATE_SM90],
     },
     SourceEntry {
         source: &gemm_bi::SOURCE,

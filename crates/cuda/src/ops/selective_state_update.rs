@@ -32,8 +32,8 @@
 //! tensors and, mostly from cache, Bm, Cm, A, `D` and `dt_bias`. Measured speeds:
 //! docs/BENCHMARKS.md.
 //!
-//! The Hopper variant, `cuda.selective_state_update.sm90` ([`crate::ops::ssu_sm90`]), runs the
-//! same rows and bits with the state moved by bulk asynchronous copies.
+//! A Hopper variant (`cuda.selective_state_update.sm90`) is not registered: see the shared
+//! module's docs for why.
 
 use kernelyard_core::ops::selective_state_update::{
     SelectiveStateUpdate, SelectiveStateUpdateArgs, SelectiveStateUpdateProblem,
