@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP, MAX_RUNS};
+use kernelyard_suite::bench::{DEFAULT_ITERS, DEFAULT_WARMUP, MAX_LAUNCHES, MAX_RUNS};
 use kernelyard_suite::{bench, BenchOptions, BenchScalars, KernelChoice};
 
 use crate::error::{self, Class, CliError};
@@ -37,6 +37,14 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WARMUP,
           help = format!("Untimed warm-up runs per kernel, 0 to {MAX_RUNS}"))]
     warmup: usize,
+    // Launches per timed run (1 to MAX_LAUNCHES); the help states the bound.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = at_least_one,
+          help = format!("Launches per timed run, 1 to {MAX_LAUNCHES}: each run times N \
+                          back-to-back launches (each on the next input set) and reports the \
+                          time per launch. 1 (the default, as torch_ops.py times) includes the \
+                          launch latency in every run; more hide it, as a stream of kernels or \
+                          a CUDA graph does"))]
+    launches: usize,
     // The op's scalars; the help lists every operator's (`OpKind::scalars`).
     #[arg(long, value_name = "K=V,...", help = scalars_help())]
     scalars: Option<String>,
@@ -63,6 +71,7 @@ pub fn run(args: &BenchArgs) -> error::Result<ExitCode> {
         },
         warmup: args.warmup,
         iters: args.iters,
+        launches: args.launches,
         scalars,
         ..BenchOptions::new(args.target.device, problem)
     };

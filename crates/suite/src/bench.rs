@@ -56,6 +56,8 @@ pub use scalars::BenchScalars;
 pub const DEFAULT_WARMUP: usize = 10;
 /// Timed runs, unless told otherwise.
 pub const DEFAULT_ITERS: usize = 100;
+/// Most launches per timed run ([`BenchOptions::launches`]).
+pub const MAX_LAUNCHES: usize = 1000;
 /// The L2 cache the rotation is sized for (50 MiB: H100; H200 has the same).
 pub const L2_BYTES: usize = 50 << 20;
 /// The input sets together exceed this (four L2 caches), so no run finds its data in cache.
@@ -104,6 +106,13 @@ pub struct BenchOptions {
     pub warmup: usize,
     /// Timed runs (at least 1); the median is reported.
     pub iters: usize,
+    /// Launches per timed run, 1 to [`MAX_LAUNCHES`]: a run's time is that of this many
+    /// back-to-back launches (each on the next input set) divided by their number. 1 (the
+    /// default, and `torch_ops.py`'s method) includes the launch latency in every run (an
+    /// event, the launch, an event, on an idle stream: 7-9 us on an H100 for a tiny problem,
+    /// docs/BENCHMARKS.md); more hide it behind the previous launches' work, which is what a
+    /// stream of back-to-back kernels or a CUDA graph sees.
+    pub launches: usize,
     /// The op's scalars.
     pub scalars: BenchScalars,
     /// Seed of the generated inputs.
@@ -123,6 +132,7 @@ impl BenchOptions {
             kernels: KernelChoice::Auto,
             warmup: DEFAULT_WARMUP,
             iters: DEFAULT_ITERS,
+            launches: 1,
             scalars: BenchScalars::default(),
             seed: crate::runner::DEFAULT_SEED,
             copy_bytes: None,
@@ -332,6 +342,12 @@ pub fn bench(
     if opts.iters == 0 {
         return Err(BenchError::Options("`iters` must be at least 1".into()));
     }
+    if opts.launches == 0 || opts.launches > MAX_LAUNCHES {
+        return Err(BenchError::Options(format!(
+            "`launches` must be 1 to {MAX_LAUNCHES}, not {}",
+            opts.launches
+        )));
+    }
     check_runs(opts.warmup, opts.iters)?;
     let chosen = selections(rt, device, &opts.problem, &opts.kernels)?;
     let mut skipped: Vec<Skipped> = Vec::new();
@@ -452,11 +468,18 @@ pub fn bench(
         };
         let kernel = plan.label();
         progress(&format!(
-            "timing {kernel}: {} warm-up runs, then {} timed runs over {} set(s)",
-            opts.warmup, opts.iters, n_sets
+            "timing {kernel}: {} warm-up runs, then {} timed runs{} over {} set(s)",
+            opts.warmup,
+            opts.iters,
+            if opts.launches > 1 {
+                format!(" of {} back-to-back launches", opts.launches)
+            } else {
+                String::new()
+            },
+            n_sets
         ));
         let times = match catch_unwind(AssertUnwindSafe(|| {
-            time_kernel(rt, &plan, &stream, &mut args, opts.warmup, opts.iters)
+            time_kernel(rt, &plan, &stream, &mut args, opts)
         })) {
             Ok(Ok(t)) => t,
             Ok(Err(source)) => return Err(BenchError::Launch { kernel, source }),
@@ -476,6 +499,7 @@ pub fn bench(
             min_ms: times[0],
             max_ms: times[times.len() - 1],
             iters: opts.iters,
+            launches: opts.launches,
             warmup: opts.warmup,
             sets: n_sets,
             work: problem.work(),
@@ -516,24 +540,32 @@ fn rejected_kernel(e: &SelectError) -> Option<&'static str> {
     }
 }
 
-/// Warm-up, then each timed run on its own, rotating through the sets; the times sorted.
+/// Warm-up, then each timed run on its own (`opts.launches` back-to-back launches, the time
+/// divided by their number), every launch on the next of the sets; the times sorted.
 fn time_kernel(
     rt: &Runtime,
     plan: &Plan,
     stream: &kernelyard::Stream,
     args: &mut [Args<'_>],
-    warmup: usize,
-    iters: usize,
+    opts: &BenchOptions,
 ) -> Result<Vec<f64>, Error> {
     let k = args.len();
-    for i in 0..warmup {
+    for i in 0..opts.warmup {
         plan.launch(stream, &mut args[i % k])?;
     }
     rt.synchronize(stream)?;
-    let mut times = Vec::with_capacity(iters);
-    for i in 0..iters {
-        let a = &mut args[(warmup + i) % k];
-        times.push(rt.time(stream, &mut || plan.launch(stream, a))?);
+    let mut next = opts.warmup;
+    let n = opts.launches.max(1);
+    let mut times = Vec::with_capacity(opts.iters);
+    for _ in 0..opts.iters {
+        let ms = rt.time(stream, &mut || {
+            for _ in 0..n {
+                plan.launch(stream, &mut args[next % k])?;
+                next += 1;
+            }
+            Ok(())
+        })?;
+        times.push(ms / n as f64);
     }
     times.sort_by(f64::total_cmp);
     Ok(times)
@@ -741,6 +773,32 @@ mod tests {
             "{err}"
         );
         assert_eq!(lines, Vec::<String>::new(), "work was done before refusing");
+    }
+
+    #[test]
+    fn launches_per_run_are_bounded_and_reported() {
+        let rt = runtime();
+        let mut o = opts(OpKind::RmsNorm, "rows=4,hidden=64", DType::F32);
+        (o.warmup, o.iters, o.launches) = (1, 3, 4);
+        let report = bench(&rt, &o, &mut |_| {}).unwrap();
+        let row = &report.rows[0];
+        assert_eq!((row.iters, row.launches), (3, 4));
+        assert!(row.ms > 0.0 && row.min_ms <= row.ms && row.ms <= row.max_ms);
+        let json = report.json_lines();
+        assert!(json[1].contains("\"launches\":4"), "{}", json[1]);
+        assert!(report.to_string().contains("of 4 back-to-back launches"));
+        // One launch a run: no `launches` key (torch's rows have none).
+        o.launches = 1;
+        let report = bench(&rt, &o, &mut |_| {}).unwrap();
+        assert!(!report.json_lines()[1].contains("launches"));
+        for bad in [0, MAX_LAUNCHES + 1] {
+            o.launches = bad;
+            let err = bench(&rt, &o, &mut |_| {}).unwrap_err();
+            assert!(
+                matches!(&err, BenchError::Options(m) if m.contains("launches")),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct BenchRow {
     pub max_ms: f64,
     /// Timed runs.
     pub iters: usize,
+    /// Launches per timed run (the run's time divided by them; 1: one launch a run).
+    pub launches: usize,
     /// Warm-up runs.
     pub warmup: usize,
     /// Input sets rotated through.
@@ -105,7 +107,8 @@ impl BenchReport {
     /// The JSON lines (without newlines), in the shape `torch_ops.py` prints: first
     /// `{"peer": "kernelyard", "version", "device", "copy_tbps"}`, then per row `{"peer",
     /// "op", "shape", "dtype", "impl", "ms", "tflops" | "tbps", "copy_fraction" (memory-bound
-    /// ops), "min_ms", "max_ms", "iters", "device", "layout" (gemm only: [`layout`])}`. `ms`
+    /// ops), "min_ms", "max_ms", "iters", "launches" (only above 1), "device", "layout" (gemm
+    /// only: [`layout`])}`. `ms`
     /// has 5 decimals, `tflops` 1, `tbps` and `copy_fraction` 3, as torch's.
     pub fn json_lines(&self) -> Vec<String> {
         let header = JsonHeader {
@@ -129,6 +132,7 @@ impl BenchReport {
                 min_ms: round(r.min_ms, 5),
                 max_ms: round(r.max_ms, 5),
                 iters: r.iters,
+                launches: (r.launches > 1).then_some(r.launches),
                 device: &self.device_name,
                 layout: self.problem.layout(),
             }));
@@ -165,6 +169,8 @@ struct JsonRow<'a> {
     min_ms: f64,
     max_ms: f64,
     iters: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launches: Option<usize>,
     device: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     layout: Option<&'static str>,
@@ -225,9 +231,17 @@ impl fmt::Display for BenchReport {
         if let Some(r) = self.rows.first() {
             writeln!(
                 f,
-                "timing: {} warm-up runs, then {} timed runs, rotating {} input set(s) of {}",
+                "timing: {} warm-up runs, then {} timed runs{}, rotating {} input set(s) of {}",
                 r.warmup,
                 r.iters,
+                if r.launches > 1 {
+                    format!(
+                        " of {} back-to-back launches each (time per launch)",
+                        r.launches
+                    )
+                } else {
+                    String::new()
+                },
                 r.sets,
                 human_bytes(self.set_bytes)
             )?;
@@ -355,6 +369,7 @@ mod tests {
                 min_ms: 1.0,
                 max_ms: 1.0,
                 iters: 1,
+                launches: 1,
                 warmup: 0,
                 sets: 1,
                 work: problem.work(),
