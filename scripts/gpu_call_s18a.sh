@@ -39,8 +39,10 @@ rows() {
   fi
   note "rows $label: $((SECONDS - s)) s"
 }
-# token_logprobs' split kernel with its steps copied by cp.async.bulk (.gpu/kernelyard-bulk, the
-# working tree's KY_TL_SPLIT_BULK 1): correctness, sanitizers, speed against the committed build.
+# token_logprobs' split kernel with its steps copied by cp.async.bulk: correctness, sanitizers,
+# speed against the committed build. Runs only with .gpu/kernelyard-bulk staged (the session
+# built it from commit 6775f88, which also has the SSU step's kernel; both were slower and
+# removed: docs/BENCHMARKS.md, "Eighteenth session").
 if [ -e .gpu/kernelyard-bulk ] && left 300 "bulk"; then
   s=$SECONDS
   KB=.gpu/kernelyard-bulk
@@ -65,8 +67,8 @@ if [ -e .gpu/kernelyard-bulk ] && left 300 "bulk"; then
   done
   note "bulk: $((SECONDS - s)) s"
 fi
-# cuda.selective_state_update.sm90 (bulk copies of the state, in .gpu/kernelyard-bulk): the
-# suite's SSU cases (every kernel), sanitizers on the new kernel, bench --all against torch.
+# cuda.selective_state_update.sm90 (bulk copies of the state; only in .gpu/kernelyard-bulk, see
+# above): the suite's SSU cases (every kernel), sanitizers on it, bench --all against torch.
 if [ -e .gpu/kernelyard-bulk ] && left 200 "ssu90"; then
   s=$SECONDS
   KB=.gpu/kernelyard-bulk
