@@ -108,8 +108,8 @@ impl BenchReport {
     /// `{"peer": "kernelyard", "version", "device", "copy_tbps"}`, then per row `{"peer",
     /// "op", "shape", "dtype", "impl", "ms", "tflops" | "tbps", "copy_fraction" (memory-bound
     /// ops), "min_ms", "max_ms", "iters", "launches" (only above 1), "device", "layout" (gemm
-    /// only: [`layout`])}`. `ms`
-    /// has 5 decimals, `tflops` 1, `tbps` and `copy_fraction` 3, as torch's.
+    /// only: [`layout`])}`. `ms` has 5 decimals, `tflops` 1, `tbps` and `copy_fraction` 3, as
+    /// torch's.
     pub fn json_lines(&self) -> Vec<String> {
         let header = JsonHeader {
             peer: PEER,
