@@ -12,7 +12,7 @@
 #   3. the final-ratio rows of issues 17-19 on this GPU: scaled_gemm (4 shapes) with cuBLASLt and
 #      torch._scaled_mm, attention (the four suite shapes and head dim 256) with SDPA,
 #      token_logprobs with torch.
-# Files under $OUT: progress.txt, rows.jsonl, ssu.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
+# Files under $OUT: progress.txt, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
 BUDGET=${S18A_BUDGET:-560}
@@ -39,60 +39,10 @@ rows() {
   fi
   note "rows $label: $((SECONDS - s)) s"
 }
-# token_logprobs' split kernel with its steps copied by cp.async.bulk: correctness, sanitizers,
-# speed against the committed build. Runs only with .gpu/kernelyard-bulk staged (the session
-# built it from commit 6775f88, which also has the SSU step's kernel; both were slower and
-# removed: docs/BENCHMARKS.md, "Eighteenth session").
-if [ -e .gpu/kernelyard-bulk ] && left 300 "bulk"; then
-  s=$SECONDS
-  KB=.gpu/kernelyard-bulk
-  seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
-  timeout 60 $KB verify --op token_logprobs --device cuda:0 --seed "$seed" >"$W/verify_bulk.log" 2>&1
-  note "bulk verify token_logprobs seed $seed: rc=$? $(grep -E 'passed|failed' "$W/verify_bulk.log" | tail -1)"
-  grep -E '\.\.\. fail' "$W/verify_bulk.log" | head -5 >>"$P"
-  for tool in memcheck racecheck synccheck; do
-    for t in 64 3; do
-      timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-        $KB bench token_logprobs --problem tokens=$t,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 \
-        --kernel cuda.token_logprobs --iters 1 --warmup 1 >>"$W/san_bulk_$tool.log" 2>&1
-      note "bulk $tool tokens=$t: rc=$?"
-    done
-  done
-  for round in 1 2; do
-    for b in bulk:$KB base:$K; do
-      for sh in tokens=64,vocab=151936 tokens=1,vocab=151936 tokens=4096,vocab=151936 tokens=16384,vocab=32000; do
-        bench_as "tl$round-${b%%:*}" "${b#*:}" "$R" "$W/bench.err" token_logprobs --problem $sh,entropy=1 --dtype bf16
-      done
-    done
-  done
-  note "bulk: $((SECONDS - s)) s"
-fi
-# cuda.selective_state_update.sm90 (bulk copies of the state; only in .gpu/kernelyard-bulk, see
-# above): the suite's SSU cases (every kernel), sanitizers on it, bench --all against torch.
-if [ -e .gpu/kernelyard-bulk ] && left 200 "ssu90"; then
-  s=$SECONDS
-  KB=.gpu/kernelyard-bulk
-  seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
-  timeout 90 $KB verify --op selective_state_update --device cuda:0 --seed "$seed" >"$W/verify_ssu.log" 2>&1
-  note "ssu verify seed $seed: rc=$? $(grep -E 'passed|failed' "$W/verify_ssu.log" | tail -1)"
-  grep -E 'sm90.*fail|fail.*sm90|\.\.\. fail' "$W/verify_ssu.log" | head -5 >>"$P"
-  for tool in memcheck racecheck synccheck; do
-    timeout 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-      $KB bench selective_state_update --problem batch=9,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=40,state_dtype=bf16 \
-      --dtype bf16 --device cuda:0 --kernel cuda.selective_state_update.sm90 --iters 1 --warmup 1 >>"$W/san_ssu_$tool.log" 2>&1
-    note "ssu90 $tool: rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$W/san_ssu_$tool.log" | tail -1)"
-  done
-  S="$FINAL/ssu.jsonl"; : >"$S"
-  for state in bf16 f32; do
-    for sh in batch=64,heads=64,head_dim=64,state_dim=128,groups=8 batch=256,heads=32,head_dim=64,state_dim=128,groups=1 \
-      batch=64,heads=80,head_dim=64,state_dim=128,groups=1,a_per_head=1,state_indices=i32,cache_slots=512; do
-      bench_as ssu "$KB" "$S" "$W/bench.err" selective_state_update --problem "$sh,state_dtype=$state" --dtype bf16
-    done
-  done
-  PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op selective_state_update >>"$S" 2>>"$W/bench.err"
-  python3 scripts/ratio_table.py "$S" >"$W/ssu.md" 2>&1
-  note "ssu90: $((SECONDS - s)) s"
-fi
+# The session's run also had two steps for the removed bulk-copy kernels (token_logprobs'
+# split path and cuda.selective_state_update.sm90: verify, sanitizers, bench against the
+# committed build, from a `.gpu/kernelyard-bulk` built at commit 6775f88); commit 7d4367c has
+# this script with them.
 for spec in r1-kb4096:kernelyard r1-kb0:kernelyard-kb0 r1-kb8192:kernelyard-kb8192 r1-kb16384:kernelyard-kb16384 \
   r2-kb0:kernelyard-kb0 r2-kb4096:kernelyard; do
   left 120 "rows $spec" || break
@@ -112,7 +62,7 @@ if left 60 "ncu"; then
       .gpu/$b bench rms_norm --problem rows=16384,hidden=4096 --dtype bf16 --device cuda:0 --kernel cuda.rms_norm --iters 1 --warmup 2 \
       >>"$FINAL/ncu.txt" 2>&1
   done
-  for b in $K .gpu/kernelyard-bulk; do
+  for b in $K; do
   # shellcheck disable=SC2086
   timeout 60 ncu --clock-control none --kernel-name regex:token_logprobs --launch-skip 2 --launch-count 1 $sec \
     $b bench token_logprobs --problem tokens=64,vocab=151936,entropy=1 --dtype bf16 --device cuda:0 --iters 1 --warmup 2 \

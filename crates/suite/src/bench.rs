@@ -555,7 +555,7 @@ fn time_kernel(
     }
     rt.synchronize(stream)?;
     let mut next = opts.warmup;
-    let n = opts.launches.max(1);
+    let n = opts.launches; // 1 ..= MAX_LAUNCHES: `bench` checked it
     let mut times = Vec::with_capacity(opts.iters);
     for _ in 0..opts.iters {
         let ms = rt.time(stream, &mut || {
