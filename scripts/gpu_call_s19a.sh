@@ -5,7 +5,8 @@
 #   strip .gpu/kernelyard && cp ../shared/peers/torch_ops.py .gpu/ && gzip -6 -f .gpu/kernelyard
 # then `run` with carry [".gpu"]. Steps (S19A_BUDGET seconds, default 480, the call's own clock):
 #   1. one launch against 20 back-to-back launches a run (`bench --launches`) at the issue shapes
-#      (what was gpu_call_s18b.sh): the kernels' own time apart from the per-launch latency;
+#      (what was gpu_call_s18b.sh): the kernels' own time apart from the per-launch latency,
+#      and two tiny problems (the host's cost per launch);
 #   2. the row ops at the suite shapes, every tactic, two rounds, and torch;
 #   3. ncu of rms_norm 4096 x 8192 and 16384 x 4096 (why 8192 columns fall short);
 #   4. the final-ratio rows of issues 17-19: scaled_gemm with cuBLASLt and torch._scaled_mm,
@@ -36,6 +37,10 @@ for L in 1 20; do
   l silu_mul --problem rows=4096,d=11008 --dtype bf16
   l selective_state_update --problem batch=64,heads=64,head_dim=64,state_dim=128,groups=8,state_dtype=bf16 --dtype bf16
   l selective_state_update --problem batch=256,heads=32,head_dim=64,state_dim=128,groups=1,state_dtype=f32 --dtype bf16
+  # tiny problems: with 20 launches a run the time per launch is the host's cost of a launch
+  # (plan.launch, the driver call) where that exceeds the GPU's
+  l token_logprobs --problem tokens=1,vocab=1024,entropy=1 --dtype bf16
+  l rms_norm --problem rows=1,hidden=128 --dtype bf16
   note "launches $L: $((SECONDS - s)) s"
 done
 R="$FINAL/rows.jsonl"; : >"$R"
