@@ -3,18 +3,19 @@
 # no session since the sixteenth got one). The committed build only. Stage:
 #   cargo build --release -p kernelyard-cli && cp target/release/kernelyard .gpu/ &&
 #   strip .gpu/kernelyard && cp ../shared/peers/torch_ops.py .gpu/ && gzip -6 -f .gpu/kernelyard
-# then `run` with carry [".gpu"]. Steps (S19A_BUDGET seconds, default 480, the call's own clock):
+# then `run` with carry [".gpu"]. Steps (S19A_BUDGET seconds, default 540, the call's own clock):
 #   1. one launch against 20 back-to-back launches a run (`bench --launches`) at the issue shapes
 #      (what was gpu_call_s18b.sh): the kernels' own time apart from the per-launch latency,
 #      and two tiny problems (the host's cost per launch);
-#   2. the row ops at the suite shapes, every tactic, two rounds, and torch;
-#   3. ncu of rms_norm 4096 x 8192 and 16384 x 4096 (why 8192 columns fall short);
-#   4. the final-ratio rows of issues 17-19: scaled_gemm with cuBLASLt and torch._scaled_mm,
-#      attention with SDPA.
+#   2. the row ops at the suite shapes, every tactic, and torch;
+#   3. the final-ratio rows of issues 17-19: the bf16 GEMM (NN, NT, TN; small M on the split
+#      kernel) with cuBLASLt and torch, scaled_gemm with cuBLASLt and torch._scaled_mm,
+#      attention with SDPA;
+#   4. the row ops again (round 2); ncu of rms_norm 4096 x 8192 and 16384 x 4096.
 # Files under $OUT: progress.txt, launches.jsonl, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
-BUDGET=${S19A_BUDGET:-480}
+BUDGET=${S19A_BUDGET:-540}
 left() { [ $SECONDS -lt $((BUDGET - ${1:-0})) ] || { note "skipped $2 at $SECONDS s (budget $BUDGET)"; return 1; }; }
 device_line
 W=/tmp/s19a; mkdir -p "$W"
@@ -58,25 +59,35 @@ rows() {
   r rms_norm --problem rows=1,hidden=128 --dtype bf16
   note "rows $label: $((SECONDS - s)) s"
 }
-for round in r1 r2; do left 150 "rows $round" && rows $round; done
+left 150 "rows r1" && rows r1
 s=$SECONDS
 for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
   PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
 done
 note "torch rows: $((SECONDS - s)) s"
-if left 120 "ncu"; then
-  s=$SECONDS
-  sec="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
-  for sh in rows=4096,hidden=8192 rows=16384,hidden=4096; do
-    # shellcheck disable=SC2086
-    timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 2 --launch-count 1 $sec \
-      $K bench rms_norm --problem $sh --dtype bf16 --device cuda:0 --kernel cuda.rms_norm --iters 1 --warmup 2 \
-      >>"$FINAL/ncu.txt" 2>&1
-  done
-  note "ncu: $((SECONDS - s)) s"
-fi
 B="$FINAL/ratios.jsonl"; : >"$B"
-if left 110 "scaled_gemm"; then
+if left 200 "gemm"; then
+  s=$SECONDS
+  for sh in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096; do
+    for lay in "" ,trans_b=1 ,trans_a=1; do
+      for kern in cuda.gemm.cublaslt cuda.gemm.batch_invariant.sm90; do
+        timeout 60 $K bench gemm --problem "$sh$lay" --dtype bf16 --device cuda:0 --kernel $kern --json 2>>"$W/bench.err" >>"$B"
+      done
+    done
+  done
+  for sh in m=128,n=4096,k=4096 m=1,n=4096,k=4096; do
+    for lay in "" ,trans_b=1 ,trans_a=1; do
+      for kern in cuda.gemm.cublaslt cuda.gemm.batch_invariant.sm90.splitk; do
+        timeout 60 $K bench gemm --problem "$sh$lay" --dtype bf16 --device cuda:0 --kernel $kern --json 2>>"$W/bench.err" >>"$B"
+      done
+    done
+  done
+  for op in gemm gemm_layouts; do
+    PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op $op >>"$B" 2>>"$W/bench.err"
+  done
+  note "gemm: $((SECONDS - s)) s"
+fi
+if left 150 "scaled_gemm"; then
   s=$SECONDS
   for sh in m=4096,n=4096,k=4096 m=8192,n=8192,k=8192 m=4096,n=14336,k=4096 m=128,n=4096,k=4096; do
     for kern in cuda.scaled_gemm.cublaslt cuda.scaled_gemm.batch_invariant.sm90; do
@@ -86,7 +97,7 @@ if left 110 "scaled_gemm"; then
   PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op scaled_gemm >>"$B" 2>>"$W/bench.err"
   note "scaled_gemm: $((SECONDS - s)) s"
 fi
-if left 80 "attention"; then
+if left 110 "attention"; then
   s=$SECONDS
   for sh in batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=1 \
     batch=4,seq_q=4096,heads_q=32,heads_kv=32,head_dim=128,causal=0 \
@@ -100,6 +111,18 @@ if left 80 "attention"; then
     PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op $op >>"$B" 2>>"$W/bench.err"
   done
   note "attention: $((SECONDS - s)) s"
+fi
+left 100 "rows r2" && rows r2
+if left 70 "ncu"; then
+  s=$SECONDS
+  sec="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
+  for sh in rows=4096,hidden=8192 rows=16384,hidden=4096; do
+    # shellcheck disable=SC2086
+    timeout 60 ncu --clock-control none --kernel-name regex:rms_norm --launch-skip 2 --launch-count 1 $sec \
+      $K bench rms_norm --problem $sh --dtype bf16 --device cuda:0 --kernel cuda.rms_norm --iters 1 --warmup 2 \
+      >>"$FINAL/ncu.txt" 2>&1
+  done
+  note "ncu: $((SECONDS - s)) s"
 fi
 python3 scripts/ratio_table.py "$L1" >"$W/launches.md" 2>&1
 python3 scripts/ratio_table.py "$R" >"$W/rows.md" 2>&1
