@@ -10,7 +10,7 @@
 #   2. the row ops at the suite shapes, every tactic, and torch;
 #   3. the final-ratio rows of issues 17-19: the bf16 GEMM (NN, NT, TN; small M on the split
 #      kernel) with cuBLASLt and torch, scaled_gemm with cuBLASLt and torch._scaled_mm,
-#      attention with SDPA;
+#      attention (prefill and decode) with SDPA;
 #   4. the row ops again (round 2); ncu of rms_norm 4096 x 8192 and 16384 x 4096.
 # Files under $OUT: progress.txt, launches.jsonl, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
@@ -107,7 +107,11 @@ if left 110 "attention"; then
     batch=2,seq_q=4096,heads_q=16,heads_kv=16,head_dim=256,causal=0; do
     timeout 60 $K bench attention --problem "$sh" --dtype bf16 --device cuda:0 --kernel cuda.attention.sm90 --json 2>>"$W/bench.err" >>"$B"
   done
-  for op in attention attention_hd256; do
+  for sh in batch=64,seq_q=1,seq_kv=4096 batch=8,seq_q=1,seq_kv=32768 batch=1,seq_q=1,seq_kv=131072; do
+    timeout 60 $K bench attention --problem "$sh,heads_q=32,heads_kv=8,head_dim=128,causal=0" --dtype bf16 --device cuda:0 \
+      --kernel cuda.attention.decode.mma --json 2>>"$W/bench.err" >>"$B"
+  done
+  for op in attention attention_hd256 attention_decode; do
     PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op $op >>"$B" 2>>"$W/bench.err"
   done
   note "attention: $((SECONDS - s)) s"
