@@ -7,11 +7,14 @@
 #   1. one launch against 20 back-to-back launches a run (`bench --launches`) at the issue shapes
 #      (what was gpu_call_s18b.sh): the kernels' own time apart from the per-launch latency,
 #      and two tiny problems (the host's cost per launch);
-#   2. the row ops at the suite shapes, every tactic, and torch;
+#   2. the row ops at the suite shapes, every tactic; on an H200 also the prefetch-distance
+#      builds .gpu/kernelyard-kb0 / -kb8192 / -kb12288 (`VARIANT_FILE=crates/kernels/kernels/rows.cuh
+#      bash scripts/attn90_variants.sh kb0:KY_ROWS_L2_AHEAD_KB=0 ...`, gzipped);
 #   3. the final-ratio rows of issues 17-19: the bf16 GEMM (NN, NT, TN; small M on the split
-#      kernel) with cuBLASLt and torch, scaled_gemm with cuBLASLt and torch._scaled_mm,
-#      attention (prefill and decode) with SDPA;
-#   4. the row ops again (round 2); ncu of rms_norm 4096 x 8192 and 16384 x 4096.
+#      kernel) with cuBLASLt, scaled_gemm with cuBLASLt, attention (prefill and decode) with
+#      SDPA (torch's GEMM rows are left out: the targets are against cuBLASLt);
+#   4. the row ops again (round 2), torch's rows while time is left (torch.compile is slow to
+#      start: about 120 s for the six ops); ncu of rms_norm 4096 x 8192 and 16384 x 4096.
 # Files under $OUT: progress.txt, launches.jsonl, rows.jsonl, ncu.txt, ratios.jsonl, logs.tgz.
 set -uo pipefail
 source "$(dirname "$0")/gpu_call_env.sh"
@@ -46,8 +49,8 @@ for L in 1 20; do
 done
 R="$FINAL/rows.jsonl"; : >"$R"
 rows() {
-  local label=$1 s=$SECONDS
-  r() { bench_as "$label" "$K" "$R" "$W/bench.err" "$@"; }
+  local label=$1 k=${2:-$K} s=$SECONDS
+  r() { bench_as "$label" "$k" "$R" "$W/bench.err" "$@"; }
   for sh in rows=16384,hidden=4096 rows=4096,hidden=8192; do r rms_norm --problem $sh --dtype bf16; done
   for op in softmax log_softmax; do
     for sh in rows=16384,cols=4096 rows=4096,cols=8192 rows=4096,cols=32768; do r $op --problem $sh --dtype bf16; done
@@ -60,11 +63,10 @@ rows() {
   note "rows $label: $((SECONDS - s)) s"
 }
 left 150 "rows r1" && rows r1
-s=$SECONDS
-for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
-  PYTHONUNBUFFERED=1 timeout 60 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
-done
-note "torch rows: $((SECONDS - s)) s"
+# On an H200 (more bytes in flight needed than on an H100): the prefetch distance builds.
+if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+  for v in kb0 kb8192 kb12288; do left 300 "rows $v" && rows $v .gpu/kernelyard-$v; done
+fi
 B="$FINAL/ratios.jsonl"; : >"$B"
 if left 200 "gemm"; then
   s=$SECONDS
@@ -82,9 +84,6 @@ if left 200 "gemm"; then
       done
     done
   done
-  for op in gemm gemm_layouts; do
-    PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op $op >>"$B" 2>>"$W/bench.err"
-  done
   note "gemm: $((SECONDS - s)) s"
 fi
 if left 150 "scaled_gemm"; then
@@ -94,7 +93,6 @@ if left 150 "scaled_gemm"; then
       timeout 60 $K bench scaled_gemm --problem "$sh" --dtype f8e4m3 --device cuda:0 --kernel $kern --json 2>>"$W/bench.err" >>"$B"
     done
   done
-  PYTHONUNBUFFERED=1 timeout 90 python3 .gpu/torch_ops.py --op scaled_gemm >>"$B" 2>>"$W/bench.err"
   note "scaled_gemm: $((SECONDS - s)) s"
 fi
 if left 110 "attention"; then
@@ -117,6 +115,11 @@ if left 110 "attention"; then
   note "attention: $((SECONDS - s)) s"
 fi
 left 100 "rows r2" && rows r2
+for op in rms_norm softmax log_softmax rope silu_mul token_logprobs; do
+  left 60 "torch $op" || break
+  PYTHONUNBUFFERED=1 timeout 40 python3 .gpu/torch_ops.py --op $op >>"$R" 2>>"$W/bench.err"
+done
+note "torch rows done at $SECONDS s"
 if left 70 "ncu"; then
   s=$SECONDS
   sec="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats"
