@@ -52,7 +52,12 @@ pub use refusal::{CacheRefusal, Place};
 pub use root::{cache_root, Root};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+// Under `cfg(loom)` the module map's locks are loom's, for its model (`loom_model` below).
+#[cfg(loom)]
+use loom::sync::Mutex;
+#[cfg(not(loom))]
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -155,7 +160,8 @@ impl CacheKey<'_> {
 /// The memory cache of loaded modules of one device, by source file: each is loaded once, on
 /// first use, under a lock of its own. A slow first load (a compile) blocks only the callers
 /// that need that same source, never a launch of a module already loaded; a failed load is
-/// not remembered (the next call tries again).
+/// not remembered (the next call tries again). Model-checked with loom (`loom_model`, run by
+/// `.ci/run` with `RUSTFLAGS="--cfg loom"`).
 pub struct ModuleMap<T> {
     slots: Mutex<HashMap<&'static str, Slot<T>>>,
 }
@@ -180,7 +186,11 @@ impl<T> ModuleMap<T> {
     ) -> Result<Arc<T>, E> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(slots.entry(file).or_default())
+            Arc::clone(
+                slots
+                    .entry(file)
+                    .or_insert_with(|| Arc::new(Mutex::new(None))),
+            )
         };
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = &*slot {
@@ -192,7 +202,76 @@ impl<T> ModuleMap<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! Every interleaving (loom) of concurrent first uses: one load per source however many
+    //! threads race for it, a failed load retried by the next caller, and two sources loading
+    //! at once without a deadlock. Run with `RUSTFLAGS="--cfg loom"`.
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::ModuleMap;
+
+    #[test]
+    fn loom_racing_first_uses_load_once_and_share_the_module() {
+        loom::model(|| {
+            let map = Arc::new(ModuleMap::<u32>::default());
+            let loads = Arc::new(AtomicUsize::new(0));
+            let first = |map: &ModuleMap<u32>, loads: &AtomicUsize| {
+                map.get_or_load("a.cu", || -> Result<u32, ()> {
+                    Ok(loads.fetch_add(1, Ordering::SeqCst) as u32)
+                })
+                .unwrap()
+            };
+            let (m1, l1) = (Arc::clone(&map), Arc::clone(&loads));
+            let t = thread::spawn(move || first(&m1, &l1));
+            let mine = first(&map, &loads);
+            let theirs = t.join().unwrap();
+            assert_eq!(loads.load(Ordering::SeqCst), 1, "loaded once");
+            assert!(std::sync::Arc::ptr_eq(&mine, &theirs), "one module");
+        });
+    }
+
+    #[test]
+    fn loom_a_failed_load_is_retried_and_a_success_kept() {
+        loom::model(|| {
+            let map = Arc::new(ModuleMap::<u32>::default());
+            let m1 = Arc::clone(&map);
+            let t = thread::spawn(move || m1.get_or_load("a.cu", || Err::<u32, &str>("no")).ok());
+            let mine = map.get_or_load("a.cu", || Ok::<u32, &str>(5)).unwrap();
+            let theirs = t.join().unwrap();
+            assert_eq!(*mine, 5);
+            // The failure ran only if it came first (then it was not remembered); after the
+            // success nobody loads again.
+            if let Some(v) = theirs {
+                assert_eq!(*v, 5);
+            }
+            let again = map
+                .get_or_load("a.cu", || Err::<u32, &str>("must not run"))
+                .unwrap();
+            assert_eq!(*again, 5);
+        });
+    }
+
+    #[test]
+    fn loom_two_sources_load_at_once_without_a_deadlock() {
+        loom::model(|| {
+            let map = Arc::new(ModuleMap::<&'static str>::default());
+            let m1 = Arc::clone(&map);
+            let t = thread::spawn(move || {
+                let b = m1.get_or_load("b.cu", || Ok::<_, ()>("b")).unwrap();
+                let a = m1.get_or_load("a.cu", || Ok::<_, ()>("a")).unwrap();
+                (*a, *b)
+            });
+            let a = map.get_or_load("a.cu", || Ok::<_, ()>("a")).unwrap();
+            let b = map.get_or_load("b.cu", || Ok::<_, ()>("b")).unwrap();
+            assert_eq!((*a, *b), t.join().unwrap());
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

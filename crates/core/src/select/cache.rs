@@ -23,9 +23,22 @@
 //! the key to this cache; the cache neither hashes nor clones keys on a hit. A poisoned shard
 //! lock (a panic while it was held, which this code does not do) makes that shard a miss, as
 //! the single-lock cache did.
+//!
+//! Concurrency is model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p
+//! kernelyard-core --release --lib loom`, run by `.ci/run`): under `cfg(loom)` the lock and the
+//! atomic below are loom's, and the `loom_model` tests explore every interleaving of racing
+//! inserts, hits and evictions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+#[cfg(loom)]
+use loom::sync::{
+    atomic::{AtomicBool, Ordering},
+    RwLock,
+};
+#[cfg(not(loom))]
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    RwLock,
+};
 
 use rustc_hash::FxHashMap;
 
@@ -185,11 +198,13 @@ impl<K, V> Shard<K, V> {
         self.rng = x;
         let mut i = (x % n as u64) as usize;
         loop {
-            let referenced = self.slots[i].referenced.get_mut();
-            if !*referenced {
+            // Relaxed loads and stores through `&mut self`: no other thread can see the slot
+            // (the shard's write lock is held), so this is `get_mut` in a form loom models too.
+            let referenced = &self.slots[i].referenced;
+            if !referenced.load(Ordering::Relaxed) {
                 return i;
             }
-            *referenced = false;
+            referenced.store(false, Ordering::Relaxed);
             i = if i + 1 == n { 0 } else { i + 1 };
         }
     }
@@ -219,7 +234,93 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! Every interleaving (loom) of the races the selector's cache sees: two threads inserting
+    //! one key, a hit racing the eviction of its entry, inserts into a full shard from two
+    //! threads. Run with `RUSTFLAGS="--cfg loom"`.
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::ClockCache;
+
+    type Cache = ClockCache<u64, u64>;
+
+    /// Every key's hash falls in shard 0 (of up to 16), so the threads race on one shard.
+    fn hash(k: u64) -> u64 {
+        k << 4
+    }
+
+    fn get(c: &Cache, k: u64) -> Option<u64> {
+        c.get(hash(k), |&key| key == k)
+    }
+
+    fn insert(c: &Cache, k: u64, v: u64) -> u64 {
+        c.insert(hash(k), k, v, |&key| key == k)
+    }
+
+    #[test]
+    fn loom_racing_inserts_of_one_key_agree_on_one_value() {
+        loom::model(|| {
+            let c = Arc::new(Cache::new(2));
+            let c1 = Arc::clone(&c);
+            let t = thread::spawn(move || insert(&c1, 7, 100));
+            let mine = insert(&c, 7, 200);
+            let theirs = t.join().unwrap();
+            assert_eq!(mine, theirs, "one key, one value");
+            assert!(mine == 100 || mine == 200);
+            assert_eq!(get(&c, 7), Some(mine));
+            assert_eq!(c.len(), 1);
+        });
+    }
+
+    #[test]
+    fn loom_a_hit_racing_an_eviction_sees_the_whole_entry_or_none() {
+        loom::model(|| {
+            // One shard of one slot: inserting key 2 evicts key 1 whatever its reference bit.
+            let c = Arc::new(Cache::new(1));
+            insert(&c, 1, 10);
+            let c1 = Arc::clone(&c);
+            let t = thread::spawn(move || get(&c1, 1));
+            assert_eq!(insert(&c, 2, 20), 20);
+            let hit = t.join().unwrap();
+            assert!(hit == Some(10) || hit.is_none(), "a hit saw {hit:?}");
+            assert_eq!(get(&c, 1), None);
+            assert_eq!(get(&c, 2), Some(20));
+            assert_eq!(c.len(), 1);
+        });
+    }
+
+    #[test]
+    fn loom_inserts_into_a_full_shard_keep_the_bound_and_the_chains() {
+        loom::model(|| {
+            // Shard 0 of two slots (16 shards of 2) holding keys 1 and 2; two threads insert 3
+            // and 4, one of them hitting key 1 first (its reference bit set, which a sweep
+            // must clear).
+            let c = Arc::new(Cache::new(32));
+            insert(&c, 1, 10);
+            insert(&c, 2, 20);
+            let c1 = Arc::clone(&c);
+            let t = thread::spawn(move || {
+                let hit = get(&c1, 1);
+                (hit, insert(&c1, 3, 30))
+            });
+            assert_eq!(insert(&c, 4, 40), 40);
+            let (hit, three) = t.join().unwrap();
+            assert!(hit == Some(10) || hit.is_none());
+            assert_eq!(three, 30);
+            assert_eq!(c.len(), 2, "the bound holds");
+            // Whatever survived is found under its own key with its own value.
+            for k in 1..=4 {
+                if let Some(v) = get(&c, k) {
+                    assert_eq!(v, k * 10);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
