@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Nineteenth session, call 1 (meant for an H200: issue 17's row targets are H200 numbers and
-# no session since the sixteenth got one). The committed build only. Stage:
-#   cargo build --release -p kernelyard-cli && cp target/release/kernelyard .gpu/ &&
-#   strip .gpu/kernelyard && cp ../shared/peers/torch_ops.py .gpu/ && gzip -6 -f .gpu/kernelyard
+# no session since the sixteenth got one). Stage (about 2 minutes; the committed build as
+# .gpu/kernelyard, and the prefetch-distance builds step 2 times on an H200):
+#   VARIANT_FILE=crates/kernels/kernels/rows.cuh bash scripts/attn90_variants.sh \
+#     kb0:KY_ROWS_L2_AHEAD_KB=0 kb8192:KY_ROWS_L2_AHEAD_KB=8192 kb12288:KY_ROWS_L2_AHEAD_KB=12288
+#   cp ../shared/peers/torch_ops.py .gpu/ && (cd .gpu && gzip -6 -f kernelyard kernelyard-kb*)
 # then `run` with carry [".gpu"]. Steps (S19A_BUDGET seconds, default 540, the call's own clock):
 #   1. one launch against 20 back-to-back launches a run (`bench --launches`) at the issue shapes
 #      (what was gpu_call_s18b.sh): the kernels' own time apart from the per-launch latency,
 #      and two tiny problems (the host's cost per launch);
 #   2. the row ops at the suite shapes, every tactic; on an H200 also the prefetch-distance
-#      builds .gpu/kernelyard-kb0 / -kb8192 / -kb12288 (`VARIANT_FILE=crates/kernels/kernels/rows.cuh
-#      bash scripts/attn90_variants.sh kb0:KY_ROWS_L2_AHEAD_KB=0 ...`, gzipped);
+#      builds .gpu/kernelyard-kb0 / -kb8192 / -kb12288 (4 MiB is committed);
 #   3. the final-ratio rows of issues 17-19: the bf16 GEMM (NN, NT, TN; small M on the split
 #      kernel) with cuBLASLt, scaled_gemm with cuBLASLt, attention (prefill and decode) with
 #      SDPA (torch's GEMM rows are left out: the targets are against cuBLASLt);
